@@ -1,0 +1,162 @@
+//! The shapes an ingest body can take: a batch object, a bare array, a single event, or NDJSON.
+//! This module only splits a body into raw events; `event` normalises each one.
+
+use serde_json::Value;
+
+/// How the body is encoded, from its `Content-Type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFormat {
+    /// `application/json`, or `text/plain` carrying JSON (what `sendBeacon` sends).
+    Json,
+    /// `application/x-ndjson`: one event per line.
+    Ndjson,
+}
+
+impl BodyFormat {
+    /// `None` for a content type we do not accept.
+    pub fn from_content_type(content_type: Option<&str>) -> Option<BodyFormat> {
+        let essence = content_type.unwrap_or("application/json").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        match essence.as_str() {
+            "application/json" | "text/plain" | "" => Some(BodyFormat::Json),
+            "application/x-ndjson" | "application/ndjson" | "application/jsonl" => Some(BodyFormat::Ndjson),
+            _ => None,
+        }
+    }
+}
+
+/// The raw events of one request and the batch's default `env`.
+#[derive(Debug, PartialEq)]
+pub struct Batch {
+    pub env: Option<String>,
+    pub events: Vec<Value>,
+}
+
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum BodyError {
+    #[error("{0}")]
+    Malformed(String),
+    #[error("the body holds no events")]
+    NoEvents,
+    #[error("the body holds {count} events; at most {max} are accepted per request")]
+    TooManyEvents { count: usize, max: usize },
+}
+
+/// Splits a body into raw events.
+pub fn parse(format: BodyFormat, body: &[u8], max_events: usize) -> Result<Batch, BodyError> {
+    let text = std::str::from_utf8(body)
+        .map_err(|e| BodyError::Malformed(format!("the body is not valid UTF-8 (at byte {})", e.valid_up_to())))?;
+    let batch = match format {
+        BodyFormat::Json => parse_json(text)?,
+        BodyFormat::Ndjson => parse_ndjson(text)?,
+    };
+    if batch.events.is_empty() {
+        return Err(BodyError::NoEvents);
+    }
+    if batch.events.len() > max_events {
+        return Err(BodyError::TooManyEvents { count: batch.events.len(), max: max_events });
+    }
+    Ok(batch)
+}
+
+fn parse_json(text: &str) -> Result<Batch, BodyError> {
+    if text.trim().is_empty() {
+        return Err(BodyError::NoEvents);
+    }
+    let value: Value = serde_json::from_str(text).map_err(|e| BodyError::Malformed(format!("invalid JSON: {e}")))?;
+    match value {
+        Value::Array(events) => Ok(Batch { env: None, events }),
+        Value::Object(mut map) if map.contains_key("events") => {
+            let env = match map.remove("env") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(env)) => Some(env),
+                Some(other) => {
+                    return Err(BodyError::Malformed(format!("env must be a string, not {}", crate::event::json_kind(&other))));
+                }
+            };
+            match map.remove("events") {
+                Some(Value::Array(events)) => Ok(Batch { env, events }),
+                Some(other) => {
+                    Err(BodyError::Malformed(format!("events must be an array, not {}", crate::event::json_kind(&other))))
+                }
+                None => Err(BodyError::NoEvents),
+            }
+        }
+        event @ Value::Object(_) => Ok(Batch { env: None, events: vec![event] }),
+        other => Err(BodyError::Malformed(format!(
+            "expected an event object, an array of events or {{\"events\": [...]}}, not {}",
+            crate::event::json_kind(&other)
+        ))),
+    }
+}
+
+fn parse_ndjson(text: &str) -> Result<Batch, BodyError> {
+    let mut events = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let event = serde_json::from_str(line)
+            .map_err(|e| BodyError::Malformed(format!("invalid JSON on line {}: {e}", index + 1)))?;
+        events.push(event);
+    }
+    Ok(Batch { env: None, events })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn json_body(text: &str) -> Result<Batch, BodyError> {
+        parse(BodyFormat::Json, text.as_bytes(), 1000)
+    }
+
+    #[test]
+    fn a_batch_object_carries_a_default_env() {
+        let batch = json_body(r#"{"env": "staging", "events": [{"message": "a"}, {"message": "b"}]}"#).expect("batch");
+        assert_eq!(batch.env.as_deref(), Some("staging"));
+        assert_eq!(batch.events, vec![json!({"message": "a"}), json!({"message": "b"})]);
+    }
+
+    #[test]
+    fn a_bare_array_and_a_single_event_are_batches_too() {
+        assert_eq!(json_body(r#"[{"message": "a"}]"#).expect("array").events.len(), 1);
+        let single = json_body(r#"{"message": "a", "env": "dev"}"#).expect("single");
+        assert_eq!(single, Batch { env: None, events: vec![json!({"message": "a", "env": "dev"})] });
+    }
+
+    #[test]
+    fn ndjson_is_one_event_per_line_and_names_the_bad_line() {
+        let batch = parse(BodyFormat::Ndjson, b"{\"message\":\"a\"}\n\n{\"message\":\"b\"}\n", 1000).expect("ndjson");
+        assert_eq!(batch.events.len(), 2);
+        let err = parse(BodyFormat::Ndjson, b"{\"message\":\"a\"}\n{oops\n", 1000).unwrap_err();
+        assert!(matches!(&err, BodyError::Malformed(m) if m.starts_with("invalid JSON on line 2")), "{err}");
+    }
+
+    #[test]
+    fn malformed_bodies_say_where_they_broke() {
+        let err = json_body("{\"message\": \"a\",\n \"level\": }").unwrap_err();
+        assert!(matches!(&err, BodyError::Malformed(m) if m.contains("line 2 column")), "{err}");
+        let err = parse(BodyFormat::Json, b"{\"message\": \"\xff\"}", 1000).unwrap_err();
+        assert_eq!(err, BodyError::Malformed("the body is not valid UTF-8 (at byte 13)".into()));
+        assert!(matches!(json_body("42"), Err(BodyError::Malformed(_))));
+        assert!(matches!(json_body(r#"{"events": {}}"#), Err(BodyError::Malformed(_))));
+    }
+
+    #[test]
+    fn empty_bodies_and_too_many_events_are_refused() {
+        assert_eq!(json_body(""), Err(BodyError::NoEvents));
+        assert_eq!(json_body("[]"), Err(BodyError::NoEvents));
+        assert_eq!(json_body(r#"{"events": []}"#), Err(BodyError::NoEvents));
+        let err = parse(BodyFormat::Json, br#"[{"message":"a"},{"message":"b"}]"#, 1).unwrap_err();
+        assert_eq!(err, BodyError::TooManyEvents { count: 2, max: 1 });
+    }
+
+    #[test]
+    fn content_types_map_to_formats() {
+        assert_eq!(BodyFormat::from_content_type(Some("application/json; charset=utf-8")), Some(BodyFormat::Json));
+        assert_eq!(BodyFormat::from_content_type(Some("text/plain;charset=UTF-8")), Some(BodyFormat::Json));
+        assert_eq!(BodyFormat::from_content_type(Some("application/x-ndjson")), Some(BodyFormat::Ndjson));
+        assert_eq!(BodyFormat::from_content_type(Some("application/x-www-form-urlencoded")), None);
+    }
+}

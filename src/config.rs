@@ -1,0 +1,592 @@
+//! Typed configuration: `config.toml`, overlaid by `LOGBOARD__SECTION__KEY` environment variables,
+//! then validated as a whole. This is the only module that reads the environment.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Prefix of the environment variables that override config keys.
+const ENV_PREFIX: &str = "LOGBOARD__";
+/// Environment variable naming the config file when `--config` is not given.
+pub const CONFIG_PATH_ENV: &str = "LOGBOARD_CONFIG";
+/// Environment variable that (re)defines the dashboard user `admin`.
+const ADMIN_PASSWORD_ENV: &str = "LOGBOARD_ADMIN_PASSWORD";
+/// Config file used when neither `--config` nor `$LOGBOARD_CONFIG` is given.
+pub const DEFAULT_CONFIG_PATH: &str = "config.toml";
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub storage: StorageConfig,
+    pub cloudwatch: CloudWatchConfig,
+    pub limits: LimitsConfig,
+    pub auth: AuthConfig,
+    pub projects: Vec<ProjectConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct ServerConfig {
+    /// Address the HTTP server binds, e.g. `127.0.0.1:8080`.
+    pub listen: String,
+    /// Proxies (IPs or CIDRs) whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self { listen: "127.0.0.1:8080".into(), trusted_proxies: Vec::new() }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// The embedded store on local disk.
+    #[default]
+    Local,
+    /// AWS CloudWatch Logs, through the write-ahead spool and the buffered writer.
+    Cloudwatch,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct StorageConfig {
+    pub backend: Backend,
+    /// Holds the embedded store and the write-ahead spool.
+    pub data_dir: PathBuf,
+    /// Above this much unshipped data, ingest answers 503.
+    pub spool_max_bytes: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self { backend: Backend::Local, data_dir: "./data".into(), spool_max_bytes: 1 << 30 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct CloudWatchConfig {
+    /// Empty: the AWS default chain decides.
+    pub region: String,
+    /// Empty: the real AWS endpoint.
+    pub endpoint_url: String,
+    pub group_template: String,
+    pub stream_template: String,
+}
+
+impl Default for CloudWatchConfig {
+    fn default() -> Self {
+        Self {
+            region: String::new(),
+            endpoint_url: String::new(),
+            group_template: "/logboard/{project}/{env}".into(),
+            stream_template: "{date}T{hour}".into(),
+        }
+    }
+}
+
+impl CloudWatchConfig {
+    /// The log group holding the events of one project/environment.
+    pub fn group_name(&self, project: &str, env: &str) -> String {
+        self.group_template.replace("{project}", project).replace("{env}", env)
+    }
+
+    /// The log stream for an event that happened at `timestamp` (one stream per UTC hour).
+    pub fn stream_name(&self, timestamp: time::OffsetDateTime) -> String {
+        let utc = timestamp.to_offset(time::UtcOffset::UTC);
+        let date = format!("{:04}-{:02}-{:02}", utc.year(), u8::from(utc.month()), utc.day());
+        self.stream_template.replace("{date}", &date).replace("{hour}", &format!("{:02}", utc.hour()))
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct LimitsConfig {
+    pub body_bytes: usize,
+    pub events_per_request: usize,
+    pub event_bytes: usize,
+    pub key_bytes_per_sec: u64,
+    pub key_burst_bytes: u64,
+    pub ip_requests_per_sec: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            body_bytes: 1_048_576,
+            events_per_request: 1000,
+            event_bytes: 65_536,
+            key_bytes_per_sec: 4_194_304,
+            key_burst_bytes: 6_291_456,
+            ip_requests_per_sec: 100,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default)]
+pub struct AuthConfig {
+    pub users: Vec<UserConfig>,
+    /// Read-only bearer tokens for the JSON read API.
+    pub api_tokens: Vec<Secret>,
+    /// From `$LOGBOARD_ADMIN_PASSWORD`, never from the file.
+    #[serde(skip)]
+    pub admin_password: Option<Secret>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct UserConfig {
+    pub name: String,
+    /// Argon2id PHC string, as printed by `logboard hash-password`.
+    pub password_hash: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ProjectConfig {
+    pub name: String,
+    pub envs: Vec<String>,
+    /// Public, write-only keys; the key of a request decides its project.
+    #[serde(default)]
+    pub ingest_keys: Vec<String>,
+    #[serde(default = "any_origin")]
+    pub allowed_origins: Vec<String>,
+    /// Other CloudWatch groups of this project, e.g. `/aws/lambda/demo-api-`.
+    #[serde(default)]
+    pub extra_group_prefixes: Vec<String>,
+}
+
+fn any_origin() -> Vec<String> {
+    vec!["*".into()]
+}
+
+/// A string that never shows up in `Debug` output or logs.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+/// One thing wrong with the configuration, named by its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+fn problem(key: impl Into<String>, message: impl Into<String>) -> Problem {
+    Problem { key: key.into(), message: message.into() }
+}
+
+/// Every problem found while loading a config; `Display` prints one per line.
+#[derive(Debug)]
+pub struct ConfigErrors(pub Vec<Problem>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for p in &self.0 {
+            writeln!(f, "{p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// The config file to read: `--config`, else `$LOGBOARD_CONFIG`, else `./config.toml`.
+pub fn config_path(flag: Option<PathBuf>) -> PathBuf {
+    flag.or_else(|| std::env::var_os(CONFIG_PATH_ENV).map(PathBuf::from))
+        .unwrap_or_else(|| DEFAULT_CONFIG_PATH.into())
+}
+
+impl Config {
+    /// Reads the file, applies the process environment, and validates.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![problem(path.display().to_string(), format!("cannot read: {e}"))])
+        })?;
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        let mut config = Config::from_sources(&text, &env)?;
+        config.auth.admin_password = env
+            .iter()
+            .find(|(k, v)| k == ADMIN_PASSWORD_ENV && !v.is_empty())
+            .map(|(_, v)| Secret::new(v.clone()));
+        Ok(config)
+    }
+
+    /// Parses TOML text overlaid by `LOGBOARD__SECTION__KEY` pairs from `env`, then validates.
+    pub fn from_sources(toml_text: &str, env: &[(String, String)]) -> Result<Config, ConfigErrors> {
+        let mut root: toml::Table =
+            toml::from_str(toml_text).map_err(|e| ConfigErrors(vec![problem("config.toml", e.to_string())]))?;
+        let mut problems = Vec::new();
+        for (name, raw) in env {
+            let Some(rest) = name.strip_prefix(ENV_PREFIX) else { continue };
+            let parts: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
+            let [section, key] = parts.as_slice() else {
+                problems.push(problem(name, "expected LOGBOARD__<SECTION>__<KEY>"));
+                continue;
+            };
+            let table = root
+                .entry(section.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            match table.as_table_mut() {
+                Some(table) => {
+                    table.insert(key.clone(), env_value(raw));
+                }
+                None => problems.push(problem(name, format!("`{section}` is not a section"))),
+            }
+        }
+
+        let mut unknown = Vec::new();
+        let value = toml::Value::Table(root);
+        let parsed: Result<Config, _> = serde_path_to_error::deserialize(serde_ignored::Deserializer::new(
+            value,
+            &mut |path: serde_ignored::Path<'_>| unknown.push(path.to_string()),
+        ));
+        problems.extend(unknown.into_iter().map(|key| problem(key, "unknown key")));
+        let config = match parsed {
+            Ok(config) => config,
+            Err(e) => {
+                let key = e.path().to_string();
+                problems.push(problem(key, e.into_inner().to_string()));
+                return Err(ConfigErrors(problems));
+            }
+        };
+        problems.extend(config.validate());
+        if problems.is_empty() { Ok(config) } else { Err(ConfigErrors(problems)) }
+    }
+
+    /// Every problem the typed config has, each named by its key.
+    pub fn validate(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        if self.server.listen.parse::<SocketAddr>().is_err() {
+            problems.push(problem("server.listen", format!("`{}` is not an address like 127.0.0.1:8080", self.server.listen)));
+        }
+        for (i, proxy) in self.server.trusted_proxies.iter().enumerate() {
+            if parse_ip_net(proxy).is_none() {
+                problems.push(problem(format!("server.trusted_proxies[{i}]"), format!("`{proxy}` is not an IP address or CIDR")));
+            }
+        }
+        if self.storage.data_dir.as_os_str().is_empty() {
+            problems.push(problem("storage.data_dir", "must not be empty"));
+        }
+        if self.storage.spool_max_bytes == 0 {
+            problems.push(problem("storage.spool_max_bytes", "must be greater than 0"));
+        }
+        self.validate_cloudwatch(&mut problems);
+        self.validate_limits(&mut problems);
+        self.validate_auth(&mut problems);
+        self.validate_projects(&mut problems);
+        problems
+    }
+
+    fn validate_cloudwatch(&self, problems: &mut Vec<Problem>) {
+        let cw = &self.cloudwatch;
+        if !cw.endpoint_url.is_empty() && !(cw.endpoint_url.starts_with("http://") || cw.endpoint_url.starts_with("https://")) {
+            problems.push(problem("cloudwatch.endpoint_url", "must start with http:// or https://"));
+        }
+        let rest = cw.group_template.replace("{project}", "").replace("{env}", "");
+        if rest.contains('{') || rest.contains('}') {
+            problems.push(problem("cloudwatch.group_template", "only {project} and {env} may be used"));
+        }
+        if !cw.group_template.contains("{project}") || !cw.group_template.contains("{env}") {
+            problems.push(problem("cloudwatch.group_template", "must contain {project} and {env}, or groups would be shared"));
+        }
+        for project in &self.projects {
+            for env in &project.envs {
+                let group = cw.group_name(&project.name, env);
+                if let Err(why) = check_group_name(&group) {
+                    problems.push(problem("cloudwatch.group_template", format!("gives `{group}` for {}/{env}: {why}", project.name)));
+                }
+            }
+        }
+        let rest = cw.stream_template.replace("{date}", "").replace("{hour}", "");
+        if rest.contains('{') || rest.contains('}') {
+            problems.push(problem("cloudwatch.stream_template", "only {date} and {hour} may be used"));
+        }
+        if !cw.stream_template.contains("{date}") || !cw.stream_template.contains("{hour}") {
+            problems.push(problem("cloudwatch.stream_template", "must contain {date} and {hour}: one stream per hour"));
+        }
+        let sample = cw.stream_name(time::OffsetDateTime::UNIX_EPOCH);
+        if sample.is_empty() || sample.len() > 512 || sample.contains([':', '*']) {
+            problems.push(problem("cloudwatch.stream_template", format!("gives `{sample}`: stream names are 1-512 characters without `:` or `*`")));
+        }
+    }
+
+    fn validate_limits(&self, problems: &mut Vec<Problem>) {
+        let l = &self.limits;
+        for (key, value) in [
+            ("limits.body_bytes", l.body_bytes as u64),
+            ("limits.events_per_request", l.events_per_request as u64),
+            ("limits.event_bytes", l.event_bytes as u64),
+            ("limits.key_bytes_per_sec", l.key_bytes_per_sec),
+            ("limits.key_burst_bytes", l.key_burst_bytes),
+        ] {
+            if value == 0 {
+                problems.push(problem(key, "must be greater than 0"));
+            }
+        }
+        // CloudWatch takes at most 1 MiB per batch, counting 26 bytes of overhead per event.
+        if l.event_bytes > 1_048_576 - 26 {
+            problems.push(problem("limits.event_bytes", "must be at most 1048550 (one CloudWatch batch)"));
+        }
+    }
+
+    fn validate_auth(&self, problems: &mut Vec<Problem>) {
+        let mut names = HashSet::new();
+        for (i, user) in self.auth.users.iter().enumerate() {
+            if user.name.trim().is_empty() {
+                problems.push(problem(format!("auth.users[{i}].name"), "must not be empty"));
+            }
+            if !names.insert(user.name.as_str()) {
+                problems.push(problem(format!("auth.users[{i}].name"), format!("`{}` is defined twice", user.name)));
+            }
+            if !user.password_hash.starts_with("$argon2id$") || crate::web::auth::parse_hash(&user.password_hash).is_err() {
+                problems.push(problem(format!("auth.users[{i}].password_hash"), "must be an Argon2id PHC string (see `logboard hash-password`)"));
+            }
+        }
+        for (i, token) in self.auth.api_tokens.iter().enumerate() {
+            if token.expose().len() < 16 {
+                problems.push(problem(format!("auth.api_tokens[{i}]"), "must be at least 16 characters"));
+            }
+        }
+    }
+
+    fn validate_projects(&self, problems: &mut Vec<Problem>) {
+        if self.projects.is_empty() {
+            problems.push(problem("projects", "at least one [[projects]] entry is needed"));
+        }
+        let mut names = HashSet::new();
+        let mut key_owner: BTreeMap<&str, &str> = BTreeMap::new();
+        for (i, p) in self.projects.iter().enumerate() {
+            let at = |field: &str| format!("projects[{i}].{field}");
+            if p.name.is_empty() || !p.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+                problems.push(problem(at("name"), format!("`{}` must be non-empty and use only A-Z a-z 0-9 - _ .", p.name)));
+            }
+            if !names.insert(p.name.as_str()) {
+                problems.push(problem(at("name"), format!("`{}` is defined twice", p.name)));
+            }
+            if p.envs.is_empty() {
+                problems.push(problem(at("envs"), "must name at least one environment"));
+            }
+            let mut envs = HashSet::new();
+            for (j, env) in p.envs.iter().enumerate() {
+                if env.is_empty() || !env.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+                    problems.push(problem(format!("projects[{i}].envs[{j}]"), format!("`{env}` must be non-empty and use only A-Z a-z 0-9 - _ .")));
+                }
+                if !envs.insert(env.as_str()) {
+                    problems.push(problem(format!("projects[{i}].envs[{j}]"), format!("`{env}` is listed twice")));
+                }
+            }
+            for (j, key) in p.ingest_keys.iter().enumerate() {
+                let here = format!("projects[{i}].ingest_keys[{j}]");
+                if key.trim().is_empty() {
+                    problems.push(problem(here, "must not be empty"));
+                } else if let Some(owner) = key_owner.insert(key.as_str(), p.name.as_str()) {
+                    problems.push(problem(here, format!("is already a key of project `{owner}`; keys must be unique")));
+                }
+            }
+            for (j, origin) in p.allowed_origins.iter().enumerate() {
+                if origin != "*" && !(origin.starts_with("http://") || origin.starts_with("https://")) {
+                    problems.push(problem(format!("projects[{i}].allowed_origins[{j}]"), format!("`{origin}` must be \"*\" or an origin like https://app.example.com")));
+                }
+            }
+            for (j, prefix) in p.extra_group_prefixes.iter().enumerate() {
+                if prefix.is_empty() || !prefix.chars().all(is_group_char) {
+                    problems.push(problem(format!("projects[{i}].extra_group_prefixes[{j}]"), format!("`{prefix}` is not a log group name prefix")));
+                }
+            }
+        }
+    }
+
+    pub fn project(&self, name: &str) -> Option<&ProjectConfig> {
+        self.projects.iter().find(|p| p.name == name)
+    }
+
+    /// The project that owns an ingest key.
+    pub fn project_by_key(&self, key: &str) -> Option<&ProjectConfig> {
+        self.projects.iter().find(|p| p.ingest_keys.iter().any(|k| k == key))
+    }
+
+    /// True when no user can log in yet, so one must be generated at start-up.
+    pub fn has_no_users(&self) -> bool {
+        self.auth.users.is_empty() && self.auth.admin_password.is_none()
+    }
+}
+
+impl ProjectConfig {
+    pub fn has_env(&self, env: &str) -> bool {
+        self.envs.iter().any(|e| e == env)
+    }
+}
+
+/// Environment values are TOML literals where they parse as one (`5`, `true`, `["a"]`),
+/// plain strings otherwise (`cloudwatch`, `0.0.0.0:8080`).
+fn env_value(raw: &str) -> toml::Value {
+    toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()))
+}
+
+fn is_group_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "._-/#".contains(c)
+}
+
+/// CloudWatch's rule for log group names.
+pub fn check_group_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() || name.len() > 512 {
+        return Err("log group names are 1-512 characters");
+    }
+    if !name.chars().all(is_group_char) {
+        return Err("log group names use only A-Z a-z 0-9 . _ - / #");
+    }
+    if name.starts_with("aws/") {
+        return Err("log group names must not start with aws/");
+    }
+    Ok(())
+}
+
+/// An IP address or CIDR block, as `(network, prefix length)`.
+pub fn parse_ip_net(text: &str) -> Option<(std::net::IpAddr, u8)> {
+    let (addr, bits) = match text.split_once('/') {
+        Some((addr, bits)) => (addr, Some(bits.parse::<u8>().ok()?)),
+        None => (text, None),
+    };
+    let addr: std::net::IpAddr = addr.parse().ok()?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let bits = bits.unwrap_or(max);
+    (bits <= max).then_some((addr, bits))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHIPPED: &str = include_str!("../config.toml");
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    fn keys(err: ConfigErrors) -> Vec<String> {
+        err.0.into_iter().map(|p| p.key).collect()
+    }
+
+    #[test]
+    fn the_shipped_config_is_valid_and_uses_the_embedded_store() {
+        let config = Config::from_sources(SHIPPED, &[]).expect("shipped config.toml must be valid");
+        assert_eq!(config.storage.backend, Backend::Local);
+        let demo = config.project("demo").expect("demo project");
+        assert_eq!(demo.envs, ["production", "staging", "dev"]);
+        assert_eq!(config.project_by_key("demo-ingest-key").map(|p| p.name.as_str()), Some("demo"));
+    }
+
+    #[test]
+    fn environment_variables_override_file_keys_with_typed_values() {
+        let config = Config::from_sources(
+            SHIPPED,
+            &env(&[
+                ("LOGBOARD__STORAGE__BACKEND", "cloudwatch"),
+                ("LOGBOARD__SERVER__LISTEN", "0.0.0.0:9000"),
+                ("LOGBOARD__LIMITS__EVENTS_PER_REQUEST", "5"),
+                ("LOGBOARD__CLOUDWATCH__ENDPOINT_URL", "http://127.0.0.1:5000"),
+                ("LOGBOARD_CONFIG", "ignored.toml"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(config.storage.backend, Backend::Cloudwatch);
+        assert_eq!(config.server.listen, "0.0.0.0:9000");
+        assert_eq!(config.limits.events_per_request, 5);
+        assert_eq!(config.cloudwatch.endpoint_url, "http://127.0.0.1:5000");
+    }
+
+    #[test]
+    fn unknown_keys_in_file_and_environment_are_each_named() {
+        let text = format!("{SHIPPED}\n[extra]\nfoo = 1\n");
+        let text = text.replacen("[server]", "[server]\nlisten_port = 1", 1);
+        let err = Config::from_sources(&text, &env(&[("LOGBOARD__STORAGE__BAKEND", "x")])).unwrap_err();
+        let keys = keys(err);
+        assert!(keys.contains(&"server.listen_port".to_string()), "{keys:?}");
+        assert!(keys.contains(&"extra".to_string()), "{keys:?}");
+        assert!(keys.contains(&"storage.bakend".to_string()), "{keys:?}");
+    }
+
+    #[test]
+    fn a_wrong_type_is_reported_with_its_key() {
+        let err = Config::from_sources(SHIPPED, &env(&[("LOGBOARD__LIMITS__BODY_BYTES", "lots")])).unwrap_err();
+        assert_eq!(keys(err), ["limits.body_bytes"]);
+    }
+
+    #[test]
+    fn every_semantic_problem_is_reported_at_once() {
+        let text = r#"
+[server]
+listen = "nowhere"
+[cloudwatch]
+group_template = "/logboard/{project}:{env}"
+stream_template = "{date}"
+[[projects]]
+name = "a"
+envs = []
+ingest_keys = ["k1"]
+[[projects]]
+name = "b"
+envs = ["prod", "prod"]
+ingest_keys = ["k1"]
+"#;
+        let keys = keys(Config::from_sources(text, &[]).unwrap_err());
+        for expected in [
+            "server.listen",
+            "cloudwatch.group_template",
+            "cloudwatch.stream_template",
+            "projects[0].envs",
+            "projects[1].envs[1]",
+            "projects[1].ingest_keys[0]",
+        ] {
+            assert!(keys.iter().any(|k| k == expected), "missing {expected} in {keys:?}");
+        }
+    }
+
+    #[test]
+    fn group_and_stream_names_follow_the_templates() {
+        let cw = CloudWatchConfig::default();
+        assert_eq!(cw.group_name("demo", "staging"), "/logboard/demo/staging");
+        let t = time::macros::datetime!(2026-11-24 15:59:59.999 UTC);
+        assert_eq!(cw.stream_name(t), "2026-11-24T15");
+        let kst = t.to_offset(time::macros::offset!(+9));
+        assert_eq!(cw.stream_name(kst), "2026-11-24T15", "streams are named in UTC");
+    }
+
+    #[test]
+    fn group_names_are_checked_against_cloudwatch_rules() {
+        assert!(check_group_name("/aws/lambda/demo-api-x").is_ok());
+        assert!(check_group_name("aws/x").is_err());
+        assert!(check_group_name("a b").is_err());
+        assert!(check_group_name(&"a".repeat(513)).is_err());
+    }
+}

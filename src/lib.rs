@@ -1,0 +1,90 @@
+//! logboard: one place for the logs of every project and environment.
+//!
+//! Data flows one way: `web` (ingest) → `event`/`batch` → `store` (the embedded store commits;
+//! the CloudWatch store appends to its `spool`, which the `writer` task drains into CloudWatch).
+//! The API and the pages read through `store`.
+
+pub mod batch;
+pub mod config;
+pub mod error;
+pub mod event;
+pub mod store;
+pub mod web;
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+
+use crate::config::{Backend, Config};
+use crate::store::LogStore;
+use crate::store::local::LocalStore;
+use crate::web::AppState;
+use crate::web::auth::{Auth, generate_password};
+
+/// How long shutdown may spend flushing: under ECS's 30 s stop timeout.
+const SHUTDOWN_FLUSH_DEADLINE: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Opens the configured store.
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn LogStore>> {
+    Ok(match config.storage.backend {
+        Backend::Local => Arc::new(LocalStore::open(&config.storage.data_dir, config.cloudwatch.clone())?),
+        Backend::Cloudwatch => { store::cloudwatch::CloudWatchStore::open(config).await?; unreachable!() }
+    })
+}
+
+/// Builds the application state; when no user exists, makes an `admin` with a printed password.
+pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
+    let store = open_store(&config).await?;
+    let generated = config.has_no_users().then(generate_password);
+    let admin_password = config.auth.admin_password.as_ref().map(|s| s.expose().to_string()).or(generated.clone());
+    let auth = Auth::new(&config, admin_password.as_deref())?;
+    if let Some(password) = generated {
+        // Printed, not logged: it must reach the operator once and never a log store.
+        println!("No dashboard user is configured. Log in as `admin` with password: {password}");
+        println!("(set LOGBOARD_ADMIN_PASSWORD or [auth] users to choose your own)");
+    }
+    Ok(AppState { config: Arc::new(config), store, auth: Arc::new(auth) })
+}
+
+/// Serves until SIGINT/SIGTERM, then lets the store flush within the deadline.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(&config.server.listen)
+        .await
+        .with_context(|| format!("binding {}", config.server.listen))?;
+    let state = build_state(config).await?;
+    let address = listener.local_addr().context("reading the bound address")?;
+    println!("logboard is listening on http://{address}/ (log in at http://{address}/login)");
+    tracing::info!(listen = %address, backend = ?state.config.storage.backend, "serving");
+    let store = Arc::clone(&state.store);
+    axum::serve(listener, web::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving HTTP")?;
+    tracing::info!("stopped accepting; flushing");
+    if tokio::time::timeout(SHUTDOWN_FLUSH_DEADLINE, store.shutdown()).await.is_err() {
+        tracing::warn!(deadline_s = SHUTDOWN_FLUSH_DEADLINE.as_secs(), "flush deadline reached; the rest stays on disk");
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,115 @@
+//! The `logboard` command: `serve` (the default), `hash-password`, `check-config`.
+
+use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use logboard::config::{Config, config_path};
+
+#[derive(Parser)]
+#[command(version, about = "One place for the logs of every project and environment")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service (the default).
+    Serve {
+        /// Config file; else $LOGBOARD_CONFIG, else ./config.toml.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Read a password from stdin and print its Argon2id PHC string.
+    HashPassword,
+    /// Load and validate the config; print every problem with its key.
+    CheckConfig {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Serve { config: None }) {
+        Command::Serve { config } => serve(config),
+        Command::HashPassword => hash_password(),
+        Command::CheckConfig { config } => check_config(config),
+    }
+}
+
+fn serve(flag: Option<PathBuf>) -> ExitCode {
+    init_tracing();
+    let path = config_path(flag);
+    let config = match Config::load(&path) {
+        Ok(config) => config,
+        Err(errors) => {
+            eprint!("{} is not valid:\n{errors}", path.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(logboard::run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "logboard stopped");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn hash_password() -> ExitCode {
+    if std::io::stdin().is_terminal() {
+        eprint!("Password (input is shown; end with Enter): ");
+    }
+    let mut input = String::new();
+    if let Err(e) = std::io::stdin().read_to_string(&mut input) {
+        eprintln!("cannot read stdin: {e}");
+        return ExitCode::FAILURE;
+    }
+    let password = input.trim_end_matches(['\n', '\r']);
+    if password.is_empty() {
+        eprintln!("the password is empty");
+        return ExitCode::FAILURE;
+    }
+    match logboard::web::auth::hash_password(password) {
+        Ok(phc) => {
+            println!("{phc}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check_config(flag: Option<PathBuf>) -> ExitCode {
+    let path = config_path(flag);
+    match Config::load(&path) {
+        Ok(_) => {
+            println!("{} is valid", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            print!("{errors}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The service's own logs: JSON lines on stdout, level from $RUST_LOG (default info).
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn"));
+    tracing_subscriber::fmt().json().with_env_filter(filter).with_current_span(false).init();
+}

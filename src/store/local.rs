@@ -1,0 +1,354 @@
+//! The embedded store: SQLite on local disk (`data_dir/events.db`), the default backend.
+//!
+//! One writer thread owns the write connection and commits whatever requests are waiting in one
+//! transaction (group commit): many requests share one fsync. Reads use their own connection;
+//! WAL mode lets them run beside the writer.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context as _, anyhow};
+use async_trait::async_trait;
+use rusqlite::functions::FunctionFlags;
+use rusqlite::{Connection, OptionalExtension, params_from_iter};
+use time::OffsetDateTime;
+use tokio::sync::{mpsc, oneshot};
+use ulid::Ulid;
+
+use super::{EventPage, EventQuery, Group, GroupKind, LevelCounts, LogStore, contains_ignoring_case};
+use crate::config::{CloudWatchConfig, ProjectConfig};
+use crate::event::{Level, StoredEvent, unix_ms};
+
+/// Requests merged into one transaction at most; bounds the latency of the first one.
+const MAX_REQUESTS_PER_COMMIT: usize = 256;
+/// How many append requests may wait for the writer before callers wait to enqueue.
+const QUEUE_DEPTH: usize = 1024;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS events (
+    id      TEXT PRIMARY KEY,
+    project TEXT NOT NULL,
+    env     TEXT NOT NULL,
+    ts      INTEGER NOT NULL,
+    level   TEXT NOT NULL,
+    message TEXT NOT NULL,
+    body    TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS events_by_time ON events (project, env, ts, id);
+";
+
+type AppendRequest = (Vec<StoredEvent>, oneshot::Sender<Result<(), String>>);
+
+pub struct LocalStore {
+    appends: mpsc::Sender<AppendRequest>,
+    reader: Arc<Mutex<Connection>>,
+    naming: CloudWatchConfig,
+}
+
+impl LocalStore {
+    /// Opens (or creates) the store under `data_dir` and starts its writer thread.
+    pub fn open(data_dir: &Path, naming: CloudWatchConfig) -> anyhow::Result<LocalStore> {
+        std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+        let path = data_dir.join("events.db");
+        let writer = open_connection(&path)?;
+        writer.execute_batch(SCHEMA).context("creating the events schema")?;
+        let reader = open_connection(&path)?;
+        reader
+            .create_scalar_function("contains_ci", 2, FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC, |ctx| {
+                let haystack: String = ctx.get(0)?;
+                let needle: String = ctx.get(1)?;
+                Ok(contains_ignoring_case(&haystack, &needle))
+            })
+            .context("registering contains_ci")?;
+        let (appends, queue) = mpsc::channel(QUEUE_DEPTH);
+        std::thread::Builder::new()
+            .name("local-store-writer".into())
+            .spawn(move || run_writer(writer, queue))
+            .context("starting the writer thread")?;
+        Ok(LocalStore { appends, reader: Arc::new(Mutex::new(reader)), naming })
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let reader = Arc::clone(&self.reader);
+        tokio::task::spawn_blocking(move || {
+            let conn = reader.lock().map_err(|_| anyhow!("the reader connection is poisoned"))?;
+            work(&conn).context("reading the embedded store")
+        })
+        .await
+        .context("the read task failed")?
+    }
+
+    fn own_group(&self, project: &str, env: &str) -> String {
+        self.naming.group_name(project, env)
+    }
+}
+
+fn open_connection(path: &Path) -> anyhow::Result<Connection> {
+    let conn = Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
+    // WAL + synchronous=FULL: a commit is fsynced before it returns, so an answered append
+    // survives kill -9 and power loss.
+    conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;")
+        .context("setting pragmas")?;
+    Ok(conn)
+}
+
+/// Commits waiting requests together and answers each once its events are on disk.
+fn run_writer(mut conn: Connection, mut queue: mpsc::Receiver<AppendRequest>) {
+    while let Some(first) = queue.blocking_recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_REQUESTS_PER_COMMIT {
+            match queue.try_recv() {
+                Ok(request) => batch.push(request),
+                Err(_) => break,
+            }
+        }
+        let result = commit(&mut conn, batch.iter().flat_map(|(events, _)| events)).map_err(|e| format!("{e:#}"));
+        if let Err(error) = &result {
+            tracing::error!(error = %error, requests = batch.len(), "embedded store commit failed");
+        }
+        for (_, reply) in batch {
+            let _ = reply.send(result.clone());
+        }
+    }
+}
+
+fn commit<'a>(conn: &mut Connection, events: impl Iterator<Item = &'a StoredEvent>) -> anyhow::Result<()> {
+    let tx = conn.transaction()?;
+    {
+        // Ids are unique: a retried request that was already stored is not stored twice.
+        let mut insert = tx.prepare_cached(
+            "INSERT OR IGNORE INTO events (id, project, env, ts, level, message, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?;
+        for e in events {
+            insert.execute(rusqlite::params![
+                e.id.to_string(),
+                e.project,
+                e.env,
+                e.timestamp_ms(),
+                e.level.as_str(),
+                e.message,
+                e.to_json()
+            ])?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+fn decode_body(body: String) -> rusqlite::Result<StoredEvent> {
+    serde_json::from_str(&body)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+}
+
+#[async_trait]
+impl LogStore for LocalStore {
+    async fn append(&self, events: Vec<StoredEvent>) -> anyhow::Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let (reply, answer) = oneshot::channel();
+        self.appends.send((events, reply)).await.map_err(|_| anyhow!("the embedded store writer has stopped"))?;
+        answer
+            .await
+            .map_err(|_| anyhow!("the embedded store writer has stopped"))?
+            .map_err(|e| anyhow!("embedded store commit failed: {e}"))
+    }
+
+    async fn groups(&self, project: &ProjectConfig, env: &str) -> anyhow::Result<Vec<Group>> {
+        Ok(vec![Group { name: self.own_group(&project.name, env), kind: GroupKind::Ingest }])
+    }
+
+    async fn events(&self, query: &EventQuery) -> anyhow::Result<EventPage> {
+        // The embedded store holds only the project's own group.
+        if query.group.as_deref().is_some_and(|g| g != self.own_group(&query.project.name, &query.env)) {
+            return Ok(EventPage::default());
+        }
+        let mut sql = String::from("SELECT body FROM events WHERE project = ? AND env = ? AND ts >= ? AND ts <= ?");
+        let mut args: Vec<rusqlite::types::Value> = vec![
+            query.project.name.clone().into(),
+            query.env.clone().into(),
+            unix_ms(query.from).into(),
+            unix_ms(query.to).into(),
+        ];
+        if !query.levels.is_empty() {
+            sql.push_str(&format!(" AND level IN ({})", vec!["?"; query.levels.len()].join(", ")));
+            args.extend(query.levels.iter().map(|l| l.as_str().to_string().into()));
+        }
+        if let Some(text) = &query.text {
+            sql.push_str(" AND contains_ci(message, ?)");
+            args.push(text.clone().into());
+        }
+        if let Some(cursor) = query.cursor {
+            sql.push_str(" AND (ts, id) < (?, ?)");
+            args.push(cursor.timestamp_ms.into());
+            args.push(cursor.id.to_string().into());
+        }
+        sql.push_str(" ORDER BY ts DESC, id DESC LIMIT ?");
+        let limit = query.limit;
+        args.push(i64::try_from(limit + 1).unwrap_or(i64::MAX).into());
+        let events = self
+            .read(move |conn| {
+                let mut stmt = conn.prepare_cached(&sql)?;
+                let rows = stmt.query_map(params_from_iter(args), |row| row.get::<_, String>(0))?;
+                rows.map(|body| body.and_then(decode_body)).collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .await?;
+        Ok(EventPage::from_candidates(events, limit))
+    }
+
+    async fn event(&self, project: &ProjectConfig, env: &str, group: Option<&str>, id: Ulid)
+    -> anyhow::Result<Option<StoredEvent>> {
+        if group.is_some_and(|g| g != self.own_group(&project.name, env)) {
+            return Ok(None);
+        }
+        let (project, env) = (project.name.clone(), env.to_string());
+        self.read(move |conn| {
+            conn.query_row(
+                "SELECT body FROM events WHERE id = ?1 AND project = ?2 AND env = ?3",
+                rusqlite::params![id.to_string(), project, env],
+                |row| row.get::<_, String>(0),
+            )
+            .optional()?
+            .map(decode_body)
+            .transpose()
+        })
+        .await
+    }
+
+    async fn level_counts(&self, project: &str, env: &str, from: OffsetDateTime, to: OffsetDateTime)
+    -> anyhow::Result<LevelCounts> {
+        let (project, env) = (project.to_string(), env.to_string());
+        let rows = self
+            .read(move |conn| {
+                let mut stmt = conn.prepare_cached(
+                    "SELECT level, count(*) FROM events WHERE project = ?1 AND env = ?2 AND ts >= ?3 AND ts <= ?4 GROUP BY level",
+                )?;
+                let rows = stmt.query_map(rusqlite::params![project, env, unix_ms(from), unix_ms(to)], |row| {
+                    Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+                })?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .await?;
+        let mut counts = LevelCounts::default();
+        for (level, n) in rows {
+            if let Ok(level) = level.parse::<Level>() {
+                counts.counts.insert(level, u64::try_from(n).unwrap_or(0));
+            }
+        }
+        Ok(counts)
+    }
+
+    async fn check_ready(&self) -> anyhow::Result<()> {
+        if self.appends.is_closed() {
+            return Err(anyhow!("the embedded store writer has stopped"));
+        }
+        self.read(|conn| conn.query_row("SELECT 1", [], |_| Ok(()))).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Context, normalise};
+    use crate::store::Cursor;
+    use serde_json::json;
+    use time::Duration;
+
+    fn project() -> ProjectConfig {
+        ProjectConfig {
+            name: "demo".into(),
+            envs: vec!["production".into(), "dev".into()],
+            ingest_keys: vec!["k".into()],
+            allowed_origins: vec!["*".into()],
+            extra_group_prefixes: vec![],
+        }
+    }
+
+    fn event(message: &str, level: &str, env: &str, at: OffsetDateTime) -> StoredEvent {
+        let project = project();
+        let ctx = Context { project: &project, default_env: None, received_at: OffsetDateTime::now_utc(), max_event_bytes: 65_536 };
+        normalise(json!({"message": message, "level": level, "env": env, "timestamp": unix_ms(at)}), &ctx).expect("valid")
+    }
+
+    fn query(now: OffsetDateTime) -> EventQuery {
+        EventQuery {
+            project: project(),
+            env: "production".into(),
+            group: None,
+            from: now - Duration::days(1),
+            to: now,
+            levels: vec![],
+            text: None,
+            limit: 100,
+            cursor: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn appended_events_read_back_newest_first_filtered_and_paged() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = LocalStore::open(dir.path(), CloudWatchConfig::default()).expect("open");
+        let now = OffsetDateTime::now_utc();
+        let mut events = Vec::new();
+        for i in 0..25 {
+            let level = if i % 5 == 0 { "error" } else { "info" };
+            events.push(event(&format!("event {i} Payment"), level, "production", now - Duration::minutes(30 - i)));
+        }
+        events.push(event("other env", "error", "dev", now - Duration::minutes(1)));
+        events.push(event("too old", "error", "production", now - Duration::days(2)));
+        store.append(events.clone()).await.expect("append");
+
+        let all = store.events(&query(now)).await.expect("all");
+        let messages: Vec<_> = all.events.iter().map(|e| e.message.as_str()).collect();
+        assert_eq!(messages.len(), 25);
+        assert_eq!(messages[0], "event 24 Payment");
+        assert_eq!(messages[24], "event 0 Payment");
+        assert_eq!(all.next_cursor, None);
+
+        let errors = store.events(&EventQuery { levels: vec![Level::Error], ..query(now) }).await.expect("errors");
+        let messages: Vec<_> = errors.events.iter().map(|e| e.message.as_str()).collect();
+        assert_eq!(messages, ["event 20 Payment", "event 15 Payment", "event 10 Payment", "event 5 Payment", "event 0 Payment"]);
+
+        let found = store.events(&EventQuery { text: Some("T 1".into()), ..query(now) }).await.expect("text");
+        assert_eq!(found.events.len(), 10 + 1, "event 1 and event 10-19, case-insensitive");
+
+        let mut seen = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = store.events(&EventQuery { limit: 10, cursor, ..query(now) }).await.expect("page");
+            seen.extend(page.events.into_iter().map(|e| e.id));
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        let expected: Vec<_> = all.events.iter().map(|e| e.id).collect();
+        assert_eq!(seen, expected, "paging visits every event once, in order");
+
+        let counts = store.level_counts("demo", "production", now - Duration::days(1), now).await.expect("counts");
+        assert_eq!((counts.get(Level::Error), counts.get(Level::Info)), (5, 20));
+    }
+
+    #[tokio::test]
+    async fn events_survive_reopening_and_are_found_by_id_only_in_their_env() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let now = OffsetDateTime::now_utc();
+        let stored = event("persisted", "warn", "production", now);
+        {
+            let store = LocalStore::open(dir.path(), CloudWatchConfig::default()).expect("open");
+            store.append(vec![stored.clone()]).await.expect("append");
+            store.append(vec![stored.clone()]).await.expect("a repeated id is not an error");
+        }
+        let store = LocalStore::open(dir.path(), CloudWatchConfig::default()).expect("reopen");
+        let found = store.event(&project(), "production", None, stored.id).await.expect("read");
+        assert_eq!(found, Some(stored.clone()));
+        assert_eq!(store.event(&project(), "dev", None, stored.id).await.expect("read"), None);
+        let page = store.events(&query(now + Duration::seconds(1))).await.expect("events");
+        assert_eq!(page.events.len(), 1, "stored once");
+        let cursor = Some(Cursor::after(&stored));
+        assert!(store.events(&EventQuery { cursor, ..query(now) }).await.expect("after").events.is_empty());
+    }
+}

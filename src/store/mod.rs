@@ -1,0 +1,185 @@
+//! Where events live: the [`LogStore`] trait and the query types both stores share.
+//! `local` is the embedded store on disk; `cloudwatch` is AWS CloudWatch Logs.
+
+pub mod cloudwatch;
+pub mod local;
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Serialize;
+use time::OffsetDateTime;
+use ulid::Ulid;
+
+use crate::config::ProjectConfig;
+use crate::event::{Level, StoredEvent, unix_ms};
+
+/// The stores behind the service. Ingest writes through `append`; the API and pages read.
+#[async_trait]
+pub trait LogStore: Send + Sync {
+    /// Makes the events durable: when this returns `Ok`, they survive a crash or `kill -9`.
+    async fn append(&self, events: Vec<StoredEvent>) -> anyhow::Result<()>;
+
+    /// The log groups of a project/environment: its own first, then the external ones.
+    async fn groups(&self, project: &ProjectConfig, env: &str) -> anyhow::Result<Vec<Group>>;
+
+    /// One page of events, newest first by occurrence time.
+    async fn events(&self, query: &EventQuery) -> anyhow::Result<EventPage>;
+
+    /// One event by id, in the project's own group unless `group` names another.
+    async fn event(&self, project: &ProjectConfig, env: &str, group: Option<&str>, id: Ulid)
+    -> anyhow::Result<Option<StoredEvent>>;
+
+    /// How many events of each level the project's own group holds in `[from, to]`.
+    async fn level_counts(&self, project: &str, env: &str, from: OffsetDateTime, to: OffsetDateTime)
+    -> anyhow::Result<LevelCounts>;
+
+    /// `Err` with the reason while the store cannot take or serve events.
+    async fn check_ready(&self) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    /// Ships what can be shipped before the process exits (within the caller's deadline).
+    async fn shutdown(&self) {}
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Group {
+    pub name: String,
+    pub kind: GroupKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupKind {
+    /// Written by logboard's ingest.
+    Ingest,
+    /// Somebody else's, e.g. a Lambda handler's.
+    External,
+}
+
+/// A read of one group of one project/environment.
+#[derive(Debug, Clone)]
+pub struct EventQuery {
+    pub project: ProjectConfig,
+    pub env: String,
+    /// `None`: the project's own group.
+    pub group: Option<String>,
+    pub from: OffsetDateTime,
+    pub to: OffsetDateTime,
+    /// Empty: every level.
+    pub levels: Vec<Level>,
+    /// Case-insensitive substring of the message.
+    pub text: Option<String>,
+    pub limit: usize,
+    pub cursor: Option<Cursor>,
+}
+
+impl EventQuery {
+    /// The exact filter, for stores whose own filtering is only approximate.
+    pub fn matches(&self, event: &StoredEvent) -> bool {
+        let ts = event.timestamp;
+        ts >= self.from
+            && ts <= self.to
+            && (self.levels.is_empty() || self.levels.contains(&event.level))
+            && self.text.as_deref().is_none_or(|text| contains_ignoring_case(&event.message, text))
+            && self.cursor.is_none_or(|cursor| cursor.is_after(event))
+    }
+}
+
+pub fn contains_ignoring_case(haystack: &str, needle: &str) -> bool {
+    haystack.to_lowercase().contains(&needle.to_lowercase())
+}
+
+/// Where the previous page stopped: the last event shown, by (timestamp, id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    pub timestamp_ms: i64,
+    pub id: Ulid,
+}
+
+impl Cursor {
+    pub fn after(event: &StoredEvent) -> Cursor {
+        Cursor { timestamp_ms: unix_ms(event.timestamp), id: event.id }
+    }
+
+    /// True when `event` comes after the cursor in newest-first order.
+    pub fn is_after(&self, event: &StoredEvent) -> bool {
+        (event.timestamp_ms(), event.id) < (self.timestamp_ms, self.id)
+    }
+
+    pub fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(format!("{}.{}", self.timestamp_ms, self.id))
+    }
+
+    pub fn decode(text: &str) -> Option<Cursor> {
+        let raw = String::from_utf8(URL_SAFE_NO_PAD.decode(text).ok()?).ok()?;
+        let (ts, id) = raw.split_once('.')?;
+        Some(Cursor { timestamp_ms: ts.parse().ok()?, id: Ulid::from_string(id).ok()? })
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct EventPage {
+    pub events: Vec<StoredEvent>,
+    #[serde(serialize_with = "serialize_cursor")]
+    pub next_cursor: Option<Cursor>,
+}
+
+fn serialize_cursor<S: serde::Serializer>(cursor: &Option<Cursor>, s: S) -> Result<S::Ok, S::Error> {
+    match cursor {
+        Some(c) => s.serialize_str(&c.encode()),
+        None => s.serialize_none(),
+    }
+}
+
+impl EventPage {
+    /// Sorts candidates newest first and cuts them to one page, with a cursor when more remain.
+    pub fn from_candidates(mut events: Vec<StoredEvent>, limit: usize) -> EventPage {
+        events.sort_by(|a, b| (b.timestamp_ms(), b.id).cmp(&(a.timestamp_ms(), a.id)));
+        events.dedup_by_key(|e| e.id);
+        let next_cursor = (events.len() > limit).then(|| Cursor::after(&events[limit - 1]));
+        events.truncate(limit);
+        EventPage { events, next_cursor }
+    }
+}
+
+/// Events per level over a time range.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct LevelCounts {
+    pub counts: BTreeMap<Level, u64>,
+    /// The store stopped counting early; the counts are a lower bound.
+    pub capped: bool,
+}
+
+impl LevelCounts {
+    pub fn get(&self, level: Level) -> u64 {
+        self.counts.get(&level).copied().unwrap_or(0)
+    }
+
+    pub fn total(&self) -> u64 {
+        self.counts.values().sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cursor_survives_its_encoding_and_garbage_is_refused() {
+        let cursor = Cursor { timestamp_ms: 1_795_000_000_123, id: Ulid::from_parts(1_795_000_000_123, 7) };
+        assert_eq!(Cursor::decode(&cursor.encode()), Some(cursor));
+        assert_eq!(Cursor::decode("not-a-cursor"), None);
+        assert_eq!(Cursor::decode(""), None);
+    }
+
+    #[test]
+    fn case_insensitive_search_handles_non_ascii() {
+        assert!(contains_ignoring_case("Zahlung FEHLGESCHLAGEN für Ärger", "ärger"));
+        assert!(contains_ignoring_case("결제 실패", "실패"));
+        assert!(!contains_ignoring_case("ok", "fail"));
+    }
+}

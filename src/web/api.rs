@@ -1,0 +1,76 @@
+//! The JSON read API: projects, groups, events, one event. Every handler needs an [`ApiUser`].
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use ulid::Ulid;
+
+use super::AppState;
+use super::auth::ApiUser;
+use super::query::{ReadParams, project_env};
+use crate::error::ApiError;
+use crate::event::StoredEvent;
+use crate::store::{EventPage, Group};
+
+#[derive(Debug, Serialize)]
+pub struct ProjectSummary<'a> {
+    name: &'a str,
+    envs: &'a [String],
+}
+
+pub async fn list_projects(State(state): State<AppState>, _user: ApiUser) -> Json<Value> {
+    let projects: Vec<ProjectSummary<'_>> =
+        state.config.projects.iter().map(|p| ProjectSummary { name: &p.name, envs: &p.envs }).collect();
+    Json(json!({ "projects": projects }))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct GroupParams {
+    project: Option<String>,
+    env: Option<String>,
+}
+
+pub async fn list_groups(
+    State(state): State<AppState>,
+    _user: ApiUser,
+    Query(params): Query<GroupParams>,
+) -> Result<Json<Value>, ApiError> {
+    let (project, env) = project_env(&state.config, params.project.as_deref(), params.env.as_deref())?;
+    let groups: Vec<Group> = state.store.groups(project, &env).await?;
+    Ok(Json(json!({ "groups": groups })))
+}
+
+pub async fn list_events(
+    State(state): State<AppState>,
+    _user: ApiUser,
+    Query(params): Query<ReadParams>,
+) -> Result<Json<EventPage>, ApiError> {
+    let query = params.to_query(&state.config, OffsetDateTime::now_utc())?;
+    Ok(Json(state.store.events(&query).await?))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct EventParams {
+    project: Option<String>,
+    env: Option<String>,
+    group: Option<String>,
+}
+
+pub async fn get_event(
+    State(state): State<AppState>,
+    _user: ApiUser,
+    Path(id): Path<String>,
+    Query(params): Query<EventParams>,
+) -> Result<Json<StoredEvent>, ApiError> {
+    let (project, env) = project_env(&state.config, params.project.as_deref(), params.env.as_deref())?;
+    let id = Ulid::from_string(&id).map_err(|_| ApiError::NotFound(format!("no event `{id}`")))?;
+    let group = params.group.as_deref().filter(|g| !g.is_empty());
+    state
+        .store
+        .event(project, &env, group, id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("no event `{id}` in {}/{env}", project.name)))
+}

@@ -1,0 +1,87 @@
+//! The HTTP side: application state, every route in one place, and the layers around them.
+
+pub mod api;
+pub mod assets;
+pub mod auth;
+pub mod ingest;
+pub mod pages;
+pub mod query;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+use tower_http::cors::{Any, CorsLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::config::Config;
+use crate::store::LogStore;
+
+/// Everything a handler may need.
+#[derive(Clone)]
+pub struct AppState {
+    /// The validated configuration the service started with.
+    pub config: Arc<Config>,
+    /// Where events are written and read: the embedded store or CloudWatch.
+    pub store: Arc<dyn LogStore>,
+    /// Dashboard users, sessions and API tokens.
+    pub auth: Arc<auth::Auth>,
+}
+
+/// How long one request may take before it is answered with 408.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+     object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
+
+/// Every route of the service.
+pub fn router(state: AppState) -> Router {
+    let ingest_cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::POST])
+        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION, header::CONTENT_ENCODING, HeaderName::from_static(ingest::KEY_HEADER)])
+        .expose_headers([header::RETRY_AFTER])
+        .max_age(Duration::from_secs(3600));
+
+    let ingest = Router::new().route("/api/v1/events", post(ingest::ingest_events).get(api::list_events)).layer(ingest_cors);
+
+    Router::new()
+        .merge(ingest)
+        .route("/api/v1/projects", get(api::list_projects))
+        .route("/api/v1/groups", get(api::list_groups))
+        .route("/api/v1/events/{id}", get(api::get_event))
+        .route("/", get(pages::show_home))
+        .route("/logs", get(pages::show_logs))
+        .route("/login", get(pages::show_login).post(pages::log_in))
+        .route("/logout", post(pages::log_out))
+        .route("/static/{file}", get(assets::serve_asset))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(check_ready))
+        .route("/robots.txt", get(|| async { ([(header::CONTENT_TYPE, "text/plain")], "User-agent: *\nDisallow: /\n") }))
+        .fallback(|| async { (StatusCode::NOT_FOUND, Json(json!({"error": "no such page"}))) })
+        .with_state(state)
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
+        .layer(header_layer("x-robots-tag", "noindex, nofollow"))
+        .layer(header_layer("x-content-type-options", "nosniff"))
+        .layer(header_layer("referrer-policy", "no-referrer"))
+        .layer(header_layer("content-security-policy", CONTENT_SECURITY_POLICY))
+        .layer(TraceLayer::new_for_http())
+}
+
+fn header_layer(name: &'static str, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
+    SetResponseHeaderLayer::overriding(HeaderName::from_static(name), HeaderValue::from_static(value))
+}
+
+async fn check_ready(State(state): State<AppState>) -> impl IntoResponse {
+    match state.store.check_ready().await {
+        Ok(()) => (StatusCode::OK, Json(json!({"status": "ready"}))),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "not ready", "reason": format!("{e:#}")}))),
+    }
+}

@@ -1,0 +1,169 @@
+//! The read parameters shared by the JSON API and the log page, checked into an [`EventQuery`].
+
+use serde::Deserialize;
+use time::{Duration, OffsetDateTime};
+
+use crate::config::{Config, ProjectConfig};
+use crate::error::ApiError;
+use crate::event::{Level, timestamp_format};
+use crate::store::{Cursor, EventQuery};
+
+pub const DEFAULT_LIMIT: usize = 100;
+pub const MAX_LIMIT: usize = 1000;
+/// The window shown when no `from` is given.
+pub const DEFAULT_WINDOW: Duration = Duration::hours(24);
+
+/// `?project=P&env=E[&group=G][&from=T][&to=T][&level=L,L][&q=..][&limit=N][&cursor=C]`,
+/// all as text so that a bad value gets our own 400 message.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ReadParams {
+    pub project: Option<String>,
+    pub env: Option<String>,
+    pub group: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub level: Option<String>,
+    pub q: Option<String>,
+    pub limit: Option<String>,
+    pub cursor: Option<String>,
+}
+
+/// A project and one of its environments, both known.
+pub fn project_env<'a>(config: &'a Config, project: Option<&str>, env: Option<&str>) -> Result<(&'a ProjectConfig, String), ApiError> {
+    let name = non_empty(project).ok_or_else(|| ApiError::BadRequest("`project` is required".into()))?;
+    let project = config.project(name).ok_or_else(|| ApiError::NotFound(format!("no project `{name}`")))?;
+    let env = non_empty(env).ok_or_else(|| ApiError::BadRequest("`env` is required".into()))?;
+    if !project.has_env(env) {
+        return Err(ApiError::NotFound(format!("project `{}` has no env `{env}`", project.name)));
+    }
+    Ok((project, env.to_string()))
+}
+
+fn non_empty(value: Option<&str>) -> Option<&str> {
+    value.map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// Parses `2026-11-24T15:00:00Z`, or the `2026-11-24T15:00` that a `datetime-local` input sends (UTC).
+pub fn parse_time(key: &str, text: &str) -> Result<OffsetDateTime, ApiError> {
+    let text = text.trim();
+    if let Some(t) = timestamp_format::parse(text) {
+        return Ok(t);
+    }
+    let with_seconds = if text.len() == 16 { format!("{text}:00Z") } else { format!("{text}Z") };
+    timestamp_format::parse(&with_seconds)
+        .ok_or_else(|| ApiError::BadRequest(format!("`{key}` must be an RFC 3339 time like 2026-11-24T15:00:00Z")))
+}
+
+pub fn parse_levels(text: Option<&str>) -> Result<Vec<Level>, ApiError> {
+    let mut levels = Vec::new();
+    for part in text.unwrap_or("").split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let level: Level = part.parse().map_err(ApiError::BadRequest)?;
+        if !levels.contains(&level) {
+            levels.push(level);
+        }
+    }
+    levels.sort();
+    Ok(levels)
+}
+
+impl ReadParams {
+    pub fn to_query(&self, config: &Config, now: OffsetDateTime) -> Result<EventQuery, ApiError> {
+        let (project, env) = project_env(config, self.project.as_deref(), self.env.as_deref())?;
+        let to = match non_empty(self.to.as_deref()) {
+            Some(text) => parse_time("to", text)?,
+            None => now,
+        };
+        let from = match non_empty(self.from.as_deref()) {
+            Some(text) => parse_time("from", text)?,
+            None => to - DEFAULT_WINDOW,
+        };
+        if from > to {
+            return Err(ApiError::BadRequest("`from` is after `to`".into()));
+        }
+        let limit = match non_empty(self.limit.as_deref()) {
+            None => DEFAULT_LIMIT,
+            Some(text) => match text.parse::<usize>() {
+                Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
+                _ => return Err(ApiError::BadRequest(format!("`limit` must be a number from 1 to {MAX_LIMIT}"))),
+            },
+        };
+        let cursor = match non_empty(self.cursor.as_deref()) {
+            None => None,
+            Some(text) => Some(Cursor::decode(text).ok_or_else(|| ApiError::BadRequest("`cursor` is not valid".into()))?),
+        };
+        Ok(EventQuery {
+            project: project.clone(),
+            env,
+            group: non_empty(self.group.as_deref()).map(str::to_string),
+            from,
+            to,
+            levels: parse_levels(self.level.as_deref())?,
+            text: non_empty(self.q.as_deref()).map(str::to_string),
+            limit,
+            cursor,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    const NOW: OffsetDateTime = datetime!(2026-11-24 15:00:00 UTC);
+
+    fn config() -> Config {
+        Config::from_sources(include_str!("../../config.toml"), &[]).expect("config")
+    }
+
+    fn params(pairs: &[(&str, &str)]) -> ReadParams {
+        let mut p = ReadParams { project: Some("demo".into()), env: Some("production".into()), ..Default::default() };
+        for (k, v) in pairs {
+            let v = Some(v.to_string());
+            match *k {
+                "from" => p.from = v,
+                "to" => p.to = v,
+                "level" => p.level = v,
+                "limit" => p.limit = v,
+                "cursor" => p.cursor = v,
+                "env" => p.env = v,
+                "project" => p.project = v,
+                _ => unreachable!("unknown test key"),
+            }
+        }
+        p
+    }
+
+    fn error(pairs: &[(&str, &str)]) -> String {
+        params(pairs).to_query(&config(), NOW).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn defaults_are_the_last_24_hours_and_100_events() {
+        let q = params(&[]).to_query(&config(), NOW).expect("query");
+        assert_eq!((q.from, q.to, q.limit), (NOW - Duration::hours(24), NOW, 100));
+        assert!(q.levels.is_empty() && q.text.is_none() && q.cursor.is_none());
+    }
+
+    #[test]
+    fn times_levels_and_limits_are_parsed() {
+        let q = params(&[("from", "2026-11-20T00:00"), ("to", "2026-11-21T00:00:00+09:00"), ("level", "ERROR,warn,error"), ("limit", "5")])
+            .to_query(&config(), NOW)
+            .expect("query");
+        assert_eq!(q.from, datetime!(2026-11-20 00:00 UTC));
+        assert_eq!(q.to, datetime!(2026-11-20 15:00 UTC));
+        assert_eq!(q.levels, [Level::Warn, Level::Error]);
+        assert_eq!(q.limit, 5);
+    }
+
+    #[test]
+    fn bad_parameters_are_named() {
+        assert_eq!(error(&[("from", "monday")]), "`from` must be an RFC 3339 time like 2026-11-24T15:00:00Z");
+        assert_eq!(error(&[("level", "loud")]), "unknown level `loud`; use debug, info, warn, error or fatal");
+        assert_eq!(error(&[("limit", "0")]), "`limit` must be a number from 1 to 1000");
+        assert_eq!(error(&[("cursor", "zzz")]), "`cursor` is not valid");
+        assert_eq!(error(&[("env", "qa")]), "project `demo` has no env `qa`");
+        assert_eq!(error(&[("project", "")]), "`project` is required");
+        assert_eq!(error(&[("from", "2026-11-25T00:00:00Z"), ("to", "2026-11-24T00:00:00Z")]), "`from` is after `to`");
+    }
+}
