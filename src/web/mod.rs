@@ -50,10 +50,11 @@ pub fn router(state: AppState) -> Router {
         .expose_headers([header::RETRY_AFTER])
         .max_age(Duration::from_secs(3600));
 
-    let ingest = Router::new().route("/api/v1/events", post(ingest::ingest_events).get(api::list_events)).layer(ingest_cors);
+    // CORS wraps the ingest POST (and its preflight) only; the GET on the same path is the read API.
+    let events = post(ingest::ingest_events).options(|| async { StatusCode::NO_CONTENT }).layer(ingest_cors).get(api::list_events);
 
     Router::new()
-        .merge(ingest)
+        .route("/api/v1/events", events)
         .route("/api/v1/projects", get(api::list_projects))
         .route("/api/v1/groups", get(api::list_groups))
         .route("/api/v1/events/{id}", get(api::get_event))

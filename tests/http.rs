@@ -1,0 +1,330 @@
+//! The HTTP contract of api.md, through a real listener on the embedded store.
+
+mod common;
+
+use common::{ADMIN_PASSWORD, INGEST_KEY, spawn_app};
+use serde_json::{Value, json};
+
+fn messages(page: &Value) -> Vec<String> {
+    page["events"].as_array().expect("events array").iter().map(|e| e["message"].as_str().unwrap_or("").to_string()).collect()
+}
+
+async fn post_raw(app: &common::TestApp, content_type: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(app.url("/api/v1/events"))
+        .header("X-Logboard-Key", INGEST_KEY)
+        .header("Content-Type", content_type)
+        .body(body)
+        .send()
+        .await
+        .expect("request");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("json body"))
+}
+
+#[tokio::test]
+async fn every_body_shape_is_accepted_and_stored() {
+    let app = spawn_app().await;
+    let (status, answer) = app
+        .ingest(&json!({"env": "staging", "events": [{"message": "batch one"}, {"message": "batch two", "env": "production"}]}))
+        .await;
+    assert_eq!((status, answer), (202, json!({"accepted": 2, "rejected": []})));
+    assert_eq!(app.ingest(&json!([{"message": "bare array", "env": "staging"}])).await.0, 202);
+    assert_eq!(app.ingest(&json!({"message": "single", "env": "staging", "level": "WARNING"})).await.0, 202);
+    let (status, _) = post_raw(&app, "text/plain;charset=UTF-8", r#"{"env":"staging","events":[{"message":"beacon"}]}"#).await;
+    assert_eq!(status, 202);
+    let (status, answer) =
+        post_raw(&app, "application/x-ndjson", "{\"message\":\"nd one\",\"env\":\"staging\"}\n{\"message\":\"nd two\",\"env\":\"staging\"}\n").await;
+    assert_eq!((status, answer["accepted"].as_u64()), (202, Some(2)));
+
+    let (status, page) = app.read("/api/v1/events?project=demo&env=staging").await;
+    assert_eq!(status, 200);
+    let mut got = messages(&page);
+    got.sort();
+    assert_eq!(got, ["bare array", "batch one", "beacon", "nd one", "nd two", "single"]);
+    let single = page["events"].as_array().expect("events").iter().find(|e| e["message"] == "single").expect("single").clone();
+    assert_eq!(single["level"], "warn");
+    assert_eq!(single["project"], "demo");
+    assert_eq!(single["env"], "staging");
+    assert_eq!(single["id"].as_str().map(str::len), Some(26), "a ULID");
+    assert!(single["received_at"].as_str().is_some_and(|t| t.ends_with('Z')));
+
+    let (_, production) = app.read("/api/v1/events?project=demo&env=production").await;
+    assert_eq!(messages(&production), ["batch two"], "an event's own env wins over the batch's");
+}
+
+#[tokio::test]
+async fn the_key_can_come_from_a_header_a_bearer_token_or_the_query() {
+    let app = spawn_app().await;
+    let client = reqwest::Client::new();
+    let body = json!({"message": "m", "env": "dev"});
+    let by_bearer = client.post(app.url("/api/v1/events")).bearer_auth(INGEST_KEY).json(&body).send().await.expect("bearer");
+    assert_eq!(by_bearer.status(), 202);
+    let by_query = client.post(app.url(&format!("/api/v1/events?key={INGEST_KEY}"))).json(&body).send().await.expect("query");
+    assert_eq!(by_query.status(), 202);
+
+    let none = client.post(app.url("/api/v1/events")).json(&body).send().await.expect("no key");
+    assert_eq!(none.status(), 401);
+    assert!(none.json::<Value>().await.expect("json")["error"].as_str().is_some_and(|e| e.contains("ingest key is required")));
+    let wrong = client.post(app.url("/api/v1/events?key=nope")).json(&body).send().await.expect("bad key");
+    assert_eq!(wrong.status(), 401);
+    assert_eq!(wrong.json::<Value>().await.expect("json"), json!({"error": "unknown ingest key"}));
+}
+
+#[tokio::test]
+async fn invalid_events_are_listed_and_the_good_ones_of_the_batch_are_kept() {
+    let app = spawn_app().await;
+    let old = time::OffsetDateTime::now_utc() - time::Duration::days(20);
+    let (status, answer) = app
+        .ingest(&json!({"env": "dev", "events": [
+            {"message": "good one"},
+            {"message": ""},
+            {"level": "error"},
+            {"message": 42},
+            {"message": "wrong env", "env": "qa"},
+            {"message": "ancient", "timestamp": old.unix_timestamp() * 1000},
+            {"message": "bad time", "timestamp": "last tuesday"},
+            {"message": "good two", "level": "critical"},
+        ]}))
+        .await;
+    assert_eq!(status, 202);
+    assert_eq!(answer["accepted"], 2);
+    let reasons: Vec<(u64, String)> = answer["rejected"]
+        .as_array()
+        .expect("rejected")
+        .iter()
+        .map(|r| (r["index"].as_u64().unwrap_or(99), r["reason"].as_str().unwrap_or("").to_string()))
+        .collect();
+    let indices: Vec<u64> = reasons.iter().map(|(i, _)| *i).collect();
+    assert_eq!(indices, [1, 2, 3, 4, 5, 6]);
+    assert_eq!(reasons[0].1, "message is empty");
+    assert_eq!(reasons[1].1, "message is missing");
+    assert_eq!(reasons[2].1, "message must be a string, not a number");
+    assert!(reasons[3].1.starts_with("unknown env `qa`"));
+    assert!(reasons[4].1.contains("older than 14 days"));
+    assert!(reasons[5].1.contains("not RFC 3339"));
+
+    let (_, page) = app.read("/api/v1/events?project=demo&env=dev").await;
+    let mut got = messages(&page);
+    got.sort();
+    assert_eq!(got, ["good one", "good two"]);
+}
+
+#[tokio::test]
+async fn malformed_bodies_get_a_precise_4xx_and_never_a_500() {
+    let app = spawn_app().await;
+    let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
+        ("application/json", b"{\"message\": ".to_vec(), 400, "invalid JSON: EOF while parsing a value at line 1 column 12"),
+        ("application/json", b"".to_vec(), 400, "the body holds no events"),
+        ("application/json", b"[]".to_vec(), 400, "the body holds no events"),
+        ("application/json", b"\"just a string\"".to_vec(), 400, "expected an event object"),
+        ("application/json", b"{\"message\":\"\xc3\x28\"}".to_vec(), 400, "the body is not valid UTF-8 (at byte 12)"),
+        ("application/x-ndjson", b"{\"message\":\"ok\"}\nnot json\n".to_vec(), 400, "invalid JSON on line 2"),
+        ("application/x-www-form-urlencoded", b"message=hi".to_vec(), 415, "Content-Type `application/x-www-form-urlencoded` is not supported"),
+        ("application/json", format!("[{}]", vec![r#"{"message":"x"}"#; 1001].join(",")).into_bytes(), 413, "at most 1000 are accepted"),
+        ("application/json", vec![b' '; 1_048_577], 413, "over the limit of 1048576 bytes"),
+    ];
+    for (content_type, body, want_status, want_error) in cases {
+        let (status, answer) = post_raw(&app, content_type, body).await;
+        let error = answer["error"].as_str().unwrap_or("");
+        assert_eq!(status, want_status, "{content_type}: {answer}");
+        assert!(error.starts_with(want_error) || error.contains(want_error), "{want_error:?} not in {error:?}");
+    }
+    let gzip = reqwest::Client::new()
+        .post(app.url("/api/v1/events"))
+        .header("X-Logboard-Key", INGEST_KEY)
+        .header("Content-Encoding", "br")
+        .body("{}")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(gzip.status(), 415);
+}
+
+#[tokio::test]
+async fn browsers_from_other_origins_are_refused_per_project() {
+    let app = common::spawn_app_with(&[]).await;
+    // The shipped demo project allows every origin.
+    let allowed = reqwest::Client::new()
+        .post(app.url("/api/v1/events?key=demo-ingest-key"))
+        .header("Origin", "https://shop.example")
+        .header("Content-Type", "text/plain")
+        .body(r#"{"message":"from a browser","env":"dev"}"#)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(allowed.status(), 202);
+    assert_eq!(allowed.headers().get("access-control-allow-origin").map(|v| v.as_bytes()), Some(&b"*"[..]));
+
+    let preflight = reqwest::Client::new()
+        .request(reqwest::Method::OPTIONS, app.url("/api/v1/events"))
+        .header("Origin", "https://shop.example")
+        .header("Access-Control-Request-Method", "POST")
+        .header("Access-Control-Request-Headers", "content-type,x-logboard-key")
+        .send()
+        .await
+        .expect("preflight");
+    assert!(preflight.status().is_success());
+    assert_eq!(preflight.headers().get("access-control-max-age").map(|v| v.as_bytes()), Some(&b"3600"[..]));
+
+    let read = reqwest::Client::new()
+        .get(app.url("/api/v1/events?project=demo&env=dev"))
+        .header("Origin", "https://shop.example")
+        .basic_auth("admin", Some(common::ADMIN_PASSWORD))
+        .send()
+        .await
+        .expect("read");
+    assert_eq!(read.status(), 200);
+    assert!(read.headers().get("access-control-allow-origin").is_none(), "no CORS on the read API");
+
+    let data_dir = tempfile::tempdir().expect("dir");
+    let mut config = common::test_config(data_dir.path(), &[]);
+    config.projects[0].allowed_origins = vec!["https://app.example".into()];
+    let locked = common::spawn_app_from(config, data_dir).await;
+    let refused = reqwest::Client::new()
+        .post(locked.url("/api/v1/events?key=demo-ingest-key"))
+        .header("Origin", "https://evil.example")
+        .json(&json!({"message": "m", "env": "dev"}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(refused.status(), 403);
+    assert_eq!(
+        refused.json::<Value>().await.expect("json"),
+        json!({"error": "origin `https://evil.example` is not allowed to send to project `demo`"})
+    );
+}
+
+#[tokio::test]
+async fn the_read_api_needs_a_login_and_answers_401_otherwise() {
+    let app = spawn_app().await;
+    let client = reqwest::Client::new();
+    for path in ["/api/v1/projects", "/api/v1/groups?project=demo&env=dev", "/api/v1/events?project=demo&env=dev"] {
+        let response = client.get(app.url(path)).send().await.expect("get");
+        assert_eq!(response.status(), 401, "{path}");
+        let with_key = client.get(app.url(path)).header("X-Logboard-Key", INGEST_KEY).bearer_auth(INGEST_KEY).send().await.expect("get");
+        assert_eq!(with_key.status(), 401, "an ingest key never reads: {path}");
+        let wrong = client.get(app.url(path)).basic_auth("admin", Some("wrong")).send().await.expect("get");
+        assert_eq!(wrong.status(), 401, "{path}");
+    }
+    let (status, projects) = app.read("/api/v1/projects").await;
+    assert_eq!(status, 200);
+    assert_eq!(projects, json!({"projects": [{"name": "demo", "envs": ["production", "staging", "dev"]}]}));
+    let (_, groups) = app.read("/api/v1/groups?project=demo&env=dev").await;
+    assert_eq!(groups, json!({"groups": [{"name": "/logboard/demo/dev", "kind": "ingest"}]}));
+}
+
+#[tokio::test]
+async fn api_tokens_and_sessions_open_the_read_api() {
+    let data_dir = tempfile::tempdir().expect("dir");
+    let mut config = common::test_config(data_dir.path(), &[]);
+    config.auth.api_tokens = vec![logboard::config::Secret::new("read-token-0123456789")];
+    let app = common::spawn_app_from(config, data_dir).await;
+    let by_token = reqwest::Client::new().get(app.url("/api/v1/projects")).bearer_auth("read-token-0123456789").send().await.expect("get");
+    assert_eq!(by_token.status(), 200);
+    let session = app.logged_in_client().await;
+    assert_eq!(session.get(app.url("/api/v1/projects")).send().await.expect("get").status(), 200);
+}
+
+#[tokio::test]
+async fn events_are_read_newest_first_with_filters_paging_and_by_id() {
+    let app = spawn_app().await;
+    let now = time::OffsetDateTime::now_utc();
+    let events: Vec<Value> = (0..7)
+        .map(|i| {
+            json!({
+                "message": format!("Checkout step {i}"),
+                "level": if i % 3 == 0 { "error" } else { "info" },
+                "timestamp": logboard::event::unix_ms(now - time::Duration::minutes(10 - i)),
+            })
+        })
+        .collect();
+    assert_eq!(app.ingest(&json!({"env": "production", "events": events})).await.0, 202);
+
+    let (_, all) = app.read("/api/v1/events?project=demo&env=production").await;
+    assert_eq!(messages(&all).first().map(String::as_str), Some("Checkout step 6"));
+    assert_eq!(all["next_cursor"], Value::Null);
+
+    let (_, errors) = app.read("/api/v1/events?project=demo&env=production&level=error,fatal").await;
+    assert_eq!(messages(&errors), ["Checkout step 6", "Checkout step 3", "Checkout step 0"]);
+
+    let (_, searched) = app.read("/api/v1/events?project=demo&env=production&q=STEP%205").await;
+    assert_eq!(messages(&searched), ["Checkout step 5"]);
+
+    let mut seen = Vec::new();
+    let mut path = "/api/v1/events?project=demo&env=production&limit=3".to_string();
+    loop {
+        let (status, page) = app.read(&path).await;
+        assert_eq!(status, 200);
+        seen.extend(messages(&page));
+        match page["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/api/v1/events?project=demo&env=production&limit=3&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, messages(&all), "pages visit every event once, newest first");
+
+    let id = all["events"][0]["id"].as_str().expect("id");
+    let (status, one) = app.read(&format!("/api/v1/events/{id}?project=demo&env=production")).await;
+    assert_eq!((status, one["message"].as_str()), (200, Some("Checkout step 6")));
+    let (status, _) = app.read(&format!("/api/v1/events/{id}?project=demo&env=staging")).await;
+    assert_eq!(status, 404);
+    let (status, answer) = app.read("/api/v1/events?project=demo&env=production&from=yesterday").await;
+    assert_eq!((status, answer["error"].as_str()), (400, Some("`from` must be an RFC 3339 time like 2026-11-24T15:00:00Z")));
+    let (status, _) = app.read("/api/v1/events?project=nope&env=production").await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn pages_need_a_login_and_show_the_logged_events() {
+    let app = spawn_app().await;
+    let anonymous = app.client();
+    for path in ["/", "/logs?project=demo&env=dev"] {
+        let response = anonymous.get(app.url(path)).send().await.expect("get");
+        assert_eq!(response.status(), 303, "{path}");
+        let location = response.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or("");
+        assert!(location.starts_with("/login?next="), "{location}");
+    }
+    let failed = anonymous
+        .post(app.url("/login"))
+        .form(&[("username", "admin"), ("password", "nope")])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(failed.status(), 401);
+    assert!(failed.text().await.expect("html").contains("Invalid username or password."));
+    let unknown = anonymous.post(app.url("/login")).form(&[("username", "mallory"), ("password", ADMIN_PASSWORD)]).send().await.expect("login");
+    assert_eq!(unknown.status(), 401, "unknown users get the same answer");
+
+    app.ingest(&json!({"env": "dev", "events": [{"message": "<script>alert(1)</script> boom", "level": "error", "stack": "at x.js:1:1"}]})).await;
+    let client = app.logged_in_client().await;
+    let page = client.get(app.url("/logs?project=demo&env=dev")).send().await.expect("logs");
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers().get("x-robots-tag").map(|v| v.as_bytes()), Some(&b"noindex, nofollow"[..]));
+    let html = page.text().await.expect("html");
+    assert!(html.contains("&#60;script&#62;alert(1)&#60;/script&#62; boom"), "event text is escaped");
+    assert!(!html.contains("<script>alert(1)"));
+    assert!(html.contains(r#"<meta name="robots" content="noindex, nofollow">"#));
+
+    let home = client.get(app.url("/")).send().await.expect("home").text().await.expect("html");
+    assert!(home.contains(r#"data-project="demo" data-env="dev""#));
+
+    let logout = client.post(app.url("/logout")).send().await.expect("logout");
+    assert_eq!(logout.status(), 303);
+    assert_eq!(client.get(app.url("/")).send().await.expect("get").status(), 303, "logged out");
+}
+
+#[tokio::test]
+async fn health_robots_and_unknown_paths_answer_without_login() {
+    let app = spawn_app().await;
+    let client = reqwest::Client::new();
+    assert_eq!(client.get(app.url("/healthz")).send().await.expect("healthz").status(), 200);
+    let ready = client.get(app.url("/readyz")).send().await.expect("readyz");
+    assert_eq!(ready.status(), 200);
+    let robots = client.get(app.url("/robots.txt")).send().await.expect("robots");
+    assert_eq!(robots.headers().get("x-robots-tag").map(|v| v.as_bytes()), Some(&b"noindex, nofollow"[..]));
+    assert_eq!(robots.text().await.expect("text"), "User-agent: *\nDisallow: /\n");
+    let css = client.get(app.url("/static/style.css")).send().await.expect("css");
+    assert_eq!(css.status(), 200);
+    assert_eq!(client.get(app.url("/nowhere")).send().await.expect("404").status(), 404);
+}
