@@ -1,0 +1,252 @@
+//! The real binary: its commands, its first start, and what survives `kill -9` and SIGTERM.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_logboard");
+
+/// A `logboard` command with a clean environment apart from `env`.
+fn logboard(args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(BINARY);
+    command.args(args);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("LOGBOARD") {
+            command.env_remove(key);
+        }
+    }
+    command.envs(env.iter().copied());
+    command
+}
+
+struct Server {
+    child: Child,
+    base: String,
+    /// The generated admin password, when the server printed one.
+    generated_password: Option<String>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `logboard serve` on a random port with its data in `data_dir`.
+fn start_server(data_dir: &Path, admin_password: Option<&str>) -> Server {
+    let data = data_dir.display().to_string();
+    let mut env = vec![("LOGBOARD__STORAGE__DATA_DIR", data.as_str()), ("LOGBOARD__SERVER__LISTEN", "127.0.0.1:0"), ("RUST_LOG", "warn")];
+    if let Some(password) = admin_password {
+        env.push(("LOGBOARD_ADMIN_PASSWORD", password));
+    }
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml");
+    let mut child = logboard(&["serve", "--config", &config.display().to_string()], &env)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start logboard");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let mut generated_password = None;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let base = loop {
+        assert!(Instant::now() < deadline, "logboard did not print its address");
+        let line = lines.next().expect("logboard exited before listening").expect("read stdout");
+        if let Some(password) = line.split("with password: ").nth(1) {
+            generated_password = Some(password.trim().to_string());
+        }
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            break rest.split_whitespace().next().expect("url").trim_end_matches('/').to_string();
+        }
+    };
+    // Keep draining stdout so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Server { child, base, generated_password }
+}
+
+#[test]
+fn check_config_names_every_problem_by_key_and_exits_1() {
+    let dir = tempfile::tempdir().expect("dir");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[server]\nlisten = \"here\"\nport = 1\n[[projects]]\nname = \"a\"\nenvs = []\ningest_keys = [\"k\"]\n",
+    )
+    .expect("write");
+    let output = logboard(&["check-config", "--config", &bad.display().to_string()], &[]).output().expect("run");
+    assert_eq!(output.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("server.port: unknown key"), "{text}");
+    assert!(text.contains("server.listen: `here` is not an address"), "{text}");
+    assert!(text.contains("projects[0].envs: must name at least one environment"), "{text}");
+
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml");
+    let ok = logboard(&["check-config"], &[("LOGBOARD_CONFIG", &shipped.display().to_string())]).output().expect("run");
+    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stdout));
+
+    let overridden = logboard(&["check-config", "--config", &shipped.display().to_string()], &[("LOGBOARD__STORAGE__BACKEND", "s3")])
+        .output()
+        .expect("run");
+    assert_eq!(overridden.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&overridden.stdout).starts_with("storage.backend: unknown variant `s3`"));
+}
+
+#[test]
+fn hash_password_prints_only_an_argon2id_string_that_verifies() {
+    let mut child = logboard(&["hash-password"], &[]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("run");
+    child.stdin.take().expect("stdin").write_all(b"s3cret pass\n").expect("write");
+    let output = child.wait_with_output().expect("wait");
+    assert!(output.status.success());
+    let phc = String::from_utf8(output.stdout).expect("utf8");
+    let phc = phc.trim_end();
+    assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
+    assert_eq!(phc.lines().count(), 1);
+
+    // The printed hash logs a user in.
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("config.toml");
+    let text = common::SHIPPED_CONFIG.replace("[auth]", &format!("[auth]\nusers = [{{ name = \"ops\", password_hash = \"{phc}\" }}]"));
+    std::fs::write(&config, text).expect("write");
+    let check = logboard(&["check-config", "--config", &config.display().to_string()], &[]).output().expect("run");
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
+}
+
+#[tokio::test]
+async fn a_first_start_prints_a_generated_admin_password_that_logs_in() {
+    let dir = tempfile::tempdir().expect("dir");
+    let server = start_server(dir.path(), None);
+    let password = server.generated_password.clone().expect("a generated password is printed");
+    assert!(password.len() >= 20, "{password}");
+    let other = tempfile::tempdir().expect("dir");
+    let second = start_server(other.path(), None);
+    assert_ne!(second.generated_password, Some(password.clone()), "never a fixed default");
+
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let login = client
+        .post(format!("{}/login", server.base))
+        .form(&[("username", "admin"), ("password", password.as_str())])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(login.status(), 303);
+    assert!(login.headers().get("set-cookie").is_some());
+}
+
+async fn post_event(client: &reqwest::Client, base: &str, seq: usize) -> bool {
+    let body = json!({"env": "production", "events": [{"message": format!("seq-{seq}"), "extra": {"seq": seq}}]});
+    matches!(
+        client.post(format!("{base}/api/v1/events")).header("X-Logboard-Key", common::INGEST_KEY).json(&body).send().await,
+        Ok(response) if response.status() == 202
+    )
+}
+
+/// Every `seqN` message stored in demo/production, via the read API.
+async fn stored_sequence_numbers(base: &str) -> Vec<usize> {
+    let client = reqwest::Client::new();
+    let mut seqs = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut url = format!("{base}/api/v1/events?project=demo&env=production&limit=1000");
+        if let Some(c) = &cursor {
+            url.push_str(&format!("&cursor={c}"));
+        }
+        let page: Value = client
+            .get(url)
+            .basic_auth("admin", Some(common::ADMIN_PASSWORD))
+            .send()
+            .await
+            .expect("read")
+            .json()
+            .await
+            .expect("json");
+        for event in page["events"].as_array().expect("events") {
+            if let Some(seq) = event["message"].as_str().and_then(|m| m.strip_prefix("seq-")).and_then(|n| n.parse().ok()) {
+                seqs.push(seq);
+            }
+        }
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_string()),
+            None => break,
+        }
+    }
+    seqs.sort_unstable();
+    seqs
+}
+
+#[tokio::test]
+async fn every_acknowledged_event_survives_kill_9_during_load() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut server = start_server(dir.path(), Some(common::ADMIN_PASSWORD));
+    let base = server.base.clone();
+    let stop = Arc::new(AtomicBool::new(false));
+    let client = reqwest::Client::new();
+
+    // Four senders with disjoint sequence numbers, recording what was acknowledged.
+    let mut senders = Vec::new();
+    for lane in 0..4 {
+        let (client, base, stop) = (client.clone(), base.clone(), Arc::clone(&stop));
+        senders.push(tokio::spawn(async move {
+            let mut acknowledged = Vec::new();
+            let mut seq = lane;
+            while !stop.load(Ordering::Relaxed) && seq < 40_000 {
+                if post_event(&client, &base, seq).await {
+                    acknowledged.push(seq);
+                } else {
+                    break;
+                }
+                seq += 4;
+            }
+            acknowledged
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    server.child.kill().expect("kill -9");
+    server.child.wait().expect("reaped");
+    stop.store(true, Ordering::Relaxed);
+    let mut acknowledged = Vec::new();
+    for sender in senders {
+        acknowledged.extend(sender.await.expect("sender"));
+    }
+    acknowledged.sort_unstable();
+    assert!(acknowledged.len() > 50, "the load ran: {} acknowledged", acknowledged.len());
+
+    let restarted = start_server(dir.path(), Some(common::ADMIN_PASSWORD));
+    let stored = stored_sequence_numbers(&restarted.base).await;
+    let missing: Vec<_> = acknowledged.iter().filter(|s| stored.binary_search(s).is_err()).collect();
+    assert!(missing.is_empty(), "{} of {} acknowledged events lost after kill -9: {:?}", missing.len(), acknowledged.len(), &missing[..missing.len().min(10)]);
+    eprintln!("kill -9: {} acknowledged, {} stored after restart", acknowledged.len(), stored.len());
+    let mut unique = stored.clone();
+    unique.dedup();
+    assert_eq!(unique.len(), stored.len(), "no duplicates");
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_server_cleanly_and_keeps_the_data() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut server = start_server(dir.path(), Some(common::ADMIN_PASSWORD));
+    let client = reqwest::Client::new();
+    for seq in 0..20 {
+        assert!(post_event(&client, &server.base, seq).await);
+    }
+    let status = Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status().expect("kill -TERM");
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(25);
+    let exit = loop {
+        if let Some(exit) = server.child.try_wait().expect("wait") {
+            break exit;
+        }
+        assert!(Instant::now() < deadline, "logboard did not stop within 25 s of SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(exit.code(), Some(0));
+    let restarted = start_server(dir.path(), Some(common::ADMIN_PASSWORD));
+    assert_eq!(stored_sequence_numbers(&restarted.base).await, (0..20).collect::<Vec<_>>());
+}
