@@ -15,7 +15,8 @@ pub enum BodyFormat {
 impl BodyFormat {
     /// `None` for a content type we do not accept.
     pub fn from_content_type(content_type: Option<&str>) -> Option<BodyFormat> {
-        let essence = content_type.unwrap_or("application/json").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let essence =
+            content_type.unwrap_or("application/json").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
         match essence.as_str() {
             "application/json" | "text/plain" | "" => Some(BodyFormat::Json),
             "application/x-ndjson" | "application/ndjson" | "application/jsonl" => Some(BodyFormat::Ndjson),
@@ -70,14 +71,18 @@ fn parse_json(text: &str) -> Result<Batch, BodyError> {
                 None | Some(Value::Null) => None,
                 Some(Value::String(env)) => Some(env),
                 Some(other) => {
-                    return Err(BodyError::Malformed(format!("env must be a string, not {}", crate::event::json_kind(&other))));
+                    return Err(BodyError::Malformed(format!(
+                        "env must be a string, not {}",
+                        crate::event::json_kind(&other)
+                    )));
                 }
             };
             match map.remove("events") {
                 Some(Value::Array(events)) => Ok(Batch { env, events }),
-                Some(other) => {
-                    Err(BodyError::Malformed(format!("events must be an array, not {}", crate::event::json_kind(&other))))
-                }
+                Some(other) => Err(BodyError::Malformed(format!(
+                    "events must be an array, not {}",
+                    crate::event::json_kind(&other)
+                ))),
                 None => Err(BodyError::NoEvents),
             }
         }

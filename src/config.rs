@@ -219,22 +219,18 @@ impl std::error::Error for ConfigErrors {}
 
 /// The config file to read: `--config`, else `$LOGBOARD_CONFIG`, else `./config.toml`.
 pub fn config_path(flag: Option<PathBuf>) -> PathBuf {
-    flag.or_else(|| std::env::var_os(CONFIG_PATH_ENV).map(PathBuf::from))
-        .unwrap_or_else(|| DEFAULT_CONFIG_PATH.into())
+    flag.or_else(|| std::env::var_os(CONFIG_PATH_ENV).map(PathBuf::from)).unwrap_or_else(|| DEFAULT_CONFIG_PATH.into())
 }
 
 impl Config {
     /// Reads the file, applies the process environment, and validates.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigErrors(vec![problem(path.display().to_string(), format!("cannot read: {e}"))])
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigErrors(vec![problem(path.display().to_string(), format!("cannot read: {e}"))]))?;
         let env: Vec<(String, String)> = std::env::vars().collect();
         let mut config = Config::from_sources(&text, &env)?;
-        config.auth.admin_password = env
-            .iter()
-            .find(|(k, v)| k == ADMIN_PASSWORD_ENV && !v.is_empty())
-            .map(|(_, v)| Secret::new(v.clone()));
+        config.auth.admin_password =
+            env.iter().find(|(k, v)| k == ADMIN_PASSWORD_ENV && !v.is_empty()).map(|(_, v)| Secret::new(v.clone()));
         Ok(config)
     }
 
@@ -250,9 +246,7 @@ impl Config {
                 problems.push(problem(name, "expected LOGBOARD__<SECTION>__<KEY>"));
                 continue;
             };
-            let table = root
-                .entry(section.clone())
-                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let table = root.entry(section.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
             match table.as_table_mut() {
                 Some(table) => {
                     table.insert(key.clone(), env_value(raw));
@@ -284,11 +278,17 @@ impl Config {
     pub fn validate(&self) -> Vec<Problem> {
         let mut problems = Vec::new();
         if self.server.listen.parse::<SocketAddr>().is_err() {
-            problems.push(problem("server.listen", format!("`{}` is not an address like 127.0.0.1:8080", self.server.listen)));
+            problems.push(problem(
+                "server.listen",
+                format!("`{}` is not an address like 127.0.0.1:8080", self.server.listen),
+            ));
         }
         for (i, proxy) in self.server.trusted_proxies.iter().enumerate() {
             if parse_ip_net(proxy).is_none() {
-                problems.push(problem(format!("server.trusted_proxies[{i}]"), format!("`{proxy}` is not an IP address or CIDR")));
+                problems.push(problem(
+                    format!("server.trusted_proxies[{i}]"),
+                    format!("`{proxy}` is not an IP address or CIDR"),
+                ));
             }
         }
         if self.storage.data_dir.as_os_str().is_empty() {
@@ -306,7 +306,10 @@ impl Config {
 
     fn validate_cloudwatch(&self, problems: &mut Vec<Problem>) {
         let cw = &self.cloudwatch;
-        if !cw.endpoint_url.is_empty() && !(cw.endpoint_url.starts_with("http://") || cw.endpoint_url.starts_with("https://")) {
+        if !(cw.endpoint_url.is_empty()
+            || cw.endpoint_url.starts_with("http://")
+            || cw.endpoint_url.starts_with("https://"))
+        {
             problems.push(problem("cloudwatch.endpoint_url", "must start with http:// or https://"));
         }
         let rest = cw.group_template.replace("{project}", "").replace("{env}", "");
@@ -314,13 +317,19 @@ impl Config {
             problems.push(problem("cloudwatch.group_template", "only {project} and {env} may be used"));
         }
         if !cw.group_template.contains("{project}") || !cw.group_template.contains("{env}") {
-            problems.push(problem("cloudwatch.group_template", "must contain {project} and {env}, or groups would be shared"));
+            problems.push(problem(
+                "cloudwatch.group_template",
+                "must contain {project} and {env}, or groups would be shared",
+            ));
         }
         for project in &self.projects {
             for env in &project.envs {
                 let group = cw.group_name(&project.name, env);
                 if let Err(why) = check_group_name(&group) {
-                    problems.push(problem("cloudwatch.group_template", format!("gives `{group}` for {}/{env}: {why}", project.name)));
+                    problems.push(problem(
+                        "cloudwatch.group_template",
+                        format!("gives `{group}` for {}/{env}: {why}", project.name),
+                    ));
                 }
             }
         }
@@ -333,7 +342,10 @@ impl Config {
         }
         let sample = cw.stream_name(time::OffsetDateTime::UNIX_EPOCH);
         if sample.is_empty() || sample.len() > 512 || sample.contains([':', '*']) {
-            problems.push(problem("cloudwatch.stream_template", format!("gives `{sample}`: stream names are 1-512 characters without `:` or `*`")));
+            problems.push(problem(
+                "cloudwatch.stream_template",
+                format!("gives `{sample}`: stream names are 1-512 characters without `:` or `*`"),
+            ));
         }
     }
 
@@ -365,8 +377,13 @@ impl Config {
             if !names.insert(user.name.as_str()) {
                 problems.push(problem(format!("auth.users[{i}].name"), format!("`{}` is defined twice", user.name)));
             }
-            if !user.password_hash.starts_with("$argon2id$") || crate::web::auth::parse_hash(&user.password_hash).is_err() {
-                problems.push(problem(format!("auth.users[{i}].password_hash"), "must be an Argon2id PHC string (see `logboard hash-password`)"));
+            if !user.password_hash.starts_with("$argon2id$")
+                || crate::web::auth::parse_hash(&user.password_hash).is_err()
+            {
+                problems.push(problem(
+                    format!("auth.users[{i}].password_hash"),
+                    "must be an Argon2id PHC string (see `logboard hash-password`)",
+                ));
             }
         }
         for (i, token) in self.auth.api_tokens.iter().enumerate() {
@@ -385,7 +402,10 @@ impl Config {
         for (i, p) in self.projects.iter().enumerate() {
             let at = |field: &str| format!("projects[{i}].{field}");
             if p.name.is_empty() || !p.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-                problems.push(problem(at("name"), format!("`{}` must be non-empty and use only A-Z a-z 0-9 - _ .", p.name)));
+                problems.push(problem(
+                    at("name"),
+                    format!("`{}` must be non-empty and use only A-Z a-z 0-9 - _ .", p.name),
+                ));
             }
             if !names.insert(p.name.as_str()) {
                 problems.push(problem(at("name"), format!("`{}` is defined twice", p.name)));
@@ -396,7 +416,10 @@ impl Config {
             let mut envs = HashSet::new();
             for (j, env) in p.envs.iter().enumerate() {
                 if env.is_empty() || !env.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-                    problems.push(problem(format!("projects[{i}].envs[{j}]"), format!("`{env}` must be non-empty and use only A-Z a-z 0-9 - _ .")));
+                    problems.push(problem(
+                        format!("projects[{i}].envs[{j}]"),
+                        format!("`{env}` must be non-empty and use only A-Z a-z 0-9 - _ ."),
+                    ));
                 }
                 if !envs.insert(env.as_str()) {
                     problems.push(problem(format!("projects[{i}].envs[{j}]"), format!("`{env}` is listed twice")));
@@ -412,12 +435,18 @@ impl Config {
             }
             for (j, origin) in p.allowed_origins.iter().enumerate() {
                 if origin != "*" && !(origin.starts_with("http://") || origin.starts_with("https://")) {
-                    problems.push(problem(format!("projects[{i}].allowed_origins[{j}]"), format!("`{origin}` must be \"*\" or an origin like https://app.example.com")));
+                    problems.push(problem(
+                        format!("projects[{i}].allowed_origins[{j}]"),
+                        format!("`{origin}` must be \"*\" or an origin like https://app.example.com"),
+                    ));
                 }
             }
             for (j, prefix) in p.extra_group_prefixes.iter().enumerate() {
                 if prefix.is_empty() || !prefix.chars().all(is_group_char) {
-                    problems.push(problem(format!("projects[{i}].extra_group_prefixes[{j}]"), format!("`{prefix}` is not a log group name prefix")));
+                    problems.push(problem(
+                        format!("projects[{i}].extra_group_prefixes[{j}]"),
+                        format!("`{prefix}` is not a log group name prefix"),
+                    ));
                 }
             }
         }

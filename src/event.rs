@@ -195,7 +195,8 @@ pub fn normalise(raw: Value, ctx: &Context<'_>) -> Result<StoredEvent, String> {
         extra.entry(key).or_insert(value);
     }
 
-    let fingerprint = (level >= Level::Error).then(|| fingerprint(kind.as_deref(), &message, location.as_deref(), stack.as_deref()));
+    let fingerprint =
+        (level >= Level::Error).then(|| fingerprint(kind.as_deref(), &message, location.as_deref(), stack.as_deref()));
     let event = StoredEvent {
         id: new_id(timestamp),
         project: ctx.project.name.clone(),
@@ -367,7 +368,8 @@ mod tests {
 
     fn run(raw: Value) -> Result<StoredEvent, String> {
         let project = project();
-        let ctx = Context { project: &project, default_env: Some("staging"), received_at: NOW, max_event_bytes: 65_536 };
+        let ctx =
+            Context { project: &project, default_env: Some("staging"), received_at: NOW, max_event_bytes: 65_536 };
         normalise(raw, &ctx)
     }
 
@@ -386,7 +388,13 @@ mod tests {
 
     #[test]
     fn levels_are_case_insensitive_with_aliases() {
-        for (given, want) in [("ERROR", Level::Error), ("Warning", Level::Warn), ("critical", Level::Fatal), ("debug", Level::Debug), ("warn", Level::Warn)] {
+        for (given, want) in [
+            ("ERROR", Level::Error),
+            ("Warning", Level::Warn),
+            ("critical", Level::Fatal),
+            ("debug", Level::Debug),
+            ("warn", Level::Warn),
+        ] {
             assert_eq!(run(json!({"message": "m", "level": given})).expect(given).level, want, "{given}");
         }
         let reason = run(json!({"message": "m", "level": "loud"})).unwrap_err();
@@ -406,7 +414,11 @@ mod tests {
     #[test]
     fn timestamps_outside_the_cloudwatch_window_are_rejected() {
         let ms = |d: Duration| unix_ms(NOW + d);
-        assert!(run(json!({"message": "m", "timestamp": ms(-Duration::days(15))})).unwrap_err().contains("older than 14 days"));
+        assert!(
+            run(json!({"message": "m", "timestamp": ms(-Duration::days(15))}))
+                .unwrap_err()
+                .contains("older than 14 days")
+        );
         assert!(run(json!({"message": "m", "timestamp": ms(Duration::hours(3))})).unwrap_err().contains("future"));
         assert!(run(json!({"message": "m", "timestamp": ms(-Duration::days(13))})).is_ok());
         assert!(run(json!({"message": "m", "timestamp": ms(Duration::hours(1))})).is_ok());
@@ -451,7 +463,10 @@ mod tests {
     #[test]
     fn wrongly_typed_fields_are_rejected_with_their_name() {
         assert_eq!(run(json!({"message": "m", "url": 1})).unwrap_err(), "url must be a string, not a number");
-        assert_eq!(run(json!({"message": "m", "http": {"status": 999}})).unwrap_err(), "http.status 999 is not an HTTP status code");
+        assert_eq!(
+            run(json!({"message": "m", "http": {"status": 999}})).unwrap_err(),
+            "http.status 999 is not an HTTP status code"
+        );
         assert_eq!(run(json!({"message": "m", "extra": []})).unwrap_err(), "extra must be an object, not an array");
     }
 

@@ -29,7 +29,10 @@ const SHUTDOWN_FLUSH_DEADLINE: std::time::Duration = std::time::Duration::from_s
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn LogStore>> {
     Ok(match config.storage.backend {
         Backend::Local => Arc::new(LocalStore::open(&config.storage.data_dir, config.cloudwatch.clone())?),
-        Backend::Cloudwatch => { store::cloudwatch::CloudWatchStore::open(config).await?; unreachable!() }
+        Backend::Cloudwatch => {
+            store::cloudwatch::CloudWatchStore::open(config).await?;
+            unreachable!()
+        }
     })
 }
 
@@ -49,9 +52,8 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
 
 /// Serves until SIGINT/SIGTERM, then lets the store flush within the deadline.
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(&config.server.listen)
-        .await
-        .with_context(|| format!("binding {}", config.server.listen))?;
+    let listener =
+        TcpListener::bind(&config.server.listen).await.with_context(|| format!("binding {}", config.server.listen))?;
     let state = build_state(config).await?;
     let address = listener.local_addr().context("reading the bound address")?;
     println!("logboard is listening on http://{address}/ (log in at http://{address}/login)");
@@ -63,7 +65,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .context("serving HTTP")?;
     tracing::info!("stopped accepting; flushing");
     if tokio::time::timeout(SHUTDOWN_FLUSH_DEADLINE, store.shutdown()).await.is_err() {
-        tracing::warn!(deadline_s = SHUTDOWN_FLUSH_DEADLINE.as_secs(), "flush deadline reached; the rest stays on disk");
+        tracing::warn!(
+            deadline_s = SHUTDOWN_FLUSH_DEADLINE.as_secs(),
+            "flush deadline reached; the rest stays on disk"
+        );
     }
     Ok(())
 }

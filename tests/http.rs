@@ -6,7 +6,12 @@ use common::{ADMIN_PASSWORD, INGEST_KEY, spawn_app};
 use serde_json::{Value, json};
 
 fn messages(page: &Value) -> Vec<String> {
-    page["events"].as_array().expect("events array").iter().map(|e| e["message"].as_str().unwrap_or("").to_string()).collect()
+    page["events"]
+        .as_array()
+        .expect("events array")
+        .iter()
+        .map(|e| e["message"].as_str().unwrap_or("").to_string())
+        .collect()
 }
 
 async fn post_raw(app: &common::TestApp, content_type: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
@@ -31,10 +36,15 @@ async fn every_body_shape_is_accepted_and_stored() {
     assert_eq!((status, answer), (202, json!({"accepted": 2, "rejected": []})));
     assert_eq!(app.ingest(&json!([{"message": "bare array", "env": "staging"}])).await.0, 202);
     assert_eq!(app.ingest(&json!({"message": "single", "env": "staging", "level": "WARNING"})).await.0, 202);
-    let (status, _) = post_raw(&app, "text/plain;charset=UTF-8", r#"{"env":"staging","events":[{"message":"beacon"}]}"#).await;
+    let (status, _) =
+        post_raw(&app, "text/plain;charset=UTF-8", r#"{"env":"staging","events":[{"message":"beacon"}]}"#).await;
     assert_eq!(status, 202);
-    let (status, answer) =
-        post_raw(&app, "application/x-ndjson", "{\"message\":\"nd one\",\"env\":\"staging\"}\n{\"message\":\"nd two\",\"env\":\"staging\"}\n").await;
+    let (status, answer) = post_raw(
+        &app,
+        "application/x-ndjson",
+        "{\"message\":\"nd one\",\"env\":\"staging\"}\n{\"message\":\"nd two\",\"env\":\"staging\"}\n",
+    )
+    .await;
     assert_eq!((status, answer["accepted"].as_u64()), (202, Some(2)));
 
     let (status, page) = app.read("/api/v1/events?project=demo&env=staging").await;
@@ -42,7 +52,8 @@ async fn every_body_shape_is_accepted_and_stored() {
     let mut got = messages(&page);
     got.sort();
     assert_eq!(got, ["bare array", "batch one", "beacon", "nd one", "nd two", "single"]);
-    let single = page["events"].as_array().expect("events").iter().find(|e| e["message"] == "single").expect("single").clone();
+    let single =
+        page["events"].as_array().expect("events").iter().find(|e| e["message"] == "single").expect("single").clone();
     assert_eq!(single["level"], "warn");
     assert_eq!(single["project"], "demo");
     assert_eq!(single["env"], "staging");
@@ -58,14 +69,20 @@ async fn the_key_can_come_from_a_header_a_bearer_token_or_the_query() {
     let app = spawn_app().await;
     let client = reqwest::Client::new();
     let body = json!({"message": "m", "env": "dev"});
-    let by_bearer = client.post(app.url("/api/v1/events")).bearer_auth(INGEST_KEY).json(&body).send().await.expect("bearer");
+    let by_bearer =
+        client.post(app.url("/api/v1/events")).bearer_auth(INGEST_KEY).json(&body).send().await.expect("bearer");
     assert_eq!(by_bearer.status(), 202);
-    let by_query = client.post(app.url(&format!("/api/v1/events?key={INGEST_KEY}"))).json(&body).send().await.expect("query");
+    let by_query =
+        client.post(app.url(&format!("/api/v1/events?key={INGEST_KEY}"))).json(&body).send().await.expect("query");
     assert_eq!(by_query.status(), 202);
 
     let none = client.post(app.url("/api/v1/events")).json(&body).send().await.expect("no key");
     assert_eq!(none.status(), 401);
-    assert!(none.json::<Value>().await.expect("json")["error"].as_str().is_some_and(|e| e.contains("ingest key is required")));
+    assert!(
+        none.json::<Value>().await.expect("json")["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("ingest key is required"))
+    );
     let wrong = client.post(app.url("/api/v1/events?key=nope")).json(&body).send().await.expect("bad key");
     assert_eq!(wrong.status(), 401);
     assert_eq!(wrong.json::<Value>().await.expect("json"), json!({"error": "unknown ingest key"}));
@@ -114,14 +131,29 @@ async fn invalid_events_are_listed_and_the_good_ones_of_the_batch_are_kept() {
 async fn malformed_bodies_get_a_precise_4xx_and_never_a_500() {
     let app = spawn_app().await;
     let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
-        ("application/json", b"{\"message\": ".to_vec(), 400, "invalid JSON: EOF while parsing a value at line 1 column 12"),
+        (
+            "application/json",
+            b"{\"message\": ".to_vec(),
+            400,
+            "invalid JSON: EOF while parsing a value at line 1 column 12",
+        ),
         ("application/json", b"".to_vec(), 400, "the body holds no events"),
         ("application/json", b"[]".to_vec(), 400, "the body holds no events"),
         ("application/json", b"\"just a string\"".to_vec(), 400, "expected an event object"),
         ("application/json", b"{\"message\":\"\xc3\x28\"}".to_vec(), 400, "the body is not valid UTF-8 (at byte 12)"),
         ("application/x-ndjson", b"{\"message\":\"ok\"}\nnot json\n".to_vec(), 400, "invalid JSON on line 2"),
-        ("application/x-www-form-urlencoded", b"message=hi".to_vec(), 415, "Content-Type `application/x-www-form-urlencoded` is not supported"),
-        ("application/json", format!("[{}]", vec![r#"{"message":"x"}"#; 1001].join(",")).into_bytes(), 413, "at most 1000 are accepted"),
+        (
+            "application/x-www-form-urlencoded",
+            b"message=hi".to_vec(),
+            415,
+            "Content-Type `application/x-www-form-urlencoded` is not supported",
+        ),
+        (
+            "application/json",
+            format!("[{}]", vec![r#"{"message":"x"}"#; 1001].join(",")).into_bytes(),
+            413,
+            "at most 1000 are accepted",
+        ),
         ("application/json", vec![b' '; 1_048_577], 413, "over the limit of 1048576 bytes"),
     ];
     for (content_type, body, want_status, want_error) in cases {
@@ -202,7 +234,13 @@ async fn the_read_api_needs_a_login_and_answers_401_otherwise() {
     for path in ["/api/v1/projects", "/api/v1/groups?project=demo&env=dev", "/api/v1/events?project=demo&env=dev"] {
         let response = client.get(app.url(path)).send().await.expect("get");
         assert_eq!(response.status(), 401, "{path}");
-        let with_key = client.get(app.url(path)).header("X-Logboard-Key", INGEST_KEY).bearer_auth(INGEST_KEY).send().await.expect("get");
+        let with_key = client
+            .get(app.url(path))
+            .header("X-Logboard-Key", INGEST_KEY)
+            .bearer_auth(INGEST_KEY)
+            .send()
+            .await
+            .expect("get");
         assert_eq!(with_key.status(), 401, "an ingest key never reads: {path}");
         let wrong = client.get(app.url(path)).basic_auth("admin", Some("wrong")).send().await.expect("get");
         assert_eq!(wrong.status(), 401, "{path}");
@@ -220,7 +258,12 @@ async fn api_tokens_and_sessions_open_the_read_api() {
     let mut config = common::test_config(data_dir.path(), &[]);
     config.auth.api_tokens = vec![logboard::config::Secret::new("read-token-0123456789")];
     let app = common::spawn_app_from(config, data_dir).await;
-    let by_token = reqwest::Client::new().get(app.url("/api/v1/projects")).bearer_auth("read-token-0123456789").send().await.expect("get");
+    let by_token = reqwest::Client::new()
+        .get(app.url("/api/v1/projects"))
+        .bearer_auth("read-token-0123456789")
+        .send()
+        .await
+        .expect("get");
     assert_eq!(by_token.status(), 200);
     let session = app.logged_in_client().await;
     assert_eq!(session.get(app.url("/api/v1/projects")).send().await.expect("get").status(), 200);
@@ -270,7 +313,10 @@ async fn events_are_read_newest_first_with_filters_paging_and_by_id() {
     let (status, _) = app.read(&format!("/api/v1/events/{id}?project=demo&env=staging")).await;
     assert_eq!(status, 404);
     let (status, answer) = app.read("/api/v1/events?project=demo&env=production&from=yesterday").await;
-    assert_eq!((status, answer["error"].as_str()), (400, Some("`from` must be an RFC 3339 time like 2026-11-24T15:00:00Z")));
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (400, Some("`from` must be an RFC 3339 time like 2026-11-24T15:00:00Z"))
+    );
     let (status, _) = app.read("/api/v1/events?project=nope&env=production").await;
     assert_eq!(status, 404);
 }
@@ -293,7 +339,12 @@ async fn pages_need_a_login_and_show_the_logged_events() {
         .expect("login");
     assert_eq!(failed.status(), 401);
     assert!(failed.text().await.expect("html").contains("Invalid username or password."));
-    let unknown = anonymous.post(app.url("/login")).form(&[("username", "mallory"), ("password", ADMIN_PASSWORD)]).send().await.expect("login");
+    let unknown = anonymous
+        .post(app.url("/login"))
+        .form(&[("username", "mallory"), ("password", ADMIN_PASSWORD)])
+        .send()
+        .await
+        .expect("login");
     assert_eq!(unknown.status(), 401, "unknown users get the same answer");
 
     app.ingest(&json!({"env": "dev", "events": [{"message": "<script>alert(1)</script> boom", "level": "error", "stack": "at x.js:1:1"}]})).await;

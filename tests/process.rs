@@ -43,7 +43,11 @@ impl Drop for Server {
 /// Starts `logboard serve` on a random port with its data in `data_dir`.
 fn start_server(data_dir: &Path, admin_password: Option<&str>) -> Server {
     let data = data_dir.display().to_string();
-    let mut env = vec![("LOGBOARD__STORAGE__DATA_DIR", data.as_str()), ("LOGBOARD__SERVER__LISTEN", "127.0.0.1:0"), ("RUST_LOG", "warn")];
+    let mut env = vec![
+        ("LOGBOARD__STORAGE__DATA_DIR", data.as_str()),
+        ("LOGBOARD__SERVER__LISTEN", "127.0.0.1:0"),
+        ("RUST_LOG", "warn"),
+    ];
     if let Some(password) = admin_password {
         env.push(("LOGBOARD_ADMIN_PASSWORD", password));
     }
@@ -92,16 +96,20 @@ fn check_config_names_every_problem_by_key_and_exits_1() {
     let ok = logboard(&["check-config"], &[("LOGBOARD_CONFIG", &shipped.display().to_string())]).output().expect("run");
     assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stdout));
 
-    let overridden = logboard(&["check-config", "--config", &shipped.display().to_string()], &[("LOGBOARD__STORAGE__BACKEND", "s3")])
-        .output()
-        .expect("run");
+    let overridden = logboard(
+        &["check-config", "--config", &shipped.display().to_string()],
+        &[("LOGBOARD__STORAGE__BACKEND", "s3")],
+    )
+    .output()
+    .expect("run");
     assert_eq!(overridden.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&overridden.stdout).starts_with("storage.backend: unknown variant `s3`"));
 }
 
 #[test]
 fn hash_password_prints_only_an_argon2id_string_that_verifies() {
-    let mut child = logboard(&["hash-password"], &[]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("run");
+    let mut child =
+        logboard(&["hash-password"], &[]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("run");
     child.stdin.take().expect("stdin").write_all(b"s3cret pass\n").expect("write");
     let output = child.wait_with_output().expect("wait");
     assert!(output.status.success());
@@ -113,7 +121,8 @@ fn hash_password_prints_only_an_argon2id_string_that_verifies() {
     // The printed hash logs a user in.
     let dir = tempfile::tempdir().expect("dir");
     let config = dir.path().join("config.toml");
-    let text = common::SHIPPED_CONFIG.replace("[auth]", &format!("[auth]\nusers = [{{ name = \"ops\", password_hash = \"{phc}\" }}]"));
+    let text = common::SHIPPED_CONFIG
+        .replace("[auth]", &format!("[auth]\nusers = [{{ name = \"ops\", password_hash = \"{phc}\" }}]"));
     std::fs::write(&config, text).expect("write");
     let check = logboard(&["check-config", "--config", &config.display().to_string()], &[]).output().expect("run");
     assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
@@ -168,7 +177,9 @@ async fn stored_sequence_numbers(base: &str) -> Vec<usize> {
             .await
             .expect("json");
         for event in page["events"].as_array().expect("events") {
-            if let Some(seq) = event["message"].as_str().and_then(|m| m.strip_prefix("seq-")).and_then(|n| n.parse().ok()) {
+            if let Some(seq) =
+                event["message"].as_str().and_then(|m| m.strip_prefix("seq-")).and_then(|n| n.parse().ok())
+            {
                 seqs.push(seq);
             }
         }
@@ -221,7 +232,13 @@ async fn every_acknowledged_event_survives_kill_9_during_load() {
     let restarted = start_server(dir.path(), Some(common::ADMIN_PASSWORD));
     let stored = stored_sequence_numbers(&restarted.base).await;
     let missing: Vec<_> = acknowledged.iter().filter(|s| stored.binary_search(s).is_err()).collect();
-    assert!(missing.is_empty(), "{} of {} acknowledged events lost after kill -9: {:?}", missing.len(), acknowledged.len(), &missing[..missing.len().min(10)]);
+    assert!(
+        missing.is_empty(),
+        "{} of {} acknowledged events lost after kill -9: {:?}",
+        missing.len(),
+        acknowledged.len(),
+        &missing[..missing.len().min(10)]
+    );
     eprintln!("kill -9: {} acknowledged, {} stored after restart", acknowledged.len(), stored.len());
     let mut unique = stored.clone();
     unique.dedup();

@@ -54,11 +54,16 @@ impl LocalStore {
         writer.execute_batch(SCHEMA).context("creating the events schema")?;
         let reader = open_connection(&path)?;
         reader
-            .create_scalar_function("contains_ci", 2, FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC, |ctx| {
-                let haystack: String = ctx.get(0)?;
-                let needle: String = ctx.get(1)?;
-                Ok(contains_ignoring_case(&haystack, &needle))
-            })
+            .create_scalar_function(
+                "contains_ci",
+                2,
+                FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+                |ctx| {
+                    let haystack: String = ctx.get(0)?;
+                    let needle: String = ctx.get(1)?;
+                    Ok(contains_ignoring_case(&haystack, &needle))
+                },
+            )
             .context("registering contains_ci")?;
         let (appends, queue) = mpsc::channel(QUEUE_DEPTH);
         std::thread::Builder::new()
@@ -199,8 +204,13 @@ impl LogStore for LocalStore {
         Ok(EventPage::from_candidates(events, limit))
     }
 
-    async fn event(&self, project: &ProjectConfig, env: &str, group: Option<&str>, id: Ulid)
-    -> anyhow::Result<Option<StoredEvent>> {
+    async fn event(
+        &self,
+        project: &ProjectConfig,
+        env: &str,
+        group: Option<&str>,
+        id: Ulid,
+    ) -> anyhow::Result<Option<StoredEvent>> {
         if group.is_some_and(|g| g != self.own_group(&project.name, env)) {
             return Ok(None);
         }
@@ -218,8 +228,13 @@ impl LogStore for LocalStore {
         .await
     }
 
-    async fn level_counts(&self, project: &str, env: &str, from: OffsetDateTime, to: OffsetDateTime)
-    -> anyhow::Result<LevelCounts> {
+    async fn level_counts(
+        &self,
+        project: &str,
+        env: &str,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+    ) -> anyhow::Result<LevelCounts> {
         let (project, env) = (project.to_string(), env.to_string());
         let rows = self
             .read(move |conn| {
@@ -269,8 +284,14 @@ mod tests {
 
     fn event(message: &str, level: &str, env: &str, at: OffsetDateTime) -> StoredEvent {
         let project = project();
-        let ctx = Context { project: &project, default_env: None, received_at: OffsetDateTime::now_utc(), max_event_bytes: 65_536 };
-        normalise(json!({"message": message, "level": level, "env": env, "timestamp": unix_ms(at)}), &ctx).expect("valid")
+        let ctx = Context {
+            project: &project,
+            default_env: None,
+            received_at: OffsetDateTime::now_utc(),
+            max_event_bytes: 65_536,
+        };
+        normalise(json!({"message": message, "level": level, "env": env, "timestamp": unix_ms(at)}), &ctx)
+            .expect("valid")
     }
 
     fn query(now: OffsetDateTime) -> EventQuery {
@@ -310,7 +331,10 @@ mod tests {
 
         let errors = store.events(&EventQuery { levels: vec![Level::Error], ..query(now) }).await.expect("errors");
         let messages: Vec<_> = errors.events.iter().map(|e| e.message.as_str()).collect();
-        assert_eq!(messages, ["event 20 Payment", "event 15 Payment", "event 10 Payment", "event 5 Payment", "event 0 Payment"]);
+        assert_eq!(
+            messages,
+            ["event 20 Payment", "event 15 Payment", "event 10 Payment", "event 5 Payment", "event 0 Payment"]
+        );
 
         let found = store.events(&EventQuery { text: Some("T 1".into()), ..query(now) }).await.expect("text");
         assert_eq!(found.events.len(), 10 + 1, "event 1 and event 10-19, case-insensitive");

@@ -29,12 +29,22 @@ pub trait LogStore: Send + Sync {
     async fn events(&self, query: &EventQuery) -> anyhow::Result<EventPage>;
 
     /// One event by id, in the project's own group unless `group` names another.
-    async fn event(&self, project: &ProjectConfig, env: &str, group: Option<&str>, id: Ulid)
-    -> anyhow::Result<Option<StoredEvent>>;
+    async fn event(
+        &self,
+        project: &ProjectConfig,
+        env: &str,
+        group: Option<&str>,
+        id: Ulid,
+    ) -> anyhow::Result<Option<StoredEvent>>;
 
     /// How many events of each level the project's own group holds in `[from, to]`.
-    async fn level_counts(&self, project: &str, env: &str, from: OffsetDateTime, to: OffsetDateTime)
-    -> anyhow::Result<LevelCounts>;
+    async fn level_counts(
+        &self,
+        project: &str,
+        env: &str,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+    ) -> anyhow::Result<LevelCounts>;
 
     /// `Err` with the reason while the store cannot take or serve events.
     async fn check_ready(&self) -> anyhow::Result<()> {
@@ -138,7 +148,7 @@ fn serialize_cursor<S: serde::Serializer>(cursor: &Option<Cursor>, s: S) -> Resu
 impl EventPage {
     /// Sorts candidates newest first and cuts them to one page, with a cursor when more remain.
     pub fn from_candidates(mut events: Vec<StoredEvent>, limit: usize) -> EventPage {
-        events.sort_by(|a, b| (b.timestamp_ms(), b.id).cmp(&(a.timestamp_ms(), a.id)));
+        events.sort_by_key(|e| std::cmp::Reverse((e.timestamp_ms(), e.id)));
         events.dedup_by_key(|e| e.id);
         let next_cursor = (events.len() > limit).then(|| Cursor::after(&events[limit - 1]));
         events.truncate(limit);

@@ -84,7 +84,8 @@ impl Auth {
     /// Checks a name and password; the same answer for an unknown user as for a wrong password.
     pub async fn check_password(&self, user: &str, password: &str) -> bool {
         // Verify even for unknown users so timing does not tell which names exist.
-        const DUMMY: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0G0p8m1tSWFBsqfP0ZnGo7oPLAUVqUWVBTTUoFqmxi4";
+        const DUMMY: &str =
+            "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0G0p8m1tSWFBsqfP0ZnGo7oPLAUVqUWVBTTUoFqmxi4";
         let (known, phc) = match self.users.get(user) {
             Some(phc) => (true, phc.clone()),
             None => (false, DUMMY.to_string()),

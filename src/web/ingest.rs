@@ -47,9 +47,9 @@ pub async fn ingest_events(
     check_origin(project, &headers)?;
     let format = body_format(&headers)?;
     let limits = &state.config.limits;
-    let bytes = to_bytes(body, limits.body_bytes).await.map_err(|_| {
-        ApiError::PayloadTooLarge(format!("the body is over the limit of {} bytes", limits.body_bytes))
-    })?;
+    let bytes = to_bytes(body, limits.body_bytes)
+        .await
+        .map_err(|_| ApiError::PayloadTooLarge(format!("the body is over the limit of {} bytes", limits.body_bytes)))?;
     let batch = batch::parse(format, &bytes, limits.events_per_request).map_err(|e| match e {
         BodyError::TooManyEvents { .. } => ApiError::PayloadTooLarge(e.to_string()),
         BodyError::Malformed(_) | BodyError::NoEvents => ApiError::BadRequest(e.to_string()),
@@ -81,14 +81,18 @@ pub async fn ingest_events(
 }
 
 /// The key from `X-Logboard-Key`, `Authorization: Bearer`, or `?key=`, and the project it opens.
-fn project_for_key<'a>(state: &'a AppState, headers: &HeaderMap, query_key: Option<&str>) -> Result<&'a ProjectConfig, ApiError> {
+fn project_for_key<'a>(
+    state: &'a AppState,
+    headers: &HeaderMap,
+    query_key: Option<&str>,
+) -> Result<&'a ProjectConfig, ApiError> {
     let header_key = headers.get(KEY_HEADER).and_then(|v| v.to_str().ok());
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+    let bearer =
+        headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
     let key = header_key.or(bearer).or(query_key).map(str::trim).filter(|k| !k.is_empty()).ok_or_else(|| {
-        ApiError::Unauthorized("an ingest key is required: X-Logboard-Key header, Authorization: Bearer, or ?key=".into())
+        ApiError::Unauthorized(
+            "an ingest key is required: X-Logboard-Key header, Authorization: Bearer, or ?key=".into(),
+        )
     })?;
     state.config.project_by_key(key).ok_or_else(|| ApiError::Unauthorized("unknown ingest key".into()))
 }

@@ -46,12 +46,20 @@ pub fn router(state: AppState) -> Router {
     let ingest_cors = CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([Method::POST])
-        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION, header::CONTENT_ENCODING, HeaderName::from_static(ingest::KEY_HEADER)])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::AUTHORIZATION,
+            header::CONTENT_ENCODING,
+            HeaderName::from_static(ingest::KEY_HEADER),
+        ])
         .expose_headers([header::RETRY_AFTER])
         .max_age(Duration::from_secs(3600));
 
     // CORS wraps the ingest POST (and its preflight) only; the GET on the same path is the read API.
-    let events = post(ingest::ingest_events).options(|| async { StatusCode::NO_CONTENT }).layer(ingest_cors).get(api::list_events);
+    let events = post(ingest::ingest_events)
+        .options(|| async { StatusCode::NO_CONTENT })
+        .layer(ingest_cors)
+        .get(api::list_events);
 
     Router::new()
         .route("/api/v1/events", events)
@@ -65,7 +73,10 @@ pub fn router(state: AppState) -> Router {
         .route("/static/{file}", get(assets::serve_asset))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(check_ready))
-        .route("/robots.txt", get(|| async { ([(header::CONTENT_TYPE, "text/plain")], "User-agent: *\nDisallow: /\n") }))
+        .route(
+            "/robots.txt",
+            get(|| async { ([(header::CONTENT_TYPE, "text/plain")], "User-agent: *\nDisallow: /\n") }),
+        )
         .fallback(|| async { (StatusCode::NOT_FOUND, Json(json!({"error": "no such page"}))) })
         .with_state(state)
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))

@@ -318,7 +318,8 @@ async fn render_logs(
     });
     let newest_href = params.cursor.is_some().then(|| logs_href(&project.name, &query.env, &filters));
 
-    let active_group = query.group.clone().unwrap_or_else(|| state.config.cloudwatch.group_name(&project.name, &query.env));
+    let active_group =
+        query.group.clone().unwrap_or_else(|| state.config.cloudwatch.group_name(&project.name, &query.env));
     let group_links = groups
         .iter()
         .map(|g| {
@@ -345,7 +346,10 @@ async fn render_logs(
         from: input_time(query.from),
         to: if params.to.is_some() { input_time(query.to) } else { String::new() },
         q: query.text.clone().unwrap_or_default(),
-        levels: Level::ALL.iter().map(|l| LevelChoice { name: l.as_str(), checked: query.levels.contains(l) }).collect(),
+        levels: Level::ALL
+            .iter()
+            .map(|l| LevelChoice { name: l.as_str(), checked: query.levels.contains(l) })
+            .collect(),
         rows,
         older_href,
         newest_href,

@@ -29,7 +29,11 @@ pub struct ReadParams {
 }
 
 /// A project and one of its environments, both known.
-pub fn project_env<'a>(config: &'a Config, project: Option<&str>, env: Option<&str>) -> Result<(&'a ProjectConfig, String), ApiError> {
+pub fn project_env<'a>(
+    config: &'a Config,
+    project: Option<&str>,
+    env: Option<&str>,
+) -> Result<(&'a ProjectConfig, String), ApiError> {
     let name = non_empty(project).ok_or_else(|| ApiError::BadRequest("`project` is required".into()))?;
     let project = config.project(name).ok_or_else(|| ApiError::NotFound(format!("no project `{name}`")))?;
     let env = non_empty(env).ok_or_else(|| ApiError::BadRequest("`env` is required".into()))?;
@@ -89,7 +93,9 @@ impl ReadParams {
         };
         let cursor = match non_empty(self.cursor.as_deref()) {
             None => None,
-            Some(text) => Some(Cursor::decode(text).ok_or_else(|| ApiError::BadRequest("`cursor` is not valid".into()))?),
+            Some(text) => {
+                Some(Cursor::decode(text).ok_or_else(|| ApiError::BadRequest("`cursor` is not valid".into()))?)
+            }
         };
         Ok(EventQuery {
             project: project.clone(),
@@ -147,9 +153,14 @@ mod tests {
 
     #[test]
     fn times_levels_and_limits_are_parsed() {
-        let q = params(&[("from", "2026-11-20T00:00"), ("to", "2026-11-21T00:00:00+09:00"), ("level", "ERROR,warn,error"), ("limit", "5")])
-            .to_query(&config(), NOW)
-            .expect("query");
+        let q = params(&[
+            ("from", "2026-11-20T00:00"),
+            ("to", "2026-11-21T00:00:00+09:00"),
+            ("level", "ERROR,warn,error"),
+            ("limit", "5"),
+        ])
+        .to_query(&config(), NOW)
+        .expect("query");
         assert_eq!(q.from, datetime!(2026-11-20 00:00 UTC));
         assert_eq!(q.to, datetime!(2026-11-20 15:00 UTC));
         assert_eq!(q.levels, [Level::Warn, Level::Error]);
