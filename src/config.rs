@@ -159,6 +159,16 @@ pub struct ProjectConfig {
     /// Other CloudWatch groups of this project, e.g. `/aws/lambda/demo-api-`.
     #[serde(default)]
     pub extra_group_prefixes: Vec<String>,
+    /// Scrub PII before storing (on by default; see `scrub.rs`).
+    #[serde(default = "yes")]
+    pub scrub: bool,
+    /// Regular expressions for more sensitive keys, beside the built-in ones.
+    #[serde(default)]
+    pub scrub_key_patterns: Vec<String>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn any_origin() -> Vec<String> {
@@ -441,6 +451,14 @@ impl Config {
                     ));
                 }
             }
+            for (j, pattern) in p.scrub_key_patterns.iter().enumerate() {
+                if let Err(e) = regex::Regex::new(pattern) {
+                    problems.push(problem(
+                        format!("projects[{i}].scrub_key_patterns[{j}]"),
+                        format!("not a regular expression: {e}"),
+                    ));
+                }
+            }
             for (j, prefix) in p.extra_group_prefixes.iter().enumerate() {
                 if prefix.is_empty() || !prefix.chars().all(is_group_char) {
                     problems.push(problem(
@@ -468,6 +486,12 @@ impl Config {
 }
 
 impl ProjectConfig {
+    /// The project's scrubbing rules (patterns are checked by `validate`).
+    pub fn scrubber(&self) -> crate::scrub::Scrubber {
+        crate::scrub::Scrubber::new(self.scrub, &self.scrub_key_patterns)
+            .unwrap_or_else(|_| crate::scrub::Scrubber::builtin(self.scrub))
+    }
+
     pub fn has_env(&self, env: &str) -> bool {
         self.envs.iter().any(|e| e == env)
     }

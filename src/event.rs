@@ -10,6 +10,8 @@ use sha2::{Digest, Sha256};
 use time::{Duration, OffsetDateTime};
 use ulid::Ulid;
 
+use crate::scrub::Scrubber;
+
 /// CloudWatch refuses events older than this.
 const MAX_AGE: Duration = Duration::days(14);
 /// CloudWatch refuses events further in the future than this.
@@ -128,6 +130,7 @@ pub struct Context<'a> {
     pub default_env: Option<&'a str>,
     pub received_at: OffsetDateTime,
     pub max_event_bytes: usize,
+    pub scrubber: &'a Scrubber,
 }
 
 /// Turns one incoming JSON value into a stored event, or the reason it is rejected.
@@ -195,6 +198,22 @@ pub fn normalise(raw: Value, ctx: &Context<'_>) -> Result<StoredEvent, String> {
         extra.entry(key).or_insert(value);
     }
 
+    // Logged text is data: no control characters but newline and tab, and no PII.
+    let clean = |text: String| ctx.scrubber.text(&strip_control_chars(&text));
+    let message = clean(message);
+    let (kind, code, url, location, stack, release) =
+        (kind.map(clean), code.map(clean), url.map(clean), location.map(clean), stack.map(clean), release.map(clean));
+    let mut user = user;
+    for value in user.iter_mut() {
+        clean_value(value, ctx.scrubber);
+    }
+    let mut extra = Value::Object(extra);
+    clean_value(&mut extra, ctx.scrubber);
+    let extra = match extra {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    };
+
     let fingerprint =
         (level >= Level::Error).then(|| fingerprint(kind.as_deref(), &message, location.as_deref(), stack.as_deref()));
     let event = StoredEvent {
@@ -221,6 +240,34 @@ pub fn normalise(raw: Value, ctx: &Context<'_>) -> Result<StoredEvent, String> {
         return Err(format!("event is {size} bytes, over the limit of {} bytes", ctx.max_event_bytes));
     }
     Ok(event)
+}
+
+/// Removes control characters other than newline and tab.
+pub fn strip_control_chars(text: &str) -> String {
+    if !text.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        return text.to_string();
+    }
+    text.chars().filter(|c| !c.is_control() || *c == '\n' || *c == '\t').collect()
+}
+
+/// Strips control characters from every string and key, then scrubs the value.
+fn clean_value(value: &mut Value, scrubber: &Scrubber) {
+    fn strip(value: &mut Value) {
+        match value {
+            Value::String(s) => *s = strip_control_chars(s),
+            Value::Array(items) => items.iter_mut().for_each(strip),
+            Value::Object(map) => {
+                let entries = std::mem::take(map);
+                for (key, mut v) in entries {
+                    strip(&mut v);
+                    map.insert(strip_control_chars(&key), v);
+                }
+            }
+            Value::Null | Value::Bool(_) | Value::Number(_) => {}
+        }
+    }
+    strip(value);
+    scrubber.value(value);
 }
 
 /// A new id carrying the occurrence time in its first 48 bits.
@@ -363,13 +410,21 @@ mod tests {
             ingest_keys: vec!["k".into()],
             allowed_origins: vec!["*".into()],
             extra_group_prefixes: vec![],
+            scrub: true,
+            scrub_key_patterns: vec![],
         }
     }
 
     fn run(raw: Value) -> Result<StoredEvent, String> {
         let project = project();
-        let ctx =
-            Context { project: &project, default_env: Some("staging"), received_at: NOW, max_event_bytes: 65_536 };
+        let scrubber = project.scrubber();
+        let ctx = Context {
+            project: &project,
+            default_env: Some("staging"),
+            received_at: NOW,
+            max_event_bytes: 65_536,
+            scrubber: &scrubber,
+        };
         normalise(raw, &ctx)
     }
 
@@ -468,6 +523,23 @@ mod tests {
             "http.status 999 is not an HTTP status code"
         );
         assert_eq!(run(json!({"message": "m", "extra": []})).unwrap_err(), "extra must be an object, not an array");
+    }
+
+    #[test]
+    fn control_characters_are_stripped_and_pii_scrubbed_in_every_field() {
+        let e = run(json!({
+            "message": "login failed for kim@example.com\u{0007}\u{001b}[31m\tretry\nnext",
+            "stack": "Error: token Bearer abcdefghijklmnop123\n  at x.js:1:1",
+            "url": "https://bob:pw@shop.example/pay",
+            "user": {"id": "42", "email": "kim@example.com", "password": "p"},
+            "extra": {"card": "4111-1111-1111-1111", "api_key": "k", "ok": "fine\u{0000}"}
+        }))
+        .expect("valid");
+        assert_eq!(e.message, "login failed for [Filtered][31m\tretry\nnext");
+        assert_eq!(e.stack.as_deref(), Some("Error: token Bearer [Filtered]\n  at x.js:1:1"));
+        assert_eq!(e.url.as_deref(), Some("https://[Filtered]@shop.example/pay"));
+        assert_eq!(e.user, Some(json!({"id": "42", "email": "[Filtered]", "password": "[Filtered]"})));
+        assert_eq!(e.extra, json!({"card": "[Filtered]", "api_key": "[Filtered]", "ok": "fine"}).as_object().cloned());
     }
 
     #[test]

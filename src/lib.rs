@@ -8,6 +8,7 @@ pub mod batch;
 pub mod config;
 pub mod error;
 pub mod event;
+pub mod scrub;
 pub mod store;
 pub mod web;
 
@@ -47,7 +48,8 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         println!("No dashboard user is configured. Log in as `admin` with password: {password}");
         println!("(set LOGBOARD_ADMIN_PASSWORD or [auth] users to choose your own)");
     }
-    Ok(AppState { config: Arc::new(config), store, auth: Arc::new(auth) })
+    let scrubbers = config.projects.iter().map(|p| (p.name.clone(), p.scrubber())).collect();
+    Ok(AppState { config: Arc::new(config), store, auth: Arc::new(auth), scrubbers: Arc::new(scrubbers) })
 }
 
 /// Serves until SIGINT/SIGTERM, then lets the store flush within the deadline.

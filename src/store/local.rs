@@ -279,6 +279,8 @@ mod tests {
             ingest_keys: vec!["k".into()],
             allowed_origins: vec!["*".into()],
             extra_group_prefixes: vec![],
+            scrub: true,
+            scrub_key_patterns: vec![],
         }
     }
 
@@ -289,6 +291,7 @@ mod tests {
             default_env: None,
             received_at: OffsetDateTime::now_utc(),
             max_event_bytes: 65_536,
+            scrubber: &project.scrubber(),
         };
         normalise(json!({"message": message, "level": level, "env": env, "timestamp": unix_ms(at)}), &ctx)
             .expect("valid")

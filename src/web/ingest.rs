@@ -15,6 +15,7 @@ use crate::batch::{self, BodyError, BodyFormat};
 use crate::config::ProjectConfig;
 use crate::error::ApiError;
 use crate::event::{self, Context};
+use crate::scrub::Scrubber;
 
 pub const KEY_HEADER: &str = "x-logboard-key";
 /// How long a client should wait when the store cannot take events.
@@ -55,7 +56,9 @@ pub async fn ingest_events(
         BodyError::Malformed(_) | BodyError::NoEvents => ApiError::BadRequest(e.to_string()),
     })?;
 
+    let builtin = Scrubber::builtin(true);
     let ctx = Context {
+        scrubber: state.scrubbers.get(&project.name).unwrap_or(&builtin),
         project,
         default_env: batch.env.as_deref(),
         received_at: OffsetDateTime::now_utc(),

@@ -7,6 +7,7 @@ pub mod ingest;
 pub mod pages;
 pub mod query;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,6 +23,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
+use crate::scrub::Scrubber;
 use crate::store::LogStore;
 
 /// Everything a handler may need.
@@ -33,6 +35,8 @@ pub struct AppState {
     pub store: Arc<dyn LogStore>,
     /// Dashboard users, sessions and API tokens.
     pub auth: Arc<auth::Auth>,
+    /// Each project's scrubbing rules, compiled once.
+    pub scrubbers: Arc<HashMap<String, Scrubber>>,
 }
 
 /// How long one request may take before it is answered with 408.

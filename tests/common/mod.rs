@@ -1,6 +1,9 @@
 //! The test harness: a logboard on a random port with its own data directory.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod browser;
+pub mod moto;
+
 use std::net::SocketAddr;
 
 use logboard::config::{Config, Secret};

@@ -1,0 +1,290 @@
+//! The dashboard in a real headless Chromium: log in, pick an environment, filter by level,
+//! open one event, read the overview. Needs chromedriver and Chromium (see tests/common/browser.rs).
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use common::browser::Browser;
+use common::{ADMIN_PASSWORD, TestApp, spawn_app};
+use serde_json::{Value, json};
+
+/// Epoch milliseconds `minutes` ago.
+fn minutes_ago(minutes: i64) -> i64 {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock after 1970").as_millis() as i64;
+    now - minutes * 60_000
+}
+
+const ERROR_MESSAGE: &str = "TypeError: Cannot read properties of undefined (reading 'total')";
+const ERROR_STACK: &str = "TypeError: Cannot read properties of undefined (reading 'total')\n    at CartSummary.render (https://shop.example.com/assets/app.4f2c1.js:12:3456)\n    at renderComponentRoot (https://shop.example.com/assets/vendor.js:1:9981)\n    at ReactiveEffect.run (https://shop.example.com/assets/vendor.js:1:4410)";
+
+fn error_event() -> Value {
+    json!({
+        "timestamp": minutes_ago(3),
+        "level": "error",
+        "type": "window.onerror",
+        "message": ERROR_MESSAGE,
+        "stack": ERROR_STACK,
+        "extra": {"cart": {"id": "c-981", "items": 3}, "feature_flags": ["new-checkout", "fast-pay"], "retry": false},
+        "user": {"id": "42"},
+        "http": {"method": "POST", "status": 502},
+        "url": "https://shop.example.com/checkout?step=payment",
+        "location": "app.4f2c1.js:12:3456",
+        "release": "web@1.4.2",
+    })
+}
+
+async fn ingest_sample(app: &TestApp) {
+    let (status, answer) = app
+        .ingest(&json!({"env": "production", "events": [
+            {"timestamp": minutes_ago(9), "level": "info", "type": "custom", "message": "Checkout page opened"},
+            {"timestamp": minutes_ago(6), "level": "warn", "type": "http", "message": "Slow response from /api/cart",
+             "http": {"method": "GET", "status": 200}, "url": "https://shop.example.com/api/cart"},
+            error_event(),
+            {"env": "staging", "timestamp": minutes_ago(5), "level": "info", "message": "Staging deploy finished"},
+            {"env": "staging", "timestamp": minutes_ago(4), "level": "error", "message": "Staging only failure"},
+        ]}))
+        .await;
+    assert_eq!((status, &answer["accepted"]), (202, &json!(5)), "ingest answered {answer}");
+}
+
+async fn log_in(browser: &Browser) {
+    browser.fill("input[name=username]", "admin").await;
+    browser.fill("input[name=password]", ADMIN_PASSWORD).await;
+    browser.click_to_navigate("form button[type=submit]").await;
+}
+
+/// The messages of the table's rows, top to bottom.
+async fn row_messages(browser: &Browser) -> Vec<String> {
+    browser.texts("table.events tbody tr.event td.message").await
+}
+
+/// The detail pane's definition list as label → value.
+async fn detail_fields(browser: &Browser) -> HashMap<String, String> {
+    let labels = browser.texts("aside.detail dl dt").await;
+    let values = browser.texts("aside.detail dl dd").await;
+    assert_eq!(labels.len(), values.len(), "every label has a value: {labels:?} / {values:?}");
+    labels.into_iter().zip(values).collect()
+}
+
+#[tokio::test]
+async fn an_operator_logs_in_filters_errors_and_reads_one_event_in_full() {
+    let app = spawn_app().await;
+    ingest_sample(&app).await;
+    let (_, errors) = app.read("/api/v1/events?project=demo&env=production&level=error").await;
+    let error_id = errors["events"][0]["id"].as_str().expect("the error's id").to_string();
+
+    let browser = Browser::headless().await;
+    browser.goto(&app.url("/logs")).await;
+    assert_eq!(browser.path().await, "/login?next=%2Flogs", "a logged-out visit asks for a login first");
+    log_in(&browser).await;
+    assert!(browser.path().await.starts_with("/logs?"), "lands on the logs page, not {}", browser.path().await);
+
+    browser.click_to_navigate("nav.sidebar section.project[data-project=demo] a[data-env=staging]").await;
+    assert_eq!(browser.path().await, "/logs?project=demo&env=staging");
+    assert_eq!(
+        row_messages(&browser).await,
+        ["Staging only failure", "Staging deploy finished"],
+        "staging events only"
+    );
+    browser.click_to_navigate("nav.sidebar section.project[data-project=demo] a[data-env=production]").await;
+    assert_eq!(browser.path().await, "/logs?project=demo&env=production");
+    let active = browser.texts("nav.sidebar a.active").await;
+    assert_eq!(active, ["production"], "the chosen environment is highlighted");
+    assert_eq!(
+        row_messages(&browser).await,
+        [ERROR_MESSAGE, "Slow response from /api/cart", "Checkout page opened"],
+        "production events only, newest first"
+    );
+    assert_eq!(browser.texts("table.events tbody tr.event td.level").await, ["error", "warn", "info"]);
+    assert_eq!(browser.texts("table.events tbody tr.event td.status").await, ["502", "200", ""]);
+
+    browser.click("form.filters label.level-choice[data-level=error]").await;
+    let ticked = browser.find("input[name=level][value=error]").await.prop("checked").await.expect("checked");
+    assert_eq!(ticked.as_deref(), Some("true"), "clicking the badge ticks its box");
+    browser.click_to_navigate("form.filters button[type=submit]").await;
+    assert!(browser.path().await.contains("level=error"), "the filter is in the address: {}", browser.path().await);
+    assert_eq!(row_messages(&browser).await, [ERROR_MESSAGE], "only the error remains");
+    assert_eq!(browser.texts("table.events tbody tr.event td.level").await, ["error"]);
+    let checked = browser.find("input[name=level][value=error]").await.prop("checked").await.expect("checked");
+    assert_eq!(checked.as_deref(), Some("true"), "the ticked level stays ticked");
+
+    browser.click_to_navigate("table.events tr.event.level-error td.message a").await;
+    assert!(browser.path().await.contains(&format!("event={error_id}")), "the event is in the address");
+    assert_eq!(
+        browser.texts("table.events tr.event.selected td.message").await,
+        [ERROR_MESSAGE],
+        "the open row is marked"
+    );
+    assert_eq!(browser.text("aside.detail .detail-message").await, ERROR_MESSAGE);
+    assert_eq!(browser.text("aside.detail .badge").await, "error");
+    assert_eq!(browser.text("aside.detail pre.stack").await, ERROR_STACK);
+    let extra = serde_json::to_string_pretty(&error_event()["extra"]).expect("pretty json");
+    assert!(extra.contains("\n  \"cart\": {\n    \"id\": \"c-981\""), "the expectation itself is pretty-printed");
+    assert_eq!(browser.text("aside.detail pre.extra").await, extra);
+    let fields = detail_fields(&browser).await;
+    let expected = [
+        ("Id", error_id.as_str()),
+        ("Project", "demo"),
+        ("Environment", "production"),
+        ("Type", "window.onerror"),
+        ("HTTP method", "POST"),
+        ("HTTP status", "502"),
+        ("URL", "https://shop.example.com/checkout?step=payment"),
+        ("Location", "app.4f2c1.js:12:3456"),
+        ("User", r#"{"id":"42"}"#),
+        ("Release", "web@1.4.2"),
+    ];
+    for (label, value) in expected {
+        assert_eq!(fields.get(label).map(String::as_str), Some(value), "detail field {label} in {fields:?}");
+    }
+
+    browser.goto(&app.url("/")).await;
+    let card = "a.env-card[data-project=demo][data-env=production]";
+    assert_eq!(browser.text(&format!("{card} .total strong")).await, "3");
+    for (level, count) in [("debug", "0"), ("info", "1"), ("warn", "1"), ("error", "1"), ("fatal", "0")] {
+        assert_eq!(browser.text(&format!("{card} li[data-level={level}] .count")).await, count, "{level} count");
+    }
+    assert_eq!(browser.text("a.env-card[data-project=demo][data-env=staging] .total strong").await, "2");
+}
+
+#[tokio::test]
+async fn a_logged_out_visitor_of_the_overview_ends_at_the_login_page() {
+    let app = spawn_app().await;
+    let browser = Browser::headless().await;
+    browser.goto(&app.url("/")).await;
+    assert!(browser.path().await.starts_with("/login"), "ended at {}", browser.path().await);
+    assert_eq!(browser.text("main.login h1").await, "Log in");
+    assert!(browser.texts("table.events").await.is_empty(), "no log table before logging in");
+}
+
+/// Fills a store with a realistic mix and saves the README's screenshot to `docs/screenshot.png`.
+/// Run by hand: `cargo nextest run --test browser --run-ignored only`.
+#[tokio::test]
+#[ignore = "writes docs/screenshot.png; run by hand"]
+async fn take_readme_screenshot() {
+    let app = spawn_app().await;
+    /// (minutes ago, level, type, message, HTTP method and status, path)
+    type Sample = (i64, &'static str, &'static str, &'static str, Option<(&'static str, u16)>, &'static str);
+    let samples: &[Sample] = &[
+        (1, "info", "custom", "Order #10482 placed (3 items, €84.20)", None, "/checkout/done"),
+        (2, "error", "window.onerror", ERROR_MESSAGE, Some(("POST", 502)), "/checkout?step=payment"),
+        (4, "warn", "http", "Slow response from /api/cart (2.8 s)", Some(("GET", 200)), "/api/cart"),
+        (5, "error", "http", "Request failed with status code 502", Some(("POST", 502)), "/api/orders"),
+        (7, "info", "custom", "User signed in", None, "/login"),
+        (9, "debug", "custom", "Feature flags loaded: new-checkout, fast-pay", None, "/"),
+        (
+            11,
+            "error",
+            "vue",
+            "Error in render: \"TypeError: items.map is not a function\" found in <CartList>",
+            None,
+            "/cart",
+        ),
+        (
+            13,
+            "warn",
+            "vue",
+            "Invalid prop: type check failed for prop \"price\". Expected Number, got String",
+            None,
+            "/product/8841",
+        ),
+        (
+            16,
+            "fatal",
+            "unhandledrejection",
+            "ChunkLoadError: Loading chunk 231 failed (timeout: https://shop.example.com/assets/231.js)",
+            None,
+            "/account",
+        ),
+        (18, "info", "http", "GET /api/products?page=2", Some(("GET", 200)), "/api/products?page=2"),
+        (21, "warn", "http", "Payment provider answered 429, retrying in 2 s", Some(("POST", 429)), "/api/payments"),
+        (24, "error", "window.onerror", "ReferenceError: gtag is not defined", None, "/"),
+        (26, "info", "custom", "Coupon SPRING24 applied", None, "/cart"),
+        (29, "debug", "http", "Prefetched /api/recommendations in 143 ms", Some(("GET", 200)), "/api/recommendations"),
+        (33, "error", "http", "Unauthorized: session expired", Some(("GET", 401)), "/api/me"),
+        (36, "info", "custom", "Newsletter signup", None, "/"),
+        (
+            40,
+            "warn",
+            "window.onerror",
+            "ResizeObserver loop completed with undelivered notifications.",
+            None,
+            "/product/1021",
+        ),
+        (
+            44,
+            "error",
+            "vue",
+            "Cannot read properties of null (reading 'focus') in <SearchBox>",
+            None,
+            "/search?q=shoes",
+        ),
+        (47, "info", "http", "POST /api/cart/items", Some(("POST", 201)), "/api/cart/items"),
+        (52, "debug", "custom", "Service worker updated to v57", None, "/"),
+        (
+            58,
+            "error",
+            "http",
+            "Internal Server Error from /api/orders/10477/invoice",
+            Some(("GET", 500)),
+            "/api/orders/10477/invoice",
+        ),
+        (63, "info", "custom", "Checkout page opened", None, "/checkout"),
+        (
+            70,
+            "warn",
+            "http",
+            "Image CDN returned 404 for /img/p/8841-large.webp",
+            Some(("GET", 404)),
+            "/img/p/8841-large.webp",
+        ),
+        (77, "info", "custom", "Language switched to ko-KR", None, "/settings"),
+        (
+            85,
+            "fatal",
+            "window.onerror",
+            "Out of memory while rendering product grid (1,204 items)",
+            None,
+            "/category/sale",
+        ),
+    ];
+    let events: Vec<Value> = samples
+        .iter()
+        .map(|(ago, level, kind, message, http, path)| {
+            let mut event = json!({
+                "timestamp": minutes_ago(*ago),
+                "level": level,
+                "type": kind,
+                "message": message,
+                "url": format!("https://shop.example.com{path}"),
+                "release": "web@1.4.2",
+                "user": {"id": format!("{}", 1000 + ago * 7)},
+            });
+            if let Some((method, status)) = http {
+                event["http"] = json!({"method": method, "status": status});
+            }
+            if *message == ERROR_MESSAGE {
+                event = error_event();
+                event["timestamp"] = json!(minutes_ago(*ago));
+            }
+            event
+        })
+        .collect();
+    let (status, answer) = app.ingest(&json!({"env": "production", "events": events})).await;
+    assert_eq!(status, 202, "{answer}");
+    let (_, errors) = app.read("/api/v1/events?project=demo&env=production&level=error&limit=1").await;
+    let id = errors["events"][0]["id"].as_str().expect("an error").to_string();
+
+    let browser = Browser::start(1400, 900).await;
+    browser.goto(&app.url("/login")).await;
+    browser.set_viewport(1400, 900).await;
+    log_in(&browser).await;
+    browser.goto(&app.url(&format!("/logs?project=demo&env=production&event={id}"))).await;
+    browser.find("aside.detail pre.stack").await;
+    let png = browser.screenshot().await;
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshot.png");
+    std::fs::create_dir_all(path.parent().expect("docs dir")).expect("create docs/");
+    std::fs::write(&path, png).expect("write the screenshot");
+}
