@@ -9,8 +9,10 @@ pub mod config;
 pub mod error;
 pub mod event;
 pub mod scrub;
+pub mod spool;
 pub mod store;
 pub mod web;
+pub mod writer;
 
 use std::sync::Arc;
 
@@ -30,10 +32,7 @@ const SHUTDOWN_FLUSH_DEADLINE: std::time::Duration = std::time::Duration::from_s
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn LogStore>> {
     Ok(match config.storage.backend {
         Backend::Local => Arc::new(LocalStore::open(&config.storage.data_dir, config.cloudwatch.clone())?),
-        Backend::Cloudwatch => {
-            store::cloudwatch::CloudWatchStore::open(config).await?;
-            unreachable!()
-        }
+        Backend::Cloudwatch => Arc::new(store::cloudwatch::CloudWatchStore::open(config).await?),
     })
 }
 

@@ -1,0 +1,328 @@
+//! The write-ahead spool: events accepted for CloudWatch wait here, on disk, until CloudWatch
+//! has taken them. `append` returns only once the events are committed and fsynced; the writer
+//! task reads them back in order and removes them after a successful put.
+//!
+//! Why SQLite (`data_dir/spool.db`, WAL, `synchronous = FULL`) rather than an append-only file:
+//! a commit is atomic, so a crash or `kill -9` mid-write leaves no torn record to skip or repair,
+//! and removing shipped rows needs no compaction of our own. Issue 3 hardens it further (a full
+//! disk, a dead-letter table, the age of the oldest row on `/metrics`).
+//!
+//! Like the embedded store, one thread owns the write connection and commits every request that
+//! is waiting in one transaction (group commit): many ingest requests share one fsync.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context as _, anyhow};
+use rusqlite::Connection;
+use tokio::sync::{mpsc, oneshot};
+
+/// Requests merged into one transaction at most; bounds the latency of the first one.
+const MAX_REQUESTS_PER_COMMIT: usize = 256;
+/// How many requests may wait for the spool thread before callers wait to enqueue.
+const QUEUE_DEPTH: usize = 1024;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS spool (
+    seq    INTEGER PRIMARY KEY AUTOINCREMENT,
+    grp    TEXT NOT NULL,
+    stream TEXT NOT NULL,
+    ts     INTEGER NOT NULL,
+    body   TEXT NOT NULL
+);
+";
+
+/// One event waiting for CloudWatch: where it goes, when it happened, and its message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpoolRecord {
+    pub group: String,
+    pub stream: String,
+    /// Occurrence time, epoch milliseconds: the CloudWatch event timestamp.
+    pub timestamp_ms: i64,
+    /// The CloudWatch message: the event as one line of JSON.
+    pub body: String,
+}
+
+enum Request {
+    Append(Vec<SpoolRecord>, oneshot::Sender<Result<(), String>>),
+    Remove(Vec<i64>, oneshot::Sender<Result<(), String>>),
+}
+
+/// The spool of one data directory. Cheap to share behind an `Arc`.
+pub struct Spool {
+    requests: mpsc::Sender<Request>,
+    reader: Arc<Mutex<Connection>>,
+    counters: Arc<Counters>,
+}
+
+#[derive(Default)]
+struct Counters {
+    /// UTF-8 bytes of the bodies not yet shipped.
+    bytes: AtomicU64,
+    events: AtomicU64,
+}
+
+impl Spool {
+    /// Opens (or creates) `dir/spool.db` and starts its writer thread.
+    pub fn open(dir: &Path) -> anyhow::Result<Spool> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let path = dir.join("spool.db");
+        let writer = open_connection(&path)?;
+        writer.execute_batch(SCHEMA).context("creating the spool schema")?;
+        let (events, bytes): (i64, i64) = writer
+            .query_row("SELECT count(*), coalesce(sum(length(CAST(body AS BLOB))), 0) FROM spool", [], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
+            .context("measuring the spool")?;
+        let counters = Arc::new(Counters {
+            bytes: AtomicU64::new(u64::try_from(bytes).unwrap_or(0)),
+            events: AtomicU64::new(u64::try_from(events).unwrap_or(0)),
+        });
+        if events > 0 {
+            tracing::info!(
+                spool.events = events,
+                spool.bytes = bytes,
+                "the spool holds unshipped events from an earlier run"
+            );
+        }
+        let reader = open_connection(&path)?;
+        let (requests, queue) = mpsc::channel(QUEUE_DEPTH);
+        let thread_counters = Arc::clone(&counters);
+        std::thread::Builder::new()
+            .name("spool-writer".into())
+            .spawn(move || run_writer(writer, queue, &thread_counters))
+            .context("starting the spool thread")?;
+        Ok(Spool { requests, reader: Arc::new(Mutex::new(reader)), counters })
+    }
+
+    /// Makes the records durable: when this returns `Ok`, they survive a crash or `kill -9`.
+    pub async fn append(&self, records: Vec<SpoolRecord>) -> anyhow::Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        self.call(|reply| Request::Append(records, reply)).await
+    }
+
+    /// Forgets shipped (or dropped) records.
+    pub async fn remove(&self, seqs: Vec<i64>) -> anyhow::Result<()> {
+        if seqs.is_empty() {
+            return Ok(());
+        }
+        self.call(|reply| Request::Remove(seqs, reply)).await
+    }
+
+    async fn call(&self, request: impl FnOnce(oneshot::Sender<Result<(), String>>) -> Request) -> anyhow::Result<()> {
+        let (reply, answer) = oneshot::channel();
+        self.requests.send(request(reply)).await.map_err(|_| anyhow!("the spool thread has stopped"))?;
+        answer
+            .await
+            .map_err(|_| anyhow!("the spool thread has stopped"))?
+            .map_err(|e| anyhow!("spool commit failed: {e}"))
+    }
+
+    /// Records after `after` in commit order: at most `max_events`, and stopping once
+    /// `max_bytes` of bodies are collected (always at least one record if any is waiting).
+    pub async fn load_after(
+        &self,
+        after: i64,
+        max_events: usize,
+        max_bytes: usize,
+    ) -> anyhow::Result<Vec<(i64, SpoolRecord)>> {
+        let reader = Arc::clone(&self.reader);
+        tokio::task::spawn_blocking(move || {
+            let conn = reader.lock().map_err(|_| anyhow!("the spool reader is poisoned"))?;
+            load(&conn, after, max_events, max_bytes).context("reading the spool")
+        })
+        .await
+        .context("the spool read task failed")?
+    }
+
+    /// Bytes of event bodies accepted but not yet shipped.
+    pub fn unshipped_bytes(&self) -> u64 {
+        self.counters.bytes.load(Ordering::Relaxed)
+    }
+
+    /// Events accepted but not yet shipped.
+    pub fn unshipped_events(&self) -> u64 {
+        self.counters.events.load(Ordering::Relaxed)
+    }
+
+    /// False once the spool thread has stopped (it never should).
+    pub fn is_running(&self) -> bool {
+        !self.requests.is_closed()
+    }
+}
+
+fn open_connection(path: &Path) -> anyhow::Result<Connection> {
+    let conn = Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
+    // WAL + synchronous=FULL: a commit is fsynced before it returns, so an answered append
+    // survives kill -9 and power loss.
+    conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;")
+        .context("setting spool pragmas")?;
+    Ok(conn)
+}
+
+fn load(
+    conn: &Connection,
+    after: i64,
+    max_events: usize,
+    max_bytes: usize,
+) -> rusqlite::Result<Vec<(i64, SpoolRecord)>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT seq, grp, stream, ts, body FROM spool WHERE seq > ?1 ORDER BY seq LIMIT ?2")?;
+    let limit = i64::try_from(max_events).unwrap_or(i64::MAX);
+    let mut rows = stmt.query(rusqlite::params![after, limit])?;
+    let mut out = Vec::new();
+    let mut bytes = 0usize;
+    while let Some(row) = rows.next()? {
+        // Read as bytes: text that is not valid UTF-8 (which SQLite does not check) must not
+        // stop the writer, and never reaches CloudWatch as invalid UTF-8.
+        let body = lossy(row.get_ref(4)?.as_bytes_or_null()?);
+        bytes += body.len();
+        out.push((
+            row.get(0)?,
+            SpoolRecord {
+                group: lossy(row.get_ref(1)?.as_bytes_or_null()?),
+                stream: lossy(row.get_ref(2)?.as_bytes_or_null()?),
+                timestamp_ms: row.get(3)?,
+                body,
+            },
+        ));
+        if bytes >= max_bytes {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+fn lossy(bytes: Option<&[u8]>) -> String {
+    String::from_utf8_lossy(bytes.unwrap_or_default()).into_owned()
+}
+
+/// Commits waiting requests together and answers each once its change is on disk.
+fn run_writer(mut conn: Connection, mut queue: mpsc::Receiver<Request>, counters: &Counters) {
+    while let Some(first) = queue.blocking_recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_REQUESTS_PER_COMMIT {
+            match queue.try_recv() {
+                Ok(request) => batch.push(request),
+                Err(_) => break,
+            }
+        }
+        let result = commit(&mut conn, &batch).map_err(|e| format!("{e:#}"));
+        match &result {
+            Ok(change) => {
+                counters.bytes.fetch_add(change.added_bytes, Ordering::Relaxed);
+                counters.events.fetch_add(change.added_events, Ordering::Relaxed);
+                saturating_sub(&counters.bytes, change.removed_bytes);
+                saturating_sub(&counters.events, change.removed_events);
+            }
+            Err(error) => {
+                tracing::error!(error = %error, requests = batch.len(), "spool commit failed");
+            }
+        }
+        for request in batch {
+            let reply = match request {
+                Request::Append(_, reply) | Request::Remove(_, reply) => reply,
+            };
+            let _ = reply.send(result.as_ref().map(|_| ()).map_err(Clone::clone));
+        }
+    }
+}
+
+fn saturating_sub(counter: &AtomicU64, n: u64) {
+    let _ = counter.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| Some(v.saturating_sub(n)));
+}
+
+#[derive(Default)]
+struct Change {
+    added_bytes: u64,
+    added_events: u64,
+    removed_bytes: u64,
+    removed_events: u64,
+}
+
+fn commit(conn: &mut Connection, batch: &[Request]) -> anyhow::Result<Change> {
+    let mut change = Change::default();
+    let tx = conn.transaction()?;
+    {
+        let mut insert = tx.prepare_cached("INSERT INTO spool (grp, stream, ts, body) VALUES (?1, ?2, ?3, ?4)")?;
+        let mut delete = tx.prepare_cached("DELETE FROM spool WHERE seq = ?1 RETURNING length(CAST(body AS BLOB))")?;
+        for request in batch {
+            match request {
+                Request::Append(records, _) => {
+                    for r in records {
+                        insert.execute(rusqlite::params![r.group, r.stream, r.timestamp_ms, r.body])?;
+                        change.added_bytes += r.body.len() as u64;
+                        change.added_events += 1;
+                    }
+                }
+                Request::Remove(seqs, _) => {
+                    for seq in seqs {
+                        let mut rows = delete.query([seq])?;
+                        if let Some(row) = rows.next()? {
+                            change.removed_bytes += u64::try_from(row.get::<_, i64>(0)?).unwrap_or(0);
+                            change.removed_events += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(change)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(n: i64, body: &str) -> SpoolRecord {
+        SpoolRecord { group: "/g".into(), stream: "s".into(), timestamp_ms: n, body: body.into() }
+    }
+
+    #[tokio::test]
+    async fn appended_records_come_back_in_order_and_survive_a_reopen() {
+        let dir = tempfile::tempdir().expect("dir");
+        let spool = Spool::open(dir.path()).expect("open");
+        spool.append(vec![record(1, "a"), record(2, "bé")]).await.expect("append");
+        spool.append(vec![record(3, "c")]).await.expect("append");
+        assert_eq!(spool.unshipped_events(), 3);
+        assert_eq!(spool.unshipped_bytes(), 1 + 3 + 1, "UTF-8 bytes");
+        let rows = spool.load_after(0, 10, usize::MAX).await.expect("load");
+        let bodies: Vec<_> = rows.iter().map(|(_, r)| r.body.as_str()).collect();
+        assert_eq!(bodies, ["a", "bé", "c"]);
+        assert!(rows.windows(2).all(|w| w[0].0 < w[1].0), "seq order");
+
+        spool.remove(vec![rows[0].0]).await.expect("remove");
+        drop(spool);
+        let spool = Spool::open(dir.path()).expect("reopen");
+        assert_eq!(spool.unshipped_events(), 2);
+        assert_eq!(spool.unshipped_bytes(), 4);
+        let rows = spool.load_after(0, 10, usize::MAX).await.expect("load");
+        let bodies: Vec<_> = rows.iter().map(|(_, r)| r.body.as_str()).collect();
+        assert_eq!(bodies, ["bé", "c"]);
+    }
+
+    #[tokio::test]
+    async fn loading_stops_at_the_event_and_byte_caps() {
+        let dir = tempfile::tempdir().expect("dir");
+        let spool = Spool::open(dir.path()).expect("open");
+        spool.append((0..10).map(|i| record(i, "0123456789")).collect()).await.expect("append");
+        assert_eq!(spool.load_after(0, 4, usize::MAX).await.expect("load").len(), 4);
+        assert_eq!(spool.load_after(0, 100, 25).await.expect("load").len(), 3);
+        assert_eq!(spool.load_after(0, 100, 1).await.expect("load").len(), 1);
+        let first = spool.load_after(0, 1, usize::MAX).await.expect("load")[0].0;
+        assert_eq!(spool.load_after(first, 100, usize::MAX).await.expect("load").len(), 9);
+    }
+
+    #[tokio::test]
+    async fn removing_an_unknown_seq_changes_nothing() {
+        let dir = tempfile::tempdir().expect("dir");
+        let spool = Spool::open(dir.path()).expect("open");
+        spool.append(vec![record(1, "abc")]).await.expect("append");
+        spool.remove(vec![12345]).await.expect("remove");
+        assert_eq!((spool.unshipped_events(), spool.unshipped_bytes()), (1, 3));
+    }
+}

@@ -1,0 +1,348 @@
+//! The CloudWatch backend against moto, a real CloudWatch Logs API over HTTP: ingest lands in
+//! the right groups and streams as one-line JSON, the read API reads it back, external (Lambda)
+//! groups are readable, and a spool written while CloudWatch was unreachable is shipped after a
+//! restart.
+
+mod common;
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, Instant};
+
+use aws_sdk_cloudwatchlogs::Client;
+use aws_sdk_cloudwatchlogs::types::InputLogEvent;
+use common::moto::{CloudWatchApp, Moto, closed_port_url};
+use logboard::config::Config;
+use logboard::event::{StoredEvent, timestamp_format, unix_ms};
+use logboard::store::LogStore;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+const SHIP_TIMEOUT: Duration = Duration::from_secs(30);
+const LAMBDA_GROUP: &str = "/aws/lambda/demo-api-orders";
+
+fn cloudwatch_config(dir: &std::path::Path, endpoint: &str) -> Config {
+    common::test_config(
+        dir,
+        &[
+            ("LOGBOARD__STORAGE__BACKEND", "cloudwatch"),
+            ("LOGBOARD__CLOUDWATCH__ENDPOINT_URL", endpoint),
+            ("LOGBOARD__CLOUDWATCH__REGION", "us-east-1"),
+        ],
+    )
+}
+
+async fn start_app(endpoint: &str) -> CloudWatchApp {
+    let dir = tempfile::tempdir().expect("dir");
+    let config = cloudwatch_config(dir.path(), endpoint);
+    CloudWatchApp::start(config, dir, endpoint).await
+}
+
+/// Every line of a group, as (stream, timestamp, message).
+async fn all_lines(client: &Client, group: &str) -> Vec<(String, i64, String)> {
+    let mut lines = Vec::new();
+    let mut token = None;
+    loop {
+        let page = client
+            .filter_log_events()
+            .log_group_name(group)
+            .set_next_token(token)
+            .send()
+            .await
+            .expect("FilterLogEvents");
+        for e in page.events() {
+            lines.push((
+                e.log_stream_name().unwrap_or_default().to_string(),
+                e.timestamp().expect("timestamp"),
+                e.message().unwrap_or_default().to_string(),
+            ));
+        }
+        token = page.next_token().map(str::to_string);
+        if token.is_none() {
+            return lines;
+        }
+    }
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    timestamp_format::format(t)
+}
+
+fn hour_stream(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!("{:04}-{:02}-{:02}T{:02}", t.year(), u8::from(t.month()), t.day(), t.hour())
+}
+
+#[tokio::test]
+async fn ingested_events_land_in_cloudwatch_as_one_json_line_each_in_hourly_streams() {
+    let moto = Moto::start().await;
+    let app = start_app(&moto.url).await;
+    let now = OffsetDateTime::now_utc();
+    let old = now - time::Duration::hours(3);
+    let (status, answer) = app
+        .ingest(&json!({"env": "production", "events": [
+            {"message": "payment failed", "level": "error"},
+            {"message": "an old one", "timestamp": rfc3339(old)},
+        ]}))
+        .await;
+    assert_eq!((status, &answer["accepted"]), (202, &json!(2)), "{answer}");
+    let (status, _) = app.ingest(&json!({"env": "staging", "message": "staging hello", "level": "warn"})).await;
+    assert_eq!(status, 202);
+    app.wait_until_shipped(SHIP_TIMEOUT).await;
+
+    let client = moto.client();
+    let groups: Vec<String> = client
+        .describe_log_groups()
+        .log_group_name_prefix("/logboard/demo/")
+        .send()
+        .await
+        .expect("DescribeLogGroups")
+        .log_groups()
+        .iter()
+        .filter_map(|g| g.log_group_name().map(str::to_string))
+        .collect();
+    assert_eq!(groups, ["/logboard/demo/production", "/logboard/demo/staging"]);
+
+    let production = all_lines(&client, "/logboard/demo/production").await;
+    assert_eq!(production.len(), 2, "{production:?}");
+    let mut by_message = BTreeMap::new();
+    for (stream, ts, line) in &production {
+        assert!(!line.contains('\n'), "one line: {line}");
+        let event: StoredEvent = serde_json::from_str(line).expect("our JSON");
+        assert_eq!((event.project.as_str(), event.env.as_str()), ("demo", "production"));
+        assert_eq!(*ts, event.timestamp_ms(), "the CloudWatch timestamp is the occurrence time");
+        assert_eq!(event.id.timestamp_ms() as i64, event.timestamp_ms(), "the id carries the occurrence time");
+        assert_eq!(stream, &hour_stream(event.timestamp), "one stream per UTC hour");
+        by_message.insert(event.message.clone(), event);
+    }
+    assert_eq!(by_message["payment failed"].level.as_str(), "error");
+    assert!(by_message["payment failed"].fingerprint.is_some());
+    assert_eq!(by_message["an old one"].level.as_str(), "info");
+    assert_eq!(by_message["an old one"].timestamp_ms(), unix_ms(old));
+    let streams: HashSet<&str> = production.iter().map(|(s, _, _)| s.as_str()).collect();
+    assert!(streams.contains(hour_stream(old).as_str()), "the old event is in its own hour's stream: {streams:?}");
+
+    let staging = all_lines(&client, "/logboard/demo/staging").await;
+    assert_eq!(staging.len(), 1);
+    let event: StoredEvent = serde_json::from_str(&staging[0].2).expect("our JSON");
+    assert_eq!(
+        (event.env.as_str(), event.message.as_str(), event.level.as_str()),
+        ("staging", "staging hello", "warn")
+    );
+}
+
+#[tokio::test]
+async fn the_read_api_reads_events_back_from_cloudwatch() {
+    let moto = Moto::start().await;
+    let app = start_app(&moto.url).await;
+    let now = OffsetDateTime::now_utc();
+    let events: Vec<Value> = (0..5)
+        .map(|i| {
+            json!({
+                "message": format!("event {i} {}", if i % 2 == 0 { "Checkout" } else { "login" }),
+                "level": if i == 3 { "error" } else { "info" },
+                "timestamp": rfc3339(now - time::Duration::minutes(40 * i)),
+            })
+        })
+        .collect();
+    let (status, _) = app.ingest(&json!({"env": "production", "events": events})).await;
+    assert_eq!(status, 202);
+    app.wait_until_shipped(SHIP_TIMEOUT).await;
+
+    let (status, page) = app.read("/api/v1/events?project=demo&env=production").await;
+    assert_eq!(status, 200, "{page}");
+    let messages: Vec<&str> =
+        page["events"].as_array().expect("events").iter().map(|e| e["message"].as_str().expect("message")).collect();
+    assert_eq!(
+        messages,
+        ["event 0 Checkout", "event 1 login", "event 2 Checkout", "event 3 login", "event 4 Checkout"],
+        "newest first"
+    );
+    assert_eq!(page["next_cursor"], Value::Null);
+
+    let id = page["events"][3]["id"].as_str().expect("id");
+    let (status, one) = app.read(&format!("/api/v1/events/{id}?project=demo&env=production")).await;
+    assert_eq!(status, 200, "{one}");
+    assert_eq!((one["id"].as_str(), one["message"].as_str()), (Some(id), Some("event 3 login")));
+    let (status, _) = app.read(&format!("/api/v1/events/{id}?project=demo&env=staging")).await;
+    assert_eq!(status, 404, "another env's group does not hold it");
+
+    let (_, errors) = app.read("/api/v1/events?project=demo&env=production&level=error").await;
+    let errors = errors["events"].as_array().expect("events");
+    assert_eq!(errors.len(), 1, "moto ignores the level pattern; we filter exactly: {errors:?}");
+    assert_eq!(errors[0]["message"], "event 3 login");
+
+    let (_, found) = app.read("/api/v1/events?project=demo&env=production&q=checkout").await;
+    let found: Vec<&str> =
+        found["events"].as_array().expect("events").iter().map(|e| e["message"].as_str().expect("m")).collect();
+    assert_eq!(found, ["event 0 Checkout", "event 2 Checkout", "event 4 Checkout"], "case-insensitive");
+
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..10 {
+        let path = match &cursor {
+            Some(c) => format!("/api/v1/events?project=demo&env=production&limit=2&cursor={c}"),
+            None => "/api/v1/events?project=demo&env=production&limit=2".to_string(),
+        };
+        let (status, page) = app.read(&path).await;
+        assert_eq!(status, 200, "{page}");
+        let events = page["events"].as_array().expect("events");
+        assert!(events.len() <= 2);
+        seen.extend(events.iter().map(|e| e["message"].as_str().expect("m").to_string()));
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, messages, "paging visits every event once, in order");
+
+    let counts = app
+        .store
+        .level_counts("demo", "production", now - time::Duration::hours(4), now + time::Duration::minutes(1))
+        .await
+        .expect("counts");
+    assert_eq!((counts.get(logboard::event::Level::Info), counts.get(logboard::event::Level::Error)), (4, 1));
+    assert!(!counts.capped);
+}
+
+#[tokio::test]
+async fn an_external_lambda_group_is_listed_and_readable() {
+    let moto = Moto::start().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let mut config = cloudwatch_config(dir.path(), &moto.url);
+    let demo = config.projects.iter_mut().find(|p| p.name == "demo").expect("demo project");
+    demo.extra_group_prefixes = vec!["/aws/lambda/demo-api-".into()];
+    let app = CloudWatchApp::start(config, dir, &moto.url).await;
+
+    let client = moto.client();
+    for group in [LAMBDA_GROUP, "/aws/lambda/other-service"] {
+        client.create_log_group().log_group_name(group).send().await.expect("create group");
+        client
+            .create_log_stream()
+            .log_group_name(group)
+            .log_stream_name("2026/11/24/[$LATEST]abc")
+            .send()
+            .await
+            .expect("stream");
+    }
+    let t = unix_ms(OffsetDateTime::now_utc()) - 60_000;
+    let lines = [
+        "START RequestId: abc Version: $LATEST",
+        "[ERROR]\t2026-11-24T15:00:00.000Z\tabc\tpayment failed",
+        r#"{"timestamp":"2026-11-24T15:00:00Z","level":"WARN","message":"slow downstream","requestId":"abc"}"#,
+    ];
+    let events = lines
+        .iter()
+        .enumerate()
+        .map(|(i, line)| InputLogEvent::builder().timestamp(t + i as i64).message(*line).build().expect("event"))
+        .collect();
+    client
+        .put_log_events()
+        .log_group_name(LAMBDA_GROUP)
+        .log_stream_name("2026/11/24/[$LATEST]abc")
+        .set_log_events(Some(events))
+        .send()
+        .await
+        .expect("put");
+
+    let (status, groups) = app.read("/api/v1/groups?project=demo&env=production").await;
+    assert_eq!(status, 200, "{groups}");
+    assert_eq!(
+        groups["groups"],
+        json!([
+            {"name": "/logboard/demo/production", "kind": "ingest"},
+            {"name": LAMBDA_GROUP, "kind": "external"},
+        ]),
+        "the own group first (even before it exists), then the project's external ones only"
+    );
+
+    let base = format!("/api/v1/events?project=demo&env=production&group={LAMBDA_GROUP}");
+    let (status, all) = app.read(&base).await;
+    assert_eq!(status, 200, "{all}");
+    let levels: Vec<(&str, &str)> = all["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| (e["level"].as_str().expect("level"), e["message"].as_str().expect("message")))
+        .collect();
+    assert_eq!(
+        levels,
+        [("warn", "slow downstream"), ("error", lines[1]), ("info", lines[0])],
+        "newest first, levels read from the lines"
+    );
+
+    let (_, errors) = app.read(&format!("{base}&level=error")).await;
+    let errors = errors["events"].as_array().expect("events");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!((errors[0]["level"].as_str(), errors[0]["message"].as_str()), (Some("error"), Some(lines[1])));
+    assert_eq!(errors[0]["timestamp"].as_str().map(timestamp_format::parse).map(|t| t.map(unix_ms)), Some(Some(t + 1)));
+
+    let id = errors[0]["id"].as_str().expect("id");
+    let (status, again) = app.read(&base).await;
+    assert_eq!(status, 200);
+    assert_eq!(again["events"][1]["id"].as_str(), Some(id), "the same line has the same id on every read");
+    let (status, one) =
+        app.read(&format!("/api/v1/events/{id}?project=demo&env=production&group={LAMBDA_GROUP}")).await;
+    assert_eq!(status, 200, "{one}");
+    assert_eq!(one["message"].as_str(), Some(lines[1]));
+
+    let (_, other) = app.read("/api/v1/events?project=demo&env=production&group=/aws/lambda/other-service").await;
+    assert!(other["events"].as_array().is_none_or(Vec::is_empty), "another project's group is not readable: {other}");
+}
+
+#[tokio::test]
+async fn events_accepted_while_cloudwatch_is_unreachable_are_shipped_after_a_restart() {
+    let moto = Moto::start().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let unreachable = closed_port_url();
+    let config = cloudwatch_config(dir.path(), &unreachable);
+    let app = CloudWatchApp::start(config, dir, &unreachable).await;
+    let messages: Vec<String> = (0..3).map(|i| format!("kept {i}")).collect();
+    let (status, answer) = app
+        .ingest(
+            &json!({"env": "production", "events": messages.iter().map(|m| json!({"message": m})).collect::<Vec<_>>()}),
+        )
+        .await;
+    assert_eq!(status, 202, "accepted while CloudWatch is down: {answer}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(app.store.unshipped_events(), 3, "nothing can be shipped, nothing is dropped");
+    let dir = app.stop();
+
+    let config = cloudwatch_config(dir.path(), &moto.url);
+    let app = CloudWatchApp::start(config, dir, &moto.url).await;
+    app.wait_until_shipped(SHIP_TIMEOUT).await;
+    let mut shipped: Vec<String> = all_lines(&moto.client(), "/logboard/demo/production")
+        .await
+        .into_iter()
+        .map(|(_, _, line)| serde_json::from_str::<StoredEvent>(&line).expect("json").message)
+        .collect();
+    shipped.sort();
+    assert_eq!(shipped, messages, "every event once");
+}
+
+#[tokio::test]
+async fn a_backlog_drains_into_cloudwatch_exactly_once() {
+    const EVENTS: usize = 20_000;
+    let moto = Moto::start().await;
+    let app = start_app(&moto.url).await;
+    let now = unix_ms(OffsetDateTime::now_utc());
+    let started = Instant::now();
+    for chunk in (0..EVENTS).collect::<Vec<_>>().chunks(1000) {
+        let events: Vec<Value> = chunk
+            .iter()
+            .map(|i| json!({"message": format!("backlog {i:06}"), "timestamp": now - *i as i64 * 37}))
+            .collect();
+        let (status, answer) = app.ingest(&json!({"env": "production", "events": events})).await;
+        assert_eq!((status, &answer["accepted"]), (202, &json!(chunk.len())), "{answer}");
+    }
+    let appended = started.elapsed();
+    app.wait_until_shipped(Duration::from_secs(120)).await;
+    let drained = started.elapsed();
+    let lines = all_lines(&moto.client(), "/logboard/demo/production").await;
+    let ids: HashSet<String> =
+        lines.iter().map(|(_, _, line)| serde_json::from_str::<StoredEvent>(line).expect("json").message).collect();
+    assert_eq!((lines.len(), ids.len()), (EVENTS, EVENTS), "no loss, no duplicates");
+    println!(
+        "{EVENTS} events: spooled in {appended:?}, in moto after {drained:?} ({:.0} events/s end to end)",
+        EVENTS as f64 / drained.as_secs_f64()
+    );
+}

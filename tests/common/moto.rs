@@ -1,0 +1,188 @@
+//! moto (a real CloudWatch Logs API over HTTP, in Python) as a child process, and a logboard on
+//! the CloudWatch store pointed at it.
+//!
+//! The server is found at `$MOTO_SERVER`, else `.venv/bin/moto_server` in the package, else
+//! `moto_server` on `PATH` (`scripts/install-test-deps.sh` installs it). When none exists the
+//! test fails: a CloudWatch test that skips proves nothing.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_cloudwatchlogs::Client;
+use aws_sdk_cloudwatchlogs::config::{BehaviorVersion, Credentials, Region};
+use logboard::config::{Backend, Config};
+use logboard::store::cloudwatch::CloudWatchStore;
+use logboard::web;
+
+use super::TestApp;
+
+/// How long moto may take to answer after it was started (Python imports are slow).
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A running moto server, killed when dropped.
+pub struct Moto {
+    pub url: String,
+    child: Child,
+    log: PathBuf,
+    _log_dir: tempfile::TempDir,
+}
+
+impl Moto {
+    pub async fn start() -> Moto {
+        let program = moto_program();
+        let port = free_port();
+        let log_dir = tempfile::tempdir().expect("temp dir");
+        let log = log_dir.path().join("moto.log");
+        let log_file = std::fs::File::create(&log).expect("moto log file");
+        let child = Command::new(&program)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().expect("log file"))
+            .stderr(log_file)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("could not start {} ({e}); run scripts/install-test-deps.sh", program.display())
+            });
+        let moto = Moto { url: format!("http://127.0.0.1:{port}"), child, log, _log_dir: log_dir };
+        moto.wait_until_ready().await;
+        moto
+    }
+
+    async fn wait_until_ready(&self) {
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        let http = reqwest::Client::new();
+        while Instant::now() < deadline {
+            if http.get(format!("{}/moto-api/", self.url)).send().await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        panic!("moto did not answer at {} within {STARTUP_TIMEOUT:?}; its output:\n{log}", self.url);
+    }
+
+    /// An SDK client for moto: static credentials, us-east-1.
+    pub fn client(&self) -> Client {
+        client_for(&self.url)
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An SDK client for a CloudWatch Logs endpoint, as the tests use it.
+pub fn client_for(endpoint: &str) -> Client {
+    let config = aws_sdk_cloudwatchlogs::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new("test", "test", None, None, "static"))
+        .build();
+    Client::from_conf(config)
+}
+
+fn moto_program() -> PathBuf {
+    if let Some(path) = std::env::var_os("MOTO_SERVER") {
+        let path = PathBuf::from(path);
+        assert!(path.exists(), "$MOTO_SERVER names {}, which does not exist", path.display());
+        return path;
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/moto_server");
+    if venv.exists() {
+        return venv;
+    }
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+        .map(|dir| dir.join("moto_server"))
+        .find(|candidate| candidate.exists());
+    on_path.unwrap_or_else(|| {
+        panic!(
+            "moto_server not found: set $MOTO_SERVER, or run scripts/install-test-deps.sh (creates {}), \
+             or put moto_server on PATH. The CloudWatch tests need it and do not skip.",
+            venv.display()
+        )
+    })
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// A port nothing listens on: CloudWatch "unreachable".
+pub fn closed_port_url() -> String {
+    format!("http://127.0.0.1:{}", free_port())
+}
+
+/// A logboard on the CloudWatch store, serving until dropped.
+pub struct CloudWatchApp {
+    pub app: TestApp,
+    pub store: Arc<CloudWatchStore>,
+    server: tokio::task::AbortHandle,
+}
+
+impl std::ops::Deref for CloudWatchApp {
+    type Target = TestApp;
+    fn deref(&self) -> &TestApp {
+        &self.app
+    }
+}
+
+impl Drop for CloudWatchApp {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl CloudWatchApp {
+    /// Starts logboard on `data_dir` with the CloudWatch store talking to `endpoint`.
+    /// `config` comes from `common::test_config` with the CloudWatch backend.
+    pub async fn start(config: Config, data_dir: tempfile::TempDir, endpoint: &str) -> CloudWatchApp {
+        assert_eq!(config.storage.backend, Backend::Cloudwatch, "the config names the CloudWatch backend");
+        let store = Arc::new(CloudWatchStore::with_client(&config, client_for(endpoint)).await.expect("store"));
+        // The state is built as for the embedded store, then given the CloudWatch store: the
+        // real `open` would ask the AWS default chain for credentials.
+        let mut local = config.clone();
+        local.storage.backend = Backend::Local;
+        let mut state = logboard::build_state(local).await.expect("state");
+        state.store = store.clone();
+        state.config = Arc::new(config);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let router = web::router(state.clone());
+        let server = tokio::spawn(async move {
+            axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
+                .await
+                .expect("serve");
+        })
+        .abort_handle();
+        let app = TestApp { addr, base: format!("http://{addr}"), state, data_dir };
+        CloudWatchApp { app, store, server }
+    }
+
+    /// Stops serving and hands back the data directory, for a restart on the same spool.
+    pub fn stop(mut self) -> tempfile::TempDir {
+        self.server.abort();
+        std::mem::replace(&mut self.app.data_dir, tempfile::tempdir().expect("temp dir"))
+    }
+
+    /// Waits until the writer has shipped everything in the spool.
+    pub async fn wait_until_shipped(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.store.unshipped_events() > 0 {
+            assert!(
+                Instant::now() < deadline,
+                "{} events still unshipped after {timeout:?}",
+                self.store.unshipped_events()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
