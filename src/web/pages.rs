@@ -169,6 +169,7 @@ struct LogsPage {
     newest_href: Option<String>,
     detail: Option<Detail>,
     detail_missing: bool,
+    missing_close_href: String,
 }
 
 struct SidebarProject {
@@ -288,8 +289,7 @@ async fn render_logs(
                 Ok(id) => state.store.event(project, &query.env, query.group.as_deref(), id).await?,
                 Err(_) => None,
             };
-            let close_href = logs_href(&project.name, &query.env, &here);
-            (found.as_ref().map(|e| detail(e, close_href)), found.is_none())
+            (found.as_ref().map(|e| detail(e, logs_href(&project.name, &query.env, &here))), found.is_none())
         }
     };
 
@@ -343,8 +343,9 @@ async fn render_logs(
         project: project.name.clone(),
         env: query.env.clone(),
         group: query.group.clone().unwrap_or_default(),
-        from: input_time(query.from),
-        to: if params.to.is_some() { input_time(query.to) } else { String::new() },
+        // Only what the user typed: an empty field keeps meaning "the last 24 h up to now".
+        from: params.from.as_ref().map(|_| input_time(query.from)).unwrap_or_default(),
+        to: params.to.as_ref().map(|_| input_time(query.to)).unwrap_or_default(),
         q: query.text.clone().unwrap_or_default(),
         levels: Level::ALL
             .iter()
@@ -355,6 +356,7 @@ async fn render_logs(
         newest_href,
         detail,
         detail_missing,
+        missing_close_href: logs_href(&project.name, &query.env, &here),
     }))
 }
 
@@ -421,9 +423,9 @@ fn display_time(t: OffsetDateTime) -> String {
     format!("{} {:02}:{:02}:{:02}.{ms:03}", t.date(), t.hour(), t.minute(), t.second())
 }
 
-/// The value a `datetime-local` input takes (UTC, minutes).
+/// The value of a time filter field (UTC, to the minute), as `parse_time` reads it back.
 fn input_time(t: OffsetDateTime) -> String {
-    format!("{}T{:02}:{:02}", t.date(), t.hour(), t.minute())
+    format!("{} {:02}:{:02}", t.date(), t.hour(), t.minute())
 }
 
 fn shorten(text: &str, max_chars: usize) -> String {
@@ -444,7 +446,7 @@ mod tests {
     fn times_show_in_utc_with_milliseconds() {
         let t = datetime!(2026-11-24 23:04:05.007 +09:00);
         assert_eq!(display_time(t.to_offset(time::UtcOffset::UTC)), "2026-11-24 14:04:05.007");
-        assert_eq!(input_time(datetime!(2026-11-24 14:04:05 UTC)), "2026-11-24T14:04");
+        assert_eq!(input_time(datetime!(2026-11-24 14:04:05 UTC)), "2026-11-24 14:04");
     }
 
     #[test]

@@ -47,9 +47,11 @@ fn non_empty(value: Option<&str>) -> Option<&str> {
     value.map(str::trim).filter(|v| !v.is_empty())
 }
 
-/// Parses `2026-11-24T15:00:00Z`, or the `2026-11-24T15:00` that a `datetime-local` input sends (UTC).
+/// Parses `2026-11-24T15:00:00Z`, or `2026-11-24 15:00` / `2026-11-24T15:00` as typed in the
+/// dashboard's filter fields (UTC).
 pub fn parse_time(key: &str, text: &str) -> Result<OffsetDateTime, ApiError> {
-    let text = text.trim();
+    let text = text.trim().replacen(' ', "T", 1);
+    let text = text.as_str();
     if let Some(t) = timestamp_format::parse(text) {
         return Ok(t);
     }
@@ -154,7 +156,7 @@ mod tests {
     #[test]
     fn times_levels_and_limits_are_parsed() {
         let q = params(&[
-            ("from", "2026-11-20T00:00"),
+            ("from", "2026-11-20 00:00"),
             ("to", "2026-11-21T00:00:00+09:00"),
             ("level", "ERROR,warn,error"),
             ("limit", "5"),
