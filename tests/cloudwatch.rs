@@ -338,11 +338,112 @@ async fn a_backlog_drains_into_cloudwatch_exactly_once() {
     app.wait_until_shipped(Duration::from_secs(120)).await;
     let drained = started.elapsed();
     let lines = all_lines(&moto.client(), "/logboard/demo/production").await;
-    let ids: HashSet<String> =
+    let unique: HashSet<String> =
         lines.iter().map(|(_, _, line)| serde_json::from_str::<StoredEvent>(line).expect("json").message).collect();
-    assert_eq!((lines.len(), ids.len()), (EVENTS, EVENTS), "no loss, no duplicates");
+    assert_eq!((lines.len(), unique.len()), (EVENTS, EVENTS), "no loss, no duplicates");
     println!(
         "{EVENTS} events: spooled in {appended:?}, in moto after {drained:?} ({:.0} events/s end to end)",
+        EVENTS as f64 / drained.as_secs_f64()
+    );
+}
+
+#[tokio::test]
+async fn shutdown_ships_what_was_just_accepted() {
+    let moto = Moto::start().await;
+    let app = start_app(&moto.url).await;
+    let (status, _) =
+        app.ingest(&json!({"env": "production", "events": [{"message": "last words"}, {"message": "bye"}]})).await;
+    assert_eq!(status, 202);
+    tokio::time::timeout(Duration::from_secs(10), app.store.shutdown())
+        .await
+        .expect("the flush ends within its deadline");
+    assert_eq!(app.store.unshipped_events(), 0);
+    let mut messages: Vec<String> = all_lines(&moto.client(), "/logboard/demo/production")
+        .await
+        .into_iter()
+        .map(|(_, _, line)| serde_json::from_str::<StoredEvent>(&line).expect("json").message)
+        .collect();
+    messages.sort();
+    assert_eq!(messages, ["bye", "last words"]);
+}
+
+#[tokio::test]
+async fn a_full_spool_makes_ingest_answer_503_and_readiness_fail() {
+    // No CloudWatch at all: nothing drains, so the spool only grows.
+    let dir = tempfile::tempdir().expect("dir");
+    let unreachable = closed_port_url();
+    let config = common::test_config(
+        dir.path(),
+        &[
+            ("LOGBOARD__STORAGE__BACKEND", "cloudwatch"),
+            ("LOGBOARD__CLOUDWATCH__ENDPOINT_URL", &unreachable),
+            ("LOGBOARD__CLOUDWATCH__REGION", "us-east-1"),
+            ("LOGBOARD__STORAGE__SPOOL_MAX_BYTES", "100"),
+        ],
+    );
+    let app = CloudWatchApp::start(config, dir, &unreachable).await;
+    let (status, _) = app.ingest(&json!({"env": "production", "message": "fills the spool past 100 bytes"})).await;
+    assert_eq!(status, 202, "below the high-water mark when it arrived");
+    let response = reqwest::Client::new()
+        .post(app.url("/api/v1/events"))
+        .header("X-Logboard-Key", common::INGEST_KEY)
+        .json(&json!({"env": "production", "message": "one too many"}))
+        .send()
+        .await
+        .expect("ingest");
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().contains_key("retry-after"), "{:?}", response.headers());
+    assert_eq!(app.store.unshipped_events(), 1, "the refused event was not kept");
+    let ready = reqwest::get(app.url("/readyz")).await.expect("readyz");
+    assert_eq!(ready.status(), 503);
+}
+
+#[tokio::test]
+async fn readiness_follows_cloudwatch_reachability() {
+    let moto = Moto::start().await;
+    let app = start_app(&moto.url).await;
+    assert_eq!(reqwest::get(app.url("/readyz")).await.expect("readyz").status(), 200);
+    let unreachable = closed_port_url();
+    let down = start_app(&unreachable).await;
+    assert_eq!(reqwest::get(down.url("/readyz")).await.expect("readyz").status(), 503);
+}
+
+#[tokio::test]
+async fn a_spooled_backlog_over_many_hourly_streams_drains_exactly_once_after_a_restart() {
+    const EVENTS: usize = 20_000;
+    let moto = Moto::start().await;
+    let unreachable = closed_port_url();
+    let dir = tempfile::tempdir().expect("dir");
+    let app = CloudWatchApp::start(cloudwatch_config(dir.path(), &unreachable), dir, &unreachable).await;
+    // 2.3 s apart: the backlog spans about 13 hours, so 13 or 14 streams.
+    let now = unix_ms(OffsetDateTime::now_utc());
+    for chunk in (0..EVENTS).collect::<Vec<_>>().chunks(1000) {
+        let events: Vec<Value> = chunk
+            .iter()
+            .map(|i| json!({"message": format!("spooled {i:06}"), "timestamp": now - *i as i64 * 2300}))
+            .collect();
+        let (status, _) = app.ingest(&json!({"env": "production", "events": events})).await;
+        assert_eq!(status, 202);
+    }
+    assert_eq!(app.store.unshipped_events(), EVENTS as u64);
+    let dir = app.stop();
+
+    let started = Instant::now();
+    let app = CloudWatchApp::start(cloudwatch_config(dir.path(), &moto.url), dir, &moto.url).await;
+    app.wait_until_shipped(Duration::from_secs(120)).await;
+    let drained = started.elapsed();
+    let lines = all_lines(&moto.client(), "/logboard/demo/production").await;
+    let streams: HashSet<&str> = lines.iter().map(|(stream, _, _)| stream.as_str()).collect();
+    let unique: HashSet<&str> = lines.iter().map(|(_, _, line)| line.as_str()).collect();
+    assert_eq!((lines.len(), unique.len()), (EVENTS, EVENTS), "no loss, no duplicates");
+    assert!(streams.len() >= 13, "one stream per hour: {streams:?}");
+    for (stream, ts, line) in &lines {
+        let event: StoredEvent = serde_json::from_str(line).expect("json");
+        assert_eq!((*ts, stream.as_str()), (event.timestamp_ms(), hour_stream(event.timestamp).as_str()));
+    }
+    println!(
+        "{EVENTS} spooled events over {} streams drained into moto in {drained:?} ({:.0} events/s)",
+        streams.len(),
         EVENTS as f64 / drained.as_secs_f64()
     );
 }

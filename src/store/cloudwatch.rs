@@ -9,7 +9,7 @@
 //! are read as events with a level guessed from the line and an id derived from the line, so the
 //! same line always has the same id.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -44,6 +44,8 @@ const FILTER_PAGE_EVENTS: i32 = 10_000;
 const MAX_COUNTED_EVENTS: u64 = 10_000;
 /// How long a successful readiness probe is trusted (DescribeLogGroups is limited to 5/s).
 const READY_CACHE: Duration = Duration::from_secs(10);
+/// How long the groups found under one prefix are reused (DescribeLogGroups is limited to 5/s).
+const GROUP_LIST_CACHE: Duration = Duration::from_secs(30);
 /// How often `shutdown` looks whether the spool is empty yet.
 const SHUTDOWN_POLL: Duration = Duration::from_millis(50);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -61,6 +63,8 @@ pub struct CloudWatchStore {
     writer: AbortHandle,
     /// When CloudWatch last answered a readiness probe.
     last_ready: Mutex<Option<Instant>>,
+    /// External groups by prefix, and when they were listed.
+    external_groups: Mutex<HashMap<String, (Instant, Vec<String>)>>,
 }
 
 impl CloudWatchStore {
@@ -110,6 +114,7 @@ impl CloudWatchStore {
             flush_all,
             writer,
             last_ready: Mutex::new(None),
+            external_groups: Mutex::new(HashMap::new()),
         })
     }
 
@@ -131,6 +136,37 @@ impl CloudWatchStore {
             Some(g) if is_external_group_of(project, g) => Some(g.to_string()),
             Some(_) => None,
         }
+    }
+
+    /// The groups whose names start with `prefix`, listed at most every [`GROUP_LIST_CACHE`].
+    async fn groups_under(&self, prefix: &str) -> anyhow::Result<Vec<String>> {
+        let cached = self.external_groups.lock().map_err(|_| anyhow!("poisoned"))?.get(prefix).cloned();
+        if let Some((listed, names)) = cached
+            && listed.elapsed() < GROUP_LIST_CACHE
+        {
+            return Ok(names);
+        }
+        let mut names = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .describe_log_groups()
+                .log_group_name_prefix(prefix)
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(|e| anyhow!("{}", DisplayErrorContext(&e)))
+                .with_context(|| format!("DescribeLogGroups with prefix {prefix}"))?;
+            names.extend(page.log_groups().iter().filter_map(|g| g.log_group_name()).map(str::to_string));
+            match page.next_token() {
+                Some(next) if !next.is_empty() => token = Some(next.to_string()),
+                _ => break,
+            }
+        }
+        let mut cache = self.external_groups.lock().map_err(|_| anyhow!("poisoned"))?;
+        cache.insert(prefix.to_string(), (Instant::now(), names.clone()));
+        Ok(names)
     }
 
     fn spool_is_full(&self) -> bool {
@@ -233,23 +269,7 @@ impl LogStore for CloudWatchStore {
         let own = self.own_group(&project.name, env);
         let mut external = BTreeSet::new();
         for prefix in project.extra_group_prefixes.iter().filter(|p| !p.is_empty()) {
-            let mut token: Option<String> = None;
-            loop {
-                let page = self
-                    .client
-                    .describe_log_groups()
-                    .log_group_name_prefix(prefix)
-                    .set_next_token(token.take())
-                    .send()
-                    .await
-                    .map_err(|e| anyhow!("{}", DisplayErrorContext(&e)))
-                    .with_context(|| format!("DescribeLogGroups with prefix {prefix}"))?;
-                external.extend(page.log_groups().iter().filter_map(|g| g.log_group_name()).map(str::to_string));
-                match page.next_token() {
-                    Some(next) if !next.is_empty() => token = Some(next.to_string()),
-                    _ => break,
-                }
-            }
+            external.extend(self.groups_under(prefix).await?);
         }
         external.remove(&own);
         let mut groups = vec![Group { name: own, kind: GroupKind::Ingest }];

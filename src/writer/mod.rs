@@ -156,6 +156,8 @@ pub struct Writer {
     /// Groups created (or found existing) by this writer, so a new stream needs one call.
     known_groups: HashSet<String>,
     linger: Duration,
+    /// Until the first load: what the spool holds then was left by an earlier run, and is due.
+    first_load: bool,
 }
 
 impl Writer {
@@ -169,6 +171,7 @@ impl Writer {
             loaded_through: 0,
             known_groups: HashSet::new(),
             linger: FLUSH_LINGER,
+            first_load: true,
         }
     }
 
@@ -203,7 +206,8 @@ impl Writer {
             .map(|(key, _)| key.clone())
             .collect();
         let mut flushed = Flushed::default();
-        for key in due {
+        let mut failure = None;
+        'queues: for key in due {
             let Some(queue) = self.queues.remove(&key) else { continue };
             self.buffered_events -= queue.events.len();
             self.buffered_bytes -= queue.bytes;
@@ -213,9 +217,20 @@ impl Writer {
                 if let Err((error, mut unshipped)) = self.ship(group, stream, events, &mut flushed).await {
                     unshipped.extend(batches.flatten());
                     self.put_back(key.clone(), unshipped, queue.since);
-                    return Err(error.into());
+                    // Throttling and outages hit every stream alike: stop and back off. Other
+                    // failures (one group denied, a stream still missing) must not hold the
+                    // other streams back.
+                    let account_wide = matches!(error, PutError::Throttled | PutError::Transient(_));
+                    failure.get_or_insert(error);
+                    if account_wide {
+                        break 'queues;
+                    }
+                    continue 'queues;
                 }
             }
+        }
+        if let Some(error) = failure {
+            return Err(error.into());
         }
         flushed.next_due = self.queues.values().map(|q| q.since + self.linger).min();
         Ok(flushed)
@@ -277,6 +292,9 @@ impl Writer {
         }
         let rows = self.spool.load_after(self.loaded_through, room_events, room_bytes).await?;
         let now = Instant::now();
+        // A backlog from an earlier run has waited long enough: it is due at once.
+        let since =
+            if std::mem::take(&mut self.first_load) { now.checked_sub(self.linger).unwrap_or(now) } else { now };
         for (seq, record) in rows {
             self.loaded_through = seq;
             let event = OutEvent { seq, timestamp_ms: record.timestamp_ms, message: record.body };
@@ -284,7 +302,7 @@ impl Writer {
             let queue = self.queues.entry((record.group, record.stream)).or_insert_with(|| Queue {
                 events: Vec::new(),
                 bytes: 0,
-                since: now,
+                since,
             });
             queue.events.push(event);
             queue.bytes += size;
@@ -634,6 +652,31 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_group_that_is_denied_does_not_hold_back_the_others() {
+        let fake = Fake::with_streams(&[("/g", "s1"), ("/g", "s2")]);
+        // Queues are flushed in key order: s1 first, and it is denied.
+        fake.script([Err(PutError::Denied("AccessDeniedException".into()))]);
+        let (_dir, spool, fake, mut writer) = setup(fake, vec![record("s1", T0, "a"), record("s2", T0, "b")]).await;
+        let error = writer.try_flush_once(true).await.expect_err("denied");
+        assert!(matches!(error.downcast_ref::<PutError>(), Some(PutError::Denied(_))));
+        assert_eq!(fake.stored_messages("/g", "s2"), ["b"], "the other stream is shipped");
+        assert_eq!(spool.unshipped_events(), 1);
+        writer.try_flush_once(true).await.expect("flush");
+        assert_eq!(fake.stored_messages("/g", "s1"), ["a"]);
+        assert_eq!(spool.unshipped_events(), 0);
+    }
+
+    #[tokio::test]
+    async fn throttling_stops_the_step_for_every_stream() {
+        let fake = Fake::with_streams(&[("/g", "s1"), ("/g", "s2")]);
+        fake.script([Err(PutError::Throttled)]);
+        let (_dir, spool, fake, mut writer) = setup(fake, vec![record("s1", T0, "a"), record("s2", T0, "b")]).await;
+        writer.try_flush_once(true).await.expect_err("throttled");
+        assert_eq!(puts(&fake.calls()), 1, "no more calls while throttled");
+        assert_eq!(spool.unshipped_events(), 2);
+    }
+
+    #[tokio::test]
     async fn a_put_that_still_finds_nothing_after_the_create_is_retried_not_dropped() {
         let fake = Fake::default();
         fake.script([Err(PutError::GroupOrStreamMissing), Err(PutError::GroupOrStreamMissing)]);
@@ -665,8 +708,10 @@ mod tests {
     #[tokio::test]
     async fn events_wait_for_the_linger_unless_forced_or_a_batch_is_full() {
         let fake = Fake::with_streams(&[("/g", "s1")]);
-        let (_dir, spool, fake, writer) = setup(fake, vec![record("s1", T0, "a")]).await;
+        let (_dir, spool, fake, writer) = setup(fake, vec![]).await;
         let mut writer = writer.with_linger(Duration::from_secs(3600));
+        assert_eq!(writer.try_flush_once(false).await.expect("flush").shipped, 0, "nothing yet");
+        spool.append(vec![record("s1", T0, "a")]).await.expect("append");
         let step = writer.try_flush_once(false).await.expect("flush");
         assert_eq!(step.shipped, 0);
         assert!(step.next_due.is_some());
@@ -678,6 +723,15 @@ mod tests {
         let step = writer.try_flush_once(false).await.expect("flush");
         assert_eq!(step.shipped, batch::MAX_BATCH_EVENTS + 1, "a full batch flushes the queue");
         assert_eq!(fake.stored_messages("/g", "s1").len(), batch::MAX_BATCH_EVENTS + 1);
+    }
+
+    #[tokio::test]
+    async fn a_backlog_left_by_an_earlier_run_is_due_at_once() {
+        let fake = Fake::with_streams(&[("/g", "s1")]);
+        let (_dir, _spool, fake, writer) = setup(fake, vec![record("s1", T0, "left over")]).await;
+        let mut writer = writer.with_linger(Duration::from_secs(3600));
+        assert_eq!(writer.try_flush_once(false).await.expect("flush").shipped, 1);
+        assert_eq!(fake.stored_messages("/g", "s1"), ["left over"]);
     }
 
     #[tokio::test]
