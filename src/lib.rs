@@ -48,7 +48,14 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         println!("(set LOGBOARD_ADMIN_PASSWORD or [auth] users to choose your own)");
     }
     let scrubbers = config.projects.iter().map(|p| (p.name.clone(), p.scrubber())).collect();
-    Ok(AppState { config: Arc::new(config), store, auth: Arc::new(auth), scrubbers: Arc::new(scrubbers) })
+    let limits = web::limits::RateLimits::new(&config.limits, &config.server.trusted_proxies);
+    Ok(AppState {
+        config: Arc::new(config),
+        store,
+        auth: Arc::new(auth),
+        limits: Arc::new(limits),
+        scrubbers: Arc::new(scrubbers),
+    })
 }
 
 /// Serves until SIGINT/SIGTERM, then lets the store flush within the deadline.

@@ -379,3 +379,93 @@ async fn health_robots_and_unknown_paths_answer_without_login() {
     assert_eq!(css.status(), 200);
     assert_eq!(client.get(app.url("/nowhere")).send().await.expect("404").status(), 404);
 }
+
+fn compress(encoding: &str, data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    match encoding {
+        "gzip" => {
+            let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            encoder.write_all(data).expect("gzip");
+            encoder.finish().expect("gzip")
+        }
+        _ => {
+            let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+            encoder.write_all(data).expect("deflate");
+            encoder.finish().expect("deflate")
+        }
+    }
+}
+
+async fn post_encoded(app: &common::TestApp, encoding: &str, body: Vec<u8>) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(app.url("/api/v1/events"))
+        .header("X-Logboard-Key", INGEST_KEY)
+        .header("Content-Type", "application/json")
+        .header("Content-Encoding", encoding)
+        .body(body)
+        .send()
+        .await
+        .expect("request");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("json body"))
+}
+
+#[tokio::test]
+async fn gzip_and_deflate_bodies_are_accepted_and_bombs_refused() {
+    let app = spawn_app().await;
+    let body = br#"{"env":"dev","events":[{"message":"zipped"},{"message":"zipped too"}]}"#;
+    assert_eq!(post_encoded(&app, "gzip", compress("gzip", body)).await, (202, json!({"accepted": 2, "rejected": []})));
+    assert_eq!(post_encoded(&app, "deflate", compress("deflate", body)).await.0, 202);
+
+    // 20 MB of spaces compress to ~20 KB: under the body limit on the wire, far over it inflated.
+    let mut bomb = b"[".to_vec();
+    bomb.extend(std::iter::repeat_n(b' ', 20_000_000));
+    let (status, answer) = post_encoded(&app, "gzip", compress("gzip", &bomb)).await;
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (413, Some("the decompressed body is over the limit of 1048576 bytes"))
+    );
+
+    let (status, answer) = post_encoded(&app, "gzip", b"not gzip at all".to_vec()).await;
+    assert_eq!(status, 400);
+    assert!(answer["error"].as_str().is_some_and(|e| e.starts_with("the body could not be decompressed")));
+    let (status, answer) = post_encoded(&app, "br", body.to_vec()).await;
+    assert_eq!(status, 415);
+    assert_eq!(answer["error"], "Content-Encoding `br` is not supported; send gzip, deflate or no encoding");
+
+    let (_, page) = app.read("/api/v1/events?project=demo&env=dev").await;
+    assert_eq!(messages(&page).len(), 4, "nothing of the refused bodies was stored");
+}
+
+#[tokio::test]
+async fn a_key_over_its_byte_rate_and_an_address_over_its_request_rate_get_429_with_retry_after() {
+    let app = common::spawn_app_with(&[
+        ("LOGBOARD__LIMITS__KEY_BYTES_PER_SEC", "1000"),
+        ("LOGBOARD__LIMITS__KEY_BURST_BYTES", "3000"),
+    ])
+    .await;
+    let big = json!({"env": "dev", "message": "x".repeat(1400)});
+    assert_eq!(app.ingest(&big).await.0, 202);
+    assert_eq!(app.ingest(&big).await.0, 202);
+    let response = reqwest::Client::new()
+        .post(app.url("/api/v1/events"))
+        .header("X-Logboard-Key", INGEST_KEY)
+        .json(&big)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 429);
+    let retry_after: u64 = response.headers()["retry-after"].to_str().expect("ascii").parse().expect("seconds");
+    assert!((1..=300).contains(&retry_after), "{retry_after}");
+    assert_eq!(
+        response.json::<Value>().await.expect("json")["error"],
+        "this ingest key is over its byte rate; slow down"
+    );
+
+    let per_ip = common::spawn_app_with(&[("LOGBOARD__LIMITS__IP_REQUESTS_PER_SEC", "3")]).await;
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        statuses.push(per_ip.ingest(&json!({"env": "dev", "message": "m"})).await.0);
+    }
+    assert_eq!(statuses, [202, 202, 202, 429, 429]);
+}

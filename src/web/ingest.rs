@@ -4,8 +4,11 @@
 //! reason; the accepted ones are made durable by the store before the 202 goes out.
 
 use axum::Json;
-use axum::body::{Body, to_bytes};
-use axum::extract::{Query, State};
+use std::io::Read;
+use std::net::SocketAddr;
+
+use axum::body::to_bytes;
+use axum::extract::{ConnectInfo, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -41,16 +44,29 @@ pub struct Rejection {
 pub async fn ingest_events(
     State(state): State<AppState>,
     Query(params): Query<IngestParams>,
-    headers: HeaderMap,
-    body: Body,
+    request: Request,
 ) -> Result<(StatusCode, Json<IngestAnswer>), ApiError> {
-    let project = project_for_key(&state, &headers, params.key.as_deref())?;
-    check_origin(project, &headers)?;
-    let format = body_format(&headers)?;
+    let (parts, body) = request.into_parts();
+    let headers = &parts.headers;
+    if let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() {
+        let client = state.limits.client_ip(peer.ip(), headers);
+        state.limits.check_ip(client).map_err(|retry_after_secs| ApiError::TooManyRequests {
+            message: "too many requests from this address".into(),
+            retry_after_secs,
+        })?;
+    }
+    let (key, project) = project_for_key(&state, headers, params.key.as_deref())?;
+    check_origin(project, headers)?;
+    let format = body_format(headers)?;
+    let encoding = content_encoding(headers)?;
     let limits = &state.config.limits;
-    let bytes = to_bytes(body, limits.body_bytes)
-        .await
-        .map_err(|_| ApiError::PayloadTooLarge(format!("the body is over the limit of {} bytes", limits.body_bytes)))?;
+    let too_large = || ApiError::PayloadTooLarge(format!("the body is over the limit of {} bytes", limits.body_bytes));
+    let received = to_bytes(body, limits.body_bytes).await.map_err(|_| too_large())?;
+    state.limits.take_key_bytes(key, received.len()).map_err(|retry_after_secs| ApiError::TooManyRequests {
+        message: "this ingest key is over its byte rate; slow down".into(),
+        retry_after_secs,
+    })?;
+    let bytes = decompress(encoding, &received, limits.body_bytes)?;
     let batch = batch::parse(format, &bytes, limits.events_per_request).map_err(|e| match e {
         BodyError::TooManyEvents { .. } => ApiError::PayloadTooLarge(e.to_string()),
         BodyError::Malformed(_) | BodyError::NoEvents => ApiError::BadRequest(e.to_string()),
@@ -84,11 +100,11 @@ pub async fn ingest_events(
 }
 
 /// The key from `X-Logboard-Key`, `Authorization: Bearer`, or `?key=`, and the project it opens.
-fn project_for_key<'a>(
+fn project_for_key<'a, 'k>(
     state: &'a AppState,
-    headers: &HeaderMap,
-    query_key: Option<&str>,
-) -> Result<&'a ProjectConfig, ApiError> {
+    headers: &'k HeaderMap,
+    query_key: Option<&'k str>,
+) -> Result<(&'k str, &'a ProjectConfig), ApiError> {
     let header_key = headers.get(KEY_HEADER).and_then(|v| v.to_str().ok());
     let bearer =
         headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
@@ -97,7 +113,9 @@ fn project_for_key<'a>(
             "an ingest key is required: X-Logboard-Key header, Authorization: Bearer, or ?key=".into(),
         )
     })?;
-    state.config.project_by_key(key).ok_or_else(|| ApiError::Unauthorized("unknown ingest key".into()))
+    let project =
+        state.config.project_by_key(key).ok_or_else(|| ApiError::Unauthorized("unknown ingest key".into()))?;
+    Ok((key, project))
 }
 
 /// Browsers send `Origin`; it must be one the project allows. Server clients send none.
@@ -111,13 +129,49 @@ fn check_origin(project: &ProjectConfig, headers: &HeaderMap) -> Result<(), ApiE
     }
 }
 
-fn body_format(headers: &HeaderMap) -> Result<BodyFormat, ApiError> {
-    if let Some(encoding) = headers.get(header::CONTENT_ENCODING) {
-        let encoding = encoding.to_str().unwrap_or("").trim();
-        if !encoding.eq_ignore_ascii_case("identity") {
-            return Err(ApiError::UnsupportedMediaType(format!("Content-Encoding `{encoding}` is not supported")));
-        }
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    Identity,
+    Gzip,
+    Deflate,
+}
+
+fn content_encoding(headers: &HeaderMap) -> Result<Encoding, ApiError> {
+    let Some(value) = headers.get(header::CONTENT_ENCODING) else { return Ok(Encoding::Identity) };
+    let value = value.to_str().unwrap_or("?").trim();
+    match value.to_ascii_lowercase().as_str() {
+        "" | "identity" => Ok(Encoding::Identity),
+        "gzip" | "x-gzip" => Ok(Encoding::Gzip),
+        "deflate" => Ok(Encoding::Deflate),
+        _ => Err(ApiError::UnsupportedMediaType(format!(
+            "Content-Encoding `{value}` is not supported; send gzip, deflate or no encoding"
+        ))),
     }
+}
+
+/// Inflates the body, stopping one byte past `limit` so a decompression bomb costs nothing.
+fn decompress(encoding: Encoding, body: &[u8], limit: usize) -> Result<Vec<u8>, ApiError> {
+    let reader: Box<dyn Read + '_> = match encoding {
+        Encoding::Identity => return Ok(body.to_vec()),
+        Encoding::Gzip => Box::new(flate2::read::MultiGzDecoder::new(body)),
+        // HTTP's "deflate" is zlib-wrapped; some clients send raw deflate, so accept both.
+        Encoding::Deflate if body.first().is_some_and(|b| b & 0x0f == 8) => {
+            Box::new(flate2::read::ZlibDecoder::new(body))
+        }
+        Encoding::Deflate => Box::new(flate2::read::DeflateDecoder::new(body)),
+    };
+    let mut inflated = Vec::new();
+    reader
+        .take(limit as u64 + 1)
+        .read_to_end(&mut inflated)
+        .map_err(|e| ApiError::BadRequest(format!("the body could not be decompressed: {e}")))?;
+    if inflated.len() > limit {
+        return Err(ApiError::PayloadTooLarge(format!("the decompressed body is over the limit of {limit} bytes")));
+    }
+    Ok(inflated)
+}
+
+fn body_format(headers: &HeaderMap) -> Result<BodyFormat, ApiError> {
     let content_type = headers.get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap_or("?"));
     BodyFormat::from_content_type(content_type).ok_or_else(|| {
         ApiError::UnsupportedMediaType(format!(

@@ -4,6 +4,7 @@ pub mod api;
 pub mod assets;
 pub mod auth;
 pub mod ingest;
+pub mod limits;
 pub mod pages;
 pub mod query;
 
@@ -35,6 +36,8 @@ pub struct AppState {
     pub store: Arc<dyn LogStore>,
     /// Dashboard users, sessions and API tokens.
     pub auth: Arc<auth::Auth>,
+    /// Ingest rate limits per key and per client IP.
+    pub limits: Arc<limits::RateLimits>,
     /// Each project's scrubbing rules, compiled once.
     pub scrubbers: Arc<HashMap<String, Scrubber>>,
 }
