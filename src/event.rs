@@ -107,6 +107,9 @@ pub struct StoredEvent {
     pub extra: Option<Map<String, Value>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<String>,
+    /// Fields cut (or dropped) to fit the event size limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncated: Option<Vec<String>>,
 }
 
 impl StoredEvent {
@@ -135,6 +138,9 @@ pub struct Context<'a> {
 
 /// Turns one incoming JSON value into a stored event, or the reason it is rejected.
 pub fn normalise(raw: Value, ctx: &Context<'_>) -> Result<StoredEvent, String> {
+    if depth(&raw) > MAX_DEPTH {
+        return Err(format!("the event is nested deeper than {MAX_DEPTH} levels"));
+    }
     let Value::Object(mut fields) = raw else {
         return Err(format!("an event must be a JSON object, not {}", json_kind(&raw)));
     };
@@ -234,12 +240,69 @@ pub fn normalise(raw: Value, ctx: &Context<'_>) -> Result<StoredEvent, String> {
         release,
         extra: (!extra.is_empty()).then_some(extra),
         fingerprint,
+        truncated: None,
     };
-    let size = event.to_json().len();
-    if size > ctx.max_event_bytes {
-        return Err(format!("event is {size} bytes, over the limit of {} bytes", ctx.max_event_bytes));
+    fit_to_size(event, ctx.max_event_bytes)
+}
+
+/// Shortens the longest fields until the event fits `max_bytes`, naming them in `truncated`;
+/// rejects the event only when even that is not enough.
+fn fit_to_size(mut event: StoredEvent, max_bytes: usize) -> Result<StoredEvent, String> {
+    let original = event.to_json().len();
+    let mut size = original;
+    let mut cut: Vec<String> = Vec::new();
+    // Free text first (stack traces are the usual culprit), whole objects last.
+    for field in ["stack", "message", "extra", "user", "url", "location"] {
+        if size <= max_bytes {
+            break;
+        }
+        // Room for the `truncated` list itself, so one cut is enough per field.
+        let excess = size + TRUNCATED_LIST_BYTES - max_bytes;
+        let changed = match field {
+            "stack" => truncate_text(event.stack.as_mut(), excess, 0),
+            "message" => truncate_text(Some(&mut event.message), excess, MIN_KEPT_MESSAGE_BYTES),
+            "url" => truncate_text(event.url.as_mut(), excess, 0),
+            "location" => truncate_text(event.location.as_mut(), excess, 0),
+            "extra" => event.extra.take().is_some(),
+            _ => event.user.take().is_some(),
+        };
+        if changed {
+            cut.push(field.to_string());
+            event.truncated = Some(cut.clone());
+            size = event.to_json().len();
+        }
+    }
+    if size > max_bytes {
+        return Err(format!(
+            "event is {original} bytes, over the limit of {max_bytes} bytes even with long fields cut"
+        ));
     }
     Ok(event)
+}
+
+/// The longest `"truncated":[...]` entry the event can gain.
+const TRUNCATED_LIST_BYTES: usize = 72;
+/// The start of a message is always kept, whatever else is cut.
+const MIN_KEPT_MESSAGE_BYTES: usize = 1024;
+const TRUNCATION_MARK: &str = "… [truncated]";
+
+/// Cuts `text` by at least `excess` bytes (as JSON may escape, a little more), keeping `keep` bytes.
+fn truncate_text(text: Option<&mut String>, excess: usize, keep: usize) -> bool {
+    let Some(text) = text else { return false };
+    if text.len() <= keep {
+        return false;
+    }
+    // Escapes can make a character up to 6 bytes of JSON; cutting its raw length by the excess
+    // plus the mark is enough unless the cut part was escape-heavy, which the caller re-measures.
+    let escaped_excess = serde_json::to_string(text.as_str()).map_or(text.len(), |json| json.len() - 2) - text.len();
+    let target = text.len().saturating_sub(excess + escaped_excess + TRUNCATION_MARK.len()).max(keep);
+    let mut end = target.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push_str(TRUNCATION_MARK);
+    true
 }
 
 /// Removes control characters other than newline and tab.
@@ -268,6 +331,17 @@ fn clean_value(value: &mut Value, scrubber: &Scrubber) {
     }
     strip(value);
     scrubber.value(value);
+}
+
+/// Deepest nesting of objects and arrays in one event (security.md).
+const MAX_DEPTH: usize = 16;
+
+fn depth(value: &Value) -> usize {
+    match value {
+        Value::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+        Value::Object(map) => 1 + map.values().map(depth).max().unwrap_or(0),
+        _ => 0,
+    }
 }
 
 /// A new id carrying the occurrence time in its first 48 bits.
@@ -543,9 +617,41 @@ mod tests {
     }
 
     #[test]
-    fn oversized_events_are_rejected() {
-        let reason = run(json!({"message": "x".repeat(70_000)})).unwrap_err();
-        assert!(reason.contains("over the limit of 65536 bytes"), "{reason}");
+    fn long_fields_are_cut_to_fit_and_marked() {
+        let e =
+            run(json!({"message": "m".repeat(70_000), "stack": "s".repeat(50_000), "extra": {"a": 1}})).expect("fits");
+        assert!(e.to_json().len() <= 65_536, "{}", e.to_json().len());
+        assert_eq!(e.truncated, Some(vec!["stack".to_string(), "message".to_string()]));
+        assert!(e.message.ends_with("… [truncated]") && e.message.starts_with("mmmm"));
+        assert_eq!(e.stack.as_deref(), Some("… [truncated]"));
+        assert_eq!(e.extra, json!({"a": 1}).as_object().cloned(), "what fits is kept");
+
+        let escaped = run(json!({"message": "\"".repeat(40_000)})).expect("escape-heavy text fits too");
+        assert!(escaped.to_json().len() <= 65_536);
+        let multibyte = run(json!({"message": "결제".repeat(20_000)})).expect("cut on a char boundary");
+        assert!(multibyte.message.ends_with("… [truncated]"));
+
+        let big_extra = run(json!({"message": "ok", "extra": {"blob": "b".repeat(70_000)}})).expect("extra dropped");
+        assert_eq!((big_extra.extra, big_extra.truncated), (None, Some(vec!["extra".to_string()])));
+        let small = run(json!({"message": "ok"})).expect("small");
+        assert_eq!(small.truncated, None);
+    }
+
+    #[test]
+    fn deeply_nested_events_are_rejected() {
+        let mut nested = json!("leaf");
+        for _ in 0..16 {
+            nested = json!({ "k": nested });
+        }
+        assert_eq!(
+            run(json!({"message": "m", "extra": nested})).unwrap_err(),
+            "the event is nested deeper than 16 levels"
+        );
+        let mut ok = json!("leaf");
+        for _ in 0..14 {
+            ok = json!({ "k": ok });
+        }
+        assert!(run(json!({"message": "m", "extra": ok})).is_ok());
     }
 
     #[test]

@@ -469,3 +469,150 @@ async fn a_key_over_its_byte_rate_and_an_address_over_its_request_rate_get_429_w
     }
     assert_eq!(statuses, [202, 202, 202, 429, 429]);
 }
+
+#[tokio::test]
+async fn pii_is_scrubbed_before_it_is_stored() {
+    let app = spawn_app().await;
+    let secrets = [
+        "4111 1111 1111 1111",
+        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiI0MiJ9.c2lnbmF0dXJl",
+        "hunter2-password",
+        "jane.doe@example.com",
+        "MIIEowIBAAKCAQEAsecretkeymaterial",
+        "s3cr3t-db-pass",
+    ];
+    let (status, answer) = app
+        .ingest(&json!({"env": "dev", "events": [{
+            "message": "payment by jane.doe@example.com with card 4111 1111 1111 1111 failed",
+            "stack": "Error: 401 for Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiI0MiJ9.c2lnbmF0dXJl\n at pay (x.js:1:1)",
+            "url": "postgres://app:s3cr3t-db-pass@db.internal/shop",
+            "user": {"id": "42", "email": "jane.doe@example.com"},
+            "extra": {"password": "hunter2-password", "form": {"card_number_note": "4111-1111-1111-1111"},
+                      "pem": "-----BEGIN PRIVATE KEY-----\nMIIEowIBAAKCAQEAsecretkeymaterial\n-----END PRIVATE KEY-----"},
+            "level": "error"
+        }]}))
+        .await;
+    assert_eq!((status, answer["accepted"].as_u64()), (202, Some(1)));
+
+    let (_, page) = app.read("/api/v1/events?project=demo&env=dev").await;
+    let stored = page["events"][0].to_string();
+    for secret in secrets {
+        assert!(!stored.contains(secret), "{secret} was stored: {stored}");
+    }
+    let event = &page["events"][0];
+    assert_eq!(event["message"], "payment by [Filtered] with card [Filtered] failed");
+    assert_eq!(event["url"], "postgres://[Filtered]@db.internal/shop");
+    assert_eq!(event["extra"]["password"], "[Filtered]");
+    assert_eq!(event["user"], json!({"id": "42", "email": "[Filtered]"}));
+    // The raw database file holds none of them either.
+    let raw = std::fs::read(app.data_dir.path().join("events.db")).expect("db file");
+    let wal = std::fs::read(app.data_dir.path().join("events.db-wal")).unwrap_or_default();
+    for secret in secrets {
+        let needle = secret.as_bytes();
+        let found = |bytes: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+        assert!(!found(&raw) && !found(&wal), "{secret} is on disk");
+    }
+}
+
+#[tokio::test]
+async fn logins_are_throttled_after_five_failures_per_user_and_per_address() {
+    let app = spawn_app().await;
+    let client = app.client();
+    let attempt = |user: &'static str, password: &'static str| {
+        let (client, url) = (client.clone(), app.url("/login"));
+        async move {
+            let response =
+                client.post(url).form(&[("username", user), ("password", password)]).send().await.expect("post");
+            let retry_after = response.headers().get("retry-after").map(|v| v.to_str().unwrap_or("").to_string());
+            (response.status().as_u16(), retry_after, response.text().await.unwrap_or_default())
+        }
+    };
+    for _ in 0..5 {
+        assert_eq!(attempt("admin", "guess").await.0, 401);
+    }
+    let (status, retry_after, html) = attempt("admin", ADMIN_PASSWORD).await;
+    assert_eq!(status, 429, "even the right password waits once the user is throttled");
+    assert!(retry_after.and_then(|s| s.parse::<u64>().ok()).is_some_and(|s| s > 800 && s <= 900));
+    assert!(html.contains("Too many failed attempts. Try again in 15 minutes."));
+    // The same address trying another name is throttled too.
+    assert_eq!(attempt("someone-else", "guess").await.0, 429);
+    // Basic auth on the API shares the throttle.
+    let api = reqwest::Client::new()
+        .get(app.url("/api/v1/projects"))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(api.status(), 429);
+}
+
+#[tokio::test]
+async fn sessions_use_locked_down_cookies_and_cross_site_posts_are_refused() {
+    let app = spawn_app().await;
+    let client = app.client();
+    let login = client
+        .post(app.url("/login"))
+        .form(&[("username", "admin"), ("password", ADMIN_PASSWORD), ("next", "//evil.example/")])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(login.status(), 303);
+    assert_eq!(login.headers()["location"], "/", "no open redirect after login");
+    let cookie = login.headers()["set-cookie"].to_str().expect("ascii").to_string();
+    assert!(cookie.starts_with("logboard_session="), "{cookie}");
+    for flag in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(cookie.contains(flag), "{flag} missing in {cookie}");
+    }
+    assert!(!cookie.contains("Secure"), "plain http on loopback");
+    let behind_tls = app
+        .client()
+        .post(app.url("/login"))
+        .header("X-Forwarded-Proto", "https")
+        .form(&[("username", "admin"), ("password", ADMIN_PASSWORD)])
+        .send()
+        .await
+        .expect("login");
+    assert!(behind_tls.headers()["set-cookie"].to_str().expect("ascii").contains("; Secure"));
+
+    // A form on another site posting to logout (or login) is refused.
+    let cross_site = client
+        .post(app.url("/logout"))
+        .header("Origin", "https://evil.example")
+        .header("Sec-Fetch-Site", "cross-site")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(cross_site.status(), 403);
+    assert_eq!(cross_site.json::<Value>().await.expect("json"), json!({"error": "cross-site request refused"}));
+    assert_eq!(client.get(app.url("/")).send().await.expect("get").status(), 200, "still logged in");
+    let same_site = client.post(app.url("/logout")).header("Origin", app.base.clone()).send().await.expect("post");
+    assert_eq!(same_site.status(), 303);
+}
+
+#[tokio::test]
+async fn every_response_carries_the_security_and_robots_headers() {
+    let app = spawn_app().await;
+    let client = app.logged_in_client().await;
+    let paths =
+        ["/", "/logs?project=demo&env=dev", "/login", "/api/v1/projects", "/healthz", "/robots.txt", "/nowhere"];
+    for path in paths {
+        let response = client.get(app.url(path)).send().await.expect("get");
+        let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        assert_eq!(header("x-robots-tag"), "noindex, nofollow", "{path}");
+        assert_eq!(header("x-content-type-options"), "nosniff", "{path}");
+        assert_eq!(header("referrer-policy"), "no-referrer", "{path}");
+        let csp = header("content-security-policy");
+        for directive in ["object-src 'none'", "base-uri 'none'", "frame-ancestors 'none'", "script-src 'self'"] {
+            assert!(csp.contains(directive), "{path}: {directive} missing in {csp}");
+        }
+        assert!(!csp.contains("unsafe-inline"), "{path}");
+    }
+    let ingest = reqwest::Client::new()
+        .post(app.url("/api/v1/events"))
+        .header("X-Logboard-Key", INGEST_KEY)
+        .json(&json!({"env": "dev", "message": "m"}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(ingest.headers()["x-robots-tag"], "noindex, nofollow");
+}

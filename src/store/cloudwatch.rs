@@ -451,6 +451,7 @@ fn foreign_event(project: &str, env: &str, ts: i64, received: i64, key: &str, li
         release: None,
         extra,
         fingerprint: None,
+        truncated: None,
     }
 }
 

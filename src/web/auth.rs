@@ -21,6 +21,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use subtle::ConstantTimeEq;
 
 use super::AppState;
+use super::limits::ClientIp;
 use crate::config::{Config, Secret};
 use crate::error::ApiError;
 
@@ -61,8 +62,60 @@ struct Session {
     last_seen: Instant,
 }
 
+/// Failed logins allowed per user and per client IP within [`THROTTLE_WINDOW`].
+const MAX_FAILED_LOGINS: u32 = 5;
+/// How long failures are remembered, and how long a throttled user or IP waits.
+const THROTTLE_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+/// Counts failed logins per user name and per client IP; after five, both are refused for a while.
+#[derive(Default)]
+pub struct LoginThrottle {
+    /// "user:NAME" or "ip:ADDR" → (failures, when the first of them happened).
+    failures: Mutex<HashMap<String, (u32, Instant)>>,
+}
+
+/// The throttle keys of one login attempt.
+pub struct LoginAttempt {
+    keys: [String; 2],
+}
+
+impl LoginThrottle {
+    /// `Err(seconds to wait)` while the user or the IP is over its failures.
+    pub fn check(&self, attempt: &LoginAttempt) -> Result<(), u64> {
+        let Ok(mut failures) = self.failures.lock() else { return Ok(()) };
+        let now = Instant::now();
+        failures.retain(|_, (_, first)| now.duration_since(*first) < THROTTLE_WINDOW);
+        let wait = attempt
+            .keys
+            .iter()
+            .filter_map(|key| failures.get(key))
+            .filter(|(count, _)| *count >= MAX_FAILED_LOGINS)
+            .map(|(_, first)| (THROTTLE_WINDOW - now.duration_since(*first)).as_secs().max(1))
+            .max();
+        wait.map_or(Ok(()), Err)
+    }
+
+    pub fn record_failure(&self, attempt: &LoginAttempt) {
+        if let Ok(mut failures) = self.failures.lock() {
+            let now = Instant::now();
+            for key in &attempt.keys {
+                failures.entry(key.clone()).or_insert((0, now)).0 += 1;
+            }
+        }
+    }
+
+    /// A successful login clears the user's failures (the IP's stay: it may be guessing others).
+    pub fn forget(&self, attempt: &LoginAttempt) {
+        if let Ok(mut failures) = self.failures.lock() {
+            failures.remove(&attempt.keys[0]);
+        }
+    }
+}
+
 /// The dashboard's users and live sessions.
 pub struct Auth {
+    /// Failed-login counts.
+    pub throttle: LoginThrottle,
     /// User name → Argon2id PHC string.
     users: HashMap<String, String>,
     api_tokens: Vec<Secret>,
@@ -78,7 +131,12 @@ impl Auth {
         if let Some(password) = admin_password {
             users.insert("admin".into(), hash_password(password)?);
         }
-        Ok(Auth { users, api_tokens: config.auth.api_tokens.clone(), sessions: Mutex::new(HashMap::new()) })
+        Ok(Auth {
+            throttle: LoginThrottle::default(),
+            users,
+            api_tokens: config.auth.api_tokens.clone(),
+            sessions: Mutex::new(HashMap::new()),
+        })
     }
 
     /// Checks a name and password; the same answer for an unknown user as for a wrong password.
@@ -93,6 +151,10 @@ impl Auth {
         let password = password.to_string();
         let ok = tokio::task::spawn_blocking(move || verify_password(&password, &phc)).await.unwrap_or(false);
         known && ok
+    }
+
+    pub fn login_attempt(&self, user: &str, ip: std::net::IpAddr) -> LoginAttempt {
+        LoginAttempt { keys: [format!("user:{user}"), format!("ip:{ip}")] }
     }
 
     /// Starts a session and returns its token.
@@ -129,23 +191,40 @@ impl Auth {
         self.api_tokens.iter().any(|t| bool::from(t.expose().as_bytes().ct_eq(token.as_bytes())))
     }
 
-    /// Who is asking: a session cookie, an API token, or Basic credentials.
-    pub async fn identify(&self, headers: &HeaderMap, allow_api_credentials: bool) -> Option<String> {
+    /// Who is asking: a session cookie, then (for the API) an API token or Basic credentials.
+    /// Basic credentials count toward the same login throttle as the login form.
+    pub async fn identify(
+        &self,
+        headers: &HeaderMap,
+        client: std::net::IpAddr,
+        allow_api_credentials: bool,
+    ) -> Result<Option<String>, u64> {
         if let Some(user) = session_token(headers).and_then(|t| self.session_user(&t)) {
-            return Some(user);
+            return Ok(Some(user));
         }
-        if !allow_api_credentials {
-            return None;
-        }
-        let authorization = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+        let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        let Some(authorization) = authorization.filter(|_| allow_api_credentials) else { return Ok(None) };
         if let Some(token) = authorization.strip_prefix("Bearer ") {
-            return self.is_api_token(token.trim()).then(|| "api-token".to_string());
+            return Ok(self.is_api_token(token.trim()).then(|| "api-token".to_string()));
         }
-        let basic = authorization.strip_prefix("Basic ")?;
-        let decoded = String::from_utf8(STANDARD.decode(basic.trim()).ok()?).ok()?;
-        let (user, password) = decoded.split_once(':')?;
-        self.check_password(user, password).await.then(|| user.to_string())
+        let Some((user, password)) = basic_credentials(authorization) else { return Ok(None) };
+        let attempt = self.login_attempt(&user, client);
+        self.throttle.check(&attempt)?;
+        if self.check_password(&user, &password).await {
+            self.throttle.forget(&attempt);
+            Ok(Some(user))
+        } else {
+            self.throttle.record_failure(&attempt);
+            Ok(None)
+        }
     }
+}
+
+fn basic_credentials(authorization: &str) -> Option<(String, String)> {
+    let encoded = authorization.strip_prefix("Basic ")?;
+    let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
+    let (user, password) = decoded.split_once(':')?;
+    Some((user.to_string(), password.to_string()))
 }
 
 fn is_live(session: &Session, now: Instant) -> bool {
@@ -184,9 +263,17 @@ impl FromRequestParts<AppState> for ApiUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        state.auth.identify(&parts.headers, true).await.map(ApiUser).ok_or_else(|| {
-            ApiError::Unauthorized("log in, or send `Authorization: Bearer <api token>` or Basic credentials".into())
-        })
+        let Ok(ClientIp(client)) = ClientIp::from_request_parts(parts, state).await;
+        match state.auth.identify(&parts.headers, client, true).await {
+            Ok(Some(user)) => Ok(ApiUser(user)),
+            Ok(None) => Err(ApiError::Unauthorized(
+                "log in, or send `Authorization: Bearer <api token>` or Basic credentials".into(),
+            )),
+            Err(retry_after_secs) => Err(ApiError::TooManyRequests {
+                message: "too many failed logins; try again later".into(),
+                retry_after_secs,
+            }),
+        }
     }
 }
 
@@ -197,9 +284,9 @@ impl FromRequestParts<AppState> for PageUser {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        match state.auth.identify(&parts.headers, false).await {
-            Some(user) => Ok(PageUser(user)),
-            None => {
+        match state.auth.identify(&parts.headers, std::net::Ipv4Addr::UNSPECIFIED.into(), false).await {
+            Ok(Some(user)) => Ok(PageUser(user)),
+            Ok(None) | Err(_) => {
                 let next = parts.uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("/");
                 let target = format!("/login?next={}", urlencode(next));
                 Err(Redirect::to(&target).into_response())

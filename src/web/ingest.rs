@@ -5,15 +5,15 @@
 
 use axum::Json;
 use std::io::Read;
-use std::net::SocketAddr;
 
 use axum::body::to_bytes;
-use axum::extract::{ConnectInfo, Query, Request, State};
+use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::AppState;
+use super::limits::ClientIp;
 use crate::batch::{self, BodyError, BodyFormat};
 use crate::config::ProjectConfig;
 use crate::error::ApiError;
@@ -44,17 +44,15 @@ pub struct Rejection {
 pub async fn ingest_events(
     State(state): State<AppState>,
     Query(params): Query<IngestParams>,
+    ClientIp(client): ClientIp,
     request: Request,
 ) -> Result<(StatusCode, Json<IngestAnswer>), ApiError> {
     let (parts, body) = request.into_parts();
     let headers = &parts.headers;
-    if let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() {
-        let client = state.limits.client_ip(peer.ip(), headers);
-        state.limits.check_ip(client).map_err(|retry_after_secs| ApiError::TooManyRequests {
-            message: "too many requests from this address".into(),
-            retry_after_secs,
-        })?;
-    }
+    state.limits.check_ip(client).map_err(|retry_after_secs| ApiError::TooManyRequests {
+        message: "too many requests from this address".into(),
+        retry_after_secs,
+    })?;
     let (key, project) = project_for_key(&state, headers, params.key.as_deref())?;
     check_origin(project, headers)?;
     let format = body_format(headers)?;

@@ -7,7 +7,13 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Instant;
 
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::HeaderMap;
+use axum::http::request::Parts;
+
+use super::AppState;
 
 use crate::config::{LimitsConfig, parse_ip_net};
 
@@ -103,6 +109,21 @@ impl RateLimits {
 
     fn is_trusted(&self, ip: IpAddr) -> bool {
         self.trusted_proxies.iter().any(|(net, bits)| in_network(ip, *net, *bits))
+    }
+}
+
+/// The client's address as [`RateLimits::client_ip`] sees it (unspecified without a socket).
+pub struct ClientIp(pub IpAddr);
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), |ConnectInfo(addr)| addr.ip());
+        Ok(ClientIp(state.limits.client_ip(peer, &parts.headers)))
     }
 }
 

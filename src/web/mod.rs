@@ -19,11 +19,13 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 use tower_http::cors::{Any, CorsLayer};
+use tower_http::csrf::{CsrfLayer, ProtectionError};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
+use crate::error::ApiError;
 use crate::scrub::Scrubber;
 use crate::store::LogStore;
 
@@ -75,8 +77,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/events/{id}", get(api::get_event))
         .route("/", get(pages::show_home))
         .route("/logs", get(pages::show_logs))
-        .route("/login", get(pages::show_login).post(pages::log_in))
-        .route("/logout", post(pages::log_out))
+        .route("/login", get(pages::show_login).post(pages::log_in).layer(cross_site_guard()))
+        .route("/logout", post(pages::log_out).layer(cross_site_guard()))
         .route("/static/{file}", get(assets::serve_asset))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(check_ready))
@@ -92,6 +94,13 @@ pub fn router(state: AppState) -> Router {
         .layer(header_layer("referrer-policy", "no-referrer"))
         .layer(header_layer("content-security-policy", CONTENT_SECURITY_POLICY))
         .layer(TraceLayer::new_for_http())
+}
+
+/// Refuses state-changing requests from other sites (`Sec-Fetch-Site`, else `Origin` vs `Host`).
+fn cross_site_guard() -> CsrfLayer<impl Fn(ProtectionError) -> axum::http::Response<axum::body::Body> + Clone> {
+    CsrfLayer::new().with_rejection_response(|_: ProtectionError| {
+        ApiError::Forbidden("cross-site request refused".into()).into_response()
+    })
 }
 
 fn header_layer(name: &'static str, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {

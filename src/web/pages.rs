@@ -12,6 +12,7 @@ use ulid::Ulid;
 
 use super::AppState;
 use super::auth::{PageUser, clear_cookie, safe_next, session_cookie, session_token, urlencode};
+use super::limits::ClientIp;
 use super::query::{DEFAULT_WINDOW, ReadParams};
 use crate::config::ProjectConfig;
 use crate::error::ApiError;
@@ -61,7 +62,8 @@ fn error_page(user: &str, error: ApiError) -> Response {
 struct LoginPage {
     user: Option<String>,
     next: String,
-    failed: bool,
+    /// Why the last attempt failed: always the same words for a wrong name or password.
+    alert: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -70,7 +72,7 @@ pub struct LoginQuery {
 }
 
 pub async fn show_login(Query(query): Query<LoginQuery>) -> impl IntoResponse {
-    Page(LoginPage { user: None, next: safe_next(query.next.as_deref()).to_string(), failed: false })
+    Page(LoginPage { user: None, next: safe_next(query.next.as_deref()).to_string(), alert: None })
 }
 
 #[derive(Debug, Deserialize)]
@@ -80,12 +82,27 @@ pub struct LoginForm {
     next: Option<String>,
 }
 
-pub async fn log_in(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<LoginForm>) -> Response {
+pub async fn log_in(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
     let next = safe_next(form.next.as_deref()).to_string();
-    if !state.auth.check_password(&form.username, &form.password).await {
-        // One message for an unknown user and a wrong password.
-        return (StatusCode::UNAUTHORIZED, Page(LoginPage { user: None, next, failed: true })).into_response();
+    let attempt = state.auth.login_attempt(&form.username, ip);
+    if let Err(retry_after_secs) = state.auth.throttle.check(&attempt) {
+        let alert = format!("Too many failed attempts. Try again in {} minutes.", retry_after_secs.div_ceil(60));
+        let page = Page(LoginPage { user: None, next, alert: Some(alert) });
+        return (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, retry_after_secs.to_string())], page)
+            .into_response();
     }
+    if !state.auth.check_password(&form.username, &form.password).await {
+        state.auth.throttle.record_failure(&attempt);
+        // One message for an unknown user and a wrong password.
+        let alert = Some("Invalid username or password.".to_string());
+        return (StatusCode::UNAUTHORIZED, Page(LoginPage { user: None, next, alert })).into_response();
+    }
+    state.auth.throttle.forget(&attempt);
     let token = state.auth.start_session(&form.username);
     ([(header::SET_COOKIE, session_cookie(&token, &headers))], Redirect::to(&next)).into_response()
 }
