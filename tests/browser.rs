@@ -288,3 +288,39 @@ async fn take_readme_screenshot() {
     std::fs::create_dir_all(path.parent().expect("docs dir")).expect("create docs/");
     std::fs::write(&path, png).expect("write the screenshot");
 }
+
+#[tokio::test]
+async fn logged_html_and_script_show_as_text_and_never_run() {
+    let app = spawn_app().await;
+    let message = "<script>window.__xss = 'message'</script><b>bold?</b>";
+    let stack = "Error\n    at <img src=x onerror=\"window.__xss='stack'\"> (evil.js:1:1)";
+    let (status, _) = app
+        .ingest(&json!({"env": "dev", "events": [{
+            "level": "error",
+            "message": message,
+            "stack": stack,
+            "type": "<svg onload=\"window.__xss='type'\">",
+            "url": "javascript:window.__xss='url'",
+            "extra": {"html": "</pre><script>window.__xss='extra'</script>", "<img src=x onerror=alert(1)>": true},
+        }]}))
+        .await;
+    assert_eq!(status, 202);
+
+    let browser = Browser::headless().await;
+    browser.goto(&app.url("/login?next=%2Flogs%3Fproject%3Ddemo%26env%3Ddev")).await;
+    log_in(&browser).await;
+    assert_eq!(row_messages(&browser).await, [message], "the table shows the markup as text");
+    browser.click_to_navigate("table.events tbody tr.event td.message a").await;
+    assert_eq!(browser.text("aside.detail .detail-message").await, message);
+    assert_eq!(browser.text("aside.detail pre.stack").await, stack);
+    let extra = browser.text("aside.detail pre.extra").await;
+    assert!(extra.contains("</pre><script>window.__xss='extra'</script>"), "{extra}");
+    assert!(extra.contains("<img src=x onerror=alert(1)>"), "{extra}");
+    assert_eq!(detail_fields(&browser).await["URL"], "javascript:window.__xss='url'", "shown as text, not a link");
+
+    let ran =
+        browser.client.execute("return window.__xss === undefined ? null : window.__xss;", vec![]).await.expect("js");
+    assert_eq!(ran, Value::Null, "no injected script ran");
+    let injected = browser.client.execute("return document.querySelectorAll('aside.detail script, aside.detail img, table.events script, table.events img, svg').length;", vec![]).await.expect("js");
+    assert_eq!(injected, json!(0), "no element was created from event text");
+}
