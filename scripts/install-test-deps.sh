@@ -96,5 +96,21 @@ else
 fi
 
 # --- front-end packages ------------------------------------------------------------------------
-# NODE_MODULES: when the tests need npm packages (playwright-core, vitest, ...), install them here
-# with `npm ci` guarded by a check that node_modules matches package-lock.json. Nothing yet.
+# NODE_MODULES: the npm packages of package.json (Vue 3 and Vue 2, served to the browser client's
+# test pages by tests/client.rs) go into node_modules with `npm ci`, run only when node_modules is
+# missing or was installed from another package-lock.json (a checksum of it is kept beside).
+
+if ! command -v npm >/dev/null 2>&1; then
+    step "apt-get install nodejs npm"
+    apt_get update
+    apt_get install -y --no-install-recommends nodejs npm
+fi
+
+lock_sum="$(sha256sum package-lock.json | cut -d' ' -f1)"
+if [ ! -d node_modules ] || [ "$(cat node_modules/.logboard-lock-sha256 2>/dev/null)" != "$lock_sum" ]; then
+    step "npm ci (node_modules missing or stale)"
+    npm ci --no-audit --no-fund --loglevel=error
+    echo "$lock_sum" > node_modules/.logboard-lock-sha256
+else
+    step "node_modules matches package-lock.json: present"
+fi

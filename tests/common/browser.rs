@@ -77,6 +77,8 @@ impl Browser {
 
         let capabilities = json!({
             "browserName": "chrome",
+            // Keeps the console (and failed-request) messages for `console_log`.
+            "goog:loggingPrefs": {"browser": "ALL"},
             "goog:chromeOptions": {
                 "binary": chromium.display().to_string(),
                 "args": [
@@ -198,6 +200,16 @@ impl Browser {
     /// A PNG of the viewport.
     pub async fn screenshot(&self) -> Vec<u8> {
         self.client.screenshot().await.expect("screenshot")
+    }
+
+    /// The browser console's messages since the last call, across navigations: each
+    /// `{"level": "SEVERE"|"WARNING"|"INFO"|..., "source": ..., "message": ...}` (chromedriver's log).
+    pub async fn console_log(&self) -> Vec<Value> {
+        let id = self.session_id.as_deref().expect("a WebDriver session");
+        let url = format!("http://127.0.0.1:{}/session/{id}/se/log", self.port);
+        let response = reqwest::Client::new().post(url).json(&json!({"type": "browser"})).send().await;
+        let answer: Value = response.expect("ask chromedriver for the log").json().await.expect("a JSON log");
+        answer["value"].as_array().cloned().unwrap_or_else(|| panic!("no browser log in {answer}"))
     }
 
     /// Ends the WebDriver session with a plain blocking request, so that it also works from
