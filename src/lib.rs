@@ -8,6 +8,7 @@ pub mod batch;
 pub mod config;
 pub mod error;
 pub mod event;
+pub mod metrics;
 pub mod scrub;
 pub mod spool;
 pub mod store;
@@ -20,6 +21,7 @@ use anyhow::Context as _;
 use tokio::net::TcpListener;
 
 use crate::config::{Backend, Config};
+use crate::metrics::Metrics;
 use crate::store::LogStore;
 use crate::store::local::LocalStore;
 use crate::web::AppState;
@@ -28,17 +30,18 @@ use crate::web::auth::{Auth, generate_password};
 /// How long shutdown may spend flushing: under ECS's 30 s stop timeout.
 const SHUTDOWN_FLUSH_DEADLINE: std::time::Duration = std::time::Duration::from_secs(20);
 
-/// Opens the configured store.
-pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn LogStore>> {
+/// Opens the configured store; it counts into `metrics`.
+pub async fn open_store(config: &Config, metrics: Arc<Metrics>) -> anyhow::Result<Arc<dyn LogStore>> {
     Ok(match config.storage.backend {
         Backend::Local => Arc::new(LocalStore::open(&config.storage.data_dir, config.cloudwatch.clone())?),
-        Backend::Cloudwatch => Arc::new(store::cloudwatch::CloudWatchStore::open(config).await?),
+        Backend::Cloudwatch => Arc::new(store::cloudwatch::CloudWatchStore::open(config, metrics).await?),
     })
 }
 
 /// Builds the application state; when no user exists, makes an `admin` with a printed password.
 pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
-    let store = open_store(&config).await?;
+    let metrics = Arc::new(Metrics::new());
+    let store = open_store(&config, Arc::clone(&metrics)).await?;
     let generated = config.has_no_users().then(generate_password);
     let admin_password = config.auth.admin_password.as_ref().map(|s| s.expose().to_string()).or(generated.clone());
     let auth = Auth::new(&config, admin_password.as_deref())?;
@@ -55,6 +58,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         auth: Arc::new(auth),
         limits: Arc::new(limits),
         scrubbers: Arc::new(scrubbers),
+        metrics,
     })
 }
 

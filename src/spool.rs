@@ -3,9 +3,15 @@
 //! task reads them back in order and removes them after a successful put.
 //!
 //! Why SQLite (`data_dir/spool.db`, WAL, `synchronous = FULL`) rather than an append-only file:
-//! a commit is atomic, so a crash or `kill -9` mid-write leaves no torn record to skip or repair,
-//! and removing shipped rows needs no compaction of our own. Issue 3 hardens it further (a full
-//! disk, a dead-letter table, the age of the oldest row on `/metrics`).
+//! a commit is atomic, so a crash or `kill -9` mid-write leaves no torn or half-written record at
+//! all: SQLite rolls the unfinished transaction back on the next open, and every committed one is
+//! whole. There is nothing to detect and skip, and removing shipped rows needs no compaction of
+//! our own. (Text that is not valid UTF-8 is still read lossily, so it can never reach
+//! CloudWatch as invalid UTF-8.)
+//!
+//! The same database holds the dead-letter table: events CloudWatch refused (too old, too new,
+//! expired, invalid) move there from the spool in one transaction, with their reason, so an event
+//! is always in exactly one of the two places.
 //!
 //! Like the embedded store, one thread owns the write connection and commits every request that
 //! is waiting in one transaction (group commit): many ingest requests share one fsync.
@@ -15,7 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context as _, anyhow};
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 use tokio::sync::{mpsc, oneshot};
 
 /// Requests merged into one transaction at most; bounds the latency of the first one.
@@ -31,7 +37,21 @@ CREATE TABLE IF NOT EXISTS spool (
     ts     INTEGER NOT NULL,
     body   TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS deadletter (
+    seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+    grp     TEXT NOT NULL,
+    stream  TEXT NOT NULL,
+    ts      INTEGER NOT NULL,
+    body    TEXT NOT NULL,
+    reason  TEXT NOT NULL,
+    detail  TEXT NOT NULL,
+    dead_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS deadletter_by_group ON deadletter (grp, seq);
 ";
+
+/// Dead letters kept at most; past it the oldest are forgotten, so a flood cannot fill the disk.
+pub const MAX_DEAD_LETTERS: i64 = 100_000;
 
 /// One event waiting for CloudWatch: where it goes, when it happened, and its message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,9 +64,38 @@ pub struct SpoolRecord {
     pub body: String,
 }
 
+/// An event CloudWatch refused, kept with the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadRecord {
+    pub group: String,
+    pub stream: String,
+    pub timestamp_ms: i64,
+    /// The message as it was spooled.
+    pub body: String,
+    /// A short word: `too_new`, `too_old`, `expired`, `invalid`.
+    pub reason: String,
+    /// CloudWatch's own words, when it gave any.
+    pub detail: String,
+    /// When it was moved here, epoch milliseconds.
+    pub dead_ms: i64,
+}
+
+/// A spool row to move to the dead-letter table, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dead {
+    pub seq: i64,
+    pub reason: &'static str,
+    pub detail: String,
+}
+
 enum Request {
     Append(Vec<SpoolRecord>, oneshot::Sender<Result<(), String>>),
-    Remove(Vec<i64>, oneshot::Sender<Result<(), String>>),
+    /// Removes shipped rows and moves refused ones to the dead-letter table, in one commit.
+    Settle {
+        remove: Vec<i64>,
+        dead: Vec<Dead>,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
 }
 
 /// The spool of one data directory. Cheap to share behind an `Arc`.
@@ -70,6 +119,7 @@ impl Spool {
         let path = dir.join("spool.db");
         let writer = open_connection(&path)?;
         writer.execute_batch(SCHEMA).context("creating the spool schema")?;
+        migrate(&writer).context("updating the spool schema")?;
         let (events, bytes): (i64, i64) = writer
             .query_row("SELECT count(*), coalesce(sum(length(CAST(body AS BLOB))), 0) FROM spool", [], |row| {
                 Ok((row.get(0)?, row.get(1)?))
@@ -104,12 +154,42 @@ impl Spool {
         self.call(|reply| Request::Append(records, reply)).await
     }
 
-    /// Forgets shipped (or dropped) records.
+    /// Forgets shipped records.
     pub async fn remove(&self, seqs: Vec<i64>) -> anyhow::Result<()> {
-        if seqs.is_empty() {
+        self.settle(seqs, Vec::new()).await
+    }
+
+    /// Forgets shipped records and moves refused ones to the dead-letter table, atomically.
+    pub async fn settle(&self, remove: Vec<i64>, dead: Vec<Dead>) -> anyhow::Result<()> {
+        if remove.is_empty() && dead.is_empty() {
             return Ok(());
         }
-        self.call(|reply| Request::Remove(seqs, reply)).await
+        self.call(|reply| Request::Settle { remove, dead, reply }).await
+    }
+
+    /// The newest dead letters of `group` (at most `limit`), and how many the group has.
+    pub async fn dead_letters(&self, group: &str, limit: usize) -> anyhow::Result<(u64, Vec<DeadRecord>)> {
+        let reader = Arc::clone(&self.reader);
+        let group = group.to_string();
+        tokio::task::spawn_blocking(move || {
+            let conn = reader.lock().map_err(|_| anyhow!("the spool reader is poisoned"))?;
+            read_dead_letters(&conn, &group, limit).context("reading the dead letters")
+        })
+        .await
+        .context("the dead-letter read task failed")?
+    }
+
+    /// When the oldest unshipped event was spooled, epoch milliseconds; `None` when empty.
+    pub async fn oldest_spooled_ms(&self) -> anyhow::Result<Option<i64>> {
+        let reader = Arc::clone(&self.reader);
+        tokio::task::spawn_blocking(move || {
+            let conn = reader.lock().map_err(|_| anyhow!("the spool reader is poisoned"))?;
+            conn.query_row("SELECT added_ms FROM spool ORDER BY seq LIMIT 1", [], |row| row.get(0))
+                .optional()
+                .context("reading the oldest spool row")
+        })
+        .await
+        .context("the spool read task failed")?
     }
 
     async fn call(&self, request: impl FnOnce(oneshot::Sender<Result<(), String>>) -> Request) -> anyhow::Result<()> {
@@ -196,6 +276,43 @@ fn load(
     Ok(out)
 }
 
+/// Spools written before the `added_ms` column lack it; their rows read as added at 0.
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let has_added: bool =
+        conn.query_row("SELECT count(*) > 0 FROM pragma_table_info('spool') WHERE name = 'added_ms'", [], |row| {
+            row.get(0)
+        })?;
+    if !has_added {
+        conn.execute_batch("ALTER TABLE spool ADD COLUMN added_ms INTEGER NOT NULL DEFAULT 0")?;
+    }
+    Ok(())
+}
+
+fn read_dead_letters(conn: &Connection, group: &str, limit: usize) -> rusqlite::Result<(u64, Vec<DeadRecord>)> {
+    let total: i64 = conn.query_row("SELECT count(*) FROM deadletter WHERE grp = ?1", [group], |row| row.get(0))?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT grp, stream, ts, body, reason, detail, dead_ms FROM deadletter WHERE grp = ?1 ORDER BY seq DESC LIMIT ?2",
+    )?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = stmt.query_map(rusqlite::params![group, limit], |row| {
+        Ok(DeadRecord {
+            group: lossy(row.get_ref(0)?.as_bytes_or_null()?),
+            stream: lossy(row.get_ref(1)?.as_bytes_or_null()?),
+            timestamp_ms: row.get(2)?,
+            body: lossy(row.get_ref(3)?.as_bytes_or_null()?),
+            reason: lossy(row.get_ref(4)?.as_bytes_or_null()?),
+            detail: lossy(row.get_ref(5)?.as_bytes_or_null()?),
+            dead_ms: row.get(6)?,
+        })
+    })?;
+    Ok((u64::try_from(total).unwrap_or(0), rows.collect::<rusqlite::Result<Vec<_>>>()?))
+}
+
+fn now_ms() -> i64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
+}
+
 fn lossy(bytes: Option<&[u8]>) -> String {
     String::from_utf8_lossy(bytes.unwrap_or_default()).into_owned()
 }
@@ -224,7 +341,7 @@ fn run_writer(mut conn: Connection, mut queue: mpsc::Receiver<Request>, counters
         }
         for request in batch {
             let reply = match request {
-                Request::Append(_, reply) | Request::Remove(_, reply) => reply,
+                Request::Append(_, reply) | Request::Settle { reply, .. } => reply,
             };
             let _ = reply.send(result.as_ref().map(|_| ()).map_err(Clone::clone));
         }
@@ -245,30 +362,48 @@ struct Change {
 
 fn commit(conn: &mut Connection, batch: &[Request]) -> anyhow::Result<Change> {
     let mut change = Change::default();
+    let now = now_ms();
     let tx = conn.transaction()?;
+    let mut dead_added = false;
     {
-        let mut insert = tx.prepare_cached("INSERT INTO spool (grp, stream, ts, body) VALUES (?1, ?2, ?3, ?4)")?;
+        let mut insert =
+            tx.prepare_cached("INSERT INTO spool (grp, stream, ts, body, added_ms) VALUES (?1, ?2, ?3, ?4, ?5)")?;
         let mut delete = tx.prepare_cached("DELETE FROM spool WHERE seq = ?1 RETURNING length(CAST(body AS BLOB))")?;
+        let mut bury = tx.prepare_cached(
+            "INSERT INTO deadletter (grp, stream, ts, body, reason, detail, dead_ms) \
+             SELECT grp, stream, ts, body, ?2, ?3, ?4 FROM spool WHERE seq = ?1",
+        )?;
+        let mut delete_one = |seq: i64, change: &mut Change| -> rusqlite::Result<()> {
+            let mut rows = delete.query([seq])?;
+            if let Some(row) = rows.next()? {
+                change.removed_bytes += u64::try_from(row.get::<_, i64>(0)?).unwrap_or(0);
+                change.removed_events += 1;
+            }
+            Ok(())
+        };
         for request in batch {
             match request {
                 Request::Append(records, _) => {
                     for r in records {
-                        insert.execute(rusqlite::params![r.group, r.stream, r.timestamp_ms, r.body])?;
+                        insert.execute(rusqlite::params![r.group, r.stream, r.timestamp_ms, r.body, now])?;
                         change.added_bytes += r.body.len() as u64;
                         change.added_events += 1;
                     }
                 }
-                Request::Remove(seqs, _) => {
-                    for seq in seqs {
-                        let mut rows = delete.query([seq])?;
-                        if let Some(row) = rows.next()? {
-                            change.removed_bytes += u64::try_from(row.get::<_, i64>(0)?).unwrap_or(0);
-                            change.removed_events += 1;
-                        }
+                Request::Settle { remove, dead, .. } => {
+                    for seq in remove {
+                        delete_one(*seq, &mut change)?;
+                    }
+                    for d in dead {
+                        dead_added |= bury.execute(rusqlite::params![d.seq, d.reason, d.detail, now])? > 0;
+                        delete_one(d.seq, &mut change)?;
                     }
                 }
             }
         }
+    }
+    if dead_added {
+        tx.execute("DELETE FROM deadletter WHERE seq <= (SELECT max(seq) FROM deadletter) - ?1", [MAX_DEAD_LETTERS])?;
     }
     tx.commit()?;
     Ok(change)
@@ -315,6 +450,32 @@ mod tests {
         assert_eq!(spool.load_after(0, 100, 1).await.expect("load").len(), 1);
         let first = spool.load_after(0, 1, usize::MAX).await.expect("load")[0].0;
         assert_eq!(spool.load_after(first, 100, usize::MAX).await.expect("load").len(), 9);
+    }
+
+    #[tokio::test]
+    async fn settling_removes_shipped_rows_and_moves_refused_ones_to_the_dead_letters() {
+        let dir = tempfile::tempdir().expect("dir");
+        let spool = Spool::open(dir.path()).expect("open");
+        spool.append(vec![record(1, "ok"), record(2, "old"), record(3, "bad")]).await.expect("append");
+        let rows = spool.load_after(0, 10, usize::MAX).await.expect("load");
+        assert!(spool.oldest_spooled_ms().await.expect("oldest").is_some_and(|ms| ms > 0));
+        let dead = vec![
+            Dead { seq: rows[1].0, reason: "too_old", detail: String::new() },
+            Dead { seq: rows[2].0, reason: "invalid", detail: "InvalidParameterException: no".into() },
+        ];
+        spool.settle(vec![rows[0].0], dead).await.expect("settle");
+        assert_eq!((spool.unshipped_events(), spool.unshipped_bytes()), (0, 0));
+        assert_eq!(spool.oldest_spooled_ms().await.expect("oldest"), None);
+        let (total, letters) = spool.dead_letters("/g", 10).await.expect("dead letters");
+        assert_eq!(total, 2);
+        let got: Vec<_> = letters.iter().map(|d| (d.body.as_str(), d.reason.as_str(), d.timestamp_ms)).collect();
+        assert_eq!(got, [("bad", "invalid", 3), ("old", "too_old", 2)], "newest first");
+        assert_eq!(letters[0].detail, "InvalidParameterException: no");
+        assert_eq!(spool.dead_letters("/other", 10).await.expect("dead letters").0, 0);
+        drop(spool);
+        let spool = Spool::open(dir.path()).expect("reopen");
+        assert_eq!(spool.dead_letters("/g", 1).await.expect("dead letters").1.len(), 1);
+        assert_eq!(spool.unshipped_events(), 0);
     }
 
     #[tokio::test]

@@ -28,11 +28,12 @@ use tokio::sync::{Notify, watch};
 use tokio::task::AbortHandle;
 use ulid::Ulid;
 
-use super::{EventPage, EventQuery, Group, GroupKind, LevelCounts, LogStore};
+use super::{DeadLetter, DeadLetters, EventPage, EventQuery, Group, GroupKind, LevelCounts, LogStore};
 use crate::config::{CloudWatchConfig, Config, ProjectConfig};
-use crate::event::{Level, StoredEvent, from_unix_ms, unix_ms};
+use crate::event::{Level, StoredEvent, from_unix_ms, timestamp_format, unix_ms};
+use crate::metrics::Metrics;
 use crate::spool::{Spool, SpoolRecord};
-use crate::writer::{LogDestination, OutEvent, PutError, PutOutcome, Writer};
+use crate::writer::{self, LogDestination, OutEvent, PutError, PutOutcome, Writer};
 
 /// The first time window a read scans, walking back from its newest end.
 const FIRST_WINDOW_MS: i64 = 15 * 60 * 1000;
@@ -51,8 +52,30 @@ const SHUTDOWN_POLL: Duration = Duration::from_millis(50);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// How the store talks to CloudWatch; the defaults are for production, tests shorten them.
+#[derive(Debug, Clone)]
+pub struct CloudWatchOptions {
+    /// One SDK attempt at most; past it the call counts as a timeout and is retried.
+    pub attempt_timeout: Duration,
+    /// How long an event may wait in memory for others to share its put.
+    pub linger: Duration,
+    /// PutLogEvents calls in flight at once.
+    pub max_puts_in_flight: usize,
+}
+
+impl Default for CloudWatchOptions {
+    fn default() -> Self {
+        CloudWatchOptions {
+            attempt_timeout: ATTEMPT_TIMEOUT,
+            linger: writer::FLUSH_LINGER,
+            max_puts_in_flight: writer::MAX_PUTS_IN_FLIGHT,
+        }
+    }
+}
+
 pub struct CloudWatchStore {
     client: Client,
+    metrics: Arc<Metrics>,
     naming: CloudWatchConfig,
     spool: Arc<Spool>,
     spool_max_bytes: u64,
@@ -70,7 +93,7 @@ pub struct CloudWatchStore {
 impl CloudWatchStore {
     /// Connects with the AWS default chain (region and endpoint from the config when set),
     /// opens the spool under `storage.data_dir` and starts the writer task.
-    pub async fn open(config: &Config) -> anyhow::Result<CloudWatchStore> {
+    pub async fn open(config: &Config, metrics: Arc<Metrics>) -> anyhow::Result<CloudWatchStore> {
         let mut loader = aws_config::defaults(BehaviorVersion::latest());
         if !config.cloudwatch.region.is_empty() {
             loader = loader.region(Region::new(config.cloudwatch.region.clone()));
@@ -79,12 +102,17 @@ impl CloudWatchStore {
             loader = loader.endpoint_url(&config.cloudwatch.endpoint_url);
         }
         let sdk = loader.load().await;
-        CloudWatchStore::with_client(config, Client::new(&sdk)).await
+        CloudWatchStore::with_client(config, Client::new(&sdk), metrics, CloudWatchOptions::default()).await
     }
 
     /// Like [`CloudWatchStore::open`] with a client made by the caller (tests: static
     /// credentials and an emulator). Its retries are turned off: the writer is the one retry layer.
-    pub async fn with_client(config: &Config, client: Client) -> anyhow::Result<CloudWatchStore> {
+    pub async fn with_client(
+        config: &Config,
+        client: Client,
+        metrics: Arc<Metrics>,
+        options: CloudWatchOptions,
+    ) -> anyhow::Result<CloudWatchStore> {
         let sdk_config = client
             .config()
             .to_builder()
@@ -92,7 +120,7 @@ impl CloudWatchStore {
             .timeout_config(
                 TimeoutConfig::builder()
                     .connect_timeout(CONNECT_TIMEOUT)
-                    .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+                    .operation_attempt_timeout(options.attempt_timeout)
                     .build(),
             )
             .build();
@@ -101,12 +129,16 @@ impl CloudWatchStore {
         let notify = Arc::new(Notify::new());
         let (flush_all, flush_rx) = watch::channel(false);
         let destination = Arc::new(CloudWatchDestination { client: client.clone() });
-        let writer = Writer::new(Arc::clone(&spool), destination);
+        let writer = Writer::new(Arc::clone(&spool), destination)
+            .with_metrics(Arc::clone(&metrics))
+            .with_linger(options.linger)
+            .with_max_in_flight(options.max_puts_in_flight);
         let writer = tokio::spawn(writer.run(Arc::clone(&notify), flush_rx)).abort_handle();
         // Events left by an earlier run are shipped without waiting for new ones.
         notify.notify_one();
         Ok(CloudWatchStore {
             client,
+            metrics,
             naming: config.cloudwatch.clone(),
             spool,
             spool_max_bytes: config.storage.spool_max_bytes,
@@ -383,6 +415,37 @@ impl LogStore for CloudWatchStore {
             .map_err(|e| anyhow!("CloudWatch Logs is not reachable: {}", DisplayErrorContext(&e)))?;
         *self.last_ready.lock().map_err(|_| anyhow!("poisoned"))? = Some(Instant::now());
         Ok(())
+    }
+
+    async fn dead_letters(&self, project: &ProjectConfig, env: &str, limit: usize) -> anyhow::Result<DeadLetters> {
+        let group = self.own_group(&project.name, env);
+        let (total, records) = self.spool.dead_letters(&group, limit).await?;
+        let dead_letters = records
+            .into_iter()
+            .map(|r| {
+                let event = serde_json::from_str::<StoredEvent>(&r.body).ok();
+                DeadLetter {
+                    reason: r.reason,
+                    detail: r.detail,
+                    dead_at: from_unix_ms(r.dead_ms).map(timestamp_format::format).unwrap_or_default(),
+                    stream: r.stream,
+                    message: event.is_none().then_some(r.body),
+                    event,
+                }
+            })
+            .collect();
+        Ok(DeadLetters { total, dead_letters })
+    }
+
+    async fn refresh_metrics(&self) {
+        let as_i64 = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        self.metrics.spool_bytes.set(as_i64(self.spool.unshipped_bytes()));
+        self.metrics.spool_events.set(as_i64(self.spool.unshipped_events()));
+        let age = match self.spool.oldest_spooled_ms().await {
+            Ok(Some(added)) if added > 0 => (unix_ms(OffsetDateTime::now_utc()) - added).max(0) as f64 / 1000.0,
+            _ => 0.0,
+        };
+        self.metrics.spool_oldest_age_seconds.set(age);
     }
 
     async fn shutdown(&self) {

@@ -53,6 +53,38 @@ pub trait LogStore: Send + Sync {
 
     /// Ships what can be shipped before the process exits (within the caller's deadline).
     async fn shutdown(&self) {}
+
+    /// Events the destination refused (too old, too new, invalid) for a project/environment,
+    /// newest first, at most `limit`. Stores that refuse nothing after a 202 have none.
+    async fn dead_letters(&self, _project: &ProjectConfig, _env: &str, _limit: usize) -> anyhow::Result<DeadLetters> {
+        Ok(DeadLetters::default())
+    }
+
+    /// Brings the store's gauges on the service's metrics up to date; called on each scrape.
+    async fn refresh_metrics(&self) {}
+}
+
+/// A page of dead letters and how many the project/environment has in all.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct DeadLetters {
+    pub total: u64,
+    pub dead_letters: Vec<DeadLetter>,
+}
+
+/// One event the destination refused after it was accepted, with the reason.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeadLetter {
+    /// `too_new`, `too_old`, `expired` or `invalid`.
+    pub reason: String,
+    /// The destination's own words, when it gave any.
+    pub detail: String,
+    /// When it was refused, RFC 3339.
+    pub dead_at: String,
+    /// The stream it was meant for.
+    pub stream: String,
+    /// The event, when its stored form still reads as one; else `message` holds the raw text.
+    pub event: Option<StoredEvent>,
+    pub message: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -12,7 +12,7 @@ use super::auth::ApiUser;
 use super::query::{ReadParams, project_env};
 use crate::error::ApiError;
 use crate::event::StoredEvent;
-use crate::store::{EventPage, Group};
+use crate::store::{DeadLetters, EventPage, Group};
 
 #[derive(Debug, Serialize)]
 pub struct ProjectSummary<'a> {
@@ -73,4 +73,25 @@ pub async fn get_event(
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::NotFound(format!("no event `{id}` in {}/{env}", project.name)))
+}
+
+/// Dead letters shown per request at most.
+const MAX_DEAD_LETTERS_SHOWN: usize = 1000;
+
+#[derive(Debug, Deserialize)]
+pub struct DeadLetterParams {
+    project: Option<String>,
+    env: Option<String>,
+    limit: Option<usize>,
+}
+
+/// `GET /api/v1/deadletters?project=P&env=E`: events CloudWatch refused after the 202.
+pub async fn list_dead_letters(
+    State(state): State<AppState>,
+    _user: ApiUser,
+    Query(params): Query<DeadLetterParams>,
+) -> Result<Json<DeadLetters>, ApiError> {
+    let (project, env) = project_env(&state.config, params.project.as_deref(), params.env.as_deref())?;
+    let limit = params.limit.unwrap_or(100).clamp(1, MAX_DEAD_LETTERS_SHOWN);
+    Ok(Json(state.store.dead_letters(project, &env, limit).await?))
 }

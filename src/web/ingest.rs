@@ -80,20 +80,26 @@ pub async fn ingest_events(
     };
     let mut accepted = Vec::with_capacity(batch.events.len());
     let mut rejected = Vec::new();
+    state.metrics.received.inc_by(batch.events.len() as u64);
     for (index, raw) in batch.events.into_iter().enumerate() {
         match event::normalise(raw, &ctx) {
             Ok(event) => accepted.push(event),
-            Err(reason) => rejected.push(Rejection { index, reason }),
+            Err(reason) => {
+                state.metrics.reject(&reason);
+                rejected.push(Rejection { index, reason });
+            }
         }
     }
     let count = accepted.len();
     state.store.append(accepted).await.map_err(|e| {
+        state.metrics.reject_many("unavailable", count as u64);
         tracing::error!(error = format!("{e:#}"), events = count, "could not store an ingest batch");
         ApiError::Unavailable {
             message: "the events could not be stored; nothing of this request was kept, retry later".into(),
             retry_after_secs: RETRY_AFTER_UNAVAILABLE_SECS,
         }
     })?;
+    state.metrics.accepted.inc_by(count as u64);
     Ok((StatusCode::ACCEPTED, Json(IngestAnswer { accepted: count, rejected })))
 }
 

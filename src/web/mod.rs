@@ -26,6 +26,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::metrics::{self, Metrics};
 use crate::scrub::Scrubber;
 use crate::store::LogStore;
 
@@ -42,6 +43,8 @@ pub struct AppState {
     pub limits: Arc<limits::RateLimits>,
     /// Each project's scrubbing rules, compiled once.
     pub scrubbers: Arc<HashMap<String, Scrubber>>,
+    /// The service's counters, served on `/metrics`.
+    pub metrics: Arc<Metrics>,
 }
 
 /// How long one request may take before it is answered with 408.
@@ -75,6 +78,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/projects", get(api::list_projects))
         .route("/api/v1/groups", get(api::list_groups))
         .route("/api/v1/events/{id}", get(api::get_event))
+        .route("/api/v1/deadletters", get(api::list_dead_letters))
         .route("/", get(pages::show_home))
         .route("/logs", get(pages::show_logs))
         .route("/login", get(pages::show_login).post(pages::log_in).layer(cross_site_guard()))
@@ -82,6 +86,7 @@ pub fn router(state: AppState) -> Router {
         .route("/static/{file}", get(assets::serve_asset))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(check_ready))
+        .route("/metrics", get(show_metrics))
         .route(
             "/robots.txt",
             get(|| async { ([(header::CONTENT_TYPE, "text/plain")], "User-agent: *\nDisallow: /\n") }),
@@ -105,6 +110,12 @@ fn cross_site_guard() -> CsrfLayer<impl Fn(ProtectionError) -> axum::http::Respo
 
 fn header_layer(name: &'static str, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
     SetResponseHeaderLayer::overriding(HeaderName::from_static(name), HeaderValue::from_static(value))
+}
+
+/// Prometheus scrapes this; like `/healthz` it needs no login (it names no project or event).
+async fn show_metrics(State(state): State<AppState>) -> impl IntoResponse {
+    state.store.refresh_metrics().await;
+    ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], state.metrics.render())
 }
 
 async fn check_ready(State(state): State<AppState>) -> impl IntoResponse {

@@ -187,6 +187,16 @@ struct LogsPage {
     detail: Option<Detail>,
     detail_missing: bool,
     missing_close_href: String,
+    /// Events CloudWatch refused after the 202, for this project/env (newest few).
+    dead_letters: Vec<DeadRow>,
+    dead_total: u64,
+}
+
+/// One dead letter as the logs page lists it.
+struct DeadRow {
+    dead_at: String,
+    reason: String,
+    message: String,
 }
 
 struct SidebarProject {
@@ -269,6 +279,9 @@ pub async fn show_logs(State(state): State<AppState>, PageUser(user): PageUser, 
     }
 }
 
+/// Dead letters listed under the events at most (the read API has them all).
+const DEAD_LETTERS_ON_PAGE: usize = 20;
+
 async fn render_logs(
     state: &AppState,
     user: String,
@@ -279,6 +292,7 @@ async fn render_logs(
     let project = &query.project;
     let groups = state.store.groups(project, &query.env).await?;
     let page = state.store.events(query).await?;
+    let dead = state.store.dead_letters(project, &query.env, DEAD_LETTERS_ON_PAGE).await?;
 
     // The filters as given, so every link keeps them.
     let filters: Vec<(&str, String)> = [
@@ -374,6 +388,16 @@ async fn render_logs(
         detail,
         detail_missing,
         missing_close_href: logs_href(&project.name, &query.env, &here),
+        dead_total: dead.total,
+        dead_letters: dead
+            .dead_letters
+            .into_iter()
+            .map(|d| DeadRow {
+                dead_at: d.dead_at,
+                message: d.event.map(|e| e.message).or(d.message).unwrap_or_default(),
+                reason: if d.detail.is_empty() { d.reason } else { format!("{}: {}", d.reason, d.detail) },
+            })
+            .collect(),
     }))
 }
 

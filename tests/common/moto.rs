@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_cloudwatchlogs::Client;
 use aws_sdk_cloudwatchlogs::config::{BehaviorVersion, Credentials, Region};
 use logboard::config::{Backend, Config};
-use logboard::store::cloudwatch::CloudWatchStore;
+use logboard::store::cloudwatch::{CloudWatchOptions, CloudWatchStore};
 use logboard::web;
 
 use super::TestApp;
@@ -145,13 +145,27 @@ impl CloudWatchApp {
     /// Starts logboard on `data_dir` with the CloudWatch store talking to `endpoint`.
     /// `config` comes from `common::test_config` with the CloudWatch backend.
     pub async fn start(config: Config, data_dir: tempfile::TempDir, endpoint: &str) -> CloudWatchApp {
+        CloudWatchApp::start_with(config, data_dir, endpoint, CloudWatchOptions::default()).await
+    }
+
+    /// Like [`CloudWatchApp::start`] with the store's options (timeouts, linger) chosen.
+    pub async fn start_with(
+        config: Config,
+        data_dir: tempfile::TempDir,
+        endpoint: &str,
+        options: CloudWatchOptions,
+    ) -> CloudWatchApp {
         assert_eq!(config.storage.backend, Backend::Cloudwatch, "the config names the CloudWatch backend");
-        let store = Arc::new(CloudWatchStore::with_client(&config, client_for(endpoint)).await.expect("store"));
         // The state is built as for the embedded store, then given the CloudWatch store: the
         // real `open` would ask the AWS default chain for credentials.
         let mut local = config.clone();
         local.storage.backend = Backend::Local;
         let mut state = logboard::build_state(local).await.expect("state");
+        let store = Arc::new(
+            CloudWatchStore::with_client(&config, client_for(endpoint), Arc::clone(&state.metrics), options)
+                .await
+                .expect("store"),
+        );
         state.store = store.clone();
         state.config = Arc::new(config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");

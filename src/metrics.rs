@@ -1,0 +1,211 @@
+//! The service's own numbers, served on `/metrics` as Prometheus (OpenMetrics) text through
+//! `prometheus-client`. Every name starts with `logboard_`.
+//!
+//! One [`Metrics`] per running service, shared behind an `Arc` by ingest, the spool and the
+//! writer: each test app has its own registry, so parallel tests never see each other's counts.
+//! Gauges that describe the spool are refreshed by the store when `/metrics` is scraped.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// The `reason` label of a counter: a short, bounded word.
+type Reason = [(&'static str, &'static str); 1];
+
+/// Every metric of the service.
+pub struct Metrics {
+    registry: Registry,
+    /// Events found in ingest bodies (before validation).
+    pub received: Counter,
+    /// Events made durable and answered with 202.
+    pub accepted: Counter,
+    /// Events refused at ingest, by reason.
+    rejected: Family<Reason, Counter>,
+    /// Events CloudWatch stored.
+    pub shipped: Counter,
+    /// Failed PutLogEvents calls that will be retried (throttling included).
+    pub retried: Counter,
+    /// PutLogEvents calls answered with throttling.
+    pub throttled: Counter,
+    /// Events moved to the dead-letter store, by reason.
+    dead_lettered: Family<Reason, Counter>,
+    /// Bytes of event bodies in the spool, not yet shipped.
+    pub spool_bytes: Gauge,
+    /// Events in the spool, not yet shipped.
+    pub spool_events: Gauge,
+    /// Age of the oldest unshipped event in the spool, seconds (0 when empty).
+    pub spool_oldest_age_seconds: Gauge<f64, AtomicU64>,
+    /// PutLogEvents calls in flight now.
+    pub puts_in_flight: Gauge,
+    /// Events per successful PutLogEvents call.
+    pub batch_events: Histogram,
+    /// Bytes (as AWS counts them) per successful PutLogEvents call.
+    pub batch_bytes: Histogram,
+    /// Duration of PutLogEvents calls, successful or not.
+    pub put_duration_seconds: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("logboard");
+        let received = Counter::default();
+        let accepted = Counter::default();
+        let rejected = Family::<Reason, Counter>::default();
+        let shipped = Counter::default();
+        let retried = Counter::default();
+        let throttled = Counter::default();
+        let dead_lettered = Family::<Reason, Counter>::default();
+        let spool_bytes = Gauge::default();
+        let spool_events = Gauge::default();
+        let spool_oldest_age_seconds = Gauge::<f64, AtomicU64>::default();
+        let puts_in_flight = Gauge::default();
+        // 1 .. 16,384 events; 64 B .. 2 MB; 1 ms .. 65 s.
+        let batch_events = Histogram::new(exponential_buckets(1.0, 2.0, 15));
+        let batch_bytes = Histogram::new(exponential_buckets(64.0, 2.0, 16));
+        let put_duration_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 17));
+        registry.register("events_received", "Events found in ingest bodies", received.clone());
+        registry.register("events_accepted", "Events made durable and answered with 202", accepted.clone());
+        registry.register("events_rejected", "Events refused at ingest, by reason", rejected.clone());
+        registry.register("events_shipped", "Events CloudWatch Logs stored", shipped.clone());
+        registry.register("puts_retried", "Failed PutLogEvents calls that will be retried", retried.clone());
+        registry.register("puts_throttled", "PutLogEvents calls answered with throttling", throttled.clone());
+        registry.register(
+            "events_dead_lettered",
+            "Events moved to the dead-letter store, by reason",
+            dead_lettered.clone(),
+        );
+        registry.register("spool_bytes", "Bytes of event bodies in the spool not yet shipped", spool_bytes.clone());
+        registry.register("spool_events", "Events in the spool not yet shipped", spool_events.clone());
+        registry.register(
+            "spool_oldest_age_seconds",
+            "Age of the oldest unshipped event in the spool",
+            spool_oldest_age_seconds.clone(),
+        );
+        registry.register("puts_in_flight", "PutLogEvents calls in flight", puts_in_flight.clone());
+        registry.register("batch_events", "Events per successful PutLogEvents call", batch_events.clone());
+        registry.register(
+            "batch_bytes",
+            "Bytes (UTF-8 + 26 per event) per successful PutLogEvents call",
+            batch_bytes.clone(),
+        );
+        registry.register("put_duration_seconds", "Duration of PutLogEvents calls", put_duration_seconds.clone());
+        Metrics {
+            registry,
+            received,
+            accepted,
+            rejected,
+            shipped,
+            retried,
+            throttled,
+            dead_lettered,
+            spool_bytes,
+            spool_events,
+            spool_oldest_age_seconds,
+            puts_in_flight,
+            batch_events,
+            batch_bytes,
+            put_duration_seconds,
+        }
+    }
+
+    /// Counts one event refused at ingest; `reason` is the text the client is told.
+    pub fn reject(&self, reason: &str) {
+        self.rejected.get_or_create(&[("reason", rejection_label(reason))]).inc();
+    }
+
+    /// Counts events refused as a whole (e.g. the spool is over its mark), under a fixed label.
+    pub fn reject_many(&self, label: &'static str, events: u64) {
+        self.rejected.get_or_create(&[("reason", label)]).inc_by(events);
+    }
+
+    /// Counts events moved to the dead-letter store under `reason` (see `crate::deadletter`).
+    pub fn dead_letter(&self, reason: &'static str, events: u64) {
+        self.dead_lettered.get_or_create(&[("reason", reason)]).inc_by(events);
+    }
+
+    /// Events rejected at ingest under `label` so far (for tests and the dashboard).
+    pub fn rejected_count(&self, label: &'static str) -> u64 {
+        self.rejected.get(&[("reason", label)]).map_or(0, |c| c.get())
+    }
+
+    /// Events dead-lettered under `reason` so far.
+    pub fn dead_lettered_count(&self, reason: &'static str) -> u64 {
+        self.dead_lettered.get(&[("reason", reason)]).map_or(0, |c| c.get())
+    }
+
+    /// The exposition text.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut text, &self.registry);
+        text
+    }
+}
+
+/// The content type of [`Metrics::render`]'s output.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// A bounded label for an ingest rejection: the first field the reason text talks about.
+pub fn rejection_label(reason: &str) -> &'static str {
+    const FIELDS: [(&str, &str); 10] = [
+        ("timestamp", "timestamp"),
+        ("message", "message"),
+        ("env", "env"),
+        ("level", "level"),
+        ("nested", "too_deep"),
+        ("bytes", "too_large"),
+        ("http", "http"),
+        ("user", "user"),
+        ("code", "code"),
+        ("must be a json object", "not_an_object"),
+    ];
+    let lower = reason.to_ascii_lowercase();
+    FIELDS
+        .iter()
+        .filter_map(|(needle, label)| lower.find(needle).map(|at| (at, *label)))
+        .min_by_key(|(at, _)| *at)
+        .map_or("invalid", |(_, label)| label)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejection_reasons_map_to_a_few_labels() {
+        assert_eq!(rejection_label("message is empty"), "message");
+        assert_eq!(rejection_label("timestamp 2020-01-01T00:00:00Z is more than 14 days old"), "timestamp");
+        assert_eq!(rejection_label("unknown env `x`; use one of: production"), "env");
+        assert_eq!(rejection_label("event is 70000 bytes, over the limit of 65536 bytes"), "too_large");
+        assert_eq!(rejection_label("an event must be a JSON object, not a number"), "not_an_object");
+        assert_eq!(rejection_label("something new"), "invalid");
+    }
+
+    #[test]
+    fn the_text_names_every_metric_with_the_prefix_and_moves_with_the_counts() {
+        let metrics = Metrics::new();
+        metrics.received.inc_by(3);
+        metrics.reject("message is empty");
+        metrics.dead_letter("too_old", 2);
+        metrics.batch_events.observe(100.0);
+        let text = metrics.render();
+        assert!(text.contains("logboard_events_received_total 3\n"), "{text}");
+        assert!(text.contains("logboard_events_rejected_total{reason=\"message\"} 1\n"), "{text}");
+        assert!(text.contains("logboard_events_dead_lettered_total{reason=\"too_old\"} 2\n"), "{text}");
+        assert!(text.contains("logboard_batch_events_count 1\n"), "{text}");
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            assert!(line.starts_with("logboard_"), "{line}");
+        }
+    }
+}
