@@ -165,6 +165,9 @@ pub struct ProjectConfig {
     /// Regular expressions for more sensitive keys, beside the built-in ones.
     #[serde(default)]
     pub scrub_key_patterns: Vec<String>,
+    /// Keep the sender's IP address in `extra.client_ip` (off: IPs are personal data).
+    #[serde(default)]
+    pub store_client_ip: bool,
 }
 
 fn yes() -> bool {

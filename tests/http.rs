@@ -616,3 +616,19 @@ async fn every_response_carries_the_security_and_robots_headers() {
         .expect("post");
     assert_eq!(ingest.headers()["x-robots-tag"], "noindex, nofollow");
 }
+
+#[tokio::test]
+async fn client_ips_are_stored_only_when_the_project_asks_for_it() {
+    let app = spawn_app().await;
+    app.ingest(&json!({"env": "dev", "message": "no ip"})).await;
+    let (_, page) = app.read("/api/v1/events?project=demo&env=dev").await;
+    assert_eq!(page["events"][0]["extra"], Value::Null, "{page}");
+
+    let data_dir = tempfile::tempdir().expect("dir");
+    let mut config = common::test_config(data_dir.path(), &[]);
+    config.projects[0].store_client_ip = true;
+    let keeping = common::spawn_app_from(config, data_dir).await;
+    keeping.ingest(&json!({"env": "dev", "message": "with ip"})).await;
+    let (_, page) = keeping.read("/api/v1/events?project=demo&env=dev").await;
+    assert_eq!(page["events"][0]["extra"]["client_ip"], "127.0.0.1");
+}

@@ -281,6 +281,7 @@ mod tests {
             extra_group_prefixes: vec![],
             scrub: true,
             scrub_key_patterns: vec![],
+            store_client_ip: false,
         }
     }
 

@@ -83,7 +83,12 @@ pub async fn ingest_events(
     state.metrics.received.inc_by(batch.events.len() as u64);
     for (index, raw) in batch.events.into_iter().enumerate() {
         match event::normalise(raw, &ctx) {
-            Ok(event) => accepted.push(event),
+            Ok(mut event) => {
+                if project.store_client_ip {
+                    event.extra.get_or_insert_default().insert("client_ip".into(), client.to_string().into());
+                }
+                accepted.push(event);
+            }
             Err(reason) => {
                 state.metrics.reject(&reason);
                 rejected.push(Rejection { index, reason });
