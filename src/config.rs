@@ -35,11 +35,13 @@ pub struct ServerConfig {
     pub listen: String,
     /// Proxies (IPs or CIDRs) whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Vec<String>,
+    /// A request (a slow upload included) not answered within this many seconds gets 408.
+    pub request_timeout_secs: u64,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:8080".into(), trusted_proxies: Vec::new() }
+        Self { listen: "127.0.0.1:8080".into(), trusted_proxies: Vec::new(), request_timeout_secs: 30 }
     }
 }
 
@@ -303,6 +305,9 @@ impl Config {
                     format!("`{proxy}` is not an IP address or CIDR"),
                 ));
             }
+        }
+        if self.server.request_timeout_secs == 0 {
+            problems.push(problem("server.request_timeout_secs", "must be greater than 0"));
         }
         if self.storage.data_dir.as_os_str().is_empty() {
             problems.push(problem("storage.data_dir", "must not be empty"));

@@ -632,3 +632,21 @@ async fn client_ips_are_stored_only_when_the_project_asks_for_it() {
     let (_, page) = keeping.read("/api/v1/events?project=demo&env=dev").await;
     assert_eq!(page["events"][0]["extra"]["client_ip"], "127.0.0.1");
 }
+
+#[tokio::test]
+async fn a_client_that_trickles_its_body_is_cut_off_with_408() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = common::spawn_app_with(&[("LOGBOARD__SERVER__REQUEST_TIMEOUT_SECS", "1")]).await;
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.expect("connect");
+    let head = format!(
+        "POST /api/v1/events HTTP/1.1\r\nHost: {}\r\nX-Logboard-Key: {INGEST_KEY}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"message\":",
+        app.addr
+    );
+    stream.write_all(head.as_bytes()).await.expect("write");
+    // Then nothing more: the server must not wait for the rest forever.
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(20), stream.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "the server kept the stalled request open");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+}

@@ -327,6 +327,16 @@ mod tests {
     }
 
     #[test]
+    fn sessions_end_when_idle_too_long_or_too_old() {
+        let now = Instant::now() + SESSION_MAX + Duration::from_secs(60);
+        let session =
+            |age: Duration, idle: Duration| Session { user: "a".into(), created: now - age, last_seen: now - idle };
+        assert!(is_live(&session(Duration::from_secs(3600), Duration::from_secs(60)), now));
+        assert!(!is_live(&session(Duration::from_secs(3600), SESSION_IDLE), now), "idle expiry");
+        assert!(!is_live(&session(SESSION_MAX, Duration::from_secs(1)), now), "absolute expiry");
+    }
+
+    #[test]
     fn redirects_after_login_stay_on_this_site() {
         assert_eq!(safe_next(Some("/logs?project=demo")), "/logs?project=demo");
         assert_eq!(safe_next(Some("//evil.example")), "/");

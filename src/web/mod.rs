@@ -47,14 +47,13 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
 }
 
-/// How long one request may take before it is answered with 408.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
      object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
 
 /// Every route of the service.
 pub fn router(state: AppState) -> Router {
+    // Slow or stalled clients (a trickled body included) are cut off with 408.
+    let request_timeout = Duration::from_secs(state.config.server.request_timeout_secs);
     let ingest_cors = CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([Method::POST])
@@ -93,7 +92,7 @@ pub fn router(state: AppState) -> Router {
         )
         .fallback(|| async { (StatusCode::NOT_FOUND, Json(json!({"error": "no such page"}))) })
         .with_state(state)
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, request_timeout))
         .layer(header_layer("x-robots-tag", "noindex, nofollow"))
         .layer(header_layer("x-content-type-options", "nosniff"))
         .layer(header_layer("referrer-policy", "no-referrer"))
