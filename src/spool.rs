@@ -201,8 +201,8 @@ impl Spool {
             .map_err(|e| anyhow!("spool commit failed: {e}"))
     }
 
-    /// Records after `after` in commit order: at most `max_events`, and stopping once
-    /// `max_bytes` of bodies are collected (always at least one record if any is waiting).
+    /// Records after `after` in commit order: at most `max_events` and at most `max_bytes` of
+    /// bodies (but always at least one record if any is waiting).
     pub async fn load_after(
         &self,
         after: i64,
@@ -259,6 +259,9 @@ fn load(
         // Read as bytes: text that is not valid UTF-8 (which SQLite does not check) must not
         // stop the writer, and never reaches CloudWatch as invalid UTF-8.
         let body = lossy(row.get_ref(4)?.as_bytes_or_null()?);
+        if !out.is_empty() && bytes + body.len() > max_bytes {
+            break;
+        }
         bytes += body.len();
         out.push((
             row.get(0)?,
@@ -269,9 +272,6 @@ fn load(
                 body,
             },
         ));
-        if bytes >= max_bytes {
-            break;
-        }
     }
     Ok(out)
 }
@@ -446,7 +446,8 @@ mod tests {
         let spool = Spool::open(dir.path()).expect("open");
         spool.append((0..10).map(|i| record(i, "0123456789")).collect()).await.expect("append");
         assert_eq!(spool.load_after(0, 4, usize::MAX).await.expect("load").len(), 4);
-        assert_eq!(spool.load_after(0, 100, 25).await.expect("load").len(), 3);
+        assert_eq!(spool.load_after(0, 100, 25).await.expect("load").len(), 2, "30 bytes would pass 25");
+        assert_eq!(spool.load_after(0, 100, 30).await.expect("load").len(), 3);
         assert_eq!(spool.load_after(0, 100, 1).await.expect("load").len(), 1);
         let first = spool.load_after(0, 1, usize::MAX).await.expect("load")[0].0;
         assert_eq!(spool.load_after(first, 100, usize::MAX).await.expect("load").len(), 9);

@@ -367,7 +367,10 @@ impl Writer {
 
     async fn refill(&mut self) -> anyhow::Result<()> {
         let room_events = MAX_BUFFERED_EVENTS.saturating_sub(self.buffered_events);
-        let room_bytes = MAX_BUFFERED_BYTES.saturating_sub(self.buffered_bytes);
+        // The spool counts message bytes; in memory each event also counts AWS's 26 bytes.
+        let room_bytes = MAX_BUFFERED_BYTES
+            .saturating_sub(self.buffered_bytes)
+            .saturating_sub(room_events * batch::EVENT_OVERHEAD_BYTES);
         if room_events == 0 || room_bytes == 0 {
             return Ok(());
         }
@@ -884,6 +887,26 @@ mod tests {
         let step = writer.try_flush_once(false).await.expect("flush");
         assert_eq!(step.shipped, batch::MAX_BATCH_EVENTS + 1, "a full batch flushes the queue");
         assert_eq!(fake.stored_messages("/g", "s1").len(), batch::MAX_BATCH_EVENTS + 1);
+    }
+
+    #[tokio::test]
+    async fn memory_holds_at_most_the_byte_bound_whatever_the_spool_holds() {
+        // 40 MB waiting on disk, CloudWatch throttling every put: memory stays at the bound.
+        let fake = Fake::with_streams(&[("/g", "s1")]);
+        fake.script((0..3).map(|_| Err(PutError::Throttled)));
+        let body = "x".repeat(100_000);
+        let records: Vec<_> = (0..400).map(|i| record("s1", T0 + i, &body)).collect();
+        let (_dir, spool, _fake, mut writer) = setup(fake, records).await;
+        for _ in 0..3 {
+            writer.try_flush_once(false).await.expect_err("throttled");
+            assert!(writer.buffered_bytes() <= MAX_BUFFERED_BYTES, "{} bytes in memory", writer.buffered_bytes());
+            assert_eq!(spool.unshipped_events(), 400, "all of it still on disk");
+        }
+        assert!(writer.buffered_bytes() >= MAX_BUFFERED_BYTES * 3 / 4, "it does fill memory, up to near the bound");
+        while spool.unshipped_events() > 0 {
+            writer.try_flush_once(true).await.expect("flush");
+            assert!(writer.buffered_bytes() <= MAX_BUFFERED_BYTES);
+        }
     }
 
     #[tokio::test]
