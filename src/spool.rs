@@ -37,6 +37,7 @@ CREATE TABLE IF NOT EXISTS spool (
     ts     INTEGER NOT NULL,
     body   TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS spool_by_group_time ON spool (grp, ts);
 CREATE TABLE IF NOT EXISTS deadletter (
     seq     INTEGER PRIMARY KEY AUTOINCREMENT,
     grp     TEXT NOT NULL,
@@ -177,6 +178,26 @@ impl Spool {
         })
         .await
         .context("the dead-letter read task failed")?
+    }
+
+    /// The bodies of unshipped events of `group` with `from_ms <= ts <= to_ms`, newest first,
+    /// at most `limit`: what reads show before CloudWatch has it.
+    pub async fn pending(&self, group: &str, from_ms: i64, to_ms: i64, limit: usize) -> anyhow::Result<Vec<String>> {
+        let reader = Arc::clone(&self.reader);
+        let group = group.to_string();
+        tokio::task::spawn_blocking(move || {
+            let conn = reader.lock().map_err(|_| anyhow!("the spool reader is poisoned"))?;
+            let mut stmt = conn.prepare_cached(
+                "SELECT body FROM spool WHERE grp = ?1 AND ts >= ?2 AND ts <= ?3 ORDER BY ts DESC LIMIT ?4",
+            )?;
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let rows = stmt.query_map(rusqlite::params![group, from_ms, to_ms, limit], |row| {
+                Ok(lossy(row.get_ref(0)?.as_bytes_or_null()?))
+            })?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().context("reading pending events")
+        })
+        .await
+        .context("the spool read task failed")?
     }
 
     /// When the oldest unshipped event was spooled, epoch milliseconds; `None` when empty.
@@ -429,6 +450,8 @@ mod tests {
         let bodies: Vec<_> = rows.iter().map(|(_, r)| r.body.as_str()).collect();
         assert_eq!(bodies, ["a", "bé", "c"]);
         assert!(rows.windows(2).all(|w| w[0].0 < w[1].0), "seq order");
+        assert_eq!(spool.pending("/g", 2, 3, 10).await.expect("pending"), ["c", "bé"], "newest first, in range");
+        assert!(spool.pending("/other", 0, 3, 10).await.expect("pending").is_empty());
 
         spool.remove(vec![rows[0].0]).await.expect("remove");
         drop(spool);
@@ -467,6 +490,7 @@ mod tests {
         spool.settle(vec![rows[0].0], dead).await.expect("settle");
         assert_eq!((spool.unshipped_events(), spool.unshipped_bytes()), (0, 0));
         assert_eq!(spool.oldest_spooled_ms().await.expect("oldest"), None);
+        assert!(spool.pending("/g", 0, 10, 10).await.expect("pending").is_empty());
         let (total, letters) = spool.dead_letters("/g", 10).await.expect("dead letters");
         assert_eq!(total, 2);
         let got: Vec<_> = letters.iter().map(|d| (d.body.as_str(), d.reason.as_str(), d.timestamp_ms)).collect();

@@ -458,3 +458,27 @@ async fn a_stamp_in_rfc3339_reads_back_the_same() {
     };
     assert_eq!(seq_of(&stored), 42);
 }
+
+#[tokio::test]
+async fn reads_show_accepted_events_before_cloudwatch_has_them_and_once_after() {
+    let fake = FakeCloudWatch::start().await;
+    fake.fault_for(Fault::Status(503), Duration::from_secs(3600));
+    let app = start(&fake).await;
+    let now = now_ms();
+    send(&app, &[(0, now - 2000), (1, now - 1000), (2, now)], numbered).await;
+    let (status, page) = app.read("/api/v1/events?project=demo&env=production").await;
+    assert_eq!(status, 200, "{page}");
+    let messages: Vec<&str> =
+        page["events"].as_array().expect("events").iter().filter_map(|e| e["message"].as_str()).collect();
+    assert_eq!(messages, [numbered(2), numbered(1), numbered(0)], "from the spool, newest first");
+    assert!(fake.stored(GROUP).is_empty(), "CloudWatch has none of them yet");
+    let id = page["events"][1]["id"].as_str().expect("id").to_string();
+    let (status, one) = app.read(&format!("/api/v1/events/{id}?project=demo&env=production")).await;
+    assert_eq!((status, one["message"].as_str()), (200, Some(numbered(1).as_str())));
+
+    fake.fault_for(Fault::Status(503), Duration::ZERO);
+    app.wait_until_shipped(SHIP_TIMEOUT).await;
+    let (_, page) = app.read("/api/v1/events?project=demo&env=production").await;
+    assert_eq!(page["events"].as_array().expect("events").len(), 3, "once each after shipping: {page}");
+    assert_eq!(loss_and_duplicates(&delivered(&fake), 3), (0, 0));
+}

@@ -47,6 +47,8 @@ const MAX_COUNTED_EVENTS: u64 = 10_000;
 const READY_CACHE: Duration = Duration::from_secs(10);
 /// How long the groups found under one prefix are reused (DescribeLogGroups is limited to 5/s).
 const GROUP_LIST_CACHE: Duration = Duration::from_secs(30);
+/// Unshipped events a read looks at in the spool at most (newest first).
+const PENDING_READ_ROWS: usize = 10_000;
 /// How often `shutdown` looks whether the spool is empty yet.
 const SHUTDOWN_POLL: Duration = Duration::from_millis(50);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -321,13 +323,17 @@ impl LogStore for CloudWatchStore {
         if let Some(cursor) = query.cursor {
             end = end.min(cursor.timestamp_ms);
         }
+        let newest = end;
         let mut candidates = Vec::new();
         let mut seen = HashSet::new();
         let mut window = FIRST_WINDOW_MS;
+        // How far back CloudWatch has been read completely.
+        let mut scanned_from = from;
         // Walk back from the newest end in growing windows; once a window leaves more than a
         // page of matches, every newer event has been seen and the page is exact.
         while end >= from {
             let start = end.saturating_sub(window - 1).max(from);
+            scanned_from = start;
             let exists = self
                 .scan(&group, start, end, pattern.as_deref(), |raw| {
                     if let Some(event) = read_line(&query.project.name, &query.env, raw)
@@ -339,11 +345,26 @@ impl LogStore for CloudWatchStore {
                     true
                 })
                 .await?;
+            if !exists {
+                scanned_from = from;
+            }
             if !exists || candidates.len() > limit || start <= from {
                 break;
             }
             end = start - 1;
             window = window.saturating_mul(WINDOW_GROWTH);
+        }
+        if own && newest >= scanned_from {
+            // Accepted but not yet in CloudWatch (or shipped and not yet trimmed: `seen` drops
+            // the copy). Only as far back as CloudWatch was read, so the page stays exact.
+            for body in self.spool.pending(&group, scanned_from, newest, PENDING_READ_ROWS).await? {
+                if let Ok(event) = serde_json::from_str::<StoredEvent>(&body)
+                    && query.matches(&event)
+                    && seen.insert(event.id)
+                {
+                    candidates.push(event);
+                }
+            }
         }
         Ok(EventPage::from_candidates(candidates, limit))
     }
@@ -364,6 +385,11 @@ impl LogStore for CloudWatchStore {
             found.is_none()
         })
         .await?;
+        if found.is_none() && group == self.own_group(&project.name, env) {
+            let pending = self.spool.pending(&group, ts, ts, PENDING_READ_ROWS).await?;
+            found =
+                pending.iter().filter_map(|body| serde_json::from_str::<StoredEvent>(body).ok()).find(|e| e.id == id);
+        }
         Ok(found)
     }
 
