@@ -116,10 +116,19 @@ struct Counters {
 impl Spool {
     /// Opens (or creates) `dir/spool.db` and starts its writer thread.
     pub fn open(dir: &Path) -> anyhow::Result<Spool> {
+        Spool::open_limited(dir, None)
+    }
+
+    /// Like [`Spool::open`]; with `max_pages`, the file cannot grow past that many pages, and a
+    /// commit that would need more fails as on a full disk (SQLITE_FULL). Tests use it.
+    pub fn open_limited(dir: &Path, max_pages: Option<u32>) -> anyhow::Result<Spool> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let path = dir.join("spool.db");
         let writer = open_connection(&path)?;
         writer.execute_batch(SCHEMA).context("creating the spool schema")?;
+        if let Some(pages) = max_pages {
+            writer.execute_batch(&format!("PRAGMA max_page_count = {pages}")).context("limiting the spool")?;
+        }
         migrate(&writer).context("updating the spool schema")?;
         let (events, bytes): (i64, i64) = writer
             .query_row("SELECT count(*), coalesce(sum(length(CAST(body AS BLOB))), 0) FROM spool", [], |row| {
@@ -501,6 +510,27 @@ mod tests {
         let spool = Spool::open(dir.path()).expect("reopen");
         assert_eq!(spool.dead_letters("/g", 1).await.expect("dead letters").1.len(), 1);
         assert_eq!(spool.unshipped_events(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_full_disk_fails_the_append_whole_and_keeps_everything_committed_before() {
+        let dir = tempfile::tempdir().expect("dir");
+        // 64 pages of 4 KB: room for a few hundred KB.
+        let spool = Spool::open_limited(dir.path(), Some(64)).expect("open");
+        let body = "y".repeat(1000);
+        spool.append((0..20).map(|i| record(i, &body)).collect()).await.expect("fits");
+        let error = spool.append((0..1000).map(|i| record(i, &body)).collect()).await.expect_err("disk full");
+        assert!(format!("{error:#}").contains("full"), "{error:#}");
+        assert_eq!(spool.unshipped_events(), 20, "the failed append left nothing behind");
+        // The writer thread survives; freeing space makes appends work again.
+        let rows = spool.load_after(0, 100, usize::MAX).await.expect("load");
+        spool.remove(rows.iter().map(|(seq, _)| *seq).collect()).await.expect("remove");
+        spool.append(vec![record(99, "after")]).await.expect("room again");
+        drop(spool);
+        let spool = Spool::open(dir.path()).expect("reopen");
+        let bodies: Vec<_> =
+            spool.load_after(0, 2000, usize::MAX).await.expect("load").into_iter().map(|(_, r)| r.body).collect();
+        assert_eq!(bodies, ["after"], "no half of the refused append on disk");
     }
 
     #[tokio::test]
