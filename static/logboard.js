@@ -6,7 +6,7 @@
   var D = G.document, N = G.navigator, C = G.console, F = G.fetch, TE = new TextEncoder();
   var MAX_EVENTS = 50, MAX_BYTES = 16384, KEEPALIVE_BYTES = 60000, EVENT_BYTES = 15000;
   var SENSITIVE = /passw|secret|token|api[-_]?key|auth|credential|session|cookie|csrf/i;
-  var EXTENSION = /^(chrome|moz|safari(-web)?|ms-browser)-extension:/;
+  var EXTENSION = /^[\w-]+-extension:/;
   var IGNORE = [/^(Uncaught )?Script error\.?$/, /ResizeObserver loop/];
   var me = D && D.currentScript, here = /^(.*)\/static\/[^/]*$/.exec(me && me.src || "");
 
@@ -205,38 +205,35 @@
       isErr ? null : { extra: { reason: r } }, r), r);
   }
 
+  function bare(u) { return String(u).split(/[?#]/)[0]; }
+
   function crumb(type, text) {
     crumbs.push({ time: now(), type: type, text: cut(noQuery(String(text)), 300) });
     if (crumbs.length > 100) crumbs.shift();
   }
 
   function describe(el) {
-    var s = el.nodeName ? el.nodeName.toLowerCase() : "?";
-    if (el.id) s += "#" + el.id;
-    if (typeof el.className == "string" && el.className.trim()) s += "." + el.className.trim().split(/\s+/).join(".");
-    return s;
+    var c = typeof el.className == "string" && el.className.trim();
+    return (el.nodeName || "?").toLowerCase() + (el.id ? "#" + el.id : "") + (c ? "." + c.split(/\s+/).join(".") : "");
   }
 
   function watchBreadcrumbs() {
     D && D.addEventListener("click", function (ev) { crumb("click", describe(ev.target || {})); }, true);
-    G.addEventListener("popstate", function () { crumb("navigation", G.location.href); });
-    var H = G.history, push = H && H.pushState;
-    if (push) H.pushState = function (s, t, u) { crumb("navigation", u); return push.apply(this, arguments); };
-    if (F) {
-      G.fetch = function (input, init) {
-        var what = ((init && init.method) || "GET") + " " + String(input && input.url || input).split(/[?#]/)[0];
-        return F.apply(this, arguments).then(function (r) {
-          crumb("fetch", what + " " + r.status);
-          return r;
-        }, function (x) {
-          crumb("fetch", what + " failed");
-          throw x;
-        });
-      };
-    }
-    var X = G.XMLHttpRequest && G.XMLHttpRequest.prototype, open = X && X.open, xsend = X && X.send;
-    if (!X) return;
-    X.open = function (m, u) { this._lb = m + " " + String(u).split(/[?#]/)[0]; return open.apply(this, arguments); };
+    G.addEventListener("popstate", function () { crumb("navigation", location.href); });
+    var H = history, push = H.pushState;
+    H.pushState = function (s, t, u) { crumb("navigation", bare(u || "")); return push.apply(this, arguments); };
+    G.fetch = function (input, init) {
+      var what = ((init && init.method) || "GET") + " " + bare(input && input.url || input);
+      return F.apply(G, arguments).then(function (r) {
+        crumb("fetch", what + " " + r.status);
+        return r;
+      }, function (x) {
+        crumb("fetch", what + " failed");
+        throw x;
+      });
+    };
+    var X = XMLHttpRequest.prototype, open = X.open, xsend = X.send;
+    X.open = function (m, u) { this._lb = m + " " + bare(u); return open.apply(this, arguments); };
     X.send = function () {
       var x = this;
       x.addEventListener("loadend", function () { crumb("xhr", x._lb + " " + (x.status || "failed")); });
