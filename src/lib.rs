@@ -8,6 +8,7 @@ pub mod batch;
 pub mod config;
 pub mod error;
 pub mod event;
+pub mod group_commit;
 pub mod metrics;
 pub mod scrub;
 pub mod spool;

@@ -24,6 +24,8 @@ use anyhow::{Context as _, anyhow};
 use rusqlite::{Connection, OptionalExtension};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::group_commit;
+
 /// Requests merged into one transaction at most; bounds the latency of the first one.
 const MAX_REQUESTS_PER_COMMIT: usize = 256;
 /// How many requests may wait for the spool thread before callers wait to enqueue.
@@ -349,14 +351,7 @@ fn lossy(bytes: Option<&[u8]>) -> String {
 
 /// Commits waiting requests together and answers each once its change is on disk.
 fn run_writer(mut conn: Connection, mut queue: mpsc::Receiver<Request>, counters: &Counters) {
-    while let Some(first) = queue.blocking_recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_REQUESTS_PER_COMMIT {
-            match queue.try_recv() {
-                Ok(request) => batch.push(request),
-                Err(_) => break,
-            }
-        }
+    while let Some(batch) = group_commit::next_batch(&mut queue, MAX_REQUESTS_PER_COMMIT) {
         let result = commit(&mut conn, &batch).map_err(|e| format!("{e:#}"));
         match &result {
             Ok(change) => {

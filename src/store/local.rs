@@ -18,6 +18,7 @@ use ulid::Ulid;
 use super::{EventPage, EventQuery, Group, GroupKind, LevelCounts, LogStore, contains_ignoring_case};
 use crate::config::{CloudWatchConfig, ProjectConfig};
 use crate::event::{Level, StoredEvent, unix_ms};
+use crate::group_commit;
 
 /// Requests merged into one transaction at most; bounds the latency of the first one.
 const MAX_REQUESTS_PER_COMMIT: usize = 256;
@@ -133,14 +134,7 @@ fn open_connection(path: &Path) -> anyhow::Result<Connection> {
 
 /// Commits waiting requests together and answers each once its events are on disk.
 fn run_writer(mut conn: Connection, mut queue: mpsc::Receiver<AppendRequest>) {
-    while let Some(first) = queue.blocking_recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_REQUESTS_PER_COMMIT {
-            match queue.try_recv() {
-                Ok(request) => batch.push(request),
-                Err(_) => break,
-            }
-        }
+    while let Some(batch) = group_commit::next_batch(&mut queue, MAX_REQUESTS_PER_COMMIT) {
         let result = commit(&mut conn, batch.iter().flat_map(|(events, _)| events)).map_err(|e| format!("{e:#}"));
         if let Err(error) = &result {
             tracing::error!(error = %error, requests = batch.len(), "embedded store commit failed");
