@@ -14,17 +14,19 @@ fn messages(page: &Value) -> Vec<String> {
         .collect()
 }
 
-async fn post_raw(app: &common::TestApp, content_type: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
-    let response = reqwest::Client::new()
-        .post(app.url("/api/v1/events"))
-        .header("X-Logboard-Key", INGEST_KEY)
-        .header("Content-Type", content_type)
-        .body(body)
-        .send()
-        .await
-        .expect("request");
+/// POSTs `body` to the ingest endpoint with the demo key and the given headers.
+async fn post_with(app: &common::TestApp, headers: &[(&str, &str)], body: impl Into<reqwest::Body>) -> (u16, Value) {
+    let mut request = reqwest::Client::new().post(app.url("/api/v1/events")).header("X-Logboard-Key", INGEST_KEY);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.body(body).send().await.expect("request");
     let status = response.status().as_u16();
     (status, response.json().await.expect("json body"))
+}
+
+async fn post_raw(app: &common::TestApp, content_type: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
+    post_with(app, &[("Content-Type", content_type)], body).await
 }
 
 #[tokio::test]
@@ -397,17 +399,7 @@ fn compress(encoding: &str, data: &[u8]) -> Vec<u8> {
 }
 
 async fn post_encoded(app: &common::TestApp, encoding: &str, body: Vec<u8>) -> (u16, Value) {
-    let response = reqwest::Client::new()
-        .post(app.url("/api/v1/events"))
-        .header("X-Logboard-Key", INGEST_KEY)
-        .header("Content-Type", "application/json")
-        .header("Content-Encoding", encoding)
-        .body(body)
-        .send()
-        .await
-        .expect("request");
-    let status = response.status().as_u16();
-    (status, response.json().await.expect("json body"))
+    post_with(app, &[("Content-Type", "application/json"), ("Content-Encoding", encoding)], body).await
 }
 
 #[tokio::test]
