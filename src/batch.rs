@@ -42,10 +42,18 @@ pub enum BodyError {
     TooManyEvents { count: usize, max: usize },
 }
 
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
 /// Splits a body into raw events.
 pub fn parse(format: BodyFormat, body: &[u8], max_events: usize) -> Result<Batch, BodyError> {
-    let text = std::str::from_utf8(body)
-        .map_err(|e| BodyError::Malformed(format!("the body is not valid UTF-8 (at byte {})", e.valid_up_to())))?;
+    // Some tools (PowerShell, Windows editors) start UTF-8 with a byte-order mark; it is not data.
+    let (body, skipped) = match body.strip_prefix(UTF8_BOM) {
+        Some(rest) => (rest, UTF8_BOM.len()),
+        None => (body, 0),
+    };
+    let text = std::str::from_utf8(body).map_err(|e| {
+        BodyError::Malformed(format!("the body is not valid UTF-8 (at byte {})", e.valid_up_to() + skipped))
+    })?;
     let batch = match format {
         BodyFormat::Json => parse_json(text)?,
         BodyFormat::Ndjson => parse_ndjson(text)?,
@@ -155,6 +163,16 @@ mod tests {
         assert_eq!(json_body(r#"{"events": []}"#), Err(BodyError::NoEvents));
         let err = parse(BodyFormat::Json, br#"[{"message":"a"},{"message":"b"}]"#, 1).unwrap_err();
         assert_eq!(err, BodyError::TooManyEvents { count: 2, max: 1 });
+    }
+
+    #[test]
+    fn a_utf8_byte_order_mark_is_skipped() {
+        let batch = parse(BodyFormat::Json, b"\xEF\xBB\xBF[{\"message\":\"a\"}]", 1000).expect("json");
+        assert_eq!(batch.events, vec![json!({"message": "a"})]);
+        let batch = parse(BodyFormat::Ndjson, b"\xEF\xBB\xBF{\"message\":\"a\"}\n", 1000).expect("ndjson");
+        assert_eq!(batch.events.len(), 1);
+        let err = parse(BodyFormat::Json, b"\xEF\xBB\xBF{\"message\": \"\xff\"}", 1000).unwrap_err();
+        assert_eq!(err, BodyError::Malformed("the body is not valid UTF-8 (at byte 16)".into()));
     }
 
     #[test]

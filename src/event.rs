@@ -144,6 +144,8 @@ pub fn normalise(raw: Value, ctx: &Context<'_>) -> Result<StoredEvent, String> {
     let Value::Object(mut fields) = raw else {
         return Err(format!("an event must be a JSON object, not {}", json_kind(&raw)));
     };
+    // One cleaning step for every text the event carries, whatever field it ends up in.
+    clean(&mut fields, ctx.scrubber);
     let message = match fields.remove("message") {
         Some(Value::String(s)) if s.trim().is_empty() => return Err("message is empty".into()),
         Some(Value::String(s)) => s,
@@ -204,22 +206,6 @@ pub fn normalise(raw: Value, ctx: &Context<'_>) -> Result<StoredEvent, String> {
         extra.entry(key).or_insert(value);
     }
 
-    // Logged text is data: no control characters but newline and tab, and no PII.
-    let clean = |text: String| ctx.scrubber.text(&strip_control_chars(&text));
-    let message = clean(message);
-    let (kind, code, url, location, stack, release) =
-        (kind.map(clean), code.map(clean), url.map(clean), location.map(clean), stack.map(clean), release.map(clean));
-    let mut user = user;
-    for value in user.iter_mut() {
-        clean_value(value, ctx.scrubber);
-    }
-    let mut extra = Value::Object(extra);
-    clean_value(&mut extra, ctx.scrubber);
-    let extra = match extra {
-        Value::Object(map) => map,
-        _ => Map::new(),
-    };
-
     let fingerprint =
         (level >= Level::Error).then(|| fingerprint(kind.as_deref(), &message, location.as_deref(), stack.as_deref()));
     let event = StoredEvent {
@@ -245,46 +231,178 @@ pub fn normalise(raw: Value, ctx: &Context<'_>) -> Result<StoredEvent, String> {
     fit_to_size(event, ctx.max_event_bytes)
 }
 
-/// Shortens the longest fields until the event fits `max_bytes`, naming them in `truncated`;
-/// rejects the event only when even that is not enough.
+/// Logged text is data: every string and key loses its control characters (but newline and
+/// tab) and its invisible formatting characters, then PII is scrubbed.
+fn clean(fields: &mut Map<String, Value>, scrubber: &Scrubber) {
+    strip_unsafe_in_map(fields);
+    scrubber.object(fields);
+}
+
+/// Removes [`is_unsafe_char`] characters from every string and key of `value`.
+pub fn strip_unsafe_in(value: &mut Value) {
+    match value {
+        Value::String(s) => strip_unsafe_chars(s),
+        Value::Array(items) => items.iter_mut().for_each(strip_unsafe_in),
+        Value::Object(map) => strip_unsafe_in_map(map),
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+    }
+}
+
+pub fn strip_unsafe_in_map(map: &mut Map<String, Value>) {
+    if !map.keys().any(|k| k.chars().any(is_unsafe_char)) {
+        map.values_mut().for_each(strip_unsafe_in);
+        return;
+    }
+    for (mut key, mut v) in std::mem::take(map) {
+        strip_unsafe_in(&mut v);
+        strip_unsafe_chars(&mut key);
+        map.entry(key).or_insert(v);
+    }
+}
+
+/// Characters no logged text keeps: control characters other than newline and tab, and
+/// invisible formatting characters, bidi overrides among them (`\u{202e}1.0.0.721` would show
+/// as `127.0.0.1`). Zero-width (non-)joiners stay: scripts and emoji need them.
+pub fn is_unsafe_char(c: char) -> bool {
+    (c.is_control() && c != '\n' && c != '\t')
+        || matches!(c,
+            '\u{00ad}' | '\u{061c}' | '\u{180e}' | '\u{200b}' | '\u{200e}' | '\u{200f}'
+            | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206f}'
+            | '\u{feff}' | '\u{fff9}'..='\u{fffb}' | '\u{e0001}' | '\u{e0020}'..='\u{e007f}')
+}
+
+/// Removes [`is_unsafe_char`] characters in place.
+pub fn strip_unsafe_chars(text: &mut String) {
+    if text.chars().any(is_unsafe_char) {
+        text.retain(|c| !is_unsafe_char(c));
+    }
+}
+
+/// The parts of an event that can be shortened (or, for objects, dropped) to fit the size limit.
+#[derive(Debug, Clone, Copy)]
+enum Part {
+    Message,
+    Stack,
+    Url,
+    Location,
+    Kind,
+    Code,
+    Release,
+    Method,
+    User,
+    Extra,
+}
+
+impl Part {
+    const ALL: [Part; 10] = [
+        Part::Message,
+        Part::Stack,
+        Part::Url,
+        Part::Location,
+        Part::Kind,
+        Part::Code,
+        Part::Release,
+        Part::Method,
+        Part::User,
+        Part::Extra,
+    ];
+
+    /// The name listed in `truncated`.
+    fn name(self) -> &'static str {
+        match self {
+            Part::Message => "message",
+            Part::Stack => "stack",
+            Part::Url => "url",
+            Part::Location => "location",
+            Part::Kind => "type",
+            Part::Code => "code",
+            Part::Release => "release",
+            Part::Method => "http.method",
+            Part::User => "user",
+            Part::Extra => "extra",
+        }
+    }
+
+    fn text(self, event: &mut StoredEvent) -> Option<&mut String> {
+        match self {
+            Part::Message => Some(&mut event.message),
+            Part::Stack => event.stack.as_mut(),
+            Part::Url => event.url.as_mut(),
+            Part::Location => event.location.as_mut(),
+            Part::Kind => event.kind.as_mut(),
+            Part::Code => event.code.as_mut(),
+            Part::Release => event.release.as_mut(),
+            Part::Method => event.http.as_mut().and_then(|h| h.method.as_mut()),
+            Part::User | Part::Extra => None,
+        }
+    }
+
+    /// Bytes always kept of this part: the start of a message says what happened.
+    fn kept_bytes(self) -> usize {
+        match self {
+            Part::Message => MIN_KEPT_MESSAGE_BYTES,
+            _ => 0,
+        }
+    }
+
+    /// How many bytes cutting this part can save.
+    fn spare_bytes(self, event: &mut StoredEvent) -> usize {
+        match self {
+            Part::User => event.user.as_ref().map_or(0, json_len),
+            Part::Extra => event.extra.as_ref().map_or(0, json_len),
+            text => text.text(event).map_or(0, |t| t.len().saturating_sub(text.kept_bytes() + TRUNCATION_MARK.len())),
+        }
+    }
+
+    /// Shortens the part by at least `excess` bytes where it can; objects are dropped whole.
+    fn cut(self, event: &mut StoredEvent, excess: usize) {
+        match self {
+            Part::User => event.user = None,
+            Part::Extra => event.extra = None,
+            text => {
+                let keep = text.kept_bytes();
+                truncate_text(text.text(event), excess, keep);
+            }
+        }
+    }
+}
+
+/// Shortens the largest parts first until the event fits `max_bytes`, naming them in
+/// `truncated`, so one huge field costs only itself; rejects the event only when even that is
+/// not enough.
 fn fit_to_size(mut event: StoredEvent, max_bytes: usize) -> Result<StoredEvent, String> {
     let original = event.to_json().len();
     let mut size = original;
-    let mut cut: Vec<String> = Vec::new();
-    // Free text first (stack traces are the usual culprit), whole objects last.
-    for field in ["stack", "message", "extra", "user", "url", "location"] {
-        if size <= max_bytes {
-            break;
-        }
-        // Room for the `truncated` list itself, so one cut is enough per field.
-        let excess = size + TRUNCATED_LIST_BYTES - max_bytes;
-        let changed = match field {
-            "stack" => truncate_text(event.stack.as_mut(), excess, 0),
-            "message" => truncate_text(Some(&mut event.message), excess, MIN_KEPT_MESSAGE_BYTES),
-            "url" => truncate_text(event.url.as_mut(), excess, 0),
-            "location" => truncate_text(event.location.as_mut(), excess, 0),
-            "extra" => event.extra.take().is_some(),
-            _ => event.user.take().is_some(),
+    while size > max_bytes {
+        let largest = Part::ALL
+            .into_iter()
+            .map(|part| (part.spare_bytes(&mut event), part))
+            .max_by_key(|(spare, _)| *spare)
+            .filter(|(spare, _)| *spare > 0);
+        let Some((_, part)) = largest else {
+            return Err(format!(
+                "event is {original} bytes, over the limit of {max_bytes} bytes even with long fields cut"
+            ));
         };
-        if changed {
-            cut.push(field.to_string());
-            event.truncated = Some(cut.clone());
-            size = event.to_json().len();
+        // Named first, so the cut makes room for the `truncated` list too.
+        let cut = event.truncated.get_or_insert_default();
+        if !cut.iter().any(|name| name == part.name()) {
+            cut.push(part.name().to_string());
         }
-    }
-    if size > max_bytes {
-        return Err(format!(
-            "event is {original} bytes, over the limit of {max_bytes} bytes even with long fields cut"
-        ));
+        let excess = event.to_json().len().saturating_sub(max_bytes);
+        part.cut(&mut event, excess);
+        size = event.to_json().len();
     }
     Ok(event)
 }
 
-/// The longest `"truncated":[...]` entry the event can gain.
-const TRUNCATED_LIST_BYTES: usize = 72;
+fn json_len<T: Serialize>(value: &T) -> usize {
+    serde_json::to_vec(value).map_or(0, |json| json.len())
+}
+
+const TRUNCATION_MARK: &str = "… [truncated]";
 /// The start of a message is always kept, whatever else is cut.
 const MIN_KEPT_MESSAGE_BYTES: usize = 1024;
-const TRUNCATION_MARK: &str = "… [truncated]";
 
 /// Cuts `text` by at least `excess` bytes (as JSON may escape, a little more), keeping `keep` bytes.
 fn truncate_text(text: Option<&mut String>, excess: usize, keep: usize) -> bool {
@@ -303,34 +421,6 @@ fn truncate_text(text: Option<&mut String>, excess: usize, keep: usize) -> bool 
     text.truncate(end);
     text.push_str(TRUNCATION_MARK);
     true
-}
-
-/// Removes control characters other than newline and tab.
-pub fn strip_control_chars(text: &str) -> String {
-    if !text.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
-        return text.to_string();
-    }
-    text.chars().filter(|c| !c.is_control() || *c == '\n' || *c == '\t').collect()
-}
-
-/// Strips control characters from every string and key, then scrubs the value.
-fn clean_value(value: &mut Value, scrubber: &Scrubber) {
-    fn strip(value: &mut Value) {
-        match value {
-            Value::String(s) => *s = strip_control_chars(s),
-            Value::Array(items) => items.iter_mut().for_each(strip),
-            Value::Object(map) => {
-                let entries = std::mem::take(map);
-                for (key, mut v) in entries {
-                    strip(&mut v);
-                    map.insert(strip_control_chars(&key), v);
-                }
-            }
-            Value::Null | Value::Bool(_) | Value::Number(_) => {}
-        }
-    }
-    strip(value);
-    scrubber.value(value);
 }
 
 /// Deepest nesting of objects and arrays in one event (security.md).
@@ -364,9 +454,13 @@ fn truncate_to_ms(t: OffsetDateTime) -> OffsetDateTime {
 
 fn parse_timestamp(value: &Value) -> Result<OffsetDateTime, String> {
     match value {
-        Value::String(s) => OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-            .map(|t| t.to_offset(time::UtcOffset::UTC))
-            .map_err(|_| format!("timestamp `{s}` is not RFC 3339 (e.g. 2026-11-24T15:04:05Z)")),
+        Value::String(s) => timestamp_format::parse(s).ok_or_else(|| {
+            if OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).is_ok() {
+                format!("timestamp `{s}` is out of range")
+            } else {
+                format!("timestamp `{s}` is not RFC 3339 (e.g. 2026-11-24T15:04:05Z)")
+            }
+        }),
         Value::Number(n) => n
             .as_i64()
             .and_then(from_unix_ms)
@@ -449,13 +543,16 @@ pub mod timestamp_format {
     use time::macros::format_description;
 
     pub fn format(t: OffsetDateTime) -> String {
-        let utc = t.to_offset(time::UtcOffset::UTC);
+        let utc = t.checked_to_offset(time::UtcOffset::UTC).unwrap_or(t);
         utc.format(format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"))
             .unwrap_or_else(|_| utc.to_string())
     }
 
+    /// `None` for text that is not RFC 3339, and for a time whose UTC form is outside years
+    /// 1–9999 (`9999-12-31T23:00:00-05:00`): converting it would overflow.
     pub fn parse(text: &str) -> Option<OffsetDateTime> {
-        OffsetDateTime::parse(text, &Rfc3339).ok().map(|t| t.to_offset(time::UtcOffset::UTC))
+        let t = OffsetDateTime::parse(text, &Rfc3339).ok()?.checked_to_offset(time::UtcOffset::UTC)?;
+        (t.year() >= 1).then_some(t)
     }
 
     pub fn serialize<S: Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
@@ -542,6 +639,17 @@ mod tests {
     }
 
     #[test]
+    fn timestamps_whose_utc_form_overflows_are_rejected_not_panicked_on() {
+        for text in ["9999-12-31T23:59:59-23:59", "9999-12-31T20:00:00-05:00", "0000-01-01T00:00:00+01:00"] {
+            let reason = run(json!({"message": "m", "timestamp": text})).unwrap_err();
+            assert_eq!(reason, format!("timestamp `{text}` is out of range"));
+        }
+        for ms in [i64::MAX, i64::MIN, -1] {
+            assert!(run(json!({"message": "m", "timestamp": ms})).is_err(), "{ms}");
+        }
+    }
+
+    #[test]
     fn timestamps_outside_the_cloudwatch_window_are_rejected() {
         let ms = |d: Duration| unix_ms(NOW + d);
         assert!(
@@ -622,9 +730,10 @@ mod tests {
         let e =
             run(json!({"message": "m".repeat(70_000), "stack": "s".repeat(50_000), "extra": {"a": 1}})).expect("fits");
         assert!(e.to_json().len() <= 65_536, "{}", e.to_json().len());
-        assert_eq!(e.truncated, Some(vec!["stack".to_string(), "message".to_string()]));
+        assert_eq!(e.truncated, Some(vec!["message".to_string()]), "the largest field is cut first");
         assert!(e.message.ends_with("… [truncated]") && e.message.starts_with("mmmm"));
-        assert_eq!(e.stack.as_deref(), Some("… [truncated]"));
+        assert!(e.message.len() > 10_000, "cut by the excess only: {}", e.message.len());
+        assert_eq!(e.stack.as_deref(), Some("s".repeat(50_000).as_str()), "the smaller field stays whole");
         assert_eq!(e.extra, json!({"a": 1}).as_object().cloned(), "what fits is kept");
 
         let escaped = run(json!({"message": "\"".repeat(40_000)})).expect("escape-heavy text fits too");
@@ -636,6 +745,82 @@ mod tests {
         assert_eq!((big_extra.extra, big_extra.truncated), (None, Some(vec!["extra".to_string()])));
         let small = run(json!({"message": "ok"})).expect("small");
         assert_eq!(small.truncated, None);
+    }
+
+    #[test]
+    fn one_huge_field_is_cut_and_the_small_ones_stay_whole() {
+        let message = "payment failed ".repeat(150);
+        let e = run(json!({
+            "message": message, "url": format!("https://shop.example/?q={}", "u".repeat(100_000)),
+            "user": {"id": "42"}, "extra": {"cartId": 7}, "type": "http"
+        }))
+        .expect("fits");
+        assert!(e.to_json().len() <= 65_536, "{}", e.to_json().len());
+        assert_eq!(e.truncated, Some(vec!["url".to_string()]));
+        assert_eq!(e.message, message, "a 2 KB message is not cut for a 100 KB url");
+        assert_eq!((e.user, e.extra), (Some(json!({"id": "42"})), json!({"cartId": 7}).as_object().cloned()));
+        assert!(e.url.as_deref().is_some_and(|u| u.len() > 50_000 && u.ends_with("… [truncated]")));
+    }
+
+    #[test]
+    fn oversized_short_fields_are_cut_instead_of_rejecting_the_event() {
+        for field in ["type", "code", "release", "location"] {
+            let e = run(json!({"message": "m", field: "x".repeat(80_000)})).expect(field);
+            assert_eq!(e.truncated, Some(vec![field.to_string()]), "{field}");
+            assert!(e.to_json().len() <= 65_536);
+        }
+        let e = run(json!({"message": "m", "http": {"method": "g".repeat(80_000), "status": 500}})).expect("method");
+        assert_eq!(e.truncated, Some(vec!["http.method".to_string()]));
+        let http = e.http.expect("http kept");
+        assert_eq!(http.status, Some(500));
+        assert!(http.method.is_some_and(|m| m.starts_with("GGG") && m.ends_with("… [truncated]")));
+    }
+
+    #[test]
+    fn every_text_field_is_cleaned_the_same_way() {
+        // Every text the event can carry, each with control and bidi characters and secrets.
+        let dirty = "a\u{1b}[31m\u{7}b\u{202e}c\u{200b}d kim@example.com 4111 1111 1111 1111 Bearer abcdefghijkl123";
+        let raw = json!({
+            "message": dirty, "level": "error", "type": dirty, "code": dirty, "url": dirty, "location": dirty,
+            "stack": dirty, "release": dirty, "http": {"method": dirty, "status": 500}, "user": dirty,
+            "extra": {"note": dirty, "list": [dirty, {"deep": dirty}], dirty: 1}, "unknown_field": dirty,
+        });
+        let e = run(raw.clone()).expect("valid");
+        let stored = serde_json::to_value(&e).expect("json");
+        let mut texts = Vec::new();
+        collect_texts(&stored, "", &mut texts);
+        let cleaned: Vec<_> = texts.iter().filter(|(_, text)| text.to_ascii_lowercase().contains("[31mbcd")).collect();
+        // Every place that held the dirty text (keys included) must hold the cleaned text.
+        let mut sent = Vec::new();
+        collect_texts(&raw, "", &mut sent);
+        let dirty_places = sent.iter().filter(|(_, t)| t == dirty).count();
+        assert_eq!(cleaned.len(), dirty_places, "{cleaned:#?}");
+        for (path, text) in &texts {
+            assert!(!text.chars().any(is_unsafe_char), "{path}: {text:?}");
+            for secret in ["kim@example.com", "4111 1111", "abcdefghijkl123"] {
+                assert!(!text.contains(secret), "{path}: {text:?}");
+            }
+        }
+        for (path, text) in cleaned {
+            assert!(text.eq_ignore_ascii_case("a[31mbcd [Filtered] [Filtered] Bearer [Filtered]"), "{path}: {text:?}");
+        }
+    }
+
+    /// Every string of `value` and every key, with its path.
+    fn collect_texts(value: &Value, path: &str, out: &mut Vec<(String, String)>) {
+        match value {
+            Value::String(s) => out.push((path.to_string(), s.clone())),
+            Value::Array(items) => {
+                items.iter().enumerate().for_each(|(i, v)| collect_texts(v, &format!("{path}[{i}]"), out))
+            }
+            Value::Object(map) => {
+                for (key, v) in map {
+                    out.push((format!("{path}.{{key}}"), key.clone()));
+                    collect_texts(v, &format!("{path}.{key}"), out);
+                }
+            }
+            _ => {}
+        }
     }
 
     #[test]

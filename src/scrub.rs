@@ -2,12 +2,14 @@
 //! (CloudWatch's own masking can be undone by anyone with `logs:Unmask`; scrubbing cannot).
 //!
 //! Values under sensitive keys become `[Filtered]`; in free text, card numbers (Luhn-checked),
-//! bearer tokens, PEM private keys, `user:pass@` in URLs and e-mail addresses are replaced.
+//! bearer tokens, PEM private keys, `user:pass@` in URLs, `name=value` pairs whose name is
+//! sensitive (`?token=…`, `&password=…`) and e-mail addresses are replaced. Object keys are text
+//! too: a secret used as a key is replaced like one in a value.
 
 use std::sync::LazyLock;
 
 use regex::{Captures, Regex, RegexBuilder};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 pub const FILTERED: &str = "[Filtered]";
 
@@ -27,6 +29,9 @@ static URL_CREDENTIALS: LazyLock<Regex> =
 static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
     pattern(r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}\b")
 });
+/// `name=value` in a query string, a cookie or free text; the name decides (sensitive keys).
+static NAME_VALUE: LazyLock<Regex> =
+    LazyLock::new(|| pattern(r#"(?:^|[?&;,\s{(])\s*([A-Za-z0-9_.\-\[\]%]+)=([^&;#\s"'<>]+)"#));
 /// 13–19 digits, optionally grouped by single spaces or dashes.
 static CARD_CANDIDATE: LazyLock<Regex> = LazyLock::new(|| pattern(r"\b\d(?:[ \-]?\d){12,18}\b"));
 
@@ -65,6 +70,21 @@ impl Scrubber {
         let text = PEM_PRIVATE_KEY.replace_all(text, FILTERED);
         let text = BEARER.replace_all(&text, |c: &Captures<'_>| format!("{} {FILTERED}", &c[1]));
         let text = URL_CREDENTIALS.replace_all(&text, |c: &Captures<'_>| format!("{}{FILTERED}@", &c[1]));
+        let text = if !text.contains('=') {
+            text
+        } else {
+            NAME_VALUE
+                .replace_all(&text, |c: &Captures<'_>| {
+                    let (whole, name, value) = (&c[0], &c[1], &c[2]);
+                    if value != FILTERED && self.sensitive_keys.is_match(name) {
+                        format!("{}{FILTERED}", &whole[..whole.len() - value.len()])
+                    } else {
+                        whole.to_string()
+                    }
+                })
+                .into_owned()
+                .into()
+        };
         let text = EMAIL.replace_all(&text, FILTERED);
         let text =
             CARD_CANDIDATE.replace_all(
@@ -76,7 +96,7 @@ impl Scrubber {
         text.into_owned()
     }
 
-    /// Scrubs a JSON value in place: sensitive keys at any depth, and every string.
+    /// Scrubs a JSON value in place: sensitive keys at any depth, and every string and key.
     pub fn value(&self, value: &mut Value) {
         if !self.enabled {
             return;
@@ -84,17 +104,36 @@ impl Scrubber {
         match value {
             Value::String(s) => *s = self.text(s),
             Value::Array(items) => items.iter_mut().for_each(|v| self.value(v)),
-            Value::Object(map) => {
-                for (key, v) in map.iter_mut() {
-                    if self.is_sensitive_key(key) {
-                        *v = Value::String(FILTERED.into());
-                    } else {
-                        self.value(v);
-                    }
-                }
-            }
+            Value::Object(map) => self.object(map),
             Value::Null | Value::Bool(_) | Value::Number(_) => {}
         }
+    }
+
+    /// Scrubs an object in place, as [`Scrubber::value`] does.
+    pub fn object(&self, map: &mut Map<String, Value>) {
+        if !self.enabled {
+            return;
+        }
+        for (key, mut v) in std::mem::take(map) {
+            if self.is_sensitive_key(&key) {
+                v = Value::String(FILTERED.into());
+            } else {
+                self.value(&mut v);
+            }
+            insert_unique(map, self.text(&key), v);
+        }
+    }
+}
+
+/// Inserts under `key`, or `key#2`, `key#3`, … when scrubbing made two keys equal: no value is lost.
+fn insert_unique(map: &mut Map<String, Value>, key: String, value: Value) {
+    if !map.contains_key(&key) {
+        map.insert(key, value);
+        return;
+    }
+    let free = (2..).map(|n| format!("{key}#{n}")).find(|k| !map.contains_key(k));
+    if let Some(free) = free {
+        map.insert(free, value);
     }
 }
 
@@ -175,6 +214,44 @@ mod tests {
                 "nested": {"X-Api-Key": "[Filtered]", "sessionId": "[Filtered]", "list": [{"csrf_token": "[Filtered]"}, "call me at [Filtered]"]},
                 "ssn": "[Filtered]",
                 "author": "[Filtered]"
+            })
+        );
+    }
+
+    #[test]
+    fn sensitive_names_in_query_strings_and_free_text_lose_their_values() {
+        let s = scrubber();
+        assert_eq!(
+            s.text("GET https://api.example/v1/cart?id=7&token=abc123&access_token=x.y.z#top"),
+            "GET https://api.example/v1/cart?id=7&token=[Filtered]&access_token=[Filtered]#top"
+        );
+        assert_eq!(
+            s.text("https://a.example/login?user=kim&password=hunter2&next=/"),
+            "https://a.example/login?user=kim&password=[Filtered]&next=/"
+        );
+        assert_eq!(s.text("retrying with api_key=K-99 and page=2"), "retrying with api_key=[Filtered] and page=2");
+        assert_eq!(s.text("Cookie: theme=dark; sessionid=s3cr3t"), "Cookie: theme=dark; sessionid=[Filtered]");
+        assert_eq!(s.text("a == b, x=1"), "a == b, x=1", "comparisons and plain pairs stay");
+    }
+
+    #[test]
+    fn secrets_used_as_object_keys_are_filtered_and_no_value_is_lost() {
+        let s = scrubber();
+        let mut value = json!({
+            "kim@example.com": {"visits": 3},
+            "4111 1111 1111 1111": "declined",
+            "lee@example.com": 5,
+            "plain": "kept"
+        });
+        s.value(&mut value);
+        // Keys are visited in order: the card number, then the two addresses.
+        assert_eq!(
+            value,
+            json!({
+                "[Filtered]": "declined",
+                "[Filtered]#2": {"visits": 3},
+                "[Filtered]#3": 5,
+                "plain": "kept"
             })
         );
     }

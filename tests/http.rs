@@ -463,6 +463,41 @@ async fn a_key_over_its_byte_rate_and_an_address_over_its_request_rate_get_429_w
 }
 
 #[tokio::test]
+async fn the_byte_rate_is_charged_what_a_gzip_body_inflates_to() {
+    let app = common::spawn_app_with(&[
+        ("LOGBOARD__LIMITS__KEY_BYTES_PER_SEC", "1000"),
+        ("LOGBOARD__LIMITS__KEY_BURST_BYTES", "1048576"),
+    ])
+    .await;
+    // ~600 KB of events that gzip to a few KB: the second one is over the 1 MiB burst.
+    let events: Vec<Value> = (0..100).map(|i| json!({"message": format!("{i} {}", "x".repeat(6000))})).collect();
+    let body = json!({"env": "dev", "events": events}).to_string();
+    let zipped = compress("gzip", body.as_bytes());
+    assert!(zipped.len() < 20_000 && body.len() > 600_000, "{} -> {}", body.len(), zipped.len());
+    let (first, answer) = post_encoded(&app, "gzip", zipped.clone()).await;
+    assert_eq!((first, answer["accepted"].as_u64()), (202, Some(100)));
+    let (second, answer) = post_encoded(&app, "gzip", zipped).await;
+    assert_eq!((second, answer["error"].as_str()), (429, Some("this ingest key is over its byte rate; slow down")));
+    let (_, page) = app.read("/api/v1/events?project=demo&env=dev&limit=1000").await;
+    assert_eq!(messages(&page).len(), 100, "only the first body was stored");
+}
+
+#[tokio::test]
+async fn the_bearer_scheme_of_an_ingest_key_is_case_insensitive() {
+    let app = spawn_app().await;
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let response = reqwest::Client::new()
+            .post(app.url("/api/v1/events"))
+            .header("Authorization", format!("{scheme} {INGEST_KEY}"))
+            .json(&json!({"env": "dev", "message": scheme}))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), 202, "{scheme}");
+    }
+}
+
+#[tokio::test]
 async fn pii_is_scrubbed_before_it_is_stored() {
     let app = spawn_app().await;
     let secrets = [

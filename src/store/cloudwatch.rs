@@ -30,7 +30,9 @@ use ulid::Ulid;
 
 use super::{DeadLetter, DeadLetters, EventPage, EventQuery, Group, GroupKind, LevelCounts, LogStore};
 use crate::config::{CloudWatchConfig, Config, ProjectConfig};
-use crate::event::{Level, StoredEvent, from_unix_ms, timestamp_format, unix_ms};
+use crate::event::{
+    Level, StoredEvent, from_unix_ms, strip_unsafe_chars, strip_unsafe_in_map, timestamp_format, unix_ms,
+};
 use crate::metrics::Metrics;
 use crate::spool::{Spool, SpoolRecord};
 use crate::writer::{self, LogDestination, OutEvent, PutError, PutOutcome, Writer};
@@ -519,6 +521,9 @@ fn foreign_event(project: &str, env: &str, ts: i64, received: i64, key: &str, li
     if message.is_empty() {
         message = line.to_string();
     }
+    // Shown on the dashboard like our own events: no control or bidi characters.
+    strip_unsafe_chars(&mut message);
+    extra.iter_mut().for_each(strip_unsafe_in_map);
     let digest = Sha256::digest(key.as_bytes());
     let mut random = [0u8; 16];
     random[6..].copy_from_slice(&digest[..10]);
@@ -717,6 +722,16 @@ mod tests {
         assert_eq!(e.message, "[ERROR]\t2026-11-24T15:00:00.000Z\tabc\tpayment failed");
         assert_eq!((e.project.as_str(), e.env.as_str()), ("demo", "production"));
         assert_eq!(e.timestamp_ms(), 1_000);
+    }
+
+    #[test]
+    fn foreign_lines_lose_control_and_bidi_characters_before_they_are_shown() {
+        let line = "{\"level\":\"info\",\"message\":\"from \\u202e1.0.0.721\\u001b[2J\",\"ip\":\"\\u202e1.0.0.721\"}";
+        let e = foreign_event("demo", "production", 1_000, 1_000, "k", line);
+        assert_eq!(e.message, "from 1.0.0.721[2J");
+        assert_eq!(e.extra, serde_json::json!({"level": "info", "ip": "1.0.0.721"}).as_object().cloned());
+        let e = foreign_event("demo", "production", 1_000, 1_000, "k", "plain \u{202e}text\u{7}");
+        assert_eq!(e.message, "plain text");
     }
 
     #[test]

@@ -60,11 +60,15 @@ pub async fn ingest_events(
     let limits = &state.config.limits;
     let too_large = || ApiError::PayloadTooLarge(format!("the body is over the limit of {} bytes", limits.body_bytes));
     let received = to_bytes(body, limits.body_bytes).await.map_err(|_| too_large())?;
-    state.limits.take_key_bytes(key, received.len()).map_err(|retry_after_secs| ApiError::TooManyRequests {
+    // The bucket is charged what gets stored, the inflated size: the compressed size first, so an
+    // empty bucket refuses before inflating, then the rest.
+    let over_rate = |retry_after_secs| ApiError::TooManyRequests {
         message: "this ingest key is over its byte rate; slow down".into(),
         retry_after_secs,
-    })?;
+    };
+    state.limits.take_key_bytes(key, received.len()).map_err(over_rate)?;
     let bytes = decompress(encoding, &received, limits.body_bytes)?;
+    state.limits.take_key_bytes(key, bytes.len().saturating_sub(received.len())).map_err(over_rate)?;
     let batch = batch::parse(format, &bytes, limits.events_per_request).map_err(|e| match e {
         BodyError::TooManyEvents { .. } => ApiError::PayloadTooLarge(e.to_string()),
         BodyError::Malformed(_) | BodyError::NoEvents => ApiError::BadRequest(e.to_string()),
@@ -124,8 +128,12 @@ fn project_for_key<'a, 'k>(
     query_key: Option<&'k str>,
 ) -> Result<(&'k str, &'a ProjectConfig), ApiError> {
     let header_key = headers.get(KEY_HEADER).and_then(|v| v.to_str().ok());
-    let bearer =
-        headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    // Auth schemes are case-insensitive (RFC 9110).
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .and_then(|(scheme, token)| scheme.eq_ignore_ascii_case("bearer").then_some(token));
     let key = header_key.or(bearer).or(query_key).map(str::trim).filter(|k| !k.is_empty()).ok_or_else(|| {
         ApiError::Unauthorized(
             "an ingest key is required: X-Logboard-Key header, Authorization: Bearer, or ?key=".into(),

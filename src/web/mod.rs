@@ -18,6 +18,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{Any, CorsLayer};
 use tower_http::csrf::{CsrfLayer, ProtectionError};
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -92,12 +93,25 @@ pub fn router(state: AppState) -> Router {
         )
         .fallback(|| async { (StatusCode::NOT_FOUND, Json(json!({"error": "no such page"}))) })
         .with_state(state)
+        .layer(CatchPanicLayer::custom(answer_panic))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, request_timeout))
         .layer(header_layer("x-robots-tag", "noindex, nofollow"))
         .layer(header_layer("x-content-type-options", "nosniff"))
         .layer(header_layer("referrer-policy", "no-referrer"))
         .layer(header_layer("content-security-policy", CONTENT_SECURITY_POLICY))
         .layer(TraceLayer::new_for_http())
+}
+
+/// The last line: a handler that panics answers an opaque 500 (logged once, here) instead of
+/// dropping the connection. No input should get this far; a test throws many at it.
+fn answer_panic(panic: Box<dyn std::any::Any + Send + 'static>) -> axum::http::Response<axum::body::Body> {
+    let detail = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("a panic without a message");
+    tracing::error!(panic = detail, "a request handler panicked");
+    (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": "internal error"}))).into_response()
 }
 
 /// Refuses state-changing requests from other sites (`Sec-Fetch-Site`, else `Origin` vs `Host`).

@@ -12,6 +12,10 @@ pub const DEFAULT_LIMIT: usize = 100;
 pub const MAX_LIMIT: usize = 1000;
 /// The window shown when no `from` is given.
 pub const DEFAULT_WINDOW: Duration = Duration::hours(24);
+/// The times a read may name: stores key events by non-negative epoch milliseconds, and time
+/// arithmetic near the end of year 9999 would overflow.
+const EARLIEST: OffsetDateTime = time::macros::datetime!(1970-01-01 00:00 UTC);
+const LATEST: OffsetDateTime = time::macros::datetime!(9000-01-01 00:00 UTC);
 
 /// `?project=P&env=E[&group=G][&from=T][&to=T][&level=L,L][&q=..][&limit=N][&cursor=C]`,
 /// all as text so that a bad value gets our own 400 message.
@@ -52,12 +56,14 @@ fn non_empty(value: Option<&str>) -> Option<&str> {
 pub fn parse_time(key: &str, text: &str) -> Result<OffsetDateTime, ApiError> {
     let text = text.trim().replacen(' ', "T", 1);
     let text = text.as_str();
-    if let Some(t) = timestamp_format::parse(text) {
-        return Ok(t);
-    }
     let with_seconds = if text.len() == 16 { format!("{text}:00Z") } else { format!("{text}Z") };
-    timestamp_format::parse(&with_seconds)
-        .ok_or_else(|| ApiError::BadRequest(format!("`{key}` must be an RFC 3339 time like 2026-11-24T15:00:00Z")))
+    let time = timestamp_format::parse(text)
+        .or_else(|| timestamp_format::parse(&with_seconds))
+        .ok_or_else(|| ApiError::BadRequest(format!("`{key}` must be an RFC 3339 time like 2026-11-24T15:00:00Z")))?;
+    if !(EARLIEST..LATEST).contains(&time) {
+        return Err(ApiError::BadRequest(format!("`{key}` must be between 1970-01-01 and 9000-01-01")));
+    }
+    Ok(time)
 }
 
 pub fn parse_levels(text: Option<&str>) -> Result<Vec<Level>, ApiError> {
@@ -81,7 +87,7 @@ impl ReadParams {
         };
         let from = match non_empty(self.from.as_deref()) {
             Some(text) => parse_time("from", text)?,
-            None => to - DEFAULT_WINDOW,
+            None => to.checked_sub(DEFAULT_WINDOW).map_or(EARLIEST, |from| from.max(EARLIEST)),
         };
         if from > to {
             return Err(ApiError::BadRequest("`from` is after `to`".into()));
