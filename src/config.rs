@@ -380,6 +380,14 @@ impl Config {
                 problems.push(problem(key, "must be greater than 0"));
             }
         }
+        // The byte bucket is charged a whole body at once (inflated): a smaller burst refuses
+        // every full-size body, however slowly it is sent.
+        if l.key_burst_bytes < l.body_bytes as u64 {
+            problems.push(problem(
+                "limits.key_burst_bytes",
+                format!("must be at least limits.body_bytes ({}), or a full-size body never passes", l.body_bytes),
+            ));
+        }
         // CloudWatch takes at most 1 MiB per batch, counting 26 bytes of overhead per event.
         if l.event_bytes > 1_048_576 - 26 {
             problems.push(problem("limits.event_bytes", "must be at most 1048550 (one CloudWatch batch)"));
@@ -595,6 +603,14 @@ mod tests {
         assert!(keys.contains(&"server.listen_port".to_string()), "{keys:?}");
         assert!(keys.contains(&"extra".to_string()), "{keys:?}");
         assert!(keys.contains(&"storage.bakend".to_string()), "{keys:?}");
+    }
+
+    #[test]
+    fn a_key_burst_below_the_body_limit_is_refused() {
+        let err = Config::from_sources(SHIPPED, &env(&[("LOGBOARD__LIMITS__KEY_BURST_BYTES", "1048575")])).unwrap_err();
+        assert_eq!(keys(err), ["limits.key_burst_bytes"]);
+        let at_limit = env(&[("LOGBOARD__LIMITS__KEY_BURST_BYTES", "1048576")]);
+        assert!(Config::from_sources(SHIPPED, &at_limit).is_ok());
     }
 
     #[test]

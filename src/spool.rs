@@ -349,27 +349,92 @@ fn lossy(bytes: Option<&[u8]>) -> String {
     String::from_utf8_lossy(bytes.unwrap_or_default()).into_owned()
 }
 
+/// How often settlements that failed to commit are tried again while nothing else arrives.
+const SETTLE_RETRY_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Shipped rows to remove and refused ones to move to the dead letters.
+#[derive(Default)]
+struct Settlement {
+    remove: Vec<i64>,
+    dead: Vec<Dead>,
+}
+
 /// Commits waiting requests together and answers each once its change is on disk.
+///
+/// Settlements commit in their own transaction, before the appends: an append that fails (a full
+/// disk) must not roll back the writer's marks. Settlements that fail themselves are kept and
+/// tried again until they commit, so the counters reach zero and nothing ships twice.
 fn run_writer(mut conn: Connection, mut queue: mpsc::Receiver<Request>, counters: &Counters) {
-    while let Some(batch) = group_commit::next_batch(&mut queue, MAX_REQUESTS_PER_COMMIT) {
-        let result = commit(&mut conn, &batch).map_err(|e| format!("{e:#}"));
-        match &result {
-            Ok(change) => {
-                counters.bytes.fetch_add(change.added_bytes, Ordering::Relaxed);
-                counters.events.fetch_add(change.added_events, Ordering::Relaxed);
-                saturating_sub(&counters.bytes, change.removed_bytes);
-                saturating_sub(&counters.events, change.removed_events);
-            }
-            Err(error) => {
-                tracing::error!(error = %error, requests = batch.len(), "spool commit failed");
-            }
-        }
+    let mut unsettled = Settlement::default();
+    loop {
+        let retrying = !unsettled.remove.is_empty() || !unsettled.dead.is_empty();
+        let Some(batch) = next_requests(&mut queue, retrying) else { break };
+        let mut settle_replies = Vec::new();
+        let mut appends = Vec::new();
         for request in batch {
-            let reply = match request {
-                Request::Append(_, reply) | Request::Settle { reply, .. } => reply,
-            };
-            let _ = reply.send(result.as_ref().map(|_| ()).map_err(Clone::clone));
+            match request {
+                Request::Settle { remove, dead, reply } => {
+                    unsettled.remove.extend(remove);
+                    unsettled.dead.extend(dead);
+                    settle_replies.push(reply);
+                }
+                Request::Append(records, reply) => appends.push((records, reply)),
+            }
         }
+        if !unsettled.remove.is_empty() || !unsettled.dead.is_empty() {
+            let result = commit_settlement(&mut conn, &unsettled).map_err(|e| format!("{e:#}"));
+            match &result {
+                Ok(change) => {
+                    counters.apply(change);
+                    unsettled = Settlement::default();
+                }
+                Err(error) => {
+                    tracing::error!(error = %error, events = unsettled.remove.len() + unsettled.dead.len(), "settling shipped events failed; retrying");
+                }
+            }
+            for reply in settle_replies {
+                let _ = reply.send(result.as_ref().map(|_| ()).map_err(Clone::clone));
+            }
+        }
+        if !appends.is_empty() {
+            let result = commit_appends(&mut conn, appends.iter().flat_map(|(records, _)| records))
+                .map_err(|e| format!("{e:#}"));
+            match &result {
+                Ok(change) => counters.apply(change),
+                Err(error) => tracing::error!(error = %error, requests = appends.len(), "spool commit failed"),
+            }
+            for (_, reply) in appends {
+                let _ = reply.send(result.as_ref().map(|_| ()).map_err(Clone::clone));
+            }
+        }
+    }
+}
+
+/// The next requests to commit. While settlements wait for a retry it polls instead of blocking,
+/// so they are retried even when nothing else arrives. `None` once every sender is gone.
+fn next_requests(queue: &mut mpsc::Receiver<Request>, retrying: bool) -> Option<Vec<Request>> {
+    if !retrying {
+        return group_commit::next_batch(queue, MAX_REQUESTS_PER_COMMIT);
+    }
+    std::thread::sleep(SETTLE_RETRY_INTERVAL);
+    let mut batch = Vec::new();
+    while batch.len() < MAX_REQUESTS_PER_COMMIT {
+        match queue.try_recv() {
+            Ok(request) => batch.push(request),
+            Err(mpsc::error::TryRecvError::Empty) => break,
+            Err(mpsc::error::TryRecvError::Disconnected) if batch.is_empty() => return None,
+            Err(mpsc::error::TryRecvError::Disconnected) => break,
+        }
+    }
+    Some(batch)
+}
+
+impl Counters {
+    fn apply(&self, change: &Change) {
+        self.bytes.fetch_add(change.added_bytes, Ordering::Relaxed);
+        self.events.fetch_add(change.added_events, Ordering::Relaxed);
+        saturating_sub(&self.bytes, change.removed_bytes);
+        saturating_sub(&self.events, change.removed_events);
     }
 }
 
@@ -385,14 +450,29 @@ struct Change {
     removed_events: u64,
 }
 
-fn commit(conn: &mut Connection, batch: &[Request]) -> anyhow::Result<Change> {
+fn commit_appends<'a>(conn: &mut Connection, records: impl Iterator<Item = &'a SpoolRecord>) -> anyhow::Result<Change> {
+    let mut change = Change::default();
+    let now = now_ms();
+    let tx = conn.transaction()?;
+    {
+        let mut insert =
+            tx.prepare_cached("INSERT INTO spool (grp, stream, ts, body, added_ms) VALUES (?1, ?2, ?3, ?4, ?5)")?;
+        for r in records {
+            insert.execute(rusqlite::params![r.group, r.stream, r.timestamp_ms, r.body, now])?;
+            change.added_bytes += r.body.len() as u64;
+            change.added_events += 1;
+        }
+    }
+    tx.commit()?;
+    Ok(change)
+}
+
+fn commit_settlement(conn: &mut Connection, settlement: &Settlement) -> anyhow::Result<Change> {
     let mut change = Change::default();
     let now = now_ms();
     let tx = conn.transaction()?;
     let mut dead_added = false;
     {
-        let mut insert =
-            tx.prepare_cached("INSERT INTO spool (grp, stream, ts, body, added_ms) VALUES (?1, ?2, ?3, ?4, ?5)")?;
         let mut delete = tx.prepare_cached("DELETE FROM spool WHERE seq = ?1 RETURNING length(CAST(body AS BLOB))")?;
         let mut bury = tx.prepare_cached(
             "INSERT INTO deadletter (grp, stream, ts, body, reason, detail, dead_ms) \
@@ -406,25 +486,12 @@ fn commit(conn: &mut Connection, batch: &[Request]) -> anyhow::Result<Change> {
             }
             Ok(())
         };
-        for request in batch {
-            match request {
-                Request::Append(records, _) => {
-                    for r in records {
-                        insert.execute(rusqlite::params![r.group, r.stream, r.timestamp_ms, r.body, now])?;
-                        change.added_bytes += r.body.len() as u64;
-                        change.added_events += 1;
-                    }
-                }
-                Request::Settle { remove, dead, .. } => {
-                    for seq in remove {
-                        delete_one(*seq, &mut change)?;
-                    }
-                    for d in dead {
-                        dead_added |= bury.execute(rusqlite::params![d.seq, d.reason, d.detail, now])? > 0;
-                        delete_one(d.seq, &mut change)?;
-                    }
-                }
-            }
+        for seq in &settlement.remove {
+            delete_one(*seq, &mut change)?;
+        }
+        for d in &settlement.dead {
+            dead_added |= bury.execute(rusqlite::params![d.seq, d.reason, d.detail, now])? > 0;
+            delete_one(d.seq, &mut change)?;
         }
     }
     if dead_added {
@@ -526,6 +593,35 @@ mod tests {
         let bodies: Vec<_> =
             spool.load_after(0, 2000, usize::MAX).await.expect("load").into_iter().map(|(_, r)| r.body).collect();
         assert_eq!(bodies, ["after"], "no half of the refused append on disk");
+    }
+
+    #[tokio::test]
+    async fn a_failing_append_does_not_roll_back_settlements_waiting_beside_it() {
+        let dir = tempfile::tempdir().expect("dir");
+        let body = "y".repeat(1000);
+        let shipped: Vec<i64> = {
+            let spool = Spool::open(dir.path()).expect("open");
+            spool.append((0..20).map(|i| record(i, &body)).collect()).await.expect("fits");
+            spool.load_after(0, 100, usize::MAX).await.expect("load").iter().map(|(seq, _)| *seq).collect()
+        };
+        // One round of the writer gets a too-large append and the settlement together.
+        let conn = open_connection(&dir.path().join("spool.db")).expect("connection");
+        conn.execute_batch("PRAGMA max_page_count = 64").expect("limit");
+        let (requests, queue) = mpsc::channel(4);
+        let (append_reply, append_answer) = oneshot::channel();
+        let (settle_reply, settle_answer) = oneshot::channel();
+        let too_big = (0..1000).map(|i| record(i, &body)).collect();
+        requests.try_send(Request::Append(too_big, append_reply)).expect("queued");
+        requests.try_send(Request::Settle { remove: shipped, dead: Vec::new(), reply: settle_reply }).expect("queued");
+        drop(requests);
+        let counters = Arc::new(Counters { bytes: AtomicU64::new(20_000), events: AtomicU64::new(20) });
+        let thread_counters = Arc::clone(&counters);
+        std::thread::spawn(move || run_writer(conn, queue, &thread_counters)).join().expect("writer");
+        assert!(append_answer.await.expect("answer").is_err(), "the disk is full");
+        assert_eq!(settle_answer.await.expect("answer"), Ok(()));
+        assert_eq!(counters.events.load(Ordering::Relaxed), 0, "the counters reach zero");
+        let spool = Spool::open(dir.path()).expect("reopen");
+        assert!(spool.load_after(0, 100, usize::MAX).await.expect("load").is_empty(), "nothing ships twice");
     }
 
     #[tokio::test]

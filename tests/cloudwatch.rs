@@ -205,6 +205,32 @@ async fn the_read_api_reads_events_back_from_cloudwatch() {
 }
 
 #[tokio::test]
+async fn level_counts_include_events_still_in_the_spool_and_count_each_once() {
+    let moto = Moto::start().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let config = cloudwatch_config(dir.path(), &moto.url);
+    // A long linger keeps the second batch in the spool while the counts are read.
+    let options =
+        logboard::store::cloudwatch::CloudWatchOptions { linger: Duration::from_secs(3600), ..Default::default() };
+    let app = CloudWatchApp::start_with(config, dir, &moto.url, options).await;
+    let (status, _) = app
+        .ingest(&json!({"env": "production", "events": [
+            {"message": "a", "level": "error"}, {"message": "b", "level": "error"}, {"message": "c"}
+        ]}))
+        .await;
+    assert_eq!(status, 202);
+    assert_eq!(app.store.unshipped_events(), 3, "still in the spool");
+    let now = OffsetDateTime::now_utc();
+    let counts = app
+        .store
+        .level_counts("demo", "production", now - time::Duration::hours(1), now + time::Duration::minutes(1))
+        .await
+        .expect("counts");
+    let level = logboard::event::Level::Error;
+    assert_eq!((counts.get(level), counts.get(logboard::event::Level::Info), counts.capped), (2, 1, false));
+}
+
+#[tokio::test]
 async fn an_external_lambda_group_is_listed_and_readable() {
     let moto = Moto::start().await;
     let dir = tempfile::tempdir().expect("dir");

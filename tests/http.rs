@@ -434,6 +434,7 @@ async fn a_key_over_its_byte_rate_and_an_address_over_its_request_rate_get_429_w
     let app = common::spawn_app_with(&[
         ("LOGBOARD__LIMITS__KEY_BYTES_PER_SEC", "1000"),
         ("LOGBOARD__LIMITS__KEY_BURST_BYTES", "3000"),
+        ("LOGBOARD__LIMITS__BODY_BYTES", "3000"),
     ])
     .await;
     let big = json!({"env": "dev", "message": "x".repeat(1400)});

@@ -404,19 +404,32 @@ impl LogStore for CloudWatchStore {
     ) -> anyhow::Result<LevelCounts> {
         let group = self.own_group(project, env);
         let mut counts = LevelCounts::default();
-        let mut seen = 0u64;
-        self.scan(&group, unix_ms(from), unix_ms(to), None, |raw| {
-            if seen >= MAX_COUNTED_EVENTS {
+        let mut seen = HashSet::new();
+        let (from, to) = (unix_ms(from), unix_ms(to));
+        self.scan(&group, from, to, None, |raw| {
+            if seen.len() as u64 >= MAX_COUNTED_EVENTS {
                 counts.capped = true;
                 return false;
             }
-            seen += 1;
-            if let Some(event) = read_line(project, env, raw) {
+            if let Some(event) = read_line(project, env, raw)
+                && seen.insert(event.id)
+            {
                 *counts.counts.entry(event.level).or_insert(0) += 1;
             }
             true
         })
         .await?;
+        // Accepted and not yet in CloudWatch counts too, as the logs page shows it; a copy
+        // already shipped but not yet trimmed from the spool is counted once, by id.
+        let pending = self.spool.pending(&group, from, to, PENDING_READ_ROWS).await?;
+        counts.capped |= pending.len() >= PENDING_READ_ROWS;
+        for body in pending {
+            if let Ok(event) = serde_json::from_str::<StoredEvent>(&body)
+                && seen.insert(event.id)
+            {
+                *counts.counts.entry(event.level).or_insert(0) += 1;
+            }
+        }
         Ok(counts)
     }
 
