@@ -11,10 +11,8 @@ pub mod event;
 pub mod group_commit;
 pub mod metrics;
 pub mod scrub;
-pub mod spool;
 pub mod store;
 pub mod web;
-pub mod writer;
 
 use std::sync::Arc;
 

@@ -395,7 +395,7 @@ async fn several_puts_are_in_flight_at_once_but_never_more_than_the_limit() {
     app.wait_until_shipped(SHIP_TIMEOUT).await;
     assert_eq!(loss_and_duplicates(&delivered(&fake), 800), (0, 0));
     let max = fake.max_in_flight();
-    assert!(max > 1 && max <= logboard::writer::MAX_PUTS_IN_FLIGHT, "in flight at once: {max}");
+    assert!(max > 1 && max <= logboard::store::cloudwatch::shipper::MAX_PUTS_IN_FLIGHT, "in flight at once: {max}");
 }
 
 #[tokio::test]

@@ -28,8 +28,8 @@ use futures_util::StreamExt as _;
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
+use super::spool::{Dead, Spool};
 use crate::metrics::Metrics;
-use crate::spool::{Dead, Spool};
 use retry::{Action, Backoff};
 
 /// How long an event may wait in memory for others to share its put.
@@ -590,7 +590,7 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::spool::SpoolRecord;
+    use crate::store::cloudwatch::spool::SpoolRecord;
 
     const T0: i64 = 1_795_000_000_000;
 

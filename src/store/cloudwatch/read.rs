@@ -1,0 +1,262 @@
+//! Reads: FilterLogEvents over time windows that grow backwards from the newest end, every
+//! filter applied again here, exactly (CloudWatch's own filter is only a cheap first cut, and
+//! emulators ignore it), and events still in the spool added so a page shows what was accepted.
+
+use std::collections::{BTreeSet, HashSet};
+use std::time::Instant;
+
+use anyhow::{Context as _, anyhow};
+use aws_sdk_cloudwatchlogs::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_cloudwatchlogs::types::FilteredLogEvent;
+use time::OffsetDateTime;
+use ulid::Ulid;
+
+use super::CloudWatchStore;
+use super::foreign::read_line;
+use crate::config::ProjectConfig;
+use crate::event::{Level, StoredEvent, unix_ms};
+use crate::store::{EventPage, EventQuery, Group, GroupKind, LevelCounts};
+
+/// The first time window a read scans, walking back from its newest end.
+const FIRST_WINDOW_MS: i64 = 15 * 60 * 1000;
+/// Each further window is this many times wider than the one before.
+const WINDOW_GROWTH: i64 = 4;
+/// FilterLogEvents page size (the API's maximum).
+const FILTER_PAGE_EVENTS: i32 = 10_000;
+/// `level_counts` stops counting after this many events and says so.
+const MAX_COUNTED_EVENTS: u64 = 10_000;
+/// How long the groups found under one prefix are reused (DescribeLogGroups is limited to 5/s).
+const GROUP_LIST_CACHE: std::time::Duration = std::time::Duration::from_secs(30);
+/// Unshipped events a read looks at in the spool at most (newest first).
+const PENDING_READ_ROWS: usize = 10_000;
+
+impl CloudWatchStore {
+    pub(super) async fn read_groups(&self, project: &ProjectConfig, env: &str) -> anyhow::Result<Vec<Group>> {
+        let own = self.naming.own_group(&project.name, env);
+        let mut external = BTreeSet::new();
+        for prefix in project.extra_group_prefixes.iter().filter(|p| !p.is_empty()) {
+            external.extend(self.groups_under(prefix).await?);
+        }
+        external.remove(&own);
+        let mut groups = vec![Group { name: own, kind: GroupKind::Ingest }];
+        groups.extend(external.into_iter().map(|name| Group { name, kind: GroupKind::External }));
+        Ok(groups)
+    }
+
+    pub(super) async fn read_events(&self, query: &EventQuery) -> anyhow::Result<EventPage> {
+        let Some(group) = self.naming.readable_group(&query.project, &query.env, query.group.as_deref()) else {
+            return Ok(EventPage::default());
+        };
+        let own = group == self.naming.own_group(&query.project.name, &query.env);
+        let pattern = if own { level_pattern(&query.levels) } else { None };
+        let limit = query.limit.max(1);
+        let from = unix_ms(query.from);
+        let mut end = unix_ms(query.to);
+        if let Some(cursor) = query.cursor {
+            end = end.min(cursor.timestamp_ms);
+        }
+        let newest = end;
+        let mut candidates = Vec::new();
+        let mut seen = HashSet::new();
+        let mut window = FIRST_WINDOW_MS;
+        // How far back CloudWatch has been read completely.
+        let mut scanned_from = from;
+        // Walk back from the newest end in growing windows; once a window leaves more than a
+        // page of matches, every newer event has been seen and the page is exact.
+        while end >= from {
+            let start = end.saturating_sub(window - 1).max(from);
+            scanned_from = start;
+            let exists = self
+                .scan(&group, start, end, pattern.as_deref(), |raw| {
+                    if let Some(event) = read_line(&query.project.name, &query.env, raw)
+                        && query.matches(&event)
+                        && seen.insert(event.id)
+                    {
+                        candidates.push(event);
+                    }
+                    true
+                })
+                .await?;
+            if !exists {
+                scanned_from = from;
+            }
+            if !exists || candidates.len() > limit || start <= from {
+                break;
+            }
+            end = start - 1;
+            window = window.saturating_mul(WINDOW_GROWTH);
+        }
+        if own && newest >= scanned_from {
+            // Accepted but not yet in CloudWatch (or shipped and not yet trimmed: `seen` drops
+            // the copy). Only as far back as CloudWatch was read, so the page stays exact.
+            for body in self.spool.pending(&group, scanned_from, newest, PENDING_READ_ROWS).await? {
+                if let Ok(event) = serde_json::from_str::<StoredEvent>(&body)
+                    && query.matches(&event)
+                    && seen.insert(event.id)
+                {
+                    candidates.push(event);
+                }
+            }
+        }
+        Ok(EventPage::from_candidates(candidates, limit))
+    }
+
+    pub(super) async fn read_event(
+        &self,
+        project: &ProjectConfig,
+        env: &str,
+        group: Option<&str>,
+        id: Ulid,
+    ) -> anyhow::Result<Option<StoredEvent>> {
+        let Some(group) = self.naming.readable_group(project, env, group) else { return Ok(None) };
+        // The id's time part is the occurrence time: the CloudWatch timestamp of its line.
+        let Ok(ts) = i64::try_from(id.timestamp_ms()) else { return Ok(None) };
+        let mut found = None;
+        self.scan(&group, ts, ts, None, |raw| {
+            found = read_line(&project.name, env, raw).filter(|e| e.id == id);
+            found.is_none()
+        })
+        .await?;
+        if found.is_none() && group == self.naming.own_group(&project.name, env) {
+            let pending = self.spool.pending(&group, ts, ts, PENDING_READ_ROWS).await?;
+            found =
+                pending.iter().filter_map(|body| serde_json::from_str::<StoredEvent>(body).ok()).find(|e| e.id == id);
+        }
+        Ok(found)
+    }
+
+    pub(super) async fn count_levels(
+        &self,
+        project: &str,
+        env: &str,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+    ) -> anyhow::Result<LevelCounts> {
+        let group = self.naming.own_group(project, env);
+        let mut counts = LevelCounts::default();
+        let mut seen = HashSet::new();
+        let (from, to) = (unix_ms(from), unix_ms(to));
+        self.scan(&group, from, to, None, |raw| {
+            if seen.len() as u64 >= MAX_COUNTED_EVENTS {
+                counts.capped = true;
+                return false;
+            }
+            if let Some(event) = read_line(project, env, raw)
+                && seen.insert(event.id)
+            {
+                *counts.counts.entry(event.level).or_insert(0) += 1;
+            }
+            true
+        })
+        .await?;
+        // Accepted and not yet in CloudWatch counts too, as the logs page shows it; a copy
+        // already shipped but not yet trimmed from the spool is counted once, by id.
+        let pending = self.spool.pending(&group, from, to, PENDING_READ_ROWS).await?;
+        counts.capped |= pending.len() >= PENDING_READ_ROWS;
+        for body in pending {
+            if let Ok(event) = serde_json::from_str::<StoredEvent>(&body)
+                && seen.insert(event.id)
+            {
+                *counts.counts.entry(event.level).or_insert(0) += 1;
+            }
+        }
+        Ok(counts)
+    }
+
+    /// The groups whose names start with `prefix`, listed at most every [`GROUP_LIST_CACHE`].
+    async fn groups_under(&self, prefix: &str) -> anyhow::Result<Vec<String>> {
+        let cached = self.external_groups.lock().map_err(|_| anyhow!("poisoned"))?.get(prefix).cloned();
+        if let Some((listed, names)) = cached
+            && listed.elapsed() < GROUP_LIST_CACHE
+        {
+            return Ok(names);
+        }
+        let mut names = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .describe_log_groups()
+                .log_group_name_prefix(prefix)
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(|e| anyhow!("{}", DisplayErrorContext(&e)))
+                .with_context(|| format!("DescribeLogGroups with prefix {prefix}"))?;
+            names.extend(page.log_groups().iter().filter_map(|g| g.log_group_name()).map(str::to_string));
+            match page.next_token() {
+                Some(next) if !next.is_empty() => token = Some(next.to_string()),
+                _ => break,
+            }
+        }
+        let mut cache = self.external_groups.lock().map_err(|_| anyhow!("poisoned"))?;
+        cache.insert(prefix.to_string(), (Instant::now(), names.clone()));
+        Ok(names)
+    }
+    /// Visits every event of `group` in `[start_ms, end_ms]` page by page until `visit` returns
+    /// false. Returns false when the group does not exist.
+    async fn scan(
+        &self,
+        group: &str,
+        start_ms: i64,
+        end_ms: i64,
+        pattern: Option<&str>,
+        mut visit: impl FnMut(&FilteredLogEvent) -> bool,
+    ) -> anyhow::Result<bool> {
+        let mut token: Option<String> = None;
+        loop {
+            let answer = self
+                .client
+                .filter_log_events()
+                .log_group_name(group)
+                .start_time(start_ms)
+                .end_time(end_ms)
+                .limit(FILTER_PAGE_EVENTS)
+                .set_filter_pattern(pattern.map(str::to_string))
+                .set_next_token(token.take())
+                .send()
+                .await;
+            let page = match answer {
+                Ok(page) => page,
+                Err(error) if error.code() == Some("ResourceNotFoundException") => return Ok(false),
+                Err(error) => {
+                    return Err(anyhow!("{}", DisplayErrorContext(&error)))
+                        .with_context(|| format!("FilterLogEvents on {group}"));
+                }
+            };
+            for event in page.events() {
+                if !visit(event) {
+                    return Ok(true);
+                }
+            }
+            // An empty page can still carry a token: only its absence ends the scan.
+            match page.next_token() {
+                Some(next) if !next.is_empty() => token = Some(next.to_string()),
+                _ => return Ok(true),
+            }
+        }
+    }
+}
+
+/// A cheap CloudWatch-side cut for our own JSON lines; the exact filter runs afterwards.
+fn level_pattern(levels: &[Level]) -> Option<String> {
+    if levels.is_empty() {
+        return None;
+    }
+    let terms: Vec<String> = levels.iter().map(|l| format!("($.level = \"{}\")", l.as_str())).collect();
+    Some(format!("{{ {} }}", terms.join(" || ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_level_pattern_names_each_level() {
+        assert_eq!(level_pattern(&[]), None);
+        assert_eq!(
+            level_pattern(&[Level::Error, Level::Fatal]).as_deref(),
+            Some(r#"{ ($.level = "error") || ($.level = "fatal") }"#)
+        );
+    }
+}
