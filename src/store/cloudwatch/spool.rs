@@ -24,6 +24,7 @@ use anyhow::{Context as _, anyhow};
 use rusqlite::{Connection, OptionalExtension};
 use tokio::sync::{mpsc, oneshot};
 
+use super::shipper::DeadReason;
 use crate::group_commit;
 
 /// Requests merged into one transaction at most; bounds the latency of the first one.
@@ -87,7 +88,7 @@ pub struct DeadRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dead {
     pub seq: i64,
-    pub reason: &'static str,
+    pub reason: DeadReason,
     pub detail: String,
 }
 
@@ -490,7 +491,7 @@ fn commit_settlement(conn: &mut Connection, settlement: &Settlement) -> anyhow::
             delete_one(*seq, &mut change)?;
         }
         for d in &settlement.dead {
-            dead_added |= bury.execute(rusqlite::params![d.seq, d.reason, d.detail, now])? > 0;
+            dead_added |= bury.execute(rusqlite::params![d.seq, d.reason.as_str(), d.detail, now])? > 0;
             delete_one(d.seq, &mut change)?;
         }
     }
@@ -555,8 +556,8 @@ mod tests {
         let rows = spool.load_after(0, 10, usize::MAX).await.expect("load");
         assert!(spool.oldest_spooled_ms().await.expect("oldest").is_some_and(|ms| ms > 0));
         let dead = vec![
-            Dead { seq: rows[1].0, reason: "too_old", detail: String::new() },
-            Dead { seq: rows[2].0, reason: "invalid", detail: "InvalidParameterException: no".into() },
+            Dead { seq: rows[1].0, reason: DeadReason::TooOld, detail: String::new() },
+            Dead { seq: rows[2].0, reason: DeadReason::Invalid, detail: "InvalidParameterException: no".into() },
         ];
         spool.settle(vec![rows[0].0], dead).await.expect("settle");
         assert_eq!((spool.unshipped_events(), spool.unshipped_bytes()), (0, 0));
