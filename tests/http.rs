@@ -660,6 +660,31 @@ fn base64_encode(text: &str) -> String {
 }
 
 #[tokio::test]
+async fn logged_in_answers_are_not_stored_by_caches_but_static_files_are() {
+    let app = spawn_app().await;
+    let client = app.logged_in_client().await;
+    let cache_control = |response: &reqwest::Response| {
+        response.headers().get("cache-control").and_then(|v| v.to_str().ok()).unwrap_or("").to_string()
+    };
+    for path in ["/", "/logs?project=demo&env=dev", "/login", "/api/v1/events?project=demo&env=dev", "/api/v1/projects"]
+    {
+        let response = client.get(app.url(path)).send().await.expect("get");
+        assert_eq!(response.status(), 200, "{path}");
+        assert_eq!(cache_control(&response), "no-store", "{path}");
+    }
+    let by_basic = reqwest::Client::new()
+        .get(app.url("/api/v1/events?project=demo&env=dev"))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(cache_control(&by_basic), "no-store");
+    let script = client.get(app.url("/static/logboard.js")).send().await.expect("get");
+    assert_eq!(script.status(), 200);
+    assert!(cache_control(&script).starts_with("public, max-age="), "{}", cache_control(&script));
+}
+
+#[tokio::test]
 async fn sessions_use_locked_down_cookies_and_cross_site_posts_are_refused() {
     let app = spawn_app().await;
     let client = app.client();
