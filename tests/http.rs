@@ -254,18 +254,23 @@ async fn the_read_api_needs_a_login_and_answers_401_otherwise() {
     assert_eq!(groups, json!({"groups": [{"name": "/logboard/demo/dev", "kind": "ingest"}]}));
 }
 
-#[tokio::test]
-async fn api_tokens_and_sessions_open_the_read_api() {
+/// The read-API token of [`spawn_app_with_api_token`].
+const API_TOKEN: &str = "read-token-0123456789";
+
+/// An app that takes [`API_TOKEN`] on the read API, its config changed further by `adjust`.
+async fn spawn_app_with_api_token(adjust: impl FnOnce(&mut logboard::config::Config)) -> common::TestApp {
     let data_dir = tempfile::tempdir().expect("dir");
     let mut config = common::test_config(data_dir.path(), &[]);
-    config.auth.api_tokens = vec![logboard::config::Secret::new("read-token-0123456789")];
-    let app = common::spawn_app_from(config, data_dir).await;
-    let by_token = reqwest::Client::new()
-        .get(app.url("/api/v1/projects"))
-        .bearer_auth("read-token-0123456789")
-        .send()
-        .await
-        .expect("get");
+    config.auth.api_tokens = vec![logboard::config::Secret::new(API_TOKEN)];
+    adjust(&mut config);
+    common::spawn_app_from(config, data_dir).await
+}
+
+#[tokio::test]
+async fn api_tokens_and_sessions_open_the_read_api() {
+    let app = spawn_app_with_api_token(|_| {}).await;
+    let by_token =
+        reqwest::Client::new().get(app.url("/api/v1/projects")).bearer_auth(API_TOKEN).send().await.expect("get");
     assert_eq!(by_token.status(), 200);
     let session = app.logged_in_client().await;
     assert_eq!(session.get(app.url("/api/v1/projects")).send().await.expect("get").status(), 200);
@@ -572,6 +577,147 @@ async fn logins_are_throttled_after_five_failures_per_user_and_per_address() {
         .await
         .expect("get");
     assert_eq!(api.status(), 429);
+}
+
+/// Wrong guesses sent at once in the burst tests: far more than the five failures allowed.
+const BURST: usize = 60;
+
+/// The status and `Retry-After` seconds of an answer.
+async fn status_and_retry_after(request: reqwest::RequestBuilder) -> (u16, Option<u64>) {
+    let response = request.send().await.expect("request");
+    let retry_after = response.headers().get("retry-after").and_then(|v| v.to_str().ok()?.parse().ok());
+    (response.status().as_u16(), retry_after)
+}
+
+/// Sends [`BURST`] wrong guesses at once and the right credentials as soon as the first guess is
+/// refused with 429 (after all of them when none is); returns the guesses' answers and the right one's.
+async fn burst_then_right(
+    wrong: impl Fn() -> reqwest::RequestBuilder,
+    right: reqwest::RequestBuilder,
+) -> (Vec<(u16, Option<u64>)>, (u16, Option<u64>)) {
+    use futures_util::stream::{FuturesUnordered, StreamExt};
+    let mut pending: FuturesUnordered<_> = (0..BURST).map(|_| status_and_retry_after(wrong())).collect();
+    let mut right = Some(right);
+    let mut right_answer = None;
+    let mut answers = Vec::new();
+    while let Some(answer) = pending.next().await {
+        if answer.0 == 429 {
+            if let Some(request) = right.take() {
+                right_answer = Some(tokio::spawn(status_and_retry_after(request)));
+            }
+        }
+        answers.push(answer);
+    }
+    let right_answer = match (right, right_answer) {
+        (Some(request), _) => status_and_retry_after(request).await,
+        (None, Some(task)) => task.await.expect("right request"),
+        (None, None) => unreachable!("the right request is either still here or sent"),
+    };
+    (answers, right_answer)
+}
+
+/// Asserts at most five guesses were checked (401) and every other one got 429 with a
+/// `Retry-After` within the throttle window.
+fn assert_at_most_five_checked(what: &str, answers: &[(u16, Option<u64>)]) {
+    let checked = answers.iter().filter(|(status, _)| *status == 401).count();
+    eprintln!("{what}: {checked} of {BURST} parallel wrong guesses were checked");
+    assert!(checked <= 5, "{what}: {checked} of {BURST} parallel guesses were checked: {answers:?}");
+    for (status, retry_after) in answers.iter().filter(|(status, _)| *status != 401) {
+        assert_eq!(*status, 429, "{what}: {answers:?}");
+        assert!(retry_after.is_some_and(|s| (1..=900).contains(&s)), "{what}: {answers:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_burst_of_wrong_passwords_from_one_address_gets_five_checks_and_the_right_one_waits() {
+    let app = spawn_app().await;
+    let client = app.client();
+    let login = |password: &str| client.post(app.url("/login")).form(&[("username", "admin"), ("password", password)]);
+    let (answers, right) = burst_then_right(|| login("guess"), login(ADMIN_PASSWORD)).await;
+    assert_at_most_five_checked("login form", &answers);
+    assert_eq!(right.0, 429, "the right password sent after the limit was reached does not log in");
+}
+
+#[tokio::test]
+async fn a_burst_of_wrong_basic_credentials_gets_five_checks_and_the_right_ones_wait() {
+    let app = spawn_app().await;
+    let client = reqwest::Client::new();
+    let read = |password: &str| client.get(app.url("/api/v1/projects")).basic_auth("admin", Some(password));
+    let (answers, right) = burst_then_right(|| read("guess"), read(ADMIN_PASSWORD)).await;
+    assert_at_most_five_checked("basic auth", &answers);
+    assert_eq!(right.0, 429, "the right password sent after the limit was reached does not read");
+}
+
+#[tokio::test]
+async fn wrong_api_tokens_are_throttled_per_address_and_the_right_token_elsewhere_still_reads() {
+    // The test's requests all come from 127.0.0.1; as a trusted proxy it names the client.
+    let app = spawn_app_with_api_token(|config| config.server.trusted_proxies = vec!["127.0.0.1".into()]).await;
+    let client = reqwest::Client::new();
+    let read = |from: &str, token: &str| {
+        status_and_retry_after(
+            client.get(app.url("/api/v1/projects")).header("X-Forwarded-For", from).bearer_auth(token),
+        )
+    };
+    let guesser = "203.0.113.7";
+    for i in 0..5 {
+        assert_eq!(read(guesser, &format!("guess-{i}-0123456789")).await.0, 401);
+    }
+    let (status, retry_after) = read(guesser, "guess-5-0123456789").await;
+    assert_eq!(status, 429, "the sixth wrong token from one address waits");
+    assert!(retry_after.is_some_and(|s| (1..=900).contains(&s)), "{retry_after:?}");
+    assert_eq!(read(guesser, API_TOKEN).await.0, 429, "no oracle: the right token waits too at that address");
+    assert_eq!(read("198.51.100.3", API_TOKEN).await.0, 200, "another address is not slowed by the guesser");
+}
+
+#[tokio::test]
+async fn authorization_schemes_are_case_insensitive_and_401s_name_them() {
+    let app = spawn_app_with_api_token(|_| {}).await;
+    let client = reqwest::Client::new();
+    let read = |authorization: String| client.get(app.url("/api/v1/projects")).header("Authorization", authorization);
+    let basic = base64_encode(&format!("admin:{ADMIN_PASSWORD}"));
+    for authorization in [format!("bearer {API_TOKEN}"), format!("BEARER {API_TOKEN}"), format!("basic {basic}")] {
+        assert_eq!(read(authorization.clone()).send().await.expect("get").status(), 200, "{authorization}");
+    }
+    let refused = read("bearer wrong-token-0123456789".to_string()).send().await.expect("get");
+    assert_eq!(refused.status(), 401);
+    let challenges: Vec<&str> =
+        refused.headers().get_all("www-authenticate").iter().filter_map(|v| v.to_str().ok()).collect();
+    assert!(challenges.iter().any(|c| c.starts_with("Bearer realm=\"logboard\"")), "{challenges:?}");
+    assert!(challenges.contains(&"Basic realm=\"logboard\", charset=\"UTF-8\""), "{challenges:?}");
+    let anonymous = client.get(app.url("/api/v1/events?project=demo&env=dev")).send().await.expect("get");
+    assert_eq!(anonymous.status(), 401);
+    assert!(anonymous.headers().contains_key("www-authenticate"));
+}
+
+/// Standard base64 (RFC 4648), for hand-made `Authorization` headers.
+fn base64_encode(text: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+#[tokio::test]
+async fn logged_in_answers_are_not_stored_by_caches_but_static_files_are() {
+    let app = spawn_app().await;
+    let client = app.logged_in_client().await;
+    let cache_control = |response: &reqwest::Response| {
+        response.headers().get("cache-control").and_then(|v| v.to_str().ok()).unwrap_or("").to_string()
+    };
+    for path in ["/", "/logs?project=demo&env=dev", "/login", "/api/v1/events?project=demo&env=dev", "/api/v1/projects"]
+    {
+        let response = client.get(app.url(path)).send().await.expect("get");
+        assert_eq!(response.status(), 200, "{path}");
+        assert_eq!(cache_control(&response), "no-store", "{path}");
+    }
+    let by_basic = reqwest::Client::new()
+        .get(app.url("/api/v1/events?project=demo&env=dev"))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(cache_control(&by_basic), "no-store");
+    let script = client.get(app.url("/static/logboard.js")).send().await.expect("get");
+    assert_eq!(script.status(), 200);
+    assert!(cache_control(&script).starts_with("public, max-age="), "{}", cache_control(&script));
 }
 
 #[tokio::test]

@@ -267,3 +267,81 @@ async fn sigterm_stops_the_server_cleanly_and_keeps_the_data() {
     let restarted = start_server(dir.path(), Some(common::ADMIN_PASSWORD));
     assert_eq!(stored_sequence_numbers(&restarted.base).await, (0..20).collect::<Vec<_>>());
 }
+
+/// A figure from `/proc/PID/status` in kB, e.g. `VmRSS` (resident now) or `VmHWM` (its peak).
+fn proc_status_kb(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc status");
+    let line = status.lines().find(|l| l.starts_with(&format!("{field}:"))).expect("field in /proc status");
+    line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).expect("a number of kB")
+}
+
+/// Concurrent failed logins in the memory test, each from its own address.
+const LOGIN_BURST: usize = 150;
+/// Argon2 memory of one password check (m = 19 MiB).
+const PASSWORD_CHECK_KB: u64 = 19 * 1024;
+/// The server runs one password check per CPU, up to eight.
+const MAX_RUNNING_PASSWORD_CHECKS: u64 = 8;
+
+#[tokio::test]
+async fn a_burst_of_failed_logins_from_many_addresses_keeps_memory_bounded() {
+    let dir = tempfile::tempdir().expect("dir");
+    let server = start_server(dir.path(), Some(common::ADMIN_PASSWORD));
+    let pid = server.child.id();
+    let client = |source: std::net::IpAddr| {
+        reqwest::Client::builder()
+            .local_address(source)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client")
+    };
+    // Warm up: one failed login, so the baseline includes the allocator's first 19 MiB.
+    let warm_up = client([127, 0, 0, 200].into())
+        .post(format!("{}/login", server.base))
+        .form(&[("username", "admin"), ("password", "warm-up")])
+        .send()
+        .await
+        .expect("warm-up login");
+    assert_eq!(warm_up.status(), 401);
+    let before_kb = proc_status_kb(pid, "VmRSS");
+
+    // Distinct addresses (127.0.0.0/8 is all loopback) and names: no throttle stands in the way.
+    let attempts = (0..LOGIN_BURST).map(|i| {
+        let source = std::net::Ipv4Addr::new(127, 0, 1 + (i / 250) as u8, 1 + (i % 250) as u8);
+        let request = client(source.into())
+            .post(format!("{}/login", server.base))
+            .form(&[("username", format!("user-{i}")), ("password", "guess".to_string())]);
+        async move { request.send().await.map(|r| r.status().as_u16()).unwrap_or(0) }
+    });
+    let statuses = futures_util::future::join_all(attempts).await;
+    let after_kb = proc_status_kb(pid, "VmRSS");
+    let peak_kb = proc_status_kb(pid, "VmHWM");
+    let count = |status: u16| statuses.iter().filter(|s| **s == status).count();
+    eprintln!(
+        "{LOGIN_BURST} parallel failed logins: VmRSS {before_kb} kB before, {after_kb} kB after, VmHWM {peak_kb} kB; \
+         {} checked (401), {} refused as busy (503)",
+        count(401),
+        count(503)
+    );
+    let mut histogram = std::collections::BTreeMap::new();
+    for status in &statuses {
+        *histogram.entry(*status).or_insert(0) += 1;
+    }
+    assert_eq!(count(401) + count(503), LOGIN_BURST, "every attempt answered 401 or 503: {histogram:?}");
+    assert!(count(401) > 0, "some were checked");
+    // What the checks that may run at once hold, and 64 MiB for everything else.
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
+    let max_growth_kb = cpus.min(MAX_RUNNING_PASSWORD_CHECKS) * PASSWORD_CHECK_KB + 64 * 1024;
+    assert!(
+        peak_kb.saturating_sub(before_kb) < max_growth_kb,
+        "peak memory grew from {before_kb} kB to {peak_kb} kB (allowed: +{max_growth_kb} kB)"
+    );
+
+    // The service still answers, and the right password still logs in.
+    let login = client([127, 0, 0, 201].into())
+        .post(format!("{}/login", server.base))
+        .form(&[("username", "admin"), ("password", common::ADMIN_PASSWORD)])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(login.status(), 303);
+}

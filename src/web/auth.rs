@@ -3,25 +3,33 @@
 //! Pages and the read API take a session cookie; the read API also takes
 //! `Authorization: Bearer <api token>` or HTTP Basic with a dashboard user.
 //! Ingest keys are not handled here: they can write and never read.
+//!
+//! Every password and token check passes the [`Throttle`] first; password checks then wait for
+//! one of a few places ([`PasswordChecks`]), since each holds 19 MiB of Argon2 memory.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::net::IpAddr;
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
+use argon2::password_hash::PasswordHasher;
 use argon2::password_hash::phc::PasswordHash;
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
-use argon2::{Argon2, Params};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use subtle::ConstantTimeEq;
+use tokio::sync::Semaphore;
 
 use super::AppState;
 use super::limits::ClientIp;
+use super::throttle::{self, Refusal, Throttle};
 use crate::config::{Config, Secret};
 use crate::error::ApiError;
 
@@ -46,8 +54,89 @@ pub fn parse_hash(phc: &str) -> Result<PasswordHash, String> {
     PasswordHash::new(phc).map_err(|e| e.to_string())
 }
 
-fn verify_password(password: &str, phc: &str) -> bool {
-    parse_hash(phc).is_ok_and(|hash| argon2().verify_password(password.as_bytes(), &hash).is_ok())
+/// Checks `password` against the PHC string `phc`, with `memory` as Argon2's working memory
+/// (grown to what the hash's `m` asks). Reusing it keeps the process at a few such buffers: when
+/// each check allocated and freed its own, the allocator kept about 19 MiB per thread that had
+/// ever run one.
+fn verify_password(password: &str, phc: &str, memory: &mut Vec<Block>) -> bool {
+    let Ok(hash) = parse_hash(phc) else { return false };
+    let (Some(salt), Some(expected)) = (&hash.salt, &hash.hash) else { return false };
+    let (Ok(algorithm), Ok(version), Ok(params)) = (
+        Algorithm::try_from(hash.algorithm.as_str()),
+        hash.version.map_or(Ok(Version::default()), Version::try_from),
+        Params::try_from(&hash),
+    ) else {
+        return false;
+    };
+    if memory.len() < params.block_count() {
+        memory.resize(params.block_count(), Block::new());
+    }
+    let mut output = vec![0u8; expected.len()];
+    let hashed = Argon2::new(algorithm, version, params).hash_password_into_with_memory(
+        password.as_bytes(),
+        salt,
+        &mut output,
+        memory.as_mut_slice(),
+    );
+    hashed.is_ok() && bool::from(output.ct_eq(expected.as_bytes()))
+}
+
+/// Names longer than this are refused before any check runs (no configured name is this long).
+const MAX_USER_NAME_BYTES: usize = 256;
+/// Password checks running at once at most, whatever the machine: each holds 19 MiB, and more
+/// than one per CPU only makes each slower.
+const MAX_RUNNING_PASSWORD_CHECKS: usize = 8;
+/// Checks that may wait for a running one, per running one; more are refused at once. At least
+/// [`throttle::MAX_FAILURES`] fit, so a burst from one address is answered by the throttle (429).
+const WAITING_PASSWORD_CHECKS_PER_RUNNING: usize = 4;
+const _: () = assert!(1 + WAITING_PASSWORD_CHECKS_PER_RUNNING >= throttle::MAX_FAILURES as usize);
+/// What a refusal for busy password checkers asks the client to wait.
+const BUSY_RETRY_AFTER_SECS: u64 = 1;
+
+/// One password check per CPU, up to [`MAX_RUNNING_PASSWORD_CHECKS`].
+fn running_password_checks() -> usize {
+    std::thread::available_parallelism().map_or(1, NonZeroUsize::get).min(MAX_RUNNING_PASSWORD_CHECKS)
+}
+
+/// The bound on password checks: a few run, a few more wait, the rest are refused (503). Without
+/// it every failed login held 19 MiB at once: 150 in parallel took the process to 3 GB.
+struct PasswordChecks {
+    running: Arc<Semaphore>,
+    admitted: Semaphore,
+    /// Argon2 working memory of finished checks, for the next ones: at most one per running check.
+    memory: Arc<Mutex<Vec<Vec<Block>>>>,
+    /// Checks started, for tests and the curious.
+    started: AtomicU64,
+}
+
+impl PasswordChecks {
+    fn new(running: usize) -> PasswordChecks {
+        PasswordChecks {
+            running: Arc::new(Semaphore::new(running)),
+            admitted: Semaphore::new(running * (1 + WAITING_PASSWORD_CHECKS_PER_RUNNING)),
+            memory: Arc::default(),
+            started: AtomicU64::new(0),
+        }
+    }
+
+    async fn verify(&self, password: String, phc: String) -> Result<bool, Refusal> {
+        let busy = Refusal::Busy { retry_after_secs: BUSY_RETRY_AFTER_SECS };
+        let Ok(_admitted) = self.admitted.try_acquire() else { return Err(busy) };
+        let Ok(running) = Arc::clone(&self.running).acquire_owned().await else { return Err(busy) };
+        self.started.fetch_add(1, Ordering::Relaxed);
+        // The permit goes with the check: a request dropped mid-check must not free its place
+        // while Argon2 still runs on the blocking pool.
+        let memory = Arc::clone(&self.memory);
+        let check = move || {
+            let _running = running;
+            let take = || memory.lock().unwrap_or_else(PoisonError::into_inner).pop();
+            let mut blocks = take().unwrap_or_default();
+            let ok = verify_password(&password, &phc, &mut blocks);
+            memory.lock().unwrap_or_else(PoisonError::into_inner).push(blocks);
+            ok
+        };
+        Ok(tokio::task::spawn_blocking(check).await.unwrap_or(false))
+    }
 }
 
 /// A random password for the first start, when no user is configured.
@@ -62,60 +151,12 @@ struct Session {
     last_seen: Instant,
 }
 
-/// Failed logins allowed per user and per client IP within [`THROTTLE_WINDOW`].
-const MAX_FAILED_LOGINS: u32 = 5;
-/// How long failures are remembered, and how long a throttled user or IP waits.
-const THROTTLE_WINDOW: Duration = Duration::from_secs(15 * 60);
-
-/// Counts failed logins per user name and per client IP; after five, both are refused for a while.
-#[derive(Default)]
-pub struct LoginThrottle {
-    /// "user:NAME" or "ip:ADDR" → (failures, when the first of them happened).
-    failures: Mutex<HashMap<String, (u32, Instant)>>,
-}
-
-/// The throttle keys of one login attempt.
-pub struct LoginAttempt {
-    keys: [String; 2],
-}
-
-impl LoginThrottle {
-    /// `Err(seconds to wait)` while the user or the IP is over its failures.
-    pub fn check(&self, attempt: &LoginAttempt) -> Result<(), u64> {
-        let Ok(mut failures) = self.failures.lock() else { return Ok(()) };
-        let now = Instant::now();
-        failures.retain(|_, (_, first)| now.duration_since(*first) < THROTTLE_WINDOW);
-        let wait = attempt
-            .keys
-            .iter()
-            .filter_map(|key| failures.get(key))
-            .filter(|(count, _)| *count >= MAX_FAILED_LOGINS)
-            .map(|(_, first)| (THROTTLE_WINDOW - now.duration_since(*first)).as_secs().max(1))
-            .max();
-        wait.map_or(Ok(()), Err)
-    }
-
-    pub fn record_failure(&self, attempt: &LoginAttempt) {
-        if let Ok(mut failures) = self.failures.lock() {
-            let now = Instant::now();
-            for key in &attempt.keys {
-                failures.entry(key.clone()).or_insert((0, now)).0 += 1;
-            }
-        }
-    }
-
-    /// A successful login clears the user's failures (the IP's stay: it may be guessing others).
-    pub fn forget(&self, attempt: &LoginAttempt) {
-        if let Ok(mut failures) = self.failures.lock() {
-            failures.remove(&attempt.keys[0]);
-        }
-    }
-}
-
 /// The dashboard's users and live sessions.
 pub struct Auth {
-    /// Failed-login counts.
-    pub throttle: LoginThrottle,
+    /// Failed-check counts of passwords and tokens.
+    throttle: Throttle,
+    /// Bounds how many password checks run (and wait) at once.
+    password_checks: PasswordChecks,
     /// User name → Argon2id PHC string.
     users: HashMap<String, String>,
     api_tokens: Vec<Secret>,
@@ -132,15 +173,36 @@ impl Auth {
             users.insert("admin".into(), hash_password(password)?);
         }
         Ok(Auth {
-            throttle: LoginThrottle::default(),
+            throttle: Throttle::default(),
+            password_checks: PasswordChecks::new(running_password_checks()),
             users,
             api_tokens: config.auth.api_tokens.clone(),
             sessions: Mutex::new(HashMap::new()),
         })
     }
 
-    /// Checks a name and password; the same answer for an unknown user as for a wrong password.
-    pub async fn check_password(&self, user: &str, password: &str) -> bool {
+    /// Checks a name and password from `client`: `Ok(true)` when right, `Ok(false)` when wrong,
+    /// the same for an unknown user as for a wrong password. The failure is counted before the
+    /// check runs and given back if it succeeds, so parallel guesses cannot pass the throttle.
+    pub async fn check_login(&self, user: &str, password: &str, client: IpAddr) -> Result<bool, Refusal> {
+        if user.len() > MAX_USER_NAME_BYTES {
+            return Ok(false);
+        }
+        let reservation = self.throttle.reserve(self.throttle.password(user, client))?;
+        match self.check_password(user, password).await {
+            Ok(true) => {
+                reservation.succeed();
+                Ok(true)
+            }
+            Ok(false) => Ok(false),
+            Err(busy) => {
+                reservation.cancel();
+                Err(busy)
+            }
+        }
+    }
+
+    async fn check_password(&self, user: &str, password: &str) -> Result<bool, Refusal> {
         // Verify even for unknown users so timing does not tell which names exist.
         const DUMMY: &str =
             "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0G0p8m1tSWFBsqfP0ZnGo7oPLAUVqUWVBTTUoFqmxi4";
@@ -148,13 +210,13 @@ impl Auth {
             Some(phc) => (true, phc.clone()),
             None => (false, DUMMY.to_string()),
         };
-        let password = password.to_string();
-        let ok = tokio::task::spawn_blocking(move || verify_password(&password, &phc)).await.unwrap_or(false);
-        known && ok
+        let ok = self.password_checks.verify(password.to_string(), phc).await?;
+        Ok(known && ok)
     }
 
-    pub fn login_attempt(&self, user: &str, ip: std::net::IpAddr) -> LoginAttempt {
-        LoginAttempt { keys: [format!("user:{user}"), format!("ip:{ip}")] }
+    /// How many password checks (Argon2 runs) have been started.
+    pub fn password_checks_run(&self) -> u64 {
+        self.password_checks.started.load(Ordering::Relaxed)
     }
 
     /// Starts a session and returns its token.
@@ -187,42 +249,52 @@ impl Auth {
         Some(session.user.clone())
     }
 
-    fn is_api_token(&self, token: &str) -> bool {
-        self.api_tokens.iter().any(|t| bool::from(t.expose().as_bytes().ct_eq(token.as_bytes())))
+    /// Checks a read-API token from `client`; wrong ones are counted per address like passwords.
+    fn check_api_token(&self, token: &str, client: IpAddr) -> Result<bool, Refusal> {
+        let reservation = self.throttle.reserve(self.throttle.token(client))?;
+        let known = self.api_tokens.iter().any(|t| bool::from(t.expose().as_bytes().ct_eq(token.as_bytes())));
+        if known {
+            reservation.succeed();
+        }
+        Ok(known)
     }
 
     /// Who is asking: a session cookie, then (for the API) an API token or Basic credentials.
-    /// Basic credentials count toward the same login throttle as the login form.
+    /// Basic credentials count toward the same throttle as the login form.
     pub async fn identify(
         &self,
         headers: &HeaderMap,
-        client: std::net::IpAddr,
+        client: IpAddr,
         allow_api_credentials: bool,
-    ) -> Result<Option<String>, u64> {
+    ) -> Result<Option<String>, Refusal> {
         if let Some(user) = session_token(headers).and_then(|t| self.session_user(&t)) {
             return Ok(Some(user));
         }
-        let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-        let Some(authorization) = authorization.filter(|_| allow_api_credentials) else { return Ok(None) };
-        if let Some(token) = authorization.strip_prefix("Bearer ") {
-            return Ok(self.is_api_token(token.trim()).then(|| "api-token".to_string()));
+        let Some((scheme, credentials)) = authorization(headers).filter(|_| allow_api_credentials) else {
+            return Ok(None);
+        };
+        if scheme.eq_ignore_ascii_case("bearer") {
+            return Ok(self.check_api_token(credentials, client)?.then(|| "api-token".to_string()));
         }
-        let Some((user, password)) = basic_credentials(authorization) else { return Ok(None) };
-        let attempt = self.login_attempt(&user, client);
-        self.throttle.check(&attempt)?;
-        if self.check_password(&user, &password).await {
-            self.throttle.forget(&attempt);
-            Ok(Some(user))
-        } else {
-            self.throttle.record_failure(&attempt);
-            Ok(None)
+        if !scheme.eq_ignore_ascii_case("basic") {
+            return Ok(None);
         }
+        let Some((user, password)) = basic_credentials(credentials) else { return Ok(None) };
+        Ok(self.check_login(&user, &password, client).await?.then_some(user))
     }
 }
 
-fn basic_credentials(authorization: &str) -> Option<(String, String)> {
-    let encoded = authorization.strip_prefix("Basic ")?;
-    let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
+/// The scheme and credentials of the `Authorization` header, e.g. `("Bearer", "abc")`. Schemes
+/// are case-insensitive (RFC 7235): compare them with `eq_ignore_ascii_case`.
+pub fn authorization(headers: &HeaderMap) -> Option<(&str, &str)> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, credentials) = value.split_once(' ')?;
+    Some((scheme, credentials.trim()))
+}
+
+/// The name and password of Basic credentials (base64 of `name:password`).
+fn basic_credentials(encoded: &str) -> Option<(String, String)> {
+    let decoded = String::from_utf8(STANDARD.decode(encoded).ok()?).ok()?;
     let (user, password) = decoded.split_once(':')?;
     Some((user.to_string(), password.to_string()))
 }
@@ -260,19 +332,39 @@ pub fn clear_cookie() -> String {
 pub struct ApiUser(pub String);
 
 impl FromRequestParts<AppState> for ApiUser {
-    type Rejection = ApiError;
+    type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let Ok(ClientIp(client)) = ClientIp::from_request_parts(parts, state).await;
         match state.auth.identify(&parts.headers, client, true).await {
             Ok(Some(user)) => Ok(ApiUser(user)),
-            Ok(None) => Err(ApiError::Unauthorized(
-                "log in, or send `Authorization: Bearer <api token>` or Basic credentials".into(),
-            )),
-            Err(retry_after_secs) => Err(ApiError::TooManyRequests {
-                message: "too many failed logins; try again later".into(),
+            Ok(None) => {
+                let message = "log in, or send `Authorization: Bearer <api token>` or Basic credentials";
+                let mut response = ApiError::Unauthorized(message.into()).into_response();
+                // RFC 7235: a 401 names the schemes that would work.
+                for challenge in API_CHALLENGES {
+                    response.headers_mut().append(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+                }
+                Err(response)
+            }
+            Err(refusal) => Err(ApiError::from(refusal).into_response()),
+        }
+    }
+}
+
+/// The `WWW-Authenticate` challenges of the read API's 401.
+const API_CHALLENGES: [&str; 2] = [r#"Bearer realm="logboard""#, r#"Basic realm="logboard", charset="UTF-8""#];
+
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> ApiError {
+        match refusal {
+            Refusal::TooMany { retry_after_secs } => ApiError::TooManyRequests {
+                message: "too many failed attempts; try again later".into(),
                 retry_after_secs,
-            }),
+            },
+            Refusal::Busy { retry_after_secs } => {
+                ApiError::Unavailable { message: "too many logins at once; try again shortly".into(), retry_after_secs }
+            }
         }
     }
 }
@@ -321,9 +413,60 @@ mod tests {
     fn a_hashed_password_verifies_and_a_wrong_one_does_not() {
         let phc = hash_password("correct horse").expect("hash");
         assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
-        assert!(verify_password("correct horse", &phc));
-        assert!(!verify_password("wrong horse", &phc));
-        assert!(!verify_password("correct horse", "not a hash"));
+        let mut memory = Vec::new();
+        assert!(verify_password("correct horse", &phc, &mut memory));
+        assert_eq!(memory.len(), 19 * 1024, "one block per KiB of m");
+        assert!(!verify_password("wrong horse", &phc, &mut memory));
+        assert!(verify_password("correct horse", &phc, &mut memory), "reused memory gives the same hash");
+        assert!(!verify_password("correct horse", "not a hash", &mut memory));
+        // A hash with other parameters (two lanes, less memory) is checked with those.
+        let params = Params::new(8192, 1, 2, Some(32)).expect("params");
+        let phc = Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+            .hash_password_with_salt(b"pw", b"somesaltsomesalt")
+            .expect("hash")
+            .to_string();
+        assert!(phc.starts_with("$argon2id$v=19$m=8192,t=1,p=2$"), "{phc}");
+        assert!(verify_password("pw", &phc, &mut memory));
+        assert!(!verify_password("pv", &phc, &mut memory));
+    }
+
+    #[tokio::test]
+    async fn huge_user_names_are_refused_before_any_check_or_count() {
+        let auth = Auth::new(&Config::default(), Some("right")).expect("auth");
+        let client: IpAddr = "203.0.113.1".parse().expect("ip");
+        let huge = "a".repeat(1_500_000);
+        assert_eq!(auth.check_login(&huge, "right", client).await, Ok(false));
+        assert_eq!(auth.check_login(&"a".repeat(MAX_USER_NAME_BYTES + 1), "right", client).await, Ok(false));
+        assert_eq!(auth.password_checks_run(), 0, "no Argon2 run");
+        assert!(auth.throttle.is_empty(), "nothing stored for them");
+        assert_eq!(auth.check_login("admin", "right", client).await, Ok(true));
+        assert_eq!(auth.password_checks_run(), 1);
+    }
+
+    #[tokio::test]
+    async fn checks_beyond_the_running_and_waiting_places_are_refused_at_once() {
+        let checks = PasswordChecks::new(1);
+        let phc = hash_password("right").expect("hash");
+        let all = (0..20).map(|_| checks.verify("wrong".into(), phc.clone()));
+        let answers = futures_util::future::join_all(all).await;
+        let busy = Refusal::Busy { retry_after_secs: BUSY_RETRY_AFTER_SECS };
+        let admitted = 1 + WAITING_PASSWORD_CHECKS_PER_RUNNING;
+        assert_eq!(answers.iter().filter(|a| **a == Ok(false)).count(), admitted, "{answers:?}");
+        assert_eq!(answers.iter().filter(|a| **a == Err(busy)).count(), 20 - admitted, "{answers:?}");
+        assert_eq!(checks.started.load(Ordering::Relaxed), admitted as u64);
+        assert_eq!(checks.verify("right".into(), phc).await, Ok(true), "places are given back");
+    }
+
+    #[test]
+    fn authorization_schemes_match_in_any_case() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(authorization(&headers), None);
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("bEaReR  abc "));
+        assert_eq!(authorization(&headers), Some(("bEaReR", "abc")));
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer"));
+        assert_eq!(authorization(&headers), None, "no credentials");
+        assert_eq!(basic_credentials("YWRtaW46cDpx"), Some(("admin".into(), "p:q".into())));
+        assert_eq!(basic_credentials("not base64!"), None);
     }
 
     #[test]

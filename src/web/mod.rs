@@ -7,6 +7,7 @@ pub mod ingest;
 pub mod limits;
 pub mod pages;
 pub mod query;
+pub mod throttle;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -99,6 +100,8 @@ pub fn router(state: AppState) -> Router {
         .layer(header_layer("x-content-type-options", "nosniff"))
         .layer(header_layer("referrer-policy", "no-referrer"))
         .layer(header_layer("content-security-policy", CONTENT_SECURITY_POLICY))
+        // Pages and API answers show logged data: no cache keeps them (static files set their own).
+        .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .layer(TraceLayer::new_for_http())
 }
 

@@ -4,7 +4,7 @@
 use askama::Template;
 use axum::Form;
 use axum::extract::{Query, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -14,6 +14,7 @@ use super::AppState;
 use super::auth::{PageUser, clear_cookie, safe_next, session_cookie, session_token, urlencode};
 use super::limits::ClientIp;
 use super::query::{DEFAULT_WINDOW, ReadParams};
+use super::throttle::Refusal;
 use crate::config::ProjectConfig;
 use crate::error::ApiError;
 use crate::event::{Level, StoredEvent};
@@ -89,22 +90,30 @@ pub async fn log_in(
     Form(form): Form<LoginForm>,
 ) -> Response {
     let next = safe_next(form.next.as_deref()).to_string();
-    let attempt = state.auth.login_attempt(&form.username, ip);
-    if let Err(retry_after_secs) = state.auth.throttle.check(&attempt) {
-        let alert = format!("Too many failed attempts. Try again in {} minutes.", retry_after_secs.div_ceil(60));
-        let page = Page(LoginPage { user: None, next, alert: Some(alert) });
-        return (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, retry_after_secs.to_string())], page)
-            .into_response();
-    }
-    if !state.auth.check_password(&form.username, &form.password).await {
-        state.auth.throttle.record_failure(&attempt);
+    let (status, retry_after_secs, alert) = match state.auth.check_login(&form.username, &form.password, ip).await {
+        Ok(true) => {
+            let token = state.auth.start_session(&form.username);
+            return ([(header::SET_COOKIE, session_cookie(&token, &headers))], Redirect::to(&next)).into_response();
+        }
         // One message for an unknown user and a wrong password.
-        let alert = Some("Invalid username or password.".to_string());
-        return (StatusCode::UNAUTHORIZED, Page(LoginPage { user: None, next, alert })).into_response();
+        Ok(false) => (StatusCode::UNAUTHORIZED, None, "Invalid username or password.".to_string()),
+        Err(Refusal::TooMany { retry_after_secs }) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            Some(retry_after_secs),
+            format!("Too many failed attempts. Try again in {} minutes.", retry_after_secs.div_ceil(60)),
+        ),
+        Err(Refusal::Busy { retry_after_secs }) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some(retry_after_secs),
+            "Too many logins at once. Try again in a moment.".to_string(),
+        ),
+    };
+    let page = Page(LoginPage { user: None, next, alert: Some(alert) });
+    let mut response = (status, page).into_response();
+    if let Some(secs) = retry_after_secs {
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
-    state.auth.throttle.forget(&attempt);
-    let token = state.auth.start_session(&form.username);
-    ([(header::SET_COOKIE, session_cookie(&token, &headers))], Redirect::to(&next)).into_response()
+    response
 }
 
 pub async fn log_out(State(state): State<AppState>, headers: HeaderMap) -> Response {
