@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::AppState;
+use super::auth::authorization;
 use super::limits::ClientIp;
 use crate::batch::{self, BodyError, BodyFormat};
 use crate::config::ProjectConfig;
@@ -128,12 +129,8 @@ fn project_for_key<'a, 'k>(
     query_key: Option<&'k str>,
 ) -> Result<(&'k str, &'a ProjectConfig), ApiError> {
     let header_key = headers.get(KEY_HEADER).and_then(|v| v.to_str().ok());
-    // Auth schemes are case-insensitive (RFC 9110).
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .and_then(|(scheme, token)| scheme.eq_ignore_ascii_case("bearer").then_some(token));
+    let bearer =
+        authorization(headers).and_then(|(scheme, token)| scheme.eq_ignore_ascii_case("bearer").then_some(token));
     let key = header_key.or(bearer).or(query_key).map(str::trim).filter(|k| !k.is_empty()).ok_or_else(|| {
         ApiError::Unauthorized(
             "an ingest key is required: X-Logboard-Key header, Authorization: Bearer, or ?key=".into(),
