@@ -738,14 +738,18 @@ async fn sessions_use_locked_down_cookies_and_cross_site_posts_are_refused() {
         assert!(cookie.contains(flag), "{flag} missing in {cookie}");
     }
     assert!(!cookie.contains("Secure"), "plain http on loopback");
-    let behind_tls = app
-        .client()
-        .post(app.url("/login"))
-        .header("X-Forwarded-Proto", "https")
-        .form(&[("username", "admin"), ("password", ADMIN_PASSWORD)])
-        .send()
-        .await
-        .expect("login");
+    // X-Forwarded-Proto counts only from a trusted proxy, as X-Forwarded-For does.
+    let login_saying_https = |app: &common::TestApp| {
+        app.client()
+            .post(app.url("/login"))
+            .header("X-Forwarded-Proto", "https")
+            .form(&[("username", "admin"), ("password", ADMIN_PASSWORD)])
+            .send()
+    };
+    let spoofed = login_saying_https(&app).await.expect("login");
+    assert!(!spoofed.headers()["set-cookie"].to_str().expect("ascii").contains("Secure"), "an untrusted peer");
+    let behind_proxy = common::spawn_app_with(&[("LOGBOARD__SERVER__TRUSTED_PROXIES", "[\"127.0.0.1/32\"]")]).await;
+    let behind_tls = login_saying_https(&behind_proxy).await.expect("login");
     assert!(behind_tls.headers()["set-cookie"].to_str().expect("ascii").contains("; Secure"));
 
     // A form on another site posting to logout (or login) is refused.
@@ -761,6 +765,24 @@ async fn sessions_use_locked_down_cookies_and_cross_site_posts_are_refused() {
     assert_eq!(client.get(app.url("/")).send().await.expect("get").status(), 200, "still logged in");
     let same_site = client.post(app.url("/logout")).header("Origin", app.base.clone()).send().await.expect("post");
     assert_eq!(same_site.status(), 303);
+}
+
+#[tokio::test]
+async fn a_login_target_a_browser_would_read_as_another_host_or_that_no_header_can_carry_goes_home() {
+    let app = spawn_app().await;
+    for next in ["/\\evil.example/", "/\t/evil.example", "\\\\evil.example", "/\r\n/evil.example", "/로그", "/a\u{7f}"]
+    {
+        let login = app
+            .client()
+            .post(app.url("/login"))
+            .form(&[("username", "admin"), ("password", ADMIN_PASSWORD), ("next", next)])
+            .send()
+            .await
+            .expect("login");
+        assert_eq!((login.status().as_u16(), login.headers()["location"].to_str().ok()), (303, Some("/")), "{next:?}");
+        let page = app.client().get(app.url(&format!("/login?next={}", logboard::web::auth::urlencode(next)))).send();
+        assert_eq!(page.await.expect("login page").status(), 200, "{next:?}");
+    }
 }
 
 #[tokio::test]

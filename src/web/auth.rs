@@ -315,8 +315,7 @@ pub fn session_token(headers: &HeaderMap) -> Option<String> {
 }
 
 /// The `Set-Cookie` value for a new session (`Secure` when the request came over https).
-pub fn session_cookie(token: &str, headers: &HeaderMap) -> String {
-    let secure = headers.get("x-forwarded-proto").is_some_and(|p| p.as_bytes().eq_ignore_ascii_case(b"https"));
+pub fn session_cookie(token: &str, secure: bool) -> String {
     format!(
         "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
         SESSION_MAX.as_secs(),
@@ -397,12 +396,15 @@ pub fn urlencode(text: &str) -> String {
         .collect()
 }
 
-/// Only local paths may be redirect targets after login (no open redirect).
-pub fn safe_next(next: Option<&str>) -> &str {
-    match next {
-        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => path,
-        _ => "/",
-    }
+/// The target to go to after login: a path on this site, or `/`. It is checked as a browser
+/// reads it — tab, CR and LF dropped, `\\` taken for `/` — so `/\\evil.example` or `/\t/evil.example`
+/// cannot leave the site; and it must be printable ASCII, as a `Location` header needs.
+pub fn safe_next(next: Option<&str>) -> String {
+    let Some(next) = next else { return "/".into() };
+    let path: String =
+        next.chars().filter(|c| !matches!(c, '\t' | '\r' | '\n')).map(|c| if c == '\\' { '/' } else { c }).collect();
+    let local = path.starts_with('/') && !path.starts_with("//");
+    if local && path.bytes().all(|b| b.is_ascii_graphic()) { path } else { "/".into() }
 }
 
 #[cfg(test)]
@@ -485,14 +487,22 @@ mod tests {
         assert_eq!(safe_next(Some("//evil.example")), "/");
         assert_eq!(safe_next(Some("https://evil.example")), "/");
         assert_eq!(safe_next(None), "/");
+        // Browsers drop tab, CR and LF in URLs and read `\\` as `/`.
+        for sneaky in
+            ["/\\evil.example", "\\\\evil.example", "/\t/evil.example", "/\r\n/evil.example", "\t//evil.example"]
+        {
+            assert_eq!(safe_next(Some(sneaky)), "/", "{sneaky:?}");
+        }
+        assert_eq!(safe_next(Some("/lo\tgs")), "/logs", "what the browser would open");
+        // Not a valid Location header value: the login must not fail on it.
+        assert_eq!(safe_next(Some("/logs\u{7f}")), "/");
+        assert_eq!(safe_next(Some("/로그")), "/");
     }
 
     #[test]
     fn the_session_cookie_is_locked_down() {
-        let mut headers = HeaderMap::new();
-        let cookie = session_cookie("t", &headers);
+        let cookie = session_cookie("t", false);
         assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict") && !cookie.contains("Secure"));
-        headers.insert("x-forwarded-proto", "https".parse().expect("header"));
-        assert!(session_cookie("t", &headers).ends_with("; Secure"));
+        assert!(session_cookie("t", true).ends_with("; Secure"));
     }
 }

@@ -107,7 +107,7 @@ impl RateLimits {
         forwarded.into_iter().rev().find(|ip| !self.is_trusted(*ip)).unwrap_or(peer)
     }
 
-    fn is_trusted(&self, ip: IpAddr) -> bool {
+    pub fn is_trusted(&self, ip: IpAddr) -> bool {
         self.trusted_proxies.iter().any(|(net, bits)| in_network(ip, *net, *bits))
     }
 }
@@ -115,15 +115,33 @@ impl RateLimits {
 /// The client's address as [`RateLimits::client_ip`] sees it (unspecified without a socket).
 pub struct ClientIp(pub IpAddr);
 
+/// Whether the client reached the service over https: `X-Forwarded-Proto` counts only when a
+/// trusted proxy set it, as for client addresses.
+pub struct OverHttps(pub bool);
+
+impl FromRequestParts<AppState> for OverHttps {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let forwarded_https =
+            parts.headers.get("x-forwarded-proto").is_some_and(|proto| proto.as_bytes().eq_ignore_ascii_case(b"https"));
+        Ok(OverHttps(forwarded_https && state.limits.is_trusted(peer(parts))))
+    }
+}
+
+/// The address at the other end of the connection (unspecified without a socket).
+fn peer(parts: &Parts) -> IpAddr {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), |ConnectInfo(addr)| addr.ip())
+}
+
 impl FromRequestParts<AppState> for ClientIp {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), |ConnectInfo(addr)| addr.ip());
-        Ok(ClientIp(state.limits.client_ip(peer, &parts.headers)))
+        Ok(ClientIp(state.limits.client_ip(peer(parts), &parts.headers)))
     }
 }
 

@@ -12,7 +12,7 @@ use ulid::Ulid;
 
 use super::AppState;
 use super::auth::{PageUser, clear_cookie, safe_next, session_cookie, session_token, urlencode};
-use super::limits::ClientIp;
+use super::limits::{ClientIp, OverHttps};
 use super::query::{DEFAULT_WINDOW, ReadParams};
 use super::throttle::Refusal;
 use crate::config::ProjectConfig;
@@ -73,7 +73,7 @@ pub struct LoginQuery {
 }
 
 pub async fn show_login(Query(query): Query<LoginQuery>) -> impl IntoResponse {
-    Page(LoginPage { user: None, next: safe_next(query.next.as_deref()).to_string(), alert: None })
+    Page(LoginPage { user: None, next: safe_next(query.next.as_deref()), alert: None })
 }
 
 #[derive(Debug, Deserialize)]
@@ -86,14 +86,14 @@ pub struct LoginForm {
 pub async fn log_in(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
-    headers: HeaderMap,
+    OverHttps(https): OverHttps,
     Form(form): Form<LoginForm>,
 ) -> Response {
-    let next = safe_next(form.next.as_deref()).to_string();
+    let next = safe_next(form.next.as_deref());
     let (status, retry_after_secs, alert) = match state.auth.check_login(&form.username, &form.password, ip).await {
         Ok(true) => {
             let token = state.auth.start_session(&form.username);
-            return ([(header::SET_COOKIE, session_cookie(&token, &headers))], Redirect::to(&next)).into_response();
+            return ([(header::SET_COOKIE, session_cookie(&token, https))], Redirect::to(&next)).into_response();
         }
         // One message for an unknown user and a wrong password.
         Ok(false) => (StatusCode::UNAUTHORIZED, None, "Invalid username or password.".to_string()),
