@@ -16,6 +16,10 @@ pub const CONFIG_PATH_ENV: &str = "LOGBOARD_CONFIG";
 const ADMIN_PASSWORD_ENV: &str = "LOGBOARD_ADMIN_PASSWORD";
 /// Config file used when neither `--config` nor `$LOGBOARD_CONFIG` is given.
 pub const DEFAULT_CONFIG_PATH: &str = "config.toml";
+/// Upper bound of the `[server]` timeouts: a day (deadlines far beyond it would overflow timers).
+const MAX_TIMEOUT_SECS: u64 = 86_400;
+/// Upper bound of `server.max_connections`, far above any open-file limit in use.
+const MAX_CONNECTIONS: u64 = 1_000_000;
 
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(default)]
@@ -37,11 +41,26 @@ pub struct ServerConfig {
     pub trusted_proxies: Vec<String>,
     /// A request (a slow upload included) not answered within this many seconds gets 408.
     pub request_timeout_secs: u64,
+    /// A request's headers must be complete this many seconds after its first byte (a new
+    /// connection's: after it is accepted); else the connection is closed.
+    pub header_read_timeout_secs: u64,
+    /// A keep-alive connection with no request for this many seconds is closed. Keep it above the
+    /// load balancer's idle timeout (ALB: 60 s), so that the balancer, not us, retires connections.
+    pub idle_timeout_secs: u64,
+    /// Connections served at once; past it only `/healthz` and `/readyz` are answered (see `web::serve`).
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:8080".into(), trusted_proxies: Vec::new(), request_timeout_secs: 30 }
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            trusted_proxies: Vec::new(),
+            request_timeout_secs: 30,
+            header_read_timeout_secs: 10,
+            idle_timeout_secs: 75,
+            max_connections: 1024,
+        }
     }
 }
 
@@ -306,8 +325,15 @@ impl Config {
                 ));
             }
         }
-        if self.server.request_timeout_secs == 0 {
-            problems.push(problem("server.request_timeout_secs", "must be greater than 0"));
+        for (key, value, max) in [
+            ("server.request_timeout_secs", self.server.request_timeout_secs, MAX_TIMEOUT_SECS),
+            ("server.header_read_timeout_secs", self.server.header_read_timeout_secs, MAX_TIMEOUT_SECS),
+            ("server.idle_timeout_secs", self.server.idle_timeout_secs, MAX_TIMEOUT_SECS),
+            ("server.max_connections", self.server.max_connections as u64, MAX_CONNECTIONS),
+        ] {
+            if value == 0 || value > max {
+                problems.push(problem(key, format!("must be between 1 and {max}")));
+            }
         }
         if self.storage.data_dir.as_os_str().is_empty() {
             problems.push(problem("storage.data_dir", "must not be empty"));
@@ -647,6 +673,28 @@ ingest_keys = ["k1"]
         ] {
             assert!(keys.iter().any(|k| k == expected), "missing {expected} in {keys:?}");
         }
+    }
+
+    #[test]
+    fn connection_timeouts_and_the_cap_must_be_positive_and_bounded() {
+        let err = Config::from_sources(
+            SHIPPED,
+            &env(&[
+                ("LOGBOARD__SERVER__HEADER_READ_TIMEOUT_SECS", "0"),
+                ("LOGBOARD__SERVER__IDLE_TIMEOUT_SECS", "86401"),
+                ("LOGBOARD__SERVER__MAX_CONNECTIONS", "0"),
+            ]),
+        )
+        .unwrap_err();
+        assert_eq!(
+            keys(err),
+            ["server.header_read_timeout_secs", "server.idle_timeout_secs", "server.max_connections"]
+        );
+        let config = Config::from_sources(SHIPPED, &[]).expect("valid");
+        assert_eq!(
+            (config.server.header_read_timeout_secs, config.server.idle_timeout_secs, config.server.max_connections),
+            (10, 75, 1024)
+        );
     }
 
     #[test]

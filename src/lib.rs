@@ -70,11 +70,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     println!("logboard is listening on http://{address}/ (log in at http://{address}/login)");
     tracing::info!(listen = %address, backend = ?state.config.storage.backend, "serving");
     let store = Arc::clone(&state.store);
-    axum::serve(listener, web::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving HTTP")?;
-    tracing::info!("stopped accepting; flushing");
+    let config = Arc::clone(&state.config);
+    web::serve::serve(listener, web::router(state), &config.server, shutdown_signal()).await;
+    tracing::info!("connections closed; flushing");
     if tokio::time::timeout(SHUTDOWN_FLUSH_DEADLINE, store.shutdown()).await.is_err() {
         tracing::warn!(
             deadline_s = SHUTDOWN_FLUSH_DEADLINE.as_secs(),

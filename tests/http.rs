@@ -846,3 +846,155 @@ async fn a_client_that_trickles_its_body_is_cut_off_with_408() {
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
 }
+
+// Connections: timeouts and the cap (src/web/serve.rs), with raw TCP clients.
+
+/// Waits for the server to close `stream` (EOF or reset); what it sent before, or `None` if the
+/// connection was still open after `deadline`.
+async fn wait_for_close(stream: &mut tokio::net::TcpStream, deadline: std::time::Duration) -> Option<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut received = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let reading = async {
+        loop {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => received.extend_from_slice(&chunk[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(deadline, reading).await.ok()?;
+    Some(received)
+}
+
+/// Sends a GET on an open connection and reads one response: (status line, headers, body).
+async fn get_on(stream: &mut tokio::net::TcpStream, path: &str) -> (String, String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: logboard\r\n\r\n").as_bytes()).await.expect("write");
+    let mut received = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut chunk).await.expect("read");
+        assert!(n > 0, "closed before a whole response: {}", String::from_utf8_lossy(&received));
+        received.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&received).to_string();
+        let Some((head, body)) = text.split_once("\r\n\r\n") else { continue };
+        let length: usize = head
+            .lines()
+            .find_map(|line| line.to_ascii_lowercase().strip_prefix("content-length: ").map(str::to_string))
+            .expect("content-length")
+            .parse()
+            .expect("number");
+        if body.len() >= length {
+            let (status, headers) = head.split_once("\r\n").unwrap_or((head, ""));
+            return (status.to_string(), headers.to_ascii_lowercase(), body.to_string());
+        }
+    }
+}
+
+const GENEROUS: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// An app with the given header-read and idle timeouts, and a connection to it.
+async fn connect_with_timeouts(header_read_secs: &str, idle_secs: &str) -> (common::TestApp, tokio::net::TcpStream) {
+    let app = common::spawn_app_with(&[
+        ("LOGBOARD__SERVER__HEADER_READ_TIMEOUT_SECS", header_read_secs),
+        ("LOGBOARD__SERVER__IDLE_TIMEOUT_SECS", idle_secs),
+    ])
+    .await;
+    let stream = tokio::net::TcpStream::connect(app.addr).await.expect("connect");
+    (app, stream)
+}
+
+#[tokio::test]
+async fn a_client_that_stops_in_the_middle_of_its_headers_is_disconnected() {
+    use tokio::io::AsyncWriteExt;
+    // The idle timeout is far beyond the deadline: only the header-read timeout can close it.
+    let (_app, mut stream) = connect_with_timeouts("1", "600").await;
+    stream.write_all(b"GET / HTTP/1.1\r\nHo").await.expect("write");
+    let answer = wait_for_close(&mut stream, GENEROUS).await;
+    assert_eq!(answer, Some(Vec::new()), "a half-sent request head kept its connection open");
+}
+
+#[tokio::test]
+async fn a_client_that_connects_and_sends_nothing_is_disconnected() {
+    let (_app, mut stream) = connect_with_timeouts("1", "600").await;
+    assert_eq!(wait_for_close(&mut stream, GENEROUS).await, Some(Vec::new()), "a silent connection stayed open");
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
+    // The header-read timeout is far beyond the deadline: only the idle timeout can close it.
+    let (_app, mut stream) = connect_with_timeouts("600", "1").await;
+    let (status, headers, body) = get_on(&mut stream, "/healthz").await;
+    assert_eq!((status.as_str(), body.as_str()), ("HTTP/1.1 200 OK", "ok"));
+    assert!(!headers.contains("connection: close"), "{headers}");
+    assert_eq!(wait_for_close(&mut stream, GENEROUS).await, Some(Vec::new()), "an idle connection stayed open");
+}
+
+#[tokio::test]
+async fn a_keep_alive_connection_may_wait_longer_than_the_header_timeout_between_requests() {
+    // A load balancer keeps idle connections for reuse (ALB: 60 s); closing them at the header
+    // timeout would race its next request into a 502.
+    let (_app, mut stream) = connect_with_timeouts("1", "600").await;
+    assert_eq!(get_on(&mut stream, "/healthz").await.2, "ok");
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert_eq!(get_on(&mut stream, "/healthz").await.2, "ok", "the second request on the same connection");
+}
+
+#[tokio::test]
+async fn health_checks_are_answered_and_other_paths_get_a_quick_503_while_the_connection_cap_is_hit() {
+    let app = common::spawn_app_with(&[("LOGBOARD__SERVER__MAX_CONNECTIONS", "8")]).await;
+    let mut held = Vec::new();
+    for _ in 0..8 {
+        let mut stream = tokio::net::TcpStream::connect(app.addr).await.expect("connect");
+        // A whole request first: the connection is then surely accepted, and stays open idle.
+        assert_eq!(get_on(&mut stream, "/healthz").await.2, "ok");
+        held.push(stream);
+    }
+    let client = reqwest::Client::builder().timeout(GENEROUS).build().expect("client");
+    let health = client.get(app.url("/healthz")).send().await.expect("/healthz answers at the cap");
+    assert_eq!(health.status(), 200);
+    assert_eq!(health.text().await.expect("body"), "ok");
+    let ready = client.get(app.url("/readyz")).send().await.expect("/readyz answers at the cap");
+    assert_eq!(ready.status(), 200);
+
+    let refused = client.get(app.url("/login")).send().await.expect("/login answers at the cap");
+    assert_eq!(refused.status(), 503);
+    assert_eq!(refused.headers()["retry-after"], "1");
+    assert_eq!(refused.headers()["connection"], "close");
+    let body: Value = refused.json().await.expect("json");
+    assert!(body["error"].as_str().is_some_and(|e| e.contains("connections")), "{body}");
+
+    // Once the held connections close, pages are served again.
+    drop(held);
+    let deadline = tokio::time::Instant::now() + GENEROUS;
+    loop {
+        let status = client.get(app.url("/login")).send().await.expect("/login").status();
+        if status == 200 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "still {status} after the held connections closed");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn silent_connections_past_the_cap_cannot_keep_a_health_check_out() {
+    use logboard::web::serve::OVERFLOW_CONNECTIONS;
+    let app = common::spawn_app_with(&[("LOGBOARD__SERVER__MAX_CONNECTIONS", "1")]).await;
+    let mut regular = tokio::net::TcpStream::connect(app.addr).await.expect("connect");
+    assert_eq!(get_on(&mut regular, "/healthz").await.2, "ok");
+    // Every overflow slot taken by a connection that sends nothing (the probe comes long before
+    // their header timeout).
+    let mut silent = Vec::new();
+    for _ in 0..OVERFLOW_CONNECTIONS {
+        silent.push(tokio::net::TcpStream::connect(app.addr).await.expect("connect"));
+    }
+    let mut probe = tokio::net::TcpStream::connect(app.addr).await.expect("connect");
+    let (status, headers, body) =
+        tokio::time::timeout(GENEROUS, get_on(&mut probe, "/healthz")).await.expect("answered");
+    assert_eq!((status.as_str(), body.as_str()), ("HTTP/1.1 200 OK", "ok"));
+    assert!(headers.contains("connection: close"), "{headers}");
+    // The one regular connection is still served.
+    assert_eq!(get_on(&mut regular, "/healthz").await.2, "ok");
+}

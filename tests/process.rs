@@ -15,7 +15,17 @@ const BINARY: &str = env!("CARGO_BIN_EXE_logboard");
 
 /// A `logboard` command with a clean environment apart from `env`.
 fn logboard(args: &[&str], env: &[(&str, &str)]) -> Command {
-    let mut command = Command::new(BINARY);
+    with_env(Command::new(BINARY), args, env)
+}
+
+/// `logboard` started by a shell under `ulimit -n limit`, as an operator's shell or unit would.
+fn logboard_with_file_limit(limit: u32, args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut shell = Command::new("sh");
+    shell.arg("-c").arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\"")).arg(BINARY);
+    with_env(shell, args, env)
+}
+
+fn with_env(mut command: Command, args: &[&str], env: &[(&str, &str)]) -> Command {
     command.args(args);
     for (key, _) in std::env::vars() {
         if key.starts_with("LOGBOARD") {
@@ -42,6 +52,11 @@ impl Drop for Server {
 
 /// Starts `logboard serve` on a random port with its data in `data_dir`.
 fn start_server(data_dir: &Path, admin_password: Option<&str>) -> Server {
+    start_server_under(data_dir, admin_password, None)
+}
+
+/// [`start_server`], under `ulimit -n` when `open_file_limit` is given.
+fn start_server_under(data_dir: &Path, admin_password: Option<&str>, open_file_limit: Option<u32>) -> Server {
     let data = data_dir.display().to_string();
     let mut env = vec![
         ("LOGBOARD__STORAGE__DATA_DIR", data.as_str()),
@@ -52,11 +67,13 @@ fn start_server(data_dir: &Path, admin_password: Option<&str>) -> Server {
         env.push(("LOGBOARD_ADMIN_PASSWORD", password));
     }
     let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml");
-    let mut child = logboard(&["serve", "--config", &config.display().to_string()], &env)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start logboard");
+    let config = config.display().to_string();
+    let args = ["serve", "--config", config.as_str()];
+    let mut command = match open_file_limit {
+        Some(limit) => logboard_with_file_limit(limit, &args, &env),
+        None => logboard(&args, &env),
+    };
+    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("start logboard");
     let stdout = child.stdout.take().expect("stdout");
     let mut lines = BufReader::new(stdout).lines();
     let mut generated_password = None;
@@ -344,4 +361,26 @@ async fn a_burst_of_failed_logins_from_many_addresses_keeps_memory_bounded() {
         .await
         .expect("login");
     assert_eq!(login.status(), 303);
+}
+
+#[tokio::test]
+async fn health_checks_answer_while_idle_connections_outnumber_the_open_file_limit() {
+    const OPEN_FILE_LIMIT: u32 = 256;
+    let dir = tempfile::tempdir().expect("dir");
+    let server = start_server_under(dir.path(), Some(common::ADMIN_PASSWORD), Some(OPEN_FILE_LIMIT));
+    let addr = server.base.trim_start_matches("http://").to_string();
+    // Connections that send nothing, more than the server has descriptors for.
+    let mut idle = Vec::new();
+    for _ in 0..OPEN_FILE_LIMIT + 100 {
+        match tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(&addr)).await {
+            Ok(Ok(stream)) => idle.push(stream),
+            _ => break, // the server no longer accepts: the probe below will tell
+        }
+    }
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
+    let health = client.get(format!("{}/healthz", server.base)).send().await.expect("/healthz answers");
+    assert_eq!(health.status(), 200);
+    let page = client.get(format!("{}/login", server.base)).send().await.expect("/login answers");
+    assert_eq!(page.status(), 503, "past the cap other paths get a quick 503");
+    drop(idle);
 }

@@ -7,6 +7,7 @@ pub mod ingest;
 pub mod limits;
 pub mod pages;
 pub mod query;
+pub mod serve;
 pub mod throttle;
 
 use std::collections::HashMap;

@@ -51,9 +51,9 @@ pub async fn spawn_app_from(config: Config, data_dir: tempfile::TempDir) -> Test
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let router = web::router(state.clone());
-    tokio::spawn(async move {
-        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await.expect("serve");
-    });
+    let config = std::sync::Arc::clone(&state.config);
+    // The product's accept loop, so that tests run under the real connection settings.
+    tokio::spawn(async move { web::serve::serve(listener, router, &config.server, std::future::pending()).await });
     TestApp { addr, base: format!("http://{addr}"), state, data_dir }
 }
 

@@ -171,10 +171,9 @@ impl CloudWatchApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let router = web::router(state.clone());
+        let server_config = Arc::clone(&state.config);
         let server = tokio::spawn(async move {
-            axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
-                .await
-                .expect("serve");
+            web::serve::serve(listener, router, &server_config.server, std::future::pending()).await;
         })
         .abort_handle();
         let app = TestApp { addr, base: format!("http://{addr}"), state, data_dir };
