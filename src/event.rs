@@ -136,70 +136,170 @@ pub struct Context<'a> {
     pub scrubber: &'a Scrubber,
 }
 
+/// Why one event of a batch was refused: what it concerns, and the words the client is told.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Rejection {
+    pub kind: RejectionKind,
+    message: String,
+}
+
+impl Rejection {
+    fn new(kind: RejectionKind, message: impl Into<String>) -> Rejection {
+        Rejection { kind, message: message.into() }
+    }
+}
+
+/// What a rejected event got wrong; a few kinds, so they can label a metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RejectionKind {
+    NotAnObject,
+    TooDeep,
+    TooLarge,
+    Message,
+    Level,
+    Env,
+    Timestamp,
+    Http,
+    User,
+    Code,
+    /// Another field of the wrong type.
+    Invalid,
+}
+
+impl RejectionKind {
+    /// The label of the `logboard_events_rejected_total` metric.
+    pub fn label(self) -> &'static str {
+        match self {
+            RejectionKind::NotAnObject => "not_an_object",
+            RejectionKind::TooDeep => "too_deep",
+            RejectionKind::TooLarge => "too_large",
+            RejectionKind::Message => "message",
+            RejectionKind::Level => "level",
+            RejectionKind::Env => "env",
+            RejectionKind::Timestamp => "timestamp",
+            RejectionKind::Http => "http",
+            RejectionKind::User => "user",
+            RejectionKind::Code => "code",
+            RejectionKind::Invalid => "invalid",
+        }
+    }
+}
+
 /// Turns one incoming JSON value into a stored event, or the reason it is rejected.
-pub fn normalise(raw: Value, ctx: &Context<'_>) -> Result<StoredEvent, String> {
+pub fn normalise(raw: Value, ctx: &Context<'_>) -> Result<StoredEvent, Rejection> {
     if depth(&raw) > MAX_DEPTH {
-        return Err(format!("the event is nested deeper than {MAX_DEPTH} levels"));
+        return Err(Rejection::new(
+            RejectionKind::TooDeep,
+            format!("the event is nested deeper than {MAX_DEPTH} levels"),
+        ));
     }
     let Value::Object(mut fields) = raw else {
-        return Err(format!("an event must be a JSON object, not {}", json_kind(&raw)));
+        return Err(Rejection::new(
+            RejectionKind::NotAnObject,
+            format!("an event must be a JSON object, not {}", json_kind(&raw)),
+        ));
     };
     // One cleaning step for every text the event carries, whatever field it ends up in.
     clean(&mut fields, ctx.scrubber);
     let message = match fields.remove("message") {
-        Some(Value::String(s)) if s.trim().is_empty() => return Err("message is empty".into()),
+        Some(Value::String(s)) if s.trim().is_empty() => {
+            return Err(Rejection::new(RejectionKind::Message, "message is empty"));
+        }
         Some(Value::String(s)) => s,
-        Some(other) => return Err(format!("message must be a string, not {}", json_kind(&other))),
-        None => return Err("message is missing".into()),
+        Some(other) => {
+            return Err(Rejection::new(
+                RejectionKind::Message,
+                format!("message must be a string, not {}", json_kind(&other)),
+            ));
+        }
+        None => return Err(Rejection::new(RejectionKind::Message, "message is missing")),
     };
     let level = match fields.remove("level") {
         None | Some(Value::Null) => Level::Info,
-        Some(Value::String(s)) => s.parse()?,
-        Some(other) => return Err(format!("level must be a string, not {}", json_kind(&other))),
+        Some(Value::String(s)) => s.parse().map_err(|why| Rejection::new(RejectionKind::Level, why))?,
+        Some(other) => {
+            return Err(Rejection::new(
+                RejectionKind::Level,
+                format!("level must be a string, not {}", json_kind(&other)),
+            ));
+        }
     };
     let env = match fields.remove("env") {
         Some(Value::String(s)) => s,
         None | Some(Value::Null) => match ctx.default_env {
             Some(env) => env.to_string(),
-            None => return Err(format!("env is missing; use one of: {}", ctx.project.envs.join(", "))),
+            None => {
+                return Err(Rejection::new(
+                    RejectionKind::Env,
+                    format!("env is missing; use one of: {}", ctx.project.envs.join(", ")),
+                ));
+            }
         },
-        Some(other) => return Err(format!("env must be a string, not {}", json_kind(&other))),
+        Some(other) => {
+            return Err(Rejection::new(RejectionKind::Env, format!("env must be a string, not {}", json_kind(&other))));
+        }
     };
     if !ctx.project.has_env(&env) {
-        return Err(format!("unknown env `{env}`; use one of: {}", ctx.project.envs.join(", ")));
+        return Err(Rejection::new(
+            RejectionKind::Env,
+            format!("unknown env `{env}`; use one of: {}", ctx.project.envs.join(", ")),
+        ));
     }
     let timestamp = match fields.remove("timestamp") {
         None | Some(Value::Null) => ctx.received_at,
-        Some(value) => parse_timestamp(&value)?,
+        Some(value) => parse_timestamp(&value).map_err(|why| Rejection::new(RejectionKind::Timestamp, why))?,
     };
-    check_time_window(timestamp, ctx.received_at)?;
+    check_time_window(timestamp, ctx.received_at).map_err(|why| Rejection::new(RejectionKind::Timestamp, why))?;
     let timestamp = truncate_to_ms(timestamp);
 
-    let kind = take_string(&mut fields, "type")?;
+    let kind = take_string(&mut fields, "type").map_err(|why| Rejection::new(RejectionKind::Invalid, why))?;
     let code = match fields.remove("code") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s),
         Some(Value::Number(n)) => Some(n.to_string()),
-        Some(other) => return Err(format!("code must be a string or number, not {}", json_kind(&other))),
+        Some(other) => {
+            return Err(Rejection::new(
+                RejectionKind::Code,
+                format!("code must be a string or number, not {}", json_kind(&other)),
+            ));
+        }
     };
     let http = match fields.remove("http") {
         None | Some(Value::Null) => None,
-        Some(value @ Value::Object(_)) => Some(parse_http(value)?),
-        Some(other) => return Err(format!("http must be an object, not {}", json_kind(&other))),
+        Some(value @ Value::Object(_)) => {
+            Some(parse_http(value).map_err(|why| Rejection::new(RejectionKind::Http, why))?)
+        }
+        Some(other) => {
+            return Err(Rejection::new(
+                RejectionKind::Http,
+                format!("http must be an object, not {}", json_kind(&other)),
+            ));
+        }
     };
-    let url = take_string(&mut fields, "url")?;
-    let location = take_string(&mut fields, "location")?;
+    let url = take_string(&mut fields, "url").map_err(|why| Rejection::new(RejectionKind::Invalid, why))?;
+    let location = take_string(&mut fields, "location").map_err(|why| Rejection::new(RejectionKind::Invalid, why))?;
     let user = match fields.remove("user") {
         None | Some(Value::Null) => None,
         Some(value @ (Value::String(_) | Value::Object(_))) => Some(value),
-        Some(other) => return Err(format!("user must be a string or object, not {}", json_kind(&other))),
+        Some(other) => {
+            return Err(Rejection::new(
+                RejectionKind::User,
+                format!("user must be a string or object, not {}", json_kind(&other)),
+            ));
+        }
     };
-    let stack = take_string(&mut fields, "stack")?;
-    let release = take_string(&mut fields, "release")?;
+    let stack = take_string(&mut fields, "stack").map_err(|why| Rejection::new(RejectionKind::Invalid, why))?;
+    let release = take_string(&mut fields, "release").map_err(|why| Rejection::new(RejectionKind::Invalid, why))?;
     let mut extra = match fields.remove("extra") {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(map)) => map,
-        Some(other) => return Err(format!("extra must be an object, not {}", json_kind(&other))),
+        Some(other) => {
+            return Err(Rejection::new(
+                RejectionKind::Invalid,
+                format!("extra must be an object, not {}", json_kind(&other)),
+            ));
+        }
     };
     // Fields we do not know (or that the server sets itself) are kept, not lost: they go to `extra`.
     for (key, value) in fields {
@@ -370,7 +470,7 @@ impl Part {
 /// Shortens the largest parts first until the event fits `max_bytes`, naming them in
 /// `truncated`, so one huge field costs only itself; rejects the event only when even that is
 /// not enough.
-fn fit_to_size(mut event: StoredEvent, max_bytes: usize) -> Result<StoredEvent, String> {
+fn fit_to_size(mut event: StoredEvent, max_bytes: usize) -> Result<StoredEvent, Rejection> {
     let original = event.to_json().len();
     let mut size = original;
     while size > max_bytes {
@@ -380,8 +480,9 @@ fn fit_to_size(mut event: StoredEvent, max_bytes: usize) -> Result<StoredEvent, 
             .max_by_key(|(spare, _)| *spare)
             .filter(|(spare, _)| *spare > 0);
         let Some((_, part)) = largest else {
-            return Err(format!(
-                "event is {original} bytes, over the limit of {max_bytes} bytes even with long fields cut"
+            return Err(Rejection::new(
+                RejectionKind::TooLarge,
+                format!("event is {original} bytes, over the limit of {max_bytes} bytes even with long fields cut"),
             ));
         };
         // Named first, so the cut makes room for the `truncated` list too.
@@ -588,6 +689,10 @@ mod tests {
     }
 
     fn run(raw: Value) -> Result<StoredEvent, String> {
+        run_typed(raw).map_err(|rejection| rejection.to_string())
+    }
+
+    fn run_typed(raw: Value) -> Result<StoredEvent, Rejection> {
         let project = project();
         let scrubber = project.scrubber();
         let ctx = Context {
@@ -662,6 +767,20 @@ mod tests {
         assert!(run(json!({"message": "m", "timestamp": ms(Duration::hours(1))})).is_ok());
         // Epoch seconds instead of milliseconds land in 1970 and say why.
         assert!(run(json!({"message": "m", "timestamp": 1_795_000_000})).unwrap_err().contains("epoch milliseconds"));
+    }
+
+    #[test]
+    fn each_rejection_names_its_kind_for_the_metric() {
+        let kind = |raw: Value| run_typed(raw).map(|_| ()).unwrap_err().kind.label();
+        assert_eq!(kind(json!({"level": "info"})), "message");
+        assert_eq!(kind(json!({"message": "m", "level": "loud"})), "level");
+        assert_eq!(kind(json!({"message": "m", "env": "qa"})), "env");
+        assert_eq!(kind(json!({"message": "m", "timestamp": "yesterday"})), "timestamp");
+        assert_eq!(kind(json!({"message": "m", "http": {"status": 999}})), "http");
+        assert_eq!(kind(json!({"message": "m", "user": 5})), "user");
+        assert_eq!(kind(json!({"message": "m", "code": []})), "code");
+        assert_eq!(kind(json!({"message": "m", "url": 5})), "invalid");
+        assert_eq!(kind(json!(5)), "not_an_object");
     }
 
     #[test]

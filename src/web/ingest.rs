@@ -3,14 +3,16 @@
 //! The key decides the project; the body is split into events, each normalised or rejected with a
 //! reason; the accepted ones are made durable by the store before the 202 goes out.
 
-use axum::Json;
 use std::io::Read;
+use std::net::IpAddr;
 
-use axum::body::to_bytes;
+use axum::Json;
+use axum::body::{Body, to_bytes};
 use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use ulid::Ulid;
 
 use super::AppState;
 use super::auth::authorization;
@@ -18,7 +20,7 @@ use super::limits::ClientIp;
 use crate::batch::{self, BodyError, BodyFormat};
 use crate::config::ProjectConfig;
 use crate::error::ApiError;
-use crate::event::{self, Context};
+use crate::event::{self, Context, StoredEvent};
 use crate::scrub::Scrubber;
 
 pub const KEY_HEADER: &str = "x-logboard-key";
@@ -49,32 +51,85 @@ pub async fn ingest_events(
     request: Request,
 ) -> Result<(StatusCode, Json<IngestAnswer>), ApiError> {
     let (parts, body) = request.into_parts();
-    let headers = &parts.headers;
+    let request = IngestRequest { headers: parts.headers, query_key: params.key, client, body };
+    let ingested = ingest(&state, request).await?;
+    Ok((StatusCode::ACCEPTED, Json(IngestAnswer { accepted: ingested.ids.len(), rejected: ingested.rejected })))
+}
+
+/// One ingest request as it arrived.
+pub struct IngestRequest {
+    pub headers: HeaderMap,
+    /// The `?key=` parameter, if any.
+    pub query_key: Option<String>,
+    /// The client's address (behind trusted proxies, from `X-Forwarded-For`).
+    pub client: IpAddr,
+    pub body: Body,
+}
+
+/// What an ingest request stored, and what it refused.
+#[derive(Debug)]
+pub struct Ingested {
+    /// The stored events' ids, in the order they came.
+    pub ids: Vec<Ulid>,
+    pub rejected: Vec<Rejection>,
+}
+
+/// The ingest workflow: admit the request (address rate, key, origin, content type and
+/// encoding), read the body within the limits and charge its key, normalise each event, and make
+/// the accepted ones durable. A refused request stores nothing; a refused event is listed.
+pub async fn ingest(state: &AppState, request: IngestRequest) -> Result<Ingested, ApiError> {
+    let IngestRequest { headers, query_key, client, body } = request;
     state.limits.check_ip(client).map_err(|retry_after_secs| ApiError::TooManyRequests {
         message: "too many requests from this address".into(),
         retry_after_secs,
     })?;
-    let (key, project) = project_for_key(&state, headers, params.key.as_deref())?;
-    check_origin(project, headers)?;
-    let format = body_format(headers)?;
-    let encoding = content_encoding(headers)?;
-    let limits = &state.config.limits;
-    let too_large = || ApiError::PayloadTooLarge(format!("the body is over the limit of {} bytes", limits.body_bytes));
-    let received = to_bytes(body, limits.body_bytes).await.map_err(|_| too_large())?;
-    // The bucket is charged what gets stored, the inflated size: the compressed size first, so an
-    // empty bucket refuses before inflating, then the rest.
+    let (key, project) = project_for_key(state, &headers, query_key.as_deref())?;
+    check_origin(project, &headers)?;
+    let format = body_format(&headers)?;
+    let encoding = content_encoding(&headers)?;
+    let bytes = read_body(state, key, encoding, body).await?;
+    let batch = batch::parse(format, &bytes, state.config.limits.events_per_request).map_err(|e| match e {
+        BodyError::TooManyEvents { .. } => ApiError::PayloadTooLarge(e.to_string()),
+        BodyError::Malformed(_) | BodyError::NoEvents => ApiError::BadRequest(e.to_string()),
+    })?;
+    let (accepted, rejected) = normalise_batch(state, project, client, batch);
+    let ids = accepted.iter().map(|e| e.id).collect::<Vec<_>>();
+    state.store.append(accepted).await.map_err(|e| {
+        state.metrics.reject_many("unavailable", ids.len() as u64);
+        tracing::error!(error = format!("{e:#}"), events = ids.len(), "could not store an ingest batch");
+        ApiError::Unavailable {
+            message: "the events could not be stored; nothing of this request was kept, retry later".into(),
+            retry_after_secs: RETRY_AFTER_UNAVAILABLE_SECS,
+        }
+    })?;
+    state.metrics.accepted.inc_by(ids.len() as u64);
+    Ok(Ingested { ids, rejected })
+}
+
+/// The body within the size limit, inflated. The key's byte bucket is charged what gets stored,
+/// the inflated size: the compressed size first, so an empty bucket refuses before inflating.
+async fn read_body(state: &AppState, key: &str, encoding: Encoding, body: Body) -> Result<Vec<u8>, ApiError> {
+    let limit = state.config.limits.body_bytes;
+    let received = to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::PayloadTooLarge(format!("the body is over the limit of {limit} bytes")))?;
     let over_rate = |retry_after_secs| ApiError::TooManyRequests {
         message: "this ingest key is over its byte rate; slow down".into(),
         retry_after_secs,
     };
     state.limits.take_key_bytes(key, received.len()).map_err(over_rate)?;
-    let bytes = decompress(encoding, &received, limits.body_bytes)?;
+    let bytes = decompress(encoding, &received, limit)?;
     state.limits.take_key_bytes(key, bytes.len().saturating_sub(received.len())).map_err(over_rate)?;
-    let batch = batch::parse(format, &bytes, limits.events_per_request).map_err(|e| match e {
-        BodyError::TooManyEvents { .. } => ApiError::PayloadTooLarge(e.to_string()),
-        BodyError::Malformed(_) | BodyError::NoEvents => ApiError::BadRequest(e.to_string()),
-    })?;
+    Ok(bytes)
+}
 
+/// Each raw event normalised, or listed with the reason it was refused.
+fn normalise_batch(
+    state: &AppState,
+    project: &ProjectConfig,
+    client: IpAddr,
+    batch: batch::Batch,
+) -> (Vec<StoredEvent>, Vec<Rejection>) {
     // Compiling the built-in rules costs more than ingesting a batch: only when a project has
     // none of its own (never, for a project from the config).
     let builtin;
@@ -90,7 +145,7 @@ pub async fn ingest_events(
         project,
         default_env: batch.env.as_deref(),
         received_at: OffsetDateTime::now_utc(),
-        max_event_bytes: limits.event_bytes,
+        max_event_bytes: state.config.limits.event_bytes,
     };
     let mut accepted = Vec::with_capacity(batch.events.len());
     let mut rejected = Vec::new();
@@ -103,23 +158,13 @@ pub async fn ingest_events(
                 }
                 accepted.push(event);
             }
-            Err(reason) => {
-                state.metrics.reject(&reason);
-                rejected.push(Rejection { index, reason });
+            Err(rejection) => {
+                state.metrics.reject(rejection.kind.label());
+                rejected.push(Rejection { index, reason: rejection.to_string() });
             }
         }
     }
-    let count = accepted.len();
-    state.store.append(accepted).await.map_err(|e| {
-        state.metrics.reject_many("unavailable", count as u64);
-        tracing::error!(error = format!("{e:#}"), events = count, "could not store an ingest batch");
-        ApiError::Unavailable {
-            message: "the events could not be stored; nothing of this request was kept, retry later".into(),
-            retry_after_secs: RETRY_AFTER_UNAVAILABLE_SECS,
-        }
-    })?;
-    state.metrics.accepted.inc_by(count as u64);
-    Ok((StatusCode::ACCEPTED, Json(IngestAnswer { accepted: count, rejected })))
+    (accepted, rejected)
 }
 
 /// The key from `X-Logboard-Key`, `Authorization: Bearer`, or `?key=`, and the project it opens.
