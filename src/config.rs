@@ -63,11 +63,20 @@ pub struct StorageConfig {
     pub data_dir: PathBuf,
     /// Above this much unshipped data, ingest answers 503.
     pub spool_max_bytes: u64,
+    /// A read of the embedded store running longer is stopped, and the caller is told to narrow
+    /// the search (422).
+    pub query_time_limit_ms: u64,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        Self { backend: Backend::Local, data_dir: "./data".into(), spool_max_bytes: 1 << 30 }
+        Self { backend: Backend::Local, data_dir: "./data".into(), spool_max_bytes: 1 << 30, query_time_limit_ms: 10_000 }
+    }
+}
+
+impl StorageConfig {
+    pub fn query_time_limit(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.query_time_limit_ms)
     }
 }
 
@@ -314,6 +323,19 @@ impl Config {
         }
         if self.storage.spool_max_bytes == 0 {
             problems.push(problem("storage.spool_max_bytes", "must be greater than 0"));
+        }
+        if self.storage.query_time_limit_ms == 0 {
+            problems.push(problem("storage.query_time_limit_ms", "must be greater than 0"));
+        }
+        // A read allowed to outlive its request would go on holding a connection after the 408.
+        if self.storage.query_time_limit_ms > self.server.request_timeout_secs.saturating_mul(1000) {
+            problems.push(problem(
+                "storage.query_time_limit_ms",
+                format!(
+                    "must not exceed server.request_timeout_secs ({} s): a search would run on after its request timed out",
+                    self.server.request_timeout_secs
+                ),
+            ));
         }
         self.validate_cloudwatch(&mut problems);
         self.validate_limits(&mut problems);
@@ -595,6 +617,19 @@ mod tests {
         assert!(keys.contains(&"server.listen_port".to_string()), "{keys:?}");
         assert!(keys.contains(&"extra".to_string()), "{keys:?}");
         assert!(keys.contains(&"storage.bakend".to_string()), "{keys:?}");
+    }
+
+    #[test]
+    fn a_query_time_limit_of_zero_or_past_the_request_timeout_is_refused() {
+        let limit = |ms: &str, timeout: &str| {
+            let pairs =
+                env(&[("LOGBOARD__STORAGE__QUERY_TIME_LIMIT_MS", ms), ("LOGBOARD__SERVER__REQUEST_TIMEOUT_SECS", timeout)]);
+            Config::from_sources(SHIPPED, &pairs).map(|c| c.storage.query_time_limit()).map_err(keys)
+        };
+        assert_eq!(limit("0", "30"), Err(vec!["storage.query_time_limit_ms".to_string()]));
+        assert_eq!(limit("30001", "30"), Err(vec!["storage.query_time_limit_ms".to_string()]));
+        assert_eq!(limit("30000", "30"), Ok(std::time::Duration::from_secs(30)));
+        assert_eq!(Config::from_sources(SHIPPED, &[]).expect("shipped").storage.query_time_limit_ms, 10_000);
     }
 
     #[test]

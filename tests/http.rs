@@ -642,3 +642,125 @@ async fn a_client_that_trickles_its_body_is_cut_off_with_408() {
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
 }
+
+/// Stores `count` events of demo/production, 2 to 3 days old (outside the home page's day), straight
+/// into the store in big batches: the fastest way to a store big enough for slow searches.
+async fn store_old_events(app: &common::TestApp, count: usize) {
+    let now = time::OffsetDateTime::now_utc();
+    let template: logboard::event::StoredEvent = serde_json::from_value(json!({
+        "id": ulid::Ulid::nil().to_string(),
+        "project": "demo",
+        "env": "production",
+        "timestamp": "2026-01-01T00:00:00.000Z",
+        "received_at": "2026-01-01T00:00:00.000Z",
+        "level": "info",
+        "message": "",
+    }))
+    .expect("a stored event");
+    let oldest = logboard::event::unix_ms(now - time::Duration::days(3));
+    let padding = "x".repeat(100);
+    for start in (0..count).step_by(10_000) {
+        let batch = (start..count.min(start + 10_000))
+            .map(|i| {
+                let ms = oldest + i64::try_from(i).expect("small");
+                logboard::event::StoredEvent {
+                    id: ulid::Ulid::from_parts(u64::try_from(ms).expect("after 1970"), i as u128),
+                    timestamp: time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+                        .expect("a time"),
+                    message: format!("GET /checkout/{i} answered 200 after {} ms {padding}", i % 997),
+                    ..template.clone()
+                }
+            })
+            .collect();
+        app.state.store.append(batch).await.expect("append");
+    }
+}
+
+/// `/api/v1/events` over the last week with a text that matches no stored event: every stored
+/// event of demo/production is scanned.
+fn search_matching_nothing(app: &common::TestApp) -> String {
+    let now = time::OffsetDateTime::now_utc();
+    let from = logboard::event::timestamp_format::format(now - time::Duration::days(7));
+    let to = logboard::event::timestamp_format::format(now);
+    app.url(&format!("/api/v1/events?project=demo&env=production&q=no-such-text&from={from}&to={to}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_and_the_home_page_answer_while_slow_searches_run() {
+    let app = spawn_app().await;
+    store_old_events(&app, 200_000).await;
+    let client = app.logged_in_client().await;
+    let search = search_matching_nothing(&app);
+    let searches: Vec<_> = (0..6)
+        .map(|_| {
+            let (search, client) = (search.clone(), client.clone());
+            tokio::spawn(async move {
+                let started = std::time::Instant::now();
+                let response = client.get(search).send().await.expect("search");
+                let status = response.status().as_u16();
+                let retry_after = response.headers().get("retry-after").is_some();
+                let body: Value = response.json().await.expect("json");
+                (status, retry_after, body, started.elapsed())
+            })
+        })
+        .collect();
+    // Long enough for the searches to reach the store; each then takes a good second.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+
+    let searches_done = || searches.iter().filter(|s| s.is_finished()).count();
+    let timed = |path: &'static str| {
+        let client = client.clone();
+        let url = app.url(path);
+        async move {
+            let asked = std::time::Instant::now();
+            let response = client.get(url).send().await.expect("get");
+            let status = response.status().as_u16();
+            let text = response.text().await.expect("text");
+            (status, text, asked.elapsed())
+        }
+    };
+    // Both asked at once; each notes how many searches had answered by the time it answered.
+    let (((ready_status, _, ready_took), searches_done_at_ready), ((home_status, home, home_took), searches_done_at_home)) =
+        tokio::join!(async { (timed("/readyz").await, searches_done()) }, async { (timed("/").await, searches_done()) });
+
+    let mut answers = Vec::new();
+    for search in searches {
+        answers.push(search.await.expect("search task"));
+    }
+    eprintln!(
+        "under 6 searches: /readyz {ready_took:?}, home page {home_took:?}; searches (status, time): {:?}",
+        answers.iter().map(|(status, _, _, took)| (status, took)).collect::<Vec<_>>()
+    );
+    assert_eq!((ready_status, home_status), (200, 200));
+    assert!(home.contains(r#"data-project="demo" data-env="production""#));
+    assert_eq!(searches_done_at_ready, 0, "/readyz waited for a search to finish");
+    assert_eq!(searches_done_at_home, 0, "the home page waited for a search to finish");
+    for (status, retry_after, body, _) in &answers {
+        match status {
+            200 => assert_eq!(body["events"], json!([]), "nothing matches"),
+            // Searches past the pool's size wait a bounded time, then are refused.
+            503 => assert!(*retry_after && body["error"].as_str().is_some_and(|e| e.contains("try again")), "{body}"),
+            other => panic!("a search answered {other}: {body}"),
+        }
+    }
+    assert!(answers.iter().any(|(status, ..)| *status == 200), "some searches ran to the end");
+}
+
+#[tokio::test]
+async fn a_search_past_the_query_time_limit_is_stopped_and_told_to_narrow_the_range() {
+    let app = common::spawn_app_with(&[("LOGBOARD__STORAGE__QUERY_TIME_LIMIT_MS", "1")]).await;
+    store_old_events(&app, 20_000).await;
+    let response = reqwest::Client::new()
+        .get(search_matching_nothing(&app))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .send()
+        .await
+        .expect("search");
+    assert_eq!(response.status(), 422);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(
+        body["error"],
+        "the search took longer than 0.001 s and was stopped; narrow the time range or add filters"
+    );
+    assert_eq!(reqwest::get(app.url("/readyz")).await.expect("readyz").status(), 200, "the store is fine");
+}
