@@ -86,3 +86,25 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_reads_answer_503_with_retry_after_or_422_and_other_store_errors_500() {
+        let busy = anyhow::Error::new(ReadRefused::Busy { retry_after_secs: 10 }).context("reading the store");
+        let response = ApiError::from(busy).into_response();
+        assert_eq!(
+            (response.status(), response.headers().get(header::RETRY_AFTER)),
+            (StatusCode::SERVICE_UNAVAILABLE, Some(&HeaderValue::from_static("10")))
+        );
+        let slow = ApiError::from(anyhow::Error::new(ReadRefused::TooSlow { limit_secs: 10.0 }));
+        assert_eq!(slow.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(
+            slow.to_string(),
+            "the search took longer than 10 s and was stopped; narrow the time range or add filters"
+        );
+        assert_eq!(ApiError::from(anyhow::anyhow!("disk on fire")).status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+}

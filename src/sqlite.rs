@@ -58,7 +58,7 @@ pub enum ReadError {
     NoConnection,
 }
 
-/// Read connections to one database file. Cheap to share; each read runs on tokio's blocking
+/// Read connections to one database file, used through `&self`; each read runs on tokio's blocking
 /// threads, so a slow query never holds up the async workers.
 pub struct ReadPool {
     shared: Arc<Shared>,
@@ -113,6 +113,11 @@ impl ReadPool {
         Ok(ReadPool { shared: Arc::new(shared) })
     }
 
+    /// How many connections the pool has.
+    pub fn connections(&self) -> usize {
+        self.shared.limits.connections
+    }
+
     /// Runs `work` on a connection of the pool: after waiting at most `max_wait` for one, and
     /// interrupted once it has run for `time_limit`.
     pub async fn read<T: Send + 'static>(
@@ -126,7 +131,11 @@ impl ReadPool {
             Ok(Err(_)) | Err(_) => return Err(ReadError::Busy { connections, waited: max_wait }),
         };
         let reader = self.shared.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
-        let lease = Lease { reader: Some(reader.ok_or(ReadError::NoConnection)?), shared: Arc::clone(&self.shared), _slot: slot };
+        let lease = Lease {
+            reader: Some(reader.ok_or(ReadError::NoConnection)?),
+            shared: Arc::clone(&self.shared),
+            _slot: slot,
+        };
         // Once spawned, the read finishes (or is interrupted) and returns its connection even
         // when the caller stops waiting for it.
         tokio::task::spawn_blocking(move || lease.run(work)).await?
@@ -196,7 +205,8 @@ mod tests {
     async fn a_read_past_its_time_limit_is_interrupted_and_its_connection_serves_the_next_read() {
         let dir = tempfile::tempdir().expect("dir");
         let pool = pool(dir.path(), 1, 1000, 50);
-        let error = pool.read(|conn| conn.query_row(ENDLESS, [], |row| row.get::<_, i64>(0))).await.expect_err("endless");
+        let error =
+            pool.read(|conn| conn.query_row(ENDLESS, [], |row| row.get::<_, i64>(0))).await.expect_err("endless");
         assert!(matches!(error, ReadError::TooSlow { limit } if limit == Duration::from_millis(50)), "{error:?}");
         let answer = pool.read(|conn| conn.query_row("SELECT seven()", [], |row| row.get::<_, i64>(0)));
         assert_eq!(answer.await.expect("the same, only connection reads again"), 7, "prepared by the pool");
@@ -228,16 +238,23 @@ mod tests {
         for holder in holders {
             holder.await.expect("task").expect("the held reads finish");
         }
-        assert_eq!(pool.read(|conn| conn.query_row("SELECT 1", [], |row| row.get::<_, i64>(0))).await.expect("free"), 1);
+        assert_eq!(
+            pool.read(|conn| conn.query_row("SELECT 1", [], |row| row.get::<_, i64>(0))).await.expect("free"),
+            1
+        );
     }
 
     #[tokio::test]
     async fn a_read_that_panics_gives_its_connection_back() {
         let dir = tempfile::tempdir().expect("dir");
         let pool = pool(dir.path(), 1, 1000, 10_000);
-        let error = pool.read(|_| -> rusqlite::Result<()> { panic!("a bug in the caller") }).await.expect_err("panicked");
+        let error =
+            pool.read(|_| -> rusqlite::Result<()> { panic!("a bug in the caller") }).await.expect_err("panicked");
         assert!(matches!(error, ReadError::Task(_)), "{error:?}");
-        assert_eq!(pool.read(|conn| conn.query_row("SELECT 1", [], |row| row.get::<_, i64>(0))).await.expect("read"), 1);
+        assert_eq!(
+            pool.read(|conn| conn.query_row("SELECT 1", [], |row| row.get::<_, i64>(0))).await.expect("read"),
+            1
+        );
     }
 
     #[tokio::test]

@@ -685,6 +685,15 @@ fn search_matching_nothing(app: &common::TestApp) -> String {
     app.url(&format!("/api/v1/events?project=demo&env=production&q=no-such-text&from={from}&to={to}"))
 }
 
+/// One GET: status, whether it carries `Retry-After`, body, and how long it took.
+async fn timed_get(client: &reqwest::Client, url: &str) -> (u16, bool, String, std::time::Duration) {
+    let asked = std::time::Instant::now();
+    let response = client.get(url).send().await.expect("get");
+    let status = response.status().as_u16();
+    let retry_after = response.headers().contains_key("retry-after");
+    (status, retry_after, response.text().await.expect("body"), asked.elapsed())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_and_the_home_page_answer_while_slow_searches_run() {
     let app = spawn_app().await;
@@ -694,48 +703,34 @@ async fn readyz_and_the_home_page_answer_while_slow_searches_run() {
     let searches: Vec<_> = (0..6)
         .map(|_| {
             let (search, client) = (search.clone(), client.clone());
-            tokio::spawn(async move {
-                let started = std::time::Instant::now();
-                let response = client.get(search).send().await.expect("search");
-                let status = response.status().as_u16();
-                let retry_after = response.headers().get("retry-after").is_some();
-                let body: Value = response.json().await.expect("json");
-                (status, retry_after, body, started.elapsed())
-            })
+            tokio::spawn(async move { timed_get(&client, &search).await })
         })
         .collect();
-    // Long enough for the searches to reach the store; each then takes a good second.
+    // Long enough for the searches to reach the store; each then takes the best part of a second.
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
 
-    let searches_done = || searches.iter().filter(|s| s.is_finished()).count();
-    let timed = |path: &'static str| {
-        let client = client.clone();
-        let url = app.url(path);
-        async move {
-            let asked = std::time::Instant::now();
-            let response = client.get(url).send().await.expect("get");
-            let status = response.status().as_u16();
-            let text = response.text().await.expect("text");
-            (status, text, asked.elapsed())
-        }
-    };
     // Both asked at once; each notes how many searches had answered by the time it answered.
-    let (((ready_status, _, ready_took), searches_done_at_ready), ((home_status, home, home_took), searches_done_at_home)) =
-        tokio::join!(async { (timed("/readyz").await, searches_done()) }, async { (timed("/").await, searches_done()) });
+    let searches_done = || searches.iter().filter(|s| s.is_finished()).count();
+    let ready = async { (timed_get(&client, &app.url("/readyz")).await, searches_done()) };
+    let home = async { (timed_get(&client, &app.url("/")).await, searches_done()) };
+    let ((ready, searches_done_at_ready), (home, searches_done_at_home)) = tokio::join!(ready, home);
 
     let mut answers = Vec::new();
     for search in searches {
         answers.push(search.await.expect("search task"));
     }
     eprintln!(
-        "under 6 searches: /readyz {ready_took:?}, home page {home_took:?}; searches (status, time): {:?}",
+        "under 6 searches: /readyz {:?}, home page {:?}; searches (status, time): {:?}",
+        ready.3,
+        home.3,
         answers.iter().map(|(status, _, _, took)| (status, took)).collect::<Vec<_>>()
     );
-    assert_eq!((ready_status, home_status), (200, 200));
-    assert!(home.contains(r#"data-project="demo" data-env="production""#));
+    assert_eq!((ready.0, home.0), (200, 200));
+    assert!(home.2.contains(r#"data-project="demo" data-env="production""#));
     assert_eq!(searches_done_at_ready, 0, "/readyz waited for a search to finish");
     assert_eq!(searches_done_at_home, 0, "the home page waited for a search to finish");
     for (status, retry_after, body, _) in &answers {
+        let body: Value = serde_json::from_str(body).expect("json");
         match status {
             200 => assert_eq!(body["events"], json!([]), "nothing matches"),
             // Searches past the pool's size wait a bounded time, then are refused.

@@ -115,9 +115,8 @@ impl LocalStore {
         let lane = |connections| PoolLimits { connections, max_wait: MAX_READ_WAIT, time_limit: query_time_limit };
         let searches = ReadPool::open(&path, lane(cores.clamp(2, MAX_SEARCH_CONNECTIONS)), register_functions)?;
         let lookups = ReadPool::open(&path, lane(LOOKUP_CONNECTIONS), register_functions)?;
-        let ready_limits =
-            PoolLimits { connections: 1, max_wait: READY_CHECK_LIMIT, time_limit: READY_CHECK_LIMIT };
-        let ready = ReadPool::open(&path, ready_limits, |_| Ok(()))?;
+        let ready_limits = PoolLimits { connections: 1, max_wait: READY_CHECK_LIMIT, time_limit: READY_CHECK_LIMIT };
+        let ready = ReadPool::open(&path, ready_limits, register_functions)?;
         let (appends, queue) = mpsc::channel(QUEUE_DEPTH);
         std::thread::Builder::new()
             .name("local-store-writer".into())
@@ -163,11 +162,16 @@ fn open_connection(path: &Path) -> anyhow::Result<Connection> {
 
 /// `contains_ci(haystack, needle)`: the case-insensitive substring test of the `q` filter.
 fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
-    conn.create_scalar_function("contains_ci", 2, FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC, |ctx| {
-        let haystack: String = ctx.get(0)?;
-        let needle: String = ctx.get(1)?;
-        Ok(contains_ignoring_case(&haystack, &needle))
-    })
+    conn.create_scalar_function(
+        "contains_ci",
+        2,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            let haystack: String = ctx.get(0)?;
+            let needle: String = ctx.get(1)?;
+            Ok(contains_ignoring_case(&haystack, &needle))
+        },
+    )
 }
 
 /// Commits waiting requests together and answers each once its events are on disk.
@@ -329,6 +333,8 @@ impl LogStore for LocalStore {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
     use crate::event::{Context, normalise};
     use crate::store::Cursor;
@@ -443,5 +449,52 @@ mod tests {
         assert_eq!(page.events.len(), 1, "stored once");
         let cursor = Some(Cursor::after(&stored));
         assert!(store.events(&EventQuery { cursor, ..query(now) }).await.expect("after").events.is_empty());
+    }
+
+    #[tokio::test]
+    async fn with_every_search_connection_held_lookups_and_the_readiness_check_still_answer() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(LocalStore::open(dir.path(), CloudWatchConfig::default(), TEST_TIME_LIMIT).expect("open"));
+        let now = OffsetDateTime::now_utc();
+        let stored = event("Payment declined", "error", "production", now - Duration::minutes(1));
+        store.append(vec![stored.clone()]).await.expect("append");
+
+        // Stuck searches: each holds its connection until `release` is dropped.
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let held = Arc::new(std::sync::Mutex::new(held));
+        let (started, mut holding) = mpsc::unbounded_channel();
+        let mut stuck = Vec::new();
+        for _ in 0..store.searches.connections() {
+            let (store, held, started) = (Arc::clone(&store), Arc::clone(&held), started.clone());
+            stuck.push(tokio::spawn(async move {
+                store
+                    .read(Lane::Search, move |_| {
+                        let _ = started.send(());
+                        let _ = held.lock().expect("lock").recv();
+                        Ok(())
+                    })
+                    .await
+            }));
+        }
+        for _ in 0..store.searches.connections() {
+            holding.recv().await.expect("a search holds its connection");
+        }
+
+        store.check_ready().await.expect("ready");
+        let newest = store.events(&query(now)).await.expect("the newest page is a lookup");
+        assert_eq!(newest.events, std::slice::from_ref(&stored));
+        assert_eq!(store.event(&project(), "production", None, stored.id).await.expect("by id"), Some(stored));
+        let counts = store.level_counts("demo", "production", now - Duration::days(1), now).await.expect("counts");
+        assert_eq!(counts.get(Level::Error), 1);
+
+        let search = EventQuery { text: Some("payment".into()), ..query(now) };
+        let refused = store.events(&search).await.expect_err("every search connection is held");
+        assert_eq!(refused.downcast_ref::<ReadRefused>(), Some(&ReadRefused::Busy { retry_after_secs: 10 }));
+
+        drop(release);
+        for search in stuck {
+            search.await.expect("task").expect("the stuck searches end");
+        }
+        assert_eq!(store.events(&search).await.expect("searches run again").events.len(), 1);
     }
 }
