@@ -82,11 +82,19 @@ pub struct StorageConfig {
     pub data_dir: PathBuf,
     /// Above this much unshipped data, ingest answers 503.
     pub spool_max_bytes: u64,
+    /// A read of the embedded store running longer is stopped, and the caller is told to narrow
+    /// the search (422). See [`Config::query_time_limit`].
+    pub query_time_limit_ms: u64,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        Self { backend: Backend::Local, data_dir: "./data".into(), spool_max_bytes: 1 << 30 }
+        Self {
+            backend: Backend::Local,
+            data_dir: "./data".into(),
+            spool_max_bytes: 1 << 30,
+            query_time_limit_ms: 10_000,
+        }
     }
 }
 
@@ -308,6 +316,14 @@ impl Config {
         if problems.is_empty() { Ok(config) } else { Err(ConfigErrors(problems)) }
     }
 
+    /// How long one read of the embedded store may run: `storage.query_time_limit_ms`, but never
+    /// past the request timeout, since a read outliving its request (408) would go on holding a
+    /// connection for nobody.
+    pub fn query_time_limit(&self) -> std::time::Duration {
+        let limit_ms = self.storage.query_time_limit_ms.min(self.server.request_timeout_secs.saturating_mul(1000));
+        std::time::Duration::from_millis(limit_ms)
+    }
+
     /// Every problem the typed config has, each named by its key.
     pub fn validate(&self) -> Vec<Problem> {
         let mut problems = Vec::new();
@@ -340,6 +356,9 @@ impl Config {
         }
         if self.storage.spool_max_bytes == 0 {
             problems.push(problem("storage.spool_max_bytes", "must be greater than 0"));
+        }
+        if self.storage.query_time_limit_ms == 0 {
+            problems.push(problem("storage.query_time_limit_ms", "must be greater than 0"));
         }
         self.validate_cloudwatch(&mut problems);
         self.validate_limits(&mut problems);
@@ -637,6 +656,21 @@ mod tests {
         assert_eq!(keys(err), ["limits.key_burst_bytes"]);
         let at_limit = env(&[("LOGBOARD__LIMITS__KEY_BURST_BYTES", "1048576")]);
         assert!(Config::from_sources(SHIPPED, &at_limit).is_ok());
+    }
+
+    #[test]
+    fn the_query_time_limit_must_be_positive_and_is_capped_at_the_request_timeout() {
+        let limit = |ms: &str, timeout: &str| {
+            let pairs = env(&[
+                ("LOGBOARD__STORAGE__QUERY_TIME_LIMIT_MS", ms),
+                ("LOGBOARD__SERVER__REQUEST_TIMEOUT_SECS", timeout),
+            ]);
+            Config::from_sources(SHIPPED, &pairs).map(|c| c.query_time_limit()).map_err(keys)
+        };
+        assert_eq!(limit("0", "30"), Err(vec!["storage.query_time_limit_ms".to_string()]));
+        assert_eq!(limit("250", "30"), Ok(std::time::Duration::from_millis(250)));
+        assert_eq!(limit("60000", "30"), Ok(std::time::Duration::from_secs(30)));
+        assert_eq!(Config::from_sources(SHIPPED, &[]).expect("shipped").query_time_limit().as_millis(), 10_000);
     }
 
     #[test]

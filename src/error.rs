@@ -3,11 +3,15 @@
 //! Client errors (4xx) carry a message meant for the caller and are not logged: they are the
 //! caller's to fix. `Internal` answers an opaque 500 and is logged here, once, with its cause
 //! chain. `Unavailable` is for a store that cannot take data right now: the caller retries.
+//! `Unprocessable` is for a well-formed request the service will not carry out as asked (a
+//! search stopped at the store's time limit): retrying it unchanged would fail the same way.
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+
+use crate::store::ReadRefused;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -27,8 +31,23 @@ pub enum ApiError {
     TooManyRequests { message: String, retry_after_secs: u64 },
     #[error("{message}")]
     Unavailable { message: String, retry_after_secs: u64 },
+    #[error("{0}")]
+    Unprocessable(String),
     #[error("internal error")]
-    Internal(#[from] anyhow::Error),
+    Internal(anyhow::Error),
+}
+
+/// A store's error is internal, except a read the store refused: that one the caller can act on.
+impl From<anyhow::Error> for ApiError {
+    fn from(error: anyhow::Error) -> Self {
+        match error.downcast_ref::<ReadRefused>() {
+            Some(refused @ ReadRefused::Busy { retry_after_secs }) => {
+                ApiError::Unavailable { message: refused.to_string(), retry_after_secs: *retry_after_secs }
+            }
+            Some(refused @ ReadRefused::TooSlow { .. }) => ApiError::Unprocessable(refused.to_string()),
+            None => ApiError::Internal(error),
+        }
+    }
 }
 
 impl ApiError {
@@ -42,6 +61,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -64,5 +84,27 @@ impl IntoResponse for ApiError {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_reads_answer_503_with_retry_after_or_422_and_other_store_errors_500() {
+        let busy = anyhow::Error::new(ReadRefused::Busy { retry_after_secs: 10 }).context("reading the store");
+        let response = ApiError::from(busy).into_response();
+        assert_eq!(
+            (response.status(), response.headers().get(header::RETRY_AFTER)),
+            (StatusCode::SERVICE_UNAVAILABLE, Some(&HeaderValue::from_static("10")))
+        );
+        let slow = ApiError::from(anyhow::Error::new(ReadRefused::TooSlow { limit_secs: 10.0 }));
+        assert_eq!(slow.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(
+            slow.to_string(),
+            "the search took longer than 10 s and was stopped; narrow the time range or add filters"
+        );
+        assert_eq!(ApiError::from(anyhow::anyhow!("disk on fire")).status(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 }

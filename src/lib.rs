@@ -11,6 +11,7 @@ pub mod event;
 pub mod group_commit;
 pub mod metrics;
 pub mod scrub;
+pub mod sqlite;
 pub mod store;
 pub mod web;
 
@@ -32,7 +33,9 @@ const SHUTDOWN_FLUSH_DEADLINE: std::time::Duration = std::time::Duration::from_s
 /// Opens the configured store; it counts into `metrics`.
 pub async fn open_store(config: &Config, metrics: Arc<Metrics>) -> anyhow::Result<Arc<dyn LogStore>> {
     Ok(match config.storage.backend {
-        Backend::Local => Arc::new(LocalStore::open(&config.storage.data_dir, config.cloudwatch.clone())?),
+        Backend::Local => {
+            Arc::new(LocalStore::open(&config.storage.data_dir, config.cloudwatch.clone(), config.query_time_limit())?)
+        }
         Backend::Cloudwatch => Arc::new(store::cloudwatch::CloudWatchStore::open(config, metrics).await?),
     })
 }

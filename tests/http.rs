@@ -998,3 +998,122 @@ async fn silent_connections_past_the_cap_cannot_keep_a_health_check_out() {
     // The one regular connection is still served.
     assert_eq!(get_on(&mut regular, "/healthz").await.2, "ok");
 }
+
+// Reads: the embedded store's pools and query time limit (src/sqlite.rs).
+
+/// Stores `count` events of demo/production, 2 to 3 days old (outside the home page's day), straight
+/// into the store in big batches: the fastest way to a store big enough for slow searches.
+async fn store_old_events(app: &common::TestApp, count: usize) {
+    let now = time::OffsetDateTime::now_utc();
+    let template: logboard::event::StoredEvent = serde_json::from_value(json!({
+        "id": ulid::Ulid::nil().to_string(),
+        "project": "demo",
+        "env": "production",
+        "timestamp": "2026-01-01T00:00:00.000Z",
+        "received_at": "2026-01-01T00:00:00.000Z",
+        "level": "info",
+        "message": "",
+    }))
+    .expect("a stored event");
+    let oldest = logboard::event::unix_ms(now - time::Duration::days(3));
+    let padding = "x".repeat(100);
+    for start in (0..count).step_by(10_000) {
+        let batch = (start..count.min(start + 10_000))
+            .map(|i| {
+                let ms = oldest + i64::try_from(i).expect("small");
+                logboard::event::StoredEvent {
+                    id: ulid::Ulid::from_parts(u64::try_from(ms).expect("after 1970"), i as u128),
+                    timestamp: time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+                        .expect("a time"),
+                    message: format!("GET /checkout/{i} answered 200 after {} ms {padding}", i % 997),
+                    ..template.clone()
+                }
+            })
+            .collect();
+        app.state.store.append(batch).await.expect("append");
+    }
+}
+
+/// `/api/v1/events` over the last week with a text that matches no stored event: every stored
+/// event of demo/production is scanned.
+fn search_matching_nothing(app: &common::TestApp) -> String {
+    let now = time::OffsetDateTime::now_utc();
+    let from = logboard::event::timestamp_format::format(now - time::Duration::days(7));
+    let to = logboard::event::timestamp_format::format(now);
+    app.url(&format!("/api/v1/events?project=demo&env=production&q=no-such-text&from={from}&to={to}"))
+}
+
+/// One GET: status, whether it carries `Retry-After`, body, and how long it took.
+async fn timed_get(client: &reqwest::Client, url: &str) -> (u16, bool, String, std::time::Duration) {
+    let asked = std::time::Instant::now();
+    let response = client.get(url).send().await.expect("get");
+    let status = response.status().as_u16();
+    let retry_after = response.headers().contains_key("retry-after");
+    (status, retry_after, response.text().await.expect("body"), asked.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_and_the_home_page_answer_while_slow_searches_run() {
+    let app = spawn_app().await;
+    store_old_events(&app, 200_000).await;
+    let client = app.logged_in_client().await;
+    let search = search_matching_nothing(&app);
+    let searches: Vec<_> = (0..6)
+        .map(|_| {
+            let (search, client) = (search.clone(), client.clone());
+            tokio::spawn(async move { timed_get(&client, &search).await })
+        })
+        .collect();
+    // Long enough for the searches to reach the store; each then takes the best part of a second.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+
+    // Both asked at once; each notes how many searches had answered by the time it answered.
+    let searches_done = || searches.iter().filter(|s| s.is_finished()).count();
+    let ready = async { (timed_get(&client, &app.url("/readyz")).await, searches_done()) };
+    let home = async { (timed_get(&client, &app.url("/")).await, searches_done()) };
+    let ((ready, searches_done_at_ready), (home, searches_done_at_home)) = tokio::join!(ready, home);
+
+    let mut answers = Vec::new();
+    for search in searches {
+        answers.push(search.await.expect("search task"));
+    }
+    eprintln!(
+        "under 6 searches: /readyz {:?}, home page {:?}; searches (status, time): {:?}",
+        ready.3,
+        home.3,
+        answers.iter().map(|(status, _, _, took)| (status, took)).collect::<Vec<_>>()
+    );
+    assert_eq!((ready.0, home.0), (200, 200));
+    assert!(home.2.contains(r#"data-project="demo" data-env="production""#));
+    assert_eq!(searches_done_at_ready, 0, "/readyz waited for a search to finish");
+    assert_eq!(searches_done_at_home, 0, "the home page waited for a search to finish");
+    for (status, retry_after, body, _) in &answers {
+        let body: Value = serde_json::from_str(body).expect("json");
+        match status {
+            200 => assert_eq!(body["events"], json!([]), "nothing matches"),
+            // Searches past the pool's size wait a bounded time, then are refused.
+            503 => assert!(*retry_after && body["error"].as_str().is_some_and(|e| e.contains("try again")), "{body}"),
+            other => panic!("a search answered {other}: {body}"),
+        }
+    }
+    assert!(answers.iter().any(|(status, ..)| *status == 200), "some searches ran to the end");
+}
+
+#[tokio::test]
+async fn a_search_past_the_query_time_limit_is_stopped_and_told_to_narrow_the_range() {
+    let app = common::spawn_app_with(&[("LOGBOARD__STORAGE__QUERY_TIME_LIMIT_MS", "1")]).await;
+    store_old_events(&app, 20_000).await;
+    let response = reqwest::Client::new()
+        .get(search_matching_nothing(&app))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .send()
+        .await
+        .expect("search");
+    assert_eq!(response.status(), 422);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(
+        body["error"],
+        "the search took longer than 0.001 s and was stopped; narrow the time range or add filters"
+    );
+    assert_eq!(reqwest::get(app.url("/readyz")).await.expect("readyz").status(), 200, "the store is fine");
+}

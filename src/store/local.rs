@@ -1,11 +1,15 @@
 //! The embedded store: SQLite on local disk (`data_dir/events.db`), the default backend.
 //!
 //! One writer thread owns the write connection and commits whatever requests are waiting in one
-//! transaction (group commit): many requests share one fsync. Reads use their own connection;
-//! WAL mode lets them run beside the writer.
+//! transaction (group commit): many requests share one fsync. Reads run beside the writer (WAL)
+//! on pools of read connections ([`crate::sqlite::ReadPool`]), in three lanes so that a slow
+//! kind of read cannot hold up another: searches that may scan every event of their range, quick
+//! lookups (the newest page, one event, the home page's counts), and the readiness check.
+//! Each read is stopped at a time limit; a read that finds its lane busy past a short wait, or
+//! runs past the limit, is refused with a [`ReadRefused`] the caller can act on.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
 use async_trait::async_trait;
@@ -15,15 +19,27 @@ use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 use ulid::Ulid;
 
-use super::{EventPage, EventQuery, Group, GroupKind, LevelCounts, LogStore, contains_ignoring_case};
+use super::{EventPage, EventQuery, Group, GroupKind, LevelCounts, LogStore, ReadRefused, contains_ignoring_case};
 use crate::config::{CloudWatchConfig, ProjectConfig};
 use crate::event::{Level, StoredEvent, unix_ms};
 use crate::group_commit;
+use crate::sqlite::{PoolLimits, ReadError, ReadPool};
 
 /// Requests merged into one transaction at most; bounds the latency of the first one.
 const MAX_REQUESTS_PER_COMMIT: usize = 256;
 /// How many append requests may wait for the writer before callers wait to enqueue.
 const QUEUE_DEPTH: usize = 1024;
+/// Most connections for searches, however many cores: a scan is CPU-bound, so more at once
+/// than cores only share them.
+const MAX_SEARCH_CONNECTIONS: usize = 8;
+/// Connections for quick lookups. They return within milliseconds, so two keep the pages
+/// answering while every search connection is busy.
+const LOOKUP_CONNECTIONS: usize = 2;
+/// How long a read waits for a connection of its lane before it is refused (503, `Retry-After`).
+const MAX_READ_WAIT: Duration = Duration::from_secs(3);
+/// The readiness check has a connection of its own, waits at most this for it and may run at
+/// most this long: a probe answers quickly either way.
+const READY_CHECK_LIMIT: Duration = Duration::from_secs(1);
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (
@@ -69,49 +85,61 @@ type AppendRequest = (Vec<Row>, oneshot::Sender<Result<(), String>>);
 
 pub struct LocalStore {
     appends: mpsc::Sender<AppendRequest>,
-    reader: Arc<Mutex<Connection>>,
+    /// Reads that may scan every event of their range: a text or level filter.
+    searches: ReadPool,
+    /// Reads that stop early on an index: the newest page, one event, the home page's counts.
+    lookups: ReadPool,
+    /// The readiness check alone, so that `/readyz` never waits behind a page or a search.
+    ready: ReadPool,
+    /// Suggested to a caller refused for a busy lane: by then every running read has ended.
+    retry_after_secs: u64,
     naming: CloudWatchConfig,
 }
 
+/// Which lane a read goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lane {
+    Search,
+    Lookup,
+}
+
 impl LocalStore {
-    /// Opens (or creates) the store under `data_dir` and starts its writer thread.
-    pub fn open(data_dir: &Path, naming: CloudWatchConfig) -> anyhow::Result<LocalStore> {
+    /// Opens (or creates) the store under `data_dir` and starts its writer thread; a read
+    /// running longer than `query_time_limit` is stopped.
+    pub fn open(data_dir: &Path, naming: CloudWatchConfig, query_time_limit: Duration) -> anyhow::Result<LocalStore> {
         std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
         let path = data_dir.join("events.db");
         let writer = open_connection(&path)?;
         writer.execute_batch(SCHEMA).context("creating the events schema")?;
-        let reader = open_connection(&path)?;
-        reader
-            .create_scalar_function(
-                "contains_ci",
-                2,
-                FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
-                |ctx| {
-                    let haystack: String = ctx.get(0)?;
-                    let needle: String = ctx.get(1)?;
-                    Ok(contains_ignoring_case(&haystack, &needle))
-                },
-            )
-            .context("registering contains_ci")?;
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+        let lane = |connections| PoolLimits { connections, max_wait: MAX_READ_WAIT, time_limit: query_time_limit };
+        let searches = ReadPool::open(&path, lane(cores.clamp(2, MAX_SEARCH_CONNECTIONS)), register_functions)?;
+        let lookups = ReadPool::open(&path, lane(LOOKUP_CONNECTIONS), register_functions)?;
+        let ready_limits = PoolLimits { connections: 1, max_wait: READY_CHECK_LIMIT, time_limit: READY_CHECK_LIMIT };
+        let ready = ReadPool::open(&path, ready_limits, register_functions)?;
         let (appends, queue) = mpsc::channel(QUEUE_DEPTH);
         std::thread::Builder::new()
             .name("local-store-writer".into())
             .spawn(move || run_writer(writer, queue))
             .context("starting the writer thread")?;
-        Ok(LocalStore { appends, reader: Arc::new(Mutex::new(reader)), naming })
+        let retry_after_secs = (query_time_limit.as_secs() + u64::from(query_time_limit.subsec_nanos() > 0)).max(1);
+        Ok(LocalStore { appends, searches, lookups, ready, retry_after_secs, naming })
     }
 
     async fn read<T: Send + 'static>(
         &self,
+        lane: Lane,
         work: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> anyhow::Result<T> {
-        let reader = Arc::clone(&self.reader);
-        tokio::task::spawn_blocking(move || {
-            let conn = reader.lock().map_err(|_| anyhow!("the reader connection is poisoned"))?;
-            work(&conn).context("reading the embedded store")
+        let pool = match lane {
+            Lane::Search => &self.searches,
+            Lane::Lookup => &self.lookups,
+        };
+        pool.read(work).await.map_err(|error| match error {
+            ReadError::Busy { .. } => ReadRefused::Busy { retry_after_secs: self.retry_after_secs }.into(),
+            ReadError::TooSlow { limit } => ReadRefused::TooSlow { limit_secs: limit.as_secs_f64() }.into(),
+            other => anyhow::Error::new(other).context("reading the embedded store"),
         })
-        .await
-        .context("the read task failed")?
     }
 
     fn own_group(&self, project: &str, env: &str) -> String {
@@ -130,6 +158,20 @@ fn open_connection(path: &Path) -> anyhow::Result<Connection> {
     )
     .context("setting pragmas")?;
     Ok(conn)
+}
+
+/// `contains_ci(haystack, needle)`: the case-insensitive substring test of the `q` filter.
+fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
+    conn.create_scalar_function(
+        "contains_ci",
+        2,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            let haystack: String = ctx.get(0)?;
+            let needle: String = ctx.get(1)?;
+            Ok(contains_ignoring_case(&haystack, &needle))
+        },
+    )
 }
 
 /// Commits waiting requests together and answers each once its events are on disk.
@@ -200,6 +242,9 @@ impl LogStore for LocalStore {
             sql.push_str(&format!(" AND level IN ({})", vec!["?"; query.levels.len()].join(", ")));
             args.extend(query.levels.iter().map(|l| l.as_str().to_string().into()));
         }
+        // Without a text or level filter the newest events of the range come straight off the
+        // (project, env, ts, id) index; with one, the read may scan the whole range.
+        let lane = if query.text.is_some() || !query.levels.is_empty() { Lane::Search } else { Lane::Lookup };
         if let Some(text) = &query.text {
             sql.push_str(" AND contains_ci(message, ?)");
             args.push(text.clone().into());
@@ -213,7 +258,7 @@ impl LogStore for LocalStore {
         let limit = query.limit;
         args.push(i64::try_from(limit + 1).unwrap_or(i64::MAX).into());
         let events = self
-            .read(move |conn| {
+            .read(lane, move |conn| {
                 let mut stmt = conn.prepare_cached(&sql)?;
                 let rows = stmt.query_map(params_from_iter(args), |row| row.get::<_, String>(0))?;
                 rows.map(|body| body.and_then(decode_body)).collect::<rusqlite::Result<Vec<_>>>()
@@ -233,7 +278,7 @@ impl LogStore for LocalStore {
             return Ok(None);
         }
         let (project, env) = (project.name.clone(), env.to_string());
-        self.read(move |conn| {
+        self.read(Lane::Lookup, move |conn| {
             conn.query_row(
                 "SELECT body FROM events WHERE id = ?1 AND project = ?2 AND env = ?3",
                 rusqlite::params![id.to_string(), project, env],
@@ -255,7 +300,7 @@ impl LogStore for LocalStore {
     ) -> anyhow::Result<LevelCounts> {
         let (project, env) = (project.to_string(), env.to_string());
         let rows = self
-            .read(move |conn| {
+            .read(Lane::Lookup, move |conn| {
                 let mut stmt = conn.prepare_cached(
                     "SELECT level, count(*) FROM events WHERE project = ?1 AND env = ?2 AND ts >= ?3 AND ts <= ?4 GROUP BY level",
                 )?;
@@ -278,17 +323,25 @@ impl LogStore for LocalStore {
         if self.appends.is_closed() {
             return Err(anyhow!("the embedded store writer has stopped"));
         }
-        self.read(|conn| conn.query_row("SELECT 1", [], |_| Ok(()))).await
+        // Reads the file (not only the connection), on the check's own connection.
+        self.ready
+            .read(|conn| conn.query_row("SELECT EXISTS (SELECT 1 FROM events)", [], |_| Ok(())))
+            .await
+            .context("reading the embedded store")
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
     use crate::event::{Context, normalise};
     use crate::store::Cursor;
     use serde_json::json;
     use time::Duration;
+
+    const TEST_TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
     fn project() -> ProjectConfig {
         ProjectConfig {
@@ -333,7 +386,7 @@ mod tests {
     #[tokio::test]
     async fn appended_events_read_back_newest_first_filtered_and_paged() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = LocalStore::open(dir.path(), CloudWatchConfig::default()).expect("open");
+        let store = LocalStore::open(dir.path(), CloudWatchConfig::default(), TEST_TIME_LIMIT).expect("open");
         let now = OffsetDateTime::now_utc();
         let mut events = Vec::new();
         for i in 0..25 {
@@ -384,11 +437,11 @@ mod tests {
         let now = OffsetDateTime::now_utc();
         let stored = event("persisted", "warn", "production", now);
         {
-            let store = LocalStore::open(dir.path(), CloudWatchConfig::default()).expect("open");
+            let store = LocalStore::open(dir.path(), CloudWatchConfig::default(), TEST_TIME_LIMIT).expect("open");
             store.append(vec![stored.clone()]).await.expect("append");
             store.append(vec![stored.clone()]).await.expect("a repeated id is not an error");
         }
-        let store = LocalStore::open(dir.path(), CloudWatchConfig::default()).expect("reopen");
+        let store = LocalStore::open(dir.path(), CloudWatchConfig::default(), TEST_TIME_LIMIT).expect("reopen");
         let found = store.event(&project(), "production", None, stored.id).await.expect("read");
         assert_eq!(found, Some(stored.clone()));
         assert_eq!(store.event(&project(), "dev", None, stored.id).await.expect("read"), None);
@@ -396,5 +449,52 @@ mod tests {
         assert_eq!(page.events.len(), 1, "stored once");
         let cursor = Some(Cursor::after(&stored));
         assert!(store.events(&EventQuery { cursor, ..query(now) }).await.expect("after").events.is_empty());
+    }
+
+    #[tokio::test]
+    async fn with_every_search_connection_held_lookups_and_the_readiness_check_still_answer() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(LocalStore::open(dir.path(), CloudWatchConfig::default(), TEST_TIME_LIMIT).expect("open"));
+        let now = OffsetDateTime::now_utc();
+        let stored = event("Payment declined", "error", "production", now - Duration::minutes(1));
+        store.append(vec![stored.clone()]).await.expect("append");
+
+        // Stuck searches: each holds its connection until `release` is dropped.
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let held = Arc::new(std::sync::Mutex::new(held));
+        let (started, mut holding) = mpsc::unbounded_channel();
+        let mut stuck = Vec::new();
+        for _ in 0..store.searches.connections() {
+            let (store, held, started) = (Arc::clone(&store), Arc::clone(&held), started.clone());
+            stuck.push(tokio::spawn(async move {
+                store
+                    .read(Lane::Search, move |_| {
+                        let _ = started.send(());
+                        let _ = held.lock().expect("lock").recv();
+                        Ok(())
+                    })
+                    .await
+            }));
+        }
+        for _ in 0..store.searches.connections() {
+            holding.recv().await.expect("a search holds its connection");
+        }
+
+        store.check_ready().await.expect("ready");
+        let newest = store.events(&query(now)).await.expect("the newest page is a lookup");
+        assert_eq!(newest.events, std::slice::from_ref(&stored));
+        assert_eq!(store.event(&project(), "production", None, stored.id).await.expect("by id"), Some(stored));
+        let counts = store.level_counts("demo", "production", now - Duration::days(1), now).await.expect("counts");
+        assert_eq!(counts.get(Level::Error), 1);
+
+        let search = EventQuery { text: Some("payment".into()), ..query(now) };
+        let refused = store.events(&search).await.expect_err("every search connection is held");
+        assert_eq!(refused.downcast_ref::<ReadRefused>(), Some(&ReadRefused::Busy { retry_after_secs: 10 }));
+
+        drop(release);
+        for search in stuck {
+            search.await.expect("task").expect("the stuck searches end");
+        }
+        assert_eq!(store.events(&search).await.expect("searches run again").events.len(), 1);
     }
 }

@@ -64,6 +64,19 @@ pub trait LogStore: Send + Sync {
     async fn refresh_metrics(&self) {}
 }
 
+/// A read the store declined to finish. The caller can act on it, so the web layer answers it
+/// with its own status and these words instead of an opaque 500.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ReadRefused {
+    /// Every connection for this kind of read stayed busy for the whole wait: retrying later works.
+    #[error("too many searches are running; try again in {retry_after_secs} s")]
+    Busy { retry_after_secs: u64 },
+    /// The read ran past the store's time limit and was stopped: the same read would be stopped
+    /// again, the caller has to ask for less.
+    #[error("the search took longer than {limit_secs} s and was stopped; narrow the time range or add filters")]
+    TooSlow { limit_secs: f64 },
+}
+
 /// A page of dead letters and how many the project/environment has in all.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct DeadLetters {
