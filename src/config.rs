@@ -449,7 +449,7 @@ impl Config {
                 problems.push(problem(format!("auth.users[{i}].name"), format!("`{}` is defined twice", user.name)));
             }
             if !user.password_hash.starts_with("$argon2id$")
-                || crate::web::auth::parse_hash(&user.password_hash).is_err()
+                || argon2::password_hash::phc::PasswordHash::new(&user.password_hash).is_err()
             {
                 problems.push(problem(
                     format!("auth.users[{i}].password_hash"),
@@ -535,11 +535,6 @@ impl Config {
         self.projects.iter().find(|p| p.name == name)
     }
 
-    /// The project that owns an ingest key.
-    pub fn project_by_key(&self, key: &str) -> Option<&ProjectConfig> {
-        self.projects.iter().find(|p| p.ingest_keys.iter().any(|k| k == key))
-    }
-
     /// True when no user can log in yet, so one must be generated at start-up.
     pub fn has_no_users(&self) -> bool {
         self.auth.users.is_empty() && self.auth.admin_password.is_none()
@@ -547,12 +542,6 @@ impl Config {
 }
 
 impl ProjectConfig {
-    /// The project's scrubbing rules (patterns are checked by `validate`).
-    pub fn scrubber(&self) -> crate::scrub::Scrubber {
-        crate::scrub::Scrubber::new(self.scrub, &self.scrub_key_patterns)
-            .unwrap_or_else(|_| crate::scrub::Scrubber::builtin(self.scrub))
-    }
-
     pub fn has_env(&self, env: &str) -> bool {
         self.envs.iter().any(|e| e == env)
     }
@@ -617,7 +606,7 @@ mod tests {
         assert_eq!(config.storage.backend, Backend::Local);
         let demo = config.project("demo").expect("demo project");
         assert_eq!(demo.envs, ["production", "staging", "dev"]);
-        assert_eq!(config.project_by_key("demo-ingest-key").map(|p| p.name.as_str()), Some("demo"));
+        assert_eq!(demo.ingest_keys, ["demo-ingest-key"]);
     }
 
     #[test]

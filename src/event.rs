@@ -128,12 +128,11 @@ impl StoredEvent {
 
 /// What the normaliser needs to know about the request an event came in.
 pub struct Context<'a> {
-    pub project: &'a crate::config::ProjectConfig,
+    pub project: &'a crate::project::Project,
     /// The batch's `env`, used when an event names none.
     pub default_env: Option<&'a str>,
     pub received_at: OffsetDateTime,
     pub max_event_bytes: usize,
-    pub scrubber: &'a Scrubber,
 }
 
 /// Why one event of a batch was refused: what it concerns, and the words the client is told.
@@ -201,7 +200,7 @@ pub fn normalise(raw: Value, ctx: &Context<'_>) -> Result<StoredEvent, Rejection
         ));
     };
     // One cleaning step for every text the event carries, whatever field it ends up in.
-    clean(&mut fields, ctx.scrubber);
+    clean(&mut fields, &ctx.project.scrubber);
     let message = match fields.remove("message") {
         Some(Value::String(s)) if s.trim().is_empty() => {
             return Err(Rejection::new(RejectionKind::Message, "message is empty"));
@@ -669,14 +668,15 @@ pub mod timestamp_format {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ProjectConfig;
+    use crate::config::{CloudWatchConfig, ProjectConfig};
+    use crate::project::Project;
     use serde_json::json;
     use time::macros::datetime;
 
     const NOW: OffsetDateTime = datetime!(2026-11-24 15:00:00 UTC);
 
-    fn project() -> ProjectConfig {
-        ProjectConfig {
+    fn project() -> Project {
+        let config = ProjectConfig {
             name: "demo".into(),
             envs: vec!["production".into(), "staging".into()],
             ingest_keys: vec!["k".into()],
@@ -685,7 +685,8 @@ mod tests {
             scrub: true,
             scrub_key_patterns: vec![],
             store_client_ip: false,
-        }
+        };
+        Project::new(&config, &CloudWatchConfig::default()).expect("project")
     }
 
     fn run(raw: Value) -> Result<StoredEvent, String> {
@@ -694,14 +695,8 @@ mod tests {
 
     fn run_typed(raw: Value) -> Result<StoredEvent, Rejection> {
         let project = project();
-        let scrubber = project.scrubber();
-        let ctx = Context {
-            project: &project,
-            default_env: Some("staging"),
-            received_at: NOW,
-            max_event_bytes: 65_536,
-            scrubber: &scrubber,
-        };
+        let ctx =
+            Context { project: &project, default_env: Some("staging"), received_at: NOW, max_event_bytes: 65_536 };
         normalise(raw, &ctx)
     }
 

@@ -10,6 +10,7 @@ pub mod error;
 pub mod event;
 pub mod group_commit;
 pub mod metrics;
+pub mod project;
 pub mod scrub;
 pub mod sqlite;
 pub mod store;
@@ -33,9 +34,7 @@ const SHUTDOWN_FLUSH_DEADLINE: std::time::Duration = std::time::Duration::from_s
 /// Opens the configured store; it counts into `metrics`.
 pub async fn open_store(config: &Config, metrics: Arc<Metrics>) -> anyhow::Result<Arc<dyn LogStore>> {
     Ok(match config.storage.backend {
-        Backend::Local => {
-            Arc::new(LocalStore::open(&config.storage.data_dir, config.cloudwatch.clone(), config.query_time_limit())?)
-        }
+        Backend::Local => Arc::new(LocalStore::open(&config.storage.data_dir, config.query_time_limit())?),
         Backend::Cloudwatch => Arc::new(store::cloudwatch::CloudWatchStore::open(config, metrics).await?),
     })
 }
@@ -52,14 +51,14 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         println!("No dashboard user is configured. Log in as `admin` with password: {password}");
         println!("(set LOGBOARD_ADMIN_PASSWORD or [auth] users to choose your own)");
     }
-    let scrubbers = config.projects.iter().map(|p| (p.name.clone(), p.scrubber())).collect();
+    let projects = project::Projects::from_config(&config)?;
     let limits = web::limits::RateLimits::new(&config.limits, &config.server.trusted_proxies);
     Ok(AppState {
         config: Arc::new(config),
         store,
         auth: Arc::new(auth),
         limits: Arc::new(limits),
-        scrubbers: Arc::new(scrubbers),
+        projects: Arc::new(projects),
         metrics,
     })
 }

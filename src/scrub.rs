@@ -53,11 +53,6 @@ impl Scrubber {
         Ok(Scrubber { enabled, sensitive_keys: RegexBuilder::new(&keys).case_insensitive(true).build()? })
     }
 
-    /// Only the built-in sensitive keys.
-    pub fn builtin(enabled: bool) -> Scrubber {
-        Scrubber { enabled, sensitive_keys: pattern(SENSITIVE_KEYS) }
-    }
-
     pub fn is_sensitive_key(&self, key: &str) -> bool {
         self.enabled && self.sensitive_keys.is_match(key)
     }

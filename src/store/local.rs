@@ -20,9 +20,9 @@ use tokio::sync::{mpsc, oneshot};
 use ulid::Ulid;
 
 use super::{EventPage, EventQuery, Group, GroupKind, LevelCounts, LogStore, ReadRefused, contains_ignoring_case};
-use crate::config::{CloudWatchConfig, ProjectConfig};
 use crate::event::{Level, StoredEvent, unix_ms};
 use crate::group_commit;
+use crate::project::Project;
 use crate::sqlite::{PoolLimits, ReadError, ReadPool};
 
 /// Requests merged into one transaction at most; bounds the latency of the first one.
@@ -93,7 +93,6 @@ pub struct LocalStore {
     ready: ReadPool,
     /// Suggested to a caller refused for a busy lane: by then every running read has ended.
     retry_after_secs: u64,
-    naming: CloudWatchConfig,
 }
 
 /// Which lane a read goes to.
@@ -106,7 +105,7 @@ enum Lane {
 impl LocalStore {
     /// Opens (or creates) the store under `data_dir` and starts its writer thread; a read
     /// running longer than `query_time_limit` is stopped.
-    pub fn open(data_dir: &Path, naming: CloudWatchConfig, query_time_limit: Duration) -> anyhow::Result<LocalStore> {
+    pub fn open(data_dir: &Path, query_time_limit: Duration) -> anyhow::Result<LocalStore> {
         std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
         let path = data_dir.join("events.db");
         let writer = open_connection(&path)?;
@@ -123,7 +122,7 @@ impl LocalStore {
             .spawn(move || run_writer(writer, queue))
             .context("starting the writer thread")?;
         let retry_after_secs = (query_time_limit.as_secs() + u64::from(query_time_limit.subsec_nanos() > 0)).max(1);
-        Ok(LocalStore { appends, searches, lookups, ready, retry_after_secs, naming })
+        Ok(LocalStore { appends, searches, lookups, ready, retry_after_secs })
     }
 
     async fn read<T: Send + 'static>(
@@ -140,10 +139,6 @@ impl LocalStore {
             ReadError::TooSlow { limit } => ReadRefused::TooSlow { limit_secs: limit.as_secs_f64() }.into(),
             other => anyhow::Error::new(other).context("reading the embedded store"),
         })
-    }
-
-    fn own_group(&self, project: &str, env: &str) -> String {
-        self.naming.group_name(project, env)
     }
 }
 
@@ -222,13 +217,13 @@ impl LogStore for LocalStore {
             .map_err(|e| anyhow!("embedded store commit failed: {e}"))
     }
 
-    async fn groups(&self, project: &ProjectConfig, env: &str) -> anyhow::Result<Vec<Group>> {
-        Ok(vec![Group { name: self.own_group(&project.name, env), kind: GroupKind::Ingest }])
+    async fn groups(&self, project: &Project, env: &str) -> anyhow::Result<Vec<Group>> {
+        Ok(vec![Group { name: project.own_group(env).to_string(), kind: GroupKind::Ingest }])
     }
 
-    async fn events(&self, query: &EventQuery) -> anyhow::Result<EventPage> {
+    async fn events(&self, query: &EventQuery<'_>) -> anyhow::Result<EventPage> {
         // The embedded store holds only the project's own group.
-        if query.group.as_deref().is_some_and(|g| g != self.own_group(&query.project.name, &query.env)) {
+        if query.group.as_deref().is_some_and(|g| g != query.project.own_group(&query.env)) {
             return Ok(EventPage::default());
         }
         let mut sql = String::from("SELECT body FROM events WHERE project = ? AND env = ? AND ts >= ? AND ts <= ?");
@@ -269,12 +264,12 @@ impl LogStore for LocalStore {
 
     async fn event(
         &self,
-        project: &ProjectConfig,
+        project: &Project,
         env: &str,
         group: Option<&str>,
         id: Ulid,
     ) -> anyhow::Result<Option<StoredEvent>> {
-        if group.is_some_and(|g| g != self.own_group(&project.name, env)) {
+        if group.is_some_and(|g| g != project.own_group(env)) {
             return Ok(None);
         }
         let (project, env) = (project.name.clone(), env.to_string());
@@ -336,6 +331,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+    use crate::config::{CloudWatchConfig, ProjectConfig};
     use crate::event::{Context, normalise};
     use crate::store::Cursor;
     use serde_json::json;
@@ -343,33 +339,35 @@ mod tests {
 
     const TEST_TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
-    fn project() -> ProjectConfig {
-        ProjectConfig {
-            name: "demo".into(),
-            envs: vec!["production".into(), "dev".into()],
-            ingest_keys: vec!["k".into()],
-            allowed_origins: vec!["*".into()],
-            extra_group_prefixes: vec![],
-            scrub: true,
-            scrub_key_patterns: vec![],
-            store_client_ip: false,
-        }
+    fn project() -> &'static Project {
+        static PROJECT: std::sync::LazyLock<Project> = std::sync::LazyLock::new(|| {
+            let config = ProjectConfig {
+                name: "demo".into(),
+                envs: vec!["production".into(), "dev".into()],
+                ingest_keys: vec!["k".into()],
+                allowed_origins: vec!["*".into()],
+                extra_group_prefixes: vec![],
+                scrub: true,
+                scrub_key_patterns: vec![],
+                store_client_ip: false,
+            };
+            Project::new(&config, &CloudWatchConfig::default()).expect("project")
+        });
+        &PROJECT
     }
 
     fn event(message: &str, level: &str, env: &str, at: OffsetDateTime) -> StoredEvent {
-        let project = project();
         let ctx = Context {
-            project: &project,
+            project: project(),
             default_env: None,
             received_at: OffsetDateTime::now_utc(),
             max_event_bytes: 65_536,
-            scrubber: &project.scrubber(),
         };
         normalise(json!({"message": message, "level": level, "env": env, "timestamp": unix_ms(at)}), &ctx)
             .expect("valid")
     }
 
-    fn query(now: OffsetDateTime) -> EventQuery {
+    fn query(now: OffsetDateTime) -> EventQuery<'static> {
         EventQuery {
             project: project(),
             env: "production".into(),
@@ -386,7 +384,7 @@ mod tests {
     #[tokio::test]
     async fn appended_events_read_back_newest_first_filtered_and_paged() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = LocalStore::open(dir.path(), CloudWatchConfig::default(), TEST_TIME_LIMIT).expect("open");
+        let store = LocalStore::open(dir.path(), TEST_TIME_LIMIT).expect("open");
         let now = OffsetDateTime::now_utc();
         let mut events = Vec::new();
         for i in 0..25 {
@@ -437,14 +435,14 @@ mod tests {
         let now = OffsetDateTime::now_utc();
         let stored = event("persisted", "warn", "production", now);
         {
-            let store = LocalStore::open(dir.path(), CloudWatchConfig::default(), TEST_TIME_LIMIT).expect("open");
+            let store = LocalStore::open(dir.path(), TEST_TIME_LIMIT).expect("open");
             store.append(vec![stored.clone()]).await.expect("append");
             store.append(vec![stored.clone()]).await.expect("a repeated id is not an error");
         }
-        let store = LocalStore::open(dir.path(), CloudWatchConfig::default(), TEST_TIME_LIMIT).expect("reopen");
-        let found = store.event(&project(), "production", None, stored.id).await.expect("read");
+        let store = LocalStore::open(dir.path(), TEST_TIME_LIMIT).expect("reopen");
+        let found = store.event(project(), "production", None, stored.id).await.expect("read");
         assert_eq!(found, Some(stored.clone()));
-        assert_eq!(store.event(&project(), "dev", None, stored.id).await.expect("read"), None);
+        assert_eq!(store.event(project(), "dev", None, stored.id).await.expect("read"), None);
         let page = store.events(&query(now + Duration::seconds(1))).await.expect("events");
         assert_eq!(page.events.len(), 1, "stored once");
         let cursor = Some(Cursor::after(&stored));
@@ -454,7 +452,7 @@ mod tests {
     #[tokio::test]
     async fn with_every_search_connection_held_lookups_and_the_readiness_check_still_answer() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Arc::new(LocalStore::open(dir.path(), CloudWatchConfig::default(), TEST_TIME_LIMIT).expect("open"));
+        let store = Arc::new(LocalStore::open(dir.path(), TEST_TIME_LIMIT).expect("open"));
         let now = OffsetDateTime::now_utc();
         let stored = event("Payment declined", "error", "production", now - Duration::minutes(1));
         store.append(vec![stored.clone()]).await.expect("append");
@@ -483,7 +481,7 @@ mod tests {
         store.check_ready().await.expect("ready");
         let newest = store.events(&query(now)).await.expect("the newest page is a lookup");
         assert_eq!(newest.events, std::slice::from_ref(&stored));
-        assert_eq!(store.event(&project(), "production", None, stored.id).await.expect("by id"), Some(stored));
+        assert_eq!(store.event(project(), "production", None, stored.id).await.expect("by id"), Some(stored));
         let counts = store.level_counts("demo", "production", now - Duration::days(1), now).await.expect("counts");
         assert_eq!(counts.get(Level::Error), 1);
 

@@ -13,8 +13,8 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use ulid::Ulid;
 
-use crate::config::ProjectConfig;
 use crate::event::{Level, StoredEvent, unix_ms};
+use crate::project::Project;
 
 /// The stores behind the service. Ingest writes through `append`; the API and pages read.
 #[async_trait]
@@ -23,15 +23,15 @@ pub trait LogStore: Send + Sync {
     async fn append(&self, events: Vec<StoredEvent>) -> anyhow::Result<()>;
 
     /// The log groups of a project/environment: its own first, then the external ones.
-    async fn groups(&self, project: &ProjectConfig, env: &str) -> anyhow::Result<Vec<Group>>;
+    async fn groups(&self, project: &Project, env: &str) -> anyhow::Result<Vec<Group>>;
 
     /// One page of events, newest first by occurrence time.
-    async fn events(&self, query: &EventQuery) -> anyhow::Result<EventPage>;
+    async fn events(&self, query: &EventQuery<'_>) -> anyhow::Result<EventPage>;
 
     /// One event by id, in the project's own group unless `group` names another.
     async fn event(
         &self,
-        project: &ProjectConfig,
+        project: &Project,
         env: &str,
         group: Option<&str>,
         id: Ulid,
@@ -56,7 +56,7 @@ pub trait LogStore: Send + Sync {
 
     /// Events the destination refused (too old, too new, invalid) for a project/environment,
     /// newest first, at most `limit`. Stores that refuse nothing after a 202 have none.
-    async fn dead_letters(&self, _project: &ProjectConfig, _env: &str, _limit: usize) -> anyhow::Result<DeadLetters> {
+    async fn dead_letters(&self, _project: &Project, _env: &str, _limit: usize) -> anyhow::Result<DeadLetters> {
         Ok(DeadLetters::default())
     }
 
@@ -117,8 +117,8 @@ pub enum GroupKind {
 
 /// A read of one group of one project/environment.
 #[derive(Debug, Clone)]
-pub struct EventQuery {
-    pub project: ProjectConfig,
+pub struct EventQuery<'a> {
+    pub project: &'a Project,
     pub env: String,
     /// `None`: the project's own group.
     pub group: Option<String>,
@@ -132,7 +132,7 @@ pub struct EventQuery {
     pub cursor: Option<Cursor>,
 }
 
-impl EventQuery {
+impl EventQuery<'_> {
     /// The exact filter, for stores whose own filtering is only approximate.
     pub fn matches(&self, event: &StoredEvent) -> bool {
         let ts = event.timestamp;

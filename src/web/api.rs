@@ -22,7 +22,7 @@ pub struct ProjectSummary<'a> {
 
 pub async fn list_projects(State(state): State<AppState>, _user: ApiUser) -> Json<Value> {
     let projects: Vec<ProjectSummary<'_>> =
-        state.config.projects.iter().map(|p| ProjectSummary { name: &p.name, envs: &p.envs }).collect();
+        state.projects.iter().map(|p| ProjectSummary { name: &p.name, envs: &p.envs }).collect();
     Json(json!({ "projects": projects }))
 }
 
@@ -37,7 +37,7 @@ pub async fn list_groups(
     _user: ApiUser,
     Query(params): Query<GroupParams>,
 ) -> Result<Json<Value>, ApiError> {
-    let (project, env) = project_env(&state.config, params.project.as_deref(), params.env.as_deref())?;
+    let (project, env) = project_env(&state.projects, params.project.as_deref(), params.env.as_deref())?;
     let groups: Vec<Group> = state.store.groups(project, &env).await?;
     Ok(Json(json!({ "groups": groups })))
 }
@@ -47,7 +47,7 @@ pub async fn list_events(
     _user: ApiUser,
     Query(params): Query<ReadParams>,
 ) -> Result<Json<EventPage>, ApiError> {
-    let query = params.to_query(&state.config, OffsetDateTime::now_utc())?;
+    let query = params.to_query(&state.projects, OffsetDateTime::now_utc())?;
     Ok(Json(state.store.events(&query).await?))
 }
 
@@ -64,7 +64,7 @@ pub async fn get_event(
     Path(id): Path<String>,
     Query(params): Query<EventParams>,
 ) -> Result<Json<StoredEvent>, ApiError> {
-    let (project, env) = project_env(&state.config, params.project.as_deref(), params.env.as_deref())?;
+    let (project, env) = project_env(&state.projects, params.project.as_deref(), params.env.as_deref())?;
     let id = Ulid::from_string(&id).map_err(|_| ApiError::NotFound(format!("no event `{id}`")))?;
     let group = params.group.as_deref().filter(|g| !g.is_empty());
     state
@@ -91,7 +91,7 @@ pub async fn list_dead_letters(
     _user: ApiUser,
     Query(params): Query<DeadLetterParams>,
 ) -> Result<Json<DeadLetters>, ApiError> {
-    let (project, env) = project_env(&state.config, params.project.as_deref(), params.env.as_deref())?;
+    let (project, env) = project_env(&state.projects, params.project.as_deref(), params.env.as_deref())?;
     let limit = params.limit.unwrap_or(100).clamp(1, MAX_DEAD_LETTERS_SHOWN);
     Ok(Json(state.store.dead_letters(project, &env, limit).await?))
 }

@@ -50,7 +50,7 @@ pub fn hash_password(password: &str) -> anyhow::Result<String> {
     Ok(argon2().hash_password(password.as_bytes()).map_err(|e| anyhow!("hashing failed: {e}"))?.to_string())
 }
 
-pub fn parse_hash(phc: &str) -> Result<PasswordHash, String> {
+fn parse_hash(phc: &str) -> Result<PasswordHash, String> {
     PasswordHash::new(phc).map_err(|e| e.to_string())
 }
 

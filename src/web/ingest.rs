@@ -18,10 +18,9 @@ use super::AppState;
 use super::auth::authorization;
 use super::limits::ClientIp;
 use crate::batch::{self, BodyError, BodyFormat};
-use crate::config::ProjectConfig;
 use crate::error::ApiError;
 use crate::event::{self, Context, StoredEvent};
-use crate::scrub::Scrubber;
+use crate::project::Project;
 
 pub const KEY_HEADER: &str = "x-logboard-key";
 /// How long a client should wait when the store cannot take events.
@@ -126,22 +125,11 @@ async fn read_body(state: &AppState, key: &str, encoding: Encoding, body: Body) 
 /// Each raw event normalised, or listed with the reason it was refused.
 fn normalise_batch(
     state: &AppState,
-    project: &ProjectConfig,
+    project: &Project,
     client: IpAddr,
     batch: batch::Batch,
 ) -> (Vec<StoredEvent>, Vec<Rejection>) {
-    // Compiling the built-in rules costs more than ingesting a batch: only when a project has
-    // none of its own (never, for a project from the config).
-    let builtin;
-    let scrubber = match state.scrubbers.get(&project.name) {
-        Some(scrubber) => scrubber,
-        None => {
-            builtin = Scrubber::builtin(true);
-            &builtin
-        }
-    };
     let ctx = Context {
-        scrubber,
         project,
         default_env: batch.env.as_deref(),
         received_at: OffsetDateTime::now_utc(),
@@ -172,7 +160,7 @@ fn project_for_key<'a, 'k>(
     state: &'a AppState,
     headers: &'k HeaderMap,
     query_key: Option<&'k str>,
-) -> Result<(&'k str, &'a ProjectConfig), ApiError> {
+) -> Result<(&'k str, &'a Project), ApiError> {
     let header_key = headers.get(KEY_HEADER).and_then(|v| v.to_str().ok());
     let bearer =
         authorization(headers).and_then(|(scheme, token)| scheme.eq_ignore_ascii_case("bearer").then_some(token));
@@ -181,13 +169,12 @@ fn project_for_key<'a, 'k>(
             "an ingest key is required: X-Logboard-Key header, Authorization: Bearer, or ?key=".into(),
         )
     })?;
-    let project =
-        state.config.project_by_key(key).ok_or_else(|| ApiError::Unauthorized("unknown ingest key".into()))?;
+    let project = state.projects.by_key(key).ok_or_else(|| ApiError::Unauthorized("unknown ingest key".into()))?;
     Ok((key, project))
 }
 
 /// Browsers send `Origin`; it must be one the project allows. Server clients send none.
-fn check_origin(project: &ProjectConfig, headers: &HeaderMap) -> Result<(), ApiError> {
+fn check_origin(project: &Project, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(origin) = headers.get(header::ORIGIN) else { return Ok(()) };
     let origin = origin.to_str().unwrap_or("");
     if project.allowed_origins.iter().any(|allowed| allowed == "*" || allowed.eq_ignore_ascii_case(origin)) {

@@ -10,7 +10,6 @@ pub mod query;
 pub mod serve;
 pub mod throttle;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,7 +29,7 @@ use tower_http::trace::TraceLayer;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::metrics::{self, Metrics};
-use crate::scrub::Scrubber;
+use crate::project::Projects;
 use crate::store::LogStore;
 
 /// Everything a handler may need.
@@ -44,8 +43,8 @@ pub struct AppState {
     pub auth: Arc<auth::Auth>,
     /// Ingest rate limits per key and per client IP.
     pub limits: Arc<limits::RateLimits>,
-    /// Each project's scrubbing rules, compiled once.
-    pub scrubbers: Arc<HashMap<String, Scrubber>>,
+    /// The projects, built from the config once: reads and ingest borrow them.
+    pub projects: Arc<Projects>,
     /// The service's counters, served on `/metrics`.
     pub metrics: Arc<Metrics>,
 }

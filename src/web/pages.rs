@@ -15,9 +15,9 @@ use super::auth::{PageUser, clear_cookie, safe_next, session_cookie, session_tok
 use super::limits::{ClientIp, OverHttps};
 use super::query::{DEFAULT_WINDOW, ReadParams};
 use super::throttle::Refusal;
-use crate::config::ProjectConfig;
 use crate::error::ApiError;
 use crate::event::{Level, StoredEvent};
+use crate::project::Projects;
 use crate::store::{EventQuery, GroupKind};
 
 /// Renders an askama template as an HTML response.
@@ -147,7 +147,7 @@ pub async fn show_home(State(state): State<AppState>, PageUser(user): PageUser) 
     let to = OffsetDateTime::now_utc();
     let from = to - DEFAULT_WINDOW;
     let mut cards = Vec::new();
-    for project in &state.config.projects {
+    for project in state.projects.iter() {
         for env in &project.envs {
             let mut card = EnvCard {
                 project: project.name.clone(),
@@ -272,13 +272,13 @@ pub async fn show_logs(State(state): State<AppState>, PageUser(user): PageUser, 
         limit: get("limit"),
         cursor: get("cursor"),
     };
-    let Some(first) = state.config.projects.first() else {
+    let Some(first) = state.projects.iter().next() else {
         return error_page(&user, ApiError::NotFound("no project is configured".into()));
     };
     if params.project.is_none() {
         return Redirect::to(&logs_href(&first.name, &first.envs[0], &[])).into_response();
     }
-    let query = match params.to_query(&state.config, OffsetDateTime::now_utc()) {
+    let query = match params.to_query(&state.projects, OffsetDateTime::now_utc()) {
         Ok(query) => query,
         Err(e) => return error_page(&user, e),
     };
@@ -294,7 +294,7 @@ const DEAD_LETTERS_ON_PAGE: usize = 20;
 async fn render_logs(
     state: &AppState,
     user: String,
-    query: &EventQuery,
+    query: &EventQuery<'_>,
     params: &ReadParams,
     selected: Option<String>,
 ) -> Result<Page<LogsPage>, ApiError> {
@@ -358,8 +358,7 @@ async fn render_logs(
     });
     let newest_href = params.cursor.is_some().then(|| logs_href(&project.name, &query.env, &filters));
 
-    let active_group =
-        query.group.clone().unwrap_or_else(|| state.config.cloudwatch.group_name(&project.name, &query.env));
+    let active_group = query.group.clone().unwrap_or_else(|| project.own_group(&query.env).to_string());
     let group_links = groups
         .iter()
         .map(|g| {
@@ -378,7 +377,7 @@ async fn render_logs(
 
     Ok(Page(LogsPage {
         user: Some(user),
-        sidebar: sidebar(&state.config.projects, &project.name, &query.env),
+        sidebar: sidebar(&state.projects, &project.name, &query.env),
         groups: group_links,
         project: project.name.clone(),
         env: query.env.clone(),
@@ -410,7 +409,7 @@ async fn render_logs(
     }))
 }
 
-fn sidebar(projects: &[ProjectConfig], active_project: &str, active_env: &str) -> Vec<SidebarProject> {
+fn sidebar(projects: &Projects, active_project: &str, active_env: &str) -> Vec<SidebarProject> {
     projects
         .iter()
         .map(|p| SidebarProject {

@@ -3,9 +3,9 @@
 use serde::Deserialize;
 use time::{Duration, OffsetDateTime};
 
-use crate::config::{Config, ProjectConfig};
 use crate::error::ApiError;
 use crate::event::{Level, timestamp_format};
+use crate::project::{Project, Projects};
 use crate::store::{Cursor, EventQuery};
 
 pub const DEFAULT_LIMIT: usize = 100;
@@ -34,12 +34,12 @@ pub struct ReadParams {
 
 /// A project and one of its environments, both known.
 pub fn project_env<'a>(
-    config: &'a Config,
+    projects: &'a Projects,
     project: Option<&str>,
     env: Option<&str>,
-) -> Result<(&'a ProjectConfig, String), ApiError> {
+) -> Result<(&'a Project, String), ApiError> {
     let name = non_empty(project).ok_or_else(|| ApiError::BadRequest("`project` is required".into()))?;
-    let project = config.project(name).ok_or_else(|| ApiError::NotFound(format!("no project `{name}`")))?;
+    let project = projects.get(name).ok_or_else(|| ApiError::NotFound(format!("no project `{name}`")))?;
     let env = non_empty(env).ok_or_else(|| ApiError::BadRequest("`env` is required".into()))?;
     if !project.has_env(env) {
         return Err(ApiError::NotFound(format!("project `{}` has no env `{env}`", project.name)));
@@ -79,8 +79,8 @@ pub fn parse_levels(text: Option<&str>) -> Result<Vec<Level>, ApiError> {
 }
 
 impl ReadParams {
-    pub fn to_query(&self, config: &Config, now: OffsetDateTime) -> Result<EventQuery, ApiError> {
-        let (project, env) = project_env(config, self.project.as_deref(), self.env.as_deref())?;
+    pub fn to_query<'p>(&self, projects: &'p Projects, now: OffsetDateTime) -> Result<EventQuery<'p>, ApiError> {
+        let (project, env) = project_env(projects, self.project.as_deref(), self.env.as_deref())?;
         let to = match non_empty(self.to.as_deref()) {
             Some(text) => parse_time("to", text)?,
             None => now,
@@ -106,7 +106,7 @@ impl ReadParams {
             }
         };
         Ok(EventQuery {
-            project: project.clone(),
+            project,
             env,
             group: non_empty(self.group.as_deref()).map(str::to_string),
             from,
@@ -126,8 +126,12 @@ mod tests {
 
     const NOW: OffsetDateTime = datetime!(2026-11-24 15:00:00 UTC);
 
-    fn config() -> Config {
-        Config::from_sources(include_str!("../../config.toml"), &[]).expect("config")
+    fn projects() -> &'static Projects {
+        static PROJECTS: std::sync::LazyLock<Projects> = std::sync::LazyLock::new(|| {
+            let config = crate::config::Config::from_sources(include_str!("../../config.toml"), &[]).expect("config");
+            Projects::from_config(&config).expect("projects")
+        });
+        &PROJECTS
     }
 
     fn params(pairs: &[(&str, &str)]) -> ReadParams {
@@ -149,12 +153,12 @@ mod tests {
     }
 
     fn error(pairs: &[(&str, &str)]) -> String {
-        params(pairs).to_query(&config(), NOW).unwrap_err().to_string()
+        params(pairs).to_query(projects(), NOW).unwrap_err().to_string()
     }
 
     #[test]
     fn defaults_are_the_last_24_hours_and_100_events() {
-        let q = params(&[]).to_query(&config(), NOW).expect("query");
+        let q = params(&[]).to_query(projects(), NOW).expect("query");
         assert_eq!((q.from, q.to, q.limit), (NOW - Duration::hours(24), NOW, 100));
         assert!(q.levels.is_empty() && q.text.is_none() && q.cursor.is_none());
     }
@@ -167,7 +171,7 @@ mod tests {
             ("level", "ERROR,warn,error"),
             ("limit", "5"),
         ])
-        .to_query(&config(), NOW)
+        .to_query(projects(), NOW)
         .expect("query");
         assert_eq!(q.from, datetime!(2026-11-20 00:00 UTC));
         assert_eq!(q.to, datetime!(2026-11-20 15:00 UTC));

@@ -26,9 +26,10 @@ use tokio::task::AbortHandle;
 use ulid::Ulid;
 
 use super::{DeadLetter, DeadLetters, EventPage, EventQuery, Group, LevelCounts, LogStore};
-use crate::config::{Config, ProjectConfig};
+use crate::config::Config;
 use crate::event::{StoredEvent, from_unix_ms, timestamp_format, unix_ms};
 use crate::metrics::Metrics;
+use crate::project::Project;
 use client::CloudWatchDestination;
 use naming::Naming;
 use shipper::Writer;
@@ -162,17 +163,17 @@ impl LogStore for CloudWatchStore {
         self.notify.notify_one();
         Ok(())
     }
-    async fn groups(&self, project: &ProjectConfig, env: &str) -> anyhow::Result<Vec<Group>> {
+    async fn groups(&self, project: &Project, env: &str) -> anyhow::Result<Vec<Group>> {
         self.read_groups(project, env).await
     }
 
-    async fn events(&self, query: &EventQuery) -> anyhow::Result<EventPage> {
+    async fn events(&self, query: &EventQuery<'_>) -> anyhow::Result<EventPage> {
         self.read_events(query).await
     }
 
     async fn event(
         &self,
-        project: &ProjectConfig,
+        project: &Project,
         env: &str,
         group: Option<&str>,
         id: Ulid,
@@ -215,9 +216,9 @@ impl LogStore for CloudWatchStore {
         Ok(())
     }
 
-    async fn dead_letters(&self, project: &ProjectConfig, env: &str, limit: usize) -> anyhow::Result<DeadLetters> {
-        let group = self.naming.own_group(&project.name, env);
-        let (total, records) = self.spool.dead_letters(&group, limit).await?;
+    async fn dead_letters(&self, project: &Project, env: &str, limit: usize) -> anyhow::Result<DeadLetters> {
+        let group = project.own_group(env);
+        let (total, records) = self.spool.dead_letters(group, limit).await?;
         let dead_letters = records
             .into_iter()
             .map(|r| {

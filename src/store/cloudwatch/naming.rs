@@ -4,7 +4,8 @@
 
 use time::OffsetDateTime;
 
-use crate::config::{CloudWatchConfig, ProjectConfig};
+use crate::config::CloudWatchConfig;
+use crate::project::Project;
 
 pub(super) struct Naming {
     templates: CloudWatchConfig,
@@ -26,17 +27,12 @@ impl Naming {
     }
 
     /// The group a read may look at: the own group, or one under the project's extra prefixes.
-    pub(super) fn readable_group(&self, project: &ProjectConfig, env: &str, group: Option<&str>) -> Option<String> {
-        let own = self.own_group(&project.name, env);
+    pub(super) fn readable_group(&self, project: &Project, env: &str, group: Option<&str>) -> Option<String> {
+        let own = project.own_group(env);
         match group {
-            None => Some(own),
-            Some(g) if g == own => Some(own),
-            Some(g) if is_external_group_of(project, g) => Some(g.to_string()),
+            None => Some(own.to_string()),
+            Some(g) if g == own || project.is_external_group(g) => Some(g.to_string()),
             Some(_) => None,
         }
     }
-}
-
-fn is_external_group_of(project: &ProjectConfig, group: &str) -> bool {
-    project.extra_group_prefixes.iter().any(|prefix| !prefix.is_empty() && group.starts_with(prefix.as_str()))
 }

@@ -13,8 +13,8 @@ use ulid::Ulid;
 
 use super::CloudWatchStore;
 use super::foreign::read_line;
-use crate::config::ProjectConfig;
 use crate::event::{Level, StoredEvent, unix_ms};
+use crate::project::Project;
 use crate::store::{EventPage, EventQuery, Group, GroupKind, LevelCounts};
 
 /// The first time window a read scans, walking back from its newest end.
@@ -31,8 +31,8 @@ const GROUP_LIST_CACHE: std::time::Duration = std::time::Duration::from_secs(30)
 const PENDING_READ_ROWS: usize = 10_000;
 
 impl CloudWatchStore {
-    pub(super) async fn read_groups(&self, project: &ProjectConfig, env: &str) -> anyhow::Result<Vec<Group>> {
-        let own = self.naming.own_group(&project.name, env);
+    pub(super) async fn read_groups(&self, project: &Project, env: &str) -> anyhow::Result<Vec<Group>> {
+        let own = project.own_group(env).to_string();
         let mut external = BTreeSet::new();
         for prefix in project.extra_group_prefixes.iter().filter(|p| !p.is_empty()) {
             external.extend(self.groups_under(prefix).await?);
@@ -43,11 +43,11 @@ impl CloudWatchStore {
         Ok(groups)
     }
 
-    pub(super) async fn read_events(&self, query: &EventQuery) -> anyhow::Result<EventPage> {
-        let Some(group) = self.naming.readable_group(&query.project, &query.env, query.group.as_deref()) else {
+    pub(super) async fn read_events(&self, query: &EventQuery<'_>) -> anyhow::Result<EventPage> {
+        let Some(group) = self.naming.readable_group(query.project, &query.env, query.group.as_deref()) else {
             return Ok(EventPage::default());
         };
-        let own = group == self.naming.own_group(&query.project.name, &query.env);
+        let own = group == query.project.own_group(&query.env);
         let pattern = if own { level_pattern(&query.levels) } else { None };
         let limit = query.limit.max(1);
         let from = unix_ms(query.from);
@@ -103,7 +103,7 @@ impl CloudWatchStore {
 
     pub(super) async fn read_event(
         &self,
-        project: &ProjectConfig,
+        project: &Project,
         env: &str,
         group: Option<&str>,
         id: Ulid,
@@ -117,7 +117,7 @@ impl CloudWatchStore {
             found.is_none()
         })
         .await?;
-        if found.is_none() && group == self.naming.own_group(&project.name, env) {
+        if found.is_none() && group == project.own_group(env) {
             let pending = self.spool.pending(&group, ts, ts, PENDING_READ_ROWS).await?;
             found =
                 pending.iter().filter_map(|body| serde_json::from_str::<StoredEvent>(body).ok()).find(|e| e.id == id);

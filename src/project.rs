@@ -1,0 +1,116 @@
+//! The projects as the running service knows them: built once from the config at start-up
+//! (scrubber compiled, own log group named per environment, keys indexed) and shared; requests
+//! and reads borrow them.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+
+use crate::config::{CloudWatchConfig, Config, ProjectConfig};
+use crate::scrub::Scrubber;
+
+/// One project at run time.
+#[derive(Debug)]
+pub struct Project {
+    pub name: String,
+    pub envs: Vec<String>,
+    /// Origins browsers may send from (`*`: any).
+    pub allowed_origins: Vec<String>,
+    /// Prefixes of the project's other CloudWatch groups (its Lambda functions').
+    pub extra_group_prefixes: Vec<String>,
+    /// Keep the sender's IP address in `extra.client_ip`.
+    pub store_client_ip: bool,
+    pub scrubber: Scrubber,
+    /// Environment → the log group logboard writes its events to.
+    groups: BTreeMap<String, String>,
+}
+
+impl Project {
+    /// The project of `config`, its groups named by `naming`'s template.
+    pub fn new(config: &ProjectConfig, naming: &CloudWatchConfig) -> anyhow::Result<Project> {
+        let scrubber = Scrubber::new(config.scrub, &config.scrub_key_patterns)
+            .with_context(|| format!("compiling the scrub_key_patterns of project {}", config.name))?;
+        Ok(Project {
+            name: config.name.clone(),
+            envs: config.envs.clone(),
+            allowed_origins: config.allowed_origins.clone(),
+            extra_group_prefixes: config.extra_group_prefixes.clone(),
+            store_client_ip: config.store_client_ip,
+            scrubber,
+            groups: config.envs.iter().map(|env| (env.clone(), naming.group_name(&config.name, env))).collect(),
+        })
+    }
+
+    pub fn has_env(&self, env: &str) -> bool {
+        self.groups.contains_key(env)
+    }
+
+    /// The log group of the project's own events in `env` (empty for an unknown env).
+    pub fn own_group(&self, env: &str) -> &str {
+        self.groups.get(env).map_or("", String::as_str)
+    }
+
+    /// Whether `group` is one of the project's other groups (under an extra prefix).
+    pub fn is_external_group(&self, group: &str) -> bool {
+        self.extra_group_prefixes.iter().any(|prefix| !prefix.is_empty() && group.starts_with(prefix.as_str()))
+    }
+}
+
+/// Every project, by name and by ingest key.
+#[derive(Debug, Default)]
+pub struct Projects {
+    list: Vec<Arc<Project>>,
+    by_key: HashMap<String, Arc<Project>>,
+}
+
+impl Projects {
+    pub fn from_config(config: &Config) -> anyhow::Result<Projects> {
+        let mut projects = Projects::default();
+        for project_config in &config.projects {
+            let project = Arc::new(Project::new(project_config, &config.cloudwatch)?);
+            for key in &project_config.ingest_keys {
+                projects.by_key.insert(key.clone(), Arc::clone(&project));
+            }
+            projects.list.push(project);
+        }
+        Ok(projects)
+    }
+
+    /// In the order of the config.
+    pub fn iter(&self) -> impl Iterator<Item = &Project> {
+        self.list.iter().map(AsRef::as_ref)
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Project> {
+        self.iter().find(|p| p.name == name)
+    }
+
+    /// The project an ingest key writes to.
+    pub fn by_key(&self, key: &str) -> Option<&Project> {
+        self.by_key.get(key).map(AsRef::as_ref)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn projects_are_found_by_name_and_key_and_name_their_groups() {
+        let config = Config::from_sources(include_str!("../config.toml"), &[]).expect("config");
+        let projects = Projects::from_config(&config).expect("projects");
+        let demo = projects.get("demo").expect("demo");
+        assert_eq!(projects.by_key("demo-ingest-key").map(|p| p.name.as_str()), Some("demo"));
+        assert!(projects.by_key("nope").is_none());
+        assert_eq!(demo.own_group("production"), "/logboard/demo/production");
+        assert!(demo.has_env("production") && !demo.has_env("qa"));
+        let with_lambdas = ProjectConfig {
+            extra_group_prefixes: vec!["/aws/lambda/demo-".into(), String::new()],
+            ..config.projects[0].clone()
+        };
+        let project = Project::new(&with_lambdas, &config.cloudwatch).expect("project");
+        assert!(project.is_external_group("/aws/lambda/demo-api-orders"));
+        assert!(!project.is_external_group("/aws/lambda/other"), "an empty prefix matches nothing");
+    }
+}
