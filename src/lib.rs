@@ -8,7 +8,6 @@ pub mod batch;
 pub mod config;
 pub mod error;
 pub mod event;
-pub mod group_commit;
 pub mod metrics;
 pub mod project;
 pub mod scrub;

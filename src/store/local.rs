@@ -21,9 +21,8 @@ use ulid::Ulid;
 
 use super::{EventPage, EventQuery, Group, GroupKind, LevelCounts, LogStore, ReadRefused, contains_ignoring_case};
 use crate::event::{Level, StoredEvent, unix_ms};
-use crate::group_commit;
 use crate::project::Project;
-use crate::sqlite::{PoolLimits, ReadError, ReadPool};
+use crate::sqlite::{self, AfterCommit, PoolLimits, ReadError, ReadPool};
 
 /// Requests merged into one transaction at most; bounds the latency of the first one.
 const MAX_REQUESTS_PER_COMMIT: usize = 256;
@@ -108,7 +107,8 @@ impl LocalStore {
     pub fn open(data_dir: &Path, query_time_limit: Duration) -> anyhow::Result<LocalStore> {
         std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
         let path = data_dir.join("events.db");
-        let writer = open_connection(&path)?;
+        // A 64 MB page cache keeps the indexes' hot pages in memory under sustained ingest.
+        let writer = sqlite::open_durable(&path, 65_536)?;
         writer.execute_batch(SCHEMA).context("creating the events schema")?;
         let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
         let lane = |connections| PoolLimits { connections, max_wait: MAX_READ_WAIT, time_limit: query_time_limit };
@@ -116,11 +116,8 @@ impl LocalStore {
         let lookups = ReadPool::open(&path, lane(LOOKUP_CONNECTIONS), register_functions)?;
         let ready_limits = PoolLimits { connections: 1, max_wait: READY_CHECK_LIMIT, time_limit: READY_CHECK_LIMIT };
         let ready = ReadPool::open(&path, ready_limits, register_functions)?;
-        let (appends, queue) = mpsc::channel(QUEUE_DEPTH);
-        std::thread::Builder::new()
-            .name("local-store-writer".into())
-            .spawn(move || run_writer(writer, queue))
-            .context("starting the writer thread")?;
+        let appends =
+            sqlite::spawn_writer("local-store-writer", writer, QUEUE_DEPTH, MAX_REQUESTS_PER_COMMIT, commit_round)?;
         let retry_after_secs = (query_time_limit.as_secs() + u64::from(query_time_limit.subsec_nanos() > 0)).max(1);
         Ok(LocalStore { appends, searches, lookups, ready, retry_after_secs })
     }
@@ -142,19 +139,6 @@ impl LocalStore {
     }
 }
 
-fn open_connection(path: &Path) -> anyhow::Result<Connection> {
-    let conn = Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
-    // WAL + synchronous=FULL: a commit is fsynced before it returns, so an answered append
-    // survives kill -9 and power loss.
-    // A 64 MB page cache keeps the indexes' hot pages in memory under sustained ingest.
-    conn.execute_batch(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000; \
-         PRAGMA cache_size = -65536;",
-    )
-    .context("setting pragmas")?;
-    Ok(conn)
-}
-
 /// `contains_ci(haystack, needle)`: the case-insensitive substring test of the `q` filter.
 fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
     conn.create_scalar_function(
@@ -169,17 +153,17 @@ fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
     )
 }
 
-/// Commits waiting requests together and answers each once its events are on disk.
-fn run_writer(mut conn: Connection, mut queue: mpsc::Receiver<AppendRequest>) {
-    while let Some(batch) = group_commit::next_batch(&mut queue, MAX_REQUESTS_PER_COMMIT) {
-        let result = commit(&mut conn, batch.iter().flat_map(|(events, _)| events)).map_err(|e| format!("{e:#}"));
-        if let Err(error) = &result {
-            tracing::error!(error = %error, requests = batch.len(), "embedded store commit failed");
-        }
-        for (_, reply) in batch {
-            let _ = reply.send(result.clone());
-        }
+/// One round of the writer thread: commits the waiting requests together and answers each
+/// once its events are on disk.
+fn commit_round(conn: &mut Connection, batch: Vec<AppendRequest>) -> AfterCommit {
+    let result = commit(conn, batch.iter().flat_map(|(events, _)| events)).map_err(|e| format!("{e:#}"));
+    if let Err(error) = &result {
+        tracing::error!(error = %error, requests = batch.len(), "embedded store commit failed");
     }
+    for (_, reply) in batch {
+        let _ = reply.send(result.clone());
+    }
+    AfterCommit::Wait
 }
 
 fn commit<'a>(conn: &mut Connection, rows: impl Iterator<Item = &'a Row>) -> anyhow::Result<()> {

@@ -17,20 +17,27 @@
 //! is waiting in one transaction (group commit): many ingest requests share one fsync.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
 use rusqlite::{Connection, OptionalExtension};
 use tokio::sync::{mpsc, oneshot};
 
 use super::shipper::DeadReason;
-use crate::group_commit;
+use crate::sqlite::{self, AfterCommit, PoolLimits, ReadPool};
 
 /// Requests merged into one transaction at most; bounds the latency of the first one.
 const MAX_REQUESTS_PER_COMMIT: usize = 256;
 /// How many requests may wait for the spool thread before callers wait to enqueue.
 const QUEUE_DEPTH: usize = 1024;
+/// A small page cache: the spool is written once and read once, in order.
+const SPOOL_CACHE_KIB: u32 = 8192;
+/// Reads of the spool: the shipper's, the dashboard's (pending events, dead letters) and the
+/// metrics'. Each is an indexed range, done in milliseconds.
+const READ_LIMITS: PoolLimits =
+    PoolLimits { connections: 3, max_wait: Duration::from_secs(5), time_limit: Duration::from_secs(30) };
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS spool (
@@ -105,7 +112,7 @@ enum Request {
 /// The spool of one data directory. Cheap to share behind an `Arc`.
 pub struct Spool {
     requests: mpsc::Sender<Request>,
-    reader: Arc<Mutex<Connection>>,
+    reads: ReadPool,
     counters: Arc<Counters>,
 }
 
@@ -127,7 +134,7 @@ impl Spool {
     pub fn open_limited(dir: &Path, max_pages: Option<u32>) -> anyhow::Result<Spool> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let path = dir.join("spool.db");
-        let writer = open_connection(&path)?;
+        let writer = sqlite::open_durable(&path, SPOOL_CACHE_KIB)?;
         writer.execute_batch(SCHEMA).context("creating the spool schema")?;
         if let Some(pages) = max_pages {
             writer.execute_batch(&format!("PRAGMA max_page_count = {pages}")).context("limiting the spool")?;
@@ -149,14 +156,13 @@ impl Spool {
                 "the spool holds unshipped events from an earlier run"
             );
         }
-        let reader = open_connection(&path)?;
-        let (requests, queue) = mpsc::channel(QUEUE_DEPTH);
-        let thread_counters = Arc::clone(&counters);
-        std::thread::Builder::new()
-            .name("spool-writer".into())
-            .spawn(move || run_writer(writer, queue, &thread_counters))
-            .context("starting the spool thread")?;
-        Ok(Spool { requests, reader: Arc::new(Mutex::new(reader)), counters })
+        let reads = ReadPool::open(&path, READ_LIMITS, |_| Ok(()))?;
+        let mut spool_writer = SpoolWriter { counters: Arc::clone(&counters), unsettled: Settlement::default() };
+        let requests =
+            sqlite::spawn_writer("spool-writer", writer, QUEUE_DEPTH, MAX_REQUESTS_PER_COMMIT, move |conn, batch| {
+                spool_writer.commit_round(conn, batch)
+            })?;
+        Ok(Spool { requests, reads, counters })
     }
 
     /// Makes the records durable: when this returns `Ok`, they survive a crash or `kill -9`.
@@ -182,23 +188,20 @@ impl Spool {
 
     /// The newest dead letters of `group` (at most `limit`), and how many the group has.
     pub async fn dead_letters(&self, group: &str, limit: usize) -> anyhow::Result<(u64, Vec<DeadRecord>)> {
-        let reader = Arc::clone(&self.reader);
         let group = group.to_string();
-        tokio::task::spawn_blocking(move || {
-            let conn = reader.lock().map_err(|_| anyhow!("the spool reader is poisoned"))?;
-            read_dead_letters(&conn, &group, limit).context("reading the dead letters")
-        })
-        .await
-        .context("the dead-letter read task failed")?
+        let (total, rows) = self
+            .reads
+            .read(move |conn| read_dead_letters(conn, &group, limit))
+            .await
+            .context("reading the dead letters")?;
+        Ok((total, rows))
     }
 
     /// The bodies of unshipped events of `group` with `from_ms <= ts <= to_ms`, newest first,
     /// at most `limit`: what reads show before CloudWatch has it.
     pub async fn pending(&self, group: &str, from_ms: i64, to_ms: i64, limit: usize) -> anyhow::Result<Vec<String>> {
-        let reader = Arc::clone(&self.reader);
         let group = group.to_string();
-        tokio::task::spawn_blocking(move || {
-            let conn = reader.lock().map_err(|_| anyhow!("the spool reader is poisoned"))?;
+        let pending = self.reads.read(move |conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT body FROM spool WHERE grp = ?1 AND ts >= ?2 AND ts <= ?3 ORDER BY ts DESC LIMIT ?4",
             )?;
@@ -206,23 +209,17 @@ impl Spool {
             let rows = stmt.query_map(rusqlite::params![group, from_ms, to_ms, limit], |row| {
                 Ok(lossy(row.get_ref(0)?.as_bytes_or_null()?))
             })?;
-            rows.collect::<rusqlite::Result<Vec<_>>>().context("reading pending events")
-        })
-        .await
-        .context("the spool read task failed")?
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        });
+        pending.await.context("reading pending events")
     }
 
     /// When the oldest unshipped event was spooled, epoch milliseconds; `None` when empty.
     pub async fn oldest_spooled_ms(&self) -> anyhow::Result<Option<i64>> {
-        let reader = Arc::clone(&self.reader);
-        tokio::task::spawn_blocking(move || {
-            let conn = reader.lock().map_err(|_| anyhow!("the spool reader is poisoned"))?;
-            conn.query_row("SELECT added_ms FROM spool ORDER BY seq LIMIT 1", [], |row| row.get(0))
-                .optional()
-                .context("reading the oldest spool row")
-        })
-        .await
-        .context("the spool read task failed")?
+        let oldest = self.reads.read(|conn| {
+            conn.query_row("SELECT added_ms FROM spool ORDER BY seq LIMIT 1", [], |row| row.get(0)).optional()
+        });
+        oldest.await.context("reading the oldest spool row")
     }
 
     async fn call(&self, request: impl FnOnce(oneshot::Sender<Result<(), String>>) -> Request) -> anyhow::Result<()> {
@@ -242,13 +239,7 @@ impl Spool {
         max_events: usize,
         max_bytes: usize,
     ) -> anyhow::Result<Vec<(i64, SpoolRecord)>> {
-        let reader = Arc::clone(&self.reader);
-        tokio::task::spawn_blocking(move || {
-            let conn = reader.lock().map_err(|_| anyhow!("the spool reader is poisoned"))?;
-            load(&conn, after, max_events, max_bytes).context("reading the spool")
-        })
-        .await
-        .context("the spool read task failed")?
+        self.reads.read(move |conn| load(conn, after, max_events, max_bytes)).await.context("reading the spool")
     }
 
     /// Bytes of event bodies accepted but not yet shipped.
@@ -265,15 +256,6 @@ impl Spool {
     pub fn is_running(&self) -> bool {
         !self.requests.is_closed()
     }
-}
-
-fn open_connection(path: &Path) -> anyhow::Result<Connection> {
-    let conn = Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
-    // WAL + synchronous=FULL: a commit is fsynced before it returns, so an answered append
-    // survives kill -9 and power loss.
-    conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;")
-        .context("setting spool pragmas")?;
-    Ok(conn)
 }
 
 fn load(
@@ -351,7 +333,7 @@ fn lossy(bytes: Option<&[u8]>) -> String {
 }
 
 /// How often settlements that failed to commit are tried again while nothing else arrives.
-const SETTLE_RETRY_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
+const SETTLE_RETRY_INTERVAL: Duration = Duration::from_millis(200);
 
 /// Shipped rows to remove and refused ones to move to the dead letters.
 #[derive(Default)]
@@ -360,37 +342,42 @@ struct Settlement {
     dead: Vec<Dead>,
 }
 
-/// Commits waiting requests together and answers each once its change is on disk.
-///
-/// Settlements commit in their own transaction, before the appends: an append that fails (a full
-/// disk) must not roll back the writer's marks. Settlements that fail themselves are kept and
-/// tried again until they commit, so the counters reach zero and nothing ships twice.
-fn run_writer(mut conn: Connection, mut queue: mpsc::Receiver<Request>, counters: &Counters) {
-    let mut unsettled = Settlement::default();
-    loop {
-        let retrying = !unsettled.remove.is_empty() || !unsettled.dead.is_empty();
-        let Some(batch) = next_requests(&mut queue, retrying) else { break };
+/// The spool's side of the writer thread: the counters it keeps, and settlements waiting for a
+/// retry.
+struct SpoolWriter {
+    counters: Arc<Counters>,
+    unsettled: Settlement,
+}
+
+impl SpoolWriter {
+    /// One round: commits the waiting requests and answers each once its change is on disk.
+    ///
+    /// Settlements commit in their own transaction, before the appends: an append that fails (a
+    /// full disk) must not roll back the writer's marks. Settlements that fail themselves are kept
+    /// and tried again until they commit, so the counters reach zero and nothing ships twice.
+    fn commit_round(&mut self, conn: &mut Connection, batch: Vec<Request>) -> AfterCommit {
         let mut settle_replies = Vec::new();
         let mut appends = Vec::new();
         for request in batch {
             match request {
                 Request::Settle { remove, dead, reply } => {
-                    unsettled.remove.extend(remove);
-                    unsettled.dead.extend(dead);
+                    self.unsettled.remove.extend(remove);
+                    self.unsettled.dead.extend(dead);
                     settle_replies.push(reply);
                 }
                 Request::Append(records, reply) => appends.push((records, reply)),
             }
         }
-        if !unsettled.remove.is_empty() || !unsettled.dead.is_empty() {
-            let result = commit_settlement(&mut conn, &unsettled).map_err(|e| format!("{e:#}"));
+        if !self.unsettled.is_empty() {
+            let result = commit_settlement(conn, &self.unsettled).map_err(|e| format!("{e:#}"));
             match &result {
                 Ok(change) => {
-                    counters.apply(change);
-                    unsettled = Settlement::default();
+                    self.counters.apply(change);
+                    self.unsettled = Settlement::default();
                 }
                 Err(error) => {
-                    tracing::error!(error = %error, events = unsettled.remove.len() + unsettled.dead.len(), "settling shipped events failed; retrying");
+                    let events = self.unsettled.remove.len() + self.unsettled.dead.len();
+                    tracing::error!(error = %error, events, "settling shipped events failed; retrying");
                 }
             }
             for reply in settle_replies {
@@ -398,36 +385,24 @@ fn run_writer(mut conn: Connection, mut queue: mpsc::Receiver<Request>, counters
             }
         }
         if !appends.is_empty() {
-            let result = commit_appends(&mut conn, appends.iter().flat_map(|(records, _)| records))
-                .map_err(|e| format!("{e:#}"));
+            let result =
+                commit_appends(conn, appends.iter().flat_map(|(records, _)| records)).map_err(|e| format!("{e:#}"));
             match &result {
-                Ok(change) => counters.apply(change),
+                Ok(change) => self.counters.apply(change),
                 Err(error) => tracing::error!(error = %error, requests = appends.len(), "spool commit failed"),
             }
             for (_, reply) in appends {
                 let _ = reply.send(result.as_ref().map(|_| ()).map_err(Clone::clone));
             }
         }
+        if self.unsettled.is_empty() { AfterCommit::Wait } else { AfterCommit::RetryIn(SETTLE_RETRY_INTERVAL) }
     }
 }
 
-/// The next requests to commit. While settlements wait for a retry it polls instead of blocking,
-/// so they are retried even when nothing else arrives. `None` once every sender is gone.
-fn next_requests(queue: &mut mpsc::Receiver<Request>, retrying: bool) -> Option<Vec<Request>> {
-    if !retrying {
-        return group_commit::next_batch(queue, MAX_REQUESTS_PER_COMMIT);
+impl Settlement {
+    fn is_empty(&self) -> bool {
+        self.remove.is_empty() && self.dead.is_empty()
     }
-    std::thread::sleep(SETTLE_RETRY_INTERVAL);
-    let mut batch = Vec::new();
-    while batch.len() < MAX_REQUESTS_PER_COMMIT {
-        match queue.try_recv() {
-            Ok(request) => batch.push(request),
-            Err(mpsc::error::TryRecvError::Empty) => break,
-            Err(mpsc::error::TryRecvError::Disconnected) if batch.is_empty() => return None,
-            Err(mpsc::error::TryRecvError::Disconnected) => break,
-        }
-    }
-    Some(batch)
 }
 
 impl Counters {
@@ -606,18 +581,18 @@ mod tests {
             spool.load_after(0, 100, usize::MAX).await.expect("load").iter().map(|(seq, _)| *seq).collect()
         };
         // One round of the writer gets a too-large append and the settlement together.
-        let conn = open_connection(&dir.path().join("spool.db")).expect("connection");
+        let mut conn = sqlite::open_durable(&dir.path().join("spool.db"), SPOOL_CACHE_KIB).expect("connection");
         conn.execute_batch("PRAGMA max_page_count = 64").expect("limit");
-        let (requests, queue) = mpsc::channel(4);
         let (append_reply, append_answer) = oneshot::channel();
         let (settle_reply, settle_answer) = oneshot::channel();
         let too_big = (0..1000).map(|i| record(i, &body)).collect();
-        requests.try_send(Request::Append(too_big, append_reply)).expect("queued");
-        requests.try_send(Request::Settle { remove: shipped, dead: Vec::new(), reply: settle_reply }).expect("queued");
-        drop(requests);
+        let batch = vec![
+            Request::Append(too_big, append_reply),
+            Request::Settle { remove: shipped, dead: Vec::new(), reply: settle_reply },
+        ];
         let counters = Arc::new(Counters { bytes: AtomicU64::new(20_000), events: AtomicU64::new(20) });
-        let thread_counters = Arc::clone(&counters);
-        std::thread::spawn(move || run_writer(conn, queue, &thread_counters)).join().expect("writer");
+        let mut writer = SpoolWriter { counters: Arc::clone(&counters), unsettled: Settlement::default() };
+        assert_eq!(writer.commit_round(&mut conn, batch), AfterCommit::Wait, "nothing left to retry");
         assert!(append_answer.await.expect("answer").is_err(), "the disk is full");
         assert_eq!(settle_answer.await.expect("answer"), Ok(()));
         assert_eq!(counters.events.load(Ordering::Relaxed), 0, "the counters reach zero");

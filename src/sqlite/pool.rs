@@ -1,4 +1,4 @@
-//! SQLite plumbing the storage code shares: pools of read connections.
+//! Pools of read connections.
 //!
 //! A [`ReadPool`] gives each read a connection of its own (WAL lets readers run beside the writer
 //! and beside each other), waits a bounded time for one to come free, and has SQLite interrupt a

@@ -1,0 +1,25 @@
+//! The SQLite plumbing the storage code shares (the embedded store and the CloudWatch spool):
+//! durable connections, the one writer thread with group commit, and pools of read connections.
+
+mod pool;
+mod writer;
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use rusqlite::Connection;
+
+pub use pool::{PoolLimits, ReadError, ReadPool};
+pub use writer::{AfterCommit, spawn_writer};
+
+/// Opens the database at `path` for writing: WAL, so reads run beside the writer, and
+/// `synchronous = FULL`, so a commit is fsynced before it returns and an answered write survives
+/// `kill -9` and power loss. `cache_kib` sizes the page cache.
+pub fn open_durable(path: &Path, cache_kib: u32) -> anyhow::Result<Connection> {
+    let conn = Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000; PRAGMA cache_size = -{cache_kib};"
+    ))
+    .with_context(|| format!("setting the pragmas of {}", path.display()))?;
+    Ok(conn)
+}
