@@ -3,7 +3,7 @@
 # every test with cargo-nextest. Extra arguments go to nextest (as filters: `--test NAME` would be
 # added to --all-targets, not narrow it), e.g.
 #   bash scripts/test.sh ingest                               # tests whose name contains "ingest"
-#   bash scripts/test.sh -E 'binary_id(logboard::browser)'    # only tests/browser.rs
+#   bash scripts/test.sh -E 'test(/^browser::/)'              # only tests/it/browser.rs
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

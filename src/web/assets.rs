@@ -6,7 +6,7 @@
 //! `?v=` + this crate's version it is cached for a year as immutable; every other address of it
 //! (no `v`, another `v`) for five minutes, so a page that does not pin the version picks up a new
 //! release soon. The version in the address changes with every release of logboard, which is
-//! the release of the client too (its `Logboard.version`; tests/client.rs keeps them equal).
+//! the release of the client too (its `Logboard.version`; tests/it/client.rs keeps them equal).
 
 use axum::extract::{Path, RawQuery};
 use axum::http::{HeaderName, StatusCode, header};

@@ -3,7 +3,7 @@
 //! queue. Every event carries a unique sequential number; each test proves that every event
 //! answered with 202 reached moto, and counts the duplicates.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -55,8 +55,6 @@ pub struct Stored {
 /// One PutLogEvents call as it arrived, and how it was answered.
 #[derive(Debug, Clone)]
 pub struct PutCall {
-    pub group: String,
-    pub stream: String,
     pub events: usize,
     pub bytes: usize,
     /// `None` = 200; else the error type, or "dropped".
@@ -387,7 +385,7 @@ async fn put_log_events(state: &Arc<Mutex<State>>, body: &Value) -> Answer {
             Answer::Reply(200, _) => None,
             Answer::Reply(_, json) => json.get("__type").and_then(Value::as_str).map(str::to_string),
         };
-        s.puts.push(PutCall { group, stream, events: events.len(), bytes, error });
+        s.puts.push(PutCall { events: events.len(), bytes, error });
         result
     };
     if let Some(slow) = slow {

@@ -1,7 +1,7 @@
 //! The bad-input table: each malformed request gets its exact status and error body, and each
 //! invalid event its exact reason while the rest of its batch is kept.
 
-mod common;
+use crate::common;
 
 use common::{INGEST_KEY, spawn_app_with};
 use serde_json::{Value, json};

@@ -5,9 +5,8 @@
 //!
 //! The navigation benchmark of BENCHMARKS.md is the ignored test at the end.
 
-#[path = "common/client_pages.rs"]
-mod client_pages;
-mod common;
+use crate::common;
+use crate::common::client_pages;
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -19,15 +18,15 @@ use common::{TestApp, spawn_app};
 use serde_json::{Value, json};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
-const CLIENT_JS: &str = include_str!("../static/logboard.js");
+const CLIENT_JS: &str = include_str!("../../static/logboard.js");
 
-const APP_PAGE: &str = include_str!("fixtures/client/app.html");
-const VUE2_PAGE: &str = include_str!("fixtures/client/vue2.html");
-const BURST_PAGE: &str = include_str!("fixtures/client/burst.html");
-const RETRY_PAGE: &str = include_str!("fixtures/client/retry.html");
-const MODULE_PAGE: &str = include_str!("fixtures/client/module.html");
-const NEXT_PAGE: &str = include_str!("fixtures/client/next.html");
-const BENCH_PAGE: &str = include_str!("fixtures/client/bench.html");
+const APP_PAGE: &str = include_str!("../fixtures/client/app.html");
+const VUE2_PAGE: &str = include_str!("../fixtures/client/vue2.html");
+const BURST_PAGE: &str = include_str!("../fixtures/client/burst.html");
+const RETRY_PAGE: &str = include_str!("../fixtures/client/retry.html");
+const MODULE_PAGE: &str = include_str!("../fixtures/client/module.html");
+const NEXT_PAGE: &str = include_str!("../fixtures/client/next.html");
+const BENCH_PAGE: &str = include_str!("../fixtures/client/bench.html");
 
 /// A site on another origin serving `pages` (path → template) and `/next.html`, the templates
 /// filled with logboard's address (where the script comes from), the ingest endpoint, the site's

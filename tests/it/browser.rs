@@ -1,7 +1,7 @@
 //! The dashboard in a real headless Chromium: log in, pick an environment, filter by level,
 //! open one event, read the overview. Needs chromedriver and Chromium (see tests/common/browser.rs).
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -3,7 +3,7 @@
 //! groups are readable, and a spool written while CloudWatch was unreachable is shipped after a
 //! restart.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};

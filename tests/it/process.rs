@@ -1,6 +1,6 @@
 //! The real binary: its commands, its first start, and what survives `kill -9` and SIGTERM.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! The test harness: a logboard on a random port with its own data directory.
-#![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod browser;
+pub mod client_pages;
 pub mod fake_cloudwatch;
 pub mod moto;
 
@@ -11,7 +11,7 @@ use logboard::config::{Config, Secret};
 use logboard::web::{self, AppState};
 use serde_json::Value;
 
-pub const SHIPPED_CONFIG: &str = include_str!("../../config.toml");
+pub const SHIPPED_CONFIG: &str = include_str!("../../../config.toml");
 pub const ADMIN_PASSWORD: &str = "correct horse battery staple";
 pub const INGEST_KEY: &str = "demo-ingest-key";
 

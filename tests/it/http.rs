@@ -1,6 +1,6 @@
 //! The HTTP contract of api.md, through a real listener on the embedded store.
 
-mod common;
+use crate::common;
 
 use common::{ADMIN_PASSWORD, INGEST_KEY, spawn_app};
 use serde_json::{Value, json};

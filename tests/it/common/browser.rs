@@ -138,15 +138,6 @@ impl Browser {
             .unwrap_or_else(|e| panic!("no element matches `{css}`: {e}"))
     }
 
-    pub async fn find_xpath(&self, xpath: &str) -> Element {
-        self.client
-            .wait()
-            .at_most(FIND_TIMEOUT)
-            .for_element(Locator::XPath(xpath))
-            .await
-            .unwrap_or_else(|e| panic!("no element matches `{xpath}`: {e}"))
-    }
-
     /// The visible text of an element.
     pub async fn text(&self, css: &str) -> String {
         self.find(css).await.text().await.unwrap_or_else(|e| panic!("text of `{css}`: {e}"))

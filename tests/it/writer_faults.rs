@@ -4,7 +4,7 @@
 //! numbers: how many were lost (must be 0) and how many arrived twice (0, except where the
 //! fault makes duplicates unavoidable: a timeout or a dropped connection after storing).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! Property tests of the product's own ingest workflow and router: whatever bytes arrive, nothing
 //! panics and nothing answers 5xx; valid events come back from the store as they were sent.
 
-mod common;
+use crate::common;
 
 use axum::body::Body;
 use axum::http::HeaderMap;

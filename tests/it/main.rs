@@ -1,0 +1,15 @@
+//! Every integration test in one binary: one link instead of nine, and the harness in
+//! `common/` compiled once. Each file is one area; nextest still runs every test in its own
+//! process, and `bash scripts/test.sh http::` (say) runs one area.
+
+mod common;
+
+mod bad_input;
+mod browser;
+mod client;
+mod cloudwatch;
+mod cloudwatch_process;
+mod http;
+mod process;
+mod properties;
+mod writer_faults;
