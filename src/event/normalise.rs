@@ -1,16 +1,12 @@
-//! The log event: one incoming JSON object normalised and validated into a [`StoredEvent`],
-//! with its server fields (`id`, `project`, `env`, `received_at`, `fingerprint`).
+//! One incoming JSON object validated into a [`StoredEvent`], or refused with a [`Rejection`].
 
-use std::fmt;
-use std::str::FromStr;
-
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 use time::{Duration, OffsetDateTime};
-use ulid::Ulid;
 
-use crate::scrub::Scrubber;
+use super::clean::clean;
+use super::fingerprint::fingerprint;
+use super::fit::fit_to_size;
+use super::{Http, Level, StoredEvent, from_unix_ms, json_kind, new_id, timestamp_format, truncate_to_ms};
 
 /// CloudWatch refuses events older than this.
 const MAX_AGE: Duration = Duration::days(14);
@@ -18,113 +14,6 @@ const MAX_AGE: Duration = Duration::days(14);
 const MAX_AHEAD: Duration = Duration::hours(2);
 /// Kept off both ends of the window, so an event accepted now is still in it when shipped.
 const SKEW_MARGIN: Duration = Duration::minutes(10);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Level {
-    Debug,
-    Info,
-    Warn,
-    Error,
-    Fatal,
-}
-
-impl Level {
-    pub const ALL: [Level; 5] = [Level::Debug, Level::Info, Level::Warn, Level::Error, Level::Fatal];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Level::Debug => "debug",
-            Level::Info => "info",
-            Level::Warn => "warn",
-            Level::Error => "error",
-            Level::Fatal => "fatal",
-        }
-    }
-}
-
-impl fmt::Display for Level {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Level {
-    type Err = String;
-
-    /// Case-insensitive, with the usual aliases (`warning`, `critical`, ...).
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        match text.trim().to_ascii_lowercase().as_str() {
-            "debug" | "trace" => Ok(Level::Debug),
-            "info" | "information" | "notice" => Ok(Level::Info),
-            "warn" | "warning" => Ok(Level::Warn),
-            "error" | "err" => Ok(Level::Error),
-            "fatal" | "critical" | "crit" | "emergency" | "alert" => Ok(Level::Fatal),
-            _ => Err(format!("unknown level `{text}`; use debug, info, warn, error or fatal")),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-pub struct Http {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub method: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<u16>,
-}
-
-/// An event as stored: in the embedded store, and as one CloudWatch log event (one JSON line).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StoredEvent {
-    /// A ULID whose time part is the occurrence time, so the id alone narrows a search.
-    pub id: Ulid,
-    pub project: String,
-    pub env: String,
-    /// When it happened (millisecond precision, UTC).
-    #[serde(with = "timestamp_format")]
-    pub timestamp: OffsetDateTime,
-    #[serde(with = "timestamp_format")]
-    pub received_at: OffsetDateTime,
-    pub level: Level,
-    pub message: String,
-    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
-    pub kind: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub code: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub http: Option<Http>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub location: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user: Option<Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stack: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub release: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub extra: Option<Map<String, Value>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fingerprint: Option<String>,
-    /// Fields cut (or dropped) to fit the event size limit.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub truncated: Option<Vec<String>>,
-}
-
-impl StoredEvent {
-    /// The one-line JSON form (what CloudWatch stores as the message).
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_else(|e| {
-            // Only non-string map keys can fail, and our types have none.
-            format!("{{\"message\":\"unserialisable event: {e}\"}}")
-        })
-    }
-
-    pub fn timestamp_ms(&self) -> i64 {
-        unix_ms(self.timestamp)
-    }
-}
 
 /// What the normaliser needs to know about the request an event came in.
 pub struct Context<'a> {
@@ -144,7 +33,7 @@ pub struct Rejection {
 }
 
 impl Rejection {
-    fn new(kind: RejectionKind, message: impl Into<String>) -> Rejection {
+    pub(super) fn new(kind: RejectionKind, message: impl Into<String>) -> Rejection {
         Rejection { kind, message: message.into() }
     }
 }
@@ -330,199 +219,6 @@ pub fn normalise(raw: Value, ctx: &Context<'_>) -> Result<StoredEvent, Rejection
     fit_to_size(event, ctx.max_event_bytes)
 }
 
-/// Logged text is data: every string and key loses its control characters (but newline and
-/// tab) and its invisible formatting characters, then PII is scrubbed.
-fn clean(fields: &mut Map<String, Value>, scrubber: &Scrubber) {
-    strip_unsafe_in_map(fields);
-    scrubber.object(fields);
-}
-
-/// Removes [`is_unsafe_char`] characters from every string and key of `value`.
-pub fn strip_unsafe_in(value: &mut Value) {
-    match value {
-        Value::String(s) => strip_unsafe_chars(s),
-        Value::Array(items) => items.iter_mut().for_each(strip_unsafe_in),
-        Value::Object(map) => strip_unsafe_in_map(map),
-        Value::Null | Value::Bool(_) | Value::Number(_) => {}
-    }
-}
-
-pub fn strip_unsafe_in_map(map: &mut Map<String, Value>) {
-    if !map.keys().any(|k| k.chars().any(is_unsafe_char)) {
-        map.values_mut().for_each(strip_unsafe_in);
-        return;
-    }
-    for (mut key, mut v) in std::mem::take(map) {
-        strip_unsafe_in(&mut v);
-        strip_unsafe_chars(&mut key);
-        map.entry(key).or_insert(v);
-    }
-}
-
-/// Characters no logged text keeps: control characters other than newline and tab, and
-/// invisible formatting characters, bidi overrides among them (`\u{202e}1.0.0.721` would show
-/// as `127.0.0.1`). Zero-width (non-)joiners stay: scripts and emoji need them.
-pub fn is_unsafe_char(c: char) -> bool {
-    (c.is_control() && c != '\n' && c != '\t')
-        || matches!(c,
-            '\u{00ad}' | '\u{061c}' | '\u{180e}' | '\u{200b}' | '\u{200e}' | '\u{200f}'
-            | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206f}'
-            | '\u{feff}' | '\u{fff9}'..='\u{fffb}' | '\u{e0001}' | '\u{e0020}'..='\u{e007f}')
-}
-
-/// Removes [`is_unsafe_char`] characters in place.
-pub fn strip_unsafe_chars(text: &mut String) {
-    if text.chars().any(is_unsafe_char) {
-        text.retain(|c| !is_unsafe_char(c));
-    }
-}
-
-/// The parts of an event that can be shortened (or, for objects, dropped) to fit the size limit.
-#[derive(Debug, Clone, Copy)]
-enum Part {
-    Message,
-    Stack,
-    Url,
-    Location,
-    Kind,
-    Code,
-    Release,
-    Method,
-    User,
-    Extra,
-}
-
-impl Part {
-    const ALL: [Part; 10] = [
-        Part::Message,
-        Part::Stack,
-        Part::Url,
-        Part::Location,
-        Part::Kind,
-        Part::Code,
-        Part::Release,
-        Part::Method,
-        Part::User,
-        Part::Extra,
-    ];
-
-    /// The name listed in `truncated`.
-    fn name(self) -> &'static str {
-        match self {
-            Part::Message => "message",
-            Part::Stack => "stack",
-            Part::Url => "url",
-            Part::Location => "location",
-            Part::Kind => "type",
-            Part::Code => "code",
-            Part::Release => "release",
-            Part::Method => "http.method",
-            Part::User => "user",
-            Part::Extra => "extra",
-        }
-    }
-
-    fn text(self, event: &mut StoredEvent) -> Option<&mut String> {
-        match self {
-            Part::Message => Some(&mut event.message),
-            Part::Stack => event.stack.as_mut(),
-            Part::Url => event.url.as_mut(),
-            Part::Location => event.location.as_mut(),
-            Part::Kind => event.kind.as_mut(),
-            Part::Code => event.code.as_mut(),
-            Part::Release => event.release.as_mut(),
-            Part::Method => event.http.as_mut().and_then(|h| h.method.as_mut()),
-            Part::User | Part::Extra => None,
-        }
-    }
-
-    /// Bytes always kept of this part: the start of a message says what happened.
-    fn kept_bytes(self) -> usize {
-        match self {
-            Part::Message => MIN_KEPT_MESSAGE_BYTES,
-            _ => 0,
-        }
-    }
-
-    /// How many bytes cutting this part can save.
-    fn spare_bytes(self, event: &mut StoredEvent) -> usize {
-        match self {
-            Part::User => event.user.as_ref().map_or(0, json_len),
-            Part::Extra => event.extra.as_ref().map_or(0, json_len),
-            text => text.text(event).map_or(0, |t| t.len().saturating_sub(text.kept_bytes() + TRUNCATION_MARK.len())),
-        }
-    }
-
-    /// Shortens the part by at least `excess` bytes where it can; objects are dropped whole.
-    fn cut(self, event: &mut StoredEvent, excess: usize) {
-        match self {
-            Part::User => event.user = None,
-            Part::Extra => event.extra = None,
-            text => {
-                let keep = text.kept_bytes();
-                truncate_text(text.text(event), excess, keep);
-            }
-        }
-    }
-}
-
-/// Shortens the largest parts first until the event fits `max_bytes`, naming them in
-/// `truncated`, so one huge field costs only itself; rejects the event only when even that is
-/// not enough.
-fn fit_to_size(mut event: StoredEvent, max_bytes: usize) -> Result<StoredEvent, Rejection> {
-    let original = event.to_json().len();
-    let mut size = original;
-    while size > max_bytes {
-        let largest = Part::ALL
-            .into_iter()
-            .map(|part| (part.spare_bytes(&mut event), part))
-            .max_by_key(|(spare, _)| *spare)
-            .filter(|(spare, _)| *spare > 0);
-        let Some((_, part)) = largest else {
-            return Err(Rejection::new(
-                RejectionKind::TooLarge,
-                format!("event is {original} bytes, over the limit of {max_bytes} bytes even with long fields cut"),
-            ));
-        };
-        // Named first, so the cut makes room for the `truncated` list too.
-        let cut = event.truncated.get_or_insert_default();
-        if !cut.iter().any(|name| name == part.name()) {
-            cut.push(part.name().to_string());
-        }
-        let excess = event.to_json().len().saturating_sub(max_bytes);
-        part.cut(&mut event, excess);
-        size = event.to_json().len();
-    }
-    Ok(event)
-}
-
-fn json_len<T: Serialize>(value: &T) -> usize {
-    serde_json::to_vec(value).map_or(0, |json| json.len())
-}
-
-const TRUNCATION_MARK: &str = "… [truncated]";
-/// The start of a message is always kept, whatever else is cut.
-const MIN_KEPT_MESSAGE_BYTES: usize = 1024;
-
-/// Cuts `text` by at least `excess` bytes (as JSON may escape, a little more), keeping `keep` bytes.
-fn truncate_text(text: Option<&mut String>, excess: usize, keep: usize) -> bool {
-    let Some(text) = text else { return false };
-    if text.len() <= keep {
-        return false;
-    }
-    // Escapes can make a character up to 6 bytes of JSON; cutting its raw length by the excess
-    // plus the mark is enough unless the cut part was escape-heavy, which the caller re-measures.
-    let escaped_excess = serde_json::to_string(text.as_str()).map_or(text.len(), |json| json.len() - 2) - text.len();
-    let target = text.len().saturating_sub(excess + escaped_excess + TRUNCATION_MARK.len()).max(keep);
-    let mut end = target.min(text.len());
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text.truncate(end);
-    text.push_str(TRUNCATION_MARK);
-    true
-}
-
 /// Deepest nesting of objects and arrays in one event (security.md).
 const MAX_DEPTH: usize = 16;
 
@@ -532,24 +228,6 @@ fn depth(value: &Value) -> usize {
         Value::Object(map) => 1 + map.values().map(depth).max().unwrap_or(0),
         _ => 0,
     }
-}
-
-/// A new id carrying the occurrence time in its first 48 bits.
-pub fn new_id(timestamp: OffsetDateTime) -> Ulid {
-    let ms = u64::try_from(unix_ms(timestamp)).unwrap_or(0);
-    Ulid::from_parts(ms, rand::random::<u128>())
-}
-
-pub fn unix_ms(t: OffsetDateTime) -> i64 {
-    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
-}
-
-pub fn from_unix_ms(ms: i64) -> Option<OffsetDateTime> {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
-}
-
-fn truncate_to_ms(t: OffsetDateTime) -> OffsetDateTime {
-    from_unix_ms(unix_ms(t)).unwrap_or(t)
 }
 
 fn parse_timestamp(value: &Value) -> Result<OffsetDateTime, String> {
@@ -612,63 +290,11 @@ fn take_string(fields: &mut Map<String, Value>, key: &str) -> Result<Option<Stri
     }
 }
 
-pub fn json_kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
-/// Groups repeats of one error: same type, same message up to numbers, same place.
-fn fingerprint(kind: Option<&str>, message: &str, location: Option<&str>, stack: Option<&str>) -> String {
-    let message: String = message.chars().map(|c| if c.is_ascii_digit() { '0' } else { c }).collect();
-    let place = location.or_else(|| stack.and_then(|s| s.lines().map(str::trim).find(|l| !l.is_empty()))).unwrap_or("");
-    let mut hash = Sha256::new();
-    for part in [kind.unwrap_or(""), &message, place] {
-        hash.update(part.as_bytes());
-        hash.update([0]);
-    }
-    hash.finalize()[..8].iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// RFC 3339 in UTC with milliseconds: `2026-11-24T15:04:05.123Z`.
-pub mod timestamp_format {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use time::OffsetDateTime;
-    use time::format_description::well_known::Rfc3339;
-    use time::macros::format_description;
-
-    pub fn format(t: OffsetDateTime) -> String {
-        let utc = t.checked_to_offset(time::UtcOffset::UTC).unwrap_or(t);
-        utc.format(format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"))
-            .unwrap_or_else(|_| utc.to_string())
-    }
-
-    /// `None` for text that is not RFC 3339, and for a time whose UTC form is outside years
-    /// 1–9999 (`9999-12-31T23:00:00-05:00`): converting it would overflow.
-    pub fn parse(text: &str) -> Option<OffsetDateTime> {
-        let t = OffsetDateTime::parse(text, &Rfc3339).ok()?.checked_to_offset(time::UtcOffset::UTC)?;
-        (t.year() >= 1).then_some(t)
-    }
-
-    pub fn serialize<S: Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&format(*t))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<OffsetDateTime, D::Error> {
-        let text = String::deserialize(d)?;
-        parse(&text).ok_or_else(|| serde::de::Error::custom(format!("`{text}` is not RFC 3339")))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::{CloudWatchConfig, ProjectConfig};
+    use crate::event::{is_unsafe_char, unix_ms};
     use crate::project::Project;
     use serde_json::json;
     use time::macros::datetime;

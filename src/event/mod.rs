@@ -1,0 +1,185 @@
+//! The log event: what is stored ([`StoredEvent`], one JSON object), and how one incoming JSON
+//! object becomes one: [`normalise`] validates it, [`clean`] strips unsafe characters and PII from
+//! every text, [`fit`] cuts it to the size limit, [`fingerprint`] groups repeats of an error.
+
+mod clean;
+mod fingerprint;
+mod fit;
+mod normalise;
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+use ulid::Ulid;
+
+pub use clean::{is_unsafe_char, strip_unsafe_chars, strip_unsafe_in, strip_unsafe_in_map};
+pub use normalise::{Context, Rejection, RejectionKind, normalise};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Debug,
+    Info,
+    Warn,
+    Error,
+    Fatal,
+}
+
+impl Level {
+    pub const ALL: [Level; 5] = [Level::Debug, Level::Info, Level::Warn, Level::Error, Level::Fatal];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Debug => "debug",
+            Level::Info => "info",
+            Level::Warn => "warn",
+            Level::Error => "error",
+            Level::Fatal => "fatal",
+        }
+    }
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Level {
+    type Err = String;
+
+    /// Case-insensitive, with the usual aliases (`warning`, `critical`, ...).
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "debug" | "trace" => Ok(Level::Debug),
+            "info" | "information" | "notice" => Ok(Level::Info),
+            "warn" | "warning" => Ok(Level::Warn),
+            "error" | "err" => Ok(Level::Error),
+            "fatal" | "critical" | "crit" | "emergency" | "alert" => Ok(Level::Fatal),
+            _ => Err(format!("unknown level `{text}`; use debug, info, warn, error or fatal")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Http {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+}
+
+/// An event as stored: in the embedded store, and as one CloudWatch log event (one JSON line).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredEvent {
+    /// A ULID whose time part is the occurrence time, so the id alone narrows a search.
+    pub id: Ulid,
+    pub project: String,
+    pub env: String,
+    /// When it happened (millisecond precision, UTC).
+    #[serde(with = "timestamp_format")]
+    pub timestamp: OffsetDateTime,
+    #[serde(with = "timestamp_format")]
+    pub received_at: OffsetDateTime,
+    pub level: Level,
+    pub message: String,
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<Http>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extra: Option<Map<String, Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
+    /// Fields cut (or dropped) to fit the event size limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncated: Option<Vec<String>>,
+}
+
+impl StoredEvent {
+    /// The one-line JSON form (what CloudWatch stores as the message).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| {
+            // Only non-string map keys can fail, and our types have none.
+            format!("{{\"message\":\"unserialisable event: {e}\"}}")
+        })
+    }
+
+    pub fn timestamp_ms(&self) -> i64 {
+        unix_ms(self.timestamp)
+    }
+}
+
+/// A new id carrying the occurrence time in its first 48 bits.
+pub fn new_id(timestamp: OffsetDateTime) -> Ulid {
+    let ms = u64::try_from(unix_ms(timestamp)).unwrap_or(0);
+    Ulid::from_parts(ms, rand::random::<u128>())
+}
+
+pub fn unix_ms(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+pub fn from_unix_ms(ms: i64) -> Option<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
+}
+
+pub(crate) fn truncate_to_ms(t: OffsetDateTime) -> OffsetDateTime {
+    from_unix_ms(unix_ms(t)).unwrap_or(t)
+}
+
+pub fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// RFC 3339 in UTC with milliseconds: `2026-11-24T15:04:05.123Z`.
+pub mod timestamp_format {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use time::OffsetDateTime;
+    use time::format_description::well_known::Rfc3339;
+    use time::macros::format_description;
+
+    pub fn format(t: OffsetDateTime) -> String {
+        let utc = t.checked_to_offset(time::UtcOffset::UTC).unwrap_or(t);
+        utc.format(format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"))
+            .unwrap_or_else(|_| utc.to_string())
+    }
+
+    /// `None` for text that is not RFC 3339, and for a time whose UTC form is outside years
+    /// 1–9999 (`9999-12-31T23:00:00-05:00`): converting it would overflow.
+    pub fn parse(text: &str) -> Option<OffsetDateTime> {
+        let t = OffsetDateTime::parse(text, &Rfc3339).ok()?.checked_to_offset(time::UtcOffset::UTC)?;
+        (t.year() >= 1).then_some(t)
+    }
+
+    pub fn serialize<S: Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format(*t))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<OffsetDateTime, D::Error> {
+        let text = String::deserialize(d)?;
+        parse(&text).ok_or_else(|| serde::de::Error::custom(format!("`{text}` is not RFC 3339")))
+    }
+}
