@@ -7,84 +7,40 @@ use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_sdk_cloudwatchlogs::Client;
+use common::binary::{self, Server};
 use common::moto::Moto;
 use logboard::event::{StoredEvent, unix_ms};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use tokio::net::{TcpListener, TcpStream};
 
-const BINARY: &str = env!("CARGO_BIN_EXE_logboard");
 const GROUP: &str = "/logboard/demo/production";
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// `logboard serve` on the CloudWatch backend, killed when dropped.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
+/// `logboard serve` on the CloudWatch backend at `endpoint`.
 fn start_server(data_dir: &Path, endpoint: &str) -> Server {
-    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml");
-    let mut command = Command::new(BINARY);
-    command.args(["serve", "--config", &config.display().to_string()]);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("LOGBOARD") || key.starts_with("AWS_") {
-            command.env_remove(key);
-        }
-    }
-    command
-        .env("LOGBOARD__STORAGE__DATA_DIR", data_dir)
-        .env("LOGBOARD__SERVER__LISTEN", "127.0.0.1:0")
-        .env("LOGBOARD__STORAGE__BACKEND", "cloudwatch")
-        .env("LOGBOARD__CLOUDWATCH__ENDPOINT_URL", endpoint)
-        .env("LOGBOARD__CLOUDWATCH__REGION", "us-east-1")
+    let env = [
+        ("LOGBOARD__STORAGE__BACKEND", "cloudwatch"),
+        ("LOGBOARD__CLOUDWATCH__ENDPOINT_URL", endpoint),
+        ("LOGBOARD__CLOUDWATCH__REGION", "us-east-1"),
         // Generous for a load test on loopback; the limits are tested elsewhere.
-        .env("LOGBOARD__LIMITS__KEY_BYTES_PER_SEC", "1073741824")
-        .env("LOGBOARD__LIMITS__KEY_BURST_BYTES", "1073741824")
-        .env("LOGBOARD__LIMITS__IP_REQUESTS_PER_SEC", "0")
-        .env("LOGBOARD_ADMIN_PASSWORD", common::ADMIN_PASSWORD)
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_CONFIG_FILE", "/nonexistent")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let mut child = command.spawn().expect("start logboard");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        let mut sent = false;
-        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
-            if !sent && let Some(rest) = line.split("listening on ").nth(1) {
-                let base = rest.split_whitespace().next().unwrap_or("").trim_end_matches('/').to_string();
-                let _ = tx.send(base);
-                sent = true;
-            }
-        }
-    });
-    let base = rx.recv_timeout(Duration::from_secs(30)).expect("logboard printed its address");
-    Server { child, base }
-}
-
-fn terminate(server: &Server) {
-    let status = Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status().expect("kill");
-    assert!(status.success());
+        ("LOGBOARD__LIMITS__KEY_BYTES_PER_SEC", "1073741824"),
+        ("LOGBOARD__LIMITS__KEY_BURST_BYTES", "1073741824"),
+        ("LOGBOARD__LIMITS__IP_REQUESTS_PER_SEC", "0"),
+        ("LOGBOARD_ADMIN_PASSWORD", common::ADMIN_PASSWORD),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+        ("AWS_CONFIG_FILE", "/nonexistent"),
+        ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent"),
+        ("RUST_LOG", "error"),
+    ];
+    binary::start_server(data_dir, &env, None)
 }
 
 /// The value of one metric line of `/metrics`.
@@ -320,7 +276,7 @@ async fn sigterm_with_a_full_queue_exits_0_in_time_and_the_rest_ships_after_a_re
             .expect("ingest");
         assert_eq!(response.status(), 202);
     }
-    terminate(&server);
+    server.terminate();
     // ECS sends SIGKILL 30 s after SIGTERM: the process must be gone before that.
     let deadline = Instant::now() + Duration::from_secs(30);
     let status = loop {

@@ -2,95 +2,28 @@
 
 use crate::common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use common::binary::{self, Server, logboard};
 use serde_json::{Value, json};
 
-const BINARY: &str = env!("CARGO_BIN_EXE_logboard");
-
-/// A `logboard` command with a clean environment apart from `env`.
-fn logboard(args: &[&str], env: &[(&str, &str)]) -> Command {
-    with_env(Command::new(BINARY), args, env)
-}
-
-/// `logboard` started by a shell under `ulimit -n limit`, as an operator's shell or unit would.
-fn logboard_with_file_limit(limit: u32, args: &[&str], env: &[(&str, &str)]) -> Command {
-    let mut shell = Command::new("sh");
-    shell.arg("-c").arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\"")).arg(BINARY);
-    with_env(shell, args, env)
-}
-
-fn with_env(mut command: Command, args: &[&str], env: &[(&str, &str)]) -> Command {
-    command.args(args);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("LOGBOARD") {
-            command.env_remove(key);
-        }
-    }
-    command.envs(env.iter().copied());
-    command
-}
-
-struct Server {
-    child: Child,
-    base: String,
-    /// The generated admin password, when the server printed one.
-    generated_password: Option<String>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `logboard serve` on a random port with its data in `data_dir`.
+/// `logboard serve` with the shipped config; `admin_password` sets `admin`'s.
 fn start_server(data_dir: &Path, admin_password: Option<&str>) -> Server {
     start_server_under(data_dir, admin_password, None)
 }
 
 /// [`start_server`], under `ulimit -n` when `open_file_limit` is given.
 fn start_server_under(data_dir: &Path, admin_password: Option<&str>, open_file_limit: Option<u32>) -> Server {
-    let data = data_dir.display().to_string();
-    let mut env = vec![
-        ("LOGBOARD__STORAGE__DATA_DIR", data.as_str()),
-        ("LOGBOARD__SERVER__LISTEN", "127.0.0.1:0"),
-        ("RUST_LOG", "warn"),
-    ];
+    let mut env = vec![("RUST_LOG", "warn")];
     if let Some(password) = admin_password {
         env.push(("LOGBOARD_ADMIN_PASSWORD", password));
     }
-    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml");
-    let config = config.display().to_string();
-    let args = ["serve", "--config", config.as_str()];
-    let mut command = match open_file_limit {
-        Some(limit) => logboard_with_file_limit(limit, &args, &env),
-        None => logboard(&args, &env),
-    };
-    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("start logboard");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let mut generated_password = None;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let base = loop {
-        assert!(Instant::now() < deadline, "logboard did not print its address");
-        let line = lines.next().expect("logboard exited before listening").expect("read stdout");
-        if let Some(password) = line.split("with password: ").nth(1) {
-            generated_password = Some(password.trim().to_string());
-        }
-        if let Some(rest) = line.split("listening on ").nth(1) {
-            break rest.split_whitespace().next().expect("url").trim_end_matches('/').to_string();
-        }
-    };
-    // Keep draining stdout so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Server { child, base, generated_password }
+    binary::start_server(data_dir, &env, open_file_limit)
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! The test harness: a logboard on a random port with its own data directory.
 
+pub mod binary;
 pub mod browser;
 pub mod client_pages;
 pub mod fake_cloudwatch;
@@ -14,6 +15,12 @@ use serde_json::Value;
 pub const SHIPPED_CONFIG: &str = include_str!("../../../config.toml");
 pub const ADMIN_PASSWORD: &str = "correct horse battery staple";
 pub const INGEST_KEY: &str = "demo-ingest-key";
+
+/// A port free on 127.0.0.1 now (for a server started by another process).
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("local addr").port()
+}
 
 /// A running logboard; its data directory is deleted when it is dropped.
 pub struct TestApp {

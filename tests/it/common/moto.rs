@@ -5,7 +5,7 @@
 //! `moto_server` on `PATH` (`scripts/install-test-deps.sh` installs it). When none exists the
 //! test fails: a CloudWatch test that skips proves nothing.
 
-use std::net::TcpListener;
+use super::free_port;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -110,10 +110,6 @@ fn moto_program() -> PathBuf {
             venv.display()
         )
     })
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
 /// A port nothing listens on: CloudWatch "unreachable".
