@@ -1,181 +1,20 @@
-//! The server-rendered dashboard: login, home, and the log page with its detail pane.
-//! Handlers gather view data; all HTML is in `templates/` (askama escapes every value).
+//! The logs page: sidebar, groups, filters, the table with paging, the detail pane of one event,
+//! and the dead letters. [`show_logs`] gathers the data; [`logs_view`] builds the page from it.
 
 use askama::Template;
-use axum::Form;
-use axum::extract::{Query, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
-use serde::Deserialize;
+use axum::extract::{RawQuery, State};
+use axum::response::{IntoResponse, Redirect, Response};
 use time::OffsetDateTime;
 use ulid::Ulid;
 
-use super::AppState;
-use super::auth::{PageUser, clear_cookie, safe_next, session_cookie, session_token, urlencode};
-use super::limits::{ClientIp, OverHttps};
-use super::query::{DEFAULT_WINDOW, ReadParams};
-use super::throttle::Refusal;
+use super::{Page, display_time, error_page, input_time, logs_href, shorten};
 use crate::error::ApiError;
 use crate::event::{Level, StoredEvent};
 use crate::project::Projects;
-use crate::store::{EventQuery, GroupKind};
-
-/// Renders an askama template as an HTML response.
-pub struct Page<T>(pub T);
-
-impl<T: Template> IntoResponse for Page<T> {
-    fn into_response(self) -> Response {
-        match self.0.render() {
-            Ok(html) => Html(html).into_response(),
-            Err(e) => {
-                tracing::error!(error = %e, "template rendering failed");
-                (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
-            }
-        }
-    }
-}
-
-#[derive(Template)]
-#[template(path = "error.html")]
-struct ErrorPage {
-    user: Option<String>,
-    status: u16,
-    message: String,
-}
-
-/// A failed page answers with an HTML page carrying the same message as the API would.
-fn error_page(user: &str, error: ApiError) -> Response {
-    let status = error.status();
-    let message = match &error {
-        ApiError::Internal(cause) => {
-            tracing::error!(error = format!("{cause:#}"), "page failed");
-            "Something went wrong on our side; the details are in the service's logs.".to_string()
-        }
-        other => other.to_string(),
-    };
-    (status, Page(ErrorPage { user: Some(user.to_string()), status: status.as_u16(), message })).into_response()
-}
-
-// ---------------------------------------------------------------- login
-
-#[derive(Template)]
-#[template(path = "login.html")]
-struct LoginPage {
-    user: Option<String>,
-    next: String,
-    /// Why the last attempt failed: always the same words for a wrong name or password.
-    alert: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct LoginQuery {
-    next: Option<String>,
-}
-
-pub async fn show_login(Query(query): Query<LoginQuery>) -> impl IntoResponse {
-    Page(LoginPage { user: None, next: safe_next(query.next.as_deref()), alert: None })
-}
-
-#[derive(Debug, Deserialize)]
-pub struct LoginForm {
-    username: String,
-    password: String,
-    next: Option<String>,
-}
-
-pub async fn log_in(
-    State(state): State<AppState>,
-    ClientIp(ip): ClientIp,
-    OverHttps(https): OverHttps,
-    Form(form): Form<LoginForm>,
-) -> Response {
-    let next = safe_next(form.next.as_deref());
-    let (status, retry_after_secs, alert) = match state.auth.check_login(&form.username, &form.password, ip).await {
-        Ok(true) => {
-            let token = state.auth.start_session(&form.username);
-            return ([(header::SET_COOKIE, session_cookie(&token, https))], Redirect::to(&next)).into_response();
-        }
-        // One message for an unknown user and a wrong password.
-        Ok(false) => (StatusCode::UNAUTHORIZED, None, "Invalid username or password.".to_string()),
-        Err(Refusal::TooMany { retry_after_secs }) => (
-            StatusCode::TOO_MANY_REQUESTS,
-            Some(retry_after_secs),
-            format!("Too many failed attempts. Try again in {} minutes.", retry_after_secs.div_ceil(60)),
-        ),
-        Err(Refusal::Busy { retry_after_secs }) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Some(retry_after_secs),
-            "Too many logins at once. Try again in a moment.".to_string(),
-        ),
-    };
-    let page = Page(LoginPage { user: None, next, alert: Some(alert) });
-    let mut response = (status, page).into_response();
-    if let Some(secs) = retry_after_secs {
-        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
-    }
-    response
-}
-
-pub async fn log_out(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Some(token) = session_token(&headers) {
-        state.auth.end_session(&token);
-    }
-    ([(header::SET_COOKIE, clear_cookie())], Redirect::to("/login")).into_response()
-}
-
-// ---------------------------------------------------------------- home
-
-#[derive(Template)]
-#[template(path = "home.html")]
-struct HomePage {
-    user: Option<String>,
-    cards: Vec<EnvCard>,
-}
-
-struct EnvCard {
-    project: String,
-    env: String,
-    href: String,
-    /// (level, count) for every level, in severity order.
-    counts: Vec<(&'static str, u64)>,
-    total: u64,
-    capped: bool,
-    error: Option<String>,
-}
-
-pub async fn show_home(State(state): State<AppState>, PageUser(user): PageUser) -> Response {
-    let to = OffsetDateTime::now_utc();
-    let from = to - DEFAULT_WINDOW;
-    let mut cards = Vec::new();
-    for project in state.projects.iter() {
-        for env in &project.envs {
-            let mut card = EnvCard {
-                project: project.name.clone(),
-                env: env.clone(),
-                href: logs_href(&project.name, env, &[]),
-                counts: Vec::new(),
-                total: 0,
-                capped: false,
-                error: None,
-            };
-            match state.store.level_counts(&project.name, env, from, to).await {
-                Ok(counts) => {
-                    card.counts = Level::ALL.iter().map(|l| (l.as_str(), counts.get(*l))).collect();
-                    card.total = counts.total();
-                    card.capped = counts.capped;
-                }
-                Err(e) => {
-                    tracing::warn!(error = format!("{e:#}"), project = %project.name, env = %env, "counting failed");
-                    card.error = Some("counts unavailable".into());
-                }
-            }
-            cards.push(card);
-        }
-    }
-    Page(HomePage { user: Some(user), cards }).into_response()
-}
-
-// ---------------------------------------------------------------- logs
+use crate::store::{DeadLetters, EventPage, EventQuery, Group, GroupKind};
+use crate::web::AppState;
+use crate::web::auth::PageUser;
+use crate::web::query::ReadParams;
 
 #[derive(Template)]
 #[template(path = "logs.html")]
@@ -282,8 +121,8 @@ pub async fn show_logs(State(state): State<AppState>, PageUser(user): PageUser, 
         Ok(query) => query,
         Err(e) => return error_page(&user, e),
     };
-    match render_logs(&state, user.clone(), &query, &params, get("event")).await {
-        Ok(page) => page.into_response(),
+    match fetch(&state, &query, get("event")).await {
+        Ok(data) => Page(logs_view(user, &state.projects, &query, &params, data)).into_response(),
         Err(e) => error_page(&user, e),
     }
 }
@@ -291,18 +130,43 @@ pub async fn show_logs(State(state): State<AppState>, PageUser(user): PageUser, 
 /// Dead letters listed under the events at most (the read API has them all).
 const DEAD_LETTERS_ON_PAGE: usize = 20;
 
-async fn render_logs(
-    state: &AppState,
-    user: String,
-    query: &EventQuery<'_>,
-    params: &ReadParams,
-    selected: Option<String>,
-) -> Result<Page<LogsPage>, ApiError> {
-    let project = &query.project;
+/// What the logs page shows, as read from the store.
+struct LogsData {
+    groups: Vec<Group>,
+    page: EventPage,
+    dead: DeadLetters,
+    /// The id asked for in `event=`, and the event when it was found.
+    selected: Option<(String, Option<StoredEvent>)>,
+}
+
+async fn fetch(state: &AppState, query: &EventQuery<'_>, selected: Option<String>) -> Result<LogsData, ApiError> {
+    let project = query.project;
     let groups = state.store.groups(project, &query.env).await?;
     let page = state.store.events(query).await?;
     let dead = state.store.dead_letters(project, &query.env, DEAD_LETTERS_ON_PAGE).await?;
+    let selected = match selected {
+        None => None,
+        Some(id) => {
+            let found = match Ulid::from_string(&id) {
+                Ok(ulid) => state.store.event(project, &query.env, query.group.as_deref(), ulid).await?,
+                Err(_) => None,
+            };
+            Some((id, found))
+        }
+    };
+    Ok(LogsData { groups, page, dead, selected })
+}
 
+/// The page, from the query, the parameters as given (every link keeps them) and the data.
+fn logs_view(
+    user: String,
+    projects: &Projects,
+    query: &EventQuery<'_>,
+    params: &ReadParams,
+    data: LogsData,
+) -> LogsPage {
+    let LogsData { groups, page, dead, selected } = data;
+    let project = query.project;
     // The filters as given, so every link keeps them.
     let filters: Vec<(&str, String)> = [
         ("group", params.group.clone()),
@@ -322,13 +186,10 @@ async fn render_logs(
         f
     };
 
-    let (detail, detail_missing) = match selected.as_deref() {
+    let selected_id = selected.as_ref().map(|(id, _)| id.clone());
+    let (detail, detail_missing) = match &selected {
         None => (None, false),
-        Some(id) => {
-            let found = match Ulid::from_string(id) {
-                Ok(id) => state.store.event(project, &query.env, query.group.as_deref(), id).await?,
-                Err(_) => None,
-            };
+        Some((_, found)) => {
             (found.as_ref().map(|e| detail(e, logs_href(&project.name, &query.env, &here))), found.is_none())
         }
     };
@@ -347,7 +208,7 @@ async fn render_logs(
                 status: e.http.as_ref().and_then(|h| h.status).map(|s| s.to_string()).unwrap_or_default(),
                 url: e.url.clone().unwrap_or_default(),
                 href: logs_href(&project.name, &query.env, &link),
-                selected: selected.as_deref() == Some(e.id.to_string().as_str()),
+                selected: selected_id.as_deref() == Some(e.id.to_string().as_str()),
             }
         })
         .collect();
@@ -375,9 +236,9 @@ async fn render_logs(
         })
         .collect();
 
-    Ok(Page(LogsPage {
+    LogsPage {
         user: Some(user),
-        sidebar: sidebar(&state.projects, &project.name, &query.env),
+        sidebar: sidebar(projects, &project.name, &query.env),
         groups: group_links,
         project: project.name.clone(),
         env: query.env.clone(),
@@ -406,7 +267,7 @@ async fn render_logs(
                 reason: if d.detail.is_empty() { d.reason } else { format!("{}: {}", d.reason, d.detail) },
             })
             .collect(),
-    }))
+    }
 }
 
 fn sidebar(projects: &Projects, active_project: &str, active_env: &str) -> Vec<SidebarProject> {
@@ -457,56 +318,109 @@ fn detail(e: &StoredEvent, close_href: String) -> Detail {
     }
 }
 
-/// `/logs?project=P&env=E&k=v...`, every value percent-encoded.
-pub fn logs_href(project: &str, env: &str, params: &[(&str, String)]) -> String {
-    let mut href = format!("/logs?project={}&env={}", urlencode(project), urlencode(env));
-    for (key, value) in params {
-        href.push_str(&format!("&{key}={}", urlencode(value)));
-    }
-    href
-}
-
-/// Every time on the dashboard is shown in UTC, labelled as such.
-fn display_time(t: OffsetDateTime) -> String {
-    let ms = t.millisecond();
-    format!("{} {:02}:{:02}:{:02}.{ms:03}", t.date(), t.hour(), t.minute(), t.second())
-}
-
-/// The value of a time filter field (UTC, to the minute), as `parse_time` reads it back.
-fn input_time(t: OffsetDateTime) -> String {
-    format!("{} {:02}:{:02}", t.date(), t.hour(), t.minute())
-}
-
-fn shorten(text: &str, max_chars: usize) -> String {
-    let line = text.lines().next().unwrap_or("");
-    match line.char_indices().nth(max_chars) {
-        Some((cut, _)) => format!("{}…", &line[..cut]),
-        None if line.len() < text.len() => format!("{line} …"),
-        None => line.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use time::macros::datetime;
+    use crate::config::Config;
+    use crate::event::{Context, normalise};
+    use crate::store::{Cursor, DeadLetter};
+    use serde_json::json;
 
-    #[test]
-    fn times_show_in_utc_with_milliseconds() {
-        let t = datetime!(2026-11-24 23:04:05.007 +09:00);
-        assert_eq!(display_time(t.to_offset(time::UtcOffset::UTC)), "2026-11-24 14:04:05.007");
-        assert_eq!(input_time(datetime!(2026-11-24 14:04:05 UTC)), "2026-11-24 14:04");
+    fn projects() -> Projects {
+        let config = Config::from_sources(include_str!("../../../config.toml"), &[]).expect("config");
+        Projects::from_config(&config).expect("projects")
+    }
+
+    fn event(projects: &Projects, raw: serde_json::Value) -> StoredEvent {
+        let project = projects.get("demo").expect("demo");
+        let now = OffsetDateTime::now_utc();
+        let ctx = Context { project, default_env: Some("production"), received_at: now, max_event_bytes: 65_536 };
+        normalise(raw, &ctx).expect("valid")
     }
 
     #[test]
-    fn long_and_multi_line_messages_are_shortened_for_the_table() {
-        assert_eq!(shorten("short", 10), "short");
-        assert_eq!(shorten("first line\nsecond", 20), "first line …");
-        assert_eq!(shorten("ääääää", 3), "äää…");
+    fn the_view_keeps_the_filters_in_every_link_and_shows_the_selected_event() {
+        let projects = projects();
+        let project = projects.get("demo").expect("demo");
+        let params = ReadParams {
+            project: Some("demo".into()),
+            env: Some("production".into()),
+            q: Some("pay ment".into()),
+            ..Default::default()
+        };
+        let query = params.to_query(&projects, OffsetDateTime::now_utc()).expect("query");
+        let error = event(&projects, json!({"message": "payment failed\nat line 2", "level": "error", "type": "http"}));
+        let info = event(&projects, json!({"message": "payment ok", "http": {"status": 200}}));
+        let data = LogsData {
+            groups: vec![
+                Group { name: project.own_group("production").into(), kind: GroupKind::Ingest },
+                Group { name: "/aws/lambda/demo-api".into(), kind: GroupKind::External },
+            ],
+            page: EventPage { events: vec![error.clone(), info.clone()], next_cursor: Some(Cursor::after(&info)) },
+            dead: DeadLetters {
+                total: 7,
+                dead_letters: vec![DeadLetter {
+                    reason: "too_old".into(),
+                    detail: String::new(),
+                    dead_at: "2026-11-24T15:00:00.000Z".into(),
+                    stream: "s".into(),
+                    message: None,
+                    event: Some(info.clone()),
+                }],
+            },
+            selected: Some((error.id.to_string(), Some(error.clone()))),
+        };
+        let page = logs_view("admin".into(), &projects, &query, &params, data);
+
+        assert_eq!(page.rows.len(), 2);
+        assert_eq!(page.rows[0].message, "payment failed …", "one line in the table");
+        assert_eq!((page.rows[0].level, page.rows[0].kind.as_str()), ("error", "http"));
+        assert_eq!(page.rows[1].status, "200");
+        assert_eq!(
+            page.rows[0].href,
+            format!("/logs?project=demo&env=production&q=pay%20ment&event={}", error.id),
+            "a row link keeps the search"
+        );
+        assert!(page.rows[0].selected && !page.rows[1].selected);
+        let older = page.older_href.expect("a next page");
+        assert!(older.starts_with("/logs?project=demo&env=production&q=pay%20ment&cursor="), "{older}");
+        assert_eq!(page.newest_href, None, "already on the newest page");
+        let groups: Vec<(&str, bool, &str, bool)> =
+            page.groups.iter().map(|g| (g.name.as_str(), g.external, g.href.as_str(), g.active)).collect();
+        assert_eq!(
+            groups,
+            [
+                ("/logboard/demo/production", false, "/logs?project=demo&env=production&q=pay%20ment", true),
+                (
+                    "/aws/lambda/demo-api",
+                    true,
+                    "/logs?project=demo&env=production&q=pay%20ment&group=%2Faws%2Flambda%2Fdemo-api",
+                    false
+                ),
+            ]
+        );
+        let detail = page.detail.expect("the selected event");
+        assert_eq!((detail.message.as_str(), detail.level), ("payment failed\nat line 2", "error"));
+        assert!(detail.fields.iter().any(|(label, value)| *label == "Type" && value == "http"));
+        assert!(!page.detail_missing);
+        assert_eq!((page.dead_total, page.dead_letters[0].message.as_str()), (7, "payment ok"));
+        assert_eq!(page.q, "pay ment", "the search box keeps what was typed");
+        assert!(page.sidebar.iter().flat_map(|p| &p.envs).any(|e| e.active && e.label == "production"));
     }
 
     #[test]
-    fn links_encode_every_value() {
-        assert_eq!(logs_href("demo", "dev", &[("q", "a&b c".into())]), "/logs?project=demo&env=dev&q=a%26b%20c");
+    fn an_event_asked_for_and_not_found_is_said_missing() {
+        let projects = projects();
+        let params = ReadParams { project: Some("demo".into()), env: Some("dev".into()), ..Default::default() };
+        let query = params.to_query(&projects, OffsetDateTime::now_utc()).expect("query");
+        let data = LogsData {
+            groups: vec![],
+            page: EventPage::default(),
+            dead: DeadLetters::default(),
+            selected: Some(("01JNOTANID".into(), None)),
+        };
+        let page = logs_view("admin".into(), &projects, &query, &params, data);
+        assert!(page.detail.is_none() && page.detail_missing);
+        assert_eq!(page.missing_close_href, "/logs?project=demo&env=dev");
     }
 }

@@ -1,0 +1,109 @@
+//! The server-rendered dashboard: login, home, and the logs page with its detail pane. Each page
+//! is a handler that gathers data and a view model built from it by a plain function (tested
+//! directly); all HTML is in `templates/` (askama escapes every value).
+
+mod home;
+mod login;
+mod logs;
+
+use askama::Template;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use time::OffsetDateTime;
+
+use super::auth::urlencode;
+use crate::error::ApiError;
+
+pub use home::show_home;
+pub use login::{log_in, log_out, show_login};
+pub use logs::show_logs;
+
+/// Renders an askama template as an HTML response.
+pub struct Page<T>(pub T);
+
+impl<T: Template> IntoResponse for Page<T> {
+    fn into_response(self) -> Response {
+        match self.0.render() {
+            Ok(html) => Html(html).into_response(),
+            Err(e) => {
+                tracing::error!(error = %e, "template rendering failed");
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+            }
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+pub(super) struct ErrorPage {
+    user: Option<String>,
+    status: u16,
+    message: String,
+}
+
+/// A failed page answers with an HTML page carrying the same message as the API would.
+pub(super) fn error_page(user: &str, error: ApiError) -> Response {
+    let status = error.status();
+    let message = match &error {
+        ApiError::Internal(cause) => {
+            tracing::error!(error = format!("{cause:#}"), "page failed");
+            "Something went wrong on our side; the details are in the service's logs.".to_string()
+        }
+        other => other.to_string(),
+    };
+    (status, Page(ErrorPage { user: Some(user.to_string()), status: status.as_u16(), message })).into_response()
+}
+
+/// `/logs?project=P&env=E&k=v...`, every value percent-encoded.
+pub fn logs_href(project: &str, env: &str, params: &[(&str, String)]) -> String {
+    let mut href = format!("/logs?project={}&env={}", urlencode(project), urlencode(env));
+    for (key, value) in params {
+        href.push_str(&format!("&{key}={}", urlencode(value)));
+    }
+    href
+}
+
+/// Every time on the dashboard is shown in UTC, labelled as such.
+pub(super) fn display_time(t: OffsetDateTime) -> String {
+    let ms = t.millisecond();
+    format!("{} {:02}:{:02}:{:02}.{ms:03}", t.date(), t.hour(), t.minute(), t.second())
+}
+
+/// The value of a time filter field (UTC, to the minute), as `parse_time` reads it back.
+pub(super) fn input_time(t: OffsetDateTime) -> String {
+    format!("{} {:02}:{:02}", t.date(), t.hour(), t.minute())
+}
+
+pub(super) fn shorten(text: &str, max_chars: usize) -> String {
+    let line = text.lines().next().unwrap_or("");
+    match line.char_indices().nth(max_chars) {
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+        None if line.len() < text.len() => format!("{line} …"),
+        None => line.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn times_show_in_utc_with_milliseconds() {
+        let t = datetime!(2026-11-24 23:04:05.007 +09:00);
+        assert_eq!(display_time(t.to_offset(time::UtcOffset::UTC)), "2026-11-24 14:04:05.007");
+        assert_eq!(input_time(datetime!(2026-11-24 14:04:05 UTC)), "2026-11-24 14:04");
+    }
+
+    #[test]
+    fn long_and_multi_line_messages_are_shortened_for_the_table() {
+        assert_eq!(shorten("short", 10), "short");
+        assert_eq!(shorten("first line\nsecond", 20), "first line …");
+        assert_eq!(shorten("ääääää", 3), "äää…");
+    }
+
+    #[test]
+    fn links_encode_every_value() {
+        assert_eq!(logs_href("demo", "dev", &[("q", "a&b c".into())]), "/logs?project=demo&env=dev&q=a%26b%20c");
+    }
+}
