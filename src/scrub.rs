@@ -35,6 +35,34 @@ static NAME_VALUE: LazyLock<Regex> =
 /// 13–19 digits, optionally grouped by single spaces or dashes.
 static CARD_CANDIDATE: LazyLock<Regex> = LazyLock::new(|| pattern(r"\b\d(?:[ \-]?\d){12,18}\b"));
 
+/// A card number has at least this many digits.
+const MIN_CARD_DIGITS: usize = 13;
+
+/// What a text holds that some rule needs; without it, the rule cannot match.
+struct Cues {
+    pem: bool,
+    bearer: bool,
+    scheme: bool,
+    at: bool,
+    equals: bool,
+    digits: usize,
+}
+
+impl Cues {
+    fn of(text: &str) -> Cues {
+        let bytes = text.as_bytes();
+        let has = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle));
+        Cues {
+            pem: has(b"-----BEGIN"),
+            bearer: has(b"bearer"),
+            scheme: has(b"://"),
+            at: bytes.contains(&b'@'),
+            equals: bytes.contains(&b'='),
+            digits: bytes.iter().filter(|b| b.is_ascii_digit()).count(),
+        }
+    }
+}
+
 /// The scrubbing rules of one project.
 #[derive(Debug, Clone)]
 pub struct Scrubber {
@@ -62,32 +90,41 @@ impl Scrubber {
         if !self.enabled {
             return text.to_string();
         }
-        let text = PEM_PRIVATE_KEY.replace_all(text, FILTERED);
-        let text = BEARER.replace_all(&text, |c: &Captures<'_>| format!("{} {FILTERED}", &c[1]));
-        let text = URL_CREDENTIALS.replace_all(&text, |c: &Captures<'_>| format!("{}{FILTERED}@", &c[1]));
-        let text = if !text.contains('=') {
-            text
-        } else {
-            NAME_VALUE
-                .replace_all(&text, |c: &Captures<'_>| {
-                    let (whole, name, value) = (&c[0], &c[1], &c[2]);
-                    if value != FILTERED && self.sensitive_keys.is_match(name) {
-                        format!("{}{FILTERED}", &whole[..whole.len() - value.len()])
-                    } else {
-                        whole.to_string()
-                    }
-                })
-                .into_owned()
-                .into()
-        };
-        let text = EMAIL.replace_all(&text, FILTERED);
-        let text =
-            CARD_CANDIDATE.replace_all(
-                &text,
-                |c: &Captures<'_>| {
-                    if luhn_valid(&c[0]) { FILTERED.to_string() } else { c[0].to_string() }
-                },
-            );
+        // One pass over the bytes tells which rules can match at all: most texts (and nearly
+        // every key) need none, and each skipped rule is a regex scan saved on the ingest path.
+        let cues = Cues::of(text);
+        let mut text = std::borrow::Cow::Borrowed(text);
+        if cues.pem {
+            text = PEM_PRIVATE_KEY.replace_all(&text, FILTERED).into_owned().into();
+        }
+        if cues.bearer {
+            let replaced = BEARER.replace_all(&text, |c: &Captures<'_>| format!("{} {FILTERED}", &c[1]));
+            text = replaced.into_owned().into();
+        }
+        if cues.at && cues.scheme {
+            let replaced = URL_CREDENTIALS.replace_all(&text, |c: &Captures<'_>| format!("{}{FILTERED}@", &c[1]));
+            text = replaced.into_owned().into();
+        }
+        if cues.equals {
+            let replaced = NAME_VALUE.replace_all(&text, |c: &Captures<'_>| {
+                let (whole, name, value) = (&c[0], &c[1], &c[2]);
+                if value != FILTERED && self.sensitive_keys.is_match(name) {
+                    format!("{}{FILTERED}", &whole[..whole.len() - value.len()])
+                } else {
+                    whole.to_string()
+                }
+            });
+            text = replaced.into_owned().into();
+        }
+        if cues.at {
+            text = EMAIL.replace_all(&text, FILTERED).into_owned().into();
+        }
+        if cues.digits >= MIN_CARD_DIGITS {
+            let replaced = CARD_CANDIDATE.replace_all(&text, |c: &Captures<'_>| {
+                if luhn_valid(&c[0]) { FILTERED.to_string() } else { c[0].to_string() }
+            });
+            text = replaced.into_owned().into();
+        }
         text.into_owned()
     }
 

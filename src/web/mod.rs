@@ -140,3 +140,23 @@ async fn check_ready(State(state): State<AppState>) -> impl IntoResponse {
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "not ready", "reason": format!("{e:#}")}))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn a_handler_that_panics_answers_an_opaque_500_instead_of_dropping_the_connection() {
+        async fn boom() -> &'static str {
+            panic!("secret detail in the panic message")
+        }
+        let app = Router::new().route("/boom", get(boom)).layer(CatchPanicLayer::custom(answer_panic));
+        let request = axum::http::Request::get("/boom").body(Body::empty()).expect("request");
+        let response = app.oneshot(request).await.expect("an answer, not a dropped connection");
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(response.into_body(), 1024).await.expect("body");
+        assert_eq!(&body[..], br#"{"error":"internal error"}"#, "nothing of the panic leaks");
+    }
+}
