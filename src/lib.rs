@@ -11,6 +11,7 @@ pub mod event;
 pub mod metrics;
 pub mod project;
 pub mod scrub;
+pub mod search;
 pub mod sqlite;
 pub mod store;
 pub mod web;
