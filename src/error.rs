@@ -33,6 +33,9 @@ pub enum ApiError {
     Unavailable { message: String, retry_after_secs: u64 },
     #[error("{0}")]
     Unprocessable(String),
+    /// A `q` that does not parse: 400 with the character `position` where it is wrong.
+    #[error("{}", .0.message)]
+    BadQuery(crate::search::QueryError),
     #[error("internal error")]
     Internal(anyhow::Error),
 }
@@ -53,7 +56,7 @@ impl From<anyhow::Error> for ApiError {
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::BadRequest(_) | ApiError::BadQuery(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -79,7 +82,11 @@ impl IntoResponse for ApiError {
         if let ApiError::Internal(cause) = &self {
             tracing::error!(error = format!("{cause:#}"), "request failed");
         }
-        let mut response = (status, Json(json!({ "error": self.to_string() }))).into_response();
+        let body = match &self {
+            ApiError::BadQuery(error) => json!({ "error": error.message, "position": error.position }),
+            other => json!({ "error": other.to_string() }),
+        };
+        let mut response = (status, Json(body)).into_response();
         if let Some(secs) = retry_after {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }

@@ -35,7 +35,7 @@ pub const MAX_TERMS: usize = 100;
 pub const MAX_DEPTH: usize = 32;
 
 /// A parsed query: a tree, or none for a blank query (which matches every event).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Query {
     root: Option<Expr>,
 }
@@ -49,6 +49,24 @@ impl Query {
     /// The tree, `None` for a blank query.
     pub fn root(&self) -> Option<&Expr> {
         self.root.as_ref()
+    }
+
+    /// Texts every matching event's `message` contains (case-insensitively): the literal parts of
+    /// the words and phrases the whole query needs (not under `OR` or a negation). A store may
+    /// narrow its scan with them; the evaluator still decides.
+    pub fn required_words(&self) -> Vec<&str> {
+        fn collect<'q>(expr: &'q Expr, words: &mut Vec<&'q str>) {
+            match &expr.node {
+                Node::And(children) => children.iter().for_each(|child| collect(child, words)),
+                Node::Text(pattern) => words.extend(pattern.segments().filter(|s| !s.is_empty())),
+                Node::Or(_) | Node::Not(_) | Node::Term { .. } | Node::Has(_) => {}
+            }
+        }
+        let mut words = Vec::new();
+        if let Some(root) = &self.root {
+            collect(root, &mut words);
+        }
+        words
     }
 
     /// Whether `event`, read from the log group `group`, matches.

@@ -221,26 +221,38 @@ impl LogStore for LocalStore {
             sql.push_str(&format!(" AND level IN ({})", vec!["?"; query.levels.len()].join(", ")));
             args.extend(query.levels.iter().map(|l| l.as_str().to_string().into()));
         }
-        // Without a text or level filter the newest events of the range come straight off the
+        // Without a search or level filter the newest events of the range come straight off the
         // (project, env, ts, id) index; with one, the read may scan the whole range.
-        let lane = if query.text.is_some() || !query.levels.is_empty() { Lane::Search } else { Lane::Lookup };
-        if let Some(text) = &query.text {
+        let searching = query.search.root().is_some();
+        let lane = if searching || !query.levels.is_empty() { Lane::Search } else { Lane::Lookup };
+        // Words every match contains narrow the scan in SQL; the query's evaluator decides.
+        for word in query.search.required_words() {
             sql.push_str(" AND contains_ci(message, ?)");
-            args.push(text.clone().into());
+            args.push(word.to_string().into());
         }
         if let Some(cursor) = query.cursor {
             sql.push_str(" AND (ts, id) < (?, ?)");
             args.push(cursor.timestamp_ms.into());
             args.push(cursor.id.to_string().into());
         }
-        sql.push_str(" ORDER BY ts DESC, id DESC LIMIT ?");
+        // Rows stream newest first; the scan stops at one more match than the page holds, or at
+        // the read's time limit.
+        sql.push_str(" ORDER BY ts DESC, id DESC");
         let limit = query.limit;
-        args.push(i64::try_from(limit + 1).unwrap_or(i64::MAX).into());
+        let (search, group) = (query.search.clone(), query.group_name().to_string());
         let events = self
             .read(lane, move |conn| {
                 let mut stmt = conn.prepare_cached(&sql)?;
-                let rows = stmt.query_map(params_from_iter(args), |row| row.get::<_, String>(0))?;
-                rows.map(|body| body.and_then(decode_body)).collect::<rusqlite::Result<Vec<_>>>()
+                let mut rows = stmt.query(params_from_iter(args))?;
+                let mut events = Vec::with_capacity(limit + 1);
+                while events.len() <= limit {
+                    let Some(row) = rows.next()? else { break };
+                    let event = decode_body(row.get::<_, String>(0)?)?;
+                    if !searching || search.matches(&event, &group) {
+                        events.push(event);
+                    }
+                }
+                Ok(events)
             })
             .await?;
         Ok(EventPage::from_candidates(events, limit))
@@ -317,6 +329,7 @@ mod tests {
     use super::*;
     use crate::config::{CloudWatchConfig, ProjectConfig};
     use crate::event::{Context, normalise};
+    use crate::search::Query;
     use crate::store::Cursor;
     use serde_json::json;
     use time::Duration;
@@ -359,7 +372,7 @@ mod tests {
             from: now - Duration::days(1),
             to: now,
             levels: vec![],
-            text: None,
+            search: Query::default(),
             limit: 100,
             cursor: None,
         }
@@ -393,7 +406,8 @@ mod tests {
             ["event 20 Payment", "event 15 Payment", "event 10 Payment", "event 5 Payment", "event 0 Payment"]
         );
 
-        let found = store.events(&EventQuery { text: Some("T 1".into()), ..query(now) }).await.expect("text");
+        let found =
+            store.events(&EventQuery { search: "\"T 1\"".parse().expect("query"), ..query(now) }).await.expect("text");
         assert_eq!(found.events.len(), 10 + 1, "event 1 and event 10-19, case-insensitive");
 
         let mut seen = Vec::new();
@@ -469,7 +483,7 @@ mod tests {
         let counts = store.level_counts("demo", "production", now - Duration::days(1), now).await.expect("counts");
         assert_eq!(counts.get(Level::Error), 1);
 
-        let search = EventQuery { text: Some("payment".into()), ..query(now) };
+        let search = EventQuery { search: "payment".parse().expect("query"), ..query(now) };
         let refused = store.events(&search).await.expect_err("every search connection is held");
         assert_eq!(refused.downcast_ref::<ReadRefused>(), Some(&ReadRefused::Busy { retry_after_secs: 10 }));
 

@@ -15,6 +15,7 @@ use ulid::Ulid;
 
 use crate::event::{Level, StoredEvent, unix_ms};
 use crate::project::Project;
+use crate::search::Query;
 
 /// The stores behind the service. Ingest writes through `append`; the API and pages read.
 #[async_trait]
@@ -126,8 +127,8 @@ pub struct EventQuery<'a> {
     pub to: OffsetDateTime,
     /// Empty: every level.
     pub levels: Vec<Level>,
-    /// Case-insensitive substring of the message.
-    pub text: Option<String>,
+    /// The search (`q`), evaluated exactly on every event a store returns.
+    pub search: Query,
     pub limit: usize,
     pub cursor: Option<Cursor>,
 }
@@ -139,8 +140,13 @@ impl EventQuery<'_> {
         ts >= self.from
             && ts <= self.to
             && (self.levels.is_empty() || self.levels.contains(&event.level))
-            && self.text.as_deref().is_none_or(|text| contains_ignoring_case(&event.message, text))
             && self.cursor.is_none_or(|cursor| cursor.is_after(event))
+            && self.search.matches(event, self.group_name())
+    }
+
+    /// The log group read: the one asked for, else the project's own.
+    pub fn group_name(&self) -> &str {
+        self.group.as_deref().unwrap_or_else(|| self.project.own_group(&self.env))
     }
 }
 

@@ -4,18 +4,15 @@ use serde::Deserialize;
 use time::{Duration, OffsetDateTime};
 
 use crate::error::ApiError;
-use crate::event::{Level, timestamp_format};
+use crate::event::Level;
 use crate::project::{Project, Projects};
+use crate::search::{EARLIEST, Query, parse_time_expr};
 use crate::store::{Cursor, EventQuery};
 
 pub const DEFAULT_LIMIT: usize = 100;
 pub const MAX_LIMIT: usize = 1000;
 /// The window shown when no `from` is given.
 pub const DEFAULT_WINDOW: Duration = Duration::hours(24);
-/// The times a read may name: stores key events by non-negative epoch milliseconds, and time
-/// arithmetic near the end of year 9999 would overflow.
-const EARLIEST: OffsetDateTime = time::macros::datetime!(1970-01-01 00:00 UTC);
-const LATEST: OffsetDateTime = time::macros::datetime!(9000-01-01 00:00 UTC);
 
 /// `?project=P&env=E[&group=G][&from=T][&to=T][&level=L,L][&q=..][&limit=N][&cursor=C]`,
 /// all as text so that a bad value gets our own 400 message.
@@ -51,19 +48,10 @@ fn non_empty(value: Option<&str>) -> Option<&str> {
     value.map(str::trim).filter(|v| !v.is_empty())
 }
 
-/// Parses `2026-11-24T15:00:00Z`, or `2026-11-24 15:00` / `2026-11-24T15:00` as typed in the
-/// dashboard's filter fields (UTC).
-pub fn parse_time(key: &str, text: &str) -> Result<OffsetDateTime, ApiError> {
-    let text = text.trim().replacen(' ', "T", 1);
-    let text = text.as_str();
-    let with_seconds = if text.len() == 16 { format!("{text}:00Z") } else { format!("{text}Z") };
-    let time = timestamp_format::parse(text)
-        .or_else(|| timestamp_format::parse(&with_seconds))
-        .ok_or_else(|| ApiError::BadRequest(format!("`{key}` must be an RFC 3339 time like 2026-11-24T15:00:00Z")))?;
-    if !(EARLIEST..LATEST).contains(&time) {
-        return Err(ApiError::BadRequest(format!("`{key}` must be between 1970-01-01 and 9000-01-01")));
-    }
-    Ok(time)
+/// `from` or `to`: RFC 3339, epoch milliseconds, `now-15m` and the like, or `2026-11-24 15:00`
+/// as typed in the dashboard's fields (UTC); see [`parse_time_expr`].
+pub fn parse_time(key: &str, text: &str, now: OffsetDateTime) -> Result<OffsetDateTime, ApiError> {
+    parse_time_expr(text, now).map_err(|e| ApiError::BadRequest(format!("`{key}`: {e}")))
 }
 
 pub fn parse_levels(text: Option<&str>) -> Result<Vec<Level>, ApiError> {
@@ -82,11 +70,11 @@ impl ReadParams {
     pub fn to_query<'p>(&self, projects: &'p Projects, now: OffsetDateTime) -> Result<EventQuery<'p>, ApiError> {
         let (project, env) = project_env(projects, self.project.as_deref(), self.env.as_deref())?;
         let to = match non_empty(self.to.as_deref()) {
-            Some(text) => parse_time("to", text)?,
+            Some(text) => parse_time("to", text, now)?,
             None => now,
         };
         let from = match non_empty(self.from.as_deref()) {
-            Some(text) => parse_time("from", text)?,
+            Some(text) => parse_time("from", text, now)?,
             None => to.checked_sub(DEFAULT_WINDOW).map_or(EARLIEST, |from| from.max(EARLIEST)),
         };
         if from > to {
@@ -112,7 +100,7 @@ impl ReadParams {
             from,
             to,
             levels: parse_levels(self.level.as_deref())?,
-            text: non_empty(self.q.as_deref()).map(str::to_string),
+            search: Query::parse(self.q.as_deref().unwrap_or("")).map_err(ApiError::BadQuery)?,
             limit,
             cursor,
         })
@@ -144,6 +132,7 @@ mod tests {
                 "level" => p.level = v,
                 "limit" => p.limit = v,
                 "cursor" => p.cursor = v,
+                "q" => p.q = v,
                 "env" => p.env = v,
                 "project" => p.project = v,
                 _ => unreachable!("unknown test key"),
@@ -160,7 +149,7 @@ mod tests {
     fn defaults_are_the_last_24_hours_and_100_events() {
         let q = params(&[]).to_query(projects(), NOW).expect("query");
         assert_eq!((q.from, q.to, q.limit), (NOW - Duration::hours(24), NOW, 100));
-        assert!(q.levels.is_empty() && q.text.is_none() && q.cursor.is_none());
+        assert!(q.levels.is_empty() && q.search.root().is_none() && q.cursor.is_none());
     }
 
     #[test]
@@ -181,7 +170,12 @@ mod tests {
 
     #[test]
     fn bad_parameters_are_named() {
-        assert_eq!(error(&[("from", "monday")]), "`from` must be an RFC 3339 time like 2026-11-24T15:00:00Z");
+        assert_eq!(
+            error(&[("from", "monday")]),
+            "`from`: `monday` is not a time: use RFC 3339 (2026-11-24T15:00:00Z), epoch milliseconds, or now, \
+             now-15m, now-6h, now-7d (units s m h d w)"
+        );
+        assert_eq!(error(&[("q", "level:")]), "a value is missing after `level:`");
         assert_eq!(error(&[("level", "loud")]), "unknown level `loud`; use debug, info, warn, error or fatal");
         assert_eq!(error(&[("limit", "0")]), "`limit` must be a number from 1 to 1000");
         assert_eq!(error(&[("cursor", "zzz")]), "`cursor` is not valid");

@@ -246,7 +246,7 @@ fn logs_view(
         // Only what the user typed: an empty field keeps meaning "the last 24 h up to now".
         from: params.from.as_ref().map(|_| input_time(query.from)).unwrap_or_default(),
         to: params.to.as_ref().map(|_| input_time(query.to)).unwrap_or_default(),
-        q: query.text.clone().unwrap_or_default(),
+        q: params.q.clone().unwrap_or_default(),
         levels: Level::ALL
             .iter()
             .map(|l| LevelChoice { name: l.as_str(), checked: query.levels.contains(l) })

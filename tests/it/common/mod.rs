@@ -104,6 +104,11 @@ impl TestApp {
         (status, response.json().await.expect("json answer"))
     }
 
+    /// [`TestApp::read`] of an owned path (for closures that build it).
+    pub async fn read_owned(&self, path_and_query: String) -> (u16, Value) {
+        self.read(&path_and_query).await
+    }
+
     /// GETs a read-API path as a logged-in user (Basic auth).
     pub async fn read(&self, path_and_query: &str) -> (u16, Value) {
         let response = reqwest::Client::new()
