@@ -1148,3 +1148,16 @@ async fn a_search_past_the_query_time_limit_is_stopped_and_told_to_narrow_the_ra
     );
     assert_eq!(reqwest::get(app.url("/readyz")).await.expect("readyz").status(), 200, "the store is fine");
 }
+
+#[tokio::test]
+async fn the_logs_page_shows_a_bad_query_under_the_search_box_and_keeps_it() {
+    let app = spawn_app().await;
+    let client = app.logged_in_client().await;
+    let url = app.url("/logs?project=demo&env=production&q=level%3Aerror%20(unclosed");
+    let response = client.get(url).send().await.expect("page");
+    assert_eq!(response.status(), 200);
+    let html = response.text().await.expect("html");
+    assert!(html.contains(r#"value="level:error (unclosed""#), "the search box keeps what was typed");
+    assert!(html.contains(r#"<p class="query-error" id="query-error" role="alert">"#), "{html}");
+    assert!(html.contains("(at character 13)"), "the position, counted from 1 for people");
+}

@@ -35,6 +35,8 @@ struct LogsPage {
     detail: Option<Detail>,
     detail_missing: bool,
     missing_close_href: String,
+    /// Why the search does not parse, and where: shown under the search box, which keeps the text.
+    query_error: Option<String>,
     /// Events CloudWatch refused after the 202, for this project/env (newest few).
     dead_letters: Vec<DeadRow>,
     dead_total: u64,
@@ -117,12 +119,29 @@ pub async fn show_logs(State(state): State<AppState>, PageUser(user): PageUser, 
     if params.project.is_none() {
         return Redirect::to(&logs_href(&first.name, &first.envs[0], &[])).into_response();
     }
-    let query = match params.to_query(&state.projects, OffsetDateTime::now_utc()) {
-        Ok(query) => query,
+    let now = OffsetDateTime::now_utc();
+    let (query, query_error) = match params.to_query(&state.projects, now) {
+        Ok(query) => (query, None),
+        // The page stays, with the search as typed and the error under it; no rows.
+        Err(ApiError::BadQuery(error)) => {
+            let without_q = ReadParams { q: None, ..params.clone() };
+            match without_q.to_query(&state.projects, now) {
+                Ok(query) => (query, Some(error)),
+                Err(e) => return error_page(&user, e),
+            }
+        }
         Err(e) => return error_page(&user, e),
     };
-    match fetch(&state, &query, get("event")).await {
-        Ok(data) => Page(logs_view(user, &state.projects, &query, &params, data)).into_response(),
+    let data = match &query_error {
+        None => fetch(&state, &query, get("event")).await,
+        Some(_) => fetch_groups(&state, &query).await,
+    };
+    match data {
+        Ok(data) => {
+            let mut page = logs_view(user, &state.projects, &query, &params, data);
+            page.query_error = query_error.map(|e| format!("{} (at character {})", e.message, e.position + 1));
+            Page(page).into_response()
+        }
         Err(e) => error_page(&user, e),
     }
 }
@@ -155,6 +174,12 @@ async fn fetch(state: &AppState, query: &EventQuery<'_>, selected: Option<String
         }
     };
     Ok(LogsData { groups, page, dead, selected })
+}
+
+/// Only the groups: what the page needs around a search that does not parse.
+async fn fetch_groups(state: &AppState, query: &EventQuery<'_>) -> Result<LogsData, ApiError> {
+    let groups = state.store.groups(query.project, &query.env).await?;
+    Ok(LogsData { groups, page: EventPage::default(), dead: DeadLetters::default(), selected: None })
 }
 
 /// The page, from the query, the parameters as given (every link keeps them) and the data.
@@ -257,6 +282,7 @@ fn logs_view(
         detail,
         detail_missing,
         missing_close_href: logs_href(&project.name, &query.env, &here),
+        query_error: None,
         dead_total: dead.total,
         dead_letters: dead
             .dead_letters
