@@ -3,6 +3,7 @@
 pub mod api;
 pub mod assets;
 pub mod auth;
+pub mod export;
 pub mod ingest;
 pub mod limits;
 pub mod pages;
@@ -78,6 +79,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/events", events)
         .route("/api/v1/projects", get(api::list_projects))
         .route("/api/v1/groups", get(api::list_groups))
+        .route("/api/v1/events.csv", get(export::export_csv))
+        .route("/api/v1/events.ndjson", get(export::export_ndjson))
         .route("/api/v1/events/{id}", get(api::get_event))
         .route("/api/v1/deadletters", get(api::list_dead_letters))
         .route("/", get(pages::show_home))

@@ -1161,3 +1161,62 @@ async fn the_logs_page_shows_a_bad_query_under_the_search_box_and_keeps_it() {
     assert!(html.contains(r#"<p class="query-error" id="query-error" role="alert">"#), "{html}");
     assert!(html.contains("(at character 13)"), "the position, counted from 1 for people");
 }
+
+#[tokio::test]
+async fn the_whole_result_exports_as_csv_and_ndjson_newest_first_with_formulas_neutralised() {
+    let app = spawn_app().await;
+    let now = time::OffsetDateTime::now_utc();
+    // More than one export page (1000 events), and messages that need quoting or neutralising.
+    let tricky = ["=HYPERLINK(\"http://evil\")", "comma, \"quotes\" and\nnewline", "-5 below", "@mention"];
+    let events: Vec<Value> = (0..2_300)
+        .map(|i| {
+            let message = tricky.get(i % 500).map_or(format!("event {i:05}"), |t| t.to_string());
+            json!({"message": message, "level": if i % 2 == 0 { "error" } else { "info" }, "http": {"status": 500},
+                   "extra": {"n": i}, "timestamp": logboard::event::unix_ms(now - time::Duration::seconds(i as i64))})
+        })
+        .collect();
+    for chunk in events.chunks(1000) {
+        assert_eq!(app.ingest(&json!({"env": "production", "events": chunk})).await.0, 202);
+    }
+    let client = app.logged_in_client().await;
+    let csv =
+        client.get(app.url("/api/v1/events.csv?project=demo&env=production&q=level:error")).send().await.expect("csv");
+    assert_eq!(csv.status(), 200);
+    assert_eq!(csv.headers()["content-type"], "text/csv; charset=utf-8");
+    let disposition = csv.headers()["content-disposition"].to_str().expect("ascii").to_string();
+    assert!(disposition.starts_with("attachment; filename=\"logboard-demo-production-"), "{disposition}");
+    let text = csv.text().await.expect("body");
+    assert!(text.starts_with("id,timestamp,level,type,code,message,http_method,http_status,url,location,user,release,fingerprint,group,stack,extra\r\n"));
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("RFC 4180 row")).collect();
+    assert_eq!(rows.len(), 1_150, "every error, across export pages");
+    let numbers: Vec<i64> =
+        rows.iter().map(|r| serde_json::from_str::<Value>(&r[15]).expect("extra")["n"].as_i64().expect("n")).collect();
+    assert!(numbers.windows(2).all(|w| w[0] < w[1]), "newest first");
+    let message = |n: i64| rows[numbers.iter().position(|x| *x == n).expect("row")][5].to_string();
+    assert_eq!(message(0), "'=HYPERLINK(\"http://evil\")");
+    assert_eq!(message(2), "'-5 below");
+    assert_eq!(message(500), "'=HYPERLINK(\"http://evil\")");
+    assert_eq!(message(4), "event 00004");
+    assert_eq!(&rows[0][7], "500");
+    assert_eq!(&rows[0][13], "/logboard/demo/production");
+
+    let ndjson = client.get(app.url("/api/v1/events.ndjson?project=demo&env=production")).send().await.expect("ndjson");
+    assert_eq!(ndjson.headers()["content-type"], "application/x-ndjson");
+    let lines: Vec<Value> = ndjson
+        .text()
+        .await
+        .expect("body")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one event a line"))
+        .collect();
+    assert_eq!(lines.len(), 2_300);
+    let (_, page) = app.read("/api/v1/events?project=demo&env=production&limit=3").await;
+    assert_eq!(lines[..3], page["events"].as_array().expect("events")[..], "exactly as the read API returns them");
+    assert_eq!(lines[1]["message"], "comma, \"quotes\" and\nnewline");
+
+    let (status, answer) = app.read("/api/v1/events.csv?project=demo&env=production&q=(").await;
+    assert_eq!((status, answer["position"].as_u64()), (400, Some(0)), "a bad query is a 400 before any byte");
+    let anonymous = reqwest::get(app.url("/api/v1/events.csv?project=demo&env=production")).await.expect("get");
+    assert_eq!(anonymous.status(), 401);
+}

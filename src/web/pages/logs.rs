@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use time::OffsetDateTime;
 use ulid::Ulid;
 
-use super::{Page, display_time, error_page, input_time, logs_href, shorten};
+use super::{Page, display_time, error_page, href, input_time, logs_href, shorten};
 use crate::error::ApiError;
 use crate::event::{Level, StoredEvent};
 use crate::project::Projects;
@@ -37,6 +37,9 @@ struct LogsPage {
     missing_close_href: String,
     /// Why the search does not parse, and where: shown under the search box, which keeps the text.
     query_error: Option<String>,
+    /// The whole result of the filters, as files.
+    export_csv_href: String,
+    export_ndjson_href: String,
     /// Events CloudWatch refused after the 202, for this project/env (newest few).
     dead_letters: Vec<DeadRow>,
     dead_total: u64,
@@ -283,6 +286,8 @@ fn logs_view(
         detail_missing,
         missing_close_href: logs_href(&project.name, &query.env, &here),
         query_error: None,
+        export_csv_href: href("/api/v1/events.csv", &project.name, &query.env, &filters),
+        export_ndjson_href: href("/api/v1/events.ndjson", &project.name, &query.env, &filters),
         dead_total: dead.total,
         dead_letters: dead
             .dead_letters

@@ -56,7 +56,12 @@ pub(super) fn error_page(user: &str, error: ApiError) -> Response {
 
 /// `/logs?project=P&env=E&k=v...`, every value percent-encoded.
 pub fn logs_href(project: &str, env: &str, params: &[(&str, String)]) -> String {
-    let mut href = format!("/logs?project={}&env={}", urlencode(project), urlencode(env));
+    href("/logs", project, env, params)
+}
+
+/// `PATH?project=P&env=E&k=v...`, every value percent-encoded.
+pub fn href(path: &str, project: &str, env: &str, params: &[(&str, String)]) -> String {
+    let mut href = format!("{path}?project={}&env={}", urlencode(project), urlencode(env));
     for (key, value) in params {
         href.push_str(&format!("&{key}={}", urlencode(value)));
     }
