@@ -19,6 +19,7 @@ use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 use ulid::Ulid;
 
+use super::histogram::{Buckets, Histogram};
 use super::{EventPage, EventQuery, Group, GroupKind, LevelCounts, LogStore, ReadRefused, contains_ignoring_case};
 use crate::event::{Level, StoredEvent, unix_ms};
 use crate::project::Project;
@@ -181,6 +182,38 @@ fn commit<'a>(conn: &mut Connection, rows: impl Iterator<Item = &'a Row>) -> any
     Ok(())
 }
 
+/// Whether the read names the one group this store holds (the project's own).
+fn holds_group(query: &EventQuery<'_>) -> bool {
+    query.group.as_deref().is_none_or(|g| g == query.project.own_group(&query.env))
+}
+
+/// `select` over the query's rows: project, environment, time range, levels, and the words every
+/// match of the search contains (the evaluator still decides).
+fn filtered(select: &str, query: &EventQuery<'_>) -> (String, Vec<rusqlite::types::Value>) {
+    let mut sql = format!("{select} FROM events WHERE project = ? AND env = ? AND ts >= ? AND ts <= ?");
+    let mut args: Vec<rusqlite::types::Value> = vec![
+        query.project.name.clone().into(),
+        query.env.clone().into(),
+        unix_ms(query.from).into(),
+        unix_ms(query.to).into(),
+    ];
+    if !query.levels.is_empty() {
+        sql.push_str(&format!(" AND level IN ({})", vec!["?"; query.levels.len()].join(", ")));
+        args.extend(query.levels.iter().map(|l| l.as_str().to_string().into()));
+    }
+    for word in query.search.required_words() {
+        sql.push_str(" AND contains_ci(message, ?)");
+        args.push(word.to_string().into());
+    }
+    (sql, args)
+}
+
+/// Without a search or level filter the newest events of a range come straight off the
+/// (project, env, ts, id) index; with one, a read may scan the whole range.
+fn lane(query: &EventQuery<'_>) -> Lane {
+    if query.search.root().is_some() || !query.levels.is_empty() { Lane::Search } else { Lane::Lookup }
+}
+
 fn decode_body(body: String) -> rusqlite::Result<StoredEvent> {
     serde_json::from_str(&body)
         .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
@@ -207,29 +240,10 @@ impl LogStore for LocalStore {
 
     async fn events(&self, query: &EventQuery<'_>) -> anyhow::Result<EventPage> {
         // The embedded store holds only the project's own group.
-        if query.group.as_deref().is_some_and(|g| g != query.project.own_group(&query.env)) {
+        if !holds_group(query) {
             return Ok(EventPage::default());
         }
-        let mut sql = String::from("SELECT body FROM events WHERE project = ? AND env = ? AND ts >= ? AND ts <= ?");
-        let mut args: Vec<rusqlite::types::Value> = vec![
-            query.project.name.clone().into(),
-            query.env.clone().into(),
-            unix_ms(query.from).into(),
-            unix_ms(query.to).into(),
-        ];
-        if !query.levels.is_empty() {
-            sql.push_str(&format!(" AND level IN ({})", vec!["?"; query.levels.len()].join(", ")));
-            args.extend(query.levels.iter().map(|l| l.as_str().to_string().into()));
-        }
-        // Without a search or level filter the newest events of the range come straight off the
-        // (project, env, ts, id) index; with one, the read may scan the whole range.
-        let searching = query.search.root().is_some();
-        let lane = if searching || !query.levels.is_empty() { Lane::Search } else { Lane::Lookup };
-        // Words every match contains narrow the scan in SQL; the query's evaluator decides.
-        for word in query.search.required_words() {
-            sql.push_str(" AND contains_ci(message, ?)");
-            args.push(word.to_string().into());
-        }
+        let (mut sql, mut args) = filtered("SELECT body", query);
         if let Some(cursor) = query.cursor {
             sql.push_str(" AND (ts, id) < (?, ?)");
             args.push(cursor.timestamp_ms.into());
@@ -241,14 +255,14 @@ impl LogStore for LocalStore {
         let limit = query.limit;
         let (search, group) = (query.search.clone(), query.group_name().to_string());
         let events = self
-            .read(lane, move |conn| {
+            .read(lane(query), move |conn| {
                 let mut stmt = conn.prepare_cached(&sql)?;
                 let mut rows = stmt.query(params_from_iter(args))?;
                 let mut events = Vec::with_capacity(limit + 1);
                 while events.len() <= limit {
                     let Some(row) = rows.next()? else { break };
                     let event = decode_body(row.get::<_, String>(0)?)?;
-                    if !searching || search.matches(&event, &group) {
+                    if search.matches(&event, &group) {
                         events.push(event);
                     }
                 }
@@ -256,6 +270,51 @@ impl LogStore for LocalStore {
             })
             .await?;
         Ok(EventPage::from_candidates(events, limit))
+    }
+
+    async fn histogram(&self, query: &EventQuery<'_>, buckets: Buckets) -> anyhow::Result<Histogram> {
+        let mut histogram = Histogram::empty(buckets);
+        if !holds_group(query) {
+            return Ok(histogram);
+        }
+        if query.search.root().is_none() {
+            // Counted by SQL, bucket by bucket and level by level.
+            let select =
+                format!("SELECT (ts - {}) / {} AS bucket, level, count(*)", buckets.origin_ms, buckets.interval_ms);
+            let (mut sql, args) = filtered(&select, query);
+            sql.push_str(" GROUP BY bucket, level");
+            let rows = self
+                .read(lane(query), move |conn| {
+                    let mut stmt = conn.prepare_cached(&sql)?;
+                    let rows = stmt.query_map(params_from_iter(args), |row| {
+                        Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?, row.get::<_, i64>(2)?))
+                    })?;
+                    rows.collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .await?;
+            for (bucket, level, n) in rows {
+                if let Ok(level) = level.parse::<Level>() {
+                    let ts = buckets.origin_ms + bucket * buckets.interval_ms;
+                    histogram.add_count(ts, level, u64::try_from(n).unwrap_or(0));
+                }
+            }
+            return Ok(histogram);
+        }
+        // A search: every candidate row through the evaluator, streamed, within the time limit.
+        let (sql, args) = filtered("SELECT body", query);
+        let (search, group) = (query.search.clone(), query.group_name().to_string());
+        self.read(Lane::Search, move |conn| {
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let mut rows = stmt.query(params_from_iter(args))?;
+            while let Some(row) = rows.next()? {
+                let event = decode_body(row.get::<_, String>(0)?)?;
+                if search.matches(&event, &group) {
+                    histogram.add(&event);
+                }
+            }
+            Ok(histogram)
+        })
+        .await
     }
 
     async fn event(

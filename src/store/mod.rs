@@ -2,6 +2,7 @@
 //! `local` is the embedded store on disk; `cloudwatch` is AWS CloudWatch Logs.
 
 pub mod cloudwatch;
+pub mod histogram;
 pub mod local;
 
 use std::collections::BTreeMap;
@@ -16,6 +17,11 @@ use ulid::Ulid;
 use crate::event::{Level, StoredEvent, unix_ms};
 use crate::project::Project;
 use crate::search::Query;
+use histogram::{Buckets, Histogram};
+
+/// Events a histogram counts at most when it reads them one by one.
+pub const MAX_HISTOGRAM_EVENTS: usize = 200_000;
+const HISTOGRAM_PAGE_EVENTS: usize = 1000;
 
 /// The stores behind the service. Ingest writes through `append`; the API and pages read.
 #[async_trait]
@@ -46,6 +52,28 @@ pub trait LogStore: Send + Sync {
         from: OffsetDateTime,
         to: OffsetDateTime,
     ) -> anyhow::Result<LevelCounts>;
+
+    /// The query's events per level in `buckets`. This default reads them page by page through
+    /// [`LogStore::events`], up to [`MAX_HISTOGRAM_EVENTS`] (then `capped`); a store with a faster
+    /// way overrides it.
+    async fn histogram(&self, query: &EventQuery<'_>, buckets: Buckets) -> anyhow::Result<Histogram> {
+        let mut histogram = Histogram::empty(buckets);
+        let mut query = EventQuery { limit: HISTOGRAM_PAGE_EVENTS, cursor: None, ..query.clone() };
+        let mut seen = 0;
+        loop {
+            let page = self.events(&query).await?;
+            seen += page.events.len();
+            page.events.iter().for_each(|event| histogram.add(event));
+            match page.next_cursor {
+                Some(_) if seen >= MAX_HISTOGRAM_EVENTS => {
+                    histogram.capped = true;
+                    return Ok(histogram);
+                }
+                Some(cursor) => query.cursor = Some(cursor),
+                None => return Ok(histogram),
+            }
+        }
+    }
 
     /// `Err` with the reason while the store cannot take or serve events.
     async fn check_ready(&self) -> anyhow::Result<()> {

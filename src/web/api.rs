@@ -12,6 +12,7 @@ use super::auth::ApiUser;
 use super::query::{ReadParams, project_env};
 use crate::error::ApiError;
 use crate::event::StoredEvent;
+use crate::store::histogram::{Buckets, HistogramAnswer};
 use crate::store::{DeadLetters, EventPage, Group};
 
 #[derive(Debug, Serialize)]
@@ -49,6 +50,18 @@ pub async fn list_events(
 ) -> Result<Json<EventPage>, ApiError> {
     let query = params.to_query(&state.projects, OffsetDateTime::now_utc())?;
     Ok(Json(state.store.events(&query).await?))
+}
+
+/// `GET /api/v1/histogram?project=P&env=E[&group][&from][&to][&level][&q]`: the query's events
+/// per level over time, in 30 to 120 round buckets.
+pub async fn show_histogram(
+    State(state): State<AppState>,
+    _user: ApiUser,
+    Query(params): Query<ReadParams>,
+) -> Result<Json<HistogramAnswer>, ApiError> {
+    let query = params.to_query(&state.projects, OffsetDateTime::now_utc())?;
+    let histogram = state.store.histogram(&query, Buckets::for_range(query.from, query.to)).await?;
+    Ok(Json(histogram.to_answer()))
 }
 
 #[derive(Debug, Deserialize)]

@@ -1220,3 +1220,35 @@ async fn the_whole_result_exports_as_csv_and_ndjson_newest_first_with_formulas_n
     let anonymous = reqwest::get(app.url("/api/v1/events.csv?project=demo&env=production")).await.expect("get");
     assert_eq!(anonymous.status(), 401);
 }
+
+#[tokio::test]
+async fn the_histogram_counts_the_query_by_level_in_round_buckets() {
+    let app = spawn_app().await;
+    let from = time::OffsetDateTime::now_utc().replace_nanosecond(0).expect("ns") - time::Duration::hours(2);
+    let to = from + time::Duration::hours(1);
+    let at = |minutes: i64| logboard::event::unix_ms(from + time::Duration::minutes(minutes));
+    let events = json!([
+        {"message": "a", "level": "error", "timestamp": at(0)},
+        {"message": "b", "level": "info", "timestamp": at(0)},
+        {"message": "c", "level": "error", "timestamp": at(59)},
+        {"message": "c later", "level": "error", "timestamp": at(61)},
+    ]);
+    assert_eq!(app.ingest(&json!({"env": "dev", "events": events})).await.0, 202);
+    let range = format!(
+        "from={}&to={}",
+        logboard::web::auth::urlencode(&logboard::event::timestamp_format::format(from)),
+        logboard::web::auth::urlencode(&logboard::event::timestamp_format::format(to))
+    );
+    let (status, answer) = app.read_owned(format!("/api/v1/histogram?project=demo&env=dev&{range}")).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["interval_ms"], 60_000, "an hour in minutes");
+    let buckets = answer["buckets"].as_array().expect("buckets");
+    assert!((60..=61).contains(&buckets.len()), "{}", buckets.len());
+    let total = |level: &str| buckets.iter().map(|b| b["counts"][level].as_u64().expect("n")).sum::<u64>();
+    assert_eq!((total("error"), total("info"), total("warn")), (2, 1, 0), "the event after `to` is out");
+    assert_eq!(buckets[0]["counts"]["error"], 1);
+    let (_, searched) = app.read_owned(format!("/api/v1/histogram?project=demo&env=dev&{range}&q=c")).await;
+    let buckets = searched["buckets"].as_array().expect("buckets");
+    let errors: u64 = buckets.iter().map(|b| b["counts"]["error"].as_u64().expect("n")).sum();
+    assert_eq!(errors, 1, "only `c` in the range");
+}

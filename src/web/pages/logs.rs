@@ -11,6 +11,7 @@ use super::{Page, display_time, error_page, href, input_time, logs_href, shorten
 use crate::error::ApiError;
 use crate::event::{Level, StoredEvent};
 use crate::project::Projects;
+use crate::store::histogram::{Buckets, Histogram};
 use crate::store::{DeadLetters, EventPage, EventQuery, Group, GroupKind};
 use crate::web::AppState;
 use crate::web::auth::PageUser;
@@ -37,6 +38,8 @@ struct LogsPage {
     missing_close_href: String,
     /// Why the search does not parse, and where: shown under the search box, which keeps the text.
     query_error: Option<String>,
+    /// Events over time, stacked by level; each bar narrows the range to itself.
+    chart: Chart,
     /// The whole result of the filters, as files.
     export_csv_href: String,
     export_ndjson_href: String,
@@ -152,9 +155,32 @@ pub async fn show_logs(State(state): State<AppState>, PageUser(user): PageUser, 
 /// Dead letters listed under the events at most (the read API has them all).
 const DEAD_LETTERS_ON_PAGE: usize = 20;
 
+/// The histogram above the table, laid out for an SVG of `width` × [`CHART_HEIGHT`] units.
+struct Chart {
+    width: usize,
+    bars: Vec<ChartBar>,
+    /// The largest bar's total, the scale's top.
+    max: u64,
+    capped: bool,
+}
+
+struct ChartBar {
+    x: usize,
+    href: String,
+    /// `2026-11-24 15:00 – 15:15: 12 events`.
+    title: String,
+    /// (level, y, height), bottom to top in severity order.
+    segments: Vec<(&'static str, f64, f64)>,
+}
+
+/// Units of height of the chart's SVG; a bar is [`BAR_WIDTH`] wide with a gap of one.
+const CHART_HEIGHT: f64 = 60.0;
+const BAR_WIDTH: usize = 9;
+
 /// What the logs page shows, as read from the store.
 struct LogsData {
     groups: Vec<Group>,
+    histogram: Histogram,
     page: EventPage,
     dead: DeadLetters,
     /// The id asked for in `event=`, and the event when it was found.
@@ -165,6 +191,7 @@ async fn fetch(state: &AppState, query: &EventQuery<'_>, selected: Option<String
     let project = query.project;
     let groups = state.store.groups(project, &query.env).await?;
     let page = state.store.events(query).await?;
+    let histogram = state.store.histogram(query, Buckets::for_range(query.from, query.to)).await?;
     let dead = state.store.dead_letters(project, &query.env, DEAD_LETTERS_ON_PAGE).await?;
     let selected = match selected {
         None => None,
@@ -176,13 +203,14 @@ async fn fetch(state: &AppState, query: &EventQuery<'_>, selected: Option<String
             Some((id, found))
         }
     };
-    Ok(LogsData { groups, page, dead, selected })
+    Ok(LogsData { groups, histogram, page, dead, selected })
 }
 
 /// Only the groups: what the page needs around a search that does not parse.
 async fn fetch_groups(state: &AppState, query: &EventQuery<'_>) -> Result<LogsData, ApiError> {
     let groups = state.store.groups(query.project, &query.env).await?;
-    Ok(LogsData { groups, page: EventPage::default(), dead: DeadLetters::default(), selected: None })
+    let histogram = Histogram::empty(Buckets::for_range(query.from, query.to));
+    Ok(LogsData { groups, histogram, page: EventPage::default(), dead: DeadLetters::default(), selected: None })
 }
 
 /// The page, from the query, the parameters as given (every link keeps them) and the data.
@@ -193,7 +221,7 @@ fn logs_view(
     params: &ReadParams,
     data: LogsData,
 ) -> LogsPage {
-    let LogsData { groups, page, dead, selected } = data;
+    let LogsData { groups, histogram, page, dead, selected } = data;
     let project = query.project;
     // The filters as given, so every link keeps them.
     let filters: Vec<(&str, String)> = [
@@ -286,6 +314,13 @@ fn logs_view(
         detail_missing,
         missing_close_href: logs_href(&project.name, &query.env, &here),
         query_error: None,
+        chart: chart(&histogram, |from, to| {
+            let mut f: Vec<(&str, String)> =
+                filters.iter().filter(|(k, _)| *k != "from" && *k != "to").cloned().collect();
+            f.push(("from", from));
+            f.push(("to", to));
+            logs_href(&project.name, &query.env, &f)
+        }),
         export_csv_href: href("/api/v1/events.csv", &project.name, &query.env, &filters),
         export_ndjson_href: href("/api/v1/events.ndjson", &project.name, &query.env, &filters),
         dead_total: dead.total,
@@ -299,6 +334,40 @@ fn logs_view(
             })
             .collect(),
     }
+}
+
+/// The bars of `histogram`; `link(from, to)` is the logs page narrowed to one bar.
+fn chart(histogram: &Histogram, link: impl Fn(String, String) -> String) -> Chart {
+    let max = histogram.counts.iter().map(|c| c.iter().sum::<u64>()).max().unwrap_or(0);
+    let scale = if max == 0 { 0.0 } else { CHART_HEIGHT / max as f64 };
+    let time = |ms: i64| crate::event::from_unix_ms(ms).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let bars = histogram
+        .counts
+        .iter()
+        .enumerate()
+        .map(|(i, counts)| {
+            let (start, end) = (histogram.buckets.start_ms(i), histogram.buckets.start_ms(i + 1));
+            let mut y = CHART_HEIGHT;
+            let mut segments = Vec::new();
+            for (level, n) in Level::ALL.iter().zip(counts).filter(|(_, n)| **n > 0) {
+                let height = *n as f64 * scale;
+                y -= height;
+                segments.push((level.as_str(), y, height));
+            }
+            let total: u64 = counts.iter().sum();
+            ChartBar {
+                x: i * (BAR_WIDTH + 1),
+                href: link(input_time(time(start)), input_time(time(end))),
+                title: format!("{} – {}: {total} events", display_minute(time(start)), display_minute(time(end))),
+                segments,
+            }
+        })
+        .collect();
+    Chart { width: histogram.counts.len() * (BAR_WIDTH + 1), bars, max, capped: histogram.capped }
+}
+
+fn display_minute(t: OffsetDateTime) -> String {
+    format!("{} {:02}:{:02}", t.date(), t.hour(), t.minute())
 }
 
 fn sidebar(projects: &Projects, active_project: &str, active_env: &str) -> Vec<SidebarProject> {
@@ -382,7 +451,11 @@ mod tests {
         let query = params.to_query(&projects, OffsetDateTime::now_utc()).expect("query");
         let error = event(&projects, json!({"message": "payment failed\nat line 2", "level": "error", "type": "http"}));
         let info = event(&projects, json!({"message": "payment ok", "http": {"status": 200}}));
+        let mut histogram = Histogram::empty(Buckets::for_range(query.from, query.to));
+        histogram.add(&error);
+        histogram.add(&info);
         let data = LogsData {
+            histogram,
             groups: vec![
                 Group { name: project.own_group("production").into(), kind: GroupKind::Ingest },
                 Group { name: "/aws/lambda/demo-api".into(), kind: GroupKind::External },
@@ -437,6 +510,17 @@ mod tests {
         assert_eq!((page.dead_total, page.dead_letters[0].message.as_str()), (7, "payment ok"));
         assert_eq!(page.q, "pay ment", "the search box keeps what was typed");
         assert!(page.sidebar.iter().flat_map(|p| &p.envs).any(|e| e.active && e.label == "production"));
+        assert_eq!(page.chart.max, 2, "both events are in the last bucket");
+        let last = page.chart.bars.last().expect("bars");
+        let levels: Vec<&str> = last.segments.iter().map(|(level, _, _)| *level).collect();
+        assert_eq!(levels, ["info", "error"], "stacked in severity order");
+        assert_eq!(last.segments[1].1, 0.0, "the tallest bar reaches the top");
+        assert!(
+            last.href.contains("q=pay%20ment&from="),
+            "a bar keeps the search and narrows the range: {}",
+            last.href
+        );
+        assert!(last.title.ends_with(": 2 events"), "{}", last.title);
     }
 
     #[test]
@@ -445,6 +529,7 @@ mod tests {
         let params = ReadParams { project: Some("demo".into()), env: Some("dev".into()), ..Default::default() };
         let query = params.to_query(&projects, OffsetDateTime::now_utc()).expect("query");
         let data = LogsData {
+            histogram: Histogram::empty(Buckets::for_range(query.from, query.to)),
             groups: vec![],
             page: EventPage::default(),
             dead: DeadLetters::default(),
