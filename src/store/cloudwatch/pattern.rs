@@ -365,8 +365,14 @@ mod tests {
 
     #[test]
     fn a_negated_level_term_sends_the_other_levels() {
-        assert_eq!(own("-level:>=error").as_deref(), Some(r#"{ $.level = "debug" || $.level = "info" || $.level = "warn" }"#));
-        assert_eq!(own("NOT (level:debug OR level:info) -level:fatal").as_deref(), Some(r#"{ $.level = "warn" || $.level = "error" }"#));
+        assert_eq!(
+            own("-level:>=error").as_deref(),
+            Some(r#"{ $.level = "debug" || $.level = "info" || $.level = "warn" }"#)
+        );
+        assert_eq!(
+            own("NOT (level:debug OR level:info) -level:fatal").as_deref(),
+            Some(r#"{ $.level = "warn" || $.level = "error" }"#)
+        );
     }
 
     #[test]
@@ -402,10 +408,7 @@ mod tests {
 
     #[test]
     fn ids_are_sent_in_their_stored_upper_case() {
-        assert_eq!(
-            own("id:01jdq4f4n3k4s0y7p4x8c2v9hz").as_deref(),
-            Some(r#"{ $.id = "01JDQ4F4N3K4S0Y7P4X8C2V9HZ" }"#)
-        );
+        assert_eq!(own("id:01jdq4f4n3k4s0y7p4x8c2v9hz").as_deref(), Some(r#"{ $.id = "01JDQ4F4N3K4S0Y7P4X8C2V9HZ" }"#));
         assert_eq!(own("id:01JDQ4*"), None);
         assert_eq!(own("id:not-an-id").as_deref(), Some("{ $.level NOT EXISTS }"));
     }
@@ -505,35 +508,38 @@ mod tests {
             .collect()
     }
 
-    /// Query-like text over the fields this module translates, and some it does not.
+    /// Query trees over the fields this module translates and some it does not, joined by
+    /// AND, OR and negation at any depth.
     fn query_like() -> impl Strategy<Value = String> {
-        let piece = prop::sample::select(vec![
-            "level:error ",
-            "level:>=warn ",
-            "level:<info ",
-            "level:e* ",
-            "level:[debug,fatal] ",
-            "level:5 ",
-            "http.status:>=500 ",
-            "http.status:<500.5 ",
-            "http.status:>499.9 ",
-            "http.status:502 ",
-            "http.status:[0,200] ",
-            "http.status:50* ",
-            "has:http.status ",
-            "id:01JDQ4F4N3K4S0Y7P4X8C2V9HA ",
-            "id:01jdq4f4n3k4s0y7p4x8c2v9hz ",
-            "id:01JD* ",
-            "payment ",
-            "type:httperror ",
-            "has:extra.n ",
-            "-",
-            "NOT ",
-            "(",
-            ") ",
-            "OR ",
-        ]);
-        prop::collection::vec(piece, 1..12).prop_map(|pieces| pieces.concat())
+        let leaf = prop::sample::select(vec![
+            "level:error",
+            "level:>=warn",
+            "level:<info",
+            "level:e*",
+            "level:[debug,fatal]",
+            "level:5",
+            "http.status:>=500",
+            "http.status:<500.5",
+            "http.status:>499.9",
+            "http.status:502",
+            "http.status:[0,200]",
+            "http.status:50*",
+            "has:http.status",
+            "id:01JDQ4F4N3K4S0Y7P4X8C2V9HA",
+            "id:01jdq4f4n3k4s0y7p4x8c2v9hz",
+            "id:01JD*",
+            "payment",
+            "type:httperror",
+            "has:extra.n",
+        ])
+        .prop_map(str::to_string);
+        leaf.prop_recursive(4, 24, 3, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 2..4).prop_map(|parts| format!("({})", parts.join(" "))),
+                prop::collection::vec(inner.clone(), 2..4).prop_map(|parts| format!("({})", parts.join(" OR "))),
+                inner.prop_map(|part| format!("-({part})")),
+            ]
+        })
     }
 
     fn level_filter() -> impl Strategy<Value = Vec<Level>> {
@@ -545,7 +551,7 @@ mod tests {
 
         #[test]
         fn the_pattern_never_excludes_an_event_the_evaluator_accepts(text in query_like(), levels in level_filter()) {
-            let Ok(query) = Query::parse(&text) else { return Ok(()) };
+            let query = Query::parse(&text).map_err(|e| TestCaseError::fail(format!("`{text}`: {e}")))?;
             let cond = condition(&query, &levels);
             for event in sample_events() {
                 let accepted =
