@@ -1,9 +1,11 @@
 //! Reads: FilterLogEvents over time windows that grow backwards from the newest end, every
-//! filter applied again here, exactly (CloudWatch's own filter is only a cheap first cut, and
-//! emulators ignore it), and events still in the spool added so a page shows what was accepted.
+//! filter applied again here, exactly (CloudWatch's own filter, [`filter_pattern`], is only a
+//! cheap first cut, and emulators ignore it), and events still in the spool added so a page shows
+//! what was accepted. A page read makes at most [`MAX_FILTER_CALLS`] calls in
+//! [`READ_TIME_BUDGET`]; when that stops it short of `from`, its cursor says where to go on.
 
 use std::collections::{BTreeSet, HashSet};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow};
 use aws_sdk_cloudwatchlogs::error::{DisplayErrorContext, ProvideErrorMetadata};
@@ -13,9 +15,10 @@ use ulid::Ulid;
 
 use super::CloudWatchStore;
 use super::foreign::read_line;
-use crate::event::{Level, StoredEvent, unix_ms};
+use super::pattern::filter_pattern;
+use crate::event::{StoredEvent, unix_ms};
 use crate::project::Project;
-use crate::store::{EventPage, EventQuery, Group, GroupKind, LevelCounts};
+use crate::store::{Cursor, EventPage, EventQuery, Group, GroupKind, LevelCounts};
 
 /// The first time window a read scans, walking back from its newest end.
 const FIRST_WINDOW_MS: i64 = 15 * 60 * 1000;
@@ -29,6 +32,54 @@ const MAX_COUNTED_EVENTS: u64 = 10_000;
 const GROUP_LIST_CACHE: std::time::Duration = std::time::Duration::from_secs(30);
 /// Unshipped events a read looks at in the spool at most (newest first).
 const PENDING_READ_ROWS: usize = 10_000;
+/// FilterLogEvents calls (pages) one page of events may cost: a search that matches rarely
+/// would otherwise walk back to `from` (years) in as many calls as that takes. The first window
+/// is always read whole, so every page makes progress.
+const MAX_FILTER_CALLS: u32 = 40;
+/// Past this, a page of events starts no further FilterLogEvents call (after its first window).
+const READ_TIME_BUDGET: Duration = Duration::from_secs(10);
+
+/// What one page read may still spend on FilterLogEvents.
+struct Budget {
+    calls_left: u32,
+    deadline: Option<Instant>,
+}
+
+impl Budget {
+    fn new(calls: u32, time: Duration) -> Self {
+        Budget { calls_left: calls, deadline: Instant::now().checked_add(time) }
+    }
+
+    /// For reads bounded otherwise (one event by id; counts, which stop at a number of events).
+    fn unlimited() -> Self {
+        Budget { calls_left: u32::MAX, deadline: None }
+    }
+
+    fn exhausted(&self) -> bool {
+        self.calls_left == 0 || self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    fn spend(&mut self) {
+        self.calls_left = self.calls_left.saturating_sub(1);
+    }
+}
+
+/// How a [`CloudWatchStore::scan`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scanned {
+    /// Every page was read, or `visit` asked to stop.
+    Complete,
+    /// The group does not exist.
+    Missing,
+    /// The budget ran out before the last page: the range was not read whole.
+    OverBudget,
+}
+
+/// The cursor that continues a read stopped at `boundary_ms` (everything from there to the
+/// newest end was read): every event older than the boundary comes after it.
+fn resume_before(boundary_ms: i64) -> Cursor {
+    Cursor { timestamp_ms: boundary_ms - 1, id: Ulid(u128::MAX) }
+}
 
 impl CloudWatchStore {
     pub(super) async fn read_groups(&self, project: &Project, env: &str) -> anyhow::Result<Vec<Group>> {
@@ -48,7 +99,7 @@ impl CloudWatchStore {
             return Ok(EventPage::default());
         };
         let own = group == query.project.own_group(&query.env);
-        let pattern = if own { level_pattern(&query.levels) } else { None };
+        let pattern = filter_pattern(&query.search, &query.levels, own);
         let limit = query.limit.max(1);
         let from = unix_ms(query.from);
         let mut end = unix_ms(query.to);
@@ -61,13 +112,16 @@ impl CloudWatchStore {
         let mut window = FIRST_WINDOW_MS;
         // How far back CloudWatch has been read completely.
         let mut scanned_from = from;
+        let mut budget = Budget::new(MAX_FILTER_CALLS, READ_TIME_BUDGET);
+        let mut over_budget = false;
         // Walk back from the newest end in growing windows; once a window leaves more than a
         // page of matches, every newer event has been seen and the page is exact.
         while end >= from {
             let start = end.saturating_sub(window - 1).max(from);
-            scanned_from = start;
-            let exists = self
-                .scan(&group, start, end, pattern.as_deref(), |raw| {
+            let before = candidates.len();
+            let first_window = end == newest;
+            let scanned = self
+                .scan(&group, start, end, pattern.as_deref(), &mut budget, !first_window, |raw| {
                     if let Some(event) = read_line(&query.project.name, &query.env, raw)
                         && query.matches(&event)
                         && seen.insert(event.id)
@@ -77,10 +131,19 @@ impl CloudWatchStore {
                     true
                 })
                 .await?;
-            if !exists {
-                scanned_from = from;
+            match scanned {
+                Scanned::Complete => scanned_from = start,
+                Scanned::Missing => scanned_from = from,
+                Scanned::OverBudget => {
+                    // Part of a window may have gaps anywhere in it: it is dropped, and the
+                    // page ends where the last whole window began.
+                    for event in candidates.drain(before..) {
+                        seen.remove(&event.id);
+                    }
+                    over_budget = true;
+                }
             }
-            if !exists || candidates.len() > limit || start <= from {
+            if scanned != Scanned::Complete || candidates.len() > limit || start <= from {
                 break;
             }
             end = start - 1;
@@ -98,7 +161,11 @@ impl CloudWatchStore {
                 }
             }
         }
-        Ok(EventPage::from_candidates(candidates, limit))
+        let mut page = EventPage::from_candidates(candidates, limit);
+        if over_budget && page.next_cursor.is_none() {
+            page.next_cursor = Some(resume_before(scanned_from));
+        }
+        Ok(page)
     }
 
     pub(super) async fn read_event(
@@ -112,7 +179,7 @@ impl CloudWatchStore {
         // The id's time part is the occurrence time: the CloudWatch timestamp of its line.
         let Ok(ts) = i64::try_from(id.timestamp_ms()) else { return Ok(None) };
         let mut found = None;
-        self.scan(&group, ts, ts, None, |raw| {
+        self.scan(&group, ts, ts, None, &mut Budget::unlimited(), false, |raw| {
             found = read_line(&project.name, env, raw).filter(|e| e.id == id);
             found.is_none()
         })
@@ -136,7 +203,7 @@ impl CloudWatchStore {
         let mut counts = LevelCounts::default();
         let mut seen = HashSet::new();
         let (from, to) = (unix_ms(from), unix_ms(to));
-        self.scan(&group, from, to, None, |raw| {
+        self.scan(&group, from, to, None, &mut Budget::unlimited(), false, |raw| {
             if seen.len() as u64 >= MAX_COUNTED_EVENTS {
                 counts.capped = true;
                 return false;
@@ -194,17 +261,25 @@ impl CloudWatchStore {
         Ok(names)
     }
     /// Visits every event of `group` in `[start_ms, end_ms]` page by page until `visit` returns
-    /// false. Returns false when the group does not exist.
+    /// false. Every call is charged to `budget`; when `enforce`, an exhausted budget stops the
+    /// scan before its next call.
+    #[allow(clippy::too_many_arguments)]
     async fn scan(
         &self,
         group: &str,
         start_ms: i64,
         end_ms: i64,
         pattern: Option<&str>,
+        budget: &mut Budget,
+        enforce: bool,
         mut visit: impl FnMut(&FilteredLogEvent) -> bool,
-    ) -> anyhow::Result<bool> {
+    ) -> anyhow::Result<Scanned> {
         let mut token: Option<String> = None;
         loop {
+            if enforce && budget.exhausted() {
+                return Ok(Scanned::OverBudget);
+            }
+            budget.spend();
             let answer = self
                 .client
                 .filter_log_events()
@@ -218,7 +293,7 @@ impl CloudWatchStore {
                 .await;
             let page = match answer {
                 Ok(page) => page,
-                Err(error) if error.code() == Some("ResourceNotFoundException") => return Ok(false),
+                Err(error) if error.code() == Some("ResourceNotFoundException") => return Ok(Scanned::Missing),
                 Err(error) => {
                     return Err(anyhow!("{}", DisplayErrorContext(&error)))
                         .with_context(|| format!("FilterLogEvents on {group}"));
@@ -226,25 +301,16 @@ impl CloudWatchStore {
             };
             for event in page.events() {
                 if !visit(event) {
-                    return Ok(true);
+                    return Ok(Scanned::Complete);
                 }
             }
             // An empty page can still carry a token: only its absence ends the scan.
             match page.next_token() {
                 Some(next) if !next.is_empty() => token = Some(next.to_string()),
-                _ => return Ok(true),
+                _ => return Ok(Scanned::Complete),
             }
         }
     }
-}
-
-/// A cheap CloudWatch-side cut for our own JSON lines; the exact filter runs afterwards.
-fn level_pattern(levels: &[Level]) -> Option<String> {
-    if levels.is_empty() {
-        return None;
-    }
-    let terms: Vec<String> = levels.iter().map(|l| format!("($.level = \"{}\")", l.as_str())).collect();
-    Some(format!("{{ {} }}", terms.join(" || ")))
 }
 
 #[cfg(test)]
@@ -252,11 +318,39 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_level_pattern_names_each_level() {
-        assert_eq!(level_pattern(&[]), None);
-        assert_eq!(
-            level_pattern(&[Level::Error, Level::Fatal]).as_deref(),
-            Some(r#"{ ($.level = "error") || ($.level = "fatal") }"#)
-        );
+    fn a_budget_runs_out_after_its_calls_and_an_unlimited_one_does_not() {
+        let mut budget = Budget::new(2, Duration::from_secs(3600));
+        assert!(!budget.exhausted());
+        budget.spend();
+        assert!(!budget.exhausted());
+        budget.spend();
+        assert!(budget.exhausted());
+        let mut unlimited = Budget::unlimited();
+        (0..1_000).for_each(|_| unlimited.spend());
+        assert!(!unlimited.exhausted());
+    }
+
+    #[test]
+    fn a_budget_runs_out_at_its_deadline() {
+        assert!(Budget::new(MAX_FILTER_CALLS, Duration::ZERO).exhausted());
+    }
+
+    #[test]
+    fn a_read_stopped_at_a_boundary_resumes_with_every_older_event_and_no_newer_one() {
+        let boundary = 1_795_000_000_000;
+        let cursor = resume_before(boundary);
+        let at = |ts: i64, random: u128| {
+            let json = serde_json::json!({
+                "id": Ulid::from_parts(ts as u64, random).to_string(), "project": "demo", "env": "production",
+                "timestamp": crate::event::from_unix_ms(ts).map(crate::event::timestamp_format::format),
+                "received_at": crate::event::from_unix_ms(ts).map(crate::event::timestamp_format::format),
+                "level": "info", "message": "m",
+            });
+            serde_json::from_value::<StoredEvent>(json).expect("an event")
+        };
+        assert!(cursor.is_after(&at(boundary - 1, u128::from(u64::MAX))));
+        assert!(cursor.is_after(&at(boundary - 1, 0)));
+        assert!(cursor.is_after(&at(boundary - 60_000, 7)));
+        assert!(!cursor.is_after(&at(boundary, 0)));
     }
 }
