@@ -215,6 +215,10 @@ pub struct EventPage {
     pub events: Vec<StoredEvent>,
     #[serde(serialize_with = "serialize_cursor")]
     pub next_cursor: Option<Cursor>,
+    /// Set when the store stopped early (its budget of calls for one read) and searched only back
+    /// to this time (RFC 3339); `next_cursor` continues from there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub searched_from: Option<String>,
 }
 
 fn serialize_cursor<S: serde::Serializer>(cursor: &Option<Cursor>, s: S) -> Result<S::Ok, S::Error> {
@@ -231,7 +235,7 @@ impl EventPage {
         events.dedup_by_key(|e| e.id);
         let next_cursor = (events.len() > limit).then(|| Cursor::after(&events[limit - 1]));
         events.truncate(limit);
-        EventPage { events, next_cursor }
+        EventPage { events, next_cursor, searched_from: None }
     }
 }
 

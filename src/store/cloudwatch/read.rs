@@ -16,7 +16,7 @@ use ulid::Ulid;
 use super::CloudWatchStore;
 use super::foreign::read_line;
 use super::pattern::filter_pattern;
-use crate::event::{StoredEvent, unix_ms};
+use crate::event::{StoredEvent, from_unix_ms, timestamp_format, unix_ms};
 use crate::project::Project;
 use crate::store::{Cursor, EventPage, EventQuery, Group, GroupKind, LevelCounts};
 
@@ -164,6 +164,7 @@ impl CloudWatchStore {
         let mut page = EventPage::from_candidates(candidates, limit);
         if over_budget && page.next_cursor.is_none() {
             page.next_cursor = Some(resume_before(scanned_from));
+            page.searched_from = from_unix_ms(scanned_from).map(timestamp_format::format);
         }
         Ok(page)
     }

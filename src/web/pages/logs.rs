@@ -33,6 +33,9 @@ struct LogsPage {
     rows: Vec<Row>,
     older_href: Option<String>,
     newest_href: Option<String>,
+    /// The store searched only back to this time for this page (CloudWatch's call budget);
+    /// `older_href` continues.
+    searched_from: Option<String>,
     detail: Option<Detail>,
     detail_missing: bool,
     missing_close_href: String,
@@ -274,6 +277,8 @@ fn logs_view(
         logs_href(&project.name, &query.env, &f)
     });
     let newest_href = params.cursor.is_some().then(|| logs_href(&project.name, &query.env, &filters));
+    let searched_from =
+        page.searched_from.as_deref().and_then(crate::event::timestamp_format::parse).map(display_minute);
 
     let active_group = query.group.clone().unwrap_or_else(|| project.own_group(&query.env).to_string());
     let group_links = groups
@@ -310,6 +315,7 @@ fn logs_view(
         rows,
         older_href,
         newest_href,
+        searched_from,
         detail,
         detail_missing,
         missing_close_href: logs_href(&project.name, &query.env, &here),
@@ -460,7 +466,11 @@ mod tests {
                 Group { name: project.own_group("production").into(), kind: GroupKind::Ingest },
                 Group { name: "/aws/lambda/demo-api".into(), kind: GroupKind::External },
             ],
-            page: EventPage { events: vec![error.clone(), info.clone()], next_cursor: Some(Cursor::after(&info)) },
+            page: EventPage {
+                events: vec![error.clone(), info.clone()],
+                next_cursor: Some(Cursor::after(&info)),
+                searched_from: None,
+            },
             dead: DeadLetters {
                 total: 7,
                 dead_letters: vec![DeadLetter {
@@ -538,5 +548,27 @@ mod tests {
         let page = logs_view("admin".into(), &projects, &query, &params, data);
         assert!(page.detail.is_none() && page.detail_missing);
         assert_eq!(page.missing_close_href, "/logs?project=demo&env=dev");
+    }
+
+    #[test]
+    fn a_page_the_store_stopped_early_says_how_far_back_it_searched_and_links_on() {
+        let projects = projects();
+        let params = ReadParams { project: Some("demo".into()), env: Some("dev".into()), ..Default::default() };
+        let query = params.to_query(&projects, OffsetDateTime::now_utc()).expect("query");
+        let cursor = Cursor { timestamp_ms: 1_795_000_000_000, id: Ulid::from_parts(1_795_000_000_000, u128::MAX) };
+        let data = LogsData {
+            histogram: Histogram::empty(Buckets::for_range(query.from, query.to)),
+            groups: vec![],
+            page: EventPage {
+                events: vec![],
+                next_cursor: Some(cursor),
+                searched_from: Some("2026-11-18T20:26:40.001Z".into()),
+            },
+            dead: DeadLetters::default(),
+            selected: None,
+        };
+        let page = logs_view("admin".into(), &projects, &query, &params, data);
+        assert_eq!(page.searched_from.as_deref(), Some("2026-11-18 20:26"));
+        assert!(page.older_href.is_some_and(|href| href.contains("&cursor=")), "continue from where it stopped");
     }
 }
