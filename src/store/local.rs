@@ -552,4 +552,85 @@ mod tests {
         }
         assert_eq!(store.events(&search).await.expect("searches run again").events.len(), 1);
     }
+
+    /// Random queries over a small vocabulary, so they often match: words and phrases in any case,
+    /// wildcards, fields, negation, `OR` and parentheses.
+    fn random_query() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let word = prop::sample::select(vec![
+            "pay",
+            "PAYMENT",
+            "failed",
+            "Card",
+            "ok",
+            "order",
+            "\"card declined\"",
+            "pay*ed",
+            "*ment",
+            "ünïcode",
+            "level:error",
+            "level:>=warn",
+            "http.status:>=500",
+            "http.status:[200,404]",
+            "has:http.status",
+            "message:*ok*",
+            "type:http",
+        ]);
+        let term =
+            (prop::bool::weighted(0.25), word).prop_map(|(not, w)| if not { format!("-{w}") } else { w.to_string() });
+        prop::collection::vec((term, prop::sample::select(vec![" ", " OR ", " AND "])), 1..4).prop_map(|parts| {
+            let mut q = String::new();
+            for (i, (term, join)) in parts.iter().enumerate() {
+                if i > 0 {
+                    q.push_str(join);
+                }
+                q.push_str(term);
+            }
+            if parts.len() > 2 { format!("({q}) OR nothing") } else { q }
+        })
+    }
+
+    #[test]
+    fn the_store_selects_exactly_what_the_evaluator_accepts() {
+        use proptest::prelude::*;
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = LocalStore::open(dir.path(), TEST_TIME_LIMIT).expect("open");
+        let now = OffsetDateTime::now_utc();
+        let messages = [
+            "payment failed: Card declined",
+            "PAYMENT ok",
+            "order 7 paid",
+            "card DECLINED twice",
+            "ünïcode order",
+            "Pay later",
+            "nothing here",
+            "paymented",
+        ];
+        let mut events = Vec::new();
+        for (i, message) in messages.iter().cycle().take(64).enumerate() {
+            let level = ["debug", "info", "warn", "error", "fatal"][i % 5];
+            let mut e = event(message, level, "production", now - Duration::minutes(i as i64 + 1));
+            if i % 3 == 0 {
+                e.http = Some(crate::event::Http { method: None, status: Some([200, 404, 502][(i / 3) % 3]) });
+            }
+            if i % 4 == 0 {
+                e.kind = Some("http".into());
+            }
+            events.push(e);
+        }
+        runtime.block_on(store.append(events.clone())).expect("append");
+        let group = project().own_group("production").to_string();
+        proptest!(ProptestConfig::with_cases(200), |(text in random_query())| {
+            let search: Query = text.parse().map_err(|e| TestCaseError::fail(format!("{text}: {e}")))?;
+            let expected: Vec<Ulid> = {
+                let mut matching: Vec<&StoredEvent> = events.iter().filter(|e| search.matches(e, &group)).collect();
+                matching.sort_by_key(|e| std::cmp::Reverse((e.timestamp_ms(), e.id)));
+                matching.iter().map(|e| e.id).collect()
+            };
+            let page = runtime.block_on(store.events(&EventQuery { search, limit: 1000, ..query(now) })).expect("read");
+            let found: Vec<Ulid> = page.events.iter().map(|e| e.id).collect();
+            prop_assert_eq!(found, expected, "{}", text);
+        });
+    }
 }
