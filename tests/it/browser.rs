@@ -325,3 +325,58 @@ async fn logged_html_and_script_show_as_text_and_never_run() {
     let injected = browser.client.execute("return document.querySelectorAll('aside.detail script, aside.detail img, aside.detail svg, table.events script, table.events img, table.events svg, svg:not(.histogram svg)').length;", vec![]).await.expect("js");
     assert_eq!(injected, json!(0), "no element was created from event text");
 }
+
+#[tokio::test]
+async fn an_operator_types_a_query_sees_the_chart_narrows_to_a_bar_and_exports_the_result() {
+    let app = spawn_app().await;
+    ingest_sample(&app).await;
+    let browser = Browser::headless().await;
+    browser.goto(&app.url("/login?next=%2Flogs%3Fproject%3Ddemo%26env%3Dproduction")).await;
+    log_in(&browser).await;
+    assert_eq!(row_messages(&browser).await.len(), 3, "the whole hour first");
+
+    browser.fill("input[name=q]", "level:>=warn -\"slow response\"").await;
+    browser.click_to_navigate("form.filters button[type=submit]").await;
+    let rows = row_messages(&browser).await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert!(rows[0].starts_with("TypeError"), "{rows:?}");
+    let typed = browser.find("input[name=q]").await.prop("value").await.expect("value");
+    assert_eq!(typed.as_deref(), Some("level:>=warn -\"slow response\""), "the search box keeps the query");
+    let bars = browser.texts("figure.histogram svg a.bar title").await;
+    assert!(!bars.is_empty(), "a chart of the range");
+    let counted: usize = browser
+        .client
+        .execute("return document.querySelectorAll('figure.histogram rect.level-error').length;", vec![])
+        .await
+        .expect("js")
+        .as_u64()
+        .expect("n") as usize;
+    assert_eq!(counted, 1, "one bar holds the one error");
+
+    // A bar narrows the range to itself and keeps the query.
+    browser.click_to_navigate("figure.histogram a.bar:has(rect.level-error)").await;
+    let path = browser.path().await;
+    assert!(path.contains("from=") && path.contains("to=") && path.contains("q=level"), "{path}");
+    assert_eq!(row_messages(&browser).await.len(), 1);
+
+    // The export link downloads what the page shows (fetched here with the page's session).
+    let csv = browser.client.execute(
+        "var x = new XMLHttpRequest(); x.open('GET', document.querySelector('a.export-csv').href, false); x.send(); \
+         return x.status + '\\n' + x.responseText;",
+        vec![],
+    ).await.expect("js");
+    let (status, body) = csv.as_str().expect("text").split_once('\n').expect("status line");
+    assert_eq!(status, "200");
+    let mut reader = csv::Reader::from_reader(body.as_bytes());
+    let header: Vec<String> = reader.headers().expect("header").iter().take(4).map(str::to_string).collect();
+    assert_eq!(header, ["id", "timestamp", "level", "type"]);
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("row")).collect();
+    assert_eq!(rows.len(), 1, "{body}");
+    assert_eq!((&rows[0][2], &rows[0][5]), ("error", ERROR_MESSAGE));
+
+    // A query that does not parse keeps its text and says where.
+    browser.fill("input[name=q]", "level:error (").await;
+    browser.click_to_navigate("form.filters button[type=submit]").await;
+    let error = browser.text("p.query-error").await;
+    assert!(error.contains("(at character 13)"), "{error}");
+}
