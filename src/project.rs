@@ -57,6 +57,25 @@ impl Project {
     }
 }
 
+impl Project {
+    /// A project `demo` with scrubbing on, the default group names and the given environments:
+    /// what unit tests of ingest and the stores work with.
+    #[cfg(test)]
+    pub(crate) fn for_tests(envs: &[&str]) -> Project {
+        let config = ProjectConfig {
+            name: "demo".into(),
+            envs: envs.iter().map(|env| env.to_string()).collect(),
+            ingest_keys: vec!["k".into()],
+            allowed_origins: vec!["*".into()],
+            extra_group_prefixes: vec![],
+            scrub: true,
+            scrub_key_patterns: vec![],
+            store_client_ip: false,
+        };
+        Project::new(&config, &CloudWatchConfig::default()).unwrap_or_else(|e| panic!("test project: {e}"))
+    }
+}
+
 /// Every project, by name and by ingest key.
 #[derive(Debug, Default)]
 pub struct Projects {

@@ -293,7 +293,6 @@ fn take_string(fields: &mut Map<String, Value>, key: &str) -> Result<Option<Stri
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{CloudWatchConfig, ProjectConfig};
     use crate::event::{is_unsafe_char, unix_ms};
     use crate::project::Project;
     use serde_json::json;
@@ -302,17 +301,7 @@ mod tests {
     const NOW: OffsetDateTime = datetime!(2026-11-24 15:00:00 UTC);
 
     fn project() -> Project {
-        let config = ProjectConfig {
-            name: "demo".into(),
-            envs: vec!["production".into(), "staging".into()],
-            ingest_keys: vec!["k".into()],
-            allowed_origins: vec!["*".into()],
-            extra_group_prefixes: vec![],
-            scrub: true,
-            scrub_key_patterns: vec![],
-            store_client_ip: false,
-        };
-        Project::new(&config, &CloudWatchConfig::default()).expect("project")
+        Project::for_tests(&["production", "staging"])
     }
 
     fn run(raw: Value) -> Result<StoredEvent, String> {

@@ -386,7 +386,6 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::config::{CloudWatchConfig, ProjectConfig};
     use crate::event::{Context, normalise};
     use crate::search::Query;
     use crate::store::Cursor;
@@ -396,19 +395,8 @@ mod tests {
     const TEST_TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
     fn project() -> &'static Project {
-        static PROJECT: std::sync::LazyLock<Project> = std::sync::LazyLock::new(|| {
-            let config = ProjectConfig {
-                name: "demo".into(),
-                envs: vec!["production".into(), "dev".into()],
-                ingest_keys: vec!["k".into()],
-                allowed_origins: vec!["*".into()],
-                extra_group_prefixes: vec![],
-                scrub: true,
-                scrub_key_patterns: vec![],
-                store_client_ip: false,
-            };
-            Project::new(&config, &CloudWatchConfig::default()).expect("project")
-        });
+        static PROJECT: std::sync::LazyLock<Project> =
+            std::sync::LazyLock::new(|| Project::for_tests(&["production", "dev"]));
         &PROJECT
     }
 
