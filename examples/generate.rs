@@ -26,7 +26,7 @@ use logboard::store::LogStore;
 use logboard::store::local::LocalStore;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, json};
 use time::OffsetDateTime;
 use ulid::Ulid;
 
@@ -163,7 +163,9 @@ async fn main() -> anyhow::Result<()> {
         Some(path) => Some(std::io::BufWriter::new(std::fs::File::create(path)?)),
         None => None,
     };
-    let store = LocalStore::open(&PathBuf::from(dir), Duration::from_secs(600))?;
+    let store = std::sync::Arc::new(LocalStore::open(&PathBuf::from(dir), Duration::from_secs(600))?);
+    // Batches are serialised and indexed by their own tasks, as concurrent ingest requests are.
+    let mut in_flight = tokio::task::JoinSet::new();
     let mut rng = SmallRng::seed_from_u64(7);
     let now = OffsetDateTime::now_utc();
     let start = now - time::Duration::days(days);
@@ -183,11 +185,18 @@ async fn main() -> anyhow::Result<()> {
         }
         batch.push(event);
         if batch.len() == COMMIT_EVENTS || i + 1 == count {
-            store.append(std::mem::take(&mut batch)).await?;
+            if in_flight.len() >= 3 {
+                in_flight.join_next().await.transpose()?.transpose()?;
+            }
+            let (store, events) = (std::sync::Arc::clone(&store), std::mem::take(&mut batch));
+            in_flight.spawn(async move { store.append(events).await });
         }
         if (i + 1) % 1_000_000 == 0 {
             eprintln!("{} events in {:.0} s", i + 1, started.elapsed().as_secs_f64());
         }
+    }
+    while let Some(done) = in_flight.join_next().await {
+        done??;
     }
     let seconds = started.elapsed().as_secs_f64();
     println!("{count} events in {seconds:.1} s: {:.0} events/s", count as f64 / seconds);

@@ -8,22 +8,35 @@
 //! Each read is stopped at a time limit; a read that finds its lane busy past a short wait, or
 //! runs past the limit, is refused with a [`ReadRefused`] the caller can act on.
 
+mod codec;
+mod read;
+mod schema;
+mod text_index;
+mod write;
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
 use async_trait::async_trait;
-use rusqlite::functions::FunctionFlags;
-use rusqlite::{Connection, OptionalExtension, params_from_iter};
+use rusqlite::{Connection, OptionalExtension};
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 use ulid::Ulid;
 
+use self::codec::{BodyDecoder, BodyEncoder, NewestDictionary};
+use self::read::Scope;
+use self::text_index::Need;
+use self::write::{Row, Writer, level_code};
 use super::histogram::{Buckets, Histogram};
-use super::{EventPage, EventQuery, Group, GroupKind, LevelCounts, LogStore, ReadRefused, contains_ignoring_case};
-use crate::event::{Level, StoredEvent, unix_ms};
+use super::{EventPage, EventQuery, Group, GroupKind, LevelCounts, LogStore, ReadRefused};
+use crate::event::{StoredEvent, unix_ms};
 use crate::project::Project;
-use crate::sqlite::{self, AfterCommit, PoolLimits, ReadError, ReadPool};
+use crate::search::Query;
+use crate::sqlite::{self, PoolLimits, ReadError, ReadPool};
 
 /// Requests merged into one transaction at most; bounds the latency of the first one.
 const MAX_REQUESTS_PER_COMMIT: usize = 256;
@@ -41,53 +54,15 @@ const MAX_READ_WAIT: Duration = Duration::from_secs(3);
 /// most this long: a probe answers quickly either way.
 const READY_CHECK_LIMIT: Duration = Duration::from_secs(1);
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS events (
-    id      TEXT PRIMARY KEY,
-    project TEXT NOT NULL,
-    env     TEXT NOT NULL,
-    ts      INTEGER NOT NULL,
-    level   TEXT NOT NULL,
-    message TEXT NOT NULL,
-    body    TEXT NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS events_by_time ON events (project, env, ts, id);
-";
-
-/// One event as its row: serialised by the caller's task, so the single writer thread spends
-/// its time in SQLite only (the group commit is the serial part of ingest).
-struct Row {
-    id: String,
-    project: String,
-    env: String,
-    ts: i64,
-    level: &'static str,
-    message: String,
-    body: String,
-}
-
-impl Row {
-    fn from_event(e: StoredEvent) -> Row {
-        let body = e.to_json();
-        Row {
-            id: e.id.to_string(),
-            ts: e.timestamp_ms(),
-            level: e.level.as_str(),
-            project: e.project,
-            env: e.env,
-            message: e.message,
-            body,
-        }
-    }
-}
-
-type AppendRequest = (Vec<Row>, oneshot::Sender<Result<(), String>>);
+type AppendRequest = write::AppendRequest;
 
 pub struct LocalStore {
     appends: mpsc::Sender<AppendRequest>,
-    /// Reads that may scan every event of their range: a text or level filter.
+    /// What bodies are compressed with; the writer replaces it as it trains new ones.
+    dictionary: Arc<NewestDictionary>,
+    /// Reads that may check many events: a search or a level filter.
     searches: ReadPool,
-    /// Reads that stop early on an index: the newest page, one event, the home page's counts.
+    /// Reads that stop early on a key: the newest page, one event, counts.
     lookups: ReadPool,
     /// The readiness check alone, so that `/readyz` never waits behind a page or a search.
     ready: ReadPool,
@@ -104,23 +79,33 @@ enum Lane {
 
 impl LocalStore {
     /// Opens (or creates) the store under `data_dir` and starts its writer thread; a read
-    /// running longer than `query_time_limit` is stopped.
+    /// running longer than `query_time_limit` is stopped. A store of the first layout is moved
+    /// into the current one first.
     pub fn open(data_dir: &Path, query_time_limit: Duration) -> anyhow::Result<LocalStore> {
         std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
         let path = data_dir.join("events.db");
         // A 64 MB page cache keeps the indexes' hot pages in memory under sustained ingest.
-        let writer = sqlite::open_durable(&path, 65_536)?;
-        writer.execute_batch(SCHEMA).context("creating the events schema")?;
+        let mut conn = sqlite::open_durable(&path, 65_536)?;
+        schema::create(&conn)?;
+        let dictionary = Arc::new(NewestDictionary::default());
+        let mut writer = Writer::load(&conn, Arc::clone(&dictionary))?;
+        writer.upgrade_first_layout(&mut conn)?;
         let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
         let lane = |connections| PoolLimits { connections, max_wait: MAX_READ_WAIT, time_limit: query_time_limit };
-        let searches = ReadPool::open(&path, lane(cores.clamp(2, MAX_SEARCH_CONNECTIONS)), register_functions)?;
-        let lookups = ReadPool::open(&path, lane(LOOKUP_CONNECTIONS), register_functions)?;
+        let no_functions = |_: &Connection| Ok(());
+        let searches = ReadPool::open(&path, lane(cores.clamp(2, MAX_SEARCH_CONNECTIONS)), no_functions)?;
+        let lookups = ReadPool::open(&path, lane(LOOKUP_CONNECTIONS), no_functions)?;
         let ready_limits = PoolLimits { connections: 1, max_wait: READY_CHECK_LIMIT, time_limit: READY_CHECK_LIMIT };
-        let ready = ReadPool::open(&path, ready_limits, register_functions)?;
-        let appends =
-            sqlite::spawn_writer("local-store-writer", writer, QUEUE_DEPTH, MAX_REQUESTS_PER_COMMIT, commit_round)?;
+        let ready = ReadPool::open(&path, ready_limits, no_functions)?;
+        let appends = sqlite::spawn_writer(
+            "local-store-writer",
+            conn,
+            QUEUE_DEPTH,
+            MAX_REQUESTS_PER_COMMIT,
+            move |conn, batch| writer.commit_round(conn, batch),
+        )?;
         let retry_after_secs = (query_time_limit.as_secs() + u64::from(query_time_limit.subsec_nanos() > 0)).max(1);
-        Ok(LocalStore { appends, searches, lookups, ready, retry_after_secs })
+        Ok(LocalStore { appends, dictionary, searches, lookups, ready, retry_after_secs })
     }
 
     async fn read<T: Send + 'static>(
@@ -140,83 +125,90 @@ impl LocalStore {
     }
 }
 
-/// `contains_ci(haystack, needle)`: the case-insensitive substring test of the `q` filter.
-fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
-    conn.create_scalar_function(
-        "contains_ci",
-        2,
-        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
-        |ctx| {
-            let haystack: String = ctx.get(0)?;
-            let needle: String = ctx.get(1)?;
-            Ok(contains_ignoring_case(&haystack, &needle))
-        },
-    )
-}
-
-/// One round of the writer thread: commits the waiting requests together and answers each
-/// once its events are on disk.
-fn commit_round(conn: &mut Connection, batch: Vec<AppendRequest>) -> AfterCommit {
-    let result = commit(conn, batch.iter().flat_map(|(events, _)| events)).map_err(|e| format!("{e:#}"));
-    if let Err(error) = &result {
-        tracing::error!(error = %error, requests = batch.len(), "embedded store commit failed");
-    }
-    for (_, reply) in batch {
-        let _ = reply.send(result.clone());
-    }
-    AfterCommit::Wait
-}
-
-fn commit<'a>(conn: &mut Connection, rows: impl Iterator<Item = &'a Row>) -> anyhow::Result<()> {
-    let tx = conn.transaction()?;
-    {
-        // Ids are unique: a retried request that was already stored is not stored twice.
-        let mut insert = tx.prepare_cached(
-            "INSERT OR IGNORE INTO events (id, project, env, ts, level, message, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )?;
-        for r in rows {
-            insert.execute(rusqlite::params![r.id, r.project, r.env, r.ts, r.level, r.message, r.body])?;
-        }
-    }
-    tx.commit()?;
-    Ok(())
-}
-
 /// Whether the read names the one group this store holds (the project's own).
 fn holds_group(query: &EventQuery<'_>) -> bool {
     query.group.as_deref().is_none_or(|g| g == query.project.own_group(&query.env))
 }
 
-/// `select` over the query's rows: project, environment, time range, levels, and the words every
-/// match of the search contains (the evaluator still decides).
-fn filtered(select: &str, query: &EventQuery<'_>) -> (String, Vec<rusqlite::types::Value>) {
-    let mut sql = format!("{select} FROM events WHERE project = ? AND env = ? AND ts >= ? AND ts <= ?");
-    let mut args: Vec<rusqlite::types::Value> = vec![
-        query.project.name.clone().into(),
-        query.env.clone().into(),
-        unix_ms(query.from).into(),
-        unix_ms(query.to).into(),
-    ];
-    if !query.levels.is_empty() {
-        sql.push_str(&format!(" AND level IN ({})", vec!["?"; query.levels.len()].join(", ")));
-        args.extend(query.levels.iter().map(|l| l.as_str().to_string().into()));
+/// The rows of the query's range and levels, before its cursor (the stream is found in the read).
+fn scope(query: &EventQuery<'_>) -> Scope {
+    Scope {
+        stream: 0,
+        from_ms: unix_ms(query.from),
+        to_ms: unix_ms(query.to),
+        levels: query.levels.iter().map(|l| level_code(*l)).collect(),
+        before: query.cursor.map(|c| (c.timestamp_ms, c.id.to_bytes())),
     }
-    for word in query.search.required_words() {
-        sql.push_str(" AND contains_ci(message, ?)");
-        args.push(word.to_string().into());
-    }
-    (sql, args)
 }
 
 /// Without a search or level filter the newest events of a range come straight off the
-/// (project, env, ts, id) index; with one, a read may scan the whole range.
+/// (stream, ts, id) key; with one, a read may check many events.
 fn lane(query: &EventQuery<'_>) -> Lane {
     if query.search.root().is_some() || !query.levels.is_empty() { Lane::Search } else { Lane::Lookup }
 }
 
-fn decode_body(body: String) -> rusqlite::Result<StoredEvent> {
-    serde_json::from_str(&body)
-        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+/// Where a search reads its events: the blocks the search index names (and the rows not
+/// indexed yet), or every row of the range, newest first, when the index cannot narrow it.
+enum Plan {
+    Blocks((Vec<i64>, i64)),
+    ByTime,
+}
+
+impl Plan {
+    fn of(conn: &Connection, search: &Query) -> rusqlite::Result<Plan> {
+        let listed = match Need::of(search) {
+            Some(need) => read::candidate_blocks(conn, &need)?,
+            None => None,
+        };
+        Ok(listed.map_or(Plan::ByTime, Plan::Blocks))
+    }
+
+    /// Visits the scope's events this plan reads, until `visit` returns false.
+    fn visit(&self, conn: &Connection, scope: &Scope, visit: impl FnMut(StoredEvent) -> bool) -> rusqlite::Result<()> {
+        match self {
+            Plan::Blocks(blocks) => read::in_blocks(conn, scope, blocks, visit),
+            Plan::ByTime => read::by_time(conn, scope, visit),
+        }
+    }
+}
+
+/// The newest of the events offered, at most `keep` of them.
+struct Newest {
+    keep: usize,
+    heap: BinaryHeap<Reverse<(i64, Ulid, OrderedEvent)>>,
+}
+
+/// An event ordered by nothing: the heap orders by (time, id) before it.
+struct OrderedEvent(StoredEvent);
+
+impl PartialEq for OrderedEvent {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+impl Eq for OrderedEvent {}
+impl PartialOrd for OrderedEvent {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for OrderedEvent {
+    fn cmp(&self, _: &Self) -> std::cmp::Ordering {
+        std::cmp::Ordering::Equal
+    }
+}
+
+impl Newest {
+    fn offer(&mut self, event: StoredEvent) {
+        self.heap.push(Reverse((event.timestamp_ms(), event.id, OrderedEvent(event))));
+        if self.heap.len() > self.keep {
+            self.heap.pop();
+        }
+    }
+
+    fn into_events(self) -> Vec<StoredEvent> {
+        self.heap.into_iter().map(|Reverse((_, _, OrderedEvent(event)))| event).collect()
+    }
 }
 
 #[async_trait]
@@ -225,7 +217,9 @@ impl LogStore for LocalStore {
         if events.is_empty() {
             return Ok(());
         }
-        let rows = events.into_iter().map(Row::from_event).collect();
+        let dictionary = self.dictionary.get();
+        let mut encoder = BodyEncoder::new(dictionary.as_deref())?;
+        let rows = events.iter().map(|e| Row::from_event(e, &mut encoder)).collect::<anyhow::Result<_>>()?;
         let (reply, answer) = oneshot::channel();
         self.appends.send((rows, reply)).await.map_err(|_| anyhow!("the embedded store writer has stopped"))?;
         answer
@@ -243,30 +237,34 @@ impl LogStore for LocalStore {
         if !holds_group(query) {
             return Ok(EventPage::default());
         }
-        let (mut sql, mut args) = filtered("SELECT body", query);
-        if let Some(cursor) = query.cursor {
-            sql.push_str(" AND (ts, id) < (?, ?)");
-            args.push(cursor.timestamp_ms.into());
-            args.push(cursor.id.to_string().into());
-        }
-        // Rows stream newest first; the scan stops at one more match than the page holds, or at
-        // the read's time limit.
-        sql.push_str(" ORDER BY ts DESC, id DESC");
-        let limit = query.limit;
+        let (project, env, limit) = (query.project.name.clone(), query.env.clone(), query.limit);
         let (search, group) = (query.search.clone(), query.group_name().to_string());
+        let mut scope = scope(query);
         let events = self
             .read(lane(query), move |conn| {
-                let mut stmt = conn.prepare_cached(&sql)?;
-                let mut rows = stmt.query(params_from_iter(args))?;
-                let mut events = Vec::with_capacity(limit + 1);
-                while events.len() <= limit {
-                    let Some(row) = rows.next()? else { break };
-                    let event = decode_body(row.get::<_, String>(0)?)?;
-                    if search.matches(&event, &group) {
-                        events.push(event);
-                    }
+                let Some(stream) = read::stream(conn, &project, &env)? else { return Ok(Vec::new()) };
+                scope.stream = stream;
+                let plan = if search.root().is_none() { Plan::ByTime } else { Plan::of(conn, &search)? };
+                if let Plan::ByTime = plan {
+                    // Newest first: the first `limit + 1` matches are the page.
+                    let mut events = Vec::with_capacity(limit + 1);
+                    read::by_time(conn, &scope, |event| {
+                        if search.matches(&event, &group) {
+                            events.push(event);
+                        }
+                        events.len() <= limit
+                    })?;
+                    return Ok(events);
                 }
-                Ok(events)
+                // Blocks come in no useful order: every match is offered, the newest kept.
+                let mut newest = Newest { keep: limit + 1, heap: BinaryHeap::new() };
+                plan.visit(conn, &scope, |event| {
+                    if search.matches(&event, &group) {
+                        newest.offer(event);
+                    }
+                    true
+                })?;
+                Ok(newest.into_events())
             })
             .await?;
         Ok(EventPage::from_candidates(events, limit))
@@ -277,40 +275,23 @@ impl LogStore for LocalStore {
         if !holds_group(query) {
             return Ok(histogram);
         }
-        if query.search.root().is_none() {
-            // Counted by SQL, bucket by bucket and level by level.
-            let select =
-                format!("SELECT (ts - {}) / {} AS bucket, level, count(*)", buckets.origin_ms, buckets.interval_ms);
-            let (mut sql, args) = filtered(&select, query);
-            sql.push_str(" GROUP BY bucket, level");
-            let rows = self
-                .read(lane(query), move |conn| {
-                    let mut stmt = conn.prepare_cached(&sql)?;
-                    let rows = stmt.query_map(params_from_iter(args), |row| {
-                        Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?, row.get::<_, i64>(2)?))
-                    })?;
-                    rows.collect::<rusqlite::Result<Vec<_>>>()
-                })
-                .await?;
-            for (bucket, level, n) in rows {
-                if let Ok(level) = level.parse::<Level>() {
-                    let ts = buckets.origin_ms + bucket * buckets.interval_ms;
-                    histogram.add_count(ts, level, u64::try_from(n).unwrap_or(0));
-                }
-            }
-            return Ok(histogram);
-        }
-        // A search: every candidate row through the evaluator, streamed, within the time limit.
-        let (sql, args) = filtered("SELECT body", query);
+        let (project, env) = (query.project.name.clone(), query.env.clone());
         let (search, group) = (query.search.clone(), query.group_name().to_string());
-        self.read(Lane::Search, move |conn| {
-            let mut stmt = conn.prepare_cached(&sql)?;
-            let mut rows = stmt.query(params_from_iter(args))?;
-            while let Some(row) = rows.next()? {
-                let event = decode_body(row.get::<_, String>(0)?)?;
-                if search.matches(&event, &group) {
-                    histogram.add(&event);
-                }
+        let mut scope = Scope { before: None, ..scope(query) };
+        let lane = if search.root().is_none() { Lane::Lookup } else { Lane::Search };
+        self.read(lane, move |conn| {
+            let Some(stream) = read::stream(conn, &project, &env)? else { return Ok(histogram) };
+            scope.stream = stream;
+            if search.root().is_none() {
+                // Buckets are whole minutes on minute boundaries: a minute falls in one bucket.
+                read::by_minute(conn, &scope, |ts, level, n| histogram.add_count(ts, level, n))?;
+            } else {
+                Plan::of(conn, &search)?.visit(conn, &scope, |event| {
+                    if search.matches(&event, &group) {
+                        histogram.add(&event);
+                    }
+                    true
+                })?;
             }
             Ok(histogram)
         })
@@ -329,14 +310,14 @@ impl LogStore for LocalStore {
         }
         let (project, env) = (project.name.clone(), env.to_string());
         self.read(Lane::Lookup, move |conn| {
-            conn.query_row(
-                "SELECT body FROM events WHERE id = ?1 AND project = ?2 AND env = ?3",
-                rusqlite::params![id.to_string(), project, env],
-                |row| row.get::<_, String>(0),
-            )
-            .optional()?
-            .map(decode_body)
-            .transpose()
+            let Some(stream) = read::stream(conn, &project, &env)? else { return Ok(None) };
+            // An id's time part is its event's time: the key finds it directly.
+            let ts = i64::try_from(id.timestamp_ms()).unwrap_or(i64::MAX);
+            let body: Option<Vec<u8>> = conn
+                .prepare_cached("SELECT body FROM events WHERE stream = ?1 AND ts = ?2 AND id = ?3")?
+                .query_row(rusqlite::params![stream, ts, &id.to_bytes()[..]], |row| row.get(0))
+                .optional()?;
+            body.map(|body| BodyDecoder::default().event(conn, &body).map_err(read::corrupt)).transpose()
         })
         .await
     }
@@ -349,24 +330,14 @@ impl LogStore for LocalStore {
         to: OffsetDateTime,
     ) -> anyhow::Result<LevelCounts> {
         let (project, env) = (project.to_string(), env.to_string());
-        let rows = self
-            .read(Lane::Lookup, move |conn| {
-                let mut stmt = conn.prepare_cached(
-                    "SELECT level, count(*) FROM events WHERE project = ?1 AND env = ?2 AND ts >= ?3 AND ts <= ?4 GROUP BY level",
-                )?;
-                let rows = stmt.query_map(rusqlite::params![project, env, unix_ms(from), unix_ms(to)], |row| {
-                    Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
-                })?;
-                rows.collect::<rusqlite::Result<Vec<_>>>()
-            })
-            .await?;
-        let mut counts = LevelCounts::default();
-        for (level, n) in rows {
-            if let Ok(level) = level.parse::<Level>() {
-                counts.counts.insert(level, u64::try_from(n).unwrap_or(0));
-            }
-        }
-        Ok(counts)
+        self.read(Lane::Lookup, move |conn| {
+            let mut counts = LevelCounts::default();
+            let Some(stream) = read::stream(conn, &project, &env)? else { return Ok(counts) };
+            let scope = Scope { stream, from_ms: unix_ms(from), to_ms: unix_ms(to), levels: vec![], before: None };
+            read::by_minute(conn, &scope, |_, level, n| *counts.counts.entry(level).or_default() += n)?;
+            Ok(counts)
+        })
+        .await
     }
 
     async fn check_ready(&self) -> anyhow::Result<()> {
@@ -386,7 +357,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::event::{Context, normalise};
+    use crate::event::{Context, Level, normalise};
     use crate::search::Query;
     use crate::store::Cursor;
     use serde_json::json;

@@ -1,0 +1,253 @@
+//! How a read of the embedded store finds its rows, inside one read connection:
+//! - by time: the newest rows of a stream's range straight off the (stream, ts, id) key;
+//! - by the search index: the blocks a query's [`Need`] names, plus the few rows not indexed yet
+//!   (when the index names too many blocks, reading by time is faster and is used instead);
+//! - by counts: per-minute counts kept at ingest, for charts and totals.
+//!
+//! Every row found is decoded and given to the evaluator, which alone decides what matches.
+
+use rusqlite::types::Value as Sql;
+use rusqlite::{Connection, OptionalExtension, params_from_iter};
+
+use super::codec::BodyDecoder;
+use super::text_index::{BLOCK_EVENTS, BLOCK_SHIFT, Need};
+use crate::event::{Level, StoredEvent};
+
+/// The most blocks one part of a query may name before the index is set aside for a read by
+/// time: 4,096 blocks are ~131,000 events to check, about what a scan reads in the same time.
+const MAX_CANDIDATE_BLOCKS: usize = 4_096;
+const MINUTE_MS: i64 = 60_000;
+
+/// An error of a stored row (a body that does not decode), carried as a SQLite error.
+pub(super) fn corrupt(error: anyhow::Error) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, error.into())
+}
+
+/// The rows a read may see: one stream, a time range, perhaps some levels, and (for a page
+/// after the first) only rows before a cursor in newest-first order.
+pub(super) struct Scope {
+    pub stream: i64,
+    pub from_ms: i64,
+    pub to_ms: i64,
+    /// Level codes; empty for every level.
+    pub levels: Vec<i64>,
+    pub before: Option<(i64, [u8; 16])>,
+}
+
+impl Scope {
+    fn admits(&self, ts: i64, id: &[u8], level: i64) -> bool {
+        ts >= self.from_ms
+            && ts <= self.to_ms
+            && (self.levels.is_empty() || self.levels.contains(&level))
+            && self.before.as_ref().is_none_or(|(cursor_ts, cursor_id)| (ts, id) < (*cursor_ts, &cursor_id[..]))
+    }
+}
+
+/// The stream number of a project/environment, if it ever had an event.
+pub(super) fn stream(conn: &Connection, project: &str, env: &str) -> rusqlite::Result<Option<i64>> {
+    conn.prepare_cached("SELECT id FROM streams WHERE project = ?1 AND env = ?2")?
+        .query_row([project, env], |row| row.get(0))
+        .optional()
+}
+
+/// Decodes rows and hands each event to `visit` until it returns false.
+struct Visitor<'c, F> {
+    conn: &'c Connection,
+    decoder: BodyDecoder,
+    visit: F,
+}
+
+impl<F: FnMut(StoredEvent) -> bool> Visitor<'_, F> {
+    fn row(&mut self, body: &[u8]) -> rusqlite::Result<bool> {
+        let event = self.decoder.event(self.conn, body).map_err(corrupt)?;
+        Ok((self.visit)(event))
+    }
+}
+
+/// Visits the scope's events newest first, by time, until `visit` returns false.
+pub(super) fn by_time(
+    conn: &Connection,
+    scope: &Scope,
+    visit: impl FnMut(StoredEvent) -> bool,
+) -> rusqlite::Result<()> {
+    let mut sql = String::from("SELECT body FROM events WHERE stream = ? AND ts >= ? AND ts <= ?");
+    let mut args: Vec<Sql> = vec![scope.stream.into(), scope.from_ms.into(), scope.to_ms.into()];
+    if !scope.levels.is_empty() {
+        sql.push_str(&format!(" AND level IN ({})", vec!["?"; scope.levels.len()].join(", ")));
+        args.extend(scope.levels.iter().map(|l| Sql::from(*l)));
+    }
+    if let Some((ts, id)) = &scope.before {
+        sql.push_str(" AND (ts, id) < (?, ?)");
+        args.push((*ts).into());
+        args.push(id.to_vec().into());
+    }
+    sql.push_str(" ORDER BY ts DESC, id DESC");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query(params_from_iter(args))?;
+    let mut visitor = Visitor { conn, decoder: BodyDecoder::default(), visit };
+    while let Some(row) = rows.next()? {
+        if !visitor.row(row.get_ref(0)?.as_blob()?)? {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// The blocks that may hold a match of `need`, newest first, and the first `seq` not indexed
+/// (every row from it on must be read too); `None` when the index names too many blocks to
+/// be worth it.
+pub(super) fn candidate_blocks(conn: &Connection, need: &Need) -> rusqlite::Result<Option<(Vec<i64>, i64)>> {
+    // Read before the index: rows indexed after this are then in the tail, never in neither.
+    let indexed_upto: i64 = conn
+        .query_row("SELECT value FROM index_state WHERE name = 'indexed_upto'", [], |row| row.get(0))
+        .optional()?
+        .unwrap_or(0);
+    Ok(blocks(conn, need)?.map(|blocks| (blocks, indexed_upto)))
+}
+
+/// Sorted newest first, without repeats; `None` for "too many to list".
+fn blocks(conn: &Connection, need: &Need) -> rusqlite::Result<Option<Vec<i64>>> {
+    match need {
+        Need::Grams(expr) => matching(conn, "grams", expr),
+        Need::Token(token) => matching(conn, "tokens", &format!("\"{token}\"")),
+        Need::All(parts) => {
+            // Parts on one table go to FTS5 as one expression: it intersects posting lists
+            // faster than we can, and a common word next to a rare one costs nothing.
+            let mut lists = Vec::new();
+            for (table, exprs) in [("grams", grams_of(parts)), ("tokens", tokens_of(parts))] {
+                if !exprs.is_empty() {
+                    lists.push(matching(conn, table, &exprs.join(" AND "))?);
+                }
+            }
+            for part in parts.iter().filter(|p| matches!(p, Need::All(_) | Need::Any(_))) {
+                lists.push(blocks(conn, part)?);
+            }
+            Ok(lists.into_iter().flatten().reduce(|a, b| intersect(&a, &b)))
+        }
+        Need::Any(parts) => {
+            let mut union = Vec::new();
+            for part in parts {
+                let Some(list) = blocks(conn, part)? else { return Ok(None) };
+                union.extend(list);
+            }
+            union.sort_unstable_by(|a, b| b.cmp(a));
+            union.dedup();
+            Ok((union.len() <= MAX_CANDIDATE_BLOCKS).then_some(union))
+        }
+    }
+}
+
+fn grams_of(parts: &[Need]) -> Vec<String> {
+    parts.iter().filter_map(|p| if let Need::Grams(e) = p { Some(format!("({e})")) } else { None }).collect()
+}
+
+fn tokens_of(parts: &[Need]) -> Vec<String> {
+    parts.iter().filter_map(|p| if let Need::Token(t) = p { Some(format!("\"{t}\"")) } else { None }).collect()
+}
+
+/// The blocks of `table` matching an FTS5 expression, newest first; `None` past the cap.
+fn matching(conn: &Connection, table: &str, expr: &str) -> rusqlite::Result<Option<Vec<i64>>> {
+    let mut stmt =
+        conn.prepare_cached(&format!("SELECT rowid FROM {table} WHERE {table} MATCH ?1 ORDER BY rowid DESC LIMIT ?2"))?;
+    let found: Vec<i64> =
+        stmt.query_map(rusqlite::params![expr, MAX_CANDIDATE_BLOCKS as i64 + 1], |row| row.get(0))?.collect::<rusqlite::Result<_>>()?;
+    Ok((found.len() <= MAX_CANDIDATE_BLOCKS).then_some(found))
+}
+
+/// Both lists are sorted newest first.
+fn intersect(a: &[i64], b: &[i64]) -> Vec<i64> {
+    let (mut i, mut j, mut both) = (0, 0, Vec::new());
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Equal => {
+                both.push(a[i]);
+                i += 1;
+                j += 1;
+            }
+            std::cmp::Ordering::Greater => i += 1,
+            std::cmp::Ordering::Less => j += 1,
+        }
+    }
+    both
+}
+
+/// Visits the scope's events in `blocks` and in the unindexed tail (from `indexed_upto`), in no
+/// particular order, until `visit` returns false.
+pub(super) fn in_blocks(
+    conn: &Connection,
+    scope: &Scope,
+    (blocks, indexed_upto): &(Vec<i64>, i64),
+    visit: impl FnMut(StoredEvent) -> bool,
+) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT ts, id, level, body FROM events INDEXED BY events_by_seq
+         WHERE seq >= ?1 AND seq < ?2 AND stream = ?3 AND ts >= ?4 AND ts <= ?5",
+    )?;
+    let mut visitor = Visitor { conn, decoder: BodyDecoder::default(), visit };
+    let ranges = std::iter::once((*indexed_upto, i64::MAX))
+        .chain(blocks.iter().map(|block| (block << BLOCK_SHIFT, (block << BLOCK_SHIFT) + BLOCK_EVENTS)));
+    for (first, end) in ranges {
+        let mut rows = stmt.query(rusqlite::params![first, end, scope.stream, scope.from_ms, scope.to_ms])?;
+        while let Some(row) = rows.next()? {
+            let (ts, level) = (row.get::<_, i64>(0)?, row.get::<_, i64>(2)?);
+            if scope.admits(ts, row.get_ref(1)?.as_blob()?, level) && !visitor.row(row.get_ref(3)?.as_blob()?)? {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Events per level in the scope, by minute: `count(minute_start_ms, level, n)` for each
+/// (minute, level) with events. Whole minutes come from the counts kept at ingest; the partial
+/// minutes at either end of the range are counted from their rows (and reported at their
+/// minute's start).
+pub(super) fn by_minute(
+    conn: &Connection,
+    scope: &Scope,
+    mut count: impl FnMut(i64, Level, u64),
+) -> rusqlite::Result<()> {
+    let first_whole = scope.from_ms.div_euclid(MINUTE_MS) + i64::from(scope.from_ms.rem_euclid(MINUTE_MS) != 0);
+    let end_whole = (scope.to_ms + 1).div_euclid(MINUTE_MS);
+    let level_filter = |sql: &mut String, args: &mut Vec<Sql>| {
+        if !scope.levels.is_empty() {
+            sql.push_str(&format!(" AND level IN ({})", vec!["?"; scope.levels.len()].join(", ")));
+            args.extend(scope.levels.iter().map(|l| Sql::from(*l)));
+        }
+    };
+    let mut report = |minute: i64, level: i64, n: i64| {
+        if let (Some(level), Ok(n)) = (usize::try_from(level).ok().and_then(|l| Level::ALL.get(l)), u64::try_from(n)) {
+            count(minute * MINUTE_MS, *level, n);
+        }
+    };
+    if first_whole < end_whole {
+        let mut sql = String::from("SELECT minute, level, n FROM counts WHERE stream = ? AND minute >= ? AND minute < ?");
+        let mut args: Vec<Sql> = vec![scope.stream.into(), first_whole.into(), end_whole.into()];
+        level_filter(&mut sql, &mut args);
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let mut rows = stmt.query(params_from_iter(args))?;
+        while let Some(row) = rows.next()? {
+            report(row.get(0)?, row.get(1)?, row.get(2)?);
+        }
+    }
+    // The partial minutes: [from, first whole minute) and [end of the last whole one, to].
+    let edges = if first_whole < end_whole {
+        vec![(scope.from_ms, first_whole * MINUTE_MS - 1), (end_whole * MINUTE_MS, scope.to_ms)]
+    } else {
+        vec![(scope.from_ms, scope.to_ms)]
+    };
+    for (from, to) in edges.into_iter().filter(|(from, to)| from <= to) {
+        let mut sql = String::from(
+            "SELECT ts / 60000, level, count(*) FROM events WHERE stream = ? AND ts >= ? AND ts <= ?",
+        );
+        let mut args: Vec<Sql> = vec![scope.stream.into(), from.into(), to.into()];
+        level_filter(&mut sql, &mut args);
+        sql.push_str(" GROUP BY ts / 60000, level");
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let mut rows = stmt.query(params_from_iter(args))?;
+        while let Some(row) = rows.next()? {
+            report(row.get(0)?, row.get(1)?, row.get(2)?);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,368 @@
+//! The embedded store's search index, and how a query is turned into the candidates it names.
+//!
+//! Two SQLite FTS5 tables index *blocks* of 32 consecutive events (by `seq`), not single events:
+//! a block's postings are shared by its events, which makes the index ~4× smaller and ~2× cheaper
+//! to keep at ingest than one document per event, for the price of reading 32 events per hit.
+//! Both hold words of hex digits (FTS5's `ascii` tokenizer), each a 64-bit key, and each block's
+//! document lists each key once: the keys are computed and de-duplicated in Rust, by the ingest
+//! tasks in parallel, so the single writer thread hands FTS5 a third of the words it would
+//! otherwise tokenize and hash.
+//! - `grams`: every trigram of the events' lower-cased messages, so a word or phrase — any
+//!   substring of three characters or more — finds its blocks. A trigram's key is its three
+//!   characters' code points (21 bits each): exact, never a collision.
+//! - `tokens`: one key per (field, value) of the fields a query can compare for equality
+//!   (`type`, `code`, `user`, `extra.*`, …), a hash of the two, so `user:u-42` finds its blocks.
+//!
+//! [`Need`] is what a query requires of a matching event in terms of these indexes: a necessary
+//! condition, never a sufficient one. The index narrows; the evaluator decides.
+
+use serde_json::Value as Json;
+
+use crate::event::StoredEvent;
+use crate::search::{Expr, Field, Node, Op, Query, Value};
+
+/// Events per indexed block: `block = seq >> BLOCK_SHIFT`.
+pub(super) const BLOCK_SHIFT: u32 = 5;
+pub(super) const BLOCK_EVENTS: i64 = 1 << BLOCK_SHIFT;
+/// At most this many trigrams of one query segment go to the index: a long phrase is as
+/// selective with its first and last few trigrams as with all of them, and cheaper.
+const MAX_GRAMS_PER_SEGMENT: usize = 12;
+
+/// What one event adds to its block's documents: sorted, de-duplicated keys.
+#[derive(Debug, Default)]
+pub(super) struct IndexText {
+    pub grams: Vec<u64>,
+    pub tokens: Vec<u64>,
+}
+
+impl IndexText {
+    pub(super) fn of(event: &StoredEvent) -> IndexText {
+        let mut tokens = Tokens::default();
+        for (name, value) in [
+            ("type", &event.kind),
+            ("code", &event.code),
+            ("url", &event.url),
+            ("location", &event.location),
+            ("release", &event.release),
+            ("fingerprint", &event.fingerprint),
+        ] {
+            if let Some(value) = value {
+                tokens.text(name, value);
+            }
+        }
+        if let Some(http) = &event.http {
+            if let Some(method) = &http.method {
+                tokens.text("http.method", method);
+            }
+            if let Some(status) = http.status {
+                tokens.number("http.status", f64::from(status), &status.to_string());
+            }
+        }
+        if let Some(user) = &event.user {
+            match user {
+                Json::Object(fields) => {
+                    if let Some(id) = fields.get("id") {
+                        tokens.json("user", id);
+                    }
+                    tokens.tree("user", fields);
+                }
+                other => tokens.json("user", other),
+            }
+        }
+        if let Some(extra) = &event.extra {
+            tokens.tree("extra", extra);
+        }
+        let mut grams = trigrams(&event.message.to_lowercase());
+        grams.sort_unstable();
+        grams.dedup();
+        let mut tokens = tokens.0;
+        tokens.sort_unstable();
+        tokens.dedup();
+        IndexText { grams, tokens }
+    }
+}
+
+/// The document of a block: every key of its events once, as words.
+pub(super) fn document<'a>(keys: impl Iterator<Item = &'a [u64]>) -> String {
+    let mut all: Vec<u64> = keys.flatten().copied().collect();
+    all.sort_unstable();
+    all.dedup();
+    let mut text = String::with_capacity(all.len() * 14);
+    for key in all {
+        if !text.is_empty() {
+            text.push(' ');
+        }
+        text.push_str(&word(key));
+    }
+    text
+}
+
+/// A key as an FTS5 word.
+fn word(key: u64) -> String {
+    format!("k{key:x}")
+}
+
+/// The key of every trigram of `text` (in order, with repeats), and of every pair of characters
+/// of which one is not ASCII: Korean, Chinese and Japanese words are often two characters long.
+fn trigrams(text: &str) -> Vec<u64> {
+    let chars: Vec<u64> = text.chars().map(|c| u64::from(u32::from(c))).collect();
+    let mut keys: Vec<u64> = chars.windows(3).map(|w| (w[0] << 42) | (w[1] << 21) | w[2]).collect();
+    keys.extend(chars.windows(2).filter(|w| w[0] > 0x7f || w[1] > 0x7f).map(|w| PAIR | (w[0] << 21) | w[1]));
+    keys
+}
+
+/// Marks the key of a pair of characters (a trigram's first character is never this large).
+const PAIR: u64 = 1 << 63;
+
+/// The keys a query segment needs: its trigrams, or its one pair when it is two characters
+/// with one not ASCII.
+fn segment_keys(segment: &str) -> Vec<u64> {
+    let chars: Vec<char> = segment.chars().collect();
+    match chars[..] {
+        [a, b] if !a.is_ascii() || !b.is_ascii() => vec![PAIR | (u64::from(u32::from(a)) << 21) | u64::from(u32::from(b))],
+        _ => trigrams(segment).into_iter().filter(|k| k & PAIR == 0).collect(),
+    }
+}
+
+/// The key of a field's value: a hash of the field's name and its lower-cased text (FNV-1a,
+/// 64 bits: stable across versions, and a collision only adds a candidate).
+fn token(field: &str, folded: &str) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in field.bytes().chain([0x01]).chain(folded.bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}
+
+/// A number as one canonical text, whatever way it was written (`502`, `502.0`, `5.02e2`).
+fn canonical(number: f64) -> String {
+    format!("t{number}")
+}
+
+#[derive(Default)]
+struct Tokens(Vec<u64>);
+
+impl Tokens {
+    fn text(&mut self, field: &str, text: &str) {
+        self.0.push(token(field, &text.to_lowercase()));
+    }
+
+    /// A numeric field: found by its number (`field:502`) and by its text.
+    fn number(&mut self, field: &str, number: f64, text: &str) {
+        self.0.push(token(field, &canonical(number)));
+        self.text(field, text);
+    }
+
+    /// A JSON value as the evaluator sees it: a string's own text, a number's number and text,
+    /// anything else its JSON text.
+    fn json(&mut self, field: &str, value: &Json) {
+        match value {
+            Json::String(text) => self.text(field, text),
+            Json::Number(number) => match number.as_f64() {
+                Some(n) => self.number(field, n, &number.to_string()),
+                None => self.text(field, &number.to_string()),
+            },
+            other => self.text(field, &other.to_string()),
+        }
+    }
+
+    /// Every value of an object, at every depth, under `prefix.key.key…`.
+    fn tree(&mut self, prefix: &str, fields: &serde_json::Map<String, Json>) {
+        for (key, value) in fields {
+            let path = format!("{prefix}.{key}");
+            self.json(&path, value);
+            if let Json::Object(inner) = value {
+                self.tree(&path, inner);
+            }
+        }
+    }
+}
+
+/// A necessary condition of a query on the index, or `None` where the query says nothing the
+/// index can check (`-word`, `has:stack`, `http.status:>=500`, a two-letter word).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Need {
+    /// Every part holds.
+    All(Vec<Need>),
+    /// At least one part holds.
+    Any(Vec<Need>),
+    /// The block's messages contain this (lower-cased) text: the FTS5 expression of its trigrams.
+    Grams(String),
+    /// The block has this field token: its FTS5 word.
+    Token(String),
+}
+
+impl Need {
+    pub(super) fn of(query: &Query) -> Option<Need> {
+        query.root().and_then(need)
+    }
+}
+
+fn need(expr: &Expr) -> Option<Need> {
+    match &expr.node {
+        Node::And(children) => {
+            let parts: Vec<Need> = children.iter().filter_map(need).collect();
+            (!parts.is_empty()).then(|| if parts.len() == 1 { parts.into_iter().next() } else { Some(Need::All(parts)) })?
+        }
+        Node::Or(children) => any(children.iter().map(need)),
+        Node::Not(_) | Node::Has(_) => None,
+        Node::Text(pattern) => grams(pattern.folded()),
+        Node::Term { field, op: Op::AnyOf(values) } => any(values.iter().map(|value| value_need(field, value))),
+        Node::Term { op: Op::Compare(..), .. } => None,
+    }
+}
+
+/// One of the parts, or `None` as soon as one part needs nothing.
+fn any(parts: impl Iterator<Item = Option<Need>>) -> Option<Need> {
+    let parts: Vec<Need> = parts.collect::<Option<_>>()?;
+    if parts.len() == 1 { parts.into_iter().next() } else { Some(Need::Any(parts)) }
+}
+
+/// What `field:value` needs of the index.
+fn value_need(field: &Field, value: &Value) -> Option<Need> {
+    let name = match field {
+        // The whole message equals the value: its pieces are substrings of the message.
+        Field::Message => return grams(value.pattern.folded()),
+        Field::Type => "type",
+        Field::Code => "code",
+        Field::Url => "url",
+        Field::Location => "location",
+        Field::Release => "release",
+        Field::Fingerprint => "fingerprint",
+        Field::HttpMethod => "http.method",
+        Field::HttpStatus => "http.status",
+        Field::User => "user",
+        Field::UserKey(path) => return value_token(&format!("user.{}", path.join(".")), value),
+        Field::Extra(path) => return value_token(&format!("extra.{}", path.join(".")), value),
+        Field::Level | Field::Stack | Field::Id | Field::Env | Field::Group => return None,
+    };
+    value_token(name, value)
+}
+
+/// Tokens are whole values: a wildcard value cannot use them. A number may match a numeric
+/// field by its number or a text field by its text.
+fn value_token(field: &str, value: &Value) -> Option<Need> {
+    if value.pattern.has_wildcard() {
+        return None;
+    }
+    let by_text = Need::Token(word(token(field, value.pattern.folded())));
+    match value.number {
+        Some(number) => Some(Need::Any(vec![Need::Token(word(token(field, &canonical(number)))), by_text])),
+        None => Some(by_text),
+    }
+}
+
+/// The trigrams of every literal piece of a (lower-cased) pattern, ANDed; `None` when no piece
+/// is three characters long (or two, not all ASCII).
+fn grams(folded: &str) -> Option<Need> {
+    let mut words = Vec::new();
+    for segment in folded.split(crate::search::wildcard::WILDCARD) {
+        let keys = segment_keys(segment);
+        // The first and last trigrams and evenly spaced ones between, when there are many.
+        let step = keys.len().div_ceil(MAX_GRAMS_PER_SEGMENT).max(1);
+        let mut chosen: Vec<u64> = keys.iter().copied().step_by(step).collect();
+        if let Some(last) = keys.last() {
+            if chosen.last() != Some(last) {
+                chosen.push(*last);
+            }
+        }
+        words.extend(chosen.into_iter().map(word));
+    }
+    words.sort_unstable();
+    words.dedup();
+    (!words.is_empty()).then(|| Need::Grams(words.join(" AND ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn need_of(query: &str) -> Option<Need> {
+        Need::of(&query.parse().expect("query"))
+    }
+
+    fn event(fields: serde_json::Value) -> StoredEvent {
+        let mut base = json!({
+            "id": "01JD0000000000000000000000", "project": "p", "env": "e",
+            "timestamp": "2026-11-26T00:00:00.000Z", "received_at": "2026-11-26T00:00:00.000Z",
+            "level": "error", "message": ""
+        });
+        base.as_object_mut().expect("object").extend(fields.as_object().expect("object").clone());
+        serde_json::from_value(base).expect("event")
+    }
+
+    /// Whether the index would offer `event`'s block to `query`: every word the need names
+    /// (all of an AND, any of an OR) is in the block's documents.
+    fn offered(event: &StoredEvent, query: &str) -> bool {
+        let text = IndexText::of(event);
+        let (grams, tokens) = (document(std::iter::once(&text.grams[..])), document(std::iter::once(&text.tokens[..])));
+        fn holds(need: &Need, grams: &str, tokens: &str) -> bool {
+            let has = |doc: &str, word: &str| doc.split(' ').any(|w| w == word.trim_matches('"'));
+            match need {
+                Need::All(parts) => parts.iter().all(|p| holds(p, grams, tokens)),
+                Need::Any(parts) => parts.iter().any(|p| holds(p, grams, tokens)),
+                Need::Grams(expr) => expr.split(" AND ").all(|w| has(grams, w)),
+                Need::Token(word) => has(tokens, word),
+            }
+        }
+        holds(&need_of(query).expect("a need"), &grams, &tokens)
+    }
+
+    #[test]
+    fn words_and_phrases_need_their_trigrams_and_short_or_negated_words_need_nothing() {
+        let refund = event(json!({"message": "REFUND issued to Kim — 환불 완료"}));
+        for query in ["refund", "Refund", "\"und iss\"", "ref*sued", "message:*FUND*", "환불", "\"불 완료\""] {
+            assert!(offered(&refund, query), "{query}");
+        }
+        for query in ["refunds", "\"refund  issued\"", "환불됨", "환자", "xylophone"] {
+            assert!(!offered(&refund, query), "{query}");
+        }
+        assert_eq!(need_of("ok"), None);
+        assert_eq!(need_of("-refund"), None);
+        assert_eq!(need_of("ok OR refund"), None, "one side needs nothing, so the OR needs nothing");
+        assert_eq!(need_of("ok refund"), need_of("refund"), "an AND keeps what its parts need");
+        assert_eq!(need_of("re*un"), None, "pieces under three characters");
+        assert_eq!(need_of("has:stack"), None);
+    }
+
+    #[test]
+    fn a_long_phrase_sends_a_bounded_number_of_trigrams_including_both_ends() {
+        let long = "abcdefghij".repeat(10);
+        let Some(Need::Grams(expr)) = need_of(&long) else { panic!("grams") };
+        assert!(expr.split(" AND ").count() <= MAX_GRAMS_PER_SEGMENT + 1, "{expr}");
+        assert!(offered(&event(json!({"message": long})), &long));
+        let changed_end = format!("{}x", &long[..long.len() - 1]);
+        assert!(!offered(&event(json!({"message": long})), &changed_end), "the last trigram is always sent");
+    }
+
+    #[test]
+    fn field_values_need_the_token_the_event_wrote() {
+        let event = event(json!({
+            "message": "Payment FAILED", "type": "TypeError",
+            "http": {"status": 502}, "user": {"id": "U-42", "plan": "pro"},
+            "extra": {"a": {"b": 7.0, "c": true}, "list": [1, "x"]}
+        }));
+        for query in [
+            "type:typeerror",
+            "http.status:502",
+            "user:u-42",
+            "user.plan:PRO",
+            "extra.a.b:7",
+            "extra.a.b:7.0",
+            "extra.a.c:true",
+            r#"extra.list:"[1,\"x\"]""#,
+            r#"extra.a:"{\"b\":7.0,\"c\":true}""#,
+            "type:[RangeError, TypeError]",
+            "payment user:u-42",
+        ] {
+            assert!(offered(&event, query), "{query}");
+        }
+        for query in ["type:rangeerror", "user:u-43", "extra.a.b:8", "extra.b:7", "refund user:u-42"] {
+            assert!(!offered(&event, query), "{query}");
+        }
+        assert_eq!(need_of("extra.a.b:7*"), None, "a wildcard value cannot use a whole-value token");
+        assert_eq!(need_of("http.status:>=500"), None);
+    }
+}

@@ -1,0 +1,264 @@
+//! The writer thread's side of the embedded store: each round commits the waiting events with
+//! their counts and, once a block of 32 is complete, the block's search index, all in one
+//! transaction — so what a 202 acknowledged is counted and findable after any crash.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use rusqlite::{Connection, OptionalExtension, Transaction};
+use tokio::sync::oneshot;
+
+use super::codec::{BodyDecoder, BodyEncoder, NewestDictionary, train_dictionary};
+use super::schema::FIRST_LAYOUT_TABLE;
+use super::text_index::{BLOCK_EVENTS, BLOCK_SHIFT, IndexText, document};
+use crate::event::{Level, StoredEvent};
+use crate::sqlite::AfterCommit;
+
+const MINUTE_MS: i64 = 60_000;
+/// The first dictionary is trained once this many events are stored, and a new one each time
+/// the store has grown tenfold since the last: few dictionaries, each fitted to more data.
+const FIRST_DICTIONARY_AT: i64 = 10_000;
+/// Events a dictionary is trained on (the newest ones).
+const DICTIONARY_SAMPLES: i64 = 5_000;
+/// Rows moved from the first layout per transaction.
+const UPGRADE_CHUNK: i64 = 5_000;
+
+/// One event as its row: serialised, compressed and indexed by the caller's task, so the single
+/// writer thread spends its time in SQLite only (the group commit is the serial part of ingest).
+pub(super) struct Row {
+    project: String,
+    env: String,
+    ts: i64,
+    id: [u8; 16],
+    level: i64,
+    body: Vec<u8>,
+    text: IndexText,
+}
+
+impl Row {
+    pub(super) fn from_event(e: &StoredEvent, encoder: &mut BodyEncoder<'_>) -> anyhow::Result<Row> {
+        Ok(Row {
+            project: e.project.clone(),
+            env: e.env.clone(),
+            ts: e.timestamp_ms(),
+            id: e.id.to_bytes(),
+            level: level_code(e.level),
+            body: encoder.encode(&e.to_json())?,
+            text: IndexText::of(e),
+        })
+    }
+}
+
+/// A level as stored: its place in [`Level::ALL`] (debug 0 … fatal 4).
+pub(super) fn level_code(level: Level) -> i64 {
+    Level::ALL.iter().position(|l| *l == level).map_or(0, |i| i as i64)
+}
+
+pub(super) type AppendRequest = (Vec<Row>, oneshot::Sender<Result<(), String>>);
+
+/// What the writer keeps between rounds. All of it can be rebuilt from the database, and is
+/// after a failed commit.
+pub(super) struct Writer {
+    streams: HashMap<(String, String), i64>,
+    next_seq: i64,
+    /// The first `seq` whose block is not in the index yet (a block boundary).
+    indexed_upto: i64,
+    /// The index text of every row from `indexed_upto` on: the block being filled.
+    pending: Vec<(i64, IndexText)>,
+    dictionary: Arc<NewestDictionary>,
+    /// `seq` at which the next dictionary is trained.
+    next_dictionary_at: i64,
+}
+
+impl Writer {
+    pub(super) fn load(conn: &Connection, dictionary: Arc<NewestDictionary>) -> anyhow::Result<Writer> {
+        dictionary.load(conn)?;
+        let next_seq: i64 = conn.query_row("SELECT coalesce(max(seq) + 1, 0) FROM events", [], |row| row.get(0))?;
+        let indexed_upto: i64 = conn
+            .query_row("SELECT value FROM index_state WHERE name = 'indexed_upto'", [], |row| row.get(0))
+            .optional()?
+            .unwrap_or(0);
+        let last_trained: Option<i64> = conn
+            .query_row("SELECT trained_at_seq FROM dictionaries ORDER BY rowid DESC LIMIT 1", [], |row| row.get(0))
+            .optional()?;
+        let mut pending = Vec::new();
+        {
+            let mut decoder = BodyDecoder::default();
+            let mut stmt = conn.prepare("SELECT seq, body FROM events WHERE seq >= ?1 ORDER BY seq")?;
+            let mut rows = stmt.query([indexed_upto])?;
+            while let Some(row) = rows.next()? {
+                let event = decoder.event(conn, &row.get::<_, Vec<u8>>(1)?)?;
+                pending.push((row.get(0)?, IndexText::of(&event)));
+            }
+        }
+        Ok(Writer {
+            streams: HashMap::new(),
+            next_seq,
+            indexed_upto,
+            pending,
+            dictionary,
+            next_dictionary_at: last_trained.map_or(FIRST_DICTIONARY_AT, |at| (at * 10).max(FIRST_DICTIONARY_AT)),
+        })
+    }
+
+    /// One round of the writer thread: commits the waiting requests together and answers each
+    /// once its events are on disk.
+    pub(super) fn commit_round(&mut self, conn: &mut Connection, mut batch: Vec<AppendRequest>) -> AfterCommit {
+        let result = self.commit(conn, batch.iter_mut().flat_map(|(rows, _)| rows.iter_mut()));
+        let result = result.map_err(|e| {
+            tracing::error!(error = %format!("{e:#}"), requests = batch.len(), "embedded store commit failed");
+            // What this round added to the writer's state was rolled back with it.
+            match Writer::load(conn, Arc::clone(&self.dictionary)) {
+                Ok(fresh) => *self = fresh,
+                Err(reload) => tracing::error!(error = %format!("{reload:#}"), "reloading the writer's state"),
+            }
+            format!("{e:#}")
+        });
+        for (_, reply) in batch {
+            let _ = reply.send(result.clone());
+        }
+        if self.next_seq >= self.next_dictionary_at {
+            if let Err(error) = self.train(conn) {
+                tracing::warn!(error = %format!("{error:#}"), "training a compression dictionary");
+            }
+        }
+        AfterCommit::Wait
+    }
+
+    fn commit<'a>(&mut self, conn: &mut Connection, rows: impl Iterator<Item = &'a mut Row>) -> anyhow::Result<()> {
+        let tx = conn.transaction()?;
+        self.insert(&tx, rows)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn insert<'a>(&mut self, tx: &Transaction<'_>, rows: impl Iterator<Item = &'a mut Row>) -> anyhow::Result<()> {
+        let mut counts: HashMap<(i64, i64, i64), i64> = HashMap::new();
+        {
+            // (stream, ts, id) is unique: an event stored twice is stored once.
+            let mut insert = tx.prepare_cached(
+                "INSERT OR IGNORE INTO events (stream, ts, id, seq, level, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for row in rows {
+                let stream = self.stream(tx, &row.project, &row.env)?;
+                let seq = self.next_seq;
+                if insert.execute(rusqlite::params![stream, row.ts, &row.id[..], seq, row.level, row.body])? == 1 {
+                    self.next_seq += 1;
+                    self.pending.push((seq, std::mem::take(&mut row.text)));
+                    *counts.entry((stream, row.ts.div_euclid(MINUTE_MS), row.level)).or_default() += 1;
+                }
+            }
+        }
+        let mut count = tx.prepare_cached(
+            "INSERT INTO counts (stream, minute, level, n) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (stream, minute, level) DO UPDATE SET n = n + excluded.n",
+        )?;
+        for ((stream, minute, level), n) in counts {
+            count.execute([stream, minute, level, n])?;
+        }
+        self.index_complete_blocks(tx)
+    }
+
+    /// Indexes every block no later row can join (rows only get higher `seq`s).
+    fn index_complete_blocks(&mut self, tx: &Transaction<'_>) -> anyhow::Result<()> {
+        let start = self.indexed_upto;
+        while let Some(&(last, _)) = self.pending.last() {
+            let end = self.indexed_upto + BLOCK_EVENTS;
+            if last < end {
+                break;
+            }
+            let taken = self.pending.partition_point(|(seq, _)| *seq < end);
+            if taken > 0 {
+                let block = self.indexed_upto >> BLOCK_SHIFT;
+                let texts: Vec<IndexText> = self.pending.drain(..taken).map(|(_, text)| text).collect();
+                let grams = document(texts.iter().map(|t| &t.grams[..]));
+                let tokens = document(texts.iter().map(|t| &t.tokens[..]));
+                tx.prepare_cached("INSERT INTO grams (rowid, text) VALUES (?1, ?2)")?.execute(rusqlite::params![block, grams])?;
+                tx.prepare_cached("INSERT INTO tokens (rowid, text) VALUES (?1, ?2)")?
+                    .execute(rusqlite::params![block, tokens])?;
+            }
+            self.indexed_upto = end;
+        }
+        if self.indexed_upto != start {
+            tx.prepare_cached(
+                "INSERT INTO index_state (name, value) VALUES ('indexed_upto', ?1)
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            )?
+            .execute([self.indexed_upto])?;
+        }
+        Ok(())
+    }
+
+    fn stream(&mut self, tx: &Transaction<'_>, project: &str, env: &str) -> anyhow::Result<i64> {
+        if let Some(id) = self.streams.get(&(project.to_string(), env.to_string())) {
+            return Ok(*id);
+        }
+        tx.prepare_cached("INSERT OR IGNORE INTO streams (project, env) VALUES (?1, ?2)")?.execute([project, env])?;
+        let id = tx.prepare_cached("SELECT id FROM streams WHERE project = ?1 AND env = ?2")?.query_row(
+            [project, env],
+            |row| row.get(0),
+        )?;
+        self.streams.insert((project.to_string(), env.to_string()), id);
+        Ok(id)
+    }
+
+    /// Trains a dictionary on the newest events; bodies written from now on use it.
+    fn train(&mut self, conn: &Connection) -> anyhow::Result<()> {
+        let mut decoder = BodyDecoder::default();
+        let mut samples = Vec::new();
+        {
+            let mut stmt = conn.prepare("SELECT body FROM events WHERE seq >= ?1")?;
+            let mut rows = stmt.query([self.next_seq - DICTIONARY_SAMPLES])?;
+            while let Some(row) = rows.next()? {
+                samples.push(decoder.json(conn, &row.get::<_, Vec<u8>>(0)?)?);
+            }
+        }
+        self.next_dictionary_at = (self.next_seq * 10).max(FIRST_DICTIONARY_AT);
+        let id = train_dictionary(conn, &samples)?;
+        conn.execute("UPDATE dictionaries SET trained_at_seq = ?1 WHERE id = ?2", rusqlite::params![self.next_seq, id])?;
+        self.dictionary.load(conn)?;
+        tracing::info!(dictionary = id, samples = samples.len(), "trained a compression dictionary");
+        Ok(())
+    }
+
+    /// Moves the rows of the first layout's table (if any) into this one, a chunk per
+    /// transaction, deleting each chunk from the old table as it goes: an upgrade cut short
+    /// carries on at the next start.
+    pub(super) fn upgrade_first_layout(&mut self, conn: &mut Connection) -> anyhow::Result<()> {
+        let exists: Option<String> = conn
+            .query_row("SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?1", [FIRST_LAYOUT_TABLE], |row| {
+                row.get(0)
+            })
+            .optional()?;
+        if exists.is_none() {
+            return Ok(());
+        }
+        let mut moved = 0usize;
+        loop {
+            let tx = conn.transaction()?;
+            let chunk: Vec<(String, String)> = {
+                let mut stmt = tx.prepare(&format!("SELECT id, body FROM {FIRST_LAYOUT_TABLE} ORDER BY id LIMIT ?1"))?;
+                stmt.query_map([UPGRADE_CHUNK], |row| Ok((row.get(0)?, row.get(1)?)))?
+                    .collect::<rusqlite::Result<_>>()?
+            };
+            let Some((last_id, _)) = chunk.last().cloned() else {
+                tx.execute_batch(&format!("DROP TABLE {FIRST_LAYOUT_TABLE}"))?;
+                tx.commit()?;
+                tracing::info!(events = moved, "moved the first layout's events into the current one");
+                return Ok(());
+            };
+            let dictionary = self.dictionary.get();
+            let mut encoder = BodyEncoder::new(dictionary.as_deref())?;
+            let mut rows = Vec::with_capacity(chunk.len());
+            for (_, body) in &chunk {
+                let event: StoredEvent = serde_json::from_str(body).context("an event of the first layout")?;
+                rows.push(Row::from_event(&event, &mut encoder)?);
+            }
+            self.insert(&tx, rows.iter_mut())?;
+            tx.execute(&format!("DELETE FROM {FIRST_LAYOUT_TABLE} WHERE id <= ?1"), [last_id])?;
+            tx.commit()?;
+            moved += chunk.len();
+        }
+    }
+}
