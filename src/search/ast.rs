@@ -174,7 +174,7 @@ pub struct Pattern {
 impl Pattern {
     pub fn new(text: impl Into<String>) -> Self {
         let text = text.into();
-        let folded = text.to_lowercase();
+        let folded = super::fold_case(&text);
         Pattern { text, folded }
     }
 

@@ -7,7 +7,7 @@ use std::cell::OnceCell;
 use serde_json::Value as Json;
 
 use super::ast::{Bound, Expr, Field, Node, Op, Value};
-use super::wildcard;
+use super::{fold_case, wildcard};
 use crate::event::StoredEvent;
 
 /// One event, read from the log group `group`.
@@ -29,7 +29,7 @@ impl<'a> Subject<'a> {
             Node::Or(children) => children.iter().any(|child| self.matches(child)),
             Node::Not(child) => !self.matches(child),
             Node::Text(pattern) => {
-                let message = self.message.get_or_init(|| self.event.message.to_lowercase());
+                let message = self.message.get_or_init(|| fold_case(&self.event.message));
                 wildcard::contains(pattern.folded(), message)
             }
             Node::Has(field) => self.field(field).is_some_and(|found| !found.empty),
@@ -114,7 +114,7 @@ impl<'a> Found<'a> {
     fn passes(&self, op: &Op) -> bool {
         match op {
             Op::AnyOf(values) => {
-                let folded = self.text.to_lowercase();
+                let folded = fold_case(&self.text);
                 values.iter().any(|value| self.equals(value, &folded))
             }
             Op::Compare(comparison, Bound::Number(bound)) => {
@@ -216,6 +216,16 @@ mod tests {
                 "*",
                 "pay* card"
             ]
+        );
+    }
+
+    #[test]
+    fn sigma_matches_in_every_form_wherever_the_query_cuts_the_word() {
+        let event = event(json!({"message": "ΣΥΣΤΗΜΑ ΕΚΤΟΣ λειτουργίας", "type": "ΣΦΑΛΜΑΣ"}));
+        let queries = ["ΣΥΣ", "συς", "εκτοσ", "ΕΚΤΟς", "\"ς λει\"", "type:σφαλμας", "type:*Σ", "type:σφαλμα", "ξ"];
+        assert_eq!(
+            matching(&event, &queries),
+            ["ΣΥΣ", "συς", "εκτοσ", "ΕΚΤΟς", "\"ς λει\"", "type:σφαλμας", "type:*Σ"]
         );
     }
 

@@ -34,6 +34,15 @@ pub const MAX_TERMS: usize = 100;
 /// The deepest nesting of parentheses and negations.
 pub const MAX_DEPTH: usize = 32;
 
+/// `text` in the one case every case-insensitive comparison of a search uses, so that a folded
+/// substring is a substring of the folded text. That needs a fold character by character:
+/// `str::to_lowercase` writes `Σ` as `ς` at a word's end and `σ` elsewhere, so `ΣΥΣ` (folded
+/// `συς`) would not be found in `ΣΥΣΤΗΜΑ` (`συστημα`); here all three are `σ`.
+pub fn fold_case(text: &str) -> String {
+    let lower = text.to_lowercase();
+    if lower.contains('ς') { lower.replace('ς', "σ") } else { lower }
+}
+
 /// A parsed query: a tree, or none for a blank query (which matches every event).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Query {

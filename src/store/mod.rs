@@ -179,7 +179,7 @@ impl EventQuery<'_> {
 }
 
 pub fn contains_ignoring_case(haystack: &str, needle: &str) -> bool {
-    haystack.to_lowercase().contains(&needle.to_lowercase())
+    crate::search::fold_case(haystack).contains(&crate::search::fold_case(needle))
 }
 
 /// Where the previous page stopped: the last event shown, by (timestamp, id).
@@ -274,5 +274,7 @@ mod tests {
         assert!(contains_ignoring_case("Zahlung FEHLGESCHLAGEN für Ärger", "ärger"));
         assert!(contains_ignoring_case("결제 실패", "실패"));
         assert!(!contains_ignoring_case("ok", "fail"));
+        assert!(contains_ignoring_case("ΣΥΣΤΗΜΑ ΕΚΤΟΣ", "ΣΥΣ"), "a prefix ending in Σ");
+        assert!(contains_ignoring_case("ΕΚΤΟΣ", "εκτοσ"), "a final Σ typed as σ");
     }
 }

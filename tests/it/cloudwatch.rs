@@ -31,7 +31,7 @@ fn cloudwatch_config(dir: &std::path::Path, endpoint: &str) -> Config {
     )
 }
 
-async fn start_app(endpoint: &str) -> CloudWatchApp {
+pub(crate) async fn start_app(endpoint: &str) -> CloudWatchApp {
     let dir = tempfile::tempdir().expect("dir");
     let config = cloudwatch_config(dir.path(), endpoint);
     CloudWatchApp::start(config, dir, endpoint).await

@@ -12,4 +12,5 @@ mod cloudwatch_process;
 mod http;
 mod process;
 mod properties;
+mod query_suite;
 mod writer_faults;
