@@ -33,8 +33,18 @@ use ulid::Ulid;
 const COMMIT_EVENTS: usize = 5_000;
 
 const SERVICES: [&str; 12] = [
-    "checkout", "orders", "payments", "inventory", "search", "auth", "catalog", "shipping", "notifications", "web",
-    "recommendations", "billing",
+    "checkout",
+    "orders",
+    "payments",
+    "inventory",
+    "search",
+    "auth",
+    "catalog",
+    "shipping",
+    "notifications",
+    "web",
+    "recommendations",
+    "billing",
 ];
 const REGIONS: [&str; 4] = ["ap-northeast-2", "us-east-1", "eu-west-1", "ap-southeast-1"];
 const PATHS: [&str; 8] =
@@ -108,11 +118,8 @@ fn event(rng: &mut SmallRng, at: OffsetDateTime, received: OffsetDateTime) -> St
     let ms = rng.random_range(1..2_000);
     let message = message(rng, level, service, order, ms);
     let user = format!("u-{}", rng.random_range(0..50_000));
-    let region = if rng.random_range(0..10_000) < 8 {
-        "sa-east-1"
-    } else {
-        REGIONS[rng.random_range(0..REGIONS.len())]
-    };
+    let region =
+        if rng.random_range(0..10_000) < 8 { "sa-east-1" } else { REGIONS[rng.random_range(0..REGIONS.len())] };
     let mut extra = Map::new();
     extra.insert("service".into(), json!(service));
     extra.insert("region".into(), json!(region));

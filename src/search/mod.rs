@@ -25,7 +25,7 @@ use std::str::FromStr;
 
 pub use self::ast::{Bound, Comparison, Expr, Field, Node, Op, Pattern, Span, Value};
 pub use self::time::{EARLIEST, LATEST, TimeError, parse_time_expr};
-use crate::event::StoredEvent;
+use crate::event::{Level, StoredEvent};
 
 /// The longest query accepted, in characters.
 pub const MAX_QUERY_CHARS: usize = 2_000;
@@ -41,6 +41,19 @@ pub const MAX_DEPTH: usize = 32;
 pub fn fold_case(text: &str) -> String {
     let lower = text.to_lowercase();
     if lower.contains('ς') { lower.replace('ς', "σ") } else { lower }
+}
+
+/// The levels a `level:` test accepts, as the evaluator reads it: the stored (lower-case) level
+/// text against each value, or the level order against a level bound (a level has no number).
+pub fn levels_accepted(op: &Op) -> Vec<Level> {
+    Level::ALL
+        .into_iter()
+        .filter(|level| match op {
+            Op::AnyOf(values) => values.iter().any(|value| wildcard::matches(value.pattern.folded(), level.as_str())),
+            Op::Compare(comparison, Bound::Level(bound)) => comparison.holds(level, bound),
+            Op::Compare(_, Bound::Number(_)) => false,
+        })
+        .collect()
 }
 
 /// A parsed query: a tree, or none for a blank query (which matches every event).
@@ -60,22 +73,20 @@ impl Query {
         self.root.as_ref()
     }
 
-    /// Texts every matching event's `message` contains (case-insensitively): the literal parts of
-    /// the words and phrases the whole query needs (not under `OR` or a negation). A store may
-    /// narrow its scan with them; the evaluator still decides.
-    pub fn required_words(&self) -> Vec<&str> {
-        fn collect<'q>(expr: &'q Expr, words: &mut Vec<&'q str>) {
+    /// The levels every matching event has, from the `level:` tests the whole query needs (not
+    /// under `OR` or a negation); `None` when the query allows every level. A store may narrow
+    /// its reads with them; the evaluator still decides.
+    pub fn required_levels(&self) -> Option<Vec<Level>> {
+        fn collect(expr: &Expr) -> Option<Vec<Level>> {
             match &expr.node {
-                Node::And(children) => children.iter().for_each(|child| collect(child, words)),
-                Node::Text(pattern) => words.extend(pattern.segments().filter(|s| !s.is_empty())),
-                Node::Or(_) | Node::Not(_) | Node::Term { .. } | Node::Has(_) => {}
+                Node::And(children) => children.iter().filter_map(collect).reduce(|a, b| {
+                    a.into_iter().filter(|level| b.contains(level)).collect()
+                }),
+                Node::Term { field: Field::Level, op } => Some(levels_accepted(op)),
+                _ => None,
             }
         }
-        let mut words = Vec::new();
-        if let Some(root) = &self.root {
-            collect(root, &mut words);
-        }
-        words
+        self.root.as_ref().and_then(collect)
     }
 
     /// Whether `event`, read from the log group `group`, matches.

@@ -22,8 +22,7 @@
 //! the raw line is provably necessary.
 
 use crate::event::Level;
-use crate::search::wildcard;
-use crate::search::{Bound, Comparison, Expr, Field, Node, Op, Query};
+use crate::search::{Bound, Comparison, Expr, Field, Node, Op, Query, levels_accepted};
 
 /// AWS refuses a longer `filterPattern` (FilterLogEvents: 1024 characters at most).
 const MAX_PATTERN_CHARS: usize = 1024;
@@ -147,17 +146,8 @@ fn combine(children: &[Expr], join: fn(Vec<Cond>) -> Cond) -> Translated {
     Translated { exact: exact || cond == Cond::False, cond }
 }
 
-/// The levels a `level:` term accepts, as the evaluator reads it: the stored (lower-case) level
-/// text against each value, or the level order against a level bound.
 fn level_term(op: &Op) -> LevelSet {
-    match op {
-        Op::AnyOf(values) => LevelSet::matching(|level| {
-            values.iter().any(|value| wildcard::matches(value.pattern.folded(), level.as_str()))
-        }),
-        Op::Compare(comparison, Bound::Level(bound)) => LevelSet::matching(|level| comparison.holds(&level, bound)),
-        // A level has no number.
-        Op::Compare(_, Bound::Number(_)) => LevelSet(0),
-    }
+    LevelSet::of(&levels_accepted(op))
 }
 
 fn levels(set: LevelSet) -> Cond {

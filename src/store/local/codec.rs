@@ -69,7 +69,10 @@ impl<'d> BodyEncoder<'d> {
 pub(super) fn train_dictionary(conn: &Connection, samples: &[String]) -> anyhow::Result<u32> {
     let dictionary = zstd::dict::from_samples(samples, DICTIONARY_BYTES).context("training a dictionary")?;
     let id = zstd::zstd_safe::get_dict_id_from_dict(&dictionary).ok_or_else(|| anyhow!("a dictionary without id"))?;
-    conn.execute("INSERT OR REPLACE INTO dictionaries (id, bytes) VALUES (?1, ?2)", rusqlite::params![id.get(), dictionary])?;
+    conn.execute(
+        "INSERT OR REPLACE INTO dictionaries (id, bytes) VALUES (?1, ?2)",
+        rusqlite::params![id.get(), dictionary],
+    )?;
     Ok(id.get())
 }
 

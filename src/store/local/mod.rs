@@ -28,12 +28,12 @@ use tokio::sync::{mpsc, oneshot};
 use ulid::Ulid;
 
 use self::codec::{BodyDecoder, BodyEncoder, NewestDictionary};
-use self::read::Scope;
+use self::read::{Scope, Sink};
 use self::text_index::Need;
 use self::write::{Row, Writer, level_code};
 use super::histogram::{Buckets, Histogram};
 use super::{EventPage, EventQuery, Group, GroupKind, LevelCounts, LogStore, ReadRefused};
-use crate::event::{StoredEvent, unix_ms};
+use crate::event::{Level, StoredEvent, unix_ms};
 use crate::project::Project;
 use crate::search::Query;
 use crate::sqlite::{self, PoolLimits, ReadError, ReadPool};
@@ -155,59 +155,100 @@ enum Plan {
 }
 
 impl Plan {
-    fn of(conn: &Connection, search: &Query) -> rusqlite::Result<Plan> {
-        let listed = match Need::of(search) {
-            Some(need) => read::candidate_blocks(conn, &need)?,
+    fn of(conn: &Connection, need: Option<&Need>) -> rusqlite::Result<Plan> {
+        let listed = match need {
+            Some(need) => read::candidate_blocks(conn, need)?,
             None => None,
         };
         Ok(listed.map_or(Plan::ByTime, Plan::Blocks))
     }
 
-    /// Visits the scope's events this plan reads, until `visit` returns false.
-    fn visit(&self, conn: &Connection, scope: &Scope, visit: impl FnMut(StoredEvent) -> bool) -> rusqlite::Result<()> {
+    fn offer(
+        &self,
+        conn: &Connection,
+        scope: &Scope,
+        checker: &mut read::Checker<'_>,
+        sink: &mut dyn Sink,
+    ) -> rusqlite::Result<()> {
         match self {
-            Plan::Blocks(blocks) => read::in_blocks(conn, scope, blocks, visit),
-            Plan::ByTime => read::by_time(conn, scope, visit),
+            Plan::Blocks(blocks) => read::in_blocks(conn, scope, blocks, checker, sink),
+            Plan::ByTime => read::by_time(conn, scope, checker, sink),
         }
     }
 }
 
-/// The newest of the events offered, at most `keep` of them.
-struct Newest {
-    keep: usize,
-    heap: BinaryHeap<Reverse<(i64, Ulid, OrderedEvent)>>,
+/// A page read newest first: the first `limit + 1` matches.
+struct FirstMatches {
+    limit: usize,
+    events: Vec<StoredEvent>,
 }
 
-/// An event ordered by nothing: the heap orders by (time, id) before it.
-struct OrderedEvent(StoredEvent);
-
-impl PartialEq for OrderedEvent {
-    fn eq(&self, _: &Self) -> bool {
-        true
+impl Sink for FirstMatches {
+    fn take(&mut self, event: StoredEvent) -> bool {
+        self.events.push(event);
+        self.events.len() <= self.limit
     }
 }
-impl Eq for OrderedEvent {}
-impl PartialOrd for OrderedEvent {
+
+/// A page read in no order: the newest `keep` of every match.
+struct NewestMatches {
+    keep: usize,
+    heap: BinaryHeap<Reverse<ByTime>>,
+}
+
+/// An event ordered newest-last by (time, id).
+struct ByTime(i64, [u8; 16], StoredEvent);
+
+impl PartialEq for ByTime {
+    fn eq(&self, other: &Self) -> bool {
+        (self.0, self.1) == (other.0, other.1)
+    }
+}
+impl Eq for ByTime {}
+impl PartialOrd for ByTime {
     fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
         Some(self.cmp(other))
     }
 }
-impl Ord for OrderedEvent {
-    fn cmp(&self, _: &Self) -> std::cmp::Ordering {
-        std::cmp::Ordering::Equal
+impl Ord for ByTime {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.0, self.1).cmp(&(other.0, other.1))
     }
 }
 
-impl Newest {
-    fn offer(&mut self, event: StoredEvent) {
-        self.heap.push(Reverse((event.timestamp_ms(), event.id, OrderedEvent(event))));
+impl Sink for NewestMatches {
+    /// Once the page is full, an event older than all of it is not decoded at all.
+    fn wants(&self, ts: i64, id: &[u8]) -> bool {
+        self.heap.len() < self.keep || self.heap.peek().is_none_or(|Reverse(oldest)| (ts, id) > (oldest.0, &oldest.1[..]))
+    }
+
+    fn take(&mut self, event: StoredEvent) -> bool {
+        self.heap.push(Reverse(ByTime(event.timestamp_ms(), event.id.to_bytes(), event)));
         if self.heap.len() > self.keep {
             self.heap.pop();
         }
+        true
     }
+}
 
-    fn into_events(self) -> Vec<StoredEvent> {
-        self.heap.into_iter().map(|Reverse((_, _, OrderedEvent(event)))| event).collect()
+impl Sink for Histogram {
+    fn take(&mut self, event: StoredEvent) -> bool {
+        self.add(&event);
+        true
+    }
+}
+
+/// The levels a read keeps: those asked for (all when none) that the search also requires;
+/// `None` when no level is left.
+fn levels_to_read(asked: &[Level], search: &Query) -> Option<Vec<i64>> {
+    let mut levels: Vec<Level> = if asked.is_empty() { Level::ALL.to_vec() } else { asked.to_vec() };
+    if let Some(required) = search.required_levels() {
+        levels.retain(|level| required.contains(level));
+    }
+    match levels.len() {
+        0 => None,
+        n if n == Level::ALL.len() => Some(Vec::new()),
+        _ => Some(levels.into_iter().map(level_code).collect()),
     }
 }
 
@@ -239,32 +280,26 @@ impl LogStore for LocalStore {
         }
         let (project, env, limit) = (query.project.name.clone(), query.env.clone(), query.limit);
         let (search, group) = (query.search.clone(), query.group_name().to_string());
-        let mut scope = scope(query);
+        let Some(levels) = levels_to_read(&query.levels, &search) else { return Ok(EventPage::default()) };
+        let mut scope = Scope { levels, ..scope(query) };
         let events = self
             .read(lane(query), move |conn| {
                 let Some(stream) = read::stream(conn, &project, &env)? else { return Ok(Vec::new()) };
                 scope.stream = stream;
-                let plan = if search.root().is_none() { Plan::ByTime } else { Plan::of(conn, &search)? };
-                if let Plan::ByTime = plan {
-                    // Newest first: the first `limit + 1` matches are the page.
-                    let mut events = Vec::with_capacity(limit + 1);
-                    read::by_time(conn, &scope, |event| {
-                        if search.matches(&event, &group) {
-                            events.push(event);
-                        }
-                        events.len() <= limit
-                    })?;
-                    return Ok(events);
-                }
-                // Blocks come in no useful order: every match is offered, the newest kept.
-                let mut newest = Newest { keep: limit + 1, heap: BinaryHeap::new() };
-                plan.visit(conn, &scope, |event| {
-                    if search.matches(&event, &group) {
-                        newest.offer(event);
+                let need = Need::of(&search);
+                let mut checker = read::Checker::new(need.as_ref(), &search, &group);
+                match Plan::of(conn, need.as_ref())? {
+                    Plan::ByTime => {
+                        let mut page = FirstMatches { limit, events: Vec::with_capacity(limit + 1) };
+                        read::by_time(conn, &scope, &mut checker, &mut page)?;
+                        Ok(page.events)
                     }
-                    true
-                })?;
-                Ok(newest.into_events())
+                    plan => {
+                        let mut page = NewestMatches { keep: limit + 1, heap: BinaryHeap::new() };
+                        plan.offer(conn, &scope, &mut checker, &mut page)?;
+                        Ok(page.heap.into_iter().map(|Reverse(ByTime(_, _, event))| event).collect())
+                    }
+                }
             })
             .await?;
         Ok(EventPage::from_candidates(events, limit))
@@ -277,7 +312,8 @@ impl LogStore for LocalStore {
         }
         let (project, env) = (query.project.name.clone(), query.env.clone());
         let (search, group) = (query.search.clone(), query.group_name().to_string());
-        let mut scope = Scope { before: None, ..scope(query) };
+        let Some(levels) = levels_to_read(&query.levels, &search) else { return Ok(histogram) };
+        let mut scope = Scope { levels, before: None, ..scope(query) };
         let lane = if search.root().is_none() { Lane::Lookup } else { Lane::Search };
         self.read(lane, move |conn| {
             let Some(stream) = read::stream(conn, &project, &env)? else { return Ok(histogram) };
@@ -286,12 +322,9 @@ impl LogStore for LocalStore {
                 // Buckets are whole minutes on minute boundaries: a minute falls in one bucket.
                 read::by_minute(conn, &scope, |ts, level, n| histogram.add_count(ts, level, n))?;
             } else {
-                Plan::of(conn, &search)?.visit(conn, &scope, |event| {
-                    if search.matches(&event, &group) {
-                        histogram.add(&event);
-                    }
-                    true
-                })?;
+                let need = Need::of(&search);
+                let mut checker = read::Checker::new(need.as_ref(), &search, &group);
+                Plan::of(conn, need.as_ref())?.offer(conn, &scope, &mut checker, &mut histogram)?;
             }
             Ok(histogram)
         })
@@ -357,7 +390,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::event::{Context, Level, normalise};
+    use crate::event::{Context, normalise};
     use crate::search::Query;
     use crate::store::Cursor;
     use serde_json::json;

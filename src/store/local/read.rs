@@ -12,10 +12,11 @@ use rusqlite::{Connection, OptionalExtension, params_from_iter};
 use super::codec::BodyDecoder;
 use super::text_index::{BLOCK_EVENTS, BLOCK_SHIFT, Need};
 use crate::event::{Level, StoredEvent};
+use crate::search::{Query, fold_case};
 
 /// The most blocks one part of a query may name before the index is set aside for a read by
-/// time: 4,096 blocks are ~131,000 events to check, about what a scan reads in the same time.
-const MAX_CANDIDATE_BLOCKS: usize = 4_096;
+/// time: 16,384 blocks are ~524,000 rows, most skipped by time or by the text test before parsing.
+const MAX_CANDIDATE_BLOCKS: usize = 16_384;
 const MINUTE_MS: i64 = 60_000;
 
 /// An error of a stored row (a body that does not decode), carried as a SQLite error.
@@ -50,27 +51,63 @@ pub(super) fn stream(conn: &Connection, project: &str, env: &str) -> rusqlite::R
         .optional()
 }
 
-/// Decodes rows and hands each event to `visit` until it returns false.
-struct Visitor<'c, F> {
-    conn: &'c Connection,
-    decoder: BodyDecoder,
-    visit: F,
+/// Where the events a read finds go.
+pub(super) trait Sink {
+    /// Whether an event at (`ts`, `id`) could still be taken: asked before a row is decoded.
+    fn wants(&self, _ts: i64, _id: &[u8]) -> bool {
+        true
+    }
+
+    /// Takes a matching event; false when the read may stop.
+    fn take(&mut self, event: StoredEvent) -> bool;
 }
 
-impl<F: FnMut(StoredEvent) -> bool> Visitor<'_, F> {
-    fn row(&mut self, body: &[u8]) -> rusqlite::Result<bool> {
-        let event = self.decoder.event(self.conn, body).map_err(corrupt)?;
-        Ok((self.visit)(event))
+/// Decodes a row and decides whether its event matches: first the cheap test of the search's
+/// [`Need`] on the JSON line, then the evaluator on the parsed event.
+pub(super) struct Checker<'q> {
+    decoder: BodyDecoder,
+    need: Option<&'q Need>,
+    search: &'q Query,
+    group: &'q str,
+}
+
+impl<'q> Checker<'q> {
+    pub(super) fn new(need: Option<&'q Need>, search: &'q Query, group: &'q str) -> Checker<'q> {
+        Checker { decoder: BodyDecoder::default(), need, search, group }
+    }
+
+    fn check(&mut self, conn: &Connection, body: &[u8]) -> rusqlite::Result<Option<StoredEvent>> {
+        let json = self.decoder.json(conn, body).map_err(corrupt)?;
+        if let Some(need) = self.need {
+            let folded = if json.is_ascii() { json.to_ascii_lowercase() } else { fold_case(&json) };
+            if !need.admits(&folded) {
+                return Ok(None);
+            }
+        }
+        let event: StoredEvent = serde_json::from_str(&json).map_err(|e| corrupt(e.into()))?;
+        Ok(self.search.matches(&event, self.group).then_some(event))
+    }
+
+    /// Offers a row to the sink; false when the read may stop.
+    fn offer(&mut self, conn: &Connection, sink: &mut dyn Sink, ts: i64, id: &[u8], body: &[u8]) -> rusqlite::Result<bool> {
+        if !sink.wants(ts, id) {
+            return Ok(true);
+        }
+        Ok(match self.check(conn, body)? {
+            Some(event) => sink.take(event),
+            None => true,
+        })
     }
 }
 
-/// Visits the scope's events newest first, by time, until `visit` returns false.
+/// Offers the scope's events newest first, by time, until the sink has enough.
 pub(super) fn by_time(
     conn: &Connection,
     scope: &Scope,
-    visit: impl FnMut(StoredEvent) -> bool,
+    checker: &mut Checker<'_>,
+    sink: &mut dyn Sink,
 ) -> rusqlite::Result<()> {
-    let mut sql = String::from("SELECT body FROM events WHERE stream = ? AND ts >= ? AND ts <= ?");
+    let mut sql = String::from("SELECT ts, id, body FROM events WHERE stream = ? AND ts >= ? AND ts <= ?");
     let mut args: Vec<Sql> = vec![scope.stream.into(), scope.from_ms.into(), scope.to_ms.into()];
     if !scope.levels.is_empty() {
         sql.push_str(&format!(" AND level IN ({})", vec!["?"; scope.levels.len()].join(", ")));
@@ -84,9 +121,9 @@ pub(super) fn by_time(
     sql.push_str(" ORDER BY ts DESC, id DESC");
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut rows = stmt.query(params_from_iter(args))?;
-    let mut visitor = Visitor { conn, decoder: BodyDecoder::default(), visit };
     while let Some(row) = rows.next()? {
-        if !visitor.row(row.get_ref(0)?.as_blob()?)? {
+        let (ts, id, body) = (row.get(0)?, row.get_ref(1)?.as_blob()?, row.get_ref(2)?.as_blob()?);
+        if !checker.offer(conn, sink, ts, id, body)? {
             break;
         }
     }
@@ -108,8 +145,8 @@ pub(super) fn candidate_blocks(conn: &Connection, need: &Need) -> rusqlite::Resu
 /// Sorted newest first, without repeats; `None` for "too many to list".
 fn blocks(conn: &Connection, need: &Need) -> rusqlite::Result<Option<Vec<i64>>> {
     match need {
-        Need::Grams(expr) => matching(conn, "grams", expr),
-        Need::Token(token) => matching(conn, "tokens", &format!("\"{token}\"")),
+        Need::Grams { words, .. } => matching(conn, "grams", words),
+        Need::Token { word, .. } => matching(conn, "tokens", word),
         Need::All(parts) => {
             // Parts on one table go to FTS5 as one expression: it intersects posting lists
             // faster than we can, and a common word next to a rare one costs nothing.
@@ -138,19 +175,20 @@ fn blocks(conn: &Connection, need: &Need) -> rusqlite::Result<Option<Vec<i64>>> 
 }
 
 fn grams_of(parts: &[Need]) -> Vec<String> {
-    parts.iter().filter_map(|p| if let Need::Grams(e) = p { Some(format!("({e})")) } else { None }).collect()
+    parts.iter().filter_map(|p| if let Need::Grams { words, .. } = p { Some(format!("({words})")) } else { None }).collect()
 }
 
 fn tokens_of(parts: &[Need]) -> Vec<String> {
-    parts.iter().filter_map(|p| if let Need::Token(t) = p { Some(format!("\"{t}\"")) } else { None }).collect()
+    parts.iter().filter_map(|p| if let Need::Token { word, .. } = p { Some(word.clone()) } else { None }).collect()
 }
 
 /// The blocks of `table` matching an FTS5 expression, newest first; `None` past the cap.
 fn matching(conn: &Connection, table: &str, expr: &str) -> rusqlite::Result<Option<Vec<i64>>> {
     let mut stmt =
         conn.prepare_cached(&format!("SELECT rowid FROM {table} WHERE {table} MATCH ?1 ORDER BY rowid DESC LIMIT ?2"))?;
-    let found: Vec<i64> =
-        stmt.query_map(rusqlite::params![expr, MAX_CANDIDATE_BLOCKS as i64 + 1], |row| row.get(0))?.collect::<rusqlite::Result<_>>()?;
+    let found: Vec<i64> = stmt
+        .query_map(rusqlite::params![expr, MAX_CANDIDATE_BLOCKS as i64 + 1], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
     Ok((found.len() <= MAX_CANDIDATE_BLOCKS).then_some(found))
 }
 
@@ -171,26 +209,26 @@ fn intersect(a: &[i64], b: &[i64]) -> Vec<i64> {
     both
 }
 
-/// Visits the scope's events in `blocks` and in the unindexed tail (from `indexed_upto`), in no
-/// particular order, until `visit` returns false.
+/// Offers the scope's events in `blocks` and in the unindexed tail (from `indexed_upto`), in no
+/// particular order, until the sink has enough.
 pub(super) fn in_blocks(
     conn: &Connection,
     scope: &Scope,
     (blocks, indexed_upto): &(Vec<i64>, i64),
-    visit: impl FnMut(StoredEvent) -> bool,
+    checker: &mut Checker<'_>,
+    sink: &mut dyn Sink,
 ) -> rusqlite::Result<()> {
     let mut stmt = conn.prepare_cached(
         "SELECT ts, id, level, body FROM events INDEXED BY events_by_seq
          WHERE seq >= ?1 AND seq < ?2 AND stream = ?3 AND ts >= ?4 AND ts <= ?5",
     )?;
-    let mut visitor = Visitor { conn, decoder: BodyDecoder::default(), visit };
     let ranges = std::iter::once((*indexed_upto, i64::MAX))
         .chain(blocks.iter().map(|block| (block << BLOCK_SHIFT, (block << BLOCK_SHIFT) + BLOCK_EVENTS)));
     for (first, end) in ranges {
         let mut rows = stmt.query(rusqlite::params![first, end, scope.stream, scope.from_ms, scope.to_ms])?;
         while let Some(row) = rows.next()? {
-            let (ts, level) = (row.get::<_, i64>(0)?, row.get::<_, i64>(2)?);
-            if scope.admits(ts, row.get_ref(1)?.as_blob()?, level) && !visitor.row(row.get_ref(3)?.as_blob()?)? {
+            let (ts, id, level) = (row.get::<_, i64>(0)?, row.get_ref(1)?.as_blob()?, row.get::<_, i64>(2)?);
+            if scope.admits(ts, id, level) && !checker.offer(conn, sink, ts, id, row.get_ref(3)?.as_blob()?)? {
                 return Ok(());
             }
         }
@@ -221,7 +259,8 @@ pub(super) fn by_minute(
         }
     };
     if first_whole < end_whole {
-        let mut sql = String::from("SELECT minute, level, n FROM counts WHERE stream = ? AND minute >= ? AND minute < ?");
+        let mut sql =
+            String::from("SELECT minute, level, n FROM counts WHERE stream = ? AND minute >= ? AND minute < ?");
         let mut args: Vec<Sql> = vec![scope.stream.into(), first_whole.into(), end_whole.into()];
         level_filter(&mut sql, &mut args);
         let mut stmt = conn.prepare_cached(&sql)?;
@@ -237,9 +276,8 @@ pub(super) fn by_minute(
         vec![(scope.from_ms, scope.to_ms)]
     };
     for (from, to) in edges.into_iter().filter(|(from, to)| from <= to) {
-        let mut sql = String::from(
-            "SELECT ts / 60000, level, count(*) FROM events WHERE stream = ? AND ts >= ? AND ts <= ?",
-        );
+        let mut sql =
+            String::from("SELECT ts / 60000, level, count(*) FROM events WHERE stream = ? AND ts >= ? AND ts <= ?");
         let mut args: Vec<Sql> = vec![scope.stream.into(), from.into(), to.into()];
         level_filter(&mut sql, &mut args);
         sql.push_str(" GROUP BY ts / 60000, level");

@@ -67,8 +67,10 @@ pub(super) const FIRST_LAYOUT_TABLE: &str = "events_v1";
 pub(super) fn create(conn: &Connection) -> anyhow::Result<()> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
     if version == 0 && has_first_layout(conn)? {
-        conn.execute_batch(&format!("ALTER TABLE events RENAME TO {FIRST_LAYOUT_TABLE}; DROP INDEX IF EXISTS events_by_time;"))
-            .context("setting the first layout's events aside")?;
+        conn.execute_batch(&format!(
+            "ALTER TABLE events RENAME TO {FIRST_LAYOUT_TABLE}; DROP INDEX IF EXISTS events_by_time;"
+        ))
+        .context("setting the first layout's events aside")?;
     }
     conn.execute_batch(SCHEMA).context("creating the events schema")?;
     conn.execute_batch(&format!("PRAGMA user_version = {VERSION}"))?;

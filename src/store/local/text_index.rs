@@ -19,7 +19,7 @@
 use serde_json::Value as Json;
 
 use crate::event::StoredEvent;
-use crate::search::{Expr, Field, Node, Op, Query, Value};
+use crate::search::{Expr, Field, Node, Op, Query, Value, fold_case};
 
 /// Events per indexed block: `block = seq >> BLOCK_SHIFT`.
 pub(super) const BLOCK_SHIFT: u32 = 5;
@@ -72,7 +72,7 @@ impl IndexText {
         if let Some(extra) = &event.extra {
             tokens.tree("extra", extra);
         }
-        let mut grams = trigrams(&event.message.to_lowercase());
+        let mut grams = trigrams(&fold_case(&event.message));
         grams.sort_unstable();
         grams.dedup();
         let mut tokens = tokens.0;
@@ -119,7 +119,9 @@ const PAIR: u64 = 1 << 63;
 fn segment_keys(segment: &str) -> Vec<u64> {
     let chars: Vec<char> = segment.chars().collect();
     match chars[..] {
-        [a, b] if !a.is_ascii() || !b.is_ascii() => vec![PAIR | (u64::from(u32::from(a)) << 21) | u64::from(u32::from(b))],
+        [a, b] if !a.is_ascii() || !b.is_ascii() => {
+            vec![PAIR | (u64::from(u32::from(a)) << 21) | u64::from(u32::from(b))]
+        }
         _ => trigrams(segment).into_iter().filter(|k| k & PAIR == 0).collect(),
     }
 }
@@ -145,7 +147,7 @@ struct Tokens(Vec<u64>);
 
 impl Tokens {
     fn text(&mut self, field: &str, text: &str) {
-        self.0.push(token(field, &text.to_lowercase()));
+        self.0.push(token(field, &fold_case(text)));
     }
 
     /// A numeric field: found by its number (`field:502`) and by its text.
@@ -187,23 +189,46 @@ pub(super) enum Need {
     All(Vec<Need>),
     /// At least one part holds.
     Any(Vec<Need>),
-    /// The block's messages contain this (lower-cased) text: the FTS5 expression of its trigrams.
-    Grams(String),
-    /// The block has this field token: its FTS5 word.
-    Token(String),
+    /// The block's messages contain these (folded) pieces; `words` is the FTS5 expression of
+    /// their trigrams.
+    Grams { words: String, pieces: Vec<String> },
+    /// The block has this field token (`word`, FTS5's); an event that has it has `piece` (when
+    /// set) in its JSON line.
+    Token { word: String, piece: Option<String> },
 }
 
 impl Need {
     pub(super) fn of(query: &Query) -> Option<Need> {
         query.root().and_then(need)
     }
+
+    /// Whether an event whose folded JSON line is `json` may match: the cheap test a row passes
+    /// before it is parsed and evaluated. Text the need names is in the line as written, unless
+    /// it holds a character JSON escapes (such pieces are never kept).
+    pub(super) fn admits(&self, json: &str) -> bool {
+        match self {
+            Need::All(parts) => parts.iter().all(|part| part.admits(json)),
+            Need::Any(parts) => parts.iter().any(|part| part.admits(json)),
+            Need::Grams { pieces, .. } => pieces.iter().all(|piece| memchr::memmem::find(json.as_bytes(), piece.as_bytes()).is_some()),
+            Need::Token { piece, .. } => {
+                piece.as_ref().is_none_or(|piece| memchr::memmem::find(json.as_bytes(), piece.as_bytes()).is_some())
+            }
+        }
+    }
+}
+
+/// `text` unless JSON would write one of its characters differently (a quote, a backslash, a
+/// control character).
+fn verbatim_in_json(text: &str) -> Option<String> {
+    (!text.is_empty() && !text.chars().any(|c| c == '"' || c == '\\' || c < ' ')).then(|| text.to_string())
 }
 
 fn need(expr: &Expr) -> Option<Need> {
     match &expr.node {
         Node::And(children) => {
             let parts: Vec<Need> = children.iter().filter_map(need).collect();
-            (!parts.is_empty()).then(|| if parts.len() == 1 { parts.into_iter().next() } else { Some(Need::All(parts)) })?
+            (!parts.is_empty())
+                .then(|| if parts.len() == 1 { parts.into_iter().next() } else { Some(Need::All(parts)) })?
         }
         Node::Or(children) => any(children.iter().map(need)),
         Node::Not(_) | Node::Has(_) => None,
@@ -246,10 +271,14 @@ fn value_token(field: &str, value: &Value) -> Option<Need> {
     if value.pattern.has_wildcard() {
         return None;
     }
-    let by_text = Need::Token(word(token(field, value.pattern.folded())));
+    let folded = value.pattern.folded();
     match value.number {
-        Some(number) => Some(Need::Any(vec![Need::Token(word(token(field, &canonical(number)))), by_text])),
-        None => Some(by_text),
+        // A number matches numeric values whatever way they are written: no piece of text.
+        Some(number) => Some(Need::Any(vec![
+            Need::Token { word: word(token(field, &canonical(number))), piece: None },
+            Need::Token { word: word(token(field, folded)), piece: None },
+        ])),
+        None => Some(Need::Token { word: word(token(field, folded)), piece: verbatim_in_json(folded) }),
     }
 }
 
@@ -257,7 +286,9 @@ fn value_token(field: &str, value: &Value) -> Option<Need> {
 /// is three characters long (or two, not all ASCII).
 fn grams(folded: &str) -> Option<Need> {
     let mut words = Vec::new();
+    let mut pieces = Vec::new();
     for segment in folded.split(crate::search::wildcard::WILDCARD) {
+        pieces.extend(verbatim_in_json(segment));
         let keys = segment_keys(segment);
         // The first and last trigrams and evenly spaced ones between, when there are many.
         let step = keys.len().div_ceil(MAX_GRAMS_PER_SEGMENT).max(1);
@@ -271,7 +302,7 @@ fn grams(folded: &str) -> Option<Need> {
     }
     words.sort_unstable();
     words.dedup();
-    (!words.is_empty()).then(|| Need::Grams(words.join(" AND ")))
+    (!words.is_empty()).then(|| Need::Grams { words: words.join(" AND "), pieces })
 }
 
 #[cfg(test)]
@@ -303,8 +334,8 @@ mod tests {
             match need {
                 Need::All(parts) => parts.iter().all(|p| holds(p, grams, tokens)),
                 Need::Any(parts) => parts.iter().any(|p| holds(p, grams, tokens)),
-                Need::Grams(expr) => expr.split(" AND ").all(|w| has(grams, w)),
-                Need::Token(word) => has(tokens, word),
+                Need::Grams { words, .. } => words.split(" AND ").all(|w| has(grams, w)),
+                Need::Token { word, .. } => has(tokens, word),
             }
         }
         holds(&need_of(query).expect("a need"), &grams, &tokens)
@@ -330,7 +361,7 @@ mod tests {
     #[test]
     fn a_long_phrase_sends_a_bounded_number_of_trigrams_including_both_ends() {
         let long = "abcdefghij".repeat(10);
-        let Some(Need::Grams(expr)) = need_of(&long) else { panic!("grams") };
+        let Some(Need::Grams { words: expr, .. }) = need_of(&long) else { panic!("grams") };
         assert!(expr.split(" AND ").count() <= MAX_GRAMS_PER_SEGMENT + 1, "{expr}");
         assert!(offered(&event(json!({"message": long})), &long));
         let changed_end = format!("{}x", &long[..long.len() - 1]);

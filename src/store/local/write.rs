@@ -174,7 +174,8 @@ impl Writer {
                 let texts: Vec<IndexText> = self.pending.drain(..taken).map(|(_, text)| text).collect();
                 let grams = document(texts.iter().map(|t| &t.grams[..]));
                 let tokens = document(texts.iter().map(|t| &t.tokens[..]));
-                tx.prepare_cached("INSERT INTO grams (rowid, text) VALUES (?1, ?2)")?.execute(rusqlite::params![block, grams])?;
+                tx.prepare_cached("INSERT INTO grams (rowid, text) VALUES (?1, ?2)")?
+                    .execute(rusqlite::params![block, grams])?;
                 tx.prepare_cached("INSERT INTO tokens (rowid, text) VALUES (?1, ?2)")?
                     .execute(rusqlite::params![block, tokens])?;
             }
@@ -195,10 +196,9 @@ impl Writer {
             return Ok(*id);
         }
         tx.prepare_cached("INSERT OR IGNORE INTO streams (project, env) VALUES (?1, ?2)")?.execute([project, env])?;
-        let id = tx.prepare_cached("SELECT id FROM streams WHERE project = ?1 AND env = ?2")?.query_row(
-            [project, env],
-            |row| row.get(0),
-        )?;
+        let id = tx
+            .prepare_cached("SELECT id FROM streams WHERE project = ?1 AND env = ?2")?
+            .query_row([project, env], |row| row.get(0))?;
         self.streams.insert((project.to_string(), env.to_string()), id);
         Ok(id)
     }
@@ -216,7 +216,10 @@ impl Writer {
         }
         self.next_dictionary_at = (self.next_seq * 10).max(FIRST_DICTIONARY_AT);
         let id = train_dictionary(conn, &samples)?;
-        conn.execute("UPDATE dictionaries SET trained_at_seq = ?1 WHERE id = ?2", rusqlite::params![self.next_seq, id])?;
+        conn.execute(
+            "UPDATE dictionaries SET trained_at_seq = ?1 WHERE id = ?2",
+            rusqlite::params![self.next_seq, id],
+        )?;
         self.dictionary.load(conn)?;
         tracing::info!(dictionary = id, samples = samples.len(), "trained a compression dictionary");
         Ok(())
@@ -227,9 +230,11 @@ impl Writer {
     /// carries on at the next start.
     pub(super) fn upgrade_first_layout(&mut self, conn: &mut Connection) -> anyhow::Result<()> {
         let exists: Option<String> = conn
-            .query_row("SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?1", [FIRST_LAYOUT_TABLE], |row| {
-                row.get(0)
-            })
+            .query_row(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                [FIRST_LAYOUT_TABLE],
+                |row| row.get(0),
+            )
             .optional()?;
         if exists.is_none() {
             return Ok(());
@@ -238,7 +243,8 @@ impl Writer {
         loop {
             let tx = conn.transaction()?;
             let chunk: Vec<(String, String)> = {
-                let mut stmt = tx.prepare(&format!("SELECT id, body FROM {FIRST_LAYOUT_TABLE} ORDER BY id LIMIT ?1"))?;
+                let mut stmt =
+                    tx.prepare(&format!("SELECT id, body FROM {FIRST_LAYOUT_TABLE} ORDER BY id LIMIT ?1"))?;
                 stmt.query_map([UPGRADE_CHUNK], |row| Ok((row.get(0)?, row.get(1)?)))?
                     .collect::<rusqlite::Result<_>>()?
             };

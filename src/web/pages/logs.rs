@@ -193,8 +193,9 @@ struct LogsData {
 async fn fetch(state: &AppState, query: &EventQuery<'_>, selected: Option<String>) -> Result<LogsData, ApiError> {
     let project = query.project;
     let groups = state.store.groups(project, &query.env).await?;
-    let page = state.store.events(query).await?;
-    let histogram = state.store.histogram(query, Buckets::for_range(query.from, query.to)).await?;
+    // The page and the chart read side by side: each may take a search's time.
+    let (page, histogram) =
+        tokio::try_join!(state.store.events(query), state.store.histogram(query, Buckets::for_range(query.from, query.to)))?;
     let dead = state.store.dead_letters(project, &query.env, DEAD_LETTERS_ON_PAGE).await?;
     let selected = match selected {
         None => None,
