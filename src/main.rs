@@ -31,6 +31,11 @@ enum Command {
     },
 }
 
+/// mimalloc: ingest allocates and frees many small strings and vectors per event, and glibc's
+/// allocator took ~14 % of its CPU (see BENCHMARKS.md, "Search at 10M events").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve { config: None }) {

@@ -4,9 +4,9 @@
 //! a block's postings are shared by its events, which makes the index ~4× smaller and ~2× cheaper
 //! to keep at ingest than one document per event, for the price of reading 32 events per hit.
 //! Both hold words of hex digits (FTS5's `ascii` tokenizer), each a 64-bit key, and each block's
-//! document lists each key once: the keys are computed and de-duplicated in Rust, by the ingest
-//! tasks in parallel, so the single writer thread hands FTS5 a third of the words it would
-//! otherwise tokenize and hash.
+//! document lists each key once: the keys are computed by the ingest tasks, in parallel, and
+//! de-duplicated per block in Rust, so the single writer thread hands FTS5 a third of the words
+//! it would otherwise tokenize and hash.
 //! - `grams`: every trigram of the events' lower-cased messages, so a word or phrase — any
 //!   substring of three characters or more — finds its blocks. A trigram's key is its three
 //!   characters' code points (21 bits each): exact, never a collision.
@@ -28,7 +28,8 @@ pub(super) const BLOCK_EVENTS: i64 = 1 << BLOCK_SHIFT;
 /// selective with its first and last few trigrams as with all of them, and cheaper.
 const MAX_GRAMS_PER_SEGMENT: usize = 12;
 
-/// What one event adds to its block's documents: sorted, de-duplicated keys.
+/// What one event adds to its block's documents: keys, in any order, perhaps repeated (the
+/// block's document de-duplicates them all at once).
 #[derive(Debug, Default)]
 pub(super) struct IndexText {
     pub grams: Vec<u64>,
@@ -72,13 +73,7 @@ impl IndexText {
         if let Some(extra) = &event.extra {
             tokens.tree("extra", extra);
         }
-        let mut grams = trigrams(&fold_case(&event.message));
-        grams.sort_unstable();
-        grams.dedup();
-        let mut tokens = tokens.0;
-        tokens.sort_unstable();
-        tokens.dedup();
-        IndexText { grams, tokens }
+        IndexText { grams: trigrams(&fold_case(&event.message)), tokens: tokens.0 }
     }
 }
 
