@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # usage: benches/reads_under_searches.sh BINARY [EVENTS]  (from the repository root; CONFIG=path for another config)
-# /readyz and home-page latency, alone and while 6 clients run full-scan searches (a `q` the index cannot narrow that
+# /readyz and home-page latency, alone and while 6 clients run full-scan searches (a `q` the index cannot narrow, that
 # matches nothing over a week) in a loop for 40 s. Events are spread over the last 23 hours.
 set -euo pipefail
 BIN=$1; EVENTS=${2:-56000}; PORT=18090; BASE=http://127.0.0.1:$PORT

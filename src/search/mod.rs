@@ -79,9 +79,10 @@ impl Query {
     pub fn required_levels(&self) -> Option<Vec<Level>> {
         fn collect(expr: &Expr) -> Option<Vec<Level>> {
             match &expr.node {
-                Node::And(children) => children.iter().filter_map(collect).reduce(|a, b| {
-                    a.into_iter().filter(|level| b.contains(level)).collect()
-                }),
+                Node::And(children) => children
+                    .iter()
+                    .filter_map(collect)
+                    .reduce(|a, b| a.into_iter().filter(|level| b.contains(level)).collect()),
                 Node::Term { field: Field::Level, op } => Some(levels_accepted(op)),
                 _ => None,
             }
@@ -197,6 +198,18 @@ mod tests {
     use super::test_support::without_spans;
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn the_levels_a_query_requires_come_from_its_level_tests_outside_or_and_not() {
+        let required = |q: &str| q.parse::<Query>().expect("query").required_levels();
+        assert_eq!(required("timeout level:error"), Some(vec![Level::Error]));
+        assert_eq!(required("level:>=warn level:[warn,fatal,info]"), Some(vec![Level::Warn, Level::Fatal]));
+        assert_eq!(required("level:e*"), Some(vec![Level::Error]));
+        assert_eq!(required("level:error level:info"), Some(vec![]), "nothing can match");
+        assert_eq!(required("level:error OR timeout"), None);
+        assert_eq!(required("-level:error"), None);
+        assert_eq!(required("timeout"), None);
+    }
 
     fn round_trip(query: &str) -> String {
         let parsed = Query::parse(query).expect("parses");

@@ -89,7 +89,14 @@ impl<'q> Checker<'q> {
     }
 
     /// Offers a row to the sink; false when the read may stop.
-    fn offer(&mut self, conn: &Connection, sink: &mut dyn Sink, ts: i64, id: &[u8], body: &[u8]) -> rusqlite::Result<bool> {
+    fn offer(
+        &mut self,
+        conn: &Connection,
+        sink: &mut dyn Sink,
+        ts: i64,
+        id: &[u8],
+        body: &[u8],
+    ) -> rusqlite::Result<bool> {
         if !sink.wants(ts, id) {
             return Ok(true);
         }
@@ -175,7 +182,10 @@ fn blocks(conn: &Connection, need: &Need) -> rusqlite::Result<Option<Vec<i64>>> 
 }
 
 fn grams_of(parts: &[Need]) -> Vec<String> {
-    parts.iter().filter_map(|p| if let Need::Grams { words, .. } = p { Some(format!("({words})")) } else { None }).collect()
+    parts
+        .iter()
+        .filter_map(|p| if let Need::Grams { words, .. } = p { Some(format!("({words})")) } else { None })
+        .collect()
 }
 
 fn tokens_of(parts: &[Need]) -> Vec<String> {
@@ -219,8 +229,7 @@ pub(super) fn in_blocks(
     sink: &mut dyn Sink,
 ) -> rusqlite::Result<()> {
     let mut stmt = conn.prepare_cached(
-        "SELECT ts, id, level, body FROM events INDEXED BY events_by_seq
-         WHERE seq >= ?1 AND seq < ?2 AND stream = ?3 AND ts >= ?4 AND ts <= ?5",
+        "SELECT ts, id, level, body FROM events WHERE seq >= ?1 AND seq < ?2 AND stream = ?3 AND ts >= ?4 AND ts <= ?5",
     )?;
     let ranges = std::iter::once((*indexed_upto, i64::MAX))
         .chain(blocks.iter().map(|block| (block << BLOCK_SHIFT, (block << BLOCK_SHIFT) + BLOCK_EVENTS)));

@@ -1,8 +1,10 @@
 //! The embedded store's tables, and the upgrade from the first layout.
 //!
-//! - `events`: one row per event, clustered by (stream, time, id), so the newest events of a
-//!   project/environment and any time range are one contiguous read; `seq` numbers rows in the
-//!   order they were written, which is what the search index's blocks are made of.
+//! - `events`: one row per event, numbered by `seq` in the order they were written — the order
+//!   the search index's blocks are made of, so a block's rows are one contiguous read. The
+//!   `events_by_time` index finds the newest events of a project/environment in any time range
+//!   (and counts them by level without reading the rows); it also keeps an event from being
+//!   stored twice.
 //! - `streams`: a small number per (project, environment), so rows and indexes do not repeat
 //!   the names.
 //! - `counts`: events per (stream, minute, level), kept at ingest in the same transaction, so
@@ -26,15 +28,14 @@ CREATE TABLE IF NOT EXISTS streams (
     UNIQUE (project, env)
 );
 CREATE TABLE IF NOT EXISTS events (
+    seq    INTEGER PRIMARY KEY,
     stream INTEGER NOT NULL,
     ts     INTEGER NOT NULL,
     id     BLOB NOT NULL,
-    seq    INTEGER NOT NULL,
     level  INTEGER NOT NULL,
-    body   BLOB NOT NULL,
-    PRIMARY KEY (stream, ts, id)
-) WITHOUT ROWID;
-CREATE UNIQUE INDEX IF NOT EXISTS events_by_seq ON events (seq);
+    body   BLOB NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS events_by_time ON events (stream, ts, id, level);
 CREATE TABLE IF NOT EXISTS counts (
     stream INTEGER NOT NULL,
     minute INTEGER NOT NULL,

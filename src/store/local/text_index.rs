@@ -204,7 +204,9 @@ impl Need {
         match self {
             Need::All(parts) => parts.iter().all(|part| part.admits(json)),
             Need::Any(parts) => parts.iter().any(|part| part.admits(json)),
-            Need::Grams { pieces, .. } => pieces.iter().all(|piece| memchr::memmem::find(json.as_bytes(), piece.as_bytes()).is_some()),
+            Need::Grams { pieces, .. } => {
+                pieces.iter().all(|piece| memchr::memmem::find(json.as_bytes(), piece.as_bytes()).is_some())
+            }
             Need::Token { piece, .. } => {
                 piece.as_ref().is_none_or(|piece| memchr::memmem::find(json.as_bytes(), piece.as_bytes()).is_some())
             }

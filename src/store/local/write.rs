@@ -14,6 +14,7 @@ use super::schema::FIRST_LAYOUT_TABLE;
 use super::text_index::{BLOCK_EVENTS, BLOCK_SHIFT, IndexText, document};
 use crate::event::{Level, StoredEvent};
 use crate::sqlite::AfterCommit;
+use crate::store::histogram::level_index;
 
 const MINUTE_MS: i64 = 60_000;
 /// The first dictionary is trained once this many events are stored, and a new one each time
@@ -52,7 +53,7 @@ impl Row {
 
 /// A level as stored: its place in [`Level::ALL`] (debug 0 … fatal 4).
 pub(super) fn level_code(level: Level) -> i64 {
-    Level::ALL.iter().position(|l| *l == level).map_or(0, |i| i as i64)
+    level_index(level) as i64
 }
 
 pub(super) type AppendRequest = (Vec<Row>, oneshot::Sender<Result<(), String>>);
@@ -136,14 +137,14 @@ impl Writer {
     fn insert<'a>(&mut self, tx: &Transaction<'_>, rows: impl Iterator<Item = &'a mut Row>) -> anyhow::Result<()> {
         let mut counts: HashMap<(i64, i64, i64), i64> = HashMap::new();
         {
-            // (stream, ts, id) is unique: an event stored twice is stored once.
+            // (stream, ts, id, level) is unique: an event stored twice is stored once.
             let mut insert = tx.prepare_cached(
-                "INSERT OR IGNORE INTO events (stream, ts, id, seq, level, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT OR IGNORE INTO events (seq, stream, ts, id, level, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?;
             for row in rows {
                 let stream = self.stream(tx, &row.project, &row.env)?;
                 let seq = self.next_seq;
-                if insert.execute(rusqlite::params![stream, row.ts, &row.id[..], seq, row.level, row.body])? == 1 {
+                if insert.execute(rusqlite::params![seq, stream, row.ts, &row.id[..], row.level, row.body])? == 1 {
                     self.next_seq += 1;
                     self.pending.push((seq, std::mem::take(&mut row.text)));
                     *counts.entry((stream, row.ts.div_euclid(MINUTE_MS), row.level)).or_default() += 1;

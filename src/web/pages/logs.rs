@@ -194,8 +194,10 @@ async fn fetch(state: &AppState, query: &EventQuery<'_>, selected: Option<String
     let project = query.project;
     let groups = state.store.groups(project, &query.env).await?;
     // The page and the chart read side by side: each may take a search's time.
-    let (page, histogram) =
-        tokio::try_join!(state.store.events(query), state.store.histogram(query, Buckets::for_range(query.from, query.to)))?;
+    let (page, histogram) = tokio::try_join!(
+        state.store.events(query),
+        state.store.histogram(query, Buckets::for_range(query.from, query.to))
+    )?;
     let dead = state.store.dead_letters(project, &query.env, DEAD_LETTERS_ON_PAGE).await?;
     let selected = match selected {
         None => None,
