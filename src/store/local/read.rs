@@ -115,7 +115,10 @@ pub(super) fn by_time(
     sink: &mut dyn Sink,
 ) -> rusqlite::Result<()> {
     let mut sql = String::from("SELECT ts, id, body FROM events WHERE stream = ? AND ts >= ? AND ts <= ?");
-    let mut args: Vec<Sql> = vec![scope.stream.into(), scope.from_ms.into(), scope.to_ms.into()];
+    // After a cursor, the range ends at the cursor's time: the index read starts there (the row
+    // comparison below alone would leave SQLite reading down from `to` on every page).
+    let to_ms = scope.before.as_ref().map_or(scope.to_ms, |(ts, _)| scope.to_ms.min(*ts));
+    let mut args: Vec<Sql> = vec![scope.stream.into(), scope.from_ms.into(), to_ms.into()];
     if !scope.levels.is_empty() {
         sql.push_str(&format!(" AND level IN ({})", vec!["?"; scope.levels.len()].join(", ")));
         args.extend(scope.levels.iter().map(|l| Sql::from(*l)));
@@ -228,8 +231,10 @@ pub(super) fn in_blocks(
     checker: &mut Checker<'_>,
     sink: &mut dyn Sink,
 ) -> rusqlite::Result<()> {
+    // NOT INDEXED: a block is a range of `seq` (the rowid); the time index would read the range.
     let mut stmt = conn.prepare_cached(
-        "SELECT ts, id, level, body FROM events WHERE seq >= ?1 AND seq < ?2 AND stream = ?3 AND ts >= ?4 AND ts <= ?5",
+        "SELECT ts, id, level, body FROM events NOT INDEXED
+         WHERE seq >= ?1 AND seq < ?2 AND stream = ?3 AND ts >= ?4 AND ts <= ?5",
     )?;
     let ranges = std::iter::once((*indexed_upto, i64::MAX))
         .chain(blocks.iter().map(|block| (block << BLOCK_SHIFT, (block << BLOCK_SHIFT) + BLOCK_EVENTS)));
