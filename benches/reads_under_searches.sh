@@ -23,7 +23,7 @@ for start in range(0, n, 1000):
 PY
 curl -sf -c $JAR -o /dev/null -d 'username=admin&password=bench-password&next=/' $BASE/login
 FROM=$(date -u -d '-7 days' +%Y-%m-%dT%H:%M:%SZ); TO=$(date -u -d '+1 min' +%Y-%m-%dT%H:%M:%SZ)
-SEARCH="$BASE/api/v1/events?project=demo&env=production&q=-level:>%3Ddebug&from=$FROM&to=$TO"
+SEARCH="$BASE/api/v1/events?project=demo&env=production&q=-level:%3E%3Ddebug&from=$FROM&to=$TO"
 echo "alone: search $(curl -s -b $JAR -o /dev/null -w '%{http_code} %{time_total}s' "$SEARCH"), readyz $(curl -s -o /dev/null -w '%{http_code} %{time_total}s' $BASE/readyz), home $(curl -s -b $JAR -o /dev/null -w '%{http_code} %{time_total}s' $BASE/)"
 END=$((SECONDS + 40))
 PIDS=()
