@@ -1203,6 +1203,9 @@ async fn the_whole_result_exports_as_csv_and_ndjson_newest_first_with_formulas_n
 
     let ndjson = client.get(app.url("/api/v1/events.ndjson?project=demo&env=production")).send().await.expect("ndjson");
     assert_eq!(ndjson.headers()["content-type"], "application/x-ndjson");
+    // Streamed page by page: no length up front, chunked (a body built whole would carry its length).
+    assert!(ndjson.headers().get("content-length").is_none());
+    assert_eq!(ndjson.headers()["transfer-encoding"], "chunked");
     let lines: Vec<Value> = ndjson
         .text()
         .await
