@@ -117,7 +117,7 @@ async fn an_operator_logs_in_filters_errors_and_reads_one_event_in_full() {
         [ERROR_MESSAGE],
         "the open row is marked"
     );
-    assert_eq!(browser.text("aside.detail .detail-message").await, ERROR_MESSAGE);
+    assert_eq!(browser.text("aside.detail .detail-title").await, ERROR_MESSAGE);
     assert_eq!(browser.text("aside.detail .badge").await, "error");
     assert_eq!(browser.text("aside.detail pre.stack").await, ERROR_STACK);
     let extra = serde_json::to_string_pretty(&error_event()["extra"]).expect("pretty json");
@@ -311,7 +311,7 @@ async fn logged_html_and_script_show_as_text_and_never_run() {
     log_in(&browser).await;
     assert_eq!(row_messages(&browser).await, [message], "the table shows the markup as text");
     browser.click_to_navigate("table.events tbody tr.event td.message a").await;
-    assert_eq!(browser.text("aside.detail .detail-message").await, message);
+    assert_eq!(browser.text("aside.detail .detail-title").await, message);
     assert_eq!(browser.text("aside.detail pre.stack").await, stack);
     let extra = browser.text("aside.detail pre.extra").await;
     assert!(extra.contains("</pre><script>window.__xss='extra'</script>"), "{extra}");

@@ -95,7 +95,10 @@ struct Row {
 struct Detail {
     id: String,
     level: &'static str,
-    message: String,
+    /// The heading: the message's first line, shortened.
+    title: String,
+    /// The whole message, below the heading, when the title is not all of it.
+    message: Option<String>,
     /// (label, value) of every other field that is set.
     fields: Vec<(&'static str, String)>,
     stack: Option<String>,
@@ -105,6 +108,8 @@ struct Detail {
 
 /// Longest message shown in a table row; the detail pane shows all of it.
 const ROW_MESSAGE_CHARS: usize = 240;
+/// Longest heading of the detail pane (the style sheet also clamps it to three lines).
+const TITLE_CHARS: usize = 160;
 
 pub async fn show_logs(State(state): State<AppState>, PageUser(user): PageUser, RawQuery(raw): RawQuery) -> Response {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.as_deref().unwrap_or("")).unwrap_or_default();
@@ -419,7 +424,8 @@ fn detail(e: &StoredEvent, close_href: String) -> Detail {
     Detail {
         id: e.id.to_string(),
         level: e.level.as_str(),
-        message: e.message.clone(),
+        title: shorten(&e.message, TITLE_CHARS),
+        message: (shorten(&e.message, TITLE_CHARS) != e.message).then(|| e.message.clone()),
         fields,
         stack: e.stack.clone(),
         extra: e.extra.as_ref().and_then(|x| serde_json::to_string_pretty(x).ok()),
@@ -445,6 +451,19 @@ mod tests {
         let now = OffsetDateTime::now_utc();
         let ctx = Context { project, default_env: Some("production"), received_at: now, max_event_bytes: 65_536 };
         normalise(raw, &ctx).expect("valid")
+    }
+
+    #[test]
+    fn a_long_message_heads_the_detail_pane_shortened_and_is_shown_whole_below() {
+        let projects = projects();
+        let long = format!("{}\nsecond line", "x".repeat(1_000));
+        let shown = detail(&event(&projects, json!({"message": long})), String::new());
+        assert_eq!(shown.title, format!("{}…", "x".repeat(TITLE_CHARS)));
+        assert_eq!(shown.message.as_deref(), Some(long.as_str()));
+        let short = detail(&event(&projects, json!({"message": "payment failed"})), String::new());
+        assert_eq!((short.title.as_str(), short.message), ("payment failed", None), "said once when it fits");
+        let two_lines = detail(&event(&projects, json!({"message": "failed\nat line 2"})), String::new());
+        assert_eq!((two_lines.title.as_str(), two_lines.message.as_deref()), ("failed …", Some("failed\nat line 2")));
     }
 
     #[test]
@@ -517,7 +536,7 @@ mod tests {
             ]
         );
         let detail = page.detail.expect("the selected event");
-        assert_eq!((detail.message.as_str(), detail.level), ("payment failed\nat line 2", "error"));
+        assert_eq!((detail.message.as_deref(), detail.level), (Some("payment failed\nat line 2"), "error"));
         assert!(detail.fields.iter().any(|(label, value)| *label == "Type" && value == "http"));
         assert!(!page.detail_missing);
         assert_eq!((page.dead_total, page.dead_letters[0].message.as_str()), (7, "payment ok"));
