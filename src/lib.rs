@@ -8,6 +8,7 @@ pub mod batch;
 pub mod config;
 pub mod error;
 pub mod event;
+pub mod issues;
 pub mod metrics;
 pub mod project;
 pub mod scrub;
@@ -53,6 +54,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     }
     let projects = project::Projects::from_config(&config)?;
     let limits = web::limits::RateLimits::new(&config.limits, &config.server.trusted_proxies);
+    let issues = issues::IssueIndex::open(&config.storage.data_dir)?;
     Ok(AppState {
         config: Arc::new(config),
         store,
@@ -60,6 +62,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         limits: Arc::new(limits),
         projects: Arc::new(projects),
         metrics,
+        issues: Arc::new(issues),
     })
 }
 

@@ -11,7 +11,8 @@ use super::AppState;
 use super::auth::ApiUser;
 use super::query::{ReadParams, project_env};
 use crate::error::ApiError;
-use crate::event::StoredEvent;
+use crate::event::{StoredEvent, unix_ms};
+use crate::issues::{Sort, Status};
 use crate::store::histogram::{Buckets, HistogramAnswer};
 use crate::store::{DeadLetters, EventPage, Group};
 
@@ -107,4 +108,60 @@ pub async fn list_dead_letters(
     let (project, env) = project_env(&state.projects, params.project.as_deref(), params.env.as_deref())?;
     let limit = params.limit.unwrap_or(100).clamp(1, MAX_DEAD_LETTERS_SHOWN);
     Ok(Json(state.store.dead_letters(project, &env, limit).await?))
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct IssueParams {
+    #[serde(flatten)]
+    read: ReadParams,
+    sort: Option<String>,
+}
+
+/// `GET /api/v1/issues?project=P&env=E[&from][&to][&sort]`: the errors seen in the range,
+/// grouped by fingerprint, from the issue index.
+pub async fn list_issues(
+    State(state): State<AppState>,
+    _user: ApiUser,
+    Query(params): Query<IssueParams>,
+) -> Result<Json<Value>, ApiError> {
+    let now = OffsetDateTime::now_utc();
+    if params.read.q.as_deref().is_some_and(|q| !q.trim().is_empty()) {
+        return Err(ApiError::BadRequest("`q` is not supported on issues yet".into()));
+    }
+    let query = params.read.to_query(&state.projects, now)?;
+    let sort = match params.sort.as_deref().filter(|s| !s.is_empty()) {
+        None => Sort::LastSeen,
+        Some(text) => Sort::parse(text).ok_or_else(|| {
+            ApiError::BadRequest(format!("`sort` must be last_seen, first_seen, count or users, not `{text}`"))
+        })?,
+    };
+    let range = (unix_ms(query.from), unix_ms(query.to));
+    let issues = state.issues.list(&query.project.name, &query.env, range, sort, unix_ms(now)).await?;
+    Ok(Json(json!({ "issues": issues })))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct StatusChange {
+    project: Option<String>,
+    env: Option<String>,
+    status: Option<String>,
+}
+
+/// `POST /api/v1/issues/{fingerprint}/status` `{"project", "env", "status"}`: resolve, ignore or
+/// reopen an issue.
+pub async fn set_issue_status(
+    State(state): State<AppState>,
+    _user: ApiUser,
+    Path(fingerprint): Path<String>,
+    Json(change): Json<StatusChange>,
+) -> Result<Json<Value>, ApiError> {
+    let (project, env) = project_env(&state.projects, change.project.as_deref(), change.env.as_deref())?;
+    let text = change.status.unwrap_or_default();
+    let status = Status::settable(&text)
+        .ok_or_else(|| ApiError::BadRequest(format!("`status` must be resolved, ignored or ongoing, not `{text}`")))?;
+    let now = unix_ms(OffsetDateTime::now_utc());
+    if !state.issues.set_status(&project.name, &env, &fingerprint, status, now).await? {
+        return Err(ApiError::NotFound(format!("no issue `{fingerprint}` in {}/{env}", project.name)));
+    }
+    Ok(Json(json!({ "fingerprint": fingerprint, "status": status })))
 }

@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use ulid::Ulid;
 
+use crate::issues::Occurrence;
+
 use super::AppState;
 use super::auth::authorization;
 use super::limits::ClientIp;
@@ -93,6 +95,7 @@ pub async fn ingest(state: &AppState, request: IngestRequest) -> Result<Ingested
     })?;
     let (accepted, rejected) = normalise_batch(state, project, client, batch);
     let ids = accepted.iter().map(|e| e.id).collect::<Vec<_>>();
+    let occurrences = Occurrence::of(&accepted);
     state.store.append(accepted).await.map_err(|e| {
         state.metrics.reject_many("unavailable", ids.len() as u64);
         tracing::error!(error = format!("{e:#}"), events = ids.len(), "could not store an ingest batch");
@@ -101,6 +104,10 @@ pub async fn ingest(state: &AppState, request: IngestRequest) -> Result<Ingested
             retry_after_secs: RETRY_AFTER_UNAVAILABLE_SECS,
         }
     })?;
+    // The events are stored: the index is derived from them, and a failure here loses none.
+    if let Err(error) = state.issues.record(occurrences).await {
+        tracing::error!(error = format!("{error:#}"), "could not update the issue index");
+    }
     state.metrics.accepted.inc_by(ids.len() as u64);
     Ok(Ingested { ids, rejected })
 }

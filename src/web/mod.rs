@@ -48,6 +48,8 @@ pub struct AppState {
     pub projects: Arc<Projects>,
     /// The service's counters, served on `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// Errors grouped by fingerprint, kept up to date by ingest.
+    pub issues: Arc<crate::issues::IssueIndex>,
 }
 
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
@@ -84,6 +86,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/events/{id}", get(api::get_event))
         .route("/api/v1/histogram", get(api::show_histogram))
         .route("/api/v1/deadletters", get(api::list_dead_letters))
+        .route("/api/v1/issues", get(api::list_issues))
+        .route("/api/v1/issues/{fingerprint}/status", post(api::set_issue_status))
         .route("/", get(pages::show_home))
         .route("/logs", get(pages::show_logs))
         .route("/login", get(pages::show_login).post(pages::log_in).layer(cross_site_guard()))

@@ -2,6 +2,8 @@
 
 use crate::common;
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use common::{ADMIN_PASSWORD, INGEST_KEY, spawn_app};
 use serde_json::{Value, json};
 
@@ -1254,4 +1256,110 @@ async fn the_histogram_counts_the_query_by_level_in_round_buckets() {
     let buckets = searched["buckets"].as_array().expect("buckets");
     let errors: u64 = buckets.iter().map(|b| b["counts"]["error"].as_u64().expect("n")).sum();
     assert_eq!(errors, 1, "only `c` in the range");
+}
+
+#[tokio::test]
+async fn the_issue_index_counts_like_the_events_and_follows_resolve_ignore_and_regression() {
+    let app = spawn_app().await;
+    let now = time::OffsetDateTime::now_utc();
+    let at = |minutes: i64| logboard::event::unix_ms(now - time::Duration::minutes(minutes));
+    // Two errors (order numbers differ, one fingerprint each), users as strings and objects,
+    // an info that is no issue, and one occurrence outside the range asked for.
+    let mut events = Vec::new();
+    for i in 0..30 {
+        events.push(json!({"level": "error", "type": "PaymentDeclined", "message": format!("card declined for order {:03}", 100 + i),
+                           "user": if i % 2 == 0 { json!(format!("u{}", i % 4)) } else { json!({"id": format!("u{}", i % 3)}) },
+                           "timestamp": at(10 + i)}));
+    }
+    for i in 0..12 {
+        events.push(json!({"level": "fatal", "type": "TypeError", "message": format!("x is undefined at row {:02}", 10 + i), "timestamp": at(5 + i)}));
+    }
+    events.push(json!({"level": "info", "message": "all good", "timestamp": at(1)}));
+    events.push(
+        json!({"level": "error", "type": "TypeError", "message": "x is undefined at row 99", "timestamp": at(60 * 30)}),
+    );
+    assert_eq!(app.ingest(&json!({"env": "production", "events": events})).await.0, 202);
+
+    let range = format!(
+        "project=demo&env=production&from={}&to={}",
+        logboard::web::auth::urlencode(&logboard::event::timestamp_format::format(now - time::Duration::hours(2))),
+        logboard::web::auth::urlencode(&logboard::event::timestamp_format::format(now))
+    );
+    // The brute force: the errors of the range as the read API returns them, grouped.
+    let (_, read) = app.read_owned(format!("/api/v1/events?{range}&level=error,fatal&limit=1000")).await;
+    let mut expected: BTreeMap<String, (u64, BTreeSet<String>)> = BTreeMap::new();
+    for e in read["events"].as_array().expect("events") {
+        let entry = expected.entry(e["fingerprint"].as_str().expect("fingerprint").to_string()).or_default();
+        entry.0 += 1;
+        if let Some(user) = e.get("user").filter(|u| !u.is_null()) {
+            entry.1.insert(user.get("id").unwrap_or(user).as_str().expect("text").to_string());
+        }
+    }
+    assert_eq!(expected.len(), 2, "{expected:?}");
+    let (status, listed) = app.read_owned(format!("/api/v1/issues?{range}&sort=count")).await;
+    assert_eq!(status, 200, "{listed}");
+    let issues = listed["issues"].as_array().expect("issues");
+    let found: BTreeMap<String, (u64, u64)> = issues
+        .iter()
+        .map(|i| {
+            (
+                i["fingerprint"].as_str().expect("fp").to_string(),
+                (i["count"].as_u64().expect("n"), i["users"].as_u64().expect("u")),
+            )
+        })
+        .collect();
+    let wanted: BTreeMap<String, (u64, u64)> =
+        expected.iter().map(|(fp, (n, users))| (fp.clone(), (*n, users.len() as u64))).collect();
+    assert_eq!(found, wanted);
+    assert_eq!(issues[0]["count"], 30, "sorted by count");
+    let declined = &issues[0];
+    assert_eq!((declined["type"].as_str(), declined["status"].as_str()), (Some("PaymentDeclined"), Some("new")));
+    assert_eq!(declined["title"], "card declined for order 100", "the latest occurrence's message");
+    assert_eq!(
+        declined["series_24h"].as_array().expect("series").iter().map(|n| n.as_u64().expect("n")).sum::<u64>(),
+        30
+    );
+    let type_error = &issues[1];
+    assert_eq!(type_error["count"], 12, "the occurrence 30 h ago is outside the range");
+    assert_eq!(
+        type_error["first_seen"],
+        logboard::event::timestamp_format::format(now - time::Duration::minutes(60 * 30)).as_str(),
+        "first seen ever, not in the range"
+    );
+
+    let client = reqwest::Client::new();
+    let set = |fingerprint: &str, status: &str| {
+        client
+            .post(app.url(&format!("/api/v1/issues/{fingerprint}/status")))
+            .basic_auth("admin", Some(ADMIN_PASSWORD))
+            .json(&json!({"project": "demo", "env": "production", "status": status}))
+            .send()
+    };
+    let fingerprint = declined["fingerprint"].as_str().expect("fp").to_string();
+    assert_eq!(set(&fingerprint, "resolved").await.expect("post").status(), 200);
+    assert_eq!(set(&fingerprint, "fixed").await.expect("post").status(), 400);
+    assert_eq!(set("0000000000000000", "resolved").await.expect("post").status(), 404);
+    let status_of = |listed: &Value, fingerprint: &str| {
+        listed["issues"]
+            .as_array()
+            .expect("issues")
+            .iter()
+            .find(|i| i["fingerprint"] == fingerprint)
+            .map(|i| i["status"].clone())
+    };
+    let (_, listed) = app.read_owned(format!("/api/v1/issues?{range}")).await;
+    assert_eq!(status_of(&listed, &fingerprint), Some(json!("resolved")));
+    // It happens again: regressed.
+    let again = json!({"level": "error", "type": "PaymentDeclined", "message": "card declined for order 777"});
+    assert_eq!(app.ingest(&json!({"env": "production", "events": [again]})).await.0, 202);
+    let (_, listed) = app.read("/api/v1/issues?project=demo&env=production").await;
+    assert_eq!(status_of(&listed, &fingerprint), Some(json!("regressed")));
+    assert_eq!(set(&fingerprint, "ignored").await.expect("post").status(), 200);
+    assert_eq!(app.ingest(&json!({"env": "production", "events": [again]})).await.0, 202);
+    let (_, listed) = app.read("/api/v1/issues?project=demo&env=production").await;
+    assert_eq!(status_of(&listed, &fingerprint), Some(json!("ignored")), "ignored stays ignored");
+    let (status, _) = app.read("/api/v1/issues?project=demo&env=production&sort=loudest").await;
+    assert_eq!(status, 400);
+    let anonymous = reqwest::get(app.url("/api/v1/issues?project=demo&env=production")).await.expect("get");
+    assert_eq!(anonymous.status(), 401);
 }

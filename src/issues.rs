@@ -1,0 +1,440 @@
+//! The issue index: errors grouped by fingerprint, per project/environment, kept up to date as
+//! events are ingested, so the issues list never scans events. One SQLite file,
+//! `data_dir/issues.db`, whatever the backend (every event of a project's own group passes
+//! through ingest on both):
+//! - `issues`: one row per fingerprint — first and last seen, the latest occurrence's title,
+//!   type, level and id, the status and when it was resolved;
+//! - `issue_minutes`: occurrences per minute (counts over a range, the 24 h sparkline);
+//! - `issue_users`: which users had it in which minute (distinct users over a range).
+//!
+//! The index is derived from the events and written after them: a crash between the two
+//! commits leaves it short by the events of that moment (they are still stored and searchable).
+//! Errors of Lambda groups, read from CloudWatch but never ingested, are not in it.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow};
+use rusqlite::Connection;
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::event::{Level, StoredEvent, timestamp_format};
+use crate::sqlite::{self, AfterCommit, PoolLimits, ReadPool};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS issues (
+    project     TEXT NOT NULL,
+    env         TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    first_seen  INTEGER NOT NULL,
+    last_seen   INTEGER NOT NULL,
+    title       TEXT NOT NULL,
+    type        TEXT,
+    level       TEXT NOT NULL,
+    sample_id   TEXT NOT NULL,
+    status      TEXT NOT NULL DEFAULT 'ongoing',
+    resolved_at INTEGER,
+    PRIMARY KEY (project, env, fingerprint)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS issue_minutes (
+    project     TEXT NOT NULL,
+    env         TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    minute      INTEGER NOT NULL,
+    n           INTEGER NOT NULL,
+    PRIMARY KEY (project, env, fingerprint, minute)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS issue_users (
+    project     TEXT NOT NULL,
+    env         TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    minute      INTEGER NOT NULL,
+    user        TEXT NOT NULL,
+    PRIMARY KEY (project, env, fingerprint, minute, user)
+) WITHOUT ROWID;
+";
+
+const MINUTE_MS: i64 = 60_000;
+const HOUR_MS: i64 = 60 * MINUTE_MS;
+/// An issue first seen this recently is `new`.
+const NEW_FOR_MS: i64 = 24 * HOUR_MS;
+/// The most issues one list returns.
+pub const MAX_LISTED: usize = 200;
+const QUEUE_DEPTH: usize = 256;
+const MAX_REQUESTS_PER_COMMIT: usize = 256;
+const READ_CONNECTIONS: usize = 2;
+const MAX_READ_WAIT: Duration = Duration::from_secs(3);
+
+/// One error event, as the index records it.
+#[derive(Debug, Clone)]
+pub struct Occurrence {
+    project: String,
+    env: String,
+    fingerprint: String,
+    ts: i64,
+    title: String,
+    kind: Option<String>,
+    level: Level,
+    id: String,
+    user: Option<String>,
+}
+
+impl Occurrence {
+    /// The occurrences among `events`: errors and fatals with a fingerprint.
+    pub fn of(events: &[StoredEvent]) -> Vec<Occurrence> {
+        events
+            .iter()
+            .filter(|e| e.level >= Level::Error)
+            .filter_map(|e| {
+                Some(Occurrence {
+                    project: e.project.clone(),
+                    env: e.env.clone(),
+                    fingerprint: e.fingerprint.clone()?,
+                    ts: e.timestamp_ms(),
+                    title: e.message.clone(),
+                    kind: e.kind.clone(),
+                    level: e.level,
+                    id: e.id.to_string(),
+                    user: e.user.as_ref().map(|user| match user {
+                        serde_json::Value::Object(fields) => {
+                            fields.get("id").map_or_else(|| user.to_string(), json_text)
+                        }
+                        other => json_text(other),
+                    }),
+                })
+            })
+            .collect()
+    }
+}
+
+fn json_text(value: &serde_json::Value) -> String {
+    value.as_str().map_or_else(|| value.to_string(), str::to_string)
+}
+
+/// Where an issue stands. `New` and `Regressed` are shown, never set by hand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    New,
+    Ongoing,
+    Resolved,
+    Ignored,
+    Regressed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::New => "new",
+            Status::Ongoing => "ongoing",
+            Status::Resolved => "resolved",
+            Status::Ignored => "ignored",
+            Status::Regressed => "regressed",
+        }
+    }
+
+    /// The statuses a person may set.
+    pub fn settable(text: &str) -> Option<Status> {
+        match text {
+            "ongoing" => Some(Status::Ongoing),
+            "resolved" => Some(Status::Resolved),
+            "ignored" => Some(Status::Ignored),
+            _ => None,
+        }
+    }
+}
+
+/// How a list is ordered, most first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sort {
+    LastSeen,
+    FirstSeen,
+    Count,
+    Users,
+}
+
+impl Sort {
+    pub fn parse(text: &str) -> Option<Sort> {
+        match text {
+            "last_seen" => Some(Sort::LastSeen),
+            "first_seen" => Some(Sort::FirstSeen),
+            "count" => Some(Sort::Count),
+            "users" => Some(Sort::Users),
+            _ => None,
+        }
+    }
+}
+
+/// One issue as listed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Issue {
+    pub fingerprint: String,
+    pub title: String,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub level: String,
+    /// Occurrences in the range.
+    pub count: u64,
+    /// Distinct users in the range.
+    pub users: u64,
+    #[serde(with = "timestamp_format")]
+    pub first_seen: time::OffsetDateTime,
+    #[serde(with = "timestamp_format")]
+    pub last_seen: time::OffsetDateTime,
+    pub status: Status,
+    pub sample_id: String,
+    /// Occurrences in each of the 24 hours before the list was read, oldest first.
+    pub series_24h: Vec<u64>,
+}
+
+/// What the writer thread does: record occurrences, or set an issue's status (one writer, so
+/// neither ever waits for a lock).
+enum Write {
+    Record(Vec<Occurrence>),
+    SetStatus { project: String, env: String, fingerprint: String, status: Status, at_ms: i64 },
+}
+
+/// A write and where its answer goes: for a status, whether the issue exists.
+type Request = (Write, oneshot::Sender<Result<bool, String>>);
+
+pub struct IssueIndex {
+    writes: mpsc::Sender<Request>,
+    reads: ReadPool,
+}
+
+impl IssueIndex {
+    pub fn open(data_dir: &Path) -> anyhow::Result<IssueIndex> {
+        std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+        let path = data_dir.join("issues.db");
+        let conn = sqlite::open_durable(&path, 8_192)?;
+        conn.execute_batch(SCHEMA).context("creating the issues schema")?;
+        let limits = PoolLimits { connections: READ_CONNECTIONS, max_wait: MAX_READ_WAIT, time_limit: MAX_READ_WAIT };
+        let reads = ReadPool::open(&path, limits, |_| Ok(()))?;
+        let writes = sqlite::spawn_writer("issue-index", conn, QUEUE_DEPTH, MAX_REQUESTS_PER_COMMIT, commit_round)?;
+        Ok(IssueIndex { writes, reads })
+    }
+
+    async fn write(&self, write: Write) -> anyhow::Result<bool> {
+        let (reply, answer) = oneshot::channel();
+        self.writes.send((write, reply)).await.map_err(|_| anyhow!("the issue index writer has stopped"))?;
+        answer.await.map_err(|_| anyhow!("the issue index writer has stopped"))?.map_err(|e| anyhow!(e))
+    }
+
+    /// Records occurrences; returns once they are on disk.
+    pub async fn record(&self, occurrences: Vec<Occurrence>) -> anyhow::Result<()> {
+        if !occurrences.is_empty() {
+            self.write(Write::Record(occurrences)).await?;
+        }
+        Ok(())
+    }
+
+    /// Sets an issue's status at `at_ms` (an occurrence after a resolution is a regression);
+    /// `false` when there is no such issue.
+    pub async fn set_status(
+        &self,
+        project: &str,
+        env: &str,
+        fingerprint: &str,
+        status: Status,
+        at_ms: i64,
+    ) -> anyhow::Result<bool> {
+        let (project, env, fingerprint) = (project.to_string(), env.to_string(), fingerprint.to_string());
+        self.write(Write::SetStatus { project, env, fingerprint, status, at_ms }).await
+    }
+
+    /// The issues of a project/environment seen in `[from, to]`, ordered by `sort`, at most
+    /// [`MAX_LISTED`]; `now` decides what is `new` and where the 24 h series ends.
+    pub async fn list(
+        &self,
+        project: &str,
+        env: &str,
+        (from_ms, to_ms): (i64, i64),
+        sort: Sort,
+        now_ms: i64,
+    ) -> anyhow::Result<Vec<Issue>> {
+        let (project, env) = (project.to_string(), env.to_string());
+        self.reads
+            .read(move |conn| list(conn, &project, &env, (from_ms, to_ms), sort, now_ms))
+            .await
+            .context("reading the issue index")
+    }
+}
+
+fn commit_round(conn: &mut Connection, batch: Vec<Request>) -> AfterCommit {
+    match commit(conn, &batch) {
+        Ok(answers) => {
+            for ((_, reply), answer) in batch.into_iter().zip(answers) {
+                let _ = reply.send(Ok(answer));
+            }
+        }
+        Err(error) => {
+            let error = format!("{error:#}");
+            tracing::error!(error = %error, "issue index commit failed");
+            for (_, reply) in batch {
+                let _ = reply.send(Err(error.clone()));
+            }
+        }
+    }
+    AfterCommit::Wait
+}
+
+/// Applies every write in one transaction; the answer of each.
+fn commit(conn: &mut Connection, batch: &[Request]) -> anyhow::Result<Vec<bool>> {
+    let tx = conn.transaction()?;
+    let mut answers = Vec::with_capacity(batch.len());
+    for (write, _) in batch {
+        answers.push(match write {
+            Write::Record(occurrences) => {
+                record(&tx, occurrences)?;
+                true
+            }
+            Write::SetStatus { project, env, fingerprint, status, at_ms } => {
+                tx.prepare_cached(
+                    "UPDATE issues SET status = ?4, resolved_at = CASE WHEN ?4 = 'resolved' THEN ?5 ELSE resolved_at END
+                     WHERE project = ?1 AND env = ?2 AND fingerprint = ?3",
+                )?
+                .execute(rusqlite::params![project, env, fingerprint, status.as_str(), at_ms])?
+                    == 1
+            }
+        });
+    }
+    tx.commit()?;
+    Ok(answers)
+}
+
+fn record(tx: &rusqlite::Transaction<'_>, occurrences: &[Occurrence]) -> anyhow::Result<()> {
+    let mut issue = tx.prepare_cached(
+        "INSERT INTO issues (project, env, fingerprint, first_seen, last_seen, title, type, level, sample_id)
+         VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT (project, env, fingerprint) DO UPDATE SET
+             first_seen = min(first_seen, excluded.first_seen),
+             title = CASE WHEN excluded.last_seen >= last_seen THEN excluded.title ELSE title END,
+             type = CASE WHEN excluded.last_seen >= last_seen THEN excluded.type ELSE type END,
+             level = CASE WHEN excluded.last_seen >= last_seen THEN excluded.level ELSE level END,
+             sample_id = CASE WHEN excluded.last_seen >= last_seen THEN excluded.sample_id ELSE sample_id END,
+             status = CASE WHEN status = 'resolved' AND excluded.last_seen > resolved_at THEN 'regressed' ELSE status END,
+             last_seen = max(last_seen, excluded.last_seen)",
+    )?;
+    let mut minute = tx.prepare_cached(
+        "INSERT INTO issue_minutes (project, env, fingerprint, minute, n) VALUES (?1, ?2, ?3, ?4, 1)
+         ON CONFLICT (project, env, fingerprint, minute) DO UPDATE SET n = n + 1",
+    )?;
+    let mut user = tx.prepare_cached(
+        "INSERT OR IGNORE INTO issue_users (project, env, fingerprint, minute, user) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for o in occurrences {
+        issue.execute(rusqlite::params![
+            o.project,
+            o.env,
+            o.fingerprint,
+            o.ts,
+            o.title,
+            o.kind,
+            o.level.as_str(),
+            o.id
+        ])?;
+        let at = o.ts.div_euclid(MINUTE_MS);
+        minute.execute(rusqlite::params![o.project, o.env, o.fingerprint, at])?;
+        if let Some(name) = &o.user {
+            user.execute(rusqlite::params![o.project, o.env, o.fingerprint, at, name])?;
+        }
+    }
+    Ok(())
+}
+
+fn list(
+    conn: &Connection,
+    project: &str,
+    env: &str,
+    (from_ms, to_ms): (i64, i64),
+    sort: Sort,
+    now_ms: i64,
+) -> rusqlite::Result<Vec<Issue>> {
+    let (from_minute, to_minute) = (from_ms.div_euclid(MINUTE_MS), to_ms.div_euclid(MINUTE_MS));
+    let order = match sort {
+        Sort::LastSeen => "last_seen DESC",
+        Sort::FirstSeen => "first_seen DESC",
+        Sort::Count => "count DESC, last_seen DESC",
+        Sort::Users => "users DESC, last_seen DESC",
+    };
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT fingerprint, title, type, level, first_seen, last_seen, status, sample_id,
+             (SELECT coalesce(sum(n), 0) FROM issue_minutes m WHERE m.project = i.project AND m.env = i.env
+                 AND m.fingerprint = i.fingerprint AND m.minute BETWEEN ?3 AND ?4) AS count,
+             (SELECT count(DISTINCT user) FROM issue_users u WHERE u.project = i.project AND u.env = i.env
+                 AND u.fingerprint = i.fingerprint AND u.minute BETWEEN ?3 AND ?4) AS users
+         FROM issues i
+         WHERE project = ?1 AND env = ?2 AND last_seen >= ?5 AND first_seen <= ?6
+         ORDER BY {order} LIMIT ?7"
+    ))?;
+    let rows = stmt.query_map(
+        rusqlite::params![project, env, from_minute, to_minute, from_ms, to_ms, MAX_LISTED as i64],
+        |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, Option<String>>(2)?,
+                row.get::<_, String>(3)?,
+                row.get::<_, i64>(4)?,
+                row.get::<_, i64>(5)?,
+                row.get::<_, String>(6)?,
+                row.get::<_, String>(7)?,
+                row.get::<_, i64>(8)?,
+                row.get::<_, i64>(9)?,
+            ))
+        },
+    )?;
+    let mut issues = Vec::new();
+    for row in rows {
+        let (fingerprint, title, kind, level, first_seen, last_seen, status, sample_id, count, users) = row?;
+        let status = match status.as_str() {
+            "resolved" => Status::Resolved,
+            "ignored" => Status::Ignored,
+            "regressed" => Status::Regressed,
+            _ if first_seen > now_ms - NEW_FOR_MS => Status::New,
+            _ => Status::Ongoing,
+        };
+        let series_24h = series(conn, project, env, &fingerprint, now_ms)?;
+        issues.push(Issue {
+            fingerprint,
+            title,
+            kind,
+            level,
+            count: u64::try_from(count).unwrap_or(0),
+            users: u64::try_from(users).unwrap_or(0),
+            first_seen: from_ms_utc(first_seen),
+            last_seen: from_ms_utc(last_seen),
+            status,
+            sample_id,
+            series_24h,
+        });
+    }
+    Ok(issues)
+}
+
+/// Occurrences in each of the 24 whole hours up to the one holding `now`, oldest first.
+fn series(conn: &Connection, project: &str, env: &str, fingerprint: &str, now_ms: i64) -> rusqlite::Result<Vec<u64>> {
+    let last_hour = now_ms.div_euclid(HOUR_MS);
+    let first_hour = last_hour - 23;
+    let mut hours = vec![0u64; 24];
+    let mut stmt = conn.prepare_cached(
+        "SELECT minute / 60, sum(n) FROM issue_minutes WHERE project = ?1 AND env = ?2 AND fingerprint = ?3
+             AND minute >= ?4 GROUP BY minute / 60",
+    )?;
+    let rows = stmt.query_map(rusqlite::params![project, env, fingerprint, first_hour * 60], |row| {
+        Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))
+    })?;
+    for row in rows {
+        let (hour, n) = row?;
+        if let Some(slot) = usize::try_from(hour - first_hour).ok().and_then(|i| hours.get_mut(i)) {
+            *slot = u64::try_from(n).unwrap_or(0);
+        }
+    }
+    Ok(hours)
+}
+
+fn from_ms_utc(ms: i64) -> time::OffsetDateTime {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+}
