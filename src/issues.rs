@@ -73,6 +73,9 @@ pub struct Occurrence {
     env: String,
     fingerprint: String,
     ts: i64,
+    /// When ingest received it: a regression is an occurrence received after the resolution,
+    /// on the server's own clock (a client's may be off, or its event delivered late).
+    received_ms: i64,
     title: String,
     kind: Option<String>,
     level: Level,
@@ -92,6 +95,7 @@ impl Occurrence {
                     env: e.env.clone(),
                     fingerprint: e.fingerprint.clone()?,
                     ts: e.timestamp_ms(),
+                    received_ms: crate::event::unix_ms(e.received_at),
                     title: e.message.clone(),
                     kind: e.kind.clone(),
                     level: e.level,
@@ -305,15 +309,15 @@ fn commit(conn: &mut Connection, batch: &[Request]) -> anyhow::Result<Vec<bool>>
 
 fn record(tx: &rusqlite::Transaction<'_>, occurrences: &[Occurrence]) -> anyhow::Result<()> {
     let mut issue = tx.prepare_cached(
-        "INSERT INTO issues (project, env, fingerprint, first_seen, last_seen, title, type, level, sample_id)
-         VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6, ?7, ?8)
+        "INSERT INTO issues (project, env, fingerprint, first_seen, last_seen, title, type, level, sample_id, resolved_at)
+         VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6, ?7, ?8, ?9)
          ON CONFLICT (project, env, fingerprint) DO UPDATE SET
              first_seen = min(first_seen, excluded.first_seen),
              title = CASE WHEN excluded.last_seen >= last_seen THEN excluded.title ELSE title END,
              type = CASE WHEN excluded.last_seen >= last_seen THEN excluded.type ELSE type END,
              level = CASE WHEN excluded.last_seen >= last_seen THEN excluded.level ELSE level END,
              sample_id = CASE WHEN excluded.last_seen >= last_seen THEN excluded.sample_id ELSE sample_id END,
-             status = CASE WHEN status = 'resolved' AND excluded.last_seen > resolved_at THEN 'regressed' ELSE status END,
+             status = CASE WHEN status = 'resolved' AND excluded.resolved_at > resolved_at THEN 'regressed' ELSE status END,
              last_seen = max(last_seen, excluded.last_seen)",
     )?;
     let mut minute = tx.prepare_cached(
@@ -324,15 +328,18 @@ fn record(tx: &rusqlite::Transaction<'_>, occurrences: &[Occurrence]) -> anyhow:
         "INSERT OR IGNORE INTO issue_users (project, env, fingerprint, minute, user) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
     for o in occurrences {
+        // `resolved_at` of a new row is not read; on a conflict it carries the receipt time.
+        let (fingerprint, level, received) = (&o.fingerprint, o.level.as_str(), o.received_ms);
         issue.execute(rusqlite::params![
             o.project,
             o.env,
-            o.fingerprint,
+            fingerprint,
             o.ts,
             o.title,
             o.kind,
-            o.level.as_str(),
-            o.id
+            level,
+            o.id,
+            received
         ])?;
         let at = o.ts.div_euclid(MINUTE_MS);
         minute.execute(rusqlite::params![o.project, o.env, o.fingerprint, at])?;
@@ -437,4 +444,58 @@ fn series(conn: &Connection, project: &str, env: &str, fingerprint: &str, now_ms
 fn from_ms_utc(ms: i64) -> time::OffsetDateTime {
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn occurrence(fingerprint: &str, ts: i64, received_ms: i64, user: Option<&str>) -> Occurrence {
+        Occurrence {
+            project: "demo".into(),
+            env: "production".into(),
+            fingerprint: fingerprint.into(),
+            ts,
+            received_ms,
+            title: format!("at {ts}"),
+            kind: Some("TypeError".into()),
+            level: Level::Error,
+            id: format!("id{ts}"),
+            user: user.map(str::to_string),
+        }
+    }
+
+    #[tokio::test]
+    async fn counts_users_and_states_follow_the_occurrences() {
+        let dir = tempfile::tempdir().expect("dir");
+        let index = IssueIndex::open(dir.path()).expect("open");
+        let now = 1_800_000_000_000;
+        let hour = HOUR_MS;
+        index
+            .record(vec![
+                occurrence("a", now - 30 * hour, now - 30 * hour, Some("u1")),
+                occurrence("a", now - 2 * hour, now - 2 * hour, Some("u1")),
+                occurrence("a", now - hour, now - hour, Some("u2")),
+                occurrence("b", now - hour, now - hour, None),
+            ])
+            .await
+            .expect("record");
+        let listed = index.list("demo", "production", (now - 3 * hour, now), Sort::Count, now).await.expect("list");
+        let summary: Vec<(&str, u64, u64, Status)> =
+            listed.iter().map(|i| (i.fingerprint.as_str(), i.count, i.users, i.status)).collect();
+        assert_eq!(summary, [("a", 2, 2, Status::Ongoing), ("b", 1, 0, Status::New)]);
+        assert_eq!(listed[0].title, format!("at {}", now - hour), "the latest occurrence's message");
+        assert_eq!(listed[0].series_24h[21..], [1, 1, 0]);
+
+        assert!(index.set_status("demo", "production", "a", Status::Resolved, now).await.expect("set"));
+        assert!(!index.set_status("demo", "production", "zz", Status::Resolved, now).await.expect("set"));
+        // Late delivery of an old occurrence, received before the resolution: still resolved.
+        index.record(vec![occurrence("a", now - hour, now - 1, None)]).await.expect("record");
+        let status = |listed: &[Issue]| listed.iter().find(|i| i.fingerprint == "a").map(|i| i.status);
+        let listed = index.list("demo", "production", (now - 3 * hour, now), Sort::Count, now).await.expect("list");
+        assert_eq!(status(&listed), Some(Status::Resolved));
+        index.record(vec![occurrence("a", now - hour, now + 1, None)]).await.expect("record");
+        let listed = index.list("demo", "production", (now - 3 * hour, now), Sort::Count, now).await.expect("list");
+        assert_eq!(status(&listed), Some(Status::Regressed), "received after the resolution");
+    }
 }

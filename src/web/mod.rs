@@ -90,6 +90,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/issues/{fingerprint}/status", post(api::set_issue_status))
         .route("/", get(pages::show_home))
         .route("/logs", get(pages::show_logs))
+        .route("/issues", get(pages::show_issues))
+        .route("/issues/status", post(pages::change_status).layer(cross_site_guard()))
         .route("/login", get(pages::show_login).post(pages::log_in).layer(cross_site_guard()))
         .route("/logout", post(pages::log_out).layer(cross_site_guard()))
         .route("/static/{file}", get(assets::serve_asset))

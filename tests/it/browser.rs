@@ -380,3 +380,39 @@ async fn an_operator_types_a_query_sees_the_chart_narrows_to_a_bar_and_exports_t
     let error = browser.text("p.query-error").await;
     assert!(error.contains("(at character 13)"), "{error}");
 }
+
+#[tokio::test]
+async fn the_issues_page_resolves_an_issue_and_shows_it_regressed_after_a_new_occurrence() {
+    let app = spawn_app().await;
+    let declined = |order: u32| {
+        json!({"level": "error", "type": "PaymentDeclined", "message": format!("card declined for order {order}"),
+                                     "user": format!("u{}", order % 3), "timestamp": minutes_ago(5)})
+    };
+    let events: Vec<Value> = (100..106)
+        .map(declined)
+        .chain([json!({"level": "fatal", "type": "TypeError",
+        "message": "x is undefined", "timestamp": minutes_ago(3)})])
+        .collect();
+    assert_eq!(app.ingest(&json!({"env": "production", "events": events})).await.0, 202);
+
+    let browser = Browser::headless().await;
+    browser.goto(&app.url("/login?next=%2Fissues%3Fproject%3Ddemo%26env%3Dproduction%26sort%3Dcount")).await;
+    log_in(&browser).await;
+    assert_eq!(browser.texts("tr.issue td.count").await, ["6", "1"], "sorted by events");
+    assert_eq!(browser.texts("tr.issue td.users").await, ["3", "0"]);
+    assert_eq!(browser.text("tr.issue td.status").await, "new");
+    assert_eq!(browser.texts("tr.issue:first-child td.spark rect").await.len(), 24, "a bar per hour");
+
+    browser.click_to_navigate("tr.issue:first-child td.actions button").await;
+    assert!(browser.path().await.starts_with("/issues?project=demo&env=production"), "back on the list");
+    let statuses = browser.texts("tr.issue td.status").await;
+    assert!(statuses.contains(&"resolved".to_string()), "{statuses:?}");
+
+    assert_eq!(app.ingest(&json!({"env": "production", "events": [declined(107)]})).await.0, 202);
+    browser.goto(&app.url("/issues?project=demo&env=production&sort=count")).await;
+    assert_eq!(browser.texts("tr.issue td.status").await, ["regressed", "new"]);
+    assert_eq!(browser.texts("tr.issue td.count").await, ["7", "1"]);
+    browser.click_to_navigate("tr.issue:first-child td.title a").await;
+    assert!(browser.path().await.contains("q=fingerprint%3A"), "the row links to its events");
+    assert_eq!(row_messages(&browser).await.len(), 7, "every occurrence");
+}

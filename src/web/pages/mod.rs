@@ -1,8 +1,9 @@
-//! The server-rendered dashboard: login, home, and the logs page with its detail pane. Each page
+//! The server-rendered dashboard: login, home, the logs page with its detail pane, and issues. Each page
 //! is a handler that gathers data and a view model built from it by a plain function (tested
 //! directly); all HTML is in `templates/` (askama escapes every value).
 
 mod home;
+mod issues;
 mod login;
 mod logs;
 
@@ -15,6 +16,7 @@ use super::auth::urlencode;
 use crate::error::ApiError;
 
 pub use home::show_home;
+pub use issues::{change_status, show_issues};
 pub use login::{log_in, log_out, show_login};
 pub use logs::show_logs;
 

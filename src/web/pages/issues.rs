@@ -1,0 +1,197 @@
+//! The issues page: errors grouped by fingerprint, with their counts over the last day, a 24 h
+//! sparkline, and forms (no JavaScript) that resolve, ignore or reopen them.
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use time::OffsetDateTime;
+
+use super::{Page, display_time, error_page, href, logs_href};
+use crate::error::ApiError;
+use crate::event::unix_ms;
+use crate::issues::{Issue, Sort, Status};
+use crate::web::AppState;
+use crate::web::auth::PageUser;
+use crate::web::query::{DEFAULT_WINDOW, project_env};
+
+/// Width and height of a sparkline, in SVG units: one bar per hour.
+const SPARK_HEIGHT: u64 = 20;
+const SPARK_BAR: usize = 4;
+
+#[derive(Template)]
+#[template(path = "issues.html")]
+struct IssuesPage {
+    user: Option<String>,
+    project: String,
+    env: String,
+    /// (label, href, is the current order) of each way to sort.
+    sorts: Vec<(&'static str, String, bool)>,
+    rows: Vec<IssueRow>,
+}
+
+struct IssueRow {
+    fingerprint: String,
+    title: String,
+    kind: String,
+    level: String,
+    count: u64,
+    users: u64,
+    first_seen: String,
+    last_seen: String,
+    status: &'static str,
+    events_href: String,
+    /// (x, y, height, hour count) of each sparkline bar.
+    spark: Vec<(usize, u64, u64, u64)>,
+    /// (status to set, button label) of the forms shown.
+    actions: Vec<(&'static str, &'static str)>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct IssuesParams {
+    project: Option<String>,
+    env: Option<String>,
+    sort: Option<String>,
+}
+
+const SORTS: [(&str, &str, Sort); 4] = [
+    ("Last seen", "last_seen", Sort::LastSeen),
+    ("First seen", "first_seen", Sort::FirstSeen),
+    ("Events", "count", Sort::Count),
+    ("Users", "users", Sort::Users),
+];
+
+pub async fn show_issues(
+    State(state): State<AppState>,
+    PageUser(user): PageUser,
+    Query(params): Query<IssuesParams>,
+) -> Response {
+    let first = state.projects.iter().next().map(|p| (p.name.clone(), p.envs.first().cloned().unwrap_or_default()));
+    let project = params.project.or_else(|| first.as_ref().map(|f| f.0.clone()));
+    let env = params.env.or_else(|| first.map(|f| f.1));
+    let (project, env) = match project_env(&state.projects, project.as_deref(), env.as_deref()) {
+        Ok(found) => found,
+        Err(error) => return error_page(&user, error),
+    };
+    let sort_name = params.sort.unwrap_or_else(|| "last_seen".into());
+    let Some(&(_, _, sort)) = SORTS.iter().find(|(_, name, _)| *name == sort_name) else {
+        return error_page(&user, ApiError::BadRequest(format!("unknown sort `{sort_name}`")));
+    };
+    let now = OffsetDateTime::now_utc();
+    let range = (unix_ms(now - DEFAULT_WINDOW), unix_ms(now));
+    match state.issues.list(&project.name, &env, range, sort, unix_ms(now)).await {
+        Ok(issues) => Page(issues_view(user, &project.name, &env, &sort_name, issues)).into_response(),
+        Err(error) => error_page(&user, error.into()),
+    }
+}
+
+fn issues_view(user: String, project: &str, env: &str, sort: &str, issues: Vec<Issue>) -> IssuesPage {
+    let sorts = SORTS
+        .iter()
+        .map(|(label, name, _)| (*label, href("/issues", project, env, &[("sort", name.to_string())]), *name == sort))
+        .collect();
+    let rows = issues.into_iter().map(|issue| issue_row(project, env, issue)).collect();
+    IssuesPage { user: Some(user), project: project.to_string(), env: env.to_string(), sorts, rows }
+}
+
+fn issue_row(project: &str, env: &str, issue: Issue) -> IssueRow {
+    let max = issue.series_24h.iter().copied().max().unwrap_or(0).max(1);
+    let spark = issue
+        .series_24h
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let height = if *n == 0 { 0 } else { (n * SPARK_HEIGHT).div_ceil(max).max(1) };
+            (i * (SPARK_BAR + 1), SPARK_HEIGHT - height, height, *n)
+        })
+        .collect();
+    let actions = match issue.status {
+        Status::Resolved | Status::Ignored => vec![("ongoing", "Reopen")],
+        Status::New | Status::Ongoing | Status::Regressed => vec![("resolved", "Resolve"), ("ignored", "Ignore")],
+    };
+    let events_href =
+        logs_href(project, env, &[("q", format!("fingerprint:{}", issue.fingerprint)), ("from", "now-7d".into())]);
+    IssueRow {
+        title: super::shorten(&issue.title, 160),
+        kind: issue.kind.unwrap_or_default(),
+        level: issue.level,
+        count: issue.count,
+        users: issue.users,
+        first_seen: display_time(issue.first_seen),
+        last_seen: display_time(issue.last_seen),
+        status: issue.status.as_str(),
+        events_href,
+        spark,
+        actions,
+        fingerprint: issue.fingerprint,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct StatusForm {
+    project: String,
+    env: String,
+    fingerprint: String,
+    status: String,
+}
+
+/// `POST /issues/status` from a row's button (same-origin only: the cross-site guard is on the
+/// route); back to the list.
+pub async fn change_status(
+    State(state): State<AppState>,
+    PageUser(user): PageUser,
+    Form(form): Form<StatusForm>,
+) -> Response {
+    let (project, env) = match project_env(&state.projects, Some(&form.project), Some(&form.env)) {
+        Ok(found) => found,
+        Err(error) => return error_page(&user, error),
+    };
+    let Some(status) = Status::settable(&form.status) else {
+        return error_page(&user, ApiError::BadRequest(format!("unknown status `{}`", form.status)));
+    };
+    let now = unix_ms(OffsetDateTime::now_utc());
+    match state.issues.set_status(&project.name, &env, &form.fingerprint, status, now).await {
+        Ok(true) => Redirect::to(&href("/issues", &project.name, &env, &[])).into_response(),
+        Ok(false) => error_page(&user, ApiError::NotFound(format!("no issue `{}`", form.fingerprint))),
+        Err(error) => error_page(&user, error.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn issue(series: Vec<u64>, status: Status) -> Issue {
+        Issue {
+            fingerprint: "ab12".into(),
+            title: "x is undefined".into(),
+            kind: Some("TypeError".into()),
+            level: "error".into(),
+            count: series.iter().sum(),
+            users: 2,
+            first_seen: OffsetDateTime::UNIX_EPOCH,
+            last_seen: OffsetDateTime::UNIX_EPOCH,
+            status,
+            sample_id: "01J".into(),
+            series_24h: series,
+        }
+    }
+
+    #[test]
+    fn a_row_draws_its_hours_to_scale_links_to_its_events_and_offers_what_can_be_done() {
+        let mut series = vec![0; 24];
+        series[3] = 10;
+        series[23] = 5;
+        let row = issue_row("demo", "production", issue(series, Status::Regressed));
+        assert_eq!(row.spark[3], (15, 0, 20, 10), "the busiest hour is full height");
+        assert_eq!(row.spark[23], (115, 10, 10, 5));
+        assert_eq!(row.spark[0], (0, 20, 0, 0));
+        assert_eq!(row.events_href, "/logs?project=demo&env=production&q=fingerprint%3Aab12&from=now-7d");
+        assert_eq!(row.actions, [("resolved", "Resolve"), ("ignored", "Ignore")]);
+        assert_eq!(
+            issue_row("demo", "production", issue(vec![0; 24], Status::Resolved)).actions,
+            [("ongoing", "Reopen")]
+        );
+    }
+}
