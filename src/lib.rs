@@ -15,6 +15,7 @@ pub mod search;
 pub mod sqlite;
 pub mod store;
 pub mod web;
+pub mod zone;
 
 use std::sync::Arc;
 
@@ -53,6 +54,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     }
     let projects = project::Projects::from_config(&config)?;
     let limits = web::limits::RateLimits::new(&config.limits, &config.server.trusted_proxies);
+    let zone = zone::Zone::named(&config.ui.timezone).map_err(|why| anyhow::anyhow!("ui.timezone: {why}"))?;
     Ok(AppState {
         config: Arc::new(config),
         store,
@@ -60,6 +62,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         limits: Arc::new(limits),
         projects: Arc::new(projects),
         metrics,
+        zone,
     })
 }
 

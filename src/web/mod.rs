@@ -32,6 +32,7 @@ use crate::error::ApiError;
 use crate::metrics::{self, Metrics};
 use crate::project::Projects;
 use crate::store::LogStore;
+use crate::zone::Zone;
 
 /// Everything a handler may need.
 #[derive(Clone)]
@@ -48,6 +49,8 @@ pub struct AppState {
     pub projects: Arc<Projects>,
     /// The service's counters, served on `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// The zone every time on the pages is shown and typed in (`[ui] timezone`); the API keeps UTC.
+    pub zone: Zone,
 }
 
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
