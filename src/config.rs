@@ -28,6 +28,7 @@ pub struct Config {
     pub storage: StorageConfig,
     pub cloudwatch: CloudWatchConfig,
     pub limits: LimitsConfig,
+    pub ui: UiConfig,
     pub auth: AuthConfig,
     pub projects: Vec<ProjectConfig>,
 }
@@ -155,6 +156,19 @@ impl Default for LimitsConfig {
             key_burst_bytes: 6_291_456,
             ip_requests_per_sec: 100,
         }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct UiConfig {
+    /// IANA name of the zone every time on the pages is shown (and typed) in; the API stays in UTC.
+    pub timezone: String,
+}
+
+impl Default for UiConfig {
+    fn default() -> Self {
+        Self { timezone: "UTC".into() }
     }
 }
 
@@ -362,6 +376,9 @@ impl Config {
         }
         self.validate_cloudwatch(&mut problems);
         self.validate_limits(&mut problems);
+        if let Err(why) = crate::zone::Zone::named(&self.ui.timezone) {
+            problems.push(problem("ui.timezone", why));
+        }
         self.validate_auth(&mut problems);
         self.validate_projects(&mut problems);
         problems
@@ -660,6 +677,20 @@ mod tests {
         assert_eq!(limit("250", "30"), Ok(std::time::Duration::from_millis(250)));
         assert_eq!(limit("60000", "30"), Ok(std::time::Duration::from_secs(30)));
         assert_eq!(Config::from_sources(SHIPPED, &[]).expect("shipped").query_time_limit().as_millis(), 10_000);
+    }
+
+    #[test]
+    fn the_page_time_zone_is_utc_by_default_set_by_name_and_a_wrong_name_is_refused_by_key() {
+        assert_eq!(Config::from_sources(SHIPPED, &[]).expect("shipped").ui.timezone, "UTC");
+        let seoul = Config::from_sources(SHIPPED, &env(&[("LOGBOARD__UI__TIMEZONE", "Asia/Seoul")])).expect("valid");
+        assert_eq!(seoul.ui.timezone, "Asia/Seoul");
+        let err = Config::from_sources(SHIPPED, &env(&[("LOGBOARD__UI__TIMEZONE", "Asia/Soul")])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "ui.timezone: `Asia/Soul` is not an IANA time zone name (like Asia/Seoul, Europe/Berlin or UTC)\n"
+        );
+        let misspelt = env(&[("LOGBOARD__UI__TIME_ZONE", "Asia/Seoul")]);
+        assert_eq!(keys(Config::from_sources(SHIPPED, &misspelt).unwrap_err()), ["ui.time_zone"]);
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod search;
 pub mod sqlite;
 pub mod store;
 pub mod web;
+pub mod zone;
 
 use std::sync::Arc;
 
@@ -55,6 +56,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let projects = project::Projects::from_config(&config)?;
     let limits = web::limits::RateLimits::new(&config.limits, &config.server.trusted_proxies);
     let issues = issues::IssueIndex::open(&config.storage.data_dir)?;
+    let zone = zone::Zone::named(&config.ui.timezone).map_err(|why| anyhow::anyhow!("ui.timezone: {why}"))?;
     Ok(AppState {
         config: Arc::new(config),
         store,
@@ -63,6 +65,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         projects: Arc::new(projects),
         metrics,
         issues: Arc::new(issues),
+        zone,
     })
 }
 

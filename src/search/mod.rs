@@ -24,7 +24,7 @@ use std::fmt;
 use std::str::FromStr;
 
 pub use self::ast::{Bound, Comparison, Expr, Field, Node, Op, Pattern, Span, Value};
-pub use self::time::{EARLIEST, LATEST, TimeError, parse_time_expr};
+pub use self::time::{EARLIEST, LATEST, TimeError, parse_time_expr, parse_time_expr_in};
 use crate::event::{Level, StoredEvent};
 
 /// The longest query accepted, in characters.

@@ -2,7 +2,8 @@
 //! (`now`, `now-15m`, units `s m h d w`). Arithmetic is checked and the result held to the range
 //! the stores can key, so no text can panic or overflow a search.
 
-use time::{Duration, OffsetDateTime};
+use time::format_description::well_known::Rfc3339;
+use time::{Duration, OffsetDateTime, PrimitiveDateTime};
 
 use crate::event::{from_unix_ms, timestamp_format};
 
@@ -22,6 +23,18 @@ const FORMS: &str = "use RFC 3339 (2026-11-24T15:00:00Z), epoch milliseconds, or
 /// `2026-11-24T15:00:00Z`, `1764000000000` (epoch ms), `now`, `now-15m`; also the dashboard's
 /// `2026-11-24 15:00` and `2026-11-24T15:00` (UTC). The result lies in [`EARLIEST`, `LATEST`).
 pub fn parse_time_expr(text: &str, now: OffsetDateTime) -> Result<OffsetDateTime, TimeError> {
+    parse_time_expr_in(text, now, |local| Some(local.assume_utc()))
+}
+
+/// [`parse_time_expr`], with a date and time written without an offset (`2026-11-24 15:00`)
+/// placed on the time line by `zone` (the pages read them in their configured zone; `None`: no
+/// such time there). Relative times, epoch milliseconds and RFC 3339 with an offset are exact
+/// and do not ask it.
+pub fn parse_time_expr_in(
+    text: &str,
+    now: OffsetDateTime,
+    zone: impl Fn(PrimitiveDateTime) -> Option<OffsetDateTime>,
+) -> Result<OffsetDateTime, TimeError> {
     let text = text.trim();
     let time = if let Some(ago) = strip_prefix_ignore_case(text, "now") {
         relative(ago, now)?
@@ -29,7 +42,7 @@ pub fn parse_time_expr(text: &str, now: OffsetDateTime) -> Result<OffsetDateTime
         let ms = text.parse::<i64>().map_err(|_| TimeError(format!("`{text}` is too large for epoch milliseconds")))?;
         from_unix_ms(ms).ok_or_else(|| TimeError(format!("`{text}` is out of range")))?
     } else {
-        absolute(text).ok_or_else(|| TimeError(format!("`{text}` is not a time: {FORMS}")))?
+        absolute(text, zone).ok_or_else(|| TimeError(format!("`{text}` is not a time: {FORMS}")))?
     };
     if !(EARLIEST..LATEST).contains(&time) {
         return Err(TimeError(format!("`{text}` is outside 1970-01-01 to 9000-01-01")));
@@ -67,12 +80,18 @@ fn relative(ago: &str, now: OffsetDateTime) -> Result<OffsetDateTime, TimeError>
     now.checked_sub(Duration::seconds(seconds)).ok_or_else(too_far)
 }
 
-/// RFC 3339, or the minute/second forms without a zone that the dashboard's fields send (UTC).
-fn absolute(text: &str) -> Option<OffsetDateTime> {
+/// RFC 3339, or the minute/second forms without an offset that the dashboard's fields send,
+/// placed by `zone`.
+fn absolute(text: &str, zone: impl Fn(PrimitiveDateTime) -> Option<OffsetDateTime>) -> Option<OffsetDateTime> {
     let text = text.replacen(' ', "T", 1);
-    timestamp_format::parse(&text)
-        .or_else(|| timestamp_format::parse(&format!("{text}Z")))
-        .or_else(|| timestamp_format::parse(&format!("{text}:00Z")))
+    if let Some(exact) = timestamp_format::parse(&text) {
+        return Some(exact);
+    }
+    // Read as if in UTC only to get the date and time as written; the zone decides the instant.
+    let written = OffsetDateTime::parse(&format!("{text}Z"), &Rfc3339)
+        .or_else(|_| OffsetDateTime::parse(&format!("{text}:00Z"), &Rfc3339))
+        .ok()?;
+    zone(PrimitiveDateTime::new(written.date(), written.time()))?.checked_to_offset(time::UtcOffset::UTC)
 }
 
 #[cfg(test)]

@@ -32,6 +32,7 @@ use crate::error::ApiError;
 use crate::metrics::{self, Metrics};
 use crate::project::Projects;
 use crate::store::LogStore;
+use crate::zone::Zone;
 
 /// Everything a handler may need.
 #[derive(Clone)]
@@ -50,6 +51,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Errors grouped by fingerprint, kept up to date by ingest.
     pub issues: Arc<crate::issues::IssueIndex>,
+    /// The zone every time on the pages is shown and typed in (`[ui] timezone`); the API keeps UTC.
+    pub zone: Zone,
 }
 
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \

@@ -6,8 +6,9 @@ use time::{Duration, OffsetDateTime};
 use crate::error::ApiError;
 use crate::event::Level;
 use crate::project::{Project, Projects};
-use crate::search::{EARLIEST, Query, parse_time_expr};
+use crate::search::{EARLIEST, Query};
 use crate::store::{Cursor, EventQuery};
+use crate::zone::Zone;
 
 pub const DEFAULT_LIMIT: usize = 100;
 pub const MAX_LIMIT: usize = 1000;
@@ -49,9 +50,9 @@ fn non_empty(value: Option<&str>) -> Option<&str> {
 }
 
 /// `from` or `to`: RFC 3339, epoch milliseconds, `now-15m` and the like, or `2026-11-24 15:00`
-/// as typed in the dashboard's fields (UTC); see [`parse_time_expr`].
-pub fn parse_time(key: &str, text: &str, now: OffsetDateTime) -> Result<OffsetDateTime, ApiError> {
-    parse_time_expr(text, now).map_err(|e| ApiError::BadRequest(format!("`{key}`: {e}")))
+/// as typed in the dashboard's fields (on `zone`'s clock); see [`crate::search::parse_time_expr`].
+pub fn parse_time(key: &str, text: &str, now: OffsetDateTime, zone: &Zone) -> Result<OffsetDateTime, ApiError> {
+    zone.parse_input(text, now).map_err(|e| ApiError::BadRequest(format!("`{key}`: {e}")))
 }
 
 pub fn parse_levels(text: Option<&str>) -> Result<Vec<Level>, ApiError> {
@@ -67,14 +68,26 @@ pub fn parse_levels(text: Option<&str>) -> Result<Vec<Level>, ApiError> {
 }
 
 impl ReadParams {
+    /// The query these parameters name, as the API reads them: a time without an offset is UTC.
     pub fn to_query<'p>(&self, projects: &'p Projects, now: OffsetDateTime) -> Result<EventQuery<'p>, ApiError> {
+        self.to_query_in(projects, now, &Zone::UTC)
+    }
+
+    /// [`ReadParams::to_query`], with a `from`/`to` written without an offset read on `zone`'s
+    /// clock (the pages' fields).
+    pub fn to_query_in<'p>(
+        &self,
+        projects: &'p Projects,
+        now: OffsetDateTime,
+        zone: &Zone,
+    ) -> Result<EventQuery<'p>, ApiError> {
         let (project, env) = project_env(projects, self.project.as_deref(), self.env.as_deref())?;
         let to = match non_empty(self.to.as_deref()) {
-            Some(text) => parse_time("to", text, now)?,
+            Some(text) => parse_time("to", text, now, zone)?,
             None => now,
         };
         let from = match non_empty(self.from.as_deref()) {
-            Some(text) => parse_time("from", text, now)?,
+            Some(text) => parse_time("from", text, now, zone)?,
             None => to.checked_sub(DEFAULT_WINDOW).map_or(EARLIEST, |from| from.max(EARLIEST)),
         };
         if from > to {
@@ -166,6 +179,18 @@ mod tests {
         assert_eq!(q.to, datetime!(2026-11-20 15:00 UTC));
         assert_eq!(q.levels, [Level::Warn, Level::Error]);
         assert_eq!(q.limit, 5);
+    }
+
+    #[test]
+    fn the_pages_read_a_time_without_an_offset_in_their_zone_and_the_api_in_utc() {
+        let seoul = Zone::named("Asia/Seoul").expect("zone");
+        let typed = params(&[("from", "2026-11-20 09:00"), ("to", "2026-11-21T00:00:00Z")]);
+        let page = typed.to_query_in(projects(), NOW, &seoul).expect("query");
+        assert_eq!((page.from, page.to), (datetime!(2026-11-20 00:00 UTC), datetime!(2026-11-21 00:00 UTC)));
+        let api = typed.to_query(projects(), NOW).expect("query");
+        assert_eq!((api.from, api.to), (datetime!(2026-11-20 09:00 UTC), datetime!(2026-11-21 00:00 UTC)));
+        let relative = params(&[("from", "now-7d")]).to_query_in(projects(), NOW, &seoul).expect("query");
+        assert_eq!(relative.from, NOW - Duration::days(7), "relative times do not move");
     }
 
     #[test]

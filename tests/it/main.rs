@@ -13,4 +13,5 @@ mod http;
 mod process;
 mod properties;
 mod query_suite;
+mod timezone;
 mod writer_faults;

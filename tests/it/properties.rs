@@ -56,8 +56,12 @@ fn service() -> &'static Service {
     SERVICE.get_or_init(|| {
         let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
         let data_dir = tempfile::tempdir().expect("dir");
-        // Every request comes from one (unknown) address: no per-address rate here.
-        let config = common::test_config(data_dir.path(), &[("LOGBOARD__LIMITS__IP_REQUESTS_PER_SEC", "0")]);
+        // Every request comes from one (unknown) address: no per-address rate here. The pages
+        // read times west of UTC (-03:30), so a typed `9999-12-31 23:59` is past year 9999 there.
+        let config = common::test_config(
+            data_dir.path(),
+            &[("LOGBOARD__LIMITS__IP_REQUESTS_PER_SEC", "0"), ("LOGBOARD__UI__TIMEZONE", "America/St_Johns")],
+        );
         let state = runtime.block_on(logboard::build_state(config)).expect("state");
         let cookie = format!("{}={}", logboard::web::auth::SESSION_COOKIE, state.auth.start_session("admin"));
         Service { router: logboard::web::router(state.clone()), state, runtime, cookie, _data_dir: data_dir }

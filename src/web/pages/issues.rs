@@ -8,13 +8,14 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use time::OffsetDateTime;
 
-use super::{Page, display_time, error_page, href, logs_href};
+use super::{Page, error_page, href, logs_href};
 use crate::error::ApiError;
 use crate::event::unix_ms;
 use crate::issues::{Issue, Sort, Status};
 use crate::web::AppState;
 use crate::web::auth::PageUser;
 use crate::web::query::{DEFAULT_WINDOW, project_env};
+use crate::zone::Zone;
 
 /// Width and height of a sparkline, in SVG units: one bar per hour.
 const SPARK_HEIGHT: u64 = 20;
@@ -26,6 +27,8 @@ struct IssuesPage {
     user: Option<String>,
     project: String,
     env: String,
+    /// The zone the times are in, named on the page.
+    zone: String,
     /// (label, href, is the current order) of each way to sort.
     sorts: Vec<(&'static str, String, bool)>,
     rows: Vec<IssueRow>,
@@ -81,21 +84,26 @@ pub async fn show_issues(
     let now = OffsetDateTime::now_utc();
     let range = (unix_ms(now - DEFAULT_WINDOW), unix_ms(now));
     match state.issues.list(&project.name, &env, range, sort, unix_ms(now)).await {
-        Ok(issues) => Page(issues_view(user, &project.name, &env, &sort_name, issues)).into_response(),
+        Ok(issues) => {
+            let mut page = issues_view(user, &project.name, &env, &sort_name, issues, &state.zone);
+            page.zone = state.zone.label(now);
+            Page(page).into_response()
+        }
         Err(error) => error_page(&user, error.into()),
     }
 }
 
-fn issues_view(user: String, project: &str, env: &str, sort: &str, issues: Vec<Issue>) -> IssuesPage {
+fn issues_view(user: String, project: &str, env: &str, sort: &str, issues: Vec<Issue>, zone: &Zone) -> IssuesPage {
     let sorts = SORTS
         .iter()
         .map(|(label, name, _)| (*label, href("/issues", project, env, &[("sort", name.to_string())]), *name == sort))
         .collect();
-    let rows = issues.into_iter().map(|issue| issue_row(project, env, issue)).collect();
-    IssuesPage { user: Some(user), project: project.to_string(), env: env.to_string(), sorts, rows }
+    let rows = issues.into_iter().map(|issue| issue_row(project, env, issue, zone)).collect();
+    let zone = zone.name().to_string();
+    IssuesPage { user: Some(user), project: project.to_string(), env: env.to_string(), zone, sorts, rows }
 }
 
-fn issue_row(project: &str, env: &str, issue: Issue) -> IssueRow {
+fn issue_row(project: &str, env: &str, issue: Issue, zone: &Zone) -> IssueRow {
     let max = issue.series_24h.iter().copied().max().unwrap_or(0).max(1);
     let spark = issue
         .series_24h
@@ -118,8 +126,8 @@ fn issue_row(project: &str, env: &str, issue: Issue) -> IssueRow {
         level: issue.level,
         count: issue.count,
         users: issue.users,
-        first_seen: display_time(issue.first_seen),
-        last_seen: display_time(issue.last_seen),
+        first_seen: zone.format(issue.first_seen),
+        last_seen: zone.format(issue.last_seen),
         status: issue.status.as_str(),
         events_href,
         spark,
@@ -183,15 +191,15 @@ mod tests {
         let mut series = vec![0; 24];
         series[3] = 10;
         series[23] = 5;
-        let row = issue_row("demo", "production", issue(series, Status::Regressed));
+        let seoul = Zone::named("Asia/Seoul").expect("zone");
+        let row = issue_row("demo", "production", issue(series, Status::Regressed), &seoul);
+        assert!(row.first_seen.starts_with("1970-01-01 09:00"), "on the zone's clock: {}", row.first_seen);
         assert_eq!(row.spark[3], (15, 0, 20, 10), "the busiest hour is full height");
         assert_eq!(row.spark[23], (115, 10, 10, 5));
         assert_eq!(row.spark[0], (0, 20, 0, 0));
         assert_eq!(row.events_href, "/logs?project=demo&env=production&q=fingerprint%3Aab12&from=now-7d");
         assert_eq!(row.actions, [("resolved", "Resolve"), ("ignored", "Ignore")]);
-        assert_eq!(
-            issue_row("demo", "production", issue(vec![0; 24], Status::Resolved)).actions,
-            [("ongoing", "Reopen")]
-        );
+        let resolved = issue_row("demo", "production", issue(vec![0; 24], Status::Resolved), &seoul);
+        assert_eq!(resolved.actions, [("ongoing", "Reopen")]);
     }
 }

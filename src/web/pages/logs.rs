@@ -7,20 +7,25 @@ use axum::response::{IntoResponse, Redirect, Response};
 use time::OffsetDateTime;
 use ulid::Ulid;
 
-use super::{Page, display_time, error_page, href, input_time, logs_href, shorten};
+use super::{Page, error_page, href, logs_href, shorten};
 use crate::error::ApiError;
-use crate::event::{Level, StoredEvent};
+use crate::event::{Level, StoredEvent, timestamp_format};
 use crate::project::Projects;
 use crate::store::histogram::{Buckets, Histogram};
 use crate::store::{DeadLetters, EventPage, EventQuery, Group, GroupKind};
 use crate::web::AppState;
 use crate::web::auth::PageUser;
 use crate::web::query::ReadParams;
+use crate::zone::Zone;
 
 #[derive(Template)]
 #[template(path = "logs.html")]
 struct LogsPage {
     user: Option<String>,
+    /// The zone of every time on the page, named on it: `Asia/Seoul (UTC+09:00)`.
+    zone: String,
+    /// Its IANA name alone, for the field labels.
+    zone_name: String,
     sidebar: Vec<SidebarProject>,
     groups: Vec<GroupLink>,
     project: String,
@@ -134,12 +139,12 @@ pub async fn show_logs(State(state): State<AppState>, PageUser(user): PageUser, 
         return Redirect::to(&logs_href(&first.name, &first.envs[0], &[])).into_response();
     }
     let now = OffsetDateTime::now_utc();
-    let (query, query_error) = match params.to_query(&state.projects, now) {
+    let (query, query_error) = match params.to_query_in(&state.projects, now, &state.zone) {
         Ok(query) => (query, None),
         // The page stays, with the search as typed and the error under it; no rows.
         Err(ApiError::BadQuery(error)) => {
             let without_q = ReadParams { q: None, ..params.clone() };
-            match without_q.to_query(&state.projects, now) {
+            match without_q.to_query_in(&state.projects, now, &state.zone) {
                 Ok(query) => (query, Some(error)),
                 Err(e) => return error_page(&user, e),
             }
@@ -152,7 +157,7 @@ pub async fn show_logs(State(state): State<AppState>, PageUser(user): PageUser, 
     };
     match data {
         Ok(data) => {
-            let mut page = logs_view(user, &state.projects, &query, &params, data);
+            let mut page = logs_view(user, &state.projects, &query, &params, data, &state.zone);
             page.query_error = query_error.map(|e| format!("{} (at character {})", e.message, e.position + 1));
             Page(page).into_response()
         }
@@ -224,21 +229,24 @@ async fn fetch_groups(state: &AppState, query: &EventQuery<'_>) -> Result<LogsDa
     Ok(LogsData { groups, histogram, page: EventPage::default(), dead: DeadLetters::default(), selected: None })
 }
 
-/// The page, from the query, the parameters as given (every link keeps them) and the data.
+/// The page, from the query, the parameters as given (every link keeps them) and the data, with
+/// its times on `zone`'s clock.
 fn logs_view(
     user: String,
     projects: &Projects,
     query: &EventQuery<'_>,
     params: &ReadParams,
     data: LogsData,
+    zone: &Zone,
 ) -> LogsPage {
     let LogsData { groups, histogram, page, dead, selected } = data;
     let project = query.project;
-    // The filters as given, so every link keeps them.
+    // The filters as given, so every link keeps them; a time typed on the zone's clock is pinned
+    // to the instant it was read as, since the export links go to the API, which reads UTC.
     let filters: Vec<(&str, String)> = [
         ("group", params.group.clone()),
-        ("from", params.from.clone()),
-        ("to", params.to.clone()),
+        ("from", params.from.as_ref().map(|text| zone.link_param(text, query.from))),
+        ("to", params.to.as_ref().map(|text| zone.link_param(text, query.to))),
         ("level", params.level.clone()),
         ("q", params.q.clone()),
     ]
@@ -257,7 +265,7 @@ fn logs_view(
     let (detail, detail_missing) = match &selected {
         None => (None, false),
         Some((_, found)) => {
-            (found.as_ref().map(|e| detail(e, logs_href(&project.name, &query.env, &here))), found.is_none())
+            (found.as_ref().map(|e| detail(e, logs_href(&project.name, &query.env, &here), zone)), found.is_none())
         }
     };
 
@@ -268,7 +276,7 @@ fn logs_view(
             let mut link = here.clone();
             link.push(("event", e.id.to_string()));
             Row {
-                time: display_time(e.timestamp),
+                time: zone.format(e.timestamp),
                 level: e.level.as_str(),
                 kind: e.kind.clone().unwrap_or_default(),
                 message: shorten(&e.message, ROW_MESSAGE_CHARS),
@@ -285,8 +293,7 @@ fn logs_view(
         logs_href(&project.name, &query.env, &f)
     });
     let newest_href = params.cursor.is_some().then(|| logs_href(&project.name, &query.env, &filters));
-    let searched_from =
-        page.searched_from.as_deref().and_then(crate::event::timestamp_format::parse).map(display_minute);
+    let searched_from = page.searched_from.as_deref().and_then(timestamp_format::parse).map(|t| zone.format_minute(t));
 
     let active_group = query.group.clone().unwrap_or_else(|| project.own_group(&query.env).to_string());
     let group_links = groups
@@ -307,14 +314,17 @@ fn logs_view(
 
     LogsPage {
         user: Some(user),
+        // The offset at the end of the range: now, unless the user went back.
+        zone: zone.label(query.to),
+        zone_name: zone.name().to_string(),
         sidebar: sidebar(projects, &project.name, &query.env),
         groups: group_links,
         project: project.name.clone(),
         env: query.env.clone(),
         group: query.group.clone().unwrap_or_default(),
         // Only what the user typed: an empty field keeps meaning "the last 24 h up to now".
-        from: params.from.as_ref().map(|_| input_time(query.from)).unwrap_or_default(),
-        to: params.to.as_ref().map(|_| input_time(query.to)).unwrap_or_default(),
+        from: params.from.as_ref().map(|_| zone.input(query.from)).unwrap_or_default(),
+        to: params.to.as_ref().map(|_| zone.input(query.to)).unwrap_or_default(),
         q: params.q.clone().unwrap_or_default(),
         levels: Level::ALL
             .iter()
@@ -328,7 +338,7 @@ fn logs_view(
         detail_missing,
         missing_close_href: logs_href(&project.name, &query.env, &here),
         query_error: None,
-        chart: chart(&histogram, |from, to| {
+        chart: chart(&histogram, zone, |from, to| {
             let mut f: Vec<(&str, String)> =
                 filters.iter().filter(|(k, _)| *k != "from" && *k != "to").cloned().collect();
             f.push(("from", from));
@@ -342,7 +352,7 @@ fn logs_view(
             .dead_letters
             .into_iter()
             .map(|d| DeadRow {
-                dead_at: d.dead_at,
+                dead_at: timestamp_format::parse(&d.dead_at).map(|t| zone.format(t)).unwrap_or(d.dead_at),
                 message: d.event.map(|e| e.message).or(d.message).unwrap_or_default(),
                 reason: if d.detail.is_empty() { d.reason } else { format!("{}: {}", d.reason, d.detail) },
             })
@@ -350,8 +360,9 @@ fn logs_view(
     }
 }
 
-/// The bars of `histogram`; `link(from, to)` is the logs page narrowed to one bar.
-fn chart(histogram: &Histogram, link: impl Fn(String, String) -> String) -> Chart {
+/// The bars of `histogram`, titled on `zone`'s clock; `link(from, to)` is the logs page narrowed
+/// to one bar.
+fn chart(histogram: &Histogram, zone: &Zone, link: impl Fn(String, String) -> String) -> Chart {
     let max = histogram.counts.iter().map(|c| c.iter().sum::<u64>()).max().unwrap_or(0);
     let scale = if max == 0 { 0.0 } else { CHART_HEIGHT / max as f64 };
     let time = |ms: i64| crate::event::from_unix_ms(ms).unwrap_or(OffsetDateTime::UNIX_EPOCH);
@@ -371,17 +382,17 @@ fn chart(histogram: &Histogram, link: impl Fn(String, String) -> String) -> Char
             let total: u64 = counts.iter().sum();
             ChartBar {
                 x: i * (BAR_WIDTH + 1),
-                href: link(input_time(time(start)), input_time(time(end))),
-                title: format!("{} – {}: {total} events", display_minute(time(start)), display_minute(time(end))),
+                href: link(zone.link(time(start)), zone.link(time(end))),
+                title: format!(
+                    "{} – {}: {total} events",
+                    zone.format_minute(time(start)),
+                    zone.format_minute(time(end))
+                ),
                 segments,
             }
         })
         .collect();
     Chart { width: histogram.counts.len() * (BAR_WIDTH + 1), bars, max, capped: histogram.capped }
-}
-
-fn display_minute(t: OffsetDateTime) -> String {
-    format!("{} {:02}:{:02}", t.date(), t.hour(), t.minute())
 }
 
 fn sidebar(projects: &Projects, active_project: &str, active_env: &str) -> Vec<SidebarProject> {
@@ -402,10 +413,10 @@ fn sidebar(projects: &Projects, active_project: &str, active_env: &str) -> Vec<S
         .collect()
 }
 
-fn detail(e: &StoredEvent, close_href: String) -> Detail {
+fn detail(e: &StoredEvent, close_href: String, zone: &Zone) -> Detail {
     let mut fields: Vec<(&'static str, String)> = vec![
-        ("Time", display_time(e.timestamp)),
-        ("Received", display_time(e.received_at)),
+        ("Time", zone.format_with_offset(e.timestamp)),
+        ("Received", zone.format_with_offset(e.received_at)),
         ("Project", e.project.clone()),
         ("Environment", e.env.clone()),
     ];
@@ -456,13 +467,14 @@ mod tests {
     #[test]
     fn a_long_message_heads_the_detail_pane_shortened_and_is_shown_whole_below() {
         let projects = projects();
+        let utc = Zone::named("UTC").expect("zone");
         let long = format!("{}\nsecond line", "x".repeat(1_000));
-        let shown = detail(&event(&projects, json!({"message": long})), String::new());
+        let shown = detail(&event(&projects, json!({"message": long})), String::new(), &utc);
         assert_eq!(shown.title, format!("{}…", "x".repeat(TITLE_CHARS)));
         assert_eq!(shown.message.as_deref(), Some(long.as_str()));
-        let short = detail(&event(&projects, json!({"message": "payment failed"})), String::new());
+        let short = detail(&event(&projects, json!({"message": "payment failed"})), String::new(), &utc);
         assert_eq!((short.title.as_str(), short.message), ("payment failed", None), "said once when it fits");
-        let two_lines = detail(&event(&projects, json!({"message": "failed\nat line 2"})), String::new());
+        let two_lines = detail(&event(&projects, json!({"message": "failed\nat line 2"})), String::new(), &utc);
         assert_eq!((two_lines.title.as_str(), two_lines.message.as_deref()), ("failed …", Some("failed\nat line 2")));
     }
 
@@ -506,7 +518,7 @@ mod tests {
             },
             selected: Some((error.id.to_string(), Some(error.clone()))),
         };
-        let page = logs_view("admin".into(), &projects, &query, &params, data);
+        let page = logs_view("admin".into(), &projects, &query, &params, data, &Zone::UTC);
 
         assert_eq!(page.rows.len(), 2);
         assert_eq!(page.rows[0].message, "payment failed …", "one line in the table");
@@ -555,6 +567,83 @@ mod tests {
         assert!(last.title.ends_with(": 2 events"), "{}", last.title);
     }
 
+    /// The parameters a link of the page carries, as its target reads them.
+    fn params_of(href: &str) -> ReadParams {
+        let (_, query) = href.split_once('?').expect("a query string");
+        serde_urlencoded::from_str(query).expect("parameters")
+    }
+
+    #[test]
+    fn in_a_configured_zone_every_time_is_on_its_clock_and_every_link_reads_back_the_same_range() {
+        let projects = projects();
+        let seoul = Zone::named("Asia/Seoul").expect("zone");
+        let now = time::macros::datetime!(2026-11-26 00:00 UTC);
+        let params = ReadParams {
+            project: Some("demo".into()),
+            env: Some("production".into()),
+            from: Some("2026-11-25 00:00".into()),
+            to: Some("2026-11-25 12:00".into()),
+            q: Some("payment".into()),
+            ..Default::default()
+        };
+        let query = params.to_query_in(&projects, now, &seoul).expect("query");
+        assert_eq!(query.from, time::macros::datetime!(2026-11-24 15:00 UTC), "typed on Seoul's clock");
+        let mut error = event(&projects, json!({"message": "payment failed", "level": "error"}));
+        error.timestamp = time::macros::datetime!(2026-11-24 15:30:00.250 UTC);
+        let mut histogram = Histogram::empty(Buckets::for_range(query.from, query.to));
+        histogram.add(&error);
+        let data = LogsData {
+            histogram,
+            groups: vec![],
+            page: EventPage {
+                events: vec![error.clone()],
+                next_cursor: Some(Cursor::after(&error)),
+                searched_from: Some("2026-11-24T15:00:00.000Z".into()),
+            },
+            dead: DeadLetters {
+                total: 1,
+                dead_letters: vec![DeadLetter {
+                    reason: "too_old".into(),
+                    detail: String::new(),
+                    dead_at: "2026-11-24T16:00:00.000Z".into(),
+                    stream: "s".into(),
+                    message: Some("late".into()),
+                    event: None,
+                }],
+            },
+            selected: Some((error.id.to_string(), Some(error.clone()))),
+        };
+        let page = logs_view("admin".into(), &projects, &query, &params, data, &seoul);
+
+        assert_eq!((page.zone.as_str(), page.zone_name.as_str()), ("Asia/Seoul (UTC+09:00)", "Asia/Seoul"));
+        assert_eq!(page.rows[0].time, "2026-11-25 00:30:00.250");
+        let detail = page.detail.expect("the selected event");
+        assert!(detail.fields.contains(&("Time", "2026-11-25 00:30:00.250 +09:00".into())), "{:?}", detail.fields);
+        assert_eq!((page.from.as_str(), page.to.as_str()), ("2026-11-25 00:00", "2026-11-25 12:00"));
+        assert_eq!(page.searched_from.as_deref(), Some("2026-11-25 00:00"));
+        assert_eq!(page.dead_letters[0].dead_at, "2026-11-25 01:00:00.000");
+
+        // The pages read a link in the zone, the export API in UTC: both get the range shown.
+        let older = page.older_href.expect("a next page");
+        let export = page.export_csv_href.clone();
+        for (link, read) in [
+            (older.as_str(), params_of(&older).to_query_in(&projects, now, &seoul)),
+            (export.as_str(), params_of(&export).to_query(&projects, now)),
+        ] {
+            let read = read.expect("a link that parses");
+            assert_eq!((read.from, read.to), (query.from, query.to), "{link}");
+        }
+        let bar = page.chart.bars.iter().find(|b| !b.segments.is_empty()).expect("the bar of the error");
+        let narrowed = params_of(&bar.href).to_query_in(&projects, now, &seoul).expect("a bar link that parses");
+        assert!(narrowed.from <= error.timestamp && error.timestamp < narrowed.to, "{}", bar.href);
+        assert!(
+            bar.title.starts_with(&seoul.format_minute(narrowed.from)) && bar.title.ends_with(": 1 events"),
+            "{}",
+            bar.title
+        );
+        assert!(bar.title.starts_with("2026-11-25 00:"), "{}", bar.title);
+    }
+
     #[test]
     fn an_event_asked_for_and_not_found_is_said_missing() {
         let projects = projects();
@@ -567,7 +656,7 @@ mod tests {
             dead: DeadLetters::default(),
             selected: Some(("01JNOTANID".into(), None)),
         };
-        let page = logs_view("admin".into(), &projects, &query, &params, data);
+        let page = logs_view("admin".into(), &projects, &query, &params, data, &Zone::UTC);
         assert!(page.detail.is_none() && page.detail_missing);
         assert_eq!(page.missing_close_href, "/logs?project=demo&env=dev");
     }
@@ -589,7 +678,7 @@ mod tests {
             dead: DeadLetters::default(),
             selected: None,
         };
-        let page = logs_view("admin".into(), &projects, &query, &params, data);
+        let page = logs_view("admin".into(), &projects, &query, &params, data, &Zone::UTC);
         assert_eq!(page.searched_from.as_deref(), Some("2026-11-18 20:26"));
         assert!(page.older_href.is_some_and(|href| href.contains("&cursor=")), "continue from where it stopped");
     }

@@ -1,6 +1,7 @@
 //! The server-rendered dashboard: login, home, the logs page with its detail pane, and issues. Each page
 //! is a handler that gathers data and a view model built from it by a plain function (tested
-//! directly); all HTML is in `templates/` (askama escapes every value).
+//! directly); all HTML is in `templates/` (askama escapes every value). Every time a page shows,
+//! fills in or links goes through the configured [`crate::zone::Zone`].
 
 mod home;
 mod issues;
@@ -10,7 +11,6 @@ mod logs;
 use askama::Template;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
-use time::OffsetDateTime;
 
 use super::auth::urlencode;
 use crate::error::ApiError;
@@ -70,17 +70,6 @@ pub fn href(path: &str, project: &str, env: &str, params: &[(&str, String)]) -> 
     href
 }
 
-/// Every time on the dashboard is shown in UTC, labelled as such.
-pub(super) fn display_time(t: OffsetDateTime) -> String {
-    let ms = t.millisecond();
-    format!("{} {:02}:{:02}:{:02}.{ms:03}", t.date(), t.hour(), t.minute(), t.second())
-}
-
-/// The value of a time filter field (UTC, to the minute), as `parse_time` reads it back.
-pub(super) fn input_time(t: OffsetDateTime) -> String {
-    format!("{} {:02}:{:02}", t.date(), t.hour(), t.minute())
-}
-
 pub(super) fn shorten(text: &str, max_chars: usize) -> String {
     let line = text.lines().next().unwrap_or("");
     match line.char_indices().nth(max_chars) {
@@ -93,14 +82,6 @@ pub(super) fn shorten(text: &str, max_chars: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use time::macros::datetime;
-
-    #[test]
-    fn times_show_in_utc_with_milliseconds() {
-        let t = datetime!(2026-11-24 23:04:05.007 +09:00);
-        assert_eq!(display_time(t.to_offset(time::UtcOffset::UTC)), "2026-11-24 14:04:05.007");
-        assert_eq!(input_time(datetime!(2026-11-24 14:04:05 UTC)), "2026-11-24 14:04");
-    }
 
     #[test]
     fn long_and_multi_line_messages_are_shortened_for_the_table() {
