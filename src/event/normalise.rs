@@ -189,13 +189,16 @@ pub fn normalise(raw: Value, ctx: &Context<'_>) -> Result<StoredEvent, Rejection
             ));
         }
     };
+    // Before the unknown fields join `extra`: only the client's own `extra.fingerprint` replaces the
+    // computed one, not a top-level `fingerprint` (the server's, in an exported event sent again).
+    let fingerprint = (level >= Level::Error).then(|| {
+        fingerprint(kind.as_deref(), &message, location.as_deref(), stack.as_deref(), extra.get("fingerprint"))
+    });
     // Fields we do not know (or that the server sets itself) are kept, not lost: they go to `extra`.
     for (key, value) in fields {
         extra.entry(key).or_insert(value);
     }
 
-    let fingerprint =
-        (level >= Level::Error).then(|| fingerprint(kind.as_deref(), &message, location.as_deref(), stack.as_deref()));
     let event = StoredEvent {
         id: new_id(timestamp),
         project: ctx.project.name.clone(),
