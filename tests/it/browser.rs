@@ -141,12 +141,18 @@ async fn an_operator_logs_in_filters_errors_and_reads_one_event_in_full() {
     }
 
     browser.goto(&app.url("/")).await;
-    let card = "a.env-card[data-project=demo][data-env=production]";
+    let card = "section.env-card[data-project=demo][data-env=production]";
     assert_eq!(browser.text(&format!("{card} .total strong")).await, "3");
     for (level, count) in [("debug", "0"), ("info", "1"), ("warn", "1"), ("error", "1"), ("fatal", "0")] {
         assert_eq!(browser.text(&format!("{card} li[data-level={level}] .count")).await, count, "{level} count");
     }
-    assert_eq!(browser.text("a.env-card[data-project=demo][data-env=staging] .total strong").await, "2");
+    assert_eq!(browser.text("section.env-card[data-project=demo][data-env=staging] .total strong").await, "2");
+    let bars = browser.texts(&format!("{card} figure.card-chart svg a.bar rect.level-error")).await;
+    assert_eq!(bars.len(), 1, "the error drawn once in the card's chart");
+    assert_eq!(browser.text(&format!("{card} p.errors strong")).await, "1");
+    assert_eq!(browser.texts(&format!("{card} ul.newest-issues li")).await.len(), 1, "the error's issue");
+    browser.click_to_navigate(&format!("{card} h2 a")).await;
+    assert!(browser.path().await.starts_with("/logs?project=demo&env=production"), "a card links to its logs");
 }
 
 #[tokio::test]

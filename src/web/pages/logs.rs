@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use time::OffsetDateTime;
 use ulid::Ulid;
 
+use super::chart::{Chart, chart};
 use super::{Page, error_page, href, logs_href, shorten};
 use crate::error::ApiError;
 use crate::event::{Level, StoredEvent, timestamp_format};
@@ -167,28 +168,6 @@ pub async fn show_logs(State(state): State<AppState>, PageUser(user): PageUser, 
 
 /// Dead letters listed under the events at most (the read API has them all).
 const DEAD_LETTERS_ON_PAGE: usize = 20;
-
-/// The histogram above the table, laid out for an SVG of `width` × [`CHART_HEIGHT`] units.
-struct Chart {
-    width: usize,
-    bars: Vec<ChartBar>,
-    /// The largest bar's total, the scale's top.
-    max: u64,
-    capped: bool,
-}
-
-struct ChartBar {
-    x: usize,
-    href: String,
-    /// `2026-11-24 15:00 – 15:15: 12 events`.
-    title: String,
-    /// (level, y, height), bottom to top in severity order.
-    segments: Vec<(&'static str, f64, f64)>,
-}
-
-/// Units of height of the chart's SVG; a bar is [`BAR_WIDTH`] wide with a gap of one.
-const CHART_HEIGHT: f64 = 60.0;
-const BAR_WIDTH: usize = 9;
 
 /// What the logs page shows, as read from the store.
 struct LogsData {
@@ -358,41 +337,6 @@ fn logs_view(
             })
             .collect(),
     }
-}
-
-/// The bars of `histogram`, titled on `zone`'s clock; `link(from, to)` is the logs page narrowed
-/// to one bar.
-fn chart(histogram: &Histogram, zone: &Zone, link: impl Fn(String, String) -> String) -> Chart {
-    let max = histogram.counts.iter().map(|c| c.iter().sum::<u64>()).max().unwrap_or(0);
-    let scale = if max == 0 { 0.0 } else { CHART_HEIGHT / max as f64 };
-    let time = |ms: i64| crate::event::from_unix_ms(ms).unwrap_or(OffsetDateTime::UNIX_EPOCH);
-    let bars = histogram
-        .counts
-        .iter()
-        .enumerate()
-        .map(|(i, counts)| {
-            let (start, end) = (histogram.buckets.start_ms(i), histogram.buckets.start_ms(i + 1));
-            let mut y = CHART_HEIGHT;
-            let mut segments = Vec::new();
-            for (level, n) in Level::ALL.iter().zip(counts).filter(|(_, n)| **n > 0) {
-                let height = *n as f64 * scale;
-                y -= height;
-                segments.push((level.as_str(), y, height));
-            }
-            let total: u64 = counts.iter().sum();
-            ChartBar {
-                x: i * (BAR_WIDTH + 1),
-                href: link(zone.link(time(start)), zone.link(time(end))),
-                title: format!(
-                    "{} – {}: {total} events",
-                    zone.format_minute(time(start)),
-                    zone.format_minute(time(end))
-                ),
-                segments,
-            }
-        })
-        .collect();
-    Chart { width: histogram.counts.len() * (BAR_WIDTH + 1), bars, max, capped: histogram.capped }
 }
 
 fn sidebar(projects: &Projects, active_project: &str, active_env: &str) -> Vec<SidebarProject> {

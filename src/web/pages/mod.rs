@@ -3,6 +3,7 @@
 //! directly); all HTML is in `templates/` (askama escapes every value). Every time a page shows,
 //! fills in or links goes through the configured [`crate::zone::Zone`].
 
+mod chart;
 mod home;
 mod issues;
 mod login;
