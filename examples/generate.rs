@@ -4,7 +4,8 @@
 //! `cargo run --release --example generate -- DATA_DIR EVENTS [DAYS] [NDJSON_FILE]`
 //!
 //! EVENTS events over the DAYS days before now (default 14), in time order, through the store's
-//! own write path (group commits of 5,000). Project `shop`: 90 % in `production`, 10 % in
+//! own write path (group commits of 5,000), and their errors into the issue index as ingest
+//! records them (300 fingerprints). Project `shop`: 90 % in `production`, 10 % in
 //! `staging`. Twelve services' worth of messages with ids, levels (65 % info, 20 % debug, 10 %
 //! warn, 4.5 % error, 0.5 % fatal), types, stacks on errors, users, HTTP fields and extras, with a
 //! daily rhythm. With NDJSON_FILE, every event is also written there as one JSON line (what
@@ -22,6 +23,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use logboard::event::{Http, Level, StoredEvent};
+use logboard::issues::{IssueIndex, Occurrence};
 use logboard::store::LogStore;
 use logboard::store::local::LocalStore;
 use rand::rngs::SmallRng;
@@ -171,6 +173,8 @@ async fn main() -> anyhow::Result<()> {
         None => None,
     };
     let store = std::sync::Arc::new(LocalStore::open(&PathBuf::from(dir), Duration::from_secs(600))?);
+    // The issue index, as ingest keeps it: the errors of each batch once it is stored.
+    let issues = std::sync::Arc::new(IssueIndex::open(&PathBuf::from(dir))?);
     // Batches are serialised and indexed by their own tasks, as concurrent ingest requests are.
     let mut in_flight = tokio::task::JoinSet::new();
     let mut rng = SmallRng::seed_from_u64(7);
@@ -195,8 +199,13 @@ async fn main() -> anyhow::Result<()> {
             if in_flight.len() >= 3 {
                 in_flight.join_next().await.transpose()?.transpose()?;
             }
-            let (store, events) = (std::sync::Arc::clone(&store), std::mem::take(&mut batch));
-            in_flight.spawn(async move { store.append(events).await });
+            let (store, issues, events) =
+                (std::sync::Arc::clone(&store), std::sync::Arc::clone(&issues), std::mem::take(&mut batch));
+            in_flight.spawn(async move {
+                let occurrences = Occurrence::of(&events);
+                store.append(events).await?;
+                issues.record(occurrences).await
+            });
         }
         if (i + 1) % 1_000_000 == 0 {
             eprintln!("{} events in {:.0} s", i + 1, started.elapsed().as_secs_f64());
