@@ -20,6 +20,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::event::{Level, StoredEvent, timestamp_format};
+use crate::search::Query;
 use crate::sqlite::{self, AfterCommit, PoolLimits, ReadPool};
 
 const SCHEMA: &str = "
@@ -247,19 +248,27 @@ impl IssueIndex {
         self.write(Write::SetStatus { project, env, fingerprint, status, at_ms }).await
     }
 
-    /// The issues of a project/environment seen in `[from, to]`, ordered by `sort`, at most
-    /// [`MAX_LISTED`]; `now` decides what is `new` and where the 24 h series ends.
+    /// The issues of a project/environment seen in `[from, to]` whose latest occurrence matches
+    /// `search` (read from `group`), ordered by `sort`, at most [`MAX_LISTED`]; `now` decides
+    /// what is `new` and where the 24 h series ends.
     pub async fn list(
         &self,
-        project: &str,
-        env: &str,
+        (project, env, group): (&str, &str, &str),
         (from_ms, to_ms): (i64, i64),
+        search: &Query,
         sort: Sort,
         now_ms: i64,
     ) -> anyhow::Result<Vec<Issue>> {
-        let (project, env) = (project.to_string(), env.to_string());
+        let (project, env, group, search) = (project.to_string(), env.to_string(), group.to_string(), search.clone());
         self.reads
-            .read(move |conn| list(conn, &project, &env, (from_ms, to_ms), sort, now_ms))
+            .read(move |conn| {
+                let matches = |issue: &Issue| {
+                    search.root().is_none()
+                        || issue.as_event(&project, &env).is_some_and(|event| search.matches(&event, &group))
+                };
+                let everything = search.root().is_some();
+                list(conn, (&project, &env), (from_ms, to_ms), sort, now_ms, everything, matches)
+            })
             .await
             .context("reading the issue index")
     }
@@ -352,11 +361,13 @@ fn record(tx: &rusqlite::Transaction<'_>, occurrences: &[Occurrence]) -> anyhow:
 
 fn list(
     conn: &Connection,
-    project: &str,
-    env: &str,
+    (project, env): (&str, &str),
     (from_ms, to_ms): (i64, i64),
     sort: Sort,
     now_ms: i64,
+    // Whether every issue of the range is read (to be filtered), not only the first page.
+    everything: bool,
+    matches: impl Fn(&Issue) -> bool,
 ) -> rusqlite::Result<Vec<Issue>> {
     let (from_minute, to_minute) = (from_ms.div_euclid(MINUTE_MS), to_ms.div_euclid(MINUTE_MS));
     let order = match sort {
@@ -376,7 +387,16 @@ fn list(
          ORDER BY {order} LIMIT ?7"
     ))?;
     let rows = stmt.query_map(
-        rusqlite::params![project, env, from_minute, to_minute, from_ms, to_ms, MAX_LISTED as i64],
+        // LIMIT -1: no limit.
+        rusqlite::params![
+            project,
+            env,
+            from_minute,
+            to_minute,
+            from_ms,
+            to_ms,
+            if everything { -1 } else { MAX_LISTED as i64 }
+        ],
         |row| {
             Ok((
                 row.get::<_, String>(0)?,
@@ -402,8 +422,7 @@ fn list(
             _ if first_seen > now_ms - NEW_FOR_MS => Status::New,
             _ => Status::Ongoing,
         };
-        let series_24h = series(conn, project, env, &fingerprint, now_ms)?;
-        issues.push(Issue {
+        let mut issue = Issue {
             fingerprint,
             title,
             kind,
@@ -414,10 +433,33 @@ fn list(
             last_seen: from_ms_utc(last_seen),
             status,
             sample_id,
-            series_24h,
-        });
+            series_24h: Vec::new(),
+        };
+        if matches(&issue) {
+            issue.series_24h = series(conn, project, env, &issue.fingerprint, now_ms)?;
+            issues.push(issue);
+            if issues.len() == MAX_LISTED {
+                break;
+            }
+        }
     }
     Ok(issues)
+}
+
+impl Issue {
+    /// The issue as the event `q` is tested on: its latest occurrence's message, type, level,
+    /// id and the fingerprint (other fields are not kept in the index, so they are absent).
+    fn as_event(&self, project: &str, env: &str) -> Option<StoredEvent> {
+        let id = ulid::Ulid::from_string(&self.sample_id).ok()?;
+        let bare = StoredEvent::bare(
+            id,
+            (project, env),
+            (self.last_seen, self.last_seen),
+            self.level.parse().ok()?,
+            self.title.clone(),
+        );
+        Some(StoredEvent { kind: self.kind.clone(), fingerprint: Some(self.fingerprint.clone()), ..bare })
+    }
 }
 
 /// Occurrences in each of the 24 whole hours up to the one holding `now`, oldest first.
@@ -460,10 +502,12 @@ mod tests {
             title: format!("at {ts}"),
             kind: Some("TypeError".into()),
             level: Level::Error,
-            id: format!("id{ts}"),
+            id: ulid::Ulid::from_parts(u64::try_from(ts).unwrap_or(0), 1).to_string(),
             user: user.map(str::to_string),
         }
     }
+
+    const AT: (&str, &str, &str) = ("demo", "production", "/logboard/demo/production");
 
     #[tokio::test]
     async fn counts_users_and_states_follow_the_occurrences() {
@@ -480,22 +524,34 @@ mod tests {
             ])
             .await
             .expect("record");
-        let listed = index.list("demo", "production", (now - 3 * hour, now), Sort::Count, now).await.expect("list");
+        let listed = index.list(AT, (now - 3 * hour, now), &Query::default(), Sort::Count, now).await.expect("list");
         let summary: Vec<(&str, u64, u64, Status)> =
             listed.iter().map(|i| (i.fingerprint.as_str(), i.count, i.users, i.status)).collect();
         assert_eq!(summary, [("a", 2, 2, Status::Ongoing), ("b", 1, 0, Status::New)]);
         assert_eq!(listed[0].title, format!("at {}", now - hour), "the latest occurrence's message");
         assert_eq!(listed[0].series_24h[21..], [1, 1, 0]);
+        let only = |q: &str| {
+            let search: Query = q.parse().expect("query");
+            let index = &index;
+            async move {
+                let listed = index.list(AT, (now - 3 * hour, now), &search, Sort::Count, now).await.expect("list");
+                listed.into_iter().map(|i| i.fingerprint).collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(only("fingerprint:b").await, ["b"]);
+        assert_eq!(only("type:TypeError level:error").await, ["a", "b"]);
+        assert_eq!(only("-type:TypeError").await, Vec::<String>::new());
+        assert_eq!(only(&format!("\"at {}\"", now - hour)).await, ["a", "b"], "the latest occurrence's message");
 
         assert!(index.set_status("demo", "production", "a", Status::Resolved, now).await.expect("set"));
         assert!(!index.set_status("demo", "production", "zz", Status::Resolved, now).await.expect("set"));
         // Late delivery of an old occurrence, received before the resolution: still resolved.
         index.record(vec![occurrence("a", now - hour, now - 1, None)]).await.expect("record");
         let status = |listed: &[Issue]| listed.iter().find(|i| i.fingerprint == "a").map(|i| i.status);
-        let listed = index.list("demo", "production", (now - 3 * hour, now), Sort::Count, now).await.expect("list");
+        let listed = index.list(AT, (now - 3 * hour, now), &Query::default(), Sort::Count, now).await.expect("list");
         assert_eq!(status(&listed), Some(Status::Resolved));
         index.record(vec![occurrence("a", now - hour, now + 1, None)]).await.expect("record");
-        let listed = index.list("demo", "production", (now - 3 * hour, now), Sort::Count, now).await.expect("list");
+        let listed = index.list(AT, (now - 3 * hour, now), &Query::default(), Sort::Count, now).await.expect("list");
         assert_eq!(status(&listed), Some(Status::Regressed), "received after the resolution");
     }
 }

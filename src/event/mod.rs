@@ -112,6 +112,36 @@ pub struct StoredEvent {
 }
 
 impl StoredEvent {
+    /// An event with only what every event has; the optional fields empty.
+    pub fn bare(
+        id: Ulid,
+        (project, env): (&str, &str),
+        (timestamp, received_at): (OffsetDateTime, OffsetDateTime),
+        level: Level,
+        message: String,
+    ) -> StoredEvent {
+        StoredEvent {
+            id,
+            project: project.to_string(),
+            env: env.to_string(),
+            timestamp,
+            received_at,
+            level,
+            message,
+            kind: None,
+            code: None,
+            http: None,
+            url: None,
+            location: None,
+            user: None,
+            stack: None,
+            release: None,
+            extra: None,
+            fingerprint: None,
+            truncated: None,
+        }
+    }
+
     /// The one-line JSON form (what CloudWatch stores as the message).
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_else(|e| {

@@ -117,17 +117,15 @@ pub struct IssueParams {
     sort: Option<String>,
 }
 
-/// `GET /api/v1/issues?project=P&env=E[&from][&to][&sort]`: the errors seen in the range,
-/// grouped by fingerprint, from the issue index.
+/// `GET /api/v1/issues?project=P&env=E[&from][&to][&q][&sort]`: the errors seen in the range,
+/// grouped by fingerprint, from the issue index; `q` is tested on each issue's latest occurrence
+/// as the index keeps it (message, type, level, id, fingerprint).
 pub async fn list_issues(
     State(state): State<AppState>,
     _user: ApiUser,
     Query(params): Query<IssueParams>,
 ) -> Result<Json<Value>, ApiError> {
     let now = OffsetDateTime::now_utc();
-    if params.read.q.as_deref().is_some_and(|q| !q.trim().is_empty()) {
-        return Err(ApiError::BadRequest("`q` is not supported on issues yet".into()));
-    }
     let query = params.read.to_query(&state.projects, now)?;
     let sort = match params.sort.as_deref().filter(|s| !s.is_empty()) {
         None => Sort::LastSeen,
@@ -136,7 +134,8 @@ pub async fn list_issues(
         })?,
     };
     let range = (unix_ms(query.from), unix_ms(query.to));
-    let issues = state.issues.list(&query.project.name, &query.env, range, sort, unix_ms(now)).await?;
+    let at = (query.project.name.as_str(), query.env.as_str(), query.project.own_group(&query.env));
+    let issues = state.issues.list(at, range, &query.search, sort, unix_ms(now)).await?;
     Ok(Json(json!({ "issues": issues })))
 }
 

@@ -52,26 +52,9 @@ fn foreign_event(project: &str, env: &str, ts: i64, received: i64, key: &str, li
     let digest = Sha256::digest(key.as_bytes());
     let mut random = [0u8; 16];
     random[6..].copy_from_slice(&digest[..10]);
-    StoredEvent {
-        id: Ulid::from_parts(u64::try_from(ts).unwrap_or(0), u128::from_be_bytes(random)),
-        project: project.to_string(),
-        env: env.to_string(),
-        timestamp,
-        received_at: from_unix_ms(received).unwrap_or(timestamp),
-        level,
-        message,
-        kind: None,
-        code: None,
-        http: None,
-        url: None,
-        location: None,
-        user: None,
-        stack: None,
-        release: None,
-        extra,
-        fingerprint: None,
-        truncated: None,
-    }
+    let id = Ulid::from_parts(u64::try_from(ts).unwrap_or(0), u128::from_be_bytes(random));
+    let times = (timestamp, from_unix_ms(received).unwrap_or(timestamp));
+    StoredEvent { extra, ..StoredEvent::bare(id, (project, env), times, level, message) }
 }
 
 /// A level named near the start of a text line: `[ERROR]\t...` (Python on Lambda),

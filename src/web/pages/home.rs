@@ -106,7 +106,13 @@ async fn card(state: &AppState, project: &Project, env: &str, from: OffsetDateTi
     let (histogram, before, issues, dead) = tokio::join!(
         state.store.histogram(&query, Buckets::for_range(from, to)),
         state.store.level_counts(&project.name, env, from - span, from),
-        state.issues.list(&project.name, env, (unix_ms(from), unix_ms(to)), Sort::FirstSeen, unix_ms(to)),
+        state.issues.list(
+            (&project.name, env, project.own_group(env)),
+            (unix_ms(from), unix_ms(to)),
+            &query.search,
+            Sort::FirstSeen,
+            unix_ms(to)
+        ),
         state.store.dead_letters(project, env, 0),
     );
     let mut card = env_card(&project.name, env, histogram.as_ref().ok(), before.ok().as_ref(), &state.zone);

@@ -83,7 +83,8 @@ pub async fn show_issues(
     };
     let now = OffsetDateTime::now_utc();
     let range = (unix_ms(now - DEFAULT_WINDOW), unix_ms(now));
-    match state.issues.list(&project.name, &env, range, sort, unix_ms(now)).await {
+    let at = (project.name.as_str(), env.as_str(), project.own_group(&env));
+    match state.issues.list(at, range, &crate::search::Query::default(), sort, unix_ms(now)).await {
         Ok(issues) => {
             let mut page = issues_view(user, &project.name, &env, &sort_name, issues, &state.zone);
             page.zone = state.zone.label(now);
