@@ -200,6 +200,16 @@ mod tests {
     use proptest::prelude::*;
 
     #[test]
+    fn case_insensitive_search_handles_non_ascii() {
+        let contains_ignoring_case = |haystack: &str, needle: &str| fold_case(haystack).contains(&fold_case(needle));
+        assert!(contains_ignoring_case("Zahlung FEHLGESCHLAGEN für Ärger", "ärger"));
+        assert!(contains_ignoring_case("결제 실패", "실패"));
+        assert!(!contains_ignoring_case("ok", "fail"));
+        assert!(contains_ignoring_case("ΣΥΣΤΗΜΑ ΕΚΤΟΣ", "ΣΥΣ"), "a prefix ending in Σ");
+        assert!(contains_ignoring_case("ΕΚΤΟΣ", "εκτοσ"), "a final Σ typed as σ");
+    }
+
+    #[test]
     fn the_levels_a_query_requires_come_from_its_level_tests_outside_or_and_not() {
         let required = |q: &str| q.parse::<Query>().expect("query").required_levels();
         assert_eq!(required("timeout level:error"), Some(vec![Level::Error]));

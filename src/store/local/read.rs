@@ -36,6 +36,14 @@ pub(super) struct Scope {
 }
 
 impl Scope {
+    /// Adds the scope's levels (if any) to a `WHERE` clause and its arguments.
+    fn filter_levels(&self, sql: &mut String, args: &mut Vec<Sql>) {
+        if !self.levels.is_empty() {
+            sql.push_str(&format!(" AND level IN ({})", vec!["?"; self.levels.len()].join(", ")));
+            args.extend(self.levels.iter().map(|l| Sql::from(*l)));
+        }
+    }
+
     fn admits(&self, ts: i64, id: &[u8], level: i64) -> bool {
         ts >= self.from_ms
             && ts <= self.to_ms
@@ -119,10 +127,7 @@ pub(super) fn by_time(
     // comparison below alone would leave SQLite reading down from `to` on every page).
     let to_ms = scope.before.as_ref().map_or(scope.to_ms, |(ts, _)| scope.to_ms.min(*ts));
     let mut args: Vec<Sql> = vec![scope.stream.into(), scope.from_ms.into(), to_ms.into()];
-    if !scope.levels.is_empty() {
-        sql.push_str(&format!(" AND level IN ({})", vec!["?"; scope.levels.len()].join(", ")));
-        args.extend(scope.levels.iter().map(|l| Sql::from(*l)));
-    }
+    scope.filter_levels(&mut sql, &mut args);
     if let Some((ts, id)) = &scope.before {
         sql.push_str(" AND (ts, id) < (?, ?)");
         args.push((*ts).into());
@@ -261,12 +266,6 @@ pub(super) fn by_minute(
 ) -> rusqlite::Result<()> {
     let first_whole = scope.from_ms.div_euclid(MINUTE_MS) + i64::from(scope.from_ms.rem_euclid(MINUTE_MS) != 0);
     let end_whole = (scope.to_ms + 1).div_euclid(MINUTE_MS);
-    let level_filter = |sql: &mut String, args: &mut Vec<Sql>| {
-        if !scope.levels.is_empty() {
-            sql.push_str(&format!(" AND level IN ({})", vec!["?"; scope.levels.len()].join(", ")));
-            args.extend(scope.levels.iter().map(|l| Sql::from(*l)));
-        }
-    };
     let mut report = |minute: i64, level: i64, n: i64| {
         if let (Some(level), Ok(n)) = (usize::try_from(level).ok().and_then(|l| Level::ALL.get(l)), u64::try_from(n)) {
             count(minute * MINUTE_MS, *level, n);
@@ -276,7 +275,7 @@ pub(super) fn by_minute(
         let mut sql =
             String::from("SELECT minute, level, n FROM counts WHERE stream = ? AND minute >= ? AND minute < ?");
         let mut args: Vec<Sql> = vec![scope.stream.into(), first_whole.into(), end_whole.into()];
-        level_filter(&mut sql, &mut args);
+        scope.filter_levels(&mut sql, &mut args);
         let mut stmt = conn.prepare_cached(&sql)?;
         let mut rows = stmt.query(params_from_iter(args))?;
         while let Some(row) = rows.next()? {
@@ -293,7 +292,7 @@ pub(super) fn by_minute(
         let mut sql =
             String::from("SELECT ts / 60000, level, count(*) FROM events WHERE stream = ? AND ts >= ? AND ts <= ?");
         let mut args: Vec<Sql> = vec![scope.stream.into(), from.into(), to.into()];
-        level_filter(&mut sql, &mut args);
+        scope.filter_levels(&mut sql, &mut args);
         sql.push_str(" GROUP BY ts / 60000, level");
         let mut stmt = conn.prepare_cached(&sql)?;
         let mut rows = stmt.query(params_from_iter(args))?;
