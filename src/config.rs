@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::alerts::config::{AlertConfig, ChannelConfig, MonitorConfig, SmtpConfig};
+
 /// Prefix of the environment variables that override config keys.
 const ENV_PREFIX: &str = "LOGBOARD__";
 /// Environment variable naming the config file when `--config` is not given.
@@ -31,6 +33,10 @@ pub struct Config {
     pub ui: UiConfig,
     pub auth: AuthConfig,
     pub projects: Vec<ProjectConfig>,
+    pub smtp: SmtpConfig,
+    pub channels: Vec<ChannelConfig>,
+    pub alerts: Vec<AlertConfig>,
+    pub monitor: MonitorConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -50,6 +56,8 @@ pub struct ServerConfig {
     pub idle_timeout_secs: u64,
     /// Connections served at once; past it only `/healthz` and `/readyz` are answered (see `web::serve`).
     pub max_connections: usize,
+    /// Where users open the dashboard, for links in alert messages; empty: `http://<listen>`.
+    pub public_url: String,
 }
 
 impl Default for ServerConfig {
@@ -61,6 +69,7 @@ impl Default for ServerConfig {
             header_read_timeout_secs: 10,
             idle_timeout_secs: 75,
             max_connections: 1024,
+            public_url: String::new(),
         }
     }
 }
@@ -254,7 +263,7 @@ impl fmt::Display for Problem {
     }
 }
 
-fn problem(key: impl Into<String>, message: impl Into<String>) -> Problem {
+pub(crate) fn problem(key: impl Into<String>, message: impl Into<String>) -> Problem {
     Problem { key: key.into(), message: message.into() }
 }
 
@@ -381,6 +390,7 @@ impl Config {
         }
         self.validate_auth(&mut problems);
         self.validate_projects(&mut problems);
+        crate::alerts::config::validate(self, &mut problems);
         problems
     }
 
@@ -546,6 +556,16 @@ impl Config {
                 }
             }
         }
+    }
+
+    /// The dashboard's address for links in messages: `server.public_url`, else `http://<listen>`.
+    pub fn public_url(&self) -> String {
+        let url = if self.server.public_url.is_empty() {
+            format!("http://{}", self.server.listen)
+        } else {
+            self.server.public_url.clone()
+        };
+        url.trim_end_matches('/').to_string()
     }
 
     pub fn project(&self, name: &str) -> Option<&ProjectConfig> {

@@ -4,6 +4,7 @@
 //! the CloudWatch store appends to its `spool`, which the `writer` task drains into CloudWatch).
 //! The API and the pages read through `store`.
 
+pub mod alerts;
 pub mod batch;
 pub mod config;
 pub mod error;

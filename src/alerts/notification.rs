@@ -1,0 +1,46 @@
+//! What one alert message says, whatever the channel: built by the engine, stored in the
+//! outbox as JSON, and rendered for Slack or e-mail by `render`.
+
+use serde::{Deserialize, Serialize};
+
+/// One message to send: a burst of a rule, a reminder, a resolution, or the monitor's own alert.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Notification {
+    /// The rule's name (`[[alerts]] name`), or the monitor's check, e.g. `monitor: canary`.
+    pub rule: String,
+    /// The project and env the rule fired for; none for the monitor's alerts about the service.
+    pub project: Option<String>,
+    pub env: Option<String>,
+    pub what: What,
+    /// The newest matching event's message, when there is one.
+    pub newest_message: Option<String>,
+    /// Where to look: an absolute URL into the dashboard (`server.public_url` + path).
+    pub link: String,
+}
+
+/// Why the message is sent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum What {
+    /// A threshold rule fired (`reminder`: it is still firing after `repeat_secs`).
+    Threshold { count: u64, threshold: u64, window_secs: u64, reminder: bool },
+    /// New issues of one burst, all in one message.
+    NewIssues { issues: Vec<IssueLine> },
+    /// Resolved issues that occurred again.
+    Regressions { issues: Vec<IssueLine> },
+    /// The rule stopped firing (sent only with `send_resolved`).
+    Resolved,
+    /// The monitor's own alert about logboard; `resolved` when it cleared.
+    Monitor { problem: String, details: Vec<String>, resolved: bool },
+}
+
+/// One issue named in a message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IssueLine {
+    pub title: String,
+    pub fingerprint: String,
+    /// Occurrences so far in the burst.
+    pub count: u64,
+    /// Absolute URL of the issue's events.
+    pub link: String,
+}
