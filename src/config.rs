@@ -508,6 +508,9 @@ impl Config {
             if !names.insert(p.name.as_str()) {
                 problems.push(problem(at("name"), format!("`{}` is defined twice", p.name)));
             }
+            if p.name == crate::project::CANARY_PROJECT {
+                problems.push(problem(at("name"), format!("`{}` is reserved for logboard's own canary", p.name)));
+            }
             if p.envs.is_empty() {
                 problems.push(problem(at("envs"), "must name at least one environment"));
             }

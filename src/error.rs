@@ -40,6 +40,18 @@ pub enum ApiError {
     Internal(anyhow::Error),
 }
 
+impl ApiError {
+    /// Why an ingest request was refused, as the monitor counts it per project.
+    pub fn refusal_reason(&self) -> &'static str {
+        match self {
+            ApiError::TooManyRequests { .. } => "rate_limited",
+            ApiError::PayloadTooLarge(_) => "too_large",
+            ApiError::Unavailable { .. } | ApiError::Internal(_) => "unavailable",
+            _ => "rejected",
+        }
+    }
+}
+
 /// A store's error is internal, except a read the store refused: that one the caller can act on.
 impl From<anyhow::Error> for ApiError {
     fn from(error: anyhow::Error) -> Self {

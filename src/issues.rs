@@ -15,7 +15,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension as _};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
@@ -200,8 +200,19 @@ enum Write {
     SetStatus { project: String, env: String, fingerprint: String, status: Status, at_ms: i64 },
 }
 
-/// A write and where its answer goes: for a status, whether the issue exists.
-type Request = (Write, oneshot::Sender<Result<bool, String>>);
+/// A write and where its answer goes.
+type Request = (Write, oneshot::Sender<Result<Changes, String>>);
+
+/// What a write changed: issues seen for the first time, resolved issues that occurred again,
+/// and (for a status) whether the issue exists.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// (project, env, fingerprint) of issues this write created.
+    pub new: Vec<(String, String, String)>,
+    /// (project, env, fingerprint) of resolved issues this write made `regressed`.
+    pub regressed: Vec<(String, String, String)>,
+    pub found: bool,
+}
 
 pub struct IssueIndex {
     writes: mpsc::Sender<Request>,
@@ -220,18 +231,19 @@ impl IssueIndex {
         Ok(IssueIndex { writes, reads })
     }
 
-    async fn write(&self, write: Write) -> anyhow::Result<bool> {
+    async fn write(&self, write: Write) -> anyhow::Result<Changes> {
         let (reply, answer) = oneshot::channel();
         self.writes.send((write, reply)).await.map_err(|_| anyhow!("the issue index writer has stopped"))?;
         answer.await.map_err(|_| anyhow!("the issue index writer has stopped"))?.map_err(|e| anyhow!(e))
     }
 
-    /// Records occurrences; returns once they are on disk.
-    pub async fn record(&self, occurrences: Vec<Occurrence>) -> anyhow::Result<()> {
-        if !occurrences.is_empty() {
-            self.write(Write::Record(occurrences)).await?;
+    /// Records occurrences; returns once they are on disk, with the issues they created or
+    /// made regress (what the alert rules `new_issue` and `regression` watch).
+    pub async fn record(&self, occurrences: Vec<Occurrence>) -> anyhow::Result<Changes> {
+        if occurrences.is_empty() {
+            return Ok(Changes::default());
         }
-        Ok(())
+        self.write(Write::Record(occurrences)).await
     }
 
     /// Sets an issue's status at `at_ms` (an occurrence after a resolution is a regression);
@@ -245,7 +257,7 @@ impl IssueIndex {
         at_ms: i64,
     ) -> anyhow::Result<bool> {
         let (project, env, fingerprint) = (project.to_string(), env.to_string(), fingerprint.to_string());
-        self.write(Write::SetStatus { project, env, fingerprint, status, at_ms }).await
+        Ok(self.write(Write::SetStatus { project, env, fingerprint, status, at_ms }).await?.found)
     }
 
     /// The issues of a project/environment seen in `[from, to]` whose latest occurrence matches
@@ -293,22 +305,20 @@ fn commit_round(conn: &mut Connection, batch: Vec<Request>) -> AfterCommit {
 }
 
 /// Applies every write in one transaction; the answer of each.
-fn commit(conn: &mut Connection, batch: &[Request]) -> anyhow::Result<Vec<bool>> {
+fn commit(conn: &mut Connection, batch: &[Request]) -> anyhow::Result<Vec<Changes>> {
     let tx = conn.transaction()?;
     let mut answers = Vec::with_capacity(batch.len());
     for (write, _) in batch {
         answers.push(match write {
-            Write::Record(occurrences) => {
-                record(&tx, occurrences)?;
-                true
-            }
+            Write::Record(occurrences) => record(&tx, occurrences)?,
             Write::SetStatus { project, env, fingerprint, status, at_ms } => {
-                tx.prepare_cached(
+                let found = tx.prepare_cached(
                     "UPDATE issues SET status = ?4, resolved_at = CASE WHEN ?4 = 'resolved' THEN ?5 ELSE resolved_at END
                      WHERE project = ?1 AND env = ?2 AND fingerprint = ?3",
                 )?
                 .execute(rusqlite::params![project, env, fingerprint, status.as_str(), at_ms])?
-                    == 1
+                    == 1;
+                Changes { found, ..Changes::default() }
             }
         });
     }
@@ -316,7 +326,9 @@ fn commit(conn: &mut Connection, batch: &[Request]) -> anyhow::Result<Vec<bool>>
     Ok(answers)
 }
 
-fn record(tx: &rusqlite::Transaction<'_>, occurrences: &[Occurrence]) -> anyhow::Result<()> {
+fn record(tx: &rusqlite::Transaction<'_>, occurrences: &[Occurrence]) -> anyhow::Result<Changes> {
+    let mut before =
+        tx.prepare_cached("SELECT status FROM issues WHERE project = ?1 AND env = ?2 AND fingerprint = ?3")?;
     let mut issue = tx.prepare_cached(
         "INSERT INTO issues (project, env, fingerprint, first_seen, last_seen, title, type, level, sample_id, resolved_at)
          VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6, ?7, ?8, ?9)
@@ -327,7 +339,8 @@ fn record(tx: &rusqlite::Transaction<'_>, occurrences: &[Occurrence]) -> anyhow:
              level = CASE WHEN excluded.last_seen >= last_seen THEN excluded.level ELSE level END,
              sample_id = CASE WHEN excluded.last_seen >= last_seen THEN excluded.sample_id ELSE sample_id END,
              status = CASE WHEN status = 'resolved' AND excluded.resolved_at > resolved_at THEN 'regressed' ELSE status END,
-             last_seen = max(last_seen, excluded.last_seen)",
+             last_seen = max(last_seen, excluded.last_seen)
+         RETURNING status",
     )?;
     let mut minute = tx.prepare_cached(
         "INSERT INTO issue_minutes (project, env, fingerprint, minute, n) VALUES (?1, ?2, ?3, ?4, 1)
@@ -336,27 +349,29 @@ fn record(tx: &rusqlite::Transaction<'_>, occurrences: &[Occurrence]) -> anyhow:
     let mut user = tx.prepare_cached(
         "INSERT OR IGNORE INTO issue_users (project, env, fingerprint, minute, user) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
+    let mut changes = Changes { found: true, ..Changes::default() };
     for o in occurrences {
         // `resolved_at` of a new row is not read; on a conflict it carries the receipt time.
         let (fingerprint, level, received) = (&o.fingerprint, o.level.as_str(), o.received_ms);
-        issue.execute(rusqlite::params![
-            o.project,
-            o.env,
-            fingerprint,
-            o.ts,
-            o.title,
-            o.kind,
-            level,
-            o.id,
-            received
-        ])?;
+        let was: Option<String> =
+            before.query_row(rusqlite::params![o.project, o.env, fingerprint], |row| row.get(0)).optional()?;
+        let now: String = issue.query_row(
+            rusqlite::params![o.project, o.env, fingerprint, o.ts, o.title, o.kind, level, o.id, received],
+            |row| row.get(0),
+        )?;
+        let key = || (o.project.clone(), o.env.clone(), fingerprint.clone());
+        match was.as_deref() {
+            None => changes.new.push(key()),
+            Some("resolved") if now == "regressed" => changes.regressed.push(key()),
+            _ => {}
+        }
         let at = o.ts.div_euclid(MINUTE_MS);
         minute.execute(rusqlite::params![o.project, o.env, o.fingerprint, at])?;
         if let Some(name) = &o.user {
             user.execute(rusqlite::params![o.project, o.env, o.fingerprint, at, name])?;
         }
     }
-    Ok(())
+    Ok(changes)
 }
 
 fn list(

@@ -57,6 +57,9 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let projects = project::Projects::from_config(&config)?;
     let limits = web::limits::RateLimits::new(&config.limits, &config.server.trusted_proxies);
     let issues = issues::IssueIndex::open(&config.storage.data_dir)?;
+    let history = alerts::history::History::open(&config.storage.data_dir)?;
+    let outbox: Arc<dyn alerts::engine::Outbox> = Arc::new(alerts::engine::NoOutbox);
+    let alerts = Arc::new(alerts::engine::Alerts::new(&config, &projects, history, outbox));
     let zone = zone::Zone::named(&config.ui.timezone).map_err(|why| anyhow::anyhow!("ui.timezone: {why}"))?;
     Ok(AppState {
         config: Arc::new(config),
@@ -66,6 +69,8 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         projects: Arc::new(projects),
         metrics,
         issues: Arc::new(issues),
+        alerts,
+        refusals: Arc::new(alerts::monitor::Refusals::default()),
         zone,
     })
 }
@@ -76,6 +81,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         TcpListener::bind(&config.server.listen).await.with_context(|| format!("binding {}", config.server.listen))?;
     let state = build_state(config).await?;
     let address = listener.local_addr().context("reading the bound address")?;
+    start_background(&state, address);
     println!("logboard is listening on http://{address}/ (log in at http://{address}/login)");
     tracing::info!(listen = %address, backend = ?state.config.storage.backend, "serving");
     let store = Arc::clone(&state.store);
@@ -89,6 +95,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Starts what runs beside the requests: the alert rules' ticker and the monitor (the canary is
+/// sent to `address`, our own listener).
+pub fn start_background(state: &AppState, address: std::net::SocketAddr) {
+    alerts::engine::spawn_ticker(Arc::downgrade(&state.alerts));
+    alerts::monitor::spawn(state.clone(), address);
 }
 
 async fn shutdown_signal() {

@@ -48,6 +48,14 @@ pub struct Metrics {
     pub batch_bytes: Histogram,
     /// Duration of PutLogEvents calls, successful or not.
     pub put_duration_seconds: Histogram,
+    /// Events dead-lettered, every reason together (what the monitor watches).
+    dead_lettered_all: Counter,
+    /// The last canary's time from ingest to being read back from the store, seconds.
+    pub canary_seconds: Gauge<f64, AtomicU64>,
+    /// Canaries not read back within their deadline.
+    pub canary_failures: Counter,
+    /// Alert rules (the monitor's checks included) firing now.
+    pub alerts_firing: Gauge,
 }
 
 impl Default for Metrics {
@@ -74,6 +82,17 @@ impl Metrics {
         let batch_events = Histogram::new(exponential_buckets(1.0, 2.0, 15));
         let batch_bytes = Histogram::new(exponential_buckets(64.0, 2.0, 16));
         let put_duration_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 17));
+        let dead_lettered_all = Counter::default();
+        let canary_seconds = Gauge::<f64, AtomicU64>::default();
+        let canary_failures = Counter::default();
+        let alerts_firing = Gauge::default();
+        registry.register("canary_seconds", "The last canary's time from ingest to read back", canary_seconds.clone());
+        registry.register("canary_failures", "Canaries not read back within their deadline", canary_failures.clone());
+        registry.register(
+            "alerts_firing",
+            "Alert rules firing now, the monitor's checks included",
+            alerts_firing.clone(),
+        );
         registry.register("events_received", "Events found in ingest bodies", received.clone());
         registry.register("events_accepted", "Events made durable and answered with 202", accepted.clone());
         registry.register("events_rejected", "Events refused at ingest, by reason", rejected.clone());
@@ -116,6 +135,10 @@ impl Metrics {
             batch_events,
             batch_bytes,
             put_duration_seconds,
+            dead_lettered_all,
+            canary_seconds,
+            canary_failures,
+            alerts_firing,
         }
     }
 
@@ -132,6 +155,7 @@ impl Metrics {
     /// Counts events moved to the dead-letter store under `reason` (see `crate::deadletter`).
     pub fn dead_letter(&self, reason: &'static str, events: u64) {
         self.dead_lettered.get_or_create(&[("reason", reason)]).inc_by(events);
+        self.dead_lettered_all.inc_by(events);
     }
 
     /// Events rejected at ingest under `label` so far (for tests and the dashboard).
@@ -140,6 +164,11 @@ impl Metrics {
     }
 
     /// Events dead-lettered under `reason` so far.
+    /// Events dead-lettered since start, every reason together.
+    pub fn dead_lettered_total(&self) -> u64 {
+        self.dead_lettered_all.get()
+    }
+
     pub fn dead_lettered_count(&self, reason: &'static str) -> u64 {
         self.dead_lettered.get(&[("reason", reason)]).map_or(0, |c| c.get())
     }

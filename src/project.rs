@@ -22,6 +22,8 @@ pub struct Project {
     /// Keep the sender's IP address in `extra.client_ip`.
     pub store_client_ip: bool,
     pub scrubber: Scrubber,
+    /// logboard's own project (the monitor's canary), marked as internal on the pages.
+    pub internal: bool,
     /// Environment → the log group logboard writes its events to.
     groups: BTreeMap<String, String>,
 }
@@ -38,6 +40,7 @@ impl Project {
             extra_group_prefixes: config.extra_group_prefixes.clone(),
             store_client_ip: config.store_client_ip,
             scrubber,
+            internal: false,
             groups: config.envs.iter().map(|env| (env.clone(), naming.group_name(&config.name, env))).collect(),
         })
     }
@@ -81,7 +84,13 @@ impl Project {
 pub struct Projects {
     list: Vec<Arc<Project>>,
     by_key: HashMap<String, Arc<Project>>,
+    /// The ingest key of the canary's project, when the canary runs.
+    canary_key: Option<String>,
 }
+
+/// The monitor's own project and env: the canary's events go there, never a user's.
+pub const CANARY_PROJECT: &str = "_logboard";
+pub const CANARY_ENV: &str = "canary";
 
 impl Projects {
     pub fn from_config(config: &Config) -> anyhow::Result<Projects> {
@@ -93,7 +102,30 @@ impl Projects {
             }
             projects.list.push(project);
         }
+        if config.monitor.canary_interval_secs > 0 {
+            let canary = ProjectConfig {
+                name: CANARY_PROJECT.into(),
+                envs: vec![CANARY_ENV.into()],
+                ingest_keys: Vec::new(),
+                allowed_origins: Vec::new(),
+                extra_group_prefixes: Vec::new(),
+                scrub: false,
+                scrub_key_patterns: Vec::new(),
+                store_client_ip: false,
+            };
+            let project = Arc::new(Project { internal: true, ..Project::new(&canary, &config.cloudwatch)? });
+            // A key made at start, known only to this process: nobody else can write there.
+            let key = format!("canary-{}", crate::web::auth::generate_password());
+            projects.by_key.insert(key.clone(), Arc::clone(&project));
+            projects.canary_key = Some(key);
+            projects.list.push(project);
+        }
         Ok(projects)
+    }
+
+    /// The ingest key of the canary's project, when the canary runs.
+    pub fn canary_key(&self) -> Option<&str> {
+        self.canary_key.as_deref()
     }
 
     /// In the order of the config.

@@ -3,7 +3,16 @@
 //! (`../shared/spec/alerts.md`).
 //!
 //! - `config`: the `[smtp]`, `[[channels]]`, `[[alerts]]` and `[monitor]` sections;
-//! - `notification`: what one message says, whatever the channel.
+//! - `notification`: what one message says, whatever the channel;
+//! - `window`: sliding-window counts; `burst`: the grouping state machine of one rule;
+//! - `history`: burst states, snoozes and the history of firings and suppressions;
+//! - `engine`: the rules, fed by ingest and the monitor, advanced by a ticker;
+//! - `monitor`: the canary and the checks of logboard's own health.
 
+pub mod burst;
 pub mod config;
+pub mod engine;
+pub mod history;
+pub mod monitor;
 pub mod notification;
+pub mod window;

@@ -212,4 +212,17 @@ pub mod timestamp_format {
         let text = String::deserialize(d)?;
         parse(&text).ok_or_else(|| serde::de::Error::custom(format!("`{text}` is not RFC 3339")))
     }
+
+    /// The same for an optional time: `null` when there is none.
+    pub mod option {
+        use serde::Serializer;
+        use time::OffsetDateTime;
+
+        pub fn serialize<S: Serializer>(t: &Option<OffsetDateTime>, s: S) -> Result<S::Ok, S::Error> {
+            match t {
+                Some(t) => s.serialize_str(&super::format(*t)),
+                None => s.serialize_none(),
+            }
+        }
+    }
 }

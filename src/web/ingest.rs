@@ -14,14 +14,14 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use ulid::Ulid;
 
-use crate::issues::Occurrence;
+use crate::issues::{Changes, Occurrence};
 
 use super::AppState;
 use super::auth::authorization;
 use super::limits::ClientIp;
 use crate::batch::{self, BodyError, BodyFormat};
 use crate::error::ApiError;
-use crate::event::{self, Context, StoredEvent};
+use crate::event::{self, Context, Level, StoredEvent};
 use crate::project::Project;
 
 pub const KEY_HEADER: &str = "x-logboard-key";
@@ -85,9 +85,28 @@ pub async fn ingest(state: &AppState, request: IngestRequest) -> Result<Ingested
         retry_after_secs,
     })?;
     let (key, project) = project_for_key(state, &headers, query_key.as_deref())?;
-    check_origin(project, &headers)?;
-    let format = body_format(&headers)?;
-    let encoding = content_encoding(&headers)?;
+    let stored = store_batch(state, (key, project), (&headers, client), body).await;
+    // The monitor tells a team that its events are being refused, by reason.
+    match &stored {
+        Ok(ingested) if !ingested.rejected.is_empty() => {
+            state.refusals.count(&project.name, "rejected", ingested.rejected.len() as u64);
+        }
+        Ok(_) => {}
+        Err(error) => state.refusals.count(&project.name, error.refusal_reason(), 1),
+    }
+    stored
+}
+
+/// The project's part of ingest: origin, body, events, store, then what is derived from them.
+async fn store_batch(
+    state: &AppState,
+    (key, project): (&str, &Project),
+    (headers, client): (&HeaderMap, std::net::IpAddr),
+    body: Body,
+) -> Result<Ingested, ApiError> {
+    check_origin(project, headers)?;
+    let format = body_format(headers)?;
+    let encoding = content_encoding(headers)?;
     let bytes = read_body(state, key, encoding, body).await?;
     let batch = batch::parse(format, &bytes, state.config.limits.events_per_request).map_err(|e| match e {
         BodyError::TooManyEvents { .. } => ApiError::PayloadTooLarge(e.to_string()),
@@ -96,6 +115,12 @@ pub async fn ingest(state: &AppState, request: IngestRequest) -> Result<Ingested
     let (accepted, rejected) = normalise_batch(state, project, client, batch);
     let ids = accepted.iter().map(|e| e.id).collect::<Vec<_>>();
     let occurrences = Occurrence::of(&accepted);
+    let hits = state.alerts.matches(&accepted);
+    let errors: Vec<StoredEvent> = if state.alerts.watches_issues() {
+        accepted.iter().filter(|e| e.level >= Level::Error).cloned().collect()
+    } else {
+        Vec::new()
+    };
     state.store.append(accepted).await.map_err(|e| {
         state.metrics.reject_many("unavailable", ids.len() as u64);
         tracing::error!(error = format!("{e:#}"), events = ids.len(), "could not store an ingest batch");
@@ -104,10 +129,13 @@ pub async fn ingest(state: &AppState, request: IngestRequest) -> Result<Ingested
             retry_after_secs: RETRY_AFTER_UNAVAILABLE_SECS,
         }
     })?;
-    // The events are stored: the index is derived from them, and a failure here loses none.
-    if let Err(error) = state.issues.record(occurrences).await {
+    // The events are stored: the index and the alerts are derived from them, and a failure
+    // here loses none.
+    let changes = state.issues.record(occurrences).await.unwrap_or_else(|error| {
         tracing::error!(error = format!("{error:#}"), "could not update the issue index");
-    }
+        Changes::default()
+    });
+    state.alerts.observe(hits, &changes, &errors, crate::event::unix_ms(time::OffsetDateTime::now_utc()));
     state.metrics.accepted.inc_by(ids.len() as u64);
     Ok(Ingested { ids, rejected })
 }

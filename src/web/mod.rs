@@ -1,5 +1,6 @@
 //! The HTTP side: application state, every route in one place, and the layers around them.
 
+pub mod alerts;
 pub mod api;
 pub mod assets;
 pub mod auth;
@@ -51,6 +52,10 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Errors grouped by fingerprint, kept up to date by ingest.
     pub issues: Arc<crate::issues::IssueIndex>,
+    /// The alert rules and the monitor's checks.
+    pub alerts: Arc<crate::alerts::engine::Alerts>,
+    /// Ingest refusals per project and reason, for the monitor.
+    pub refusals: Arc<crate::alerts::monitor::Refusals>,
     /// The zone every time on the pages is shown and typed in (`[ui] timezone`); the API keeps UTC.
     pub zone: Zone,
 }
@@ -91,10 +96,15 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/deadletters", get(api::list_dead_letters))
         .route("/api/v1/issues", get(api::list_issues))
         .route("/api/v1/issues/{fingerprint}/status", post(api::set_issue_status))
+        .route("/api/v1/alerts", get(alerts::list_alerts))
+        .route("/api/v1/alerts/{name}/history", get(alerts::show_history))
+        .route("/api/v1/alerts/{name}/snooze", post(alerts::snooze).delete(alerts::unsnooze).layer(cross_site_guard()))
         .route("/", get(pages::show_home))
         .route("/logs", get(pages::show_logs))
         .route("/issues", get(pages::show_issues))
         .route("/issues/status", post(pages::change_status).layer(cross_site_guard()))
+        .route("/alerts", get(pages::show_alerts))
+        .route("/alerts/snooze", post(pages::change_snooze).layer(cross_site_guard()))
         .route("/login", get(pages::show_login).post(pages::log_in).layer(cross_site_guard()))
         .route("/logout", post(pages::log_out).layer(cross_site_guard()))
         .route("/static/{file}", get(assets::serve_asset))

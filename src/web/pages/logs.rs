@@ -66,6 +66,8 @@ struct DeadRow {
 
 struct SidebarProject {
     name: String,
+    /// logboard's own (the canary's), marked as such.
+    internal: bool,
     envs: Vec<NavLink>,
 }
 
@@ -344,6 +346,7 @@ fn sidebar(projects: &Projects, active_project: &str, active_env: &str) -> Vec<S
         .iter()
         .map(|p| SidebarProject {
             name: p.name.clone(),
+            internal: p.internal,
             envs: p
                 .envs
                 .iter()

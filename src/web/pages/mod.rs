@@ -1,8 +1,9 @@
-//! The server-rendered dashboard: login, home, the logs page with its detail pane, and issues. Each page
+//! The server-rendered dashboard: login, home, the logs page with its detail pane, issues and alerts. Each page
 //! is a handler that gathers data and a view model built from it by a plain function (tested
 //! directly); all HTML is in `templates/` (askama escapes every value). Every time a page shows,
 //! fills in or links goes through the configured [`crate::zone::Zone`].
 
+mod alerts;
 mod chart;
 mod home;
 mod issues;
@@ -16,6 +17,7 @@ use axum::response::{Html, IntoResponse, Response};
 use super::auth::urlencode;
 use crate::error::ApiError;
 
+pub use alerts::{change_snooze, show_alerts};
 pub use home::show_home;
 pub use issues::{change_status, show_issues};
 pub use login::{log_in, log_out, show_login};

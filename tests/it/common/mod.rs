@@ -35,6 +35,8 @@ pub fn test_config(data_dir: &std::path::Path, env: &[(&str, &str)]) -> Config {
     let mut pairs: Vec<(String, String)> = vec![
         ("LOGBOARD__STORAGE__DATA_DIR".into(), data_dir.display().to_string()),
         ("LOGBOARD__SERVER__LISTEN".into(), "127.0.0.1:0".into()),
+        // The canary writes a project of its own; the tests that want it turn it on.
+        ("LOGBOARD__MONITOR__CANARY_INTERVAL_SECS".into(), "0".into()),
     ];
     pairs.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let mut config = Config::from_sources(SHIPPED_CONFIG, &pairs).expect("test config is valid");
@@ -57,6 +59,7 @@ pub async fn spawn_app_from(config: Config, data_dir: tempfile::TempDir) -> Test
     let state = logboard::build_state(config).await.expect("state");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
+    logboard::start_background(&state, addr);
     let router = web::router(state.clone());
     let config = std::sync::Arc::clone(&state.config);
     // The product's accept loop, so that tests run under the real connection settings.

@@ -1,0 +1,982 @@
+//! The alert engine: rules compiled from the config, fed by ingest ([`Alerts::observe`]) and by
+//! the monitor ([`Alerts::set_condition`]), advanced once a second ([`Alerts::tick`]) through
+//! each rule's [`Burst`], with the messages it asks for handed to the outbox.
+//!
+//! Each rule has one slot per env it watches (the monitor's checks have one, env `""`).
+//! Ingest only counts and gathers under a lock; building and queueing messages happens on
+//! the tick, off the ingest path.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::burst::{Burst, Policy, Send};
+use super::config::{AlertConfig, When};
+use super::history::{Entry, History, Saved};
+use super::notification::{IssueLine, Notification, What};
+use super::window::Window;
+use crate::config::Config;
+use crate::event::{Level, StoredEvent};
+use crate::issues::Changes;
+use crate::project::Projects;
+use crate::search::Query;
+
+/// Where notifications are queued for delivery (the durable outbox).
+pub trait Outbox: std::marker::Send + Sync {
+    /// Queues one message to every channel; the notification's id.
+    fn enqueue(&self, alert: &str, notification: &Notification, channels: &[String]) -> anyhow::Result<i64>;
+}
+
+/// Until the outbox lands: refuses, so the history says that nothing was queued.
+pub struct NoOutbox;
+
+impl Outbox for NoOutbox {
+    fn enqueue(&self, _alert: &str, _notification: &Notification, _channels: &[String]) -> anyhow::Result<i64> {
+        anyhow::bail!("no outbox")
+    }
+}
+
+/// Advances the rules once a second until the engine is dropped.
+pub fn spawn_ticker(alerts: std::sync::Weak<Alerts>) {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            ticker.tick().await;
+            let Some(alerts) = alerts.upgrade() else { return };
+            // SQLite writes on a transition: off the async workers.
+            let now = crate::event::unix_ms(time::OffsetDateTime::now_utc());
+            if tokio::task::spawn_blocking(move || alerts.tick(now)).await.is_err() {
+                tracing::error!("the alert ticker panicked");
+            }
+        }
+    });
+}
+
+/// Issues listed in one message, at most; the rest are counted.
+const MAX_GATHERED: usize = 50;
+/// Characters of an event's message carried into a notification.
+const MESSAGE_CHARS: usize = 500;
+/// The monitor's checks: a burst of each is reported at once, reminded hourly, and cleared.
+const MONITOR_POLICY: Policy =
+    Policy { group_wait_ms: 0, repeat_ms: 3_600_000, send_resolved: true, quiet_for_repeat: false };
+
+/// What a rule watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Threshold,
+    NewIssue,
+    Regression,
+    /// One of the monitor's own checks.
+    Monitor,
+}
+
+struct Rule {
+    name: String,
+    project: String,
+    kind: Kind,
+    query: Query,
+    /// The levels every match has (from the query), to skip the evaluator for the rest.
+    levels: Option<Vec<Level>>,
+    threshold: u64,
+    window_secs: u64,
+    channels: Vec<String>,
+    policy: Policy,
+    query_text: String,
+}
+
+struct Slot {
+    rule: usize,
+    env: String,
+    window: Window,
+    newest: Option<String>,
+    gathered: Vec<IssueLine>,
+    /// Issues beyond [`MAX_GATHERED`] in this burst.
+    more: u64,
+    /// Triggers that joined the pending message (for the history's "grouped into").
+    joined: u64,
+    burst: Burst,
+    /// The highest count of the current burst (threshold rules).
+    peak: u64,
+    last_value: u64,
+    last_fired: Option<i64>,
+    /// A suppression "within repeat_secs" is already in the history for this firing.
+    noted: bool,
+    /// A message of this burst went out: only then is its end announced.
+    announced: bool,
+    /// The monitor's condition and what it says.
+    condition: Option<Vec<String>>,
+}
+
+/// A rule as the API and the page show it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RuleView {
+    pub name: String,
+    pub project: String,
+    pub when: &'static str,
+    pub query: String,
+    /// `ok`, `pending`, `firing` or `snoozed`.
+    pub state: &'static str,
+    #[serde(with = "crate::event::timestamp_format::option")]
+    pub snoozed_until: Option<time::OffsetDateTime>,
+    #[serde(with = "crate::event::timestamp_format::option")]
+    pub last_fired: Option<time::OffsetDateTime>,
+    /// The current count in the window (threshold), or issues gathered now.
+    pub last_value: u64,
+    pub threshold: u64,
+    pub window_secs: u64,
+    pub channels: Vec<String>,
+    pub envs: Vec<EnvView>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct EnvView {
+    pub env: String,
+    pub state: &'static str,
+    pub value: u64,
+}
+
+/// The threshold rules' matches in one batch, by slot.
+#[derive(Debug, Default)]
+pub struct Hits(Vec<Hit>);
+
+#[derive(Debug)]
+struct Hit {
+    slot: usize,
+    /// Occurrence times of the matching events.
+    times: Vec<i64>,
+    newest: Option<String>,
+}
+
+/// What a slot watches; fixed at start, so ingest reads it without the lock.
+struct Target {
+    rule: usize,
+    env: String,
+    /// The project's own group in this env: what a query's `group:` sees for ingested events.
+    group: String,
+}
+
+pub struct Alerts {
+    rules: Vec<Rule>,
+    /// One per slot, in the same order.
+    targets: Vec<Target>,
+    slots: Mutex<Vec<Slot>>,
+    snoozes: Mutex<HashMap<String, i64>>,
+    history: History,
+    outbox: Arc<dyn Outbox>,
+    public_url: String,
+    /// The clock of the first tick: since then, windows are counted.
+    first_tick: std::sync::OnceLock<i64>,
+}
+
+/// The monitor's checks, by the name their messages and history use.
+pub const MONITOR_CHECKS: [&str; 5] = [
+    "monitor: canary",
+    "monitor: spool age",
+    "monitor: dead letters",
+    "monitor: channel failing",
+    "monitor: events refused",
+];
+
+impl Alerts {
+    /// Compiles the config's rules (validated before: a rule that still does not compile is
+    /// skipped and logged) and restores their saved state.
+    pub fn new(config: &Config, projects: &Projects, history: History, outbox: Arc<dyn Outbox>) -> Alerts {
+        let mut rules = Vec::new();
+        let mut slots = Vec::new();
+        let mut targets = Vec::new();
+        for alert in &config.alerts {
+            let Some(project) = projects.get(&alert.project) else {
+                tracing::error!(alert = %alert.name, "alert names an unknown project; skipped");
+                continue;
+            };
+            let Ok(rule) = Rule::from_config(alert) else {
+                tracing::error!(alert = %alert.name, "alert query does not parse; skipped");
+                continue;
+            };
+            let envs = if alert.envs.is_empty() { project.envs.clone() } else { alert.envs.clone() };
+            for env in envs {
+                targets.push(Target {
+                    rule: rules.len(),
+                    env: env.clone(),
+                    group: project.own_group(&env).to_string(),
+                });
+                slots.push(Slot::new(rules.len(), &env, rule.window_secs));
+            }
+            rules.push(rule);
+        }
+        for check in MONITOR_CHECKS {
+            targets.push(Target { rule: rules.len(), env: String::new(), group: String::new() });
+            slots.push(Slot::new(rules.len(), "", 60));
+            rules.push(Rule {
+                name: check.to_string(),
+                project: String::new(),
+                kind: Kind::Monitor,
+                query: Query::default(),
+                levels: None,
+                threshold: 1,
+                window_secs: 0,
+                channels: config.monitor.channels.clone(),
+                policy: MONITOR_POLICY,
+                query_text: String::new(),
+            });
+        }
+        for slot in &mut slots {
+            match history.load(&rules[slot.rule].name, &slot.env) {
+                Ok(Some(saved)) => {
+                    slot.burst = saved.burst;
+                    slot.peak = saved.peak;
+                    slot.last_fired = saved.last_fired;
+                    slot.announced = saved.announced;
+                }
+                Ok(None) => {}
+                Err(error) => tracing::error!(error = format!("{error:#}"), "reading an alert's saved state"),
+            }
+        }
+        let snoozes = history.snoozes().unwrap_or_else(|error| {
+            tracing::error!(error = format!("{error:#}"), "reading the alert snoozes");
+            Vec::new()
+        });
+        Alerts {
+            rules,
+            targets,
+            slots: Mutex::new(slots),
+            snoozes: Mutex::new(snoozes.into_iter().collect()),
+            history,
+            outbox,
+            public_url: config.public_url(),
+            first_tick: std::sync::OnceLock::new(),
+        }
+    }
+
+    fn slots(&self) -> MutexGuard<'_, Vec<Slot>> {
+        // A panic elsewhere while counting leaves counts, not broken invariants: carry on.
+        self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The threshold rules' matches among events about to be stored; counted by
+    /// [`Alerts::observe`] once they are. Runs without the lock, so ingest tasks evaluate
+    /// queries side by side.
+    pub fn matches(&self, events: &[StoredEvent]) -> Hits {
+        let mut hits = Vec::new();
+        for (slot, target) in self.targets.iter().enumerate() {
+            let rule = &self.rules[target.rule];
+            if rule.kind != Kind::Threshold {
+                continue;
+            }
+            let mut hit = Hit { slot, times: Vec::new(), newest: None };
+            let mut newest: Option<&StoredEvent> = None;
+            for event in events.iter().filter(|e| e.project == rule.project && e.env == target.env) {
+                if rule.levels.as_ref().is_none_or(|levels| levels.contains(&event.level))
+                    && rule.query.matches(event, &target.group)
+                {
+                    hit.times.push(event.timestamp_ms());
+                    if newest.is_none_or(|n| n.timestamp_ms() <= event.timestamp_ms()) {
+                        newest = Some(event);
+                    }
+                }
+            }
+            if let Some(event) = newest {
+                hit.newest = Some(clip(&event.message));
+                hits.push(hit);
+            }
+        }
+        Hits(hits)
+    }
+
+    /// Whether any rule watches new issues or regressions (ingest then keeps its errors for
+    /// [`Alerts::observe`]).
+    pub fn watches_issues(&self) -> bool {
+        self.rules.iter().any(|r| matches!(r.kind, Kind::NewIssue | Kind::Regression))
+    }
+
+    /// Counts stored events' `hits` into the threshold rules, and gathers the issues `changes`
+    /// names (the events that made them are among `errors`) into the issue rules.
+    pub fn observe(&self, hits: Hits, changes: &Changes, errors: &[StoredEvent], now_ms: i64) {
+        let mut issues: Vec<(usize, &StoredEvent)> = Vec::new();
+        for (slot, target) in self.targets.iter().enumerate() {
+            let rule = &self.rules[target.rule];
+            let keys = match rule.kind {
+                Kind::NewIssue => &changes.new,
+                Kind::Regression => &changes.regressed,
+                Kind::Threshold | Kind::Monitor => continue,
+            };
+            for (project, env, fingerprint) in keys {
+                if *project != rule.project || *env != target.env {
+                    continue;
+                }
+                let first = errors.iter().find(|e| e.fingerprint.as_deref() == Some(fingerprint.as_str()));
+                if let Some(event) = first.filter(|e| rule.query.matches(e, &target.group)) {
+                    issues.push((slot, event));
+                }
+            }
+        }
+        if hits.0.is_empty() && issues.is_empty() {
+            return;
+        }
+        let mut slots = self.slots();
+        for hit in hits.0 {
+            let slot = &mut slots[hit.slot];
+            for ts in &hit.times {
+                slot.window.add(*ts, now_ms);
+            }
+            slot.joined += hit.times.len() as u64;
+            slot.newest = hit.newest;
+        }
+        for (index, event) in issues {
+            let link = self.link_to_issue(&event.project, &event.env, event.fingerprint.as_deref().unwrap_or(""));
+            let slot = &mut slots[index];
+            slot.joined += 1;
+            slot.newest = Some(clip(&event.message));
+            if slot.gathered.len() < MAX_GATHERED {
+                slot.gathered.push(IssueLine {
+                    title: clip(&event.message),
+                    fingerprint: event.fingerprint.clone().unwrap_or_default(),
+                    count: 1,
+                    link,
+                });
+            } else {
+                slot.more += 1;
+            }
+        }
+    }
+
+    /// Sets a monitor check's condition: `Some(details)` while it holds, `None` when it cleared.
+    pub fn set_condition(&self, check: &str, condition: Option<Vec<String>>) {
+        let Some(rule) = self.rules.iter().position(|r| r.name == check) else { return };
+        let mut slots = self.slots();
+        if let Some(slot) = slots.iter_mut().find(|s| s.rule == rule) {
+            slot.condition = condition;
+        }
+    }
+
+    /// Advances every rule to `now_ms` and queues the messages their bursts ask for.
+    pub fn tick(&self, now_ms: i64) {
+        let started = *self.first_tick.get_or_init(|| now_ms);
+        let snoozes = self.snoozes.lock().map(|s| s.clone()).unwrap_or_default();
+        let mut slots = self.slots();
+        for slot in slots.iter_mut() {
+            let rule = &self.rules[slot.rule];
+            let active = match rule.kind {
+                Kind::Threshold => {
+                    slot.last_value = slot.window.count(now_ms);
+                    // Counts are not kept across a restart: a rule that was firing keeps firing
+                    // until a whole window has been counted again, rather than "resolving".
+                    let counting_since_start = now_ms < started.saturating_add(secs_to_ms(rule.window_secs));
+                    slot.last_value >= rule.threshold || (slot.burst.holding() && counting_since_start)
+                }
+                Kind::NewIssue | Kind::Regression => {
+                    slot.last_value = slot.gathered.len() as u64 + slot.more;
+                    slot.last_value > 0
+                }
+                Kind::Monitor => {
+                    slot.last_value = u64::from(slot.condition.is_some());
+                    slot.condition.is_some()
+                }
+            };
+            if active {
+                slot.peak = slot.peak.max(slot.last_value);
+            }
+            let before = slot.burst;
+            let send = slot.burst.tick(now_ms, active, &rule.policy);
+            if let Some(send) = send {
+                self.send(rule, slot, send, snoozes.get(&rule.name).copied().filter(|until| *until > now_ms), now_ms);
+            } else if slot.burst.holding() && active && !slot.noted && before == slot.burst {
+                slot.noted = true;
+                self.note(rule, slot, now_ms, "suppressed", "within repeat_secs", None);
+            }
+            if slot.burst == Burst::Ok {
+                slot.peak = 0;
+                slot.joined = 0;
+            }
+            if slot.burst != before || send.is_some() {
+                let saved = Saved {
+                    burst: slot.burst,
+                    peak: slot.peak,
+                    last_fired: slot.last_fired,
+                    announced: slot.announced,
+                };
+                if let Err(error) = self.history.save(&rule.name, &slot.env, &saved) {
+                    tracing::error!(error = format!("{error:#}"), alert = %rule.name, "saving an alert's state");
+                }
+            }
+        }
+    }
+
+    fn send(&self, rule: &Rule, slot: &mut Slot, send: Send, snoozed_until: Option<i64>, now_ms: i64) {
+        let notification = self.notification(rule, slot, send);
+        let kind = match send {
+            Send::First => "fired",
+            Send::Reminder => "reminder",
+            Send::Resolved => "resolved",
+        };
+        let detail = describe(&notification.what);
+        if send != Send::Resolved {
+            slot.last_fired = Some(now_ms);
+        }
+        let joined = std::mem::take(&mut slot.joined);
+        slot.gathered.clear();
+        slot.more = 0;
+        slot.noted = false;
+        if send == Send::Resolved && !std::mem::take(&mut slot.announced) {
+            self.note(rule, slot, now_ms, "resolved", "resolved (nothing was sent for this burst)", None);
+            return;
+        }
+        if let Some(until) = snoozed_until {
+            let until =
+                crate::event::from_unix_ms(until).map(crate::event::timestamp_format::format).unwrap_or_default();
+            self.note(rule, slot, now_ms, "suppressed", &format!("snoozed until {until}: {detail}"), None);
+            return;
+        }
+        if rule.channels.is_empty() {
+            self.note(rule, slot, now_ms, "suppressed", &format!("no channels: {detail}"), None);
+            return;
+        }
+        match self.outbox.enqueue(&rule.name, &notification, &rule.channels) {
+            Ok(id) => {
+                slot.announced = send != Send::Resolved;
+                self.note(rule, slot, now_ms, kind, &detail, Some(id));
+                if send == Send::First && joined > 1 {
+                    let what = if matches!(rule.kind, Kind::Threshold) { "events" } else { "issues" };
+                    let grouped = format!("grouped into notification {id}: {joined} {what} of the burst");
+                    self.note(rule, slot, now_ms, "suppressed", &grouped, Some(id));
+                }
+            }
+            Err(error) => {
+                tracing::error!(error = format!("{error:#}"), alert = %rule.name, "queueing a notification failed");
+                self.note(rule, slot, now_ms, "failed", &format!("could not queue: {error:#}"), None);
+            }
+        }
+    }
+
+    fn note(&self, rule: &Rule, slot: &Slot, now_ms: i64, kind: &str, detail: &str, notification: Option<i64>) {
+        if let Err(error) = self.history.record(&rule.name, &slot.env, now_ms, kind, detail, notification) {
+            tracing::error!(error = format!("{error:#}"), alert = %rule.name, "writing the alert history");
+        }
+    }
+
+    fn notification(&self, rule: &Rule, slot: &Slot, send: Send) -> Notification {
+        let (project, env) = match rule.kind {
+            Kind::Monitor => (None, None),
+            _ => (Some(rule.project.clone()), Some(slot.env.clone())),
+        };
+        let issues = || {
+            let mut lines = slot.gathered.clone();
+            if slot.more > 0 {
+                lines.push(IssueLine {
+                    title: format!("… and {} more", slot.more),
+                    fingerprint: String::new(),
+                    count: slot.more,
+                    link: String::new(),
+                });
+            }
+            lines
+        };
+        let what = match (rule.kind, send) {
+            (Kind::Monitor, send) => What::Monitor {
+                problem: rule.name.trim_start_matches("monitor: ").to_string(),
+                details: slot.condition.clone().unwrap_or_default(),
+                resolved: send == Send::Resolved,
+            },
+            (_, Send::Resolved) => What::Resolved,
+            (Kind::Threshold, send) => What::Threshold {
+                count: slot.peak.max(slot.last_value),
+                threshold: rule.threshold,
+                window_secs: rule.window_secs,
+                reminder: send == Send::Reminder,
+            },
+            (Kind::NewIssue, _) => What::NewIssues { issues: issues() },
+            (Kind::Regression, _) => What::Regressions { issues: issues() },
+        };
+        let link = match (rule.kind, &what) {
+            (Kind::Monitor, _) => format!("{}/", self.public_url),
+            (_, What::NewIssues { issues } | What::Regressions { issues }) if issues.len() == 1 => {
+                issues[0].link.clone()
+            }
+            (Kind::NewIssue | Kind::Regression, _) => {
+                self.link(&[("project", &rule.project), ("env", &slot.env)], "/issues")
+            }
+            _ => {
+                let from = format!("now-{}s", rule.window_secs);
+                self.link(
+                    &[("project", &rule.project), ("env", &slot.env), ("q", &rule.query_text), ("from", &from)],
+                    "/logs",
+                )
+            }
+        };
+        Notification { rule: rule.name.clone(), project, env, what, newest_message: slot.newest.clone(), link }
+    }
+
+    fn link(&self, pairs: &[(&str, &str)], path: &str) -> String {
+        let query = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();
+        format!("{}{path}?{query}", self.public_url)
+    }
+
+    fn link_to_issue(&self, project: &str, env: &str, fingerprint: &str) -> String {
+        let q = format!("fingerprint:{fingerprint}");
+        self.link(&[("project", project), ("env", env), ("q", &q), ("from", "now-7d")], "/logs")
+    }
+
+    /// Whether a rule of the config (not the monitor's) has this name.
+    pub fn has_rule(&self, name: &str) -> bool {
+        self.rules.iter().any(|r| r.name == name && r.kind != Kind::Monitor)
+    }
+
+    /// Snoozes a rule until `until_ms`; false when there is no such rule.
+    pub fn snooze(&self, name: &str, until_ms: i64, now_ms: i64) -> anyhow::Result<bool> {
+        if !self.rules.iter().any(|r| r.name == name) {
+            return Ok(false);
+        }
+        self.history.set_snooze(name, Some(until_ms))?;
+        if let Ok(mut snoozes) = self.snoozes.lock() {
+            snoozes.insert(name.to_string(), until_ms);
+        }
+        let until =
+            crate::event::from_unix_ms(until_ms).map(crate::event::timestamp_format::format).unwrap_or_default();
+        self.history.record(name, "", now_ms, "snoozed", &format!("until {until}"), None)?;
+        Ok(true)
+    }
+
+    /// Ends a rule's snooze; false when there is no such rule.
+    pub fn unsnooze(&self, name: &str, now_ms: i64) -> anyhow::Result<bool> {
+        if !self.rules.iter().any(|r| r.name == name) {
+            return Ok(false);
+        }
+        self.history.set_snooze(name, None)?;
+        if let Ok(mut snoozes) = self.snoozes.lock() {
+            snoozes.remove(name);
+        }
+        self.history.record(name, "", now_ms, "unsnoozed", "", None)?;
+        Ok(true)
+    }
+
+    /// Every rule (the monitor's checks last) with its state at `now_ms`.
+    pub fn list(&self, now_ms: i64) -> Vec<RuleView> {
+        let snoozes = self.snoozes.lock().map(|s| s.clone()).unwrap_or_default();
+        let slots = self.slots();
+        self.rules
+            .iter()
+            .enumerate()
+            .map(|(index, rule)| {
+                let envs: Vec<EnvView> = slots
+                    .iter()
+                    .filter(|s| s.rule == index)
+                    .map(|s| EnvView { env: s.env.clone(), state: s.burst.name(), value: s.last_value })
+                    .collect();
+                let snoozed_until = snoozes.get(&rule.name).copied().filter(|until| *until > now_ms);
+                let state = if snoozed_until.is_some() {
+                    "snoozed"
+                } else if envs.iter().any(|e| e.state == "firing") {
+                    "firing"
+                } else if envs.iter().any(|e| e.state == "pending") {
+                    "pending"
+                } else {
+                    "ok"
+                };
+                let last_fired = slots.iter().filter(|s| s.rule == index).filter_map(|s| s.last_fired).max();
+                RuleView {
+                    name: rule.name.clone(),
+                    project: rule.project.clone(),
+                    when: match rule.kind {
+                        Kind::Threshold => "threshold",
+                        Kind::NewIssue => "new_issue",
+                        Kind::Regression => "regression",
+                        Kind::Monitor => "monitor",
+                    },
+                    query: rule.query_text.clone(),
+                    state,
+                    snoozed_until: snoozed_until.and_then(crate::event::from_unix_ms),
+                    last_fired: last_fired.and_then(crate::event::from_unix_ms),
+                    last_value: envs.iter().map(|e| e.value).max().unwrap_or(0),
+                    threshold: rule.threshold,
+                    window_secs: rule.window_secs,
+                    channels: rule.channels.clone(),
+                    envs,
+                }
+            })
+            .collect()
+    }
+
+    /// The newest `limit` firings and suppressions of a rule.
+    pub fn history(&self, name: &str, limit: usize) -> anyhow::Result<Vec<Entry>> {
+        self.history.of(name, limit)
+    }
+}
+
+impl Rule {
+    fn from_config(alert: &AlertConfig) -> Result<Rule, crate::search::QueryError> {
+        let query = Query::parse(&alert.query)?;
+        let kind = match alert.when {
+            When::Threshold => Kind::Threshold,
+            When::NewIssue => Kind::NewIssue,
+            When::Regression => Kind::Regression,
+        };
+        let issues = kind != Kind::Threshold;
+        Ok(Rule {
+            name: alert.name.clone(),
+            project: alert.project.clone(),
+            kind,
+            levels: query.required_levels(),
+            query,
+            threshold: if issues { 1 } else { alert.threshold },
+            window_secs: alert.window_secs,
+            channels: alert.channels.clone(),
+            policy: Policy {
+                group_wait_ms: secs_to_ms(alert.group_wait_secs),
+                repeat_ms: secs_to_ms(alert.repeat_secs),
+                // "Resolved" means a threshold no longer reached; an issue rule has no such end.
+                send_resolved: alert.send_resolved && !issues,
+                quiet_for_repeat: issues,
+            },
+            query_text: alert.query.clone(),
+        })
+    }
+}
+
+impl Slot {
+    fn new(rule: usize, env: &str, window_secs: u64) -> Slot {
+        Slot {
+            rule,
+            env: env.to_string(),
+            window: Window::new(window_secs.max(1)),
+            newest: None,
+            gathered: Vec::new(),
+            more: 0,
+            joined: 0,
+            burst: Burst::Ok,
+            peak: 0,
+            last_value: 0,
+            last_fired: None,
+            noted: false,
+            announced: false,
+            condition: None,
+        }
+    }
+}
+
+fn secs_to_ms(secs: u64) -> i64 {
+    i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX)
+}
+
+fn clip(text: &str) -> String {
+    match text.char_indices().nth(MESSAGE_CHARS) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_string(),
+    }
+}
+
+/// One line for the history.
+fn describe(what: &What) -> String {
+    match what {
+        What::Threshold { count, threshold, window_secs, reminder } => {
+            let again = if *reminder { " (still firing)" } else { "" };
+            format!("{count} events in {window_secs} s (threshold {threshold}){again}")
+        }
+        What::NewIssues { issues } => format!("{} new issue(s): {}", issues.len(), titles(issues)),
+        What::Regressions { issues } => format!("{} regression(s): {}", issues.len(), titles(issues)),
+        What::Resolved => "resolved".into(),
+        What::Monitor { problem, details, resolved } => {
+            let state = if *resolved { "cleared" } else { "failing" };
+            format!("{problem} {state}: {}", details.join("; "))
+        }
+    }
+}
+
+fn titles(issues: &[IssueLine]) -> String {
+    issues.iter().map(|i| i.title.as_str()).collect::<Vec<_>>().join(" | ")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use time::OffsetDateTime;
+
+    use super::*;
+
+    /// Records what would be delivered (the outbox's own tests deliver for real).
+    #[derive(Default)]
+    struct Recorded(Mutex<Vec<(String, Notification, Vec<String>)>>);
+
+    impl Outbox for Recorded {
+        fn enqueue(&self, alert: &str, notification: &Notification, channels: &[String]) -> anyhow::Result<i64> {
+            let mut sent = self.0.lock().expect("lock");
+            sent.push((alert.to_string(), notification.clone(), channels.to_vec()));
+            Ok(sent.len() as i64)
+        }
+    }
+
+    impl Recorded {
+        fn take(&self) -> Vec<(String, Notification, Vec<String>)> {
+            std::mem::take(&mut *self.0.lock().expect("lock"))
+        }
+    }
+
+    const RULES: &str = r#"
+        [server]
+        public_url = "https://logs.example.com/"
+        [monitor]
+        channels = ["team"]
+        [[projects]]
+        name = "shop"
+        envs = ["production", "staging"]
+        [[channels]]
+        name = "ops"
+        kind = "slack"
+        webhook_url = "https://hooks.slack.com/services/T/B/X"
+        [[channels]]
+        name = "team"
+        kind = "slack"
+        webhook_url = "https://hooks.slack.com/services/T/B/Y"
+        [[alerts]]
+        name = "checkout errors"
+        project = "shop"
+        envs = ["production"]
+        when = "threshold"
+        query = "level:>=error checkout"
+        threshold = 5
+        window_secs = 300
+        channels = ["ops", "team"]
+        group_wait_secs = 30
+        repeat_secs = 3600
+        send_resolved = true
+        [[alerts]]
+        name = "new issues"
+        project = "shop"
+        when = "new_issue"
+        channels = ["ops"]
+        group_wait_secs = 10
+        repeat_secs = 600
+    "#;
+
+    struct Rig {
+        alerts: Alerts,
+        outbox: Arc<Recorded>,
+        _dir: tempfile::TempDir,
+    }
+
+    fn rig_in(dir: tempfile::TempDir) -> Rig {
+        let config = Config::from_sources(RULES, &[]).expect("config");
+        let projects = Projects::from_config(&config).expect("projects");
+        let history = History::open(dir.path()).expect("history");
+        let outbox = Arc::new(Recorded::default());
+        let alerts = Alerts::new(&config, &projects, history, outbox.clone());
+        Rig { alerts, outbox, _dir: dir }
+    }
+
+    fn rig() -> Rig {
+        rig_in(tempfile::tempdir().expect("dir"))
+    }
+
+    const T0: i64 = 1_800_000_000_000;
+
+    fn event(env: &str, at_ms: i64, level: Level, message: &str) -> StoredEvent {
+        let at = crate::event::from_unix_ms(at_ms).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        StoredEvent::bare(crate::event::new_id(at), ("shop", env), (at, at), level, message.to_string())
+    }
+
+    fn ingest(rig: &Rig, events: &[StoredEvent], now_ms: i64) {
+        let hits = rig.alerts.matches(events);
+        rig.alerts.observe(hits, &Changes::default(), &[], now_ms);
+    }
+
+    /// Ticks once a second over `[from, to)`.
+    fn run(rig: &Rig, from: i64, to: i64) {
+        for now in (from..to).step_by(1000) {
+            rig.alerts.tick(now);
+        }
+    }
+
+    fn errors(n: usize, env: &str, at_ms: i64) -> Vec<StoredEvent> {
+        (0..n).map(|i| event(env, at_ms + i as i64, Level::Error, &format!("checkout failed #{i}"))).collect()
+    }
+
+    #[test]
+    fn below_the_threshold_nothing_is_sent() {
+        let rig = rig();
+        ingest(&rig, &errors(4, "production", T0), T0);
+        // Matching events of another env, another level or another word do not count.
+        ingest(&rig, &errors(3, "staging", T0), T0);
+        ingest(&rig, &[event("production", T0, Level::Warn, "checkout slow")], T0);
+        ingest(&rig, &[event("production", T0, Level::Error, "login failed")], T0);
+        run(&rig, T0, T0 + 120_000);
+        assert!(rig.outbox.take().is_empty());
+        let view = &rig.alerts.list(T0)[0];
+        assert_eq!((view.state, view.last_value), ("ok", 4));
+    }
+
+    #[test]
+    fn a_burst_is_one_message_per_rule_to_every_channel_after_group_wait_then_held_back() {
+        let rig = rig();
+        run(&rig, T0, T0 + 5000);
+        for second in 0..20 {
+            let now = T0 + 5000 + second * 1000;
+            ingest(&rig, &errors(10, "production", now), now);
+            rig.alerts.tick(now);
+        }
+        // Until the window has emptied (then it resolves).
+        run(&rig, T0 + 25_000, T0 + 320_000);
+        let sent = rig.outbox.take();
+        assert_eq!(sent.len(), 1, "{sent:#?}");
+        let (alert, n, channels) = &sent[0];
+        assert_eq!(
+            (alert.as_str(), channels.clone()),
+            ("checkout errors", vec!["ops".to_string(), "team".to_string()])
+        );
+        match &n.what {
+            What::Threshold { count, threshold: 5, window_secs: 300, reminder: false } => {
+                assert!(*count >= 50, "the count gathered during group_wait: {count}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(n.newest_message.as_deref(), Some("checkout failed #9"));
+        assert!(
+            n.link.starts_with(
+                "https://logs.example.com/logs?project=shop&env=production&q=level%3A%3E%3Derror+checkout"
+            ),
+            "{}",
+            n.link
+        );
+        let history = rig.alerts.history("checkout errors", 10).expect("history");
+        let kinds: Vec<&str> = history.iter().map(|e| e.kind.as_str()).collect();
+        assert!(kinds.contains(&"fired"), "{kinds:?}");
+        assert!(history.iter().any(|e| e.detail.starts_with("grouped into notification 1")), "{history:#?}");
+        assert!(history.iter().any(|e| e.detail == "within repeat_secs"), "{history:#?}");
+    }
+
+    #[test]
+    fn a_rule_still_firing_after_repeat_reminds_once_and_says_resolved_when_it_stops() {
+        let rig = rig();
+        let mut now = T0;
+        // Ten errors a minute for 70 minutes: always over 5 in 300 s.
+        while now < T0 + 70 * 60_000 {
+            if (now - T0) % 60_000 == 0 {
+                ingest(&rig, &errors(10, "production", now), now);
+            }
+            rig.alerts.tick(now);
+            now += 1000;
+        }
+        let sent = rig.outbox.take();
+        let reminders: Vec<bool> =
+            sent.iter().map(|(_, n, _)| matches!(n.what, What::Threshold { reminder: true, .. })).collect();
+        assert_eq!(reminders, [false, true], "one first message, one reminder after an hour");
+        // Quiet: the window empties, and the resolution is sent.
+        run(&rig, now, now + 400_000);
+        let sent = rig.outbox.take();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].1.what, What::Resolved);
+        assert_eq!(rig.alerts.list(now + 400_000)[0].state, "ok");
+    }
+
+    #[test]
+    fn new_issues_of_one_burst_are_one_message_listing_them() {
+        let rig = rig();
+        let mut events = Vec::new();
+        let mut changes = Changes::default();
+        for i in 0..10 {
+            let mut e = event("staging", T0, Level::Error, &format!("TypeError {i} after deploy"));
+            let fingerprint = format!("{i:016x}");
+            e.fingerprint = Some(fingerprint.clone());
+            changes.new.push(("shop".into(), "staging".into(), fingerprint));
+            events.push(e);
+        }
+        // Over three requests within the wait.
+        for (part, chunk) in [0..3, 3..7, 7..10].into_iter().enumerate() {
+            let now = T0 + part as i64 * 2000;
+            let part_changes = Changes { new: changes.new[chunk.clone()].to_vec(), ..Changes::default() };
+            rig.alerts.observe(Hits::default(), &part_changes, &events[chunk], now);
+            rig.alerts.tick(now);
+        }
+        run(&rig, T0 + 5000, T0 + 60_000);
+        let sent = rig.outbox.take();
+        assert_eq!(sent.len(), 1, "{sent:#?}");
+        let What::NewIssues { issues } = &sent[0].1.what else { panic!("{:?}", sent[0].1.what) };
+        let titles: Vec<&str> = issues.iter().map(|i| i.title.as_str()).collect();
+        assert_eq!(titles.len(), 10);
+        assert!(titles.contains(&"TypeError 0 after deploy") && titles.contains(&"TypeError 9 after deploy"));
+        assert!(issues[0].link.contains("q=fingerprint%3A0000000000000000"), "{}", issues[0].link);
+        // Another new issue soon after waits for repeat_secs, then comes as one reminder.
+        let mut late = event("staging", T0 + 70_000, Level::Error, "RangeError later");
+        late.fingerprint = Some("ffff".into());
+        let late_changes =
+            Changes { new: vec![("shop".into(), "staging".into(), "ffff".into())], ..Changes::default() };
+        rig.alerts.observe(Hits::default(), &late_changes, &[late], T0 + 70_000);
+        run(&rig, T0 + 70_000, T0 + 600_000);
+        assert!(rig.outbox.take().is_empty(), "held back within repeat_secs");
+        run(&rig, T0 + 600_000, T0 + 700_000);
+        let sent = rig.outbox.take();
+        assert_eq!(sent.len(), 1);
+        assert!(
+            matches!(&sent[0].1.what, What::NewIssues { issues } if issues.len() == 1 && issues[0].title == "RangeError later")
+        );
+    }
+
+    #[test]
+    fn a_snoozed_rule_sends_nothing_and_says_so_and_unsnoozing_brings_it_back() {
+        let rig = rig();
+        assert!(rig.alerts.snooze("checkout errors", T0 + 3_600_000, T0).expect("snooze"));
+        assert_eq!(rig.alerts.list(T0)[0].state, "snoozed");
+        ingest(&rig, &errors(10, "production", T0), T0);
+        run(&rig, T0, T0 + 60_000);
+        assert!(rig.outbox.take().is_empty());
+        let history = rig.alerts.history("checkout errors", 10).expect("history");
+        assert!(
+            history.iter().any(|e| e.kind == "suppressed" && e.detail.starts_with("snoozed until")),
+            "{history:#?}"
+        );
+        assert!(rig.alerts.unsnooze("checkout errors", T0 + 60_000).expect("unsnooze"));
+        // The burst that was suppressed counts as sent for repeat; a new burst after it is sent.
+        run(&rig, T0 + 60_000, T0 + 400_000);
+        let t = T0 + 400_000;
+        ingest(&rig, &errors(10, "production", t), t);
+        run(&rig, t, t + 60_000);
+        assert_eq!(rig.outbox.take().len(), 1);
+        assert!(!rig.alerts.snooze("no such rule", T0, T0).expect("snooze"));
+    }
+
+    #[test]
+    fn a_restart_finishes_a_burst_being_gathered_and_repeats_nothing_sent() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().to_path_buf();
+        let first = rig_in(dir);
+        ingest(&first, &errors(10, "production", T0), T0);
+        run(&first, T0, T0 + 10_000);
+        assert!(first.outbox.take().is_empty(), "still within group_wait");
+        let Rig { alerts, _dir: dir, .. } = first;
+        drop(alerts);
+        assert_eq!(dir.path(), path);
+
+        let second = rig_in(dir);
+        run(&second, T0 + 10_000, T0 + 60_000);
+        let sent = second.outbox.take();
+        assert_eq!(sent.len(), 1, "the pending burst is sent once after the restart: {sent:#?}");
+        assert!(matches!(sent[0].1.what, What::Threshold { count: 10, .. }), "{:?}", sent[0].1.what);
+        let Rig { alerts, _dir: dir, .. } = second;
+        drop(alerts);
+
+        let third = rig_in(dir);
+        ingest(&third, &errors(10, "production", T0 + 70_000), T0 + 70_000);
+        run(&third, T0 + 70_000, T0 + 200_000);
+        assert!(third.outbox.take().is_empty(), "fired before the restart: held back by repeat_secs");
+    }
+
+    #[test]
+    fn a_monitor_check_fires_at_once_to_the_monitor_channels_and_clears() {
+        let rig = rig();
+        rig.alerts.set_condition("monitor: canary", Some(vec!["2 canaries in a row failed".into()]));
+        rig.alerts.tick(T0);
+        rig.alerts.set_condition("monitor: canary", None);
+        rig.alerts.tick(T0 + 5000);
+        let sent = rig.outbox.take();
+        assert_eq!(sent.len(), 2, "{sent:#?}");
+        assert_eq!(sent[0].2, ["team"], "to the [monitor] channels");
+        assert_eq!(
+            sent[0].1.what,
+            What::Monitor {
+                problem: "canary".into(),
+                details: vec!["2 canaries in a row failed".into()],
+                resolved: false
+            }
+        );
+        assert!(matches!(&sent[1].1.what, What::Monitor { resolved: true, .. }));
+        assert_eq!(sent[0].1.link, "https://logs.example.com/");
+    }
+}

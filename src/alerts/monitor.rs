@@ -1,0 +1,187 @@
+//! The monitor: logboard watching itself, its alerts sent straight to the `[monitor]` channels
+//! (through the engine's grouping, never through ingest or the store, which may be what broke).
+//!
+//! - the canary: every `canary_interval_secs`, an event sent through the public ingest path
+//!   (HTTP to our own listener) must be readable from the store (on CloudWatch: from CloudWatch)
+//!   within a deadline; two failures in a row fire;
+//! - the spool's oldest event older than 10 minutes; dead letters; refused events per project,
+//!   by reason; channels whose deliveries keep failing.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use time::OffsetDateTime;
+
+use crate::project::{CANARY_ENV, CANARY_PROJECT};
+use crate::search::Query;
+use crate::store::EventQuery;
+use crate::web::AppState;
+
+/// How often the checks other than the canary run.
+const CHECK_EVERY: Duration = Duration::from_secs(5);
+/// The spool's oldest event may be this old before the monitor fires.
+const SPOOL_AGE_LIMIT_SECS: f64 = 600.0;
+/// Dead letters and refusals keep their check firing this long after the last one.
+const RECENT: Duration = Duration::from_secs(600);
+/// The canary fires after this many failures in a row.
+const CANARY_FAILURES_TO_FIRE: u32 = 2;
+/// How long a canary may take to be read back: the CloudWatch writer ships within seconds.
+const CANARY_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Ingest requests and events refused, per project and reason, since the monitor last looked.
+#[derive(Debug, Default)]
+pub struct Refusals(Mutex<HashMap<(String, &'static str), u64>>);
+
+impl Refusals {
+    pub fn count(&self, project: &str, reason: &'static str, n: u64) {
+        if let Ok(mut counts) = self.0.lock() {
+            *counts.entry((project.to_string(), reason)).or_default() += n;
+        }
+    }
+
+    fn take(&self) -> HashMap<(String, &'static str), u64> {
+        self.0.lock().map(|mut counts| std::mem::take(&mut *counts)).unwrap_or_default()
+    }
+}
+
+/// Starts the monitor's tasks; `address` is our own listener, where the canary is sent.
+pub fn spawn(state: AppState, address: SocketAddr) {
+    let interval = state.config.monitor.canary_interval_secs;
+    if interval > 0 {
+        tokio::spawn(canary_loop(state.clone(), address, Duration::from_secs(interval)));
+    }
+    tokio::spawn(check_loop(state));
+}
+
+async fn canary_loop(state: AppState, address: SocketAddr, every: Duration) {
+    let Some(key) = state.projects.canary_key().map(str::to_string) else { return };
+    let client = match reqwest::Client::builder().timeout(Duration::from_secs(10)).build() {
+        Ok(client) => client,
+        Err(error) => {
+            tracing::error!(error = %error, "the canary has no HTTP client; it does not run");
+            return;
+        }
+    };
+    let mut failures = 0u32;
+    // The first canary after one interval: the listener is up by then.
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let deadline = CANARY_DEADLINE.min(every.max(Duration::from_secs(5)));
+        match canary(&state, &client, address, &key, deadline).await {
+            Ok(took) => {
+                failures = 0;
+                state.metrics.canary_seconds.set(took.as_secs_f64());
+                state.alerts.set_condition("monitor: canary", None);
+            }
+            Err(why) => {
+                failures += 1;
+                state.metrics.canary_failures.inc();
+                tracing::warn!(failures, why = %why, "the canary failed");
+                if failures >= CANARY_FAILURES_TO_FIRE {
+                    let detail = format!("{failures} canaries in a row failed; the last: {why}");
+                    state.alerts.set_condition("monitor: canary", Some(vec![detail]));
+                }
+            }
+        }
+    }
+}
+
+/// Sends one canary through ingest and reads it back; how long that took, or why it failed.
+async fn canary(
+    state: &AppState,
+    client: &reqwest::Client,
+    address: SocketAddr,
+    key: &str,
+    deadline: Duration,
+) -> Result<Duration, String> {
+    let started = Instant::now();
+    let nonce = crate::event::new_id(OffsetDateTime::now_utc()).to_string().to_ascii_lowercase();
+    let message = format!("logboard canary {nonce}");
+    let sent_at = OffsetDateTime::now_utc();
+    let answer = client
+        .post(format!("http://{address}/api/v1/events"))
+        .header(crate::web::ingest::KEY_HEADER, key)
+        .json(&serde_json::json!({"env": CANARY_ENV, "events": [{"message": message, "level": "info"}]}))
+        .send()
+        .await
+        .map_err(|e| format!("ingest request failed: {}", e.without_url()))?;
+    if answer.status() != reqwest::StatusCode::ACCEPTED {
+        return Err(format!("ingest answered {}", answer.status()));
+    }
+    let project = state.projects.get(CANARY_PROJECT).ok_or("the canary project is missing")?;
+    let search = Query::parse(&nonce).map_err(|e| e.to_string())?;
+    loop {
+        let query = EventQuery {
+            project,
+            env: CANARY_ENV.into(),
+            group: None,
+            from: sent_at - Duration::from_secs(60),
+            to: OffsetDateTime::now_utc() + Duration::from_secs(60),
+            levels: Vec::new(),
+            search: search.clone(),
+            limit: 1,
+            cursor: None,
+        };
+        match state.store.events(&query).await {
+            Ok(page) if page.events.iter().any(|e| e.message == message) => return Ok(started.elapsed()),
+            Ok(_) if started.elapsed() >= deadline => {
+                return Err(format!("not readable from the store after {} s", deadline.as_secs()));
+            }
+            Err(e) if started.elapsed() >= deadline => return Err(format!("reading the store failed: {e:#}")),
+            _ => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    }
+}
+
+async fn check_loop(state: AppState) {
+    let mut dead_letters_seen = state.metrics.dead_lettered_total();
+    let mut last_dead_letter: Option<(Instant, u64)> = None;
+    let mut refused: BTreeMap<(String, &'static str), (Instant, u64)> = BTreeMap::new();
+    let mut ticker = tokio::time::interval(CHECK_EVERY);
+    loop {
+        ticker.tick().await;
+        state.store.refresh_metrics().await;
+
+        let age = state.metrics.spool_oldest_age_seconds.get();
+        let spool = (age > SPOOL_AGE_LIMIT_SECS).then(|| {
+            vec![format!(
+                "the oldest unshipped event is {:.0} minutes old ({} events waiting)",
+                age / 60.0,
+                state.metrics.spool_events.get()
+            )]
+        });
+        state.alerts.set_condition("monitor: spool age", spool);
+
+        let dead = state.metrics.dead_lettered_total();
+        if dead > dead_letters_seen {
+            let before = last_dead_letter.map_or(0, |(_, n)| n);
+            last_dead_letter = Some((Instant::now(), before + dead - dead_letters_seen));
+            dead_letters_seen = dead;
+        }
+        last_dead_letter = last_dead_letter.filter(|(at, _)| at.elapsed() < RECENT);
+        state.alerts.set_condition(
+            "monitor: dead letters",
+            last_dead_letter.map(|(_, n)| vec![format!("{n} events were dead-lettered (see the home page)")]),
+        );
+
+        for (key, n) in state.refusals.take() {
+            let entry = refused.entry(key).or_insert((Instant::now(), 0));
+            *entry = (Instant::now(), entry.1 + n);
+        }
+        refused.retain(|_, (at, _)| at.elapsed() < RECENT);
+        let mut by_project: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for ((project, reason), (_, n)) in &refused {
+            by_project.entry(project).or_default().push(format!("{reason} {n}"));
+        }
+        let lines: Vec<String> =
+            by_project.into_iter().map(|(project, counts)| format!("{project}: {}", counts.join(", "))).collect();
+        state.alerts.set_condition("monitor: events refused", (!lines.is_empty()).then_some(lines));
+
+        let firing = state.alerts.list(crate::event::unix_ms(OffsetDateTime::now_utc()));
+        state.metrics.alerts_firing.set(firing.iter().filter(|r| r.state == "firing").count() as i64);
+    }
+}

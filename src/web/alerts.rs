@@ -1,0 +1,120 @@
+//! The alerts API: rules and their state, a rule's history, snooze and un-snooze
+//! (`../shared/spec/alerts.md`). Reading needs an [`ApiUser`]; snoozing too, and the route is
+//! behind the cross-site guard, so a page of another site cannot snooze with a user's session.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use super::AppState;
+use super::auth::ApiUser;
+use crate::error::ApiError;
+use crate::event::{timestamp_format, unix_ms};
+
+/// Entries of a rule's history one answer holds.
+const HISTORY_LIMIT: usize = 200;
+/// The longest snooze: 90 days.
+const MAX_SNOOZE_MINUTES: u64 = 90 * 24 * 60;
+
+pub async fn list_alerts(State(state): State<AppState>, _user: ApiUser) -> Json<Value> {
+    Json(json!({ "alerts": state.alerts.list(now_ms()) }))
+}
+
+pub async fn show_history(
+    State(state): State<AppState>,
+    _user: ApiUser,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    known(&state, &name)?;
+    let alerts = state.alerts.clone();
+    let history = tokio::task::spawn_blocking(move || alerts.history(&name, HISTORY_LIMIT))
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))??;
+    Ok(Json(json!({ "history": history })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Snooze {
+    until: Option<String>,
+    minutes: Option<u64>,
+}
+
+/// `POST /api/v1/alerts/{name}/snooze` `{"until": RFC3339}` or `{"minutes": N}`.
+pub async fn snooze(
+    State(state): State<AppState>,
+    _user: ApiUser,
+    Path(name): Path<String>,
+    Json(snooze): Json<Snooze>,
+) -> Result<Json<Value>, ApiError> {
+    known(&state, &name)?;
+    let now = now_ms();
+    let until = snooze_until(&snooze, now)?;
+    let alerts = state.alerts.clone();
+    let rule = name.clone();
+    tokio::task::spawn_blocking(move || alerts.snooze(&rule, until, now))
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))??;
+    let until = crate::event::from_unix_ms(until).map(timestamp_format::format);
+    Ok(Json(json!({ "name": name, "state": "snoozed", "snoozed_until": until })))
+}
+
+/// `DELETE /api/v1/alerts/{name}/snooze`.
+pub async fn unsnooze(
+    State(state): State<AppState>,
+    _user: ApiUser,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    known(&state, &name)?;
+    let alerts = state.alerts.clone();
+    let rule = name.clone();
+    tokio::task::spawn_blocking(move || alerts.unsnooze(&rule, now_ms()))
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))??;
+    Ok(Json(json!({ "name": name, "snoozed_until": null })))
+}
+
+/// When a snooze ends: exactly one of `until` (in the future) and `minutes` (1 to 90 days).
+pub fn snooze_until(snooze: &Snooze, now_ms: i64) -> Result<i64, ApiError> {
+    match (&snooze.until, snooze.minutes) {
+        (Some(until), None) => {
+            let until = timestamp_format::parse(until)
+                .ok_or_else(|| ApiError::BadRequest(format!("`until` must be an RFC 3339 time, not `{until}`")))?;
+            let until = unix_ms(until);
+            if until <= now_ms {
+                return Err(ApiError::BadRequest("`until` is in the past".into()));
+            }
+            if until - now_ms > minutes_to_ms(MAX_SNOOZE_MINUTES) {
+                return Err(ApiError::BadRequest("`until` is more than 90 days away".into()));
+            }
+            Ok(until)
+        }
+        (None, Some(minutes)) if (1..=MAX_SNOOZE_MINUTES).contains(&minutes) => Ok(now_ms + minutes_to_ms(minutes)),
+        (None, Some(_)) => Err(ApiError::BadRequest(format!("`minutes` must be between 1 and {MAX_SNOOZE_MINUTES}"))),
+        _ => Err(ApiError::BadRequest("send either `until` (RFC 3339) or `minutes`".into())),
+    }
+}
+
+impl Snooze {
+    pub fn for_minutes(minutes: u64) -> Snooze {
+        Snooze { until: None, minutes: Some(minutes) }
+    }
+}
+
+fn minutes_to_ms(minutes: u64) -> i64 {
+    i64::try_from(minutes.saturating_mul(60_000)).unwrap_or(i64::MAX)
+}
+
+fn known(state: &AppState, name: &str) -> Result<(), ApiError> {
+    if state.alerts.has_rule(name) {
+        Ok(())
+    } else {
+        Err(ApiError::NotFound(format!("no alert rule is named `{name}`")))
+    }
+}
+
+fn now_ms() -> i64 {
+    unix_ms(OffsetDateTime::now_utc())
+}
