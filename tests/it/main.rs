@@ -4,6 +4,7 @@
 
 mod common;
 
+mod alert_delivery;
 mod bad_input;
 mod browser;
 mod client;
