@@ -327,7 +327,7 @@ impl Config {
             &mut |path: serde_ignored::Path<'_>| unknown.push(path.to_string()),
         ));
         problems.extend(unknown.into_iter().map(|key| problem(key, "unknown key")));
-        let config = match parsed {
+        let mut config = match parsed {
             Ok(config) => config,
             Err(e) => {
                 let key = e.path().to_string();
@@ -335,6 +335,7 @@ impl Config {
                 return Err(ConfigErrors(problems));
             }
         };
+        crate::alerts::config::webhooks_from_env(&mut config.channels, env);
         problems.extend(config.validate());
         if problems.is_empty() { Ok(config) } else { Err(ConfigErrors(problems)) }
     }

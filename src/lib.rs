@@ -58,8 +58,9 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let limits = web::limits::RateLimits::new(&config.limits, &config.server.trusted_proxies);
     let issues = issues::IssueIndex::open(&config.storage.data_dir)?;
     let history = alerts::history::History::open(&config.storage.data_dir)?;
-    let outbox: Arc<dyn alerts::engine::Outbox> = Arc::new(alerts::engine::NoOutbox);
-    let alerts = Arc::new(alerts::engine::Alerts::new(&config, &projects, history, outbox));
+    let outbox = alerts::outbox::Outbox::open(&config.storage.data_dir)?;
+    let queue: Arc<dyn alerts::engine::Outbox> = Arc::new(outbox.clone());
+    let alerts = Arc::new(alerts::engine::Alerts::new(&config, &projects, history, queue));
     let zone = zone::Zone::named(&config.ui.timezone).map_err(|why| anyhow::anyhow!("ui.timezone: {why}"))?;
     Ok(AppState {
         config: Arc::new(config),
@@ -70,6 +71,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         metrics,
         issues: Arc::new(issues),
         alerts,
+        outbox,
         refusals: Arc::new(alerts::monitor::Refusals::default()),
         zone,
     })
@@ -81,14 +83,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         TcpListener::bind(&config.server.listen).await.with_context(|| format!("binding {}", config.server.listen))?;
     let state = build_state(config).await?;
     let address = listener.local_addr().context("reading the bound address")?;
-    start_background(&state, address);
+    let deliverer = start_background(&state, address)?;
     println!("logboard is listening on http://{address}/ (log in at http://{address}/login)");
     tracing::info!(listen = %address, backend = ?state.config.storage.backend, "serving");
     let store = Arc::clone(&state.store);
     let config = Arc::clone(&state.config);
     web::serve::serve(listener, web::router(state), &config.server, shutdown_signal()).await;
     tracing::info!("connections closed; flushing");
-    if tokio::time::timeout(SHUTDOWN_FLUSH_DEADLINE, store.shutdown()).await.is_err() {
+    // Messages in flight and events in the spool are finished side by side.
+    let (_, flushed) =
+        tokio::join!(deliverer.shutdown(), tokio::time::timeout(SHUTDOWN_FLUSH_DEADLINE, store.shutdown()));
+    if flushed.is_err() {
         tracing::warn!(
             deadline_s = SHUTDOWN_FLUSH_DEADLINE.as_secs(),
             "flush deadline reached; the rest stays on disk"
@@ -97,11 +102,21 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Starts what runs beside the requests: the alert rules' ticker and the monitor (the canary is
-/// sent to `address`, our own listener).
-pub fn start_background(state: &AppState, address: std::net::SocketAddr) {
+/// Starts what runs beside the requests: the alert rules' ticker, the deliverer of their
+/// messages (stopped by dropping or shutting down what this returns) and the monitor (the
+/// canary is sent to `address`, our own listener).
+pub fn start_background(state: &AppState, address: std::net::SocketAddr) -> anyhow::Result<alerts::deliver::Deliverer> {
+    let config = &state.config;
+    let deliverer = alerts::deliver::spawn(
+        state.outbox.clone(),
+        config.channels.clone(),
+        config.smtp.clone(),
+        Arc::clone(&state.metrics),
+        alerts::deliver::Backoff::default(),
+    )?;
     alerts::engine::spawn_ticker(Arc::downgrade(&state.alerts));
     alerts::monitor::spawn(state.clone(), address);
+    Ok(deliverer)
 }
 
 async fn shutdown_signal() {

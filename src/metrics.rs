@@ -16,6 +16,8 @@ use prometheus_client::registry::Registry;
 
 /// The `reason` label of a counter: a short, bounded word.
 type Reason = [(&'static str, &'static str); 1];
+/// The `channel` (a configured channel's name: bounded by the config) and `outcome` labels.
+type ChannelOutcome = [(&'static str, String); 2];
 
 /// Every metric of the service.
 pub struct Metrics {
@@ -56,6 +58,8 @@ pub struct Metrics {
     pub canary_failures: Counter,
     /// Alert rules (the monitor's checks included) firing now.
     pub alerts_firing: Gauge,
+    /// Attempts at delivering an alert message, by channel and outcome (sent, retrying, failed).
+    notifications: Family<ChannelOutcome, Counter>,
 }
 
 impl Default for Metrics {
@@ -93,6 +97,7 @@ impl Metrics {
             "Alert rules firing now, the monitor's checks included",
             alerts_firing.clone(),
         );
+        let notifications = Family::<ChannelOutcome, Counter>::default();
         registry.register("events_received", "Events found in ingest bodies", received.clone());
         registry.register("events_accepted", "Events made durable and answered with 202", accepted.clone());
         registry.register("events_rejected", "Events refused at ingest, by reason", rejected.clone());
@@ -119,6 +124,11 @@ impl Metrics {
             batch_bytes.clone(),
         );
         registry.register("put_duration_seconds", "Duration of PutLogEvents calls", put_duration_seconds.clone());
+        registry.register(
+            "notifications",
+            "Attempts at delivering an alert message, by channel and outcome",
+            notifications.clone(),
+        );
         Metrics {
             registry,
             received,
@@ -139,6 +149,7 @@ impl Metrics {
             canary_seconds,
             canary_failures,
             alerts_firing,
+            notifications,
         }
     }
 
@@ -173,6 +184,17 @@ impl Metrics {
         self.dead_lettered.get(&[("reason", reason)]).map_or(0, |c| c.get())
     }
 
+    /// Counts one attempt at delivering an alert message to `channel`; `outcome` is `sent`,
+    /// `retrying` or `failed`.
+    pub fn notification(&self, channel: &str, outcome: &'static str) {
+        self.notifications.get_or_create(&notification_labels(channel, outcome)).inc();
+    }
+
+    /// Attempts counted under `channel` and `outcome` so far.
+    pub fn notifications_count(&self, channel: &str, outcome: &'static str) -> u64 {
+        self.notifications.get(&notification_labels(channel, outcome)).map_or(0, |c| c.get())
+    }
+
     /// The exposition text.
     pub fn render(&self) -> String {
         let mut text = String::new();
@@ -180,6 +202,10 @@ impl Metrics {
         let _ = encode(&mut text, &self.registry);
         text
     }
+}
+
+fn notification_labels(channel: &str, outcome: &'static str) -> ChannelOutcome {
+    [("channel", channel.to_string()), ("outcome", outcome.to_string())]
 }
 
 /// The content type of [`Metrics::render`]'s output.
@@ -196,11 +222,16 @@ mod tests {
         metrics.reject("message");
         metrics.dead_letter("too_old", 2);
         metrics.batch_events.observe(100.0);
+        metrics.notification("ops-slack", "retrying");
         let text = metrics.render();
         assert!(text.contains("logboard_events_received_total 3\n"), "{text}");
         assert!(text.contains("logboard_events_rejected_total{reason=\"message\"} 1\n"), "{text}");
         assert!(text.contains("logboard_events_dead_lettered_total{reason=\"too_old\"} 2\n"), "{text}");
         assert!(text.contains("logboard_batch_events_count 1\n"), "{text}");
+        assert!(
+            text.contains("logboard_notifications_total{channel=\"ops-slack\",outcome=\"retrying\"} 1\n"),
+            "{text}"
+        );
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             assert!(line.starts_with("logboard_"), "{line}");
         }

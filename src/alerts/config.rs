@@ -143,6 +143,26 @@ impl Default for MonitorConfig {
     }
 }
 
+/// The environment variable that sets a channel's webhook URL, so the secret can come from the
+/// container's secrets instead of the file: `LOGBOARD_CHANNEL_<NAME>_WEBHOOK_URL`, the name in
+/// upper case with every other character than A-Z and 0-9 as `_` (`ops-slack`:
+/// `LOGBOARD_CHANNEL_OPS_SLACK_WEBHOOK_URL`).
+pub fn webhook_env_name(channel: &str) -> String {
+    let name: String =
+        channel.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
+    format!("LOGBOARD_CHANNEL_{name}_WEBHOOK_URL")
+}
+
+/// Sets each channel's webhook URL from its environment variable, when that is set.
+pub fn webhooks_from_env(channels: &mut [ChannelConfig], env: &[(String, String)]) {
+    for channel in channels {
+        let name = webhook_env_name(&channel.name);
+        if let Some((_, url)) = env.iter().find(|(key, value)| *key == name && !value.is_empty()) {
+            channel.webhook_url = Some(Secret::new(url.clone()));
+        }
+    }
+}
+
 /// Longest `window_secs`, `group_wait_secs` and `repeat_secs`: a week.
 const MAX_SECS: u64 = 7 * 86_400;
 

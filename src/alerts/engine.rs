@@ -26,12 +26,9 @@ pub trait Outbox: std::marker::Send + Sync {
     fn enqueue(&self, alert: &str, notification: &Notification, channels: &[String]) -> anyhow::Result<i64>;
 }
 
-/// Until the outbox lands: refuses, so the history says that nothing was queued.
-pub struct NoOutbox;
-
-impl Outbox for NoOutbox {
-    fn enqueue(&self, _alert: &str, _notification: &Notification, _channels: &[String]) -> anyhow::Result<i64> {
-        anyhow::bail!("no outbox")
+impl Outbox for super::outbox::Outbox {
+    fn enqueue(&self, alert: &str, notification: &Notification, channels: &[String]) -> anyhow::Result<i64> {
+        super::outbox::Outbox::enqueue(self, alert, notification, channels)
     }
 }
 
@@ -104,6 +101,8 @@ struct Slot {
     announced: bool,
     /// The monitor's condition and what it says.
     condition: Option<Vec<String>>,
+    /// Channels this slot's messages skip: a failing channel is not told that it fails.
+    skip: Vec<String>,
 }
 
 /// A rule as the API and the page show it.
@@ -341,10 +340,16 @@ impl Alerts {
 
     /// Sets a monitor check's condition: `Some(details)` while it holds, `None` when it cleared.
     pub fn set_condition(&self, check: &str, condition: Option<Vec<String>>) {
+        self.set_condition_skipping(check, condition, Vec::new());
+    }
+
+    /// [`Alerts::set_condition`], its messages sent to every monitor channel but `skip`.
+    pub fn set_condition_skipping(&self, check: &str, condition: Option<Vec<String>>, skip: Vec<String>) {
         let Some(rule) = self.rules.iter().position(|r| r.name == check) else { return };
         let mut slots = self.slots();
         if let Some(slot) = slots.iter_mut().find(|s| s.rule == rule) {
             slot.condition = condition;
+            slot.skip = skip;
         }
     }
 
@@ -426,11 +431,12 @@ impl Alerts {
             self.note(rule, slot, now_ms, "suppressed", &format!("snoozed until {until}: {detail}"), None);
             return;
         }
-        if rule.channels.is_empty() {
+        let channels: Vec<String> = rule.channels.iter().filter(|c| !slot.skip.contains(c)).cloned().collect();
+        if channels.is_empty() {
             self.note(rule, slot, now_ms, "suppressed", &format!("no channels: {detail}"), None);
             return;
         }
-        match self.outbox.enqueue(&rule.name, &notification, &rule.channels) {
+        match self.outbox.enqueue(&rule.name, &notification, &channels) {
             Ok(id) => {
                 slot.announced = send != Send::Resolved;
                 self.note(rule, slot, now_ms, kind, &detail, Some(id));
@@ -648,6 +654,7 @@ impl Slot {
             noted: false,
             announced: false,
             condition: None,
+            skip: Vec::new(),
         }
     }
 }

@@ -5,7 +5,7 @@
 //!   (HTTP to our own listener) must be readable from the store (on CloudWatch: from CloudWatch)
 //!   within a deadline; two failures in a row fire;
 //! - the spool's oldest event older than 10 minutes; dead letters; refused events per project,
-//!   by reason; channels whose deliveries keep failing.
+//!   by reason; channels whose deliveries keep failing (told to the other channels).
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -27,6 +27,8 @@ const SPOOL_AGE_LIMIT_SECS: f64 = 600.0;
 const RECENT: Duration = Duration::from_secs(600);
 /// The canary fires after this many failures in a row.
 const CANARY_FAILURES_TO_FIRE: u32 = 2;
+/// Failed attempts in a row after which a channel counts as failing (the others are told).
+const CHANNEL_FAILURES: u64 = 3;
 /// How long a canary may take to be read back: the CloudWatch writer ships within seconds.
 const CANARY_DEADLINE: Duration = Duration::from_secs(30);
 
@@ -180,6 +182,20 @@ async fn check_loop(state: AppState) {
         let lines: Vec<String> =
             by_project.into_iter().map(|(project, counts)| format!("{project}: {}", counts.join(", "))).collect();
         state.alerts.set_condition("monitor: events refused", (!lines.is_empty()).then_some(lines));
+
+        let outbox = state.outbox.clone();
+        if let Ok(Ok(health)) = tokio::task::spawn_blocking(move || outbox.channel_health()).await {
+            let failing: Vec<_> = health.into_iter().filter(|h| h.consecutive_failures >= CHANNEL_FAILURES).collect();
+            let lines: Vec<String> = failing
+                .iter()
+                .map(|h| {
+                    let error = h.last_error.as_deref().unwrap_or("no error recorded");
+                    format!("{}: {} failed attempts; the last: {error}", h.channel, h.consecutive_failures)
+                })
+                .collect();
+            let skip = failing.into_iter().map(|h| h.channel).collect();
+            state.alerts.set_condition_skipping("monitor: channel failing", (!lines.is_empty()).then_some(lines), skip);
+        }
 
         let firing = state.alerts.list(crate::event::unix_ms(OffsetDateTime::now_utc()));
         state.metrics.alerts_firing.set(firing.iter().filter(|r| r.state == "firing").count() as i64);

@@ -28,11 +28,71 @@ pub async fn show_history(
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     known(&state, &name)?;
-    let alerts = state.alerts.clone();
-    let history = tokio::task::spawn_blocking(move || alerts.history(&name, HISTORY_LIMIT))
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))??;
+    let history = timeline(&state, name, HISTORY_LIMIT).await?;
     Ok(Json(json!({ "history": history })))
+}
+
+/// One line of a rule's history: a firing or suppression, or a message to a channel.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Line {
+    #[serde(with = "timestamp_format")]
+    pub at: OffsetDateTime,
+    /// `fired`, `reminder`, `resolved`, `suppressed`, `snoozed`, `unsnoozed`, `failed`, or
+    /// `message` (a delivery to one channel).
+    pub kind: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub env: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notification: Option<i64>,
+    /// Messages: the channel, `sent` / `pending` / `retrying` / `failed`, attempts, the last error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The newest `limit` lines of a rule's history, its firings and its messages together.
+pub async fn timeline(state: &AppState, name: String, limit: usize) -> Result<Vec<Line>, ApiError> {
+    let (alerts, outbox) = (state.alerts.clone(), state.outbox.clone());
+    let read = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<Line>> {
+        let mut lines: Vec<Line> = alerts
+            .history(&name, limit)?
+            .into_iter()
+            .map(|e| Line {
+                at: e.at,
+                kind: e.kind,
+                env: e.env,
+                detail: e.detail,
+                notification: e.notification,
+                channel: None,
+                outcome: None,
+                attempts: None,
+                error: None,
+            })
+            .collect();
+        lines.extend(outbox.deliveries_of(&name, limit)?.into_iter().map(|d| Line {
+            at: d.sent_at.unwrap_or(d.created_at),
+            kind: "message".into(),
+            env: String::new(),
+            detail: String::new(),
+            notification: Some(d.notification_id),
+            channel: Some(d.channel),
+            outcome: Some(d.state.as_str()),
+            attempts: Some(d.attempts),
+            error: d.last_error,
+        }));
+        // Newest first; a message after the firing that made it.
+        lines.sort_by(|a, b| b.at.cmp(&a.at).then_with(|| (b.kind == "message").cmp(&(a.kind == "message"))));
+        lines.truncate(limit);
+        Ok(lines)
+    });
+    Ok(read.await.map_err(|e| ApiError::Internal(e.into()))??)
 }
 
 #[derive(Debug, Deserialize)]

@@ -54,6 +54,8 @@ pub struct AppState {
     pub issues: Arc<crate::issues::IssueIndex>,
     /// The alert rules and the monitor's checks.
     pub alerts: Arc<crate::alerts::engine::Alerts>,
+    /// Alert messages waiting to be delivered, and how each delivery went.
+    pub outbox: crate::alerts::outbox::Outbox,
     /// Ingest refusals per project and reason, for the monitor.
     pub refusals: Arc<crate::alerts::monitor::Refusals>,
     /// The zone every time on the pages is shown and typed in (`[ui] timezone`); the API keeps UTC.

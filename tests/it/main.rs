@@ -4,6 +4,8 @@
 
 mod common;
 
+mod alert_delivery;
+mod alerts;
 mod bad_input;
 mod browser;
 mod client;

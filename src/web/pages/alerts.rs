@@ -10,11 +10,10 @@ use time::OffsetDateTime;
 
 use super::{Page, error_page};
 use crate::alerts::engine::RuleView;
-use crate::alerts::history::Entry;
 use crate::error::ApiError;
 use crate::event::unix_ms;
 use crate::web::AppState;
-use crate::web::alerts::{Snooze, snooze_until};
+use crate::web::alerts::{Line, Snooze, snooze_until, timeline};
 use crate::web::auth::PageUser;
 use crate::zone::Zone;
 
@@ -54,31 +53,18 @@ struct HistoryRow {
 
 pub async fn show_alerts(State(state): State<AppState>, PageUser(user): PageUser) -> Response {
     let now = OffsetDateTime::now_utc();
-    let alerts = state.alerts.clone();
-    let rules = tokio::task::spawn_blocking(move || {
-        alerts
-            .list(unix_ms(now))
-            .into_iter()
-            .map(|rule| {
-                let history = alerts.history(&rule.name, HISTORY_SHOWN).unwrap_or_default();
-                (rule, history)
-            })
-            .collect::<Vec<_>>()
-    })
-    .await;
-    match rules {
-        Ok(rules) => Page(AlertsPage {
-            user: Some(user),
-            zone: state.zone.label(now),
-            rules: rules.into_iter().map(|(rule, history)| rule_row(rule, history, &state.zone)).collect(),
-            choices: SNOOZE_CHOICES.to_vec(),
-        })
-        .into_response(),
-        Err(error) => error_page(&user, ApiError::Internal(error.into())),
+    let mut rows = Vec::new();
+    for rule in state.alerts.list(unix_ms(now)) {
+        match timeline(&state, rule.name.clone(), HISTORY_SHOWN).await {
+            Ok(history) => rows.push(rule_row(rule, history, &state.zone)),
+            Err(error) => return error_page(&user, error),
+        }
     }
+    Page(AlertsPage { user: Some(user), zone: state.zone.label(now), rules: rows, choices: SNOOZE_CHOICES.to_vec() })
+        .into_response()
 }
 
-fn rule_row(rule: RuleView, history: Vec<Entry>, zone: &Zone) -> RuleRow {
+fn rule_row(rule: RuleView, history: Vec<Line>, zone: &Zone) -> RuleRow {
     let monitor = rule.when == "monitor";
     let what = match rule.when {
         "threshold" => format!(
@@ -107,7 +93,19 @@ fn rule_row(rule: RuleView, history: Vec<Entry>, zone: &Zone) -> RuleRow {
         channels: if rule.channels.is_empty() { "none".into() } else { rule.channels.join(", ") },
         history: history
             .into_iter()
-            .map(|e| HistoryRow { at: zone.format(e.at), kind: e.kind, env: e.env, detail: e.detail })
+            .map(|line| HistoryRow {
+                at: zone.format(line.at),
+                detail: match (&line.channel, line.outcome) {
+                    (Some(channel), Some(outcome)) => {
+                        let error = line.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default();
+                        let attempts = line.attempts.unwrap_or(0);
+                        format!("to {channel}: {outcome} after {attempts} attempt(s){error}")
+                    }
+                    _ => line.detail,
+                },
+                kind: line.kind,
+                env: line.env,
+            })
             .collect(),
         name: rule.name,
         monitor,

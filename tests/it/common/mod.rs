@@ -5,6 +5,7 @@ pub mod browser;
 pub mod client_pages;
 pub mod fake_cloudwatch;
 pub mod moto;
+pub mod receivers;
 
 use std::net::SocketAddr;
 
@@ -28,6 +29,8 @@ pub struct TestApp {
     pub base: String,
     pub state: AppState,
     pub data_dir: tempfile::TempDir,
+    /// Delivers alert messages while the app lives.
+    _deliverer: logboard::alerts::deliver::Deliverer,
 }
 
 /// The shipped config on a fresh data directory, overlaid with `LOGBOARD__` pairs.
@@ -59,12 +62,12 @@ pub async fn spawn_app_from(config: Config, data_dir: tempfile::TempDir) -> Test
     let state = logboard::build_state(config).await.expect("state");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
-    logboard::start_background(&state, addr);
+    let deliverer = logboard::start_background(&state, addr).expect("background tasks");
     let router = web::router(state.clone());
     let config = std::sync::Arc::clone(&state.config);
     // The product's accept loop, so that tests run under the real connection settings.
     tokio::spawn(async move { web::serve::serve(listener, router, &config.server, std::future::pending()).await });
-    TestApp { addr, base: format!("http://{addr}"), state, data_dir }
+    TestApp { addr, base: format!("http://{addr}"), state, data_dir, _deliverer: deliverer }
 }
 
 impl TestApp {

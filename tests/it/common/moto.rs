@@ -166,13 +166,14 @@ impl CloudWatchApp {
         state.config = Arc::new(config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
+        let deliverer = logboard::start_background(&state, addr).expect("background tasks");
         let router = web::router(state.clone());
         let server_config = Arc::clone(&state.config);
         let server = tokio::spawn(async move {
             web::serve::serve(listener, router, &server_config.server, std::future::pending()).await;
         })
         .abort_handle();
-        let app = TestApp { addr, base: format!("http://{addr}"), state, data_dir };
+        let app = TestApp { addr, base: format!("http://{addr}"), state, data_dir, _deliverer: deliverer };
         CloudWatchApp { app, store, server }
     }
 

@@ -1,0 +1,303 @@
+//! Alerts through the running service: events ingested over HTTP, rules evaluated as they
+//! arrive, one message per burst delivered over real HTTP to a local webhook receiver (and
+//! over SMTP to a local sink), history and snooze through the API, and the monitor's canary
+//! firing when the store (CloudWatch, here moto) breaks.
+
+use std::time::{Duration, Instant};
+
+use logboard::config::Config;
+use serde_json::{Value, json};
+
+use crate::common::moto::{CloudWatchApp, Moto};
+use crate::common::receivers::{Receiver, SMTP_PASSWORD, SmtpSink, WEBHOOK_TOKEN, parse_mail};
+use crate::common::{self, ADMIN_PASSWORD, SHIPPED_CONFIG, TestApp};
+
+/// The longest a test waits for a message: a deadline for a hung test, not a speed requirement.
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// The shipped config plus `extra` TOML (channels, alerts), on a fresh data directory.
+fn config_with(dir: &std::path::Path, extra: &str, env: &[(&str, &str)]) -> Config {
+    let mut pairs: Vec<(String, String)> = vec![
+        ("LOGBOARD__STORAGE__DATA_DIR".into(), dir.display().to_string()),
+        ("LOGBOARD__SERVER__LISTEN".into(), "127.0.0.1:0".into()),
+        ("LOGBOARD__MONITOR__CANARY_INTERVAL_SECS".into(), "0".into()),
+    ];
+    pairs.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let mut config = Config::from_sources(&format!("{SHIPPED_CONFIG}\n{extra}"), &pairs).expect("config is valid");
+    config.auth.admin_password = Some(logboard::config::Secret::new(ADMIN_PASSWORD));
+    config
+}
+
+fn rules(webhook: &str) -> String {
+    format!(
+        r#"
+[server]
+public_url = "https://logs.example.test"
+
+[[channels]]
+name = "ops-slack"
+kind = "slack"
+webhook_url = "{webhook}"
+
+[[alerts]]
+name = "checkout errors"
+project = "demo"
+envs = ["production"]
+when = "threshold"
+query = "level:>=error checkout"
+threshold = 5
+window_secs = 300
+channels = ["ops-slack"]
+group_wait_secs = 1
+repeat_secs = 3600
+
+[[alerts]]
+name = "new issues"
+project = "demo"
+envs = ["staging"]
+when = "new_issue"
+channels = ["ops-slack"]
+group_wait_secs = 1
+"#
+    )
+}
+
+async fn app_with_rules(receiver: &Receiver) -> TestApp {
+    let dir = tempfile::tempdir().expect("dir");
+    // The [server] section of the extra TOML would clash with the shipped one: the URL comes
+    // from the environment instead.
+    let extra = rules(&receiver.url).replace("[server]\npublic_url = \"https://logs.example.test\"\n", "");
+    let config = config_with(dir.path(), &extra, &[("LOGBOARD__SERVER__PUBLIC_URL", "https://logs.example.test")]);
+    common::spawn_app_from(config, dir).await
+}
+
+fn errors(env: &str, n: usize, word: &str) -> Value {
+    let events: Vec<Value> = (0..n)
+        .map(|i| json!({"level": "error", "message": format!("{word} failed for order {i}"), "type": "PaymentError"}))
+        .collect();
+    json!({"env": env, "events": events})
+}
+
+/// Waits until the receiver has accepted `n` messages (or the deadline passes), then [`quiet`],
+/// so that a message too many would be seen too.
+async fn wait_for_messages(receiver: &Receiver, n: usize) -> Vec<Value> {
+    let deadline = Instant::now() + DEADLINE;
+    while receiver.accepted().len() < n && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    quiet(receiver).await
+}
+
+/// The messages once a burst would have been sent: the rules wait 1 s (group_wait), tick every
+/// second, and a delivery is one local request.
+async fn quiet(receiver: &Receiver) -> Vec<Value> {
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    receiver.accepted().into_iter().map(|r| r.body).collect()
+}
+
+async fn history(app: &TestApp, rule: &str) -> Vec<Value> {
+    let path = format!("/api/v1/alerts/{}/history", common_encode(rule));
+    let (status, body) = app.read(&path).await;
+    assert_eq!(status, 200, "{body}");
+    body["history"].as_array().cloned().unwrap_or_default()
+}
+
+fn common_encode(text: &str) -> String {
+    logboard::web::auth::urlencode(text)
+}
+
+async fn rule_state(app: &TestApp, rule: &str) -> Value {
+    let (status, body) = app.read("/api/v1/alerts").await;
+    assert_eq!(status, 200, "{body}");
+    body["alerts"].as_array().into_iter().flatten().find(|a| a["name"] == rule).cloned().expect("the rule is listed")
+}
+
+#[tokio::test]
+async fn a_burst_of_errors_through_ingest_is_one_slack_message_and_the_history_says_so() {
+    let receiver = Receiver::start(Vec::new()).await;
+    let app = app_with_rules(&receiver).await;
+    // Below the threshold: nothing.
+    assert_eq!(app.ingest(&errors("production", 4, "checkout")).await.0, 202);
+    // Other env, other words: not counted.
+    assert_eq!(app.ingest(&errors("staging", 10, "checkout")).await.0, 202);
+    assert_eq!(app.ingest(&errors("production", 10, "login")).await.0, 202);
+    assert!(quiet(&receiver).await.iter().all(|m| !m.to_string().contains("checkout errors")), "below threshold");
+
+    for _ in 0..5 {
+        assert_eq!(app.ingest(&errors("production", 10, "checkout")).await.0, 202);
+    }
+    let messages: Vec<Value> = wait_for_messages(&receiver, 1)
+        .await
+        .into_iter()
+        .filter(|m| m.to_string().contains("checkout errors"))
+        .collect();
+    assert_eq!(messages.len(), 1, "one message for the burst: {messages:#?}");
+    let text = messages[0]["text"].as_str().expect("a plain-text fallback");
+    assert!(text.contains("checkout errors") && text.contains("demo/production"), "{text}");
+    assert!(messages[0]["blocks"].as_array().is_some_and(|b| !b.is_empty()), "Block Kit blocks");
+    assert!(messages[0].to_string().contains("https://logs.example.test/logs?project=demo&env=production"));
+
+    let state = rule_state(&app, "checkout errors").await;
+    assert_eq!(state["state"], "firing", "{state}");
+    assert!(state["last_value"].as_u64().is_some_and(|v| v >= 54), "{state}");
+    let lines = history(&app, "checkout errors").await;
+    let kinds: Vec<&str> = lines.iter().filter_map(|l| l["kind"].as_str()).collect();
+    assert!(kinds.contains(&"fired"), "{lines:#?}");
+    assert!(
+        lines.iter().any(|l| l["kind"] == "message" && l["channel"] == "ops-slack" && l["outcome"] == "sent"),
+        "{lines:#?}"
+    );
+    // More of the same within repeat_secs: held back, and the history says why.
+    assert_eq!(app.ingest(&errors("production", 10, "checkout")).await.0, 202);
+    let again = quiet(&receiver).await;
+    assert_eq!(again.iter().filter(|m| m.to_string().contains("checkout errors")).count(), 1);
+    let lines = history(&app, "checkout errors").await;
+    assert!(lines.iter().any(|l| l["detail"] == "within repeat_secs"), "{lines:#?}");
+}
+
+#[tokio::test]
+async fn new_issues_of_one_deploy_are_one_message_listing_them() {
+    let receiver = Receiver::start(Vec::new()).await;
+    let app = app_with_rules(&receiver).await;
+    let kinds = ["TypeError", "RangeError", "SyntaxError", "ReferenceError"];
+    for kind in kinds {
+        let body = json!({"env": "staging", "events": [
+            {"level": "error", "type": kind, "message": format!("{kind}: it broke after the deploy")},
+            {"level": "error", "type": kind, "message": format!("{kind}: it broke after the deploy")},
+        ]});
+        assert_eq!(app.ingest(&body).await.0, 202);
+    }
+    let messages = wait_for_messages(&receiver, 1).await;
+    assert_eq!(messages.len(), 1, "{messages:#?}");
+    let text = messages[0].to_string();
+    for kind in kinds {
+        assert!(text.contains(&format!("{kind}: it broke after the deploy")), "{kind} listed: {text}");
+    }
+    // Seen again: not new.
+    let body = json!({"env": "staging", "events": [{"level": "error", "type": "TypeError", "message": "TypeError: it broke after the deploy"}]});
+    assert_eq!(app.ingest(&body).await.0, 202);
+    assert_eq!(quiet(&receiver).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_snoozed_rule_sends_nothing_says_why_and_unsnoozing_brings_it_back() {
+    let receiver = Receiver::start(Vec::new()).await;
+    let app = app_with_rules(&receiver).await;
+    let client = app.logged_in_client().await;
+    let snooze = app.url("/api/v1/alerts/checkout%20errors/snooze");
+    for (bad, why) in [
+        (json!({"minutes": 0}), "between 1 and"),
+        (json!({"until": "2001-01-01T00:00:00Z"}), "in the past"),
+        (json!({"until": "tomorrow"}), "RFC 3339"),
+        (json!({"minutes": 5, "until": "2999-01-01T00:00:00Z"}), "either"),
+    ] {
+        let answer = client.post(&snooze).json(&bad).send().await.expect("snooze");
+        assert_eq!(answer.status(), 400, "{bad}");
+        assert!(answer.text().await.expect("body").contains(why), "{bad}: {why}");
+    }
+    let unknown = client.post(app.url("/api/v1/alerts/nope/snooze")).json(&json!({"minutes": 5})).send().await;
+    assert_eq!(unknown.expect("snooze").status(), 404);
+
+    let answer = client.post(&snooze).json(&json!({"minutes": 30})).send().await.expect("snooze");
+    assert_eq!(answer.status(), 200);
+    let state = rule_state(&app, "checkout errors").await;
+    assert_eq!(state["state"], "snoozed", "{state}");
+    assert!(state["snoozed_until"].is_string(), "{state}");
+
+    assert_eq!(app.ingest(&errors("production", 20, "checkout")).await.0, 202);
+    assert!(quiet(&receiver).await.is_empty(), "nothing is sent while snoozed");
+    let lines = history(&app, "checkout errors").await;
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["kind"] == "suppressed" && l["detail"].as_str().is_some_and(|d| d.starts_with("snoozed until"))),
+        "{lines:#?}"
+    );
+
+    let answer = client.delete(&snooze).send().await.expect("unsnooze");
+    assert_eq!(answer.status(), 200);
+    assert_ne!(rule_state(&app, "checkout errors").await["state"], "snoozed");
+    // A page of another site cannot snooze with the user's session.
+    let cross = client.post(&snooze).header("Sec-Fetch-Site", "cross-site").json(&json!({"minutes": 5})).send().await;
+    assert_eq!(cross.expect("snooze").status(), 403);
+}
+
+#[tokio::test]
+async fn webhook_urls_and_the_smtp_password_never_show_on_pages_or_in_the_api() {
+    let receiver = Receiver::start(Vec::new()).await;
+    let sink = SmtpSink::start(Vec::new()).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let extra = format!(
+        "{}\n[smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nusername = \"logboard\"\nfrom = \"logboard <logboard@example.test>\"\n\n[[channels]]\nname = \"oncall-mail\"\nkind = \"email\"\nto = [\"oncall@example.test\"]\n",
+        rules(&receiver.url).replace("[server]\npublic_url = \"https://logs.example.test\"\n", "").replace(
+            "channels = [\"ops-slack\"]\ngroup_wait_secs = 1\nrepeat_secs",
+            "channels = [\"ops-slack\", \"oncall-mail\"]\ngroup_wait_secs = 1\nrepeat_secs"
+        ),
+        sink.port
+    );
+    let config = config_with(dir.path(), &extra, &[("LOGBOARD__SMTP__PASSWORD", SMTP_PASSWORD)]);
+    let app = common::spawn_app_from(config, dir).await;
+    assert_eq!(app.ingest(&errors("production", 10, "checkout")).await.0, 202);
+    wait_for_messages(&receiver, 1).await;
+    let deadline = Instant::now() + DEADLINE;
+    while sink.mails().is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mails = sink.mails();
+    assert_eq!(mails.len(), 1, "the e-mail channel got the burst too");
+    let mail = parse_mail(&mails[0].data);
+    assert!(mail.headers.contains("[logboard] checkout errors: "), "{}", mail.headers);
+    assert!(mail.html.contains("checkout errors") && mail.text.contains("demo/production"));
+
+    let client = app.logged_in_client().await;
+    let mut seen = Vec::new();
+    for path in ["/alerts", "/api/v1/alerts", "/api/v1/alerts/checkout%20errors/history", "/metrics", "/"] {
+        let body = client.get(app.url(path)).send().await.expect("get").text().await.expect("body");
+        seen.push((path, body));
+    }
+    for (path, body) in &seen {
+        assert!(!body.contains(WEBHOOK_TOKEN) && !body.contains("webhook-token"), "the webhook shows on {path}");
+        assert!(!body.contains(SMTP_PASSWORD), "the SMTP password shows on {path}");
+    }
+    assert!(seen[0].1.contains("checkout errors"), "the alerts page lists the rule");
+}
+
+#[tokio::test]
+async fn the_canary_fires_a_monitor_alert_when_the_store_breaks() {
+    let receiver = Receiver::start(Vec::new()).await;
+    let moto = Moto::start().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let extra = format!(
+        "[[channels]]\nname = \"ops-slack\"\nkind = \"slack\"\nwebhook_url = \"{}\"\n\n[monitor]\nchannels = [\"ops-slack\"]\ncanary_interval_secs = 1\n",
+        receiver.url
+    );
+    let config = config_with(
+        dir.path(),
+        &extra,
+        &[
+            ("LOGBOARD__STORAGE__BACKEND", "cloudwatch"),
+            ("LOGBOARD__CLOUDWATCH__ENDPOINT_URL", &moto.url),
+            ("LOGBOARD__CLOUDWATCH__REGION", "us-east-1"),
+            ("LOGBOARD__MONITOR__CANARY_INTERVAL_SECS", "1"),
+        ],
+    );
+    let app = CloudWatchApp::start(config, dir, &moto.url).await;
+    // Healthy: canaries come back from CloudWatch, and nothing is sent.
+    let deadline = Instant::now() + DEADLINE;
+    while app.app.state.metrics.canary_seconds.get() == 0.0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let took = app.app.state.metrics.canary_seconds.get();
+    assert!(took > 0.0, "a canary was read back from CloudWatch");
+    assert!(receiver.accepted().is_empty());
+
+    drop(moto);
+    let messages = wait_for_messages(&receiver, 1).await;
+    assert_eq!(messages.len(), 1, "{messages:#?}");
+    let text = messages[0]["text"].as_str().expect("text");
+    assert!(text.contains("canary"), "{text}");
+    assert!(app.app.state.metrics.canary_failures.get() >= 2);
+    let metrics = reqwest::get(app.app.url("/metrics")).await.expect("metrics").text().await.expect("text");
+    assert!(metrics.contains("logboard_canary_failures_total"), "{metrics}");
+    assert!(metrics.contains("logboard_notifications_total{channel=\"ops-slack\",outcome=\"sent\"} 1"), "{metrics}");
+}
