@@ -30,10 +30,10 @@ RUN find src -type f -exec touch {} + \
 # ---- run ----------------------------------------------------------------------------------------
 FROM debian:bookworm-slim
 
-# ca-certificates for CloudWatch over TLS; curl for the HEALTHCHECK.
+# ca-certificates for CloudWatch over TLS. No curl: the HEALTHCHECK is `logboard healthcheck`.
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates curl \
+    && apt-get install -y --no-install-recommends ca-certificates \
     && rm -rf /var/lib/apt/lists/*
 
 RUN groupadd --system --gid 10001 logboard \
@@ -51,8 +51,9 @@ ENV LOGBOARD__SERVER__LISTEN=0.0.0.0:8080 \
 VOLUME /data
 EXPOSE 8080
 
+# GET /healthz on loopback at the port of LOGBOARD__SERVER__LISTEN (it reads the same config).
 HEALTHCHECK --interval=30s --timeout=3s --start-period=10s --retries=3 \
-    CMD ["/bin/sh", "-c", "curl -fsS http://127.0.0.1:8080/healthz || exit 1"]
+    CMD ["logboard", "healthcheck"]
 
 # Numeric, so a runtime can check it is not root (Kubernetes runAsNonRoot) without /etc/passwd.
 USER 10001:10001

@@ -9,6 +9,7 @@ pub mod batch;
 pub mod config;
 pub mod error;
 pub mod event;
+pub mod healthcheck;
 pub mod issues;
 pub mod metrics;
 pub mod project;
@@ -31,8 +32,9 @@ use crate::store::local::LocalStore;
 use crate::web::AppState;
 use crate::web::auth::{Auth, generate_password};
 
-/// How long shutdown may spend flushing: under ECS's 30 s stop timeout.
-const SHUTDOWN_FLUSH_DEADLINE: std::time::Duration = std::time::Duration::from_secs(20);
+/// How long shutdown may spend flushing: under ECS's stop timeout (30 s by default;
+/// deploy/ecs-task-definition.json gives longer, and tests/it/deploy.rs checks it does).
+pub const SHUTDOWN_FLUSH_DEADLINE: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// Opens the configured store; it counts into `metrics`.
 pub async fn open_store(config: &Config, metrics: Arc<Metrics>) -> anyhow::Result<Arc<dyn LogStore>> {

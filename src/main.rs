@@ -1,4 +1,4 @@
-//! The `logboard` command: `serve` (the default), `hash-password`, `check-config`.
+//! The `logboard` command: `serve` (the default), `hash-password`, `check-config`, `healthcheck`.
 
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
@@ -29,6 +29,12 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// GET /healthz of the service this config describes (on loopback); exit 0 on 200, else 1.
+    /// A container's health check, so the image needs no curl.
+    Healthcheck {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 /// mimalloc: ingest allocates and frees many small strings and vectors per event, and glibc's
@@ -42,19 +48,13 @@ fn main() -> ExitCode {
         Command::Serve { config } => serve(config),
         Command::HashPassword => hash_password(),
         Command::CheckConfig { config } => check_config(config),
+        Command::Healthcheck { config } => healthcheck(config),
     }
 }
 
 fn serve(flag: Option<PathBuf>) -> ExitCode {
     init_tracing();
-    let path = config_path(flag);
-    let config = match Config::load(&path) {
-        Ok(config) => config,
-        Err(errors) => {
-            eprint!("{} is not valid:\n{errors}", path.display());
-            return ExitCode::FAILURE;
-        }
-    };
+    let Some(config) = load_config(flag) else { return ExitCode::FAILURE };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -70,6 +70,12 @@ fn serve(flag: Option<PathBuf>) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The config from `--config`, `$LOGBOARD_CONFIG` or `./config.toml`; its problems on stderr.
+fn load_config(flag: Option<PathBuf>) -> Option<Config> {
+    let path = config_path(flag);
+    Config::load(&path).map_err(|errors| eprint!("{} is not valid:\n{errors}", path.display())).ok()
 }
 
 fn hash_password() -> ExitCode {
@@ -107,6 +113,26 @@ fn check_config(flag: Option<PathBuf>) -> ExitCode {
         }
         Err(errors) => {
             print!("{errors}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn healthcheck(flag: Option<PathBuf>) -> ExitCode {
+    let Some(config) = load_config(flag) else { return ExitCode::FAILURE };
+    let Ok(listen) = config.server.listen.parse() else {
+        eprintln!("server.listen `{}` is not an address", config.server.listen);
+        return ExitCode::FAILURE;
+    };
+    let address = logboard::healthcheck::probe_address(listen);
+    match logboard::healthcheck::probe(address, logboard::healthcheck::PROBE_TIMEOUT) {
+        Ok(200) => ExitCode::SUCCESS,
+        Ok(status) => {
+            eprintln!("http://{address}/healthz answered {status}");
+            ExitCode::FAILURE
+        }
+        Err(why) => {
+            eprintln!("{why}");
             ExitCode::FAILURE
         }
     }

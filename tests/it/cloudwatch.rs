@@ -230,45 +230,51 @@ async fn level_counts_include_events_still_in_the_spool_and_count_each_once() {
     assert_eq!((counts.get(level), counts.get(logboard::event::Level::Info), counts.capped), (2, 1, false));
 }
 
-#[tokio::test]
-async fn an_external_lambda_group_is_listed_and_readable() {
-    let moto = Moto::start().await;
+/// A logboard on moto whose `demo` project reads the Lambda groups `/aws/lambda/demo-api-*`.
+async fn start_with_lambda_groups(moto: &Moto) -> CloudWatchApp {
     let dir = tempfile::tempdir().expect("dir");
     let mut config = cloudwatch_config(dir.path(), &moto.url);
     let demo = config.projects.iter_mut().find(|p| p.name == "demo").expect("demo project");
     demo.extra_group_prefixes = vec!["/aws/lambda/demo-api-".into()];
-    let app = CloudWatchApp::start(config, dir, &moto.url).await;
+    CloudWatchApp::start(config, dir, &moto.url).await
+}
 
-    let client = moto.client();
-    for group in [LAMBDA_GROUP, "/aws/lambda/other-service"] {
-        client.create_log_group().log_group_name(group).send().await.expect("create group");
-        client
-            .create_log_stream()
-            .log_group_name(group)
-            .log_stream_name("2026/11/24/[$LATEST]abc")
-            .send()
-            .await
-            .expect("stream");
-    }
-    let t = unix_ms(OffsetDateTime::now_utc()) - 60_000;
+/// Creates `group` with one stream and puts `lines` into it one millisecond apart, ending a
+/// minute ago; the time of the first line.
+async fn put_lambda_lines(client: &Client, group: &str, lines: &[&str]) -> i64 {
+    let stream = "2026/11/24/[$LATEST]0f4b2c8e9a1d4e7f8b3c6d5e2a1f0b9c";
+    client.create_log_group().log_group_name(group).send().await.expect("create group");
+    client.create_log_stream().log_group_name(group).log_stream_name(stream).send().await.expect("stream");
+    let start = unix_ms(OffsetDateTime::now_utc()) - 60_000 - lines.len() as i64;
+    let events: Vec<InputLogEvent> = lines
+        .iter()
+        .enumerate()
+        .map(|(i, line)| InputLogEvent::builder().timestamp(start + i as i64).message(*line).build().expect("event"))
+        .collect();
+    client
+        .put_log_events()
+        .log_group_name(group)
+        .log_stream_name(stream)
+        .set_log_events(Some(events))
+        .send()
+        .await
+        .expect("put");
+    start
+}
+
+#[tokio::test]
+async fn an_external_lambda_group_is_listed_and_readable() {
+    let moto = Moto::start().await;
+    let app = start_with_lambda_groups(&moto).await;
     let lines = [
         "START RequestId: abc Version: $LATEST",
         "[ERROR]\t2026-11-24T15:00:00.000Z\tabc\tpayment failed",
         r#"{"timestamp":"2026-11-24T15:00:00Z","level":"WARN","message":"slow downstream","requestId":"abc"}"#,
     ];
-    let events = lines
-        .iter()
-        .enumerate()
-        .map(|(i, line)| InputLogEvent::builder().timestamp(t + i as i64).message(*line).build().expect("event"))
-        .collect();
-    client
-        .put_log_events()
-        .log_group_name(LAMBDA_GROUP)
-        .log_stream_name("2026/11/24/[$LATEST]abc")
-        .set_log_events(Some(events))
-        .send()
-        .await
-        .expect("put");
+    let t = put_lambda_lines(&moto.client(), LAMBDA_GROUP, &lines).await;
+    // Another project's function: it has lines, and they are not readable through demo.
+    put_lambda_lines(&moto.client(), "/aws/lambda/other-service", &["[ERROR]\t2026-11-24T15:00:00.000Z\tdef\tsecret"])
+        .await;
 
     let (status, groups) = app.read("/api/v1/groups?project=demo&env=production").await;
     assert_eq!(status, 200, "{groups}");
@@ -292,14 +298,15 @@ async fn an_external_lambda_group_is_listed_and_readable() {
         .collect();
     assert_eq!(
         levels,
-        [("warn", "slow downstream"), ("error", lines[1]), ("info", lines[0])],
-        "newest first, levels read from the lines"
+        [("warn", "slow downstream"), ("error", "payment failed"), ("info", lines[0])],
+        "newest first, levels and messages read from the lines"
     );
 
     let (_, errors) = app.read(&format!("{base}&level=error")).await;
     let errors = errors["events"].as_array().expect("events");
     assert_eq!(errors.len(), 1, "{errors:?}");
-    assert_eq!((errors[0]["level"].as_str(), errors[0]["message"].as_str()), (Some("error"), Some(lines[1])));
+    assert_eq!((errors[0]["level"].as_str(), errors[0]["message"].as_str()), (Some("error"), Some("payment failed")));
+    assert_eq!(errors[0]["extra"], json!({"request_id": "abc"}));
     assert_eq!(errors[0]["timestamp"].as_str().map(timestamp_format::parse).map(|t| t.map(unix_ms)), Some(Some(t + 1)));
 
     let id = errors[0]["id"].as_str().expect("id");
@@ -309,10 +316,124 @@ async fn an_external_lambda_group_is_listed_and_readable() {
     let (status, one) =
         app.read(&format!("/api/v1/events/{id}?project=demo&env=production&group={LAMBDA_GROUP}")).await;
     assert_eq!(status, 200, "{one}");
-    assert_eq!(one["message"].as_str(), Some(lines[1]));
+    assert_eq!(one["message"].as_str(), Some("payment failed"));
 
     let (_, other) = app.read("/api/v1/events?project=demo&env=production&group=/aws/lambda/other-service").await;
     assert!(other["events"].as_array().is_none_or(Vec::is_empty), "another project's group is not readable: {other}");
+}
+
+#[tokio::test]
+async fn lambda_lines_are_events_whose_fields_the_search_language_finds() {
+    let moto = Moto::start().await;
+    let app = start_with_lambda_groups(&moto).await;
+
+    // Three invocations of a Python function as its group holds them: a cold start that logs a
+    // traceback (one CloudWatch event of several lines), one that times out, a quick one.
+    let (cold, slow, quick) = (
+        "0b3e6a6c-7f3e-4d0b-9a59-3b1f0c2e9d41",
+        "5d7e9f1a-2b3c-4d5e-8f9a-0b1c2d3e4f5a",
+        "c5a1f0e2-0d3b-4c8e-8f6a-2e9b7d1c4a33",
+    );
+    let lines = vec![
+        "INIT_START Runtime Version: python:3.12.v38\tRuntime Version ARN: arn:aws:lambda:us-east-1::runtime:0a1b"
+            .into(),
+        format!("START RequestId: {cold} Version: $LATEST"),
+        format!("[INFO]\t2026-11-24T15:02:03.101Z\t{cold}\tcharging order 42\n"),
+        format!(
+            "[ERROR]\t2026-11-24T15:02:03.456Z\t{cold}\tcharge failed\nTraceback (most recent call last):\n  File \
+             \"/var/task/app.py\", line 18, in handler\n    charge(order)\n  File \"/var/task/billing.py\", line 7, in \
+             charge\n    card = order[\"card\"]\nKeyError: 'card'\n"
+        ),
+        format!("END RequestId: {cold}"),
+        format!(
+            "REPORT RequestId: {cold}\tDuration: 1532.27 ms\tBilled Duration: 1533 ms\tMemory Size: 128 MB\tMax Memory \
+             Used: 71 MB\tInit Duration: 245.12 ms\t\n"
+        ),
+        format!("START RequestId: {slow} Version: $LATEST"),
+        format!("2026-11-24T15:02:09.459Z {slow} Task timed out after 3.00 seconds\n"),
+        format!("END RequestId: {slow}"),
+        format!(
+            "REPORT RequestId: {slow}\tDuration: 3000.00 ms\tBilled Duration: 3000 ms\tMemory Size: 128 MB\tMax Memory \
+             Used: 70 MB\tStatus: timeout\n"
+        ),
+        format!("START RequestId: {quick} Version: $LATEST"),
+        format!("[INFO]\t2026-11-24T15:02:10.020Z\t{quick}\tok\n"),
+        format!("END RequestId: {quick}"),
+        format!(
+            "REPORT RequestId: {quick}\tDuration: 12.50 ms\tBilled Duration: 13 ms\tMemory Size: 128 MB\tMax Memory \
+             Used: 71 MB\t\n"
+        ),
+    ];
+    let group = "/aws/lambda/demo-api-checkout";
+    put_lambda_lines(&moto.client(), group, &lines.iter().map(String::as_str).collect::<Vec<_>>()).await;
+
+    let search = |q: &str| {
+        let query =
+            serde_urlencoded::to_string([("project", "demo"), ("env", "production"), ("group", group), ("q", q)])
+                .expect("query string");
+        app.read_owned(format!("/api/v1/events?{query}"))
+    };
+    let events = |answer: &Value| -> Vec<Value> { answer["events"].as_array().cloned().unwrap_or_default() };
+    let messages = |answer: &Value| -> Vec<String> {
+        events(answer).iter().map(|e| e["message"].as_str().expect("message").to_string()).collect()
+    };
+
+    // One invocation, newest first.
+    let (status, invocation) = search(&format!("extra.request_id:{cold}")).await;
+    assert_eq!(status, 200, "{invocation}");
+    assert_eq!(
+        messages(&invocation),
+        [lines[5].trim_end(), lines[4].as_str(), "charge failed", "charging order 42", lines[1].as_str(),]
+    );
+    let invocation = events(&invocation);
+    let error = &invocation[2];
+    assert_eq!((error["level"].as_str(), error["type"].as_str()), (Some("error"), Some("KeyError")));
+    let stack = error["stack"].as_str().expect("the traceback is the stack");
+    assert!(
+        stack.starts_with("Traceback (most recent call last):\n") && stack.ends_with("KeyError: 'card'"),
+        "{stack}"
+    );
+
+    // The numbers of REPORT lines compare as numbers.
+    let (status, slow_ones) = search("extra.duration_ms:>1000").await;
+    assert_eq!(status, 200, "{slow_ones}");
+    let slow_ones = events(&slow_ones);
+    let reports: Vec<(Option<&str>, Option<&str>, f64)> = slow_ones
+        .iter()
+        .map(|e| (e["type"].as_str(), e["level"].as_str(), e["extra"]["duration_ms"].as_f64().expect("a number")))
+        .collect();
+    let report_ids: Vec<Value> = slow_ones.iter().map(|e| e["extra"]["request_id"].clone()).collect();
+    assert_eq!(
+        reports,
+        [(Some("lambda.report"), Some("info"), 3000.0), (Some("lambda.report"), Some("info"), 1532.27)]
+    );
+    assert_eq!(report_ids, [json!(slow), json!(cold)]);
+    assert_eq!(slow_ones[0]["extra"]["status"], "timeout");
+
+    let (_, cold_starts) = search("has:extra.init_duration_ms").await;
+    let cold_starts = events(&cold_starts);
+    assert_eq!(cold_starts.len(), 1, "{cold_starts:?}");
+    assert_eq!(
+        cold_starts[0]["extra"],
+        json!({"request_id": cold, "duration_ms": 1532.27, "billed_duration_ms": 1533, "memory_size_mb": 128,
+               "max_memory_used_mb": 71, "init_duration_ms": 245.12})
+    );
+
+    // Errors: the traceback and the timeout, each with its invocation.
+    let (_, errors) = search("level:error").await;
+    let errors: Vec<(String, Value)> = events(&errors)
+        .iter()
+        .map(|e| (e["message"].as_str().expect("message").to_string(), e["extra"]["request_id"].clone()))
+        .collect();
+    assert_eq!(
+        errors,
+        [("Task timed out after 3.00 seconds".to_string(), json!(slow)), ("charge failed".to_string(), json!(cold))]
+    );
+
+    // Lines of no known kind are info, as they were written.
+    let (_, other) = search("INIT_START").await;
+    assert_eq!(messages(&other), [lines[0].as_str()]);
+    assert_eq!(events(&other)[0]["level"], "info");
 }
 
 #[tokio::test]

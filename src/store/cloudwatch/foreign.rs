@@ -1,14 +1,15 @@
-//! Lines somebody else wrote (a Lambda runtime, another service) read as events: level from the
-//! line, an id derived from the line so the same line always has the same id, and text cleaned
-//! like our own events before it is shown. Our own lines are our JSON and read back as stored.
+//! Lines somebody else wrote (a Lambda runtime, another service) read as events: level and
+//! fields from the line ([`lambda`]), an id derived from the line so the same line always has
+//! the same id, and text cleaned like our own events before it is shown. Our own lines are our
+//! JSON and read back as stored.
 
 use aws_sdk_cloudwatchlogs::types::FilteredLogEvent;
-use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use ulid::Ulid;
 
-use crate::event::{Level, StoredEvent, from_unix_ms, strip_unsafe_chars, strip_unsafe_in_map};
+use super::lambda;
+use crate::event::{StoredEvent, from_unix_ms, strip_unsafe_chars, strip_unsafe_in_map};
 
 /// One CloudWatch line as an event: our own JSON as it was stored, anything else read as text.
 pub(super) fn read_line(project: &str, env: &str, raw: &FilteredLogEvent) -> Option<StoredEvent> {
@@ -25,107 +26,114 @@ pub(super) fn read_line(project: &str, env: &str, raw: &FilteredLogEvent) -> Opt
     Some(foreign_event(project, env, ts, received, &key, message))
 }
 
-/// Reads a line somebody else wrote (e.g. a Lambda runtime): level from a `[LEVEL]`/`LEVEL`
-/// token or a JSON `level` field, default info; the id is derived from `key`.
+/// Reads a line somebody else wrote (e.g. a Lambda runtime) with [`lambda::parse`]; the id is
+/// derived from `key`.
 fn foreign_event(project: &str, env: &str, ts: i64, received: i64, key: &str, line: &str) -> StoredEvent {
     let timestamp = from_unix_ms(ts).unwrap_or(OffsetDateTime::UNIX_EPOCH);
-    let mut level = Level::Info;
-    let mut message = line.trim_end().to_string();
-    let mut extra = None;
-    if let Ok(Value::Object(mut fields)) = serde_json::from_str::<Value>(line) {
-        if let Some(found) = fields.get("level").and_then(Value::as_str).and_then(|l| l.parse().ok()) {
-            level = found;
-        }
-        if let Some(Value::String(text)) = fields.remove("message") {
-            message = text;
-        }
-        extra = Some(fields).filter(|f: &Map<String, Value>| !f.is_empty());
-    } else if let Some(found) = level_token(line) {
-        level = found;
-    }
+    let lambda::Line { level, mut message, mut kind, mut stack, mut extra } = lambda::parse(line);
     if message.is_empty() {
-        message = line.to_string();
+        message = line.trim_end().to_string();
     }
     // Shown on the dashboard like our own events: no control or bidi characters.
     strip_unsafe_chars(&mut message);
-    extra.iter_mut().for_each(strip_unsafe_in_map);
+    kind.iter_mut().chain(stack.iter_mut()).for_each(strip_unsafe_chars);
+    strip_unsafe_in_map(&mut extra);
     let digest = Sha256::digest(key.as_bytes());
     let mut random = [0u8; 16];
     random[6..].copy_from_slice(&digest[..10]);
     let id = Ulid::from_parts(u64::try_from(ts).unwrap_or(0), u128::from_be_bytes(random));
     let times = (timestamp, from_unix_ms(received).unwrap_or(timestamp));
-    StoredEvent { extra, ..StoredEvent::bare(id, (project, env), times, level, message) }
-}
-
-/// A level named near the start of a text line: `[ERROR]\t...` (Python on Lambda),
-/// `2026-...\treqid\tERROR\t...` (Node on Lambda), `ERROR: ...`. Only bracketed or upper-case
-/// words count, so a message starting with "error" in prose is not taken for a level.
-fn level_token(line: &str) -> Option<Level> {
-    let mut tokens: Vec<&str> = line.split('\t').take(4).collect();
-    tokens.extend(line.split_whitespace().next());
-    tokens.into_iter().find_map(|token| {
-        let token = token.trim();
-        let bracketed = token.starts_with('[') && token.ends_with(']');
-        let word = token.trim_matches(|c| c == '[' || c == ']').trim_end_matches(':');
-        if word.is_empty() || !(bracketed || word.chars().all(|c| c.is_ascii_uppercase())) {
-            return None;
-        }
-        word.parse().ok()
-    })
+    StoredEvent {
+        kind,
+        stack,
+        extra: Some(extra).filter(|extra| !extra.is_empty()),
+        ..StoredEvent::bare(id, (project, env), times, level, message)
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+    use crate::event::Level;
 
     #[test]
-    fn python_lambda_error_lines_are_errors() {
-        let e = foreign_event(
-            "demo",
-            "production",
-            1_000,
-            1_001,
-            "k",
-            "[ERROR]\t2026-11-24T15:00:00.000Z\tabc\tpayment failed\n",
-        );
-        assert_eq!(e.level, Level::Error);
-        assert_eq!(e.message, "[ERROR]\t2026-11-24T15:00:00.000Z\tabc\tpayment failed");
+    fn a_python_error_line_becomes_an_error_event_with_message_type_stack_and_request_id() {
+        let line = "[ERROR]\t2026-11-24T15:00:00.000Z\t3f1c9a2e-5b7d-4e21-9c1a-0d2f6b8e4a17\tpayment failed\n\
+                    Traceback (most recent call last):\n  File \"/var/task/app.py\", line 9, in handler\n    \
+                    charge(order)\nKeyError: 'card'\n";
+        let e = foreign_event("demo", "production", 1_000, 1_001, "k", line);
         assert_eq!((e.project.as_str(), e.env.as_str()), ("demo", "production"));
-        assert_eq!(e.timestamp_ms(), 1_000);
+        assert_eq!((e.timestamp_ms(), crate::event::unix_ms(e.received_at)), (1_000, 1_001));
+        assert_eq!(
+            (e.level, e.message.as_str(), e.kind.as_deref()),
+            (Level::Error, "payment failed", Some("KeyError"))
+        );
+        assert_eq!(
+            e.stack.as_deref(),
+            Some(
+                "Traceback (most recent call last):\n  File \"/var/task/app.py\", line 9, in handler\n    \
+                 charge(order)\nKeyError: 'card'"
+            )
+        );
+        assert_eq!(e.extra, json!({"request_id": "3f1c9a2e-5b7d-4e21-9c1a-0d2f6b8e4a17"}).as_object().cloned());
     }
 
     #[test]
     fn foreign_lines_lose_control_and_bidi_characters_before_they_are_shown() {
-        let line = "{\"level\":\"info\",\"message\":\"from \\u202e1.0.0.721\\u001b[2J\",\"ip\":\"\\u202e1.0.0.721\"}";
+        let line = "{\"level\":\"info\",\"message\":\"from \\u202e1.0.0.721\\u001b[2J\",\"ip\":\"\\u202e1.0.0.721\",\
+                    \"errorType\":\"Bad\\u0007Error\",\"stackTrace\":[\"at \\u202ex\"]}";
         let e = foreign_event("demo", "production", 1_000, 1_000, "k", line);
         assert_eq!(e.message, "from 1.0.0.721[2J");
-        assert_eq!(e.extra, serde_json::json!({"level": "info", "ip": "1.0.0.721"}).as_object().cloned());
+        assert_eq!((e.kind.as_deref(), e.stack.as_deref()), (Some("BadError"), Some("at x")));
+        assert_eq!(e.extra, json!({"ip": "1.0.0.721"}).as_object().cloned());
         let e = foreign_event("demo", "production", 1_000, 1_000, "k", "plain \u{202e}text\u{7}");
         assert_eq!(e.message, "plain text");
     }
 
     #[test]
-    fn node_lambda_lines_name_the_level_in_the_third_field() {
-        let e =
-            foreign_event("demo", "production", 1_000, 1_000, "k", "2026-11-24T15:00:00.000Z\tabc\tWARN\tslow query");
-        assert_eq!(e.level, Level::Warn);
+    fn a_line_whose_fields_give_no_message_shows_its_text_and_one_without_fields_no_extra() {
+        let e = foreign_event("demo", "production", 1_000, 1_000, "k", "{\"level\":\"warn\"}\n");
+        assert_eq!((e.level, e.message.as_str(), e.extra.as_ref()), (Level::Warn, "{\"level\":\"warn\"}", None));
     }
 
     #[test]
-    fn lambda_platform_lines_are_info() {
-        let e = foreign_event("demo", "production", 1_000, 1_000, "k", "START RequestId: abc Version: $LATEST");
-        assert_eq!(e.level, Level::Info);
-        let e = foreign_event("demo", "production", 1_000, 1_000, "k", "error in prose is not a level");
-        assert_eq!(e.level, Level::Info);
-    }
-
-    #[test]
-    fn lambda_json_lines_give_level_and_message() {
-        let line = r#"{"timestamp":"2026-11-24T15:00:00Z","level":"ERROR","message":"boom","requestId":"abc"}"#;
-        let e = foreign_event("demo", "production", 1_000, 1_000, "k", line);
-        assert_eq!(e.level, Level::Error);
-        assert_eq!(e.message, "boom");
-        assert_eq!(e.extra.as_ref().and_then(|x| x.get("requestId")), Some(&Value::from("abc")));
+    fn the_search_language_finds_lambda_lines_by_their_fields() {
+        const GROUP: &str = "/aws/lambda/demo-api-orders";
+        let (cold, warm) = ("0b3e6a6c-7f3e-4d0b-9a59-3b1f0c2e9d41", "c5a1f0e2-0d3b-4c8e-8f6a-2e9b7d1c4a33");
+        let lines = [
+            format!("START RequestId: {cold} Version: $LATEST"),
+            format!(
+                "[ERROR]\t2026-11-24T15:02:03.456Z\t{cold}\tcharge failed\nTraceback (most recent call last):\n  \
+                     File \"/var/task/app.py\", line 3, in handler\nKeyError: 'card'"
+            ),
+            format!(
+                "REPORT RequestId: {cold}\tDuration: 1532.27 ms\tBilled Duration: 1533 ms\tMemory Size: 128 MB\t\
+                     Max Memory Used: 71 MB\tInit Duration: 245.12 ms\t"
+            ),
+            format!(
+                "REPORT RequestId: {warm}\tDuration: 12.5 ms\tBilled Duration: 13 ms\tMemory Size: 128 MB\t\
+                     Max Memory Used: 72 MB\t"
+            ),
+            format!("2026-11-24T15:02:06.459Z {warm} Task timed out after 3.00 seconds"),
+        ];
+        let events: Vec<StoredEvent> = lines
+            .iter()
+            .enumerate()
+            .map(|(i, line)| foreign_event("demo", "production", 1_000 + i as i64, 1_000, &format!("{i}"), line))
+            .collect();
+        let found = |query: &str| -> Vec<usize> {
+            let query = crate::search::Query::parse(query).unwrap_or_else(|e| panic!("{query}: {e}"));
+            (0..events.len()).filter(|&i| query.matches(&events[i], GROUP)).collect()
+        };
+        assert_eq!(found(&format!("extra.request_id:{cold}")), [0, 1, 2]);
+        assert_eq!(found("extra.duration_ms:>1000"), [2]);
+        assert_eq!(found("has:extra.init_duration_ms"), [2]);
+        assert_eq!(found("type:lambda.report extra.max_memory_used_mb:>=72"), [3]);
+        assert_eq!(found("level:error"), [1, 4]);
+        assert_eq!(found("type:KeyError stack:*app.py*"), [1]);
+        assert_eq!(found("type:lambda.timeout"), [4]);
     }
 
     #[test]

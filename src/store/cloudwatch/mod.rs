@@ -3,10 +3,11 @@
 //! Writes go to the write-ahead [`spool`] and return once durable; the [`shipper`] task drains
 //! the spool into CloudWatch through [`client::CloudWatchDestination`]. Reads ([`read`]) use
 //! FilterLogEvents with the filter pattern of [`pattern`]; lines of other groups (a Lambda
-//! function's) are read by [`foreign`]; where events go and what may be read is [`naming`].
+//! function's) are read by [`foreign`] with [`lambda`]; where events go and what may be read is [`naming`].
 
 pub mod client;
 mod foreign;
+mod lambda;
 mod naming;
 mod pattern;
 mod read;

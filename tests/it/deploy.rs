@@ -1,0 +1,344 @@
+//! The deployment files in `deploy/` against the code they deploy: the ECS task definition runs
+//! what the image and the service expect, the IAM policy grants exactly the CloudWatch Logs calls
+//! the source makes, and `logboard healthcheck` (the task's and the image's health check) tells a
+//! serving logboard from none.
+
+use crate::common;
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use common::binary::{self, logboard};
+use logboard::config::Config;
+use serde_json::Value;
+
+/// Actions the policy grants before the code on this branch calls them: work on another branch
+/// (retention: `PutRetentionPolicy` on the groups logboard creates). Each entry must not be
+/// called yet; once it is, the test says to delete it here, so the policy stays exact.
+const GRANTED_AHEAD_OF_THE_CODE: &[&str] = &["PutRetentionPolicy"];
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn read_json(relative: &str) -> Value {
+    let path = repo().join(relative);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{relative} is not valid JSON: {e}"))
+}
+
+fn task_definition() -> Value {
+    read_json("deploy/ecs-task-definition.json")
+}
+
+fn container(task: &Value) -> &Value {
+    let containers = task["containerDefinitions"].as_array().expect("containerDefinitions");
+    assert_eq!(containers.len(), 1, "one container: logboard");
+    &containers[0]
+}
+
+/// `name -> value` of a container's `environment` or `secrets` (`valueFrom`).
+fn pairs<'a>(list: &'a Value, value_key: &str) -> Vec<(&'a str, &'a str)> {
+    list.as_array()
+        .expect("a list")
+        .iter()
+        .map(|entry| {
+            (entry["name"].as_str().expect("name"), entry[value_key].as_str().unwrap_or_else(|| panic!("{entry}")))
+        })
+        .collect()
+}
+
+#[test]
+fn the_task_definition_runs_on_fargate_on_port_8080_with_the_images_health_check() {
+    let task = task_definition();
+    assert_eq!(task["requiresCompatibilities"], serde_json::json!(["FARGATE"]));
+    assert_eq!(task["networkMode"], "awsvpc");
+    for role in ["taskRoleArn", "executionRoleArn"] {
+        let arn = task[role].as_str().unwrap_or_else(|| panic!("{role}"));
+        assert!(arn.starts_with("arn:aws:iam::<ACCOUNT>:role/"), "{role}: {arn}");
+    }
+    let container = container(&task);
+    assert_eq!(container["image"], "<ACCOUNT>.dkr.ecr.<REGION>.amazonaws.com/logboard:<TAG>");
+    let ports: Vec<&Value> = container["portMappings"].as_array().expect("portMappings").iter().collect();
+    assert_eq!(ports.len(), 1);
+    assert_eq!((&ports[0]["containerPort"], &ports[0]["protocol"]), (&Value::from(8080), &Value::from("tcp")));
+
+    // The health check runs inside the image, which has no curl: the binary probes itself.
+    let command: Vec<&str> = container["healthCheck"]["command"]
+        .as_array()
+        .expect("healthCheck.command")
+        .iter()
+        .map(|part| part.as_str().expect("text"))
+        .collect();
+    assert_eq!(command, ["CMD", "logboard", "healthcheck"]);
+    let timeout = container["healthCheck"]["timeout"].as_u64().expect("healthCheck.timeout");
+    assert!(
+        u128::from(timeout) * 1000 > logboard::healthcheck::PROBE_TIMEOUT.as_millis(),
+        "ECS must wait longer than the probe does: {timeout} s"
+    );
+    let dockerfile = std::fs::read_to_string(repo().join("Dockerfile")).expect("Dockerfile");
+    assert!(dockerfile.contains("CMD [\"logboard\", \"healthcheck\"]"), "the image's HEALTHCHECK is the same probe");
+    let instructions = dockerfile.lines().filter(|line| !line.trim_start().starts_with('#'));
+    assert!(!instructions.clone().any(|line| line.contains("curl")), "the image installs no curl");
+
+    let log = &container["logConfiguration"];
+    assert_eq!(log["logDriver"], "awslogs");
+    for option in ["awslogs-group", "awslogs-region", "awslogs-stream-prefix"] {
+        assert!(log["options"][option].is_string(), "logConfiguration.options.{option}");
+    }
+}
+
+#[test]
+fn the_stop_timeout_outlasts_the_writers_shutdown_flush_within_ecs_limits() {
+    let task = task_definition();
+    let stop = container(&task)["stopTimeout"].as_u64().expect("stopTimeout in seconds");
+    assert!((25..=120).contains(&stop), "stopTimeout {stop} s is outside 25..=120");
+    let flush = logboard::SHUTDOWN_FLUSH_DEADLINE.as_secs();
+    // Some seconds more: the accept loop closes connections before the flush starts.
+    assert!(stop >= flush + 5, "stopTimeout {stop} s leaves no room after the {flush} s flush deadline");
+}
+
+#[test]
+fn the_task_definitions_environment_is_a_configuration_logboard_accepts_on_cloudwatch() {
+    let task = task_definition();
+    let environment = pairs(&container(&task)["environment"], "value");
+    // What an operator fills in for the placeholders.
+    let filled: Vec<(String, String)> = environment
+        .iter()
+        .map(|(name, value)| {
+            (name.to_string(), value.replace("<REGION>", "eu-west-1").replace("<VPC_CIDR>", "10.0.0.0/16"))
+        })
+        .collect();
+    let config = Config::from_sources(common::SHIPPED_CONFIG, &filled).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.storage.backend, logboard::config::Backend::Cloudwatch);
+    assert_eq!(config.server.listen, "0.0.0.0:8080");
+    assert_eq!(config.cloudwatch.region, "eu-west-1");
+}
+
+#[test]
+fn the_task_definitions_secrets_come_from_ssm_or_secrets_manager_arns() {
+    let task = task_definition();
+    let secrets = pairs(&container(&task)["secrets"], "valueFrom");
+    let names: BTreeSet<&str> = secrets.iter().map(|(name, _)| *name).collect();
+    for needed in ["LOGBOARD_ADMIN_PASSWORD", "LOGBOARD__AUTH__SESSION_SECRET", "LOGBOARD__SMTP__PASSWORD"] {
+        assert!(names.contains(needed), "{needed} is not among the secrets: {names:?}");
+    }
+    assert!(names.iter().any(|n| n.contains("WEBHOOK")), "a Slack webhook secret: {names:?}");
+    for (name, arn) in &secrets {
+        let ssm = arn.starts_with("arn:aws:ssm:<REGION>:<ACCOUNT>:parameter/");
+        let secrets_manager = arn.starts_with("arn:aws:secretsmanager:<REGION>:<ACCOUNT>:secret:");
+        assert!(ssm || secrets_manager, "{name}: {arn} is not an SSM parameter or Secrets Manager ARN");
+    }
+    let environment = pairs(&container(&task)["environment"], "value");
+    for (name, _) in environment {
+        assert!(!names.contains(name), "{name} is both plain environment and a secret");
+        assert!(!name.contains("PASSWORD") && !name.contains("SECRET"), "{name} belongs in secrets");
+    }
+}
+
+/// Every `.rs` file under `dir`.
+fn rust_files(dir: &Path, found: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            rust_files(&path, found);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            found.push(path);
+        }
+    }
+}
+
+/// The CloudWatch Logs operations of the SDK this crate is built with, snake_case, read from
+/// the SDK's source (one `src/operation/<name>` module per API operation).
+fn sdk_operations() -> BTreeSet<String> {
+    let lock: toml::Table =
+        toml::from_str(&std::fs::read_to_string(repo().join("Cargo.lock")).expect("Cargo.lock")).expect("toml");
+    let version = lock["package"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .find(|p| p["name"].as_str() == Some("aws-sdk-cloudwatchlogs"))
+        .and_then(|p| p["version"].as_str())
+        .expect("aws-sdk-cloudwatchlogs in Cargo.lock")
+        .to_string();
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")))
+        .expect("CARGO_HOME or HOME");
+    let registry = cargo_home.join("registry/src");
+    let operations = std::fs::read_dir(&registry)
+        .unwrap_or_else(|e| panic!("{}: {e}", registry.display()))
+        .map(|index| index.expect("entry").path().join(format!("aws-sdk-cloudwatchlogs-{version}/src/operation")))
+        .find(|dir| dir.is_dir())
+        .unwrap_or_else(|| panic!("the source of aws-sdk-cloudwatchlogs {version} under {}", registry.display()));
+    let names: BTreeSet<String> = std::fs::read_dir(&operations)
+        .expect("operations")
+        .map(|entry| entry.expect("entry").path())
+        .filter(|path| path.is_dir())
+        .filter_map(|path| path.file_name().and_then(|n| n.to_str()).map(str::to_string))
+        .collect();
+    assert!(names.contains("put_log_events") && names.len() > 50, "not the SDK's operations: {names:?}");
+    names
+}
+
+/// `put_log_events` -> `PutLogEvents`, the IAM action's name.
+fn pascal_case(snake: &str) -> String {
+    snake
+        .split('_')
+        .map(|word| {
+            let mut chars = word.chars();
+            chars.next().map(|first| first.to_ascii_uppercase().to_string() + chars.as_str()).unwrap_or_default()
+        })
+        .collect()
+}
+
+/// The IAM names of the CloudWatch Logs operations the source calls: every SDK fluent call
+/// `.operation()` in `src/`, comment lines left out.
+fn operations_called() -> BTreeSet<String> {
+    let operations = sdk_operations();
+    let call = regex::Regex::new(r"\.\s*([a-z][a-z0-9_]*)\s*\(\s*\)").expect("regex");
+    let mut files = Vec::new();
+    rust_files(&repo().join("src"), &mut files);
+    let mut called = BTreeSet::new();
+    for file in files {
+        let source = std::fs::read_to_string(&file).expect("source");
+        let code: Vec<&str> = source.lines().filter(|line| !line.trim_start().starts_with("//")).collect();
+        let code = code.join("\n");
+        for found in call.captures_iter(&code) {
+            if operations.contains(&found[1]) {
+                called.insert(pascal_case(&found[1]));
+            }
+        }
+    }
+    called
+}
+
+/// (actions, resources) of each statement; actions without their `logs:` prefix.
+fn policy_statements() -> Vec<(Vec<String>, Vec<String>)> {
+    let policy = read_json("deploy/iam-policy.json");
+    assert_eq!(policy["Version"], "2012-10-17");
+    let list = |value: &Value| -> Vec<String> {
+        match value {
+            Value::String(one) => vec![one.clone()],
+            Value::Array(many) => many.iter().map(|v| v.as_str().expect("text").to_string()).collect(),
+            other => panic!("not a string or a list: {other}"),
+        }
+    };
+    policy["Statement"]
+        .as_array()
+        .expect("Statement")
+        .iter()
+        .map(|statement| {
+            assert_eq!(statement["Effect"], "Allow");
+            assert!(statement.get("NotAction").is_none() && statement.get("NotResource").is_none());
+            let actions = list(&statement["Action"])
+                .into_iter()
+                .map(|action| {
+                    let name = action.strip_prefix("logs:").unwrap_or_else(|| panic!("{action} is not logs:"));
+                    assert!(!name.contains('*') && !name.contains('?'), "a wildcard action: {action}");
+                    name.to_string()
+                })
+                .collect();
+            (actions, list(&statement["Resource"]))
+        })
+        .collect()
+}
+
+#[test]
+fn the_iam_policy_grants_exactly_the_cloudwatch_logs_actions_the_code_calls() {
+    let called = operations_called();
+    for expected in ["PutLogEvents", "CreateLogGroup", "CreateLogStream", "DescribeLogGroups", "FilterLogEvents"] {
+        assert!(called.contains(expected), "the source scan misses {expected}: {called:?}");
+    }
+    let granted: BTreeSet<String> = policy_statements().into_iter().flat_map(|(actions, _)| actions).collect();
+    for ahead in GRANTED_AHEAD_OF_THE_CODE {
+        assert!(
+            !called.contains(*ahead),
+            "{ahead} is called now: remove it from GRANTED_AHEAD_OF_THE_CODE in tests/it/deploy.rs"
+        );
+    }
+    let mut expected = called.clone();
+    expected.extend(GRANTED_AHEAD_OF_THE_CODE.iter().map(|a| a.to_string()));
+    let missing: Vec<&String> = expected.difference(&granted).collect();
+    let extra: Vec<&String> = granted.difference(&expected).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "missing from the policy: {missing:?}; granted but not called: {extra:?}"
+    );
+}
+
+#[test]
+fn the_iam_policy_scopes_every_action_but_describe_log_groups_to_the_configured_groups() {
+    let config = Config::from_sources(common::SHIPPED_CONFIG, &[]).expect("shipped config");
+    let template = &config.cloudwatch.group_template;
+    // The groups logboard creates all start with the template's text before its first field.
+    let own_prefix = &template[..template.find('{').unwrap_or(template.len())];
+    assert!(!own_prefix.is_empty() && own_prefix != "/", "{template}");
+    let arn = |group_pattern: &str| format!("arn:aws:logs:<REGION>:<ACCOUNT>:log-group:{group_pattern}");
+    let own_groups = arn(&format!("{own_prefix}*"));
+    let lambda_groups = arn("/aws/lambda/<FUNCTION_PREFIX>*");
+    let mut readable = BTreeSet::new();
+    for (actions, resources) in policy_statements() {
+        if resources.iter().any(|r| r == "*") {
+            assert_eq!(resources, ["*"]);
+            assert_eq!(actions, ["DescribeLogGroups"], "only DescribeLogGroups may need every resource");
+            continue;
+        }
+        for resource in &resources {
+            assert!(resource == &own_groups || resource == &lambda_groups, "{resource} is not a configured prefix");
+        }
+        let writes = actions.iter().any(|a| a != "FilterLogEvents");
+        assert!(!writes || resources == [own_groups.clone()], "{actions:?} may change only logboard's own groups");
+        if actions.iter().any(|a| a == "FilterLogEvents") {
+            readable.extend(resources);
+        }
+    }
+    assert_eq!(readable, BTreeSet::from([own_groups, lambda_groups]), "reads: the own groups and the Lambda ones");
+}
+
+/// `logboard healthcheck` with the shipped config listening on `listen`: its exit code.
+fn healthcheck(listen: &str) -> Option<i32> {
+    let config = repo().join("config.toml").display().to_string();
+    let output = logboard(&["healthcheck", "--config", &config], &[("LOGBOARD__SERVER__LISTEN", listen)])
+        .output()
+        .expect("run logboard healthcheck");
+    output.status.code()
+}
+
+#[test]
+fn healthcheck_exits_0_against_a_serving_logboard_and_1_once_it_is_gone() {
+    let dir = tempfile::tempdir().expect("dir");
+    let server = binary::start_server(dir.path(), &[("RUST_LOG", "warn")], None);
+    let address = server.base.trim_start_matches("http://").to_string();
+    let port = address.rsplit(':').next().expect("port");
+    // The container listens on every address; the probe goes to loopback on the same port.
+    assert_eq!(healthcheck(&format!("0.0.0.0:{port}")), Some(0));
+    assert_eq!(healthcheck(&address), Some(0));
+    drop(server);
+    assert_eq!(healthcheck(&address), Some(1));
+}
+
+#[test]
+fn healthcheck_exits_1_when_nothing_listens() {
+    let port = common::free_port();
+    assert_eq!(healthcheck(&format!("127.0.0.1:{port}")), Some(1));
+}
+
+#[test]
+fn healthcheck_exits_1_when_healthz_answers_other_than_200_or_not_http() {
+    for answer in ["HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n", "SSH-2.0-OpenSSH_9.6\r\n"] {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let address = listener.local_addr().expect("addr").to_string();
+        let server = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().expect("accept");
+            let mut request = [0u8; 1024];
+            let n = stream.read(&mut request).expect("read the request");
+            stream.write_all(answer.as_bytes()).expect("answer");
+            String::from_utf8_lossy(&request[..n]).into_owned()
+        });
+        assert_eq!(healthcheck(&address), Some(1), "{answer:?}");
+        let request = server.join().expect("server thread");
+        assert!(request.starts_with("GET /healthz HTTP/1.1\r\n"), "{request}");
+    }
+}
