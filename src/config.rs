@@ -172,12 +172,18 @@ impl Default for UiConfig {
     }
 }
 
+/// The shortest `auth.session_secret`: 256 bits, HMAC-SHA256's key size.
+pub const MIN_SESSION_SECRET_BYTES: usize = 32;
+
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(default)]
 pub struct AuthConfig {
     pub users: Vec<UserConfig>,
     /// Read-only bearer tokens for the JSON read API.
     pub api_tokens: Vec<Secret>,
+    /// Signs session cookies, so that every task sharing it accepts them (at least
+    /// [`MIN_SESSION_SECRET_BYTES`]). None: a random secret per process.
+    pub session_secret: Option<Secret>,
     /// From `$LOGBOARD_ADMIN_PASSWORD`, never from the file.
     #[serde(skip)]
     pub admin_password: Option<Secret>,
@@ -479,6 +485,11 @@ impl Config {
                 problems.push(problem(format!("auth.api_tokens[{i}]"), "must be at least 16 characters"));
             }
         }
+        if let Some(secret) = &self.auth.session_secret
+            && secret.expose().len() < MIN_SESSION_SECRET_BYTES
+        {
+            problems.push(problem("auth.session_secret", format!("must be at least {MIN_SESSION_SECRET_BYTES} bytes")));
+        }
     }
 
     fn validate_projects(&self, problems: &mut Vec<Problem>) {
@@ -662,6 +673,19 @@ mod tests {
         assert_eq!(keys(err), ["limits.key_burst_bytes"]);
         let at_limit = env(&[("LOGBOARD__LIMITS__KEY_BURST_BYTES", "1048576")]);
         assert!(Config::from_sources(SHIPPED, &at_limit).is_ok());
+    }
+
+    #[test]
+    fn a_session_secret_comes_from_the_environment_never_shows_and_must_be_32_bytes() {
+        let secret = "0123456789abcdef0123456789abcdef";
+        let config = Config::from_sources(SHIPPED, &env(&[("LOGBOARD__AUTH__SESSION_SECRET", secret)])).expect("valid");
+        assert_eq!(config.auth.session_secret.as_ref().map(Secret::expose), Some(secret));
+        assert!(!format!("{config:?}").contains(secret), "redacted in Debug");
+        let short = env(&[("LOGBOARD__AUTH__SESSION_SECRET", &secret[1..])]);
+        let err = Config::from_sources(SHIPPED, &short).unwrap_err();
+        assert_eq!(err.to_string(), "auth.session_secret: must be at least 32 bytes\n");
+        assert!(!err.to_string().contains(&secret[1..]));
+        assert_eq!(Config::from_sources(SHIPPED, &[]).expect("shipped").auth.session_secret, None);
     }
 
     #[test]

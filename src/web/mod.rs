@@ -9,6 +9,7 @@ pub mod limits;
 pub mod pages;
 pub mod query;
 pub mod serve;
+pub mod session;
 pub mod throttle;
 
 use std::sync::Arc;
@@ -106,6 +107,7 @@ pub fn router(state: AppState) -> Router {
             get(|| async { ([(header::CONTENT_TYPE, "text/plain")], "User-agent: *\nDisallow: /\n") }),
         )
         .fallback(|| async { (StatusCode::NOT_FOUND, Json(json!({"error": "no such page"}))) })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), session::refresh_cookie))
         .with_state(state)
         .layer(CatchPanicLayer::custom(answer_panic))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, request_timeout))
