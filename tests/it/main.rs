@@ -13,5 +13,6 @@ mod http;
 mod process;
 mod properties;
 mod query_suite;
+mod tasks;
 mod timezone;
 mod writer_faults;
