@@ -50,6 +50,8 @@ pub struct ServerConfig {
     pub idle_timeout_secs: u64,
     /// Connections served at once; past it only `/healthz` and `/readyz` are answered (see `web::serve`).
     pub max_connections: usize,
+    /// Live-tail watchers (`/api/v1/tail` streams) open at once; past it a new one gets 503.
+    pub max_tail_watchers: usize,
 }
 
 impl Default for ServerConfig {
@@ -61,6 +63,7 @@ impl Default for ServerConfig {
             header_read_timeout_secs: 10,
             idle_timeout_secs: 75,
             max_connections: 1024,
+            max_tail_watchers: 64,
         }
     }
 }
@@ -366,6 +369,7 @@ impl Config {
             ("server.header_read_timeout_secs", self.server.header_read_timeout_secs, MAX_TIMEOUT_SECS),
             ("server.idle_timeout_secs", self.server.idle_timeout_secs, MAX_TIMEOUT_SECS),
             ("server.max_connections", self.server.max_connections as u64, MAX_CONNECTIONS),
+            ("server.max_tail_watchers", self.server.max_tail_watchers as u64, MAX_CONNECTIONS),
         ] {
             if value == 0 || value > max {
                 problems.push(problem(key, format!("must be between 1 and {max}")));
@@ -761,12 +765,18 @@ ingest_keys = ["k1"]
                 ("LOGBOARD__SERVER__HEADER_READ_TIMEOUT_SECS", "0"),
                 ("LOGBOARD__SERVER__IDLE_TIMEOUT_SECS", "86401"),
                 ("LOGBOARD__SERVER__MAX_CONNECTIONS", "0"),
+                ("LOGBOARD__SERVER__MAX_TAIL_WATCHERS", "0"),
             ]),
         )
         .unwrap_err();
         assert_eq!(
             keys(err),
-            ["server.header_read_timeout_secs", "server.idle_timeout_secs", "server.max_connections"]
+            [
+                "server.header_read_timeout_secs",
+                "server.idle_timeout_secs",
+                "server.max_connections",
+                "server.max_tail_watchers"
+            ]
         );
         let config = Config::from_sources(SHIPPED, &[]).expect("valid");
         assert_eq!(

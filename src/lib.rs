@@ -57,6 +57,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let limits = web::limits::RateLimits::new(&config.limits, &config.server.trusted_proxies);
     let issues = issues::IssueIndex::open(&config.storage.data_dir)?;
     let zone = zone::Zone::named(&config.ui.timezone).map_err(|why| anyhow::anyhow!("ui.timezone: {why}"))?;
+    let config_max_watchers = config.server.max_tail_watchers;
     Ok(AppState {
         config: Arc::new(config),
         store,
@@ -65,6 +66,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         projects: Arc::new(projects),
         metrics,
         issues: Arc::new(issues),
+        tail: Arc::new(web::tail::Tail::new(config_max_watchers)),
         zone,
     })
 }
@@ -79,7 +81,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(listen = %address, backend = ?state.config.storage.backend, "serving");
     let store = Arc::clone(&state.store);
     let config = Arc::clone(&state.config);
-    web::serve::serve(listener, web::router(state), &config.server, shutdown_signal()).await;
+    let tail = Arc::clone(&state.tail);
+    // Live tails never end on their own: they are ended first, so the drain does not wait for them.
+    let shutdown = async move {
+        shutdown_signal().await;
+        tail.close();
+    };
+    web::serve::serve(listener, web::router(state), &config.server, shutdown).await;
     tracing::info!("connections closed; flushing");
     if tokio::time::timeout(SHUTDOWN_FLUSH_DEADLINE, store.shutdown()).await.is_err() {
         tracing::warn!(

@@ -96,6 +96,7 @@ pub async fn ingest(state: &AppState, request: IngestRequest) -> Result<Ingested
     let (accepted, rejected) = normalise_batch(state, project, client, batch);
     let ids = accepted.iter().map(|e| e.id).collect::<Vec<_>>();
     let occurrences = Occurrence::of(&accepted);
+    let live = state.tail.is_watched().then(|| accepted.clone());
     state.store.append(accepted).await.map_err(|e| {
         state.metrics.reject_many("unavailable", ids.len() as u64);
         tracing::error!(error = format!("{e:#}"), events = ids.len(), "could not store an ingest batch");
@@ -109,6 +110,9 @@ pub async fn ingest(state: &AppState, request: IngestRequest) -> Result<Ingested
         tracing::error!(error = format!("{error:#}"), "could not update the issue index");
     }
     state.metrics.accepted.inc_by(ids.len() as u64);
+    if let Some(events) = live {
+        state.tail.publish(events);
+    }
     Ok(Ingested { ids, rejected })
 }
 

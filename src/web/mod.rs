@@ -10,6 +10,7 @@ pub mod pages;
 pub mod query;
 pub mod serve;
 pub mod session;
+pub mod tail;
 pub mod throttle;
 
 use std::sync::Arc;
@@ -52,6 +53,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Errors grouped by fingerprint, kept up to date by ingest.
     pub issues: Arc<crate::issues::IssueIndex>,
+    /// New events for the live tails (`/api/v1/tail`) of this process.
+    pub tail: Arc<tail::Tail>,
     /// The zone every time on the pages is shown and typed in (`[ui] timezone`); the API keeps UTC.
     pub zone: Zone,
 }
@@ -89,6 +92,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/events.ndjson", get(export::export_ndjson))
         .route("/api/v1/events/{id}", get(api::get_event))
         .route("/api/v1/histogram", get(api::show_histogram))
+        .route("/api/v1/tail", get(tail::tail_events))
         .route("/api/v1/deadletters", get(api::list_dead_letters))
         .route("/api/v1/issues", get(api::list_issues))
         .route("/api/v1/issues/{fingerprint}/status", post(api::set_issue_status))
