@@ -13,6 +13,7 @@ mod http;
 mod process;
 mod properties;
 mod query_suite;
+mod tail;
 mod tasks;
 mod timezone;
 mod writer_faults;
