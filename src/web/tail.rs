@@ -206,7 +206,12 @@ mod tests {
             levels: Vec::new(),
             search: search::Query::parse(q).expect("query"),
         };
-        Watcher { _place: tail.admit().expect("place"), events: tail.events.subscribe(), closed: tail.closed.subscribe(), filter }
+        Watcher {
+            _place: tail.admit().expect("place"),
+            events: tail.events.subscribe(),
+            closed: tail.closed.subscribe(),
+            filter,
+        }
     }
 
     async fn next_item(watcher: &mut Watcher) -> Item {

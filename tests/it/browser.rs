@@ -472,5 +472,7 @@ async fn in_live_mode_a_new_event_appears_on_top_as_the_server_would_draw_its_ro
     browser.click_to_navigate("a.live-toggle.on").await;
     assert!(!browser.path().await.contains("live="), "{}", browser.path().await);
     assert_eq!(first_row(&browser).await, live, "class, cells (the time on the page's clock) and link");
-    assert!(browser.find("a.live-toggle").await.attr("href").await.expect("href").is_some_and(|h| h.ends_with("live=1")));
+    assert!(
+        browser.find("a.live-toggle").await.attr("href").await.expect("href").is_some_and(|h| h.ends_with("live=1"))
+    );
 }

@@ -105,7 +105,8 @@ async fn the_wanted_event_arrives(app: &TestApp, tag: &str) {
     ingest_mixed(app, tag).await;
     let event = tail.next_event().await;
     println!("the live event arrived {:?} after the ingest request was sent", sent.elapsed());
-    let (_, read) = app.read(&format!("/api/v1/events?project=demo&env=production&q=%22{tag}%20payment%20failed%22")).await;
+    let (_, read) =
+        app.read(&format!("/api/v1/events?project=demo&env=production&q=%22{tag}%20payment%20failed%22")).await;
     let id = read["events"][0]["id"].as_str().expect("the wanted event is stored");
     assert_eq!(event["message"], format!("{tag} payment failed <b>card</b>"));
     assert_eq!((event["project"].as_str(), event["env"].as_str()), (Some("demo"), Some("production")));
@@ -181,8 +182,7 @@ async fn status_once_a_place_is_free(app: &TestApp, url: &str) -> u16 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_ends_open_tails_cleanly_and_the_process_exits() {
     let dir = tempfile::tempdir().expect("dir");
-    let mut server =
-        common::binary::start_server(dir.path(), &[("LOGBOARD_ADMIN_PASSWORD", ADMIN_PASSWORD)], None);
+    let mut server = common::binary::start_server(dir.path(), &[("LOGBOARD_ADMIN_PASSWORD", ADMIN_PASSWORD)], None);
     let mut tail = SseStream::open(&format!("{}/api/v1/tail?project=demo&env=production", server.base)).await;
     server.terminate();
     // Ended by the server (the chunked body's end), not cut when the process exits.
