@@ -58,6 +58,8 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// Where users open the dashboard, for links in alert messages; empty: `http://<listen>`.
     pub public_url: String,
+    /// Live-tail watchers (`/api/v1/tail` streams) open at once; past it a new one gets 503.
+    pub max_tail_watchers: usize,
 }
 
 impl Default for ServerConfig {
@@ -70,6 +72,7 @@ impl Default for ServerConfig {
             idle_timeout_secs: 75,
             max_connections: 1024,
             public_url: String::new(),
+            max_tail_watchers: 64,
         }
     }
 }
@@ -181,12 +184,18 @@ impl Default for UiConfig {
     }
 }
 
+/// The shortest `auth.session_secret`: 256 bits, HMAC-SHA256's key size.
+pub const MIN_SESSION_SECRET_BYTES: usize = 32;
+
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(default)]
 pub struct AuthConfig {
     pub users: Vec<UserConfig>,
     /// Read-only bearer tokens for the JSON read API.
     pub api_tokens: Vec<Secret>,
+    /// Signs session cookies, so that every task sharing it accepts them (at least
+    /// [`MIN_SESSION_SECRET_BYTES`]). None: a random secret per process.
+    pub session_secret: Option<Secret>,
     /// From `$LOGBOARD_ADMIN_PASSWORD`, never from the file.
     #[serde(skip)]
     pub admin_password: Option<Secret>,
@@ -370,6 +379,7 @@ impl Config {
             ("server.header_read_timeout_secs", self.server.header_read_timeout_secs, MAX_TIMEOUT_SECS),
             ("server.idle_timeout_secs", self.server.idle_timeout_secs, MAX_TIMEOUT_SECS),
             ("server.max_connections", self.server.max_connections as u64, MAX_CONNECTIONS),
+            ("server.max_tail_watchers", self.server.max_tail_watchers as u64, MAX_CONNECTIONS),
         ] {
             if value == 0 || value > max {
                 problems.push(problem(key, format!("must be between 1 and {max}")));
@@ -489,6 +499,11 @@ impl Config {
             if token.expose().len() < 16 {
                 problems.push(problem(format!("auth.api_tokens[{i}]"), "must be at least 16 characters"));
             }
+        }
+        if let Some(secret) = &self.auth.session_secret
+            && secret.expose().len() < MIN_SESSION_SECRET_BYTES
+        {
+            problems.push(problem("auth.session_secret", format!("must be at least {MIN_SESSION_SECRET_BYTES} bytes")));
         }
     }
 
@@ -689,6 +704,19 @@ mod tests {
     }
 
     #[test]
+    fn a_session_secret_comes_from_the_environment_never_shows_and_must_be_32_bytes() {
+        let secret = "0123456789abcdef0123456789abcdef";
+        let config = Config::from_sources(SHIPPED, &env(&[("LOGBOARD__AUTH__SESSION_SECRET", secret)])).expect("valid");
+        assert_eq!(config.auth.session_secret.as_ref().map(Secret::expose), Some(secret));
+        assert!(!format!("{config:?}").contains(secret), "redacted in Debug");
+        let short = env(&[("LOGBOARD__AUTH__SESSION_SECRET", &secret[1..])]);
+        let err = Config::from_sources(SHIPPED, &short).unwrap_err();
+        assert_eq!(err.to_string(), "auth.session_secret: must be at least 32 bytes\n");
+        assert!(!err.to_string().contains(&secret[1..]));
+        assert_eq!(Config::from_sources(SHIPPED, &[]).expect("shipped").auth.session_secret, None);
+    }
+
+    #[test]
     fn the_query_time_limit_must_be_positive_and_is_capped_at_the_request_timeout() {
         let limit = |ms: &str, timeout: &str| {
             let pairs = env(&[
@@ -761,12 +789,18 @@ ingest_keys = ["k1"]
                 ("LOGBOARD__SERVER__HEADER_READ_TIMEOUT_SECS", "0"),
                 ("LOGBOARD__SERVER__IDLE_TIMEOUT_SECS", "86401"),
                 ("LOGBOARD__SERVER__MAX_CONNECTIONS", "0"),
+                ("LOGBOARD__SERVER__MAX_TAIL_WATCHERS", "0"),
             ]),
         )
         .unwrap_err();
         assert_eq!(
             keys(err),
-            ["server.header_read_timeout_secs", "server.idle_timeout_secs", "server.max_connections"]
+            [
+                "server.header_read_timeout_secs",
+                "server.idle_timeout_secs",
+                "server.max_connections",
+                "server.max_tail_watchers"
+            ]
         );
         let config = Config::from_sources(SHIPPED, &[]).expect("valid");
         assert_eq!(

@@ -64,6 +64,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let queue: Arc<dyn alerts::engine::Outbox> = Arc::new(outbox.clone());
     let alerts = Arc::new(alerts::engine::Alerts::new(&config, &projects, history, queue));
     let zone = zone::Zone::named(&config.ui.timezone).map_err(|why| anyhow::anyhow!("ui.timezone: {why}"))?;
+    let config_max_watchers = config.server.max_tail_watchers;
     Ok(AppState {
         config: Arc::new(config),
         store,
@@ -75,6 +76,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         alerts,
         outbox,
         refusals: Arc::new(alerts::monitor::Refusals::default()),
+        tail: Arc::new(web::tail::Tail::new(config_max_watchers)),
         zone,
     })
 }
@@ -90,7 +92,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(listen = %address, backend = ?state.config.storage.backend, "serving");
     let store = Arc::clone(&state.store);
     let config = Arc::clone(&state.config);
-    web::serve::serve(listener, web::router(state), &config.server, shutdown_signal()).await;
+    let tail = Arc::clone(&state.tail);
+    // Live tails never end on their own: they are ended first, so the drain does not wait for them.
+    let shutdown = async move {
+        shutdown_signal().await;
+        tail.close();
+    };
+    web::serve::serve(listener, web::router(state), &config.server, shutdown).await;
     tracing::info!("connections closed; flushing");
     // Messages in flight and events in the spool are finished side by side.
     let (_, flushed) =

@@ -27,6 +27,8 @@ const CACHE_OTHER: &str = "public, max-age=3600";
 /// (name, content type, content, is the browser client)
 const ASSETS: &[(&str, &str, &str, bool)] = &[
     ("style.css", "text/css; charset=utf-8", include_str!("../../static/style.css"), false),
+    // The logs page's live mode.
+    ("live.js", JAVASCRIPT, include_str!("../../static/live.js"), false),
     ("logboard.js", JAVASCRIPT, CLIENT_JS, true),
     ("logboard.mjs", JAVASCRIPT, CLIENT_MODULE, true),
 ];

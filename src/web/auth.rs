@@ -1,7 +1,7 @@
 //! Who may read: dashboard users (Argon2id), their sessions, and read-API tokens.
 //!
-//! Pages and the read API take a session cookie; the read API also takes
-//! `Authorization: Bearer <api token>` or HTTP Basic with a dashboard user.
+//! Pages and the read API take a session cookie (signed: [`super::session`]); the read API also
+//! takes `Authorization: Bearer <api token>` or HTTP Basic with a dashboard user.
 //! Ingest keys are not handled here: they can write and never read.
 //!
 //! Every password and token check passes the [`Throttle`] first; password checks then wait for
@@ -12,7 +12,6 @@ use std::net::IpAddr;
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
 use argon2::password_hash::PasswordHasher;
@@ -29,15 +28,10 @@ use tokio::sync::Semaphore;
 
 use super::AppState;
 use super::limits::ClientIp;
+use super::session::{Session, Sessions, session_token, unix_now};
 use super::throttle::{self, Refusal, Throttle};
 use crate::config::{Config, Secret};
 use crate::error::ApiError;
-
-pub const SESSION_COOKIE: &str = "logboard_session";
-/// A session unused this long ends.
-const SESSION_IDLE: Duration = Duration::from_secs(8 * 3600);
-/// A session ends this long after login, used or not.
-const SESSION_MAX: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// OWASP's Argon2id parameters: m = 19 MiB, t = 2, p = 1.
 fn argon2() -> Argon2<'static> {
@@ -145,12 +139,6 @@ pub fn generate_password() -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-struct Session {
-    user: String,
-    created: Instant,
-    last_seen: Instant,
-}
-
 /// The dashboard's users and live sessions.
 pub struct Auth {
     /// Failed-check counts of passwords and tokens.
@@ -160,8 +148,8 @@ pub struct Auth {
     /// User name → Argon2id PHC string.
     users: HashMap<String, String>,
     api_tokens: Vec<Secret>,
-    /// Session token → session. In memory: a restart logs everyone out.
-    sessions: Mutex<HashMap<String, Session>>,
+    /// Signs and checks session cookies (with `auth.session_secret`, or a random secret).
+    sessions: Sessions,
 }
 
 impl Auth {
@@ -177,7 +165,7 @@ impl Auth {
             password_checks: PasswordChecks::new(running_password_checks()),
             users,
             api_tokens: config.auth.api_tokens.clone(),
-            sessions: Mutex::new(HashMap::new()),
+            sessions: Sessions::new(config.auth.session_secret.as_ref()),
         })
     }
 
@@ -219,34 +207,26 @@ impl Auth {
         self.password_checks.started.load(Ordering::Relaxed)
     }
 
-    /// Starts a session and returns its token.
+    /// Starts a session and returns its cookie value.
     pub fn start_session(&self, user: &str) -> String {
-        let token = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
-        let now = Instant::now();
-        if let Ok(mut sessions) = self.sessions.lock() {
-            sessions.retain(|_, s| is_live(s, now));
-            sessions.insert(token.clone(), Session { user: user.to_string(), created: now, last_seen: now });
-        }
-        token
+        self.sessions.issue(user, unix_now())
     }
 
+    /// Ends the session of a cookie on this task (logout).
     pub fn end_session(&self, token: &str) {
-        if let Ok(mut sessions) = self.sessions.lock() {
-            sessions.remove(token);
-        }
+        self.sessions.revoke(token, unix_now());
     }
 
-    /// The user of a live session, touching it.
-    fn session_user(&self, token: &str) -> Option<String> {
-        let mut sessions = self.sessions.lock().ok()?;
-        let now = Instant::now();
-        let session = sessions.get_mut(token)?;
-        if !is_live(session, now) {
-            sessions.remove(token);
-            return None;
-        }
-        session.last_seen = now;
-        Some(session.user.clone())
+    /// The live session of a cookie, for a user who still exists (a user removed from the config
+    /// loses their sessions at the next start, as when sessions were kept in memory).
+    fn session(&self, token: &str, now: u64) -> Option<Session> {
+        self.sessions.open(token, now).filter(|s| self.users.contains_key(&s.user))
+    }
+
+    /// A re-issued cookie for a live session whose cookie is due for it (see
+    /// [`super::session::refresh_cookie`]).
+    pub fn refreshed_session(&self, token: &str, now: u64) -> Option<String> {
+        self.sessions.refresh(&self.session(token, now)?, now)
     }
 
     /// Checks a read-API token from `client`; wrong ones are counted per address like passwords.
@@ -267,8 +247,8 @@ impl Auth {
         client: IpAddr,
         allow_api_credentials: bool,
     ) -> Result<Option<String>, Refusal> {
-        if let Some(user) = session_token(headers).and_then(|t| self.session_user(&t)) {
-            return Ok(Some(user));
+        if let Some(session) = session_token(headers).and_then(|t| self.session(&t, unix_now())) {
+            return Ok(Some(session.user));
         }
         let Some((scheme, credentials)) = authorization(headers).filter(|_| allow_api_credentials) else {
             return Ok(None);
@@ -297,34 +277,6 @@ fn basic_credentials(encoded: &str) -> Option<(String, String)> {
     let decoded = String::from_utf8(STANDARD.decode(encoded).ok()?).ok()?;
     let (user, password) = decoded.split_once(':')?;
     Some((user.to_string(), password.to_string()))
-}
-
-fn is_live(session: &Session, now: Instant) -> bool {
-    now.duration_since(session.last_seen) < SESSION_IDLE && now.duration_since(session.created) < SESSION_MAX
-}
-
-pub fn session_token(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
-        .map(|(_, value)| value.to_string())
-}
-
-/// The `Set-Cookie` value for a new session (`Secure` when the request came over https).
-pub fn session_cookie(token: &str, secure: bool) -> String {
-    format!(
-        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
-        SESSION_MAX.as_secs(),
-        if secure { "; Secure" } else { "" }
-    )
-}
-
-pub fn clear_cookie() -> String {
-    format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0")
 }
 
 /// A logged-in reader of the JSON API; anyone else gets 401.
@@ -472,16 +424,6 @@ mod tests {
     }
 
     #[test]
-    fn sessions_end_when_idle_too_long_or_too_old() {
-        let now = Instant::now() + SESSION_MAX + Duration::from_secs(60);
-        let session =
-            |age: Duration, idle: Duration| Session { user: "a".into(), created: now - age, last_seen: now - idle };
-        assert!(is_live(&session(Duration::from_secs(3600), Duration::from_secs(60)), now));
-        assert!(!is_live(&session(Duration::from_secs(3600), SESSION_IDLE), now), "idle expiry");
-        assert!(!is_live(&session(SESSION_MAX, Duration::from_secs(1)), now), "absolute expiry");
-    }
-
-    #[test]
     fn redirects_after_login_stay_on_this_site() {
         assert_eq!(safe_next(Some("/logs?project=demo")), "/logs?project=demo");
         assert_eq!(safe_next(Some("//evil.example")), "/");
@@ -497,12 +439,5 @@ mod tests {
         // Not a valid Location header value: the login must not fail on it.
         assert_eq!(safe_next(Some("/logs\u{7f}")), "/");
         assert_eq!(safe_next(Some("/로그")), "/");
-    }
-
-    #[test]
-    fn the_session_cookie_is_locked_down() {
-        let cookie = session_cookie("t", false);
-        assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict") && !cookie.contains("Secure"));
-        assert!(session_cookie("t", true).ends_with("; Secure"));
     }
 }

@@ -121,6 +121,7 @@ async fn store_batch(
     } else {
         Vec::new()
     };
+    let live = state.tail.is_watched().then(|| accepted.clone());
     state.store.append(accepted).await.map_err(|e| {
         state.metrics.reject_many("unavailable", ids.len() as u64);
         tracing::error!(error = format!("{e:#}"), events = ids.len(), "could not store an ingest batch");
@@ -137,6 +138,9 @@ async fn store_batch(
     });
     state.alerts.observe(hits, &changes, &errors, crate::event::unix_ms(time::OffsetDateTime::now_utc()));
     state.metrics.accepted.inc_by(ids.len() as u64);
+    if let Some(events) = live {
+        state.tail.publish(events);
+    }
     Ok(Ingested { ids, rejected })
 }
 

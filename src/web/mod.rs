@@ -10,6 +10,8 @@ pub mod limits;
 pub mod pages;
 pub mod query;
 pub mod serve;
+pub mod session;
+pub mod tail;
 pub mod throttle;
 
 use std::sync::Arc;
@@ -58,6 +60,8 @@ pub struct AppState {
     pub outbox: crate::alerts::outbox::Outbox,
     /// Ingest refusals per project and reason, for the monitor.
     pub refusals: Arc<crate::alerts::monitor::Refusals>,
+    /// New events for the live tails (`/api/v1/tail`) of this process.
+    pub tail: Arc<tail::Tail>,
     /// The zone every time on the pages is shown and typed in (`[ui] timezone`); the API keeps UTC.
     pub zone: Zone,
 }
@@ -95,6 +99,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/events.ndjson", get(export::export_ndjson))
         .route("/api/v1/events/{id}", get(api::get_event))
         .route("/api/v1/histogram", get(api::show_histogram))
+        .route("/api/v1/tail", get(tail::tail_events))
         .route("/api/v1/deadletters", get(api::list_dead_letters))
         .route("/api/v1/issues", get(api::list_issues))
         .route("/api/v1/issues/{fingerprint}/status", post(api::set_issue_status))
@@ -118,6 +123,7 @@ pub fn router(state: AppState) -> Router {
             get(|| async { ([(header::CONTENT_TYPE, "text/plain")], "User-agent: *\nDisallow: /\n") }),
         )
         .fallback(|| async { (StatusCode::NOT_FOUND, Json(json!({"error": "no such page"}))) })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), session::refresh_cookie))
         .with_state(state)
         .layer(CatchPanicLayer::custom(answer_panic))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, request_timeout))

@@ -422,3 +422,57 @@ async fn the_issues_page_resolves_an_issue_and_shows_it_regressed_after_a_new_oc
     assert!(browser.path().await.contains("q=fingerprint%3A"), "the row links to its events");
     assert_eq!(row_messages(&browser).await.len(), 7, "every occurrence");
 }
+
+/// The first row of the table: its class, its cells' texts, and its link.
+async fn first_row(browser: &Browser) -> (Option<String>, Vec<String>, Option<String>) {
+    let row = "table.events tbody tr:first-child";
+    let class = browser.find(row).await.attr("class").await.expect("class");
+    let link = browser.find(&format!("{row} td.message a")).await.attr("href").await.expect("href");
+    (class, browser.texts(&format!("{row} td")).await, link)
+}
+
+#[tokio::test]
+async fn in_live_mode_a_new_event_appears_on_top_as_the_server_would_draw_its_row() {
+    let app = common::spawn_app_with(&[("LOGBOARD__UI__TIMEZONE", "Asia/Seoul")]).await;
+    let (status, _) = app
+        .ingest(&json!({"env": "production", "events": [{"message": "already there", "timestamp": minutes_ago(2)}]}))
+        .await;
+    assert_eq!(status, 202);
+    let browser = Browser::headless().await;
+    browser.goto(&app.url("/logs?project=demo&env=production&q=-ignored&live=1")).await;
+    log_in(&browser).await;
+    assert_eq!(row_messages(&browser).await, ["already there"]);
+    // The stream is open once the script says so.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !browser.text(".live-status").await.starts_with("Live: new events") {
+        assert!(std::time::Instant::now() < deadline, "the live stream did not open");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    let hostile = "<img src=x onerror=\"document.title='pwned'\"> live event\nsecond line";
+    let (status, _) = app
+        .ingest(&json!({"env": "production", "events": [
+            {"message": "ignored by the query", "level": "error"},
+            {"message": hostile, "level": "error", "type": "http", "http": {"status": 503},
+             "url": "https://shop.example/pay"},
+        ]}))
+        .await;
+    assert_eq!(status, 202);
+    let shown = "<img src=x onerror=\"document.title='pwned'\"> live event …";
+    while row_messages(&browser).await.len() < 2 {
+        assert!(std::time::Instant::now() < deadline + std::time::Duration::from_secs(10), "no live row appeared");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(row_messages(&browser).await, [shown, "already there"], "on top, the query applied, as text");
+    assert!(browser.client.find_all(fantoccini::Locator::Css("table.events img")).await.expect("find").is_empty());
+    let live = first_row(&browser).await;
+    assert_eq!(live.1[1..], ["error", "http", shown, "503", "https://shop.example/pay"]);
+
+    // The same row drawn by the server, once live mode is turned off.
+    browser.click_to_navigate("a.live-toggle.on").await;
+    assert!(!browser.path().await.contains("live="), "{}", browser.path().await);
+    assert_eq!(first_row(&browser).await, live, "class, cells (the time on the page's clock) and link");
+    assert!(
+        browser.find("a.live-toggle").await.attr("href").await.expect("href").is_some_and(|h| h.ends_with("live=1"))
+    );
+}

@@ -24,7 +24,12 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// `logboard serve` on the CloudWatch backend at `endpoint`.
 fn start_server(data_dir: &Path, endpoint: &str) -> Server {
-    let env = [
+    start_server_with(data_dir, endpoint, &[])
+}
+
+/// [`start_server`] with `extra` variables on top (another task of the same service, say).
+pub fn start_server_with(data_dir: &Path, endpoint: &str, extra: &[(&str, &str)]) -> Server {
+    let mut env = vec![
         ("LOGBOARD__STORAGE__BACKEND", "cloudwatch"),
         ("LOGBOARD__CLOUDWATCH__ENDPOINT_URL", endpoint),
         ("LOGBOARD__CLOUDWATCH__REGION", "us-east-1"),
@@ -40,16 +45,17 @@ fn start_server(data_dir: &Path, endpoint: &str) -> Server {
         ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent"),
         ("RUST_LOG", "error"),
     ];
+    env.extend_from_slice(extra);
     binary::start_server(data_dir, &env, None)
 }
 
 /// The value of one metric line of `/metrics`.
-async fn metric(base: &str, name: &str) -> Option<f64> {
+pub async fn metric(base: &str, name: &str) -> Option<f64> {
     let text = reqwest::get(format!("{base}/metrics")).await.ok()?.text().await.ok()?;
     text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
 }
 
-async fn wait_until_drained(base: &str) {
+pub async fn wait_until_drained(base: &str) {
     let deadline = Instant::now() + DRAIN_TIMEOUT;
     loop {
         if metric(base, "logboard_spool_events").await == Some(0.0) {

@@ -110,7 +110,22 @@ fn the_task_definitions_environment_is_a_configuration_logboard_accepts_on_cloud
             (name.to_string(), value.replace("<REGION>", "eu-west-1").replace("<VPC_CIDR>", "10.0.0.0/16"))
         })
         .collect();
-    let config = Config::from_sources(common::SHIPPED_CONFIG, &filled).unwrap_or_else(|e| panic!("{e}"));
+    // The secrets, as ECS would put them in the environment, are keys logboard knows.
+    let secrets = pairs(&container(&task)["secrets"], "valueFrom");
+    let secret_values = secrets.iter().map(|(name, _)| {
+        let value = if name.contains("WEBHOOK") {
+            "https://hooks.slack.com/services/T/B/X".into()
+        } else {
+            "s3cr3t-".repeat(8)
+        };
+        (name.to_string(), value)
+    });
+    let with_secrets: Vec<(String, String)> = filled.iter().cloned().chain(secret_values).collect();
+    let channel = "\n[smtp]\nhost = \"smtp.example.com\"\n\n[[channels]]\nname = \"ops-slack\"\nkind = \"slack\"\n";
+    let text = format!("{}{channel}", common::SHIPPED_CONFIG);
+    let config = Config::from_sources(&text, &with_secrets).unwrap_or_else(|e| panic!("{e}"));
+    assert!(config.channels[0].webhook_url.is_some(), "the webhook comes from its secret");
+    assert!(config.auth.session_secret.is_some() && config.smtp.password.is_some());
     assert_eq!(config.storage.backend, logboard::config::Backend::Cloudwatch);
     assert_eq!(config.server.listen, "0.0.0.0:8080");
     assert_eq!(config.cloudwatch.region, "eu-west-1");
@@ -124,7 +139,8 @@ fn the_task_definitions_secrets_come_from_ssm_or_secrets_manager_arns() {
     for needed in ["LOGBOARD_ADMIN_PASSWORD", "LOGBOARD__AUTH__SESSION_SECRET", "LOGBOARD__SMTP__PASSWORD"] {
         assert!(names.contains(needed), "{needed} is not among the secrets: {names:?}");
     }
-    assert!(names.iter().any(|n| n.contains("WEBHOOK")), "a Slack webhook secret: {names:?}");
+    let webhook = logboard::alerts::config::webhook_env_name("ops-slack");
+    assert!(names.contains(webhook.as_str()), "the webhook of channel ops-slack, {webhook}: {names:?}");
     for (name, arn) in &secrets {
         let ssm = arn.starts_with("arn:aws:ssm:<REGION>:<ACCOUNT>:parameter/");
         let secrets_manager = arn.starts_with("arn:aws:secretsmanager:<REGION>:<ACCOUNT>:secret:");

@@ -16,5 +16,7 @@ mod http;
 mod process;
 mod properties;
 mod query_suite;
+mod tail;
+mod tasks;
 mod timezone;
 mod writer_faults;

@@ -63,7 +63,7 @@ fn service() -> &'static Service {
             &[("LOGBOARD__LIMITS__IP_REQUESTS_PER_SEC", "0"), ("LOGBOARD__UI__TIMEZONE", "America/St_Johns")],
         );
         let state = runtime.block_on(logboard::build_state(config)).expect("state");
-        let cookie = format!("{}={}", logboard::web::auth::SESSION_COOKIE, state.auth.start_session("admin"));
+        let cookie = format!("{}={}", logboard::web::session::SESSION_COOKIE, state.auth.start_session("admin"));
         Service { router: logboard::web::router(state.clone()), state, runtime, cookie, _data_dir: data_dir }
     })
 }

@@ -10,8 +10,9 @@ use serde::Deserialize;
 
 use super::Page;
 use crate::web::AppState;
-use crate::web::auth::{clear_cookie, safe_next, session_cookie, session_token};
+use crate::web::auth::safe_next;
 use crate::web::limits::{ClientIp, OverHttps};
+use crate::web::session::{clear_cookie, session_cookie, session_token};
 use crate::web::throttle::Refusal;
 
 #[derive(Template)]

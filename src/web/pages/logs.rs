@@ -55,6 +55,17 @@ struct LogsPage {
     /// Events CloudWatch refused after the 202, for this project/env (newest few).
     dead_letters: Vec<DeadRow>,
     dead_total: u64,
+    /// Live mode (`live=1`): `static/live.js` adds new events on top of the table.
+    live: bool,
+    /// This page in live mode, when it can be: not on an external group (the tail carries what
+    /// logboard ingests).
+    live_href: Option<String>,
+    /// This page without live mode.
+    still_href: String,
+    /// The tail of the selection (`/api/v1/tail` with its level and query).
+    tail_src: String,
+    /// A row's link without its `event=`, which the script appends.
+    row_href: String,
 }
 
 /// One dead letter as the logs page lists it.
@@ -161,6 +172,7 @@ pub async fn show_logs(State(state): State<AppState>, PageUser(user): PageUser, 
     match data {
         Ok(data) => {
             let mut page = logs_view(user, &state.projects, &query, &params, data, &state.zone);
+            page.live = get("live").is_some_and(|v| v == "1") && page.live_href.is_some() && query_error.is_none();
             page.query_error = query_error.map(|e| format!("{} (at character {})", e.message, e.position + 1));
             Page(page).into_response()
         }
@@ -293,7 +305,20 @@ fn logs_view(
         })
         .collect();
 
+    let live_href = query.group.is_none().then(|| {
+        let mut f = filters.clone();
+        f.push(("live", "1".into()));
+        logs_href(&project.name, &query.env, &f)
+    });
+    let tail_filters: Vec<(&str, String)> =
+        filters.iter().filter(|(k, _)| *k == "level" || *k == "q").cloned().collect();
+
     LogsPage {
+        live: false,
+        live_href,
+        still_href: logs_href(&project.name, &query.env, &filters),
+        tail_src: href("/api/v1/tail", &project.name, &query.env, &tail_filters),
+        row_href: logs_href(&project.name, &query.env, &filters),
         user: Some(user),
         // The offset at the end of the range: now, unless the user went back.
         zone: zone.label(query.to),
