@@ -273,3 +273,126 @@ pub fn validate(config: &Config, problems: &mut Vec<Problem>) {
 fn is_http_url(text: &str) -> bool {
     url::Url::parse(text).is_ok_and(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+        [[projects]]
+        name = "demo"
+        envs = ["production", "staging"]
+    "#;
+
+    fn problems(extra: &str, env: &[(&str, &str)]) -> Vec<String> {
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        match Config::from_sources(&format!("{BASE}\n{extra}"), &env) {
+            Ok(_) => Vec::new(),
+            Err(errors) => errors.0.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn a_valid_alerting_config_loads_with_its_defaults() {
+        let text = format!(
+            "{BASE}\n{}",
+            r#"
+            [smtp]
+            host = "smtp.example.com"
+            [[channels]]
+            name = "mail"
+            kind = "email"
+            to = ["oncall@example.com"]
+            [[alerts]]
+            name = "errors"
+            project = "demo"
+            when = "threshold"
+            channels = ["mail"]
+            "#
+        );
+        let config = Config::from_sources(&text, &[]).expect("valid");
+        let alert = &config.alerts[0];
+        assert_eq!((alert.query.as_str(), alert.threshold, alert.window_secs), ("level:>=error", 1, 300));
+        assert_eq!((alert.group_wait_secs, alert.repeat_secs, alert.send_resolved), (30, 3600, false));
+        assert_eq!((config.smtp.port, config.smtp.tls), (587, SmtpTls::Starttls));
+        assert_eq!(config.monitor.canary_interval_secs, 60);
+    }
+
+    #[test]
+    fn check_config_names_every_problem_of_the_alerting_sections() {
+        let found = problems(
+            r#"
+            [server]
+            public_url = "logs.example.com"
+            [[channels]]
+            name = "slack"
+            kind = "slack"
+            webhook_url = "ftp://hooks.example.com/x"
+            [[channels]]
+            name = "mail"
+            kind = "email"
+            to = ["not an address"]
+            [[channels]]
+            name = "bare"
+            kind = "slack"
+            [[alerts]]
+            name = "a"
+            project = "nope"
+            when = "threshold"
+            query = "level:>=error AND ("
+            threshold = 0
+            channels = ["slack", "pager"]
+            [[alerts]]
+            name = "a"
+            project = "demo"
+            envs = ["qa"]
+            when = "new_issue"
+            channels = []
+            [monitor]
+            channels = ["sms"]
+            "#,
+            &[],
+        );
+        let expected = [
+            "server.public_url: must be an http:// or https:// URL",
+            "channels[0].webhook_url: must be an http:// or https:// URL",
+            "channels[1].to[0]: `not an address` is not an e-mail address",
+            "channels[1].kind: an email channel needs [smtp] with a host",
+            "channels[2].webhook_url: a slack channel needs its incoming webhook URL",
+            "alerts[0].project: no project is named `nope`",
+            "alerts[0].threshold: must be at least 1",
+            "alerts[0].channels[1]: no channel is named `pager`",
+            "alerts[1].name: `a` is defined twice",
+            "alerts[1].envs[0]: project `demo` has no env `qa`",
+            "alerts[1].channels: must name at least one channel",
+            "monitor.channels[0]: no channel is named `sms`",
+        ];
+        for problem in expected {
+            assert!(found.iter().any(|f| f == problem), "missing `{problem}` in {found:#?}");
+        }
+        let query = found.iter().find(|f| f.starts_with("alerts[0].query: ")).expect("the query's problem");
+        assert!(query.contains("(at character 18)"), "with the position: {query}");
+        assert_eq!(found.len(), expected.len() + 1, "{found:#?}");
+    }
+
+    #[test]
+    fn a_webhook_url_may_come_from_the_environment_and_never_shows_in_a_problem() {
+        let channel = "[[channels]]\nname = \"ops-slack\"\nkind = \"slack\"\n";
+        let url = "https://hooks.slack.com/services/T1/B2/sekrit";
+        assert!(problems(channel, &[("LOGBOARD_CHANNEL_OPS_SLACK_WEBHOOK_URL", url)]).is_empty());
+        let bad = problems(channel, &[("LOGBOARD_CHANNEL_OPS_SLACK_WEBHOOK_URL", "sekrit-not-a-url")]);
+        assert_eq!(bad, ["channels[0].webhook_url: must be an http:// or https:// URL"]);
+        let config = Config::from_sources(
+            &format!("{BASE}\n{channel}"),
+            &[("LOGBOARD_CHANNEL_OPS_SLACK_WEBHOOK_URL".into(), url.into())],
+        )
+        .expect("valid");
+        assert!(!format!("{config:?}").contains("sekrit"), "Debug hides the webhook");
+    }
+
+    #[test]
+    fn the_canary_project_name_is_reserved() {
+        let found = problems("[[projects]]\nname = \"_logboard\"\nenvs = [\"x\"]\n", &[]);
+        assert_eq!(found, ["projects[1].name: `_logboard` is reserved for logboard's own canary"]);
+    }
+}
