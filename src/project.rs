@@ -71,6 +71,7 @@ impl Project {
             scrub: true,
             scrub_key_patterns: vec![],
             store_client_ip: false,
+            retention_days: None,
         };
         Project::new(&config, &CloudWatchConfig::default()).unwrap_or_else(|e| panic!("test project: {e}"))
     }
