@@ -36,7 +36,11 @@ const SHUTDOWN_FLUSH_DEADLINE: std::time::Duration = std::time::Duration::from_s
 /// Opens the configured store; it counts into `metrics`.
 pub async fn open_store(config: &Config, metrics: Arc<Metrics>) -> anyhow::Result<Arc<dyn LogStore>> {
     Ok(match config.storage.backend {
-        Backend::Local => Arc::new(LocalStore::open(&config.storage.data_dir, config.query_time_limit())?),
+        Backend::Local => Arc::new(LocalStore::open_with_retention(
+            &config.storage.data_dir,
+            config.query_time_limit(),
+            store::local::Retention::from_config(config),
+        )?),
         Backend::Cloudwatch => Arc::new(store::cloudwatch::CloudWatchStore::open(config, metrics).await?),
     })
 }
