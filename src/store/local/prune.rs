@@ -221,10 +221,7 @@ fn deleted(done: StepDone) -> usize {
     }
 }
 
-/// One pass: every expired event, then, past the cap, the oldest until 10 % below it. The rows
-/// to trim are estimated from the average row (index included) once per pass: deleted rows free
-/// their index pages only as the index merges, so measuring after each step would delete too
-/// many; a pass that leaves the store over the cap is followed by another.
+/// One pass: every expired event, then, past the cap, the oldest until 10 % below it.
 pub(super) fn pass(
     retention: &Arc<Retention>,
     writer: &mpsc::WeakSender<Request>,
@@ -242,27 +239,48 @@ pub(super) fn pass(
         }
     }
     if retention.max_bytes > 0 {
-        let StepDone::Size { used_bytes, events } = ask(writer, Step::Measure)? else { return Ok(pruned) };
-        if used_bytes > retention.max_bytes && events > 0 {
-            let excess = used_bytes as f64 - retention.max_bytes as f64 * TRIM_TO;
-            let mut rows = (excess / (used_bytes as f64 / events as f64)).ceil() as usize;
-            while rows > 0 {
-                let n = deleted(ask(writer, Step::Trim { rows: rows.min(STEP_ROWS) })?);
-                if n == 0 {
-                    break;
-                }
-                pruned.trimmed += n;
-                rows = rows.saturating_sub(n);
-            }
-            tracing::info!(
-                used_bytes,
-                max_bytes = retention.max_bytes,
-                deleted = pruned.trimmed,
-                "trimmed the oldest events"
-            );
-        }
+        pruned.trimmed = trim(retention.max_bytes, writer)?;
     }
     Ok(pruned)
+}
+
+/// Past `max_bytes`, deletes the oldest events until the bytes in use are 10 % below it; returns
+/// how many. Deleting a row frees less than the average row takes (pages partly emptied stay in
+/// use, the search index gives its space back only as it merges), so the rows to delete are
+/// estimated in a few rounds: first from the average row, then from what the last round freed
+/// per row. A pass that still leaves the store over the cap is followed by the next one.
+fn trim(max_bytes: u64, writer: &mpsc::WeakSender<Request>) -> anyhow::Result<usize> {
+    const ROUNDS: usize = 4;
+    let target = max_bytes as f64 * TRIM_TO;
+    let StepDone::Size { mut used_bytes, events } = ask(writer, Step::Measure)? else { return Ok(0) };
+    if used_bytes <= max_bytes || events == 0 {
+        return Ok(0);
+    }
+    let first_used = used_bytes;
+    let mut bytes_per_row = used_bytes as f64 / events as f64;
+    let mut trimmed = 0;
+    for _ in 0..ROUNDS {
+        let mut rows = ((used_bytes as f64 - target) / bytes_per_row).ceil() as usize;
+        let mut round = 0;
+        while rows > 0 {
+            let n = deleted(ask(writer, Step::Trim { rows: rows.min(STEP_ROWS) })?);
+            if n == 0 {
+                break;
+            }
+            round += n;
+            rows = rows.saturating_sub(n);
+        }
+        trimmed += round;
+        let StepDone::Size { used_bytes: now_used, .. } = ask(writer, Step::Measure)? else { break };
+        let freed = used_bytes.saturating_sub(now_used);
+        used_bytes = now_used;
+        if round == 0 || freed == 0 || used_bytes as f64 <= target {
+            break;
+        }
+        bytes_per_row = freed as f64 / round as f64;
+    }
+    tracing::info!(before = first_used, after = used_bytes, max_bytes, deleted = trimmed, "trimmed the oldest events");
+    Ok(trimmed)
 }
 
 /// The thread that runs a pass every [`PRUNE_EVERY`]; it ends when this is dropped or the
@@ -551,5 +569,83 @@ mod tests {
         }
         let left: i64 = conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0)).expect("count");
         assert_eq!(left, 50, "the recent half stays");
+    }
+
+    fn used_bytes(dir: &Path) -> u64 {
+        let conn = Connection::open(dir.join("events.db")).expect("db");
+        match measure(&conn).expect("measure") {
+            StepDone::Size { used_bytes, .. } => used_bytes,
+            StepDone::Deleted(_) => unreachable!(),
+        }
+    }
+
+    #[tokio::test]
+    async fn past_max_bytes_the_oldest_events_go_until_the_store_is_below_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = LocalStore::open(dir.path(), TEST_TIME_LIMIT).expect("open");
+        let now = OffsetDateTime::now_utc();
+        // Messages that do not compress to nothing: a number hashed into words.
+        let words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet"];
+        let message = |i: u64| {
+            let mut x = i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            (0..24)
+                .map(|_| {
+                    x = x.rotate_left(7) ^ (x >> 3);
+                    words[(x % 10) as usize]
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let events: Vec<StoredEvent> = (0..12_000u64)
+            .map(|i| {
+                event(
+                    &format!("{} {i}", message(i)),
+                    "info",
+                    if i % 4 == 0 { "dev" } else { "production" },
+                    now - Span::seconds(12_000 - i as i64 * 97 % 12_000),
+                )
+            })
+            .collect();
+        for chunk in events.chunks(1000) {
+            store.append(chunk.to_vec()).await.expect("append");
+        }
+        let before = used_bytes(dir.path());
+        let max_bytes = before / 2;
+        let retention = Retention { max_bytes, ..Retention::default() };
+        let mut passes = 0;
+        let mut trimmed = 0;
+        while used_bytes(dir.path()) > max_bytes {
+            passes += 1;
+            assert!(passes <= 2, "still {} bytes over {max_bytes} after 2 passes", used_bytes(dir.path()));
+            trimmed += prune_at(&store, retention.clone(), unix_ms(now)).await.trimmed;
+        }
+        let after = used_bytes(dir.path());
+        assert!(after as f64 <= max_bytes as f64 * 0.9, "{after} is 10 % below {max_bytes}");
+        assert!(after as f64 >= max_bytes as f64 * 0.7, "{after}: not much more than needed went");
+        let conn = Connection::open(dir.path().join("events.db")).expect("db");
+        let (left, oldest_left): (i64, i64) =
+            conn.query_row("SELECT count(*), min(ts) FROM events", [], |r| Ok((r.get(0)?, r.get(1)?))).expect("rows");
+        assert_eq!(left as usize, events.len() - trimmed);
+        let newest_gone = events.iter().map(|e| e.timestamp_ms()).filter(|ts| *ts < oldest_left).max();
+        assert_eq!(
+            events.iter().filter(|e| e.timestamp_ms() < oldest_left).count(),
+            trimmed,
+            "the oldest went: {newest_gone:?}"
+        );
+        let (counts, recount) = counts_and_recount(dir.path());
+        assert_eq!(counts, recount);
+
+        // The file keeps its size; new events fill the pages the old ones left.
+        let file = || std::fs::metadata(dir.path().join("events.db")).expect("file").len();
+        let checkpoint =
+            |conn: &Connection| conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).expect("checkpoint");
+        checkpoint(&conn);
+        let trimmed_file = file();
+        assert!(trimmed_file >= before, "SQLite does not shrink the file: {trimmed_file} < {before}");
+        let more: Vec<StoredEvent> =
+            (20_000..23_000u64).map(|i| event(&format!("{} {i}", message(i)), "info", "production", now)).collect();
+        store.append(more).await.expect("append");
+        checkpoint(&conn);
+        assert_eq!(file(), trimmed_file, "3,000 new events fit in the freed pages");
     }
 }
