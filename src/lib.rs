@@ -6,6 +6,7 @@
 
 pub mod batch;
 pub mod config;
+pub mod disk;
 pub mod error;
 pub mod event;
 pub mod issues;
@@ -61,6 +62,8 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let limits = web::limits::RateLimits::new(&config.limits, &config.server.trusted_proxies);
     let issues = issues::IssueIndex::open(&config.storage.data_dir)?;
     let zone = zone::Zone::named(&config.ui.timezone).map_err(|why| anyhow::anyhow!("ui.timezone: {why}"))?;
+    let disk = Arc::new(disk::DiskGuard::new(&config.storage.data_dir, config.retention.min_free_bytes));
+    disk.watch();
     Ok(AppState {
         config: Arc::new(config),
         store,
@@ -70,6 +73,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         metrics,
         issues: Arc::new(issues),
         zone,
+        disk,
     })
 }
 

@@ -86,6 +86,10 @@ pub async fn ingest(state: &AppState, request: IngestRequest) -> Result<Ingested
     })?;
     let (key, project) = project_for_key(state, &headers, query_key.as_deref())?;
     check_origin(project, &headers)?;
+    // Before the body is read: nothing of a refused request reaches a store.
+    if let Some(why) = state.disk.refusal() {
+        return Err(ApiError::Unavailable { message: why, retry_after_secs: crate::disk::RETRY_AFTER_SECS });
+    }
     let format = body_format(&headers)?;
     let encoding = content_encoding(&headers)?;
     let bytes = read_body(state, key, encoding, body).await?;

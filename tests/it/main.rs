@@ -9,6 +9,7 @@ mod browser;
 mod client;
 mod cloudwatch;
 mod cloudwatch_process;
+mod disk;
 mod http;
 mod process;
 mod properties;

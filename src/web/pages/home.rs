@@ -33,6 +33,8 @@ struct HomePage {
     zone: String,
     /// The CloudWatch writer's state, when that is the backend.
     writer: Option<String>,
+    /// Why ingest is refused for want of disk space, when it is.
+    disk: Option<String>,
     cards: Vec<EnvCard>,
 }
 
@@ -85,6 +87,7 @@ pub async fn show_home(
         other_span: if week { ("24 hours", "/") } else { ("7 days", "/?span=7d") },
         zone: state.zone.label(to),
         writer,
+        disk: state.disk.refusal(),
         cards,
     })
     .into_response()
