@@ -14,5 +14,6 @@ mod http;
 mod process;
 mod properties;
 mod query_suite;
+mod retention;
 mod timezone;
 mod writer_faults;
