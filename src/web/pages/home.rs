@@ -1,6 +1,7 @@
 //! The home page: a card per project/environment — its events by level over the last day (or
 //! week) as a stacked chart, errors against the same hours the day before, its three newest
-//! issues, and on CloudWatch the writer's health — so the first screen shows every service's state.
+//! issues, on CloudWatch the writer's health, and why ingest is paused when the disk is low — so the
+//! first screen shows every service's state.
 
 use askama::Template;
 use axum::extract::{Query, State};
