@@ -283,7 +283,7 @@ fn trim(max_bytes: u64, writer: &mpsc::WeakSender<Request>) -> anyhow::Result<us
     Ok(trimmed)
 }
 
-/// The thread that runs a pass every [`PRUNE_EVERY`]; it ends when this is dropped or the
+/// The thread that runs a pass every so often ([`PRUNE_EVERY`] in service); it ends when this is dropped or the
 /// writer has stopped.
 pub(super) struct Pruner {
     _stop: std_mpsc::Sender<()>,
