@@ -22,6 +22,14 @@ pub const DEFAULT_CONFIG_PATH: &str = "config.toml";
 const MAX_TIMEOUT_SECS: u64 = 86_400;
 /// Upper bound of `server.max_connections`, far above any open-file limit in use.
 const MAX_CONNECTIONS: u64 = 1_000_000;
+/// The longest retention accepted: a century (and far from overflowing a time in milliseconds).
+const MAX_RETENTION_DAYS: u32 = 36_500;
+/// The smallest `retention.max_bytes` other than 0: below it the store would be emptied over and
+/// over by its own index and bookkeeping.
+const MIN_MAX_BYTES: u64 = 1 << 20;
+/// The retention periods CloudWatch Logs accepts (`PutRetentionPolicy`), in days.
+pub const CLOUDWATCH_RETENTION_DAYS: [u32; 22] =
+    [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653];
 
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(default)]
@@ -32,6 +40,7 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub ui: UiConfig,
     pub auth: AuthConfig,
+    pub retention: RetentionConfig,
     pub projects: Vec<ProjectConfig>,
     pub smtp: SmtpConfig,
     pub channels: Vec<ChannelConfig>,
@@ -108,6 +117,24 @@ impl Default for StorageConfig {
             spool_max_bytes: 1 << 30,
             query_time_limit_ms: 10_000,
         }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct RetentionConfig {
+    /// Events older than this many days are deleted (CloudWatch: the groups' retention policy);
+    /// 0 keeps them for ever. A project's `retention_days` overrides it.
+    pub days: u32,
+    /// The embedded store's cap: past it the oldest events go until it is 10 % below; 0 = none.
+    pub max_bytes: u64,
+    /// Below this much free space under `data_dir`, ingest is refused (503) and `/readyz` fails.
+    pub min_free_bytes: u64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self { days: 30, max_bytes: 0, min_free_bytes: 512 << 20 }
     }
 }
 
@@ -229,6 +256,9 @@ pub struct ProjectConfig {
     /// Keep the sender's IP address in `extra.client_ip` (off: IPs are personal data).
     #[serde(default)]
     pub store_client_ip: bool,
+    /// This project's retention in days, instead of `retention.days` (0: for ever).
+    #[serde(default)]
+    pub retention_days: Option<u32>,
 }
 
 fn yes() -> bool {
@@ -402,7 +432,43 @@ impl Config {
         self.validate_auth(&mut problems);
         self.validate_projects(&mut problems);
         crate::alerts::config::validate(self, &mut problems);
+        self.validate_retention(&mut problems);
         problems
+    }
+
+    /// Retention periods are bounded; on CloudWatch they must be one the service accepts. A value
+    /// between two of those is refused rather than rounded: rounding would keep (or delete) data
+    /// for a period nobody wrote down, and the message lists what to choose from.
+    fn validate_retention(&self, problems: &mut Vec<Problem>) {
+        let mut check = |key: String, days: u32| {
+            if days > MAX_RETENTION_DAYS {
+                problems.push(problem(key, format!("must be at most {MAX_RETENTION_DAYS} (0 keeps events for ever)")));
+            } else if self.storage.backend == Backend::Cloudwatch
+                && days != 0
+                && !CLOUDWATCH_RETENTION_DAYS.contains(&days)
+            {
+                let allowed = CLOUDWATCH_RETENTION_DAYS.map(|d| d.to_string()).join(", ");
+                problems.push(problem(
+                    key,
+                    format!("{days} is not a CloudWatch retention period; use 0 (for ever) or one of {allowed}"),
+                ));
+            }
+        };
+        check("retention.days".into(), self.retention.days);
+        for (i, p) in self.projects.iter().enumerate() {
+            if let Some(days) = p.retention_days {
+                check(format!("projects[{i}].retention_days"), days);
+            }
+        }
+        if self.retention.max_bytes != 0 && self.retention.max_bytes < MIN_MAX_BYTES {
+            problems.push(problem("retention.max_bytes", format!("must be 0 (no cap) or at least {MIN_MAX_BYTES}")));
+        }
+    }
+
+    /// How many days a project's events are kept: its `retention_days`, else `retention.days`;
+    /// 0 = for ever.
+    pub fn retention_days(&self, project: &str) -> u32 {
+        self.project(project).and_then(|p| p.retention_days).unwrap_or(self.retention.days)
     }
 
     fn validate_cloudwatch(&self, problems: &mut Vec<Problem>) {
@@ -807,6 +873,36 @@ ingest_keys = ["k1"]
             (config.server.header_read_timeout_secs, config.server.idle_timeout_secs, config.server.max_connections),
             (10, 75, 1024)
         );
+    }
+
+    #[test]
+    fn retention_defaults_to_30_days_and_a_project_may_set_its_own() {
+        let config = Config::from_sources(SHIPPED, &[]).expect("shipped");
+        assert_eq!(
+            (config.retention.days, config.retention.max_bytes, config.retention.min_free_bytes),
+            (30, 0, 512 << 20)
+        );
+        assert_eq!(config.retention_days("demo"), 30);
+        let text = SHIPPED.replacen("name = \"demo\"", "name = \"demo\"\nretention_days = 7", 1);
+        let config = Config::from_sources(&text, &env(&[("LOGBOARD__RETENTION__DAYS", "0")])).expect("valid");
+        assert_eq!((config.retention_days("demo"), config.retention_days("other")), (7, 0));
+    }
+
+    #[test]
+    fn a_retention_cloudwatch_does_not_offer_is_refused_on_that_backend_only() {
+        let text = SHIPPED.replacen("name = \"demo\"", "name = \"demo\"\nretention_days = 10", 1);
+        assert!(Config::from_sources(&text, &[]).is_ok(), "any number of days on the embedded store");
+        let cloudwatch = env(&[("LOGBOARD__STORAGE__BACKEND", "cloudwatch"), ("LOGBOARD__RETENTION__DAYS", "45")]);
+        let err = Config::from_sources(&text, &cloudwatch).unwrap_err();
+        assert_eq!(keys(err), ["retention.days", "projects[0].retention_days"]);
+        let fine = env(&[("LOGBOARD__STORAGE__BACKEND", "cloudwatch"), ("LOGBOARD__RETENTION__DAYS", "0")]);
+        assert!(Config::from_sources(SHIPPED, &fine).is_ok(), "0 keeps events for ever on CloudWatch too");
+        let err = Config::from_sources(
+            SHIPPED,
+            &env(&[("LOGBOARD__RETENTION__DAYS", "36501"), ("LOGBOARD__RETENTION__MAX_BYTES", "1000")]),
+        )
+        .unwrap_err();
+        assert_eq!(keys(err), ["retention.days", "retention.max_bytes"]);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 pub mod alerts;
 pub mod batch;
 pub mod config;
+pub mod disk;
 pub mod error;
 pub mod event;
 pub mod healthcheck;
@@ -39,7 +40,11 @@ pub const SHUTDOWN_FLUSH_DEADLINE: std::time::Duration = std::time::Duration::fr
 /// Opens the configured store; it counts into `metrics`.
 pub async fn open_store(config: &Config, metrics: Arc<Metrics>) -> anyhow::Result<Arc<dyn LogStore>> {
     Ok(match config.storage.backend {
-        Backend::Local => Arc::new(LocalStore::open(&config.storage.data_dir, config.query_time_limit())?),
+        Backend::Local => Arc::new(LocalStore::open_with_retention(
+            &config.storage.data_dir,
+            config.query_time_limit(),
+            store::local::Retention::from_config(config),
+        )?),
         Backend::Cloudwatch => Arc::new(store::cloudwatch::CloudWatchStore::open(config, metrics).await?),
     })
 }
@@ -65,6 +70,8 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let alerts = Arc::new(alerts::engine::Alerts::new(&config, &projects, history, queue));
     let zone = zone::Zone::named(&config.ui.timezone).map_err(|why| anyhow::anyhow!("ui.timezone: {why}"))?;
     let config_max_watchers = config.server.max_tail_watchers;
+    let disk = Arc::new(disk::DiskGuard::new(&config.storage.data_dir, config.retention.min_free_bytes));
+    disk.watch();
     Ok(AppState {
         config: Arc::new(config),
         store,
@@ -78,6 +85,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         refusals: Arc::new(alerts::monitor::Refusals::default()),
         tail: Arc::new(web::tail::Tail::new(config_max_watchers)),
         zone,
+        disk,
     })
 }
 

@@ -74,6 +74,7 @@ impl Project {
             scrub: true,
             scrub_key_patterns: vec![],
             store_client_ip: false,
+            retention_days: None,
         };
         Project::new(&config, &CloudWatchConfig::default()).unwrap_or_else(|e| panic!("test project: {e}"))
     }
@@ -112,6 +113,8 @@ impl Projects {
                 scrub: false,
                 scrub_key_patterns: Vec::new(),
                 store_client_ip: false,
+                // A canary is worth nothing once read back: kept a day (a value CloudWatch takes).
+                retention_days: Some(1),
             };
             let project = Arc::new(Project { internal: true, ..Project::new(&canary, &config.cloudwatch)? });
             // A key made at start, known only to this process: nobody else can write there.

@@ -105,6 +105,10 @@ async fn store_batch(
     body: Body,
 ) -> Result<Ingested, ApiError> {
     check_origin(project, headers)?;
+    // Before the body is read: nothing of a refused request reaches a store.
+    if let Some(why) = state.disk.refusal() {
+        return Err(ApiError::Unavailable { message: why, retry_after_secs: crate::disk::RETRY_AFTER_SECS });
+    }
     let format = body_format(headers)?;
     let encoding = content_encoding(headers)?;
     let bytes = read_body(state, key, encoding, body).await?;

@@ -64,6 +64,8 @@ pub struct AppState {
     pub tail: Arc<tail::Tail>,
     /// The zone every time on the pages is shown and typed in (`[ui] timezone`); the API keeps UTC.
     pub zone: Zone,
+    /// Whether the disk under `data_dir` has room: below `retention.min_free_bytes`, no ingest.
+    pub disk: Arc<crate::disk::DiskGuard>,
 }
 
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
@@ -166,6 +168,9 @@ async fn show_metrics(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 async fn check_ready(State(state): State<AppState>) -> impl IntoResponse {
+    if let Some(why) = state.disk.refusal() {
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "not ready", "reason": why})));
+    }
     match state.store.check_ready().await {
         Ok(()) => (StatusCode::OK, Json(json!({"status": "ready"}))),
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "not ready", "reason": format!("{e:#}")}))),

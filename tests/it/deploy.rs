@@ -13,11 +13,6 @@ use common::binary::{self, logboard};
 use logboard::config::Config;
 use serde_json::Value;
 
-/// Actions the policy grants before the code on this branch calls them: work on another branch
-/// (retention: `PutRetentionPolicy` on the groups logboard creates). Each entry must not be
-/// called yet; once it is, the test says to delete it here, so the policy stays exact.
-const GRANTED_AHEAD_OF_THE_CODE: &[&str] = &["PutRetentionPolicy"];
-
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
@@ -264,18 +259,18 @@ fn policy_statements() -> Vec<(Vec<String>, Vec<String>)> {
 #[test]
 fn the_iam_policy_grants_exactly_the_cloudwatch_logs_actions_the_code_calls() {
     let called = operations_called();
-    for expected in ["PutLogEvents", "CreateLogGroup", "CreateLogStream", "DescribeLogGroups", "FilterLogEvents"] {
+    for expected in [
+        "PutLogEvents",
+        "CreateLogGroup",
+        "CreateLogStream",
+        "DescribeLogGroups",
+        "FilterLogEvents",
+        "PutRetentionPolicy",
+    ] {
         assert!(called.contains(expected), "the source scan misses {expected}: {called:?}");
     }
     let granted: BTreeSet<String> = policy_statements().into_iter().flat_map(|(actions, _)| actions).collect();
-    for ahead in GRANTED_AHEAD_OF_THE_CODE {
-        assert!(
-            !called.contains(*ahead),
-            "{ahead} is called now: remove it from GRANTED_AHEAD_OF_THE_CODE in tests/it/deploy.rs"
-        );
-    }
-    let mut expected = called.clone();
-    expected.extend(GRANTED_AHEAD_OF_THE_CODE.iter().map(|a| a.to_string()));
+    let expected = called.clone();
     let missing: Vec<&String> = expected.difference(&granted).collect();
     let extra: Vec<&String> = granted.difference(&expected).collect();
     assert!(

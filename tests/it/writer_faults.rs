@@ -238,11 +238,12 @@ async fn an_invalid_event_is_isolated_and_dead_lettered_and_shown_in_the_api_and
 #[tokio::test]
 async fn too_old_too_new_and_expired_events_of_one_call_go_to_the_dead_letters_by_reason() {
     let fake = FakeCloudWatch::start().await;
-    // The group keeps 3 days and the fake's clock runs a day ahead of ours: events our door
-    // accepted are too old or expired for "CloudWatch". Too new comes from an injected answer.
+    // The group keeps 3 days (as configured: logboard would correct another policy) and the
+    // fake's clock runs a day ahead of ours: events our door accepted are too old or expired for
+    // "CloudWatch". Too new comes from an injected answer.
     fake.create_group(GROUP);
     fake.set_retention(GROUP, 3);
-    let app = start(&fake).await;
+    let app = start_with(&fake, &[("LOGBOARD__RETENTION__DAYS", "3")], options()).await;
     let now = now_ms();
     let day = 24 * HOUR_MS;
     // seq 0: 13.5 days old (too old for a clock a day ahead); 1: 3.5 days (expired);

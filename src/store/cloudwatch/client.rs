@@ -1,7 +1,8 @@
 //! The AWS side of the backend: the SDK client as logboard sets it up (one attempt per call,
 //! bounded; the shipper is the one retry layer), the shipper's destination (PutLogEvents,
-//! CreateLogGroup, CreateLogStream), and how an SDK error is classified for the shipper.
+//! CreateLogGroup with the new group's retention policy, CreateLogStream), and how an SDK error is classified for the shipper.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -12,6 +13,7 @@ use aws_sdk_cloudwatchlogs::Client;
 use aws_sdk_cloudwatchlogs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_cloudwatchlogs::types::InputLogEvent;
 
+use super::retention::GroupRetention;
 use super::shipper::{LogDestination, OutEvent, PutError, PutOutcome};
 use crate::config::CloudWatchConfig;
 
@@ -47,9 +49,11 @@ pub fn with_one_attempt(client: &Client, attempt_timeout: Duration) -> Client {
     Client::from_conf(config)
 }
 
-/// The writer's destination: PutLogEvents, CreateLogGroup, CreateLogStream.
+/// The writer's destination: PutLogEvents, CreateLogGroup (and the new group's retention
+/// policy), CreateLogStream.
 pub struct CloudWatchDestination {
     pub client: Client,
+    pub retention: Arc<GroupRetention>,
 }
 
 #[async_trait]
@@ -81,7 +85,9 @@ impl LogDestination for CloudWatchDestination {
     }
 
     async fn create_group(&self, group: &str) -> Result<(), PutError> {
-        self.client.create_log_group().log_group_name(group).send().await.map(|_| ()).map_err(put_error)
+        self.client.create_log_group().log_group_name(group).send().await.map_err(put_error)?;
+        self.retention.on_created(&self.client, group).await;
+        Ok(())
     }
 
     async fn create_stream(&self, group: &str, stream: &str) -> Result<(), PutError> {

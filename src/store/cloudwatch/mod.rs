@@ -11,6 +11,7 @@ mod lambda;
 mod naming;
 mod pattern;
 mod read;
+pub mod retention;
 pub mod shipper;
 pub mod spool;
 
@@ -74,6 +75,8 @@ pub struct CloudWatchStore {
     /// Turned true on shutdown: the writer flushes everything at once.
     flush_all: watch::Sender<bool>,
     writer: AbortHandle,
+    /// Keeps the groups' retention policies as configured.
+    retention: AbortHandle,
     /// When CloudWatch last answered a readiness probe.
     last_ready: Mutex<Option<Instant>>,
     /// External groups by prefix, and when they were listed.
@@ -100,7 +103,9 @@ impl CloudWatchStore {
         let spool = Arc::new(Spool::open(&config.storage.data_dir).context("opening the spool")?);
         let notify = Arc::new(Notify::new());
         let (flush_all, flush_rx) = watch::channel(false);
-        let destination = Arc::new(CloudWatchDestination { client: client.clone() });
+        let retention = Arc::new(retention::GroupRetention::from_config(config));
+        let destination = Arc::new(CloudWatchDestination { client: client.clone(), retention: Arc::clone(&retention) });
+        let retention = retention.watch(client.clone());
         let writer = Writer::new(Arc::clone(&spool), destination)
             .with_metrics(Arc::clone(&metrics))
             .with_linger(options.linger)
@@ -117,6 +122,7 @@ impl CloudWatchStore {
             notify,
             flush_all,
             writer,
+            retention,
             last_ready: Mutex::new(None),
             external_groups: Mutex::new(HashMap::new()),
         })
@@ -136,6 +142,7 @@ impl Drop for CloudWatchStore {
     fn drop(&mut self) {
         // What is not shipped stays in the spool for the next start.
         self.writer.abort();
+        self.retention.abort();
     }
 }
 

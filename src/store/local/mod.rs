@@ -9,6 +9,7 @@
 //! runs past the limit, is refused with a [`ReadRefused`] the caller can act on.
 
 mod codec;
+mod prune;
 mod read;
 mod schema;
 mod text_index;
@@ -28,9 +29,11 @@ use tokio::sync::{mpsc, oneshot};
 use ulid::Ulid;
 
 use self::codec::{BodyDecoder, BodyEncoder, NewestDictionary};
+use self::prune::Pruner;
+pub use self::prune::{Pruned, Retention};
 use self::read::{Scope, Sink};
 use self::text_index::Need;
-use self::write::{Row, Writer, level_code};
+use self::write::{Request, Row, Writer, level_code};
 use super::histogram::{Buckets, Histogram};
 use super::{EventPage, EventQuery, Group, GroupKind, LevelCounts, LogStore, ReadRefused};
 use crate::event::{Level, StoredEvent, unix_ms};
@@ -54,10 +57,8 @@ const MAX_READ_WAIT: Duration = Duration::from_secs(3);
 /// most this long: a probe answers quickly either way.
 const READY_CHECK_LIMIT: Duration = Duration::from_secs(1);
 
-type AppendRequest = write::AppendRequest;
-
 pub struct LocalStore {
-    appends: mpsc::Sender<AppendRequest>,
+    appends: mpsc::Sender<Request>,
     /// What bodies are compressed with; the writer replaces it as it trains new ones.
     dictionary: Arc<NewestDictionary>,
     /// Reads that may check many events: a search or a level filter.
@@ -68,6 +69,10 @@ pub struct LocalStore {
     ready: ReadPool,
     /// Suggested to a caller refused for a busy lane: by then every running read has ended.
     retry_after_secs: u64,
+    /// How long events are kept: reads leave out what is past it even before it is deleted.
+    retention: Arc<Retention>,
+    /// Deletes what is past the retention; stops when the store is dropped.
+    _pruner: Option<Pruner>,
 }
 
 /// Which lane a read goes to.
@@ -82,6 +87,24 @@ impl LocalStore {
     /// running longer than `query_time_limit` is stopped. A store of the first layout is moved
     /// into the current one first.
     pub fn open(data_dir: &Path, query_time_limit: Duration) -> anyhow::Result<LocalStore> {
+        LocalStore::open_with_retention(data_dir, query_time_limit, Retention::default())
+    }
+
+    /// [`LocalStore::open`], deleting events past `retention` in the background.
+    pub fn open_with_retention(
+        data_dir: &Path,
+        query_time_limit: Duration,
+        retention: Retention,
+    ) -> anyhow::Result<LocalStore> {
+        LocalStore::open_pruning_every(data_dir, query_time_limit, retention, prune::PRUNE_EVERY)
+    }
+
+    fn open_pruning_every(
+        data_dir: &Path,
+        query_time_limit: Duration,
+        retention: Retention,
+        every: Duration,
+    ) -> anyhow::Result<LocalStore> {
         std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
         let path = data_dir.join("events.db");
         // A 64 MB page cache keeps the indexes' hot pages in memory under sustained ingest.
@@ -105,7 +128,36 @@ impl LocalStore {
             move |conn, batch| writer.commit_round(conn, batch),
         )?;
         let retry_after_secs = (query_time_limit.as_secs() + u64::from(query_time_limit.subsec_nanos() > 0)).max(1);
-        Ok(LocalStore { appends, dictionary, searches, lookups, ready, retry_after_secs })
+        let retention = Arc::new(retention);
+        let pruner = (*retention != Retention::default())
+            .then(|| Pruner::spawn(Arc::clone(&retention), appends.downgrade(), every))
+            .transpose()?;
+        Ok(LocalStore { appends, dictionary, searches, lookups, ready, retry_after_secs, retention, _pruner: pruner })
+    }
+
+    /// Deletes now what the background pass would: expired events, then the oldest past the cap.
+    pub async fn prune(&self) -> anyhow::Result<Pruned> {
+        let (retention, writer) = (Arc::clone(&self.retention), self.appends.downgrade());
+        let now_ms = unix_ms(OffsetDateTime::now_utc());
+        tokio::task::spawn_blocking(move || prune::pass(&retention, &writer, now_ms)).await?
+    }
+
+    /// The oldest time a read of `project` may see: its retention's horizon (the deleter may
+    /// not have got there yet).
+    fn horizon_ms(&self, project: &str) -> i64 {
+        self.retention.horizon_ms(project, unix_ms(OffsetDateTime::now_utc())).unwrap_or(i64::MIN)
+    }
+
+    /// The rows of the query's range and levels, before its cursor, within the retention (the
+    /// stream is found in the read).
+    fn scope(&self, query: &EventQuery<'_>) -> Scope {
+        Scope {
+            stream: 0,
+            from_ms: unix_ms(query.from).max(self.horizon_ms(&query.project.name)),
+            to_ms: unix_ms(query.to),
+            levels: query.levels.iter().map(|l| level_code(*l)).collect(),
+            before: query.cursor.map(|c| (c.timestamp_ms, c.id.to_bytes())),
+        }
     }
 
     async fn read<T: Send + 'static>(
@@ -128,17 +180,6 @@ impl LocalStore {
 /// Whether the read names the one group this store holds (the project's own).
 fn holds_group(query: &EventQuery<'_>) -> bool {
     query.group.as_deref().is_none_or(|g| g == query.project.own_group(&query.env))
-}
-
-/// The rows of the query's range and levels, before its cursor (the stream is found in the read).
-fn scope(query: &EventQuery<'_>) -> Scope {
-    Scope {
-        stream: 0,
-        from_ms: unix_ms(query.from),
-        to_ms: unix_ms(query.to),
-        levels: query.levels.iter().map(|l| level_code(*l)).collect(),
-        before: query.cursor.map(|c| (c.timestamp_ms, c.id.to_bytes())),
-    }
 }
 
 /// Without a search or level filter the newest events of a range come straight off the
@@ -263,7 +304,10 @@ impl LogStore for LocalStore {
         let mut encoder = BodyEncoder::new(dictionary.as_deref())?;
         let rows = events.iter().map(|e| Row::from_event(e, &mut encoder)).collect::<anyhow::Result<_>>()?;
         let (reply, answer) = oneshot::channel();
-        self.appends.send((rows, reply)).await.map_err(|_| anyhow!("the embedded store writer has stopped"))?;
+        self.appends
+            .send(Request::Append(rows, reply))
+            .await
+            .map_err(|_| anyhow!("the embedded store writer has stopped"))?;
         answer
             .await
             .map_err(|_| anyhow!("the embedded store writer has stopped"))?
@@ -282,7 +326,7 @@ impl LogStore for LocalStore {
         let (project, env, limit) = (query.project.name.clone(), query.env.clone(), query.limit);
         let (search, group) = (query.search.clone(), query.group_name().to_string());
         let Some(levels) = levels_to_read(&query.levels, &search) else { return Ok(EventPage::default()) };
-        let mut scope = Scope { levels, ..scope(query) };
+        let mut scope = Scope { levels, ..self.scope(query) };
         let events = self
             .read(lane(query), move |conn| {
                 let Some(stream) = read::stream(conn, &project, &env)? else { return Ok(Vec::new()) };
@@ -314,7 +358,7 @@ impl LogStore for LocalStore {
         let (project, env) = (query.project.name.clone(), query.env.clone());
         let (search, group) = (query.search.clone(), query.group_name().to_string());
         let Some(levels) = levels_to_read(&query.levels, &search) else { return Ok(histogram) };
-        let mut scope = Scope { levels, before: None, ..scope(query) };
+        let mut scope = Scope { levels, before: None, ..self.scope(query) };
         let lane = if search.root().is_none() { Lane::Lookup } else { Lane::Search };
         self.read(lane, move |conn| {
             let Some(stream) = read::stream(conn, &project, &env)? else { return Ok(histogram) };
@@ -342,11 +386,14 @@ impl LogStore for LocalStore {
         if group.is_some_and(|g| g != project.own_group(env)) {
             return Ok(None);
         }
+        // An id's time part is its event's time: the key finds it directly.
+        let ts = i64::try_from(id.timestamp_ms()).unwrap_or(i64::MAX);
+        if ts < self.horizon_ms(&project.name) {
+            return Ok(None);
+        }
         let (project, env) = (project.name.clone(), env.to_string());
         self.read(Lane::Lookup, move |conn| {
             let Some(stream) = read::stream(conn, &project, &env)? else { return Ok(None) };
-            // An id's time part is its event's time: the key finds it directly.
-            let ts = i64::try_from(id.timestamp_ms()).unwrap_or(i64::MAX);
             let body: Option<Vec<u8>> = conn
                 .prepare_cached("SELECT body FROM events WHERE stream = ?1 AND ts = ?2 AND id = ?3")?
                 .query_row(rusqlite::params![stream, ts, &id.to_bytes()[..]], |row| row.get(0))
@@ -363,11 +410,12 @@ impl LogStore for LocalStore {
         from: OffsetDateTime,
         to: OffsetDateTime,
     ) -> anyhow::Result<LevelCounts> {
+        let from_ms = unix_ms(from).max(self.horizon_ms(project));
         let (project, env) = (project.to_string(), env.to_string());
         self.read(Lane::Lookup, move |conn| {
             let mut counts = LevelCounts::default();
             let Some(stream) = read::stream(conn, &project, &env)? else { return Ok(counts) };
-            let scope = Scope { stream, from_ms: unix_ms(from), to_ms: unix_ms(to), levels: vec![], before: None };
+            let scope = Scope { stream, from_ms, to_ms: unix_ms(to), levels: vec![], before: None };
             read::by_minute(conn, &scope, |_, level, n| *counts.counts.entry(level).or_default() += n)?;
             Ok(counts)
         })
@@ -397,15 +445,15 @@ mod tests {
     use serde_json::json;
     use time::Duration;
 
-    const TEST_TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+    pub(super) const TEST_TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
-    fn project() -> &'static Project {
+    pub(super) fn project() -> &'static Project {
         static PROJECT: std::sync::LazyLock<Project> =
             std::sync::LazyLock::new(|| Project::for_tests(&["production", "dev"]));
         &PROJECT
     }
 
-    fn event(message: &str, level: &str, env: &str, at: OffsetDateTime) -> StoredEvent {
+    pub(super) fn event(message: &str, level: &str, env: &str, at: OffsetDateTime) -> StoredEvent {
         let ctx = Context {
             project: project(),
             default_env: None,
@@ -416,7 +464,7 @@ mod tests {
             .expect("valid")
     }
 
-    fn query(now: OffsetDateTime) -> EventQuery<'static> {
+    pub(super) fn query(now: OffsetDateTime) -> EventQuery<'static> {
         EventQuery {
             project: project(),
             env: "production".into(),

@@ -10,13 +10,14 @@ use rusqlite::{Connection, OptionalExtension, Transaction};
 use tokio::sync::oneshot;
 
 use super::codec::{BodyDecoder, BodyEncoder, NewestDictionary, train_dictionary};
+use super::prune::{Step, StepDone};
 use super::schema::FIRST_LAYOUT_TABLE;
 use super::text_index::{BLOCK_EVENTS, BLOCK_SHIFT, IndexText, document};
 use crate::event::{Level, StoredEvent};
 use crate::sqlite::AfterCommit;
 use crate::store::histogram::level_index;
 
-const MINUTE_MS: i64 = 60_000;
+pub(super) const MINUTE_MS: i64 = 60_000;
 /// The first dictionary is trained once this many events are stored, and a new one each time
 /// the store has grown tenfold since the last: few dictionaries, each fitted to more data.
 const FIRST_DICTIONARY_AT: i64 = 10_000;
@@ -58,15 +59,21 @@ pub(super) fn level_code(level: Level) -> i64 {
 
 pub(super) type AppendRequest = (Vec<Row>, oneshot::Sender<Result<(), String>>);
 
+/// What the writer thread is asked to do: store rows, or take a step of deleting old ones.
+pub(super) enum Request {
+    Append(Vec<Row>, oneshot::Sender<Result<(), String>>),
+    Prune(Step, oneshot::Sender<Result<StepDone, String>>),
+}
+
 /// What the writer keeps between rounds. All of it can be rebuilt from the database, and is
 /// after a failed commit.
 pub(super) struct Writer {
     streams: HashMap<(String, String), i64>,
     next_seq: i64,
     /// The first `seq` whose block is not in the index yet (a block boundary).
-    indexed_upto: i64,
+    pub(super) indexed_upto: i64,
     /// The index text of every row from `indexed_upto` on: the block being filled.
-    pending: Vec<(i64, IndexText)>,
+    pub(super) pending: Vec<(i64, IndexText)>,
     dictionary: Arc<NewestDictionary>,
     /// `seq` at which the next dictionary is trained.
     next_dictionary_at: i64,
@@ -80,6 +87,9 @@ impl Writer {
             .query_row("SELECT value FROM index_state WHERE name = 'indexed_upto'", [], |row| row.get(0))
             .optional()?
             .unwrap_or(0);
+        // When the newest rows were deleted (expired), a `seq` of an indexed block must still
+        // not come back: its block's index row would name rows it never saw.
+        let next_seq = next_seq.max(indexed_upto);
         let last_trained: Option<i64> = conn
             .query_row("SELECT trained_at_seq FROM dictionaries ORDER BY rowid DESC LIMIT 1", [], |row| row.get(0))
             .optional()?;
@@ -105,7 +115,34 @@ impl Writer {
 
     /// One round of the writer thread: commits the waiting requests together and answers each
     /// once its events are on disk.
-    pub(super) fn commit_round(&mut self, conn: &mut Connection, mut batch: Vec<AppendRequest>) -> AfterCommit {
+    pub(super) fn commit_round(&mut self, conn: &mut Connection, requests: Vec<Request>) -> AfterCommit {
+        let mut batch = Vec::with_capacity(requests.len());
+        let mut steps = Vec::new();
+        for request in requests {
+            match request {
+                Request::Append(rows, reply) => batch.push((rows, reply)),
+                Request::Prune(step, reply) => steps.push((step, reply)),
+            }
+        }
+        if !batch.is_empty() {
+            self.commit_appends(conn, batch);
+        }
+        for (step, reply) in steps {
+            let result = self.take_step(conn, &step).map_err(|e| {
+                tracing::error!(error = %format!("{e:#}"), "a deletion step failed");
+                format!("{e:#}")
+            });
+            let _ = reply.send(result);
+        }
+        if self.next_seq >= self.next_dictionary_at {
+            if let Err(error) = self.train(conn) {
+                tracing::warn!(error = %format!("{error:#}"), "training a compression dictionary");
+            }
+        }
+        AfterCommit::Wait
+    }
+
+    fn commit_appends(&mut self, conn: &mut Connection, mut batch: Vec<AppendRequest>) {
         let result = self.commit(conn, batch.iter_mut().flat_map(|(rows, _)| rows.iter_mut()));
         let result = result.map_err(|e| {
             tracing::error!(error = %format!("{e:#}"), requests = batch.len(), "embedded store commit failed");
@@ -119,12 +156,6 @@ impl Writer {
         for (_, reply) in batch {
             let _ = reply.send(result.clone());
         }
-        if self.next_seq >= self.next_dictionary_at {
-            if let Err(error) = self.train(conn) {
-                tracing::warn!(error = %format!("{error:#}"), "training a compression dictionary");
-            }
-        }
-        AfterCommit::Wait
     }
 
     fn commit<'a>(&mut self, conn: &mut Connection, rows: impl Iterator<Item = &'a mut Row>) -> anyhow::Result<()> {

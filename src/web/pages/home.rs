@@ -1,6 +1,7 @@
 //! The home page: a card per project/environment — its events by level over the last day (or
 //! week) as a stacked chart, errors against the same hours the day before, its three newest
-//! issues, and on CloudWatch the writer's health — so the first screen shows every service's state.
+//! issues, on CloudWatch the writer's health, and why ingest is paused when the disk is low — so the
+//! first screen shows every service's state.
 
 use askama::Template;
 use axum::extract::{Query, State};
@@ -33,6 +34,8 @@ struct HomePage {
     zone: String,
     /// The CloudWatch writer's state, when that is the backend.
     writer: Option<String>,
+    /// Why ingest is refused for want of disk space, when it is.
+    disk: Option<String>,
     cards: Vec<EnvCard>,
 }
 
@@ -85,6 +88,7 @@ pub async fn show_home(
         other_span: if week { ("24 hours", "/") } else { ("7 days", "/?span=7d") },
         zone: state.zone.label(to),
         writer,
+        disk: state.disk.refusal(),
         cards,
     })
     .into_response()
