@@ -62,7 +62,7 @@ group_wait_secs = 1
     )
 }
 
-async fn app_with_rules(receiver: &Receiver) -> TestApp {
+pub(crate) async fn app_with_rules(receiver: &Receiver) -> TestApp {
     let dir = tempfile::tempdir().expect("dir");
     // The [server] section of the extra TOML would clash with the shipped one: the URL comes
     // from the environment instead.
@@ -71,7 +71,7 @@ async fn app_with_rules(receiver: &Receiver) -> TestApp {
     common::spawn_app_from(config, dir).await
 }
 
-fn errors(env: &str, n: usize, word: &str) -> Value {
+pub(crate) fn errors(env: &str, n: usize, word: &str) -> Value {
     let events: Vec<Value> = (0..n)
         .map(|i| json!({"level": "error", "message": format!("{word} failed for order {i}"), "type": "PaymentError"}))
         .collect();
@@ -80,7 +80,7 @@ fn errors(env: &str, n: usize, word: &str) -> Value {
 
 /// Waits until the receiver has accepted `n` messages (or the deadline passes), then [`quiet`],
 /// so that a message too many would be seen too.
-async fn wait_for_messages(receiver: &Receiver, n: usize) -> Vec<Value> {
+pub(crate) async fn wait_for_messages(receiver: &Receiver, n: usize) -> Vec<Value> {
     let deadline = Instant::now() + DEADLINE;
     while receiver.accepted().len() < n && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;

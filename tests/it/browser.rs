@@ -476,3 +476,46 @@ async fn in_live_mode_a_new_event_appears_on_top_as_the_server_would_draw_its_ro
         browser.find("a.live-toggle").await.attr("href").await.expect("href").is_some_and(|h| h.ends_with("live=1"))
     );
 }
+
+#[tokio::test]
+async fn the_alerts_page_shows_a_firing_rule_against_its_threshold_and_snoozes_it_with_a_form() {
+    let receiver = common::receivers::Receiver::start(Vec::new()).await;
+    let app = crate::alerts::app_with_rules(&receiver).await;
+    assert_eq!(app.ingest(&crate::alerts::errors("production", 12, "checkout")).await.0, 202);
+    assert_eq!(crate::alerts::wait_for_messages(&receiver, 1).await.len(), 1);
+
+    let browser = Browser::headless().await;
+    browser.goto(&app.url("/login?next=%2Falerts")).await;
+    log_in(&browser).await;
+    let rule = "tr.alert-rule[data-rule='checkout errors']";
+    assert_eq!(browser.text(&format!("{rule} td.state")).await, "firing");
+    assert_eq!(browser.text(&format!("{rule} td.value")).await, "production: 12 / 5 (firing)");
+    let history = browser.texts("tr.alert-history li").await;
+    assert!(history.iter().any(|h| h.contains("fired production: 12 events in 300 s")), "{history:?}");
+    assert!(history.iter().any(|h| h.contains("to ops-slack: sent after 1 attempt(s)")), "{history:?}");
+
+    // The form posts and comes back to /alerts: the same address, so wait for the new page.
+    let state_after_click = |wanted: &'static str| {
+        let browser = &browser;
+        async move {
+            browser.click(&format!("{rule} td.snooze button")).await;
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            loop {
+                let state = browser.text(&format!("{rule} td.state")).await;
+                if state.starts_with(wanted) || std::time::Instant::now() > deadline {
+                    return state;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    };
+    let state = state_after_click("snoozed").await;
+    assert!(state.starts_with("snoozed") && state.contains("until"), "{state}");
+    assert_eq!(browser.path().await, "/alerts");
+    assert_eq!(state_after_click("firing").await, "firing", "un-snoozed");
+    let history = browser.texts("tr.alert-history li").await;
+    assert!(
+        history.iter().any(|h| h.contains("unsnoozed")) && history.iter().any(|h| h.contains("snoozed: until")),
+        "{history:?}"
+    );
+}
