@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::event::{Level, StoredEvent};
 use crate::issues::Changes;
 use crate::project::Projects;
-use crate::search::Query;
+use crate::search::{Query, Subject};
 
 /// Where notifications are queued for delivery (the durable outbox).
 pub trait Outbox: std::marker::Send + Sync {
@@ -133,16 +133,22 @@ pub struct EnvView {
     pub value: u64,
 }
 
-/// The threshold rules' matches in one batch, by slot.
+/// The rules' matches in one batch.
 #[derive(Debug, Default)]
-pub struct Hits(Vec<Hit>);
+pub struct Hits {
+    /// (slot, occurrence time) of each threshold match.
+    times: Vec<(usize, i64)>,
+    /// (slot, message) of each threshold slot's newest match.
+    newest: Vec<(usize, String)>,
+    /// Error events an issue rule matched, in case their issue is new (or regressed).
+    issues: Vec<IssueHit>,
+}
 
 #[derive(Debug)]
-struct Hit {
+struct IssueHit {
     slot: usize,
-    /// Occurrence times of the matching events.
-    times: Vec<i64>,
-    newest: Option<String>,
+    fingerprint: String,
+    title: String,
 }
 
 /// What a slot watches; fixed at start, so ingest reads it without the lock.
@@ -251,46 +257,53 @@ impl Alerts {
         self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The threshold rules' matches among events about to be stored; counted by
-    /// [`Alerts::observe`] once they are. Runs without the lock, so ingest tasks evaluate
-    /// queries side by side.
+    /// The rules' matches among events about to be stored, counted and gathered by
+    /// [`Alerts::observe`] once they are: threshold matches, and the error events an issue rule
+    /// would report should their issue turn out new (or regressed). Runs without the lock, so
+    /// ingest tasks evaluate side by side; each event is read once for all the rules.
     pub fn matches(&self, events: &[StoredEvent]) -> Hits {
-        let mut hits = Vec::new();
-        for (slot, target) in self.targets.iter().enumerate() {
-            let rule = &self.rules[target.rule];
-            if rule.kind != Kind::Threshold {
-                continue;
-            }
-            let mut hit = Hit { slot, times: Vec::new(), newest: None };
-            let mut newest: Option<&StoredEvent> = None;
-            for event in events.iter().filter(|e| e.project == rule.project && e.env == target.env) {
-                if rule.levels.as_ref().is_none_or(|levels| levels.contains(&event.level))
-                    && rule.query.matches(event, &target.group)
+        let mut hits = Hits::default();
+        let mut newest: Vec<Option<(i64, &str)>> = vec![None; self.targets.len()];
+        for event in events {
+            let mut subject = None;
+            for (slot, target) in self.targets.iter().enumerate() {
+                let rule = &self.rules[target.rule];
+                if rule.kind == Kind::Monitor
+                    || event.project != rule.project
+                    || event.env != target.env
+                    || !rule.levels.as_ref().is_none_or(|levels| levels.contains(&event.level))
                 {
-                    hit.times.push(event.timestamp_ms());
-                    if newest.is_none_or(|n| n.timestamp_ms() <= event.timestamp_ms()) {
-                        newest = Some(event);
-                    }
+                    continue;
+                }
+                let issue_rule = matches!(rule.kind, Kind::NewIssue | Kind::Regression);
+                if issue_rule && event.fingerprint.is_none() {
+                    continue;
+                }
+                let subject = subject.get_or_insert_with(|| Subject::new(event, &target.group));
+                if !rule.query.matches_subject(subject) {
+                    continue;
+                }
+                if issue_rule {
+                    let fingerprint = event.fingerprint.clone().unwrap_or_default();
+                    hits.issues.push(IssueHit { slot, fingerprint, title: clip(&event.message) });
+                    continue;
+                }
+                let ts = event.timestamp_ms();
+                hits.times.push((slot, ts));
+                if newest[slot].is_none_or(|(newest_ts, _)| newest_ts <= ts) {
+                    newest[slot] = Some((ts, &event.message));
                 }
             }
-            if let Some(event) = newest {
-                hit.newest = Some(clip(&event.message));
-                hits.push(hit);
-            }
         }
-        Hits(hits)
-    }
-
-    /// Whether any rule watches new issues or regressions (ingest then keeps its errors for
-    /// [`Alerts::observe`]).
-    pub fn watches_issues(&self) -> bool {
-        self.rules.iter().any(|r| matches!(r.kind, Kind::NewIssue | Kind::Regression))
+        hits.newest = newest.into_iter().enumerate().filter_map(|(slot, n)| n.map(|(_, m)| (slot, clip(m)))).collect();
+        hits
     }
 
     /// Counts stored events' `hits` into the threshold rules, and gathers the issues `changes`
-    /// names (the events that made them are among `errors`) into the issue rules.
+    /// names into the issue rules: those `hits` found among ingested events, and those whose
+    /// events are among `errors` (events read back from a store, not matched before).
     pub fn observe(&self, hits: Hits, changes: &Changes, errors: &[StoredEvent], now_ms: i64) {
-        let mut issues: Vec<(usize, &StoredEvent)> = Vec::new();
+        let mut issues: Vec<(usize, String, String)> = Vec::new();
         for (slot, target) in self.targets.iter().enumerate() {
             let rule = &self.rules[target.rule];
             let keys = match rule.kind {
@@ -302,36 +315,38 @@ impl Alerts {
                 if *project != rule.project || *env != target.env {
                     continue;
                 }
-                let first = errors.iter().find(|e| e.fingerprint.as_deref() == Some(fingerprint.as_str()));
-                if let Some(event) = first.filter(|e| rule.query.matches(e, &target.group)) {
-                    issues.push((slot, event));
+                let matched = hits.issues.iter().find(|hit| hit.slot == slot && hit.fingerprint == *fingerprint);
+                let title = matched.map(|hit| hit.title.clone()).or_else(|| {
+                    errors
+                        .iter()
+                        .find(|e| e.fingerprint.as_deref() == Some(fingerprint.as_str()))
+                        .filter(|e| rule.query.matches(e, &target.group))
+                        .map(|e| clip(&e.message))
+                });
+                if let Some(title) = title {
+                    issues.push((slot, fingerprint.clone(), title));
                 }
             }
         }
-        if hits.0.is_empty() && issues.is_empty() {
+        if hits.times.is_empty() && issues.is_empty() {
             return;
         }
         let mut slots = self.slots();
-        for hit in hits.0 {
-            let slot = &mut slots[hit.slot];
-            for ts in &hit.times {
-                slot.window.add(*ts, now_ms);
-            }
-            slot.joined += hit.times.len() as u64;
-            slot.newest = hit.newest;
+        for (slot, ts) in hits.times {
+            slots[slot].window.add(ts, now_ms);
+            slots[slot].joined += 1;
         }
-        for (index, event) in issues {
-            let link = self.link_to_issue(&event.project, &event.env, event.fingerprint.as_deref().unwrap_or(""));
+        for (slot, message) in hits.newest {
+            slots[slot].newest = Some(message);
+        }
+        for (index, fingerprint, title) in issues {
+            let target = &self.targets[index];
+            let link = self.link_to_issue(&self.rules[target.rule].project, &target.env, &fingerprint);
             let slot = &mut slots[index];
             slot.joined += 1;
-            slot.newest = Some(clip(&event.message));
+            slot.newest = Some(title.clone());
             if slot.gathered.len() < MAX_GATHERED {
-                slot.gathered.push(IssueLine {
-                    title: clip(&event.message),
-                    fingerprint: event.fingerprint.clone().unwrap_or_default(),
-                    count: 1,
-                    link,
-                });
+                slot.gathered.push(IssueLine { title, fingerprint, count: 1, link });
             } else {
                 slot.more += 1;
             }

@@ -11,7 +11,7 @@ use super::{fold_case, wildcard};
 use crate::event::StoredEvent;
 
 /// One event, read from the log group `group`.
-pub(crate) struct Subject<'a> {
+pub struct Subject<'a> {
     event: &'a StoredEvent,
     group: &'a str,
     /// The lower-cased message, made once for all the words of a query.
@@ -19,7 +19,7 @@ pub(crate) struct Subject<'a> {
 }
 
 impl<'a> Subject<'a> {
-    pub(crate) fn new(event: &'a StoredEvent, group: &'a str) -> Self {
+    pub fn new(event: &'a StoredEvent, group: &'a str) -> Self {
         Subject { event, group, message: OnceCell::new() }
     }
 

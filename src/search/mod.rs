@@ -23,6 +23,7 @@ pub mod wildcard;
 use std::fmt;
 use std::str::FromStr;
 
+pub use self::eval::Subject;
 pub use self::ast::{Bound, Comparison, Expr, Field, Node, Op, Pattern, Span, Value};
 pub use self::time::{EARLIEST, LATEST, TimeError, parse_time_expr, parse_time_expr_in};
 use crate::event::{Level, StoredEvent};
@@ -92,7 +93,12 @@ impl Query {
 
     /// Whether `event`, read from the log group `group`, matches.
     pub fn matches(&self, event: &StoredEvent, group: &str) -> bool {
-        self.root.as_ref().is_none_or(|root| eval::Subject::new(event, group).matches(root))
+        self.matches_subject(&Subject::new(event, group))
+    }
+
+    /// Whether `subject` matches: one subject tested against many queries folds its message once.
+    pub fn matches_subject(&self, subject: &Subject<'_>) -> bool {
+        self.root.as_ref().is_none_or(|root| subject.matches(root))
     }
 }
 

@@ -21,7 +21,7 @@ use super::auth::authorization;
 use super::limits::ClientIp;
 use crate::batch::{self, BodyError, BodyFormat};
 use crate::error::ApiError;
-use crate::event::{self, Context, Level, StoredEvent};
+use crate::event::{self, Context, StoredEvent};
 use crate::project::Project;
 
 pub const KEY_HEADER: &str = "x-logboard-key";
@@ -120,11 +120,6 @@ async fn store_batch(
     let ids = accepted.iter().map(|e| e.id).collect::<Vec<_>>();
     let occurrences = Occurrence::of(&accepted);
     let hits = state.alerts.matches(&accepted);
-    let errors: Vec<StoredEvent> = if state.alerts.watches_issues() {
-        accepted.iter().filter(|e| e.level >= Level::Error).cloned().collect()
-    } else {
-        Vec::new()
-    };
     let live = state.tail.is_watched().then(|| accepted.clone());
     state.store.append(accepted).await.map_err(|e| {
         state.metrics.reject_many("unavailable", ids.len() as u64);
@@ -140,7 +135,7 @@ async fn store_batch(
         tracing::error!(error = format!("{error:#}"), "could not update the issue index");
         Changes::default()
     });
-    state.alerts.observe(hits, &changes, &errors, crate::event::unix_ms(time::OffsetDateTime::now_utc()));
+    state.alerts.observe(hits, &changes, &[], crate::event::unix_ms(time::OffsetDateTime::now_utc()));
     state.metrics.accepted.inc_by(ids.len() as u64);
     if let Some(events) = live {
         state.tail.publish(events);
