@@ -40,13 +40,13 @@ const MAX_FILTER_CALLS: u32 = 40;
 const READ_TIME_BUDGET: Duration = Duration::from_secs(10);
 
 /// What one page read may still spend on FilterLogEvents.
-struct Budget {
+pub(super) struct Budget {
     calls_left: u32,
     deadline: Option<Instant>,
 }
 
 impl Budget {
-    fn new(calls: u32, time: Duration) -> Self {
+    pub(super) fn new(calls: u32, time: Duration) -> Self {
         Budget { calls_left: calls, deadline: Instant::now().checked_add(time) }
     }
 
@@ -66,7 +66,7 @@ impl Budget {
 
 /// How a [`CloudWatchStore::scan`] ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Scanned {
+pub(super) enum Scanned {
     /// Every page was read, or `visit` asked to stop.
     Complete,
     /// The group does not exist.
@@ -265,7 +265,7 @@ impl CloudWatchStore {
     /// false. Every call is charged to `budget`; when `enforce`, an exhausted budget stops the
     /// scan before its next call.
     #[allow(clippy::too_many_arguments)]
-    async fn scan(
+    pub(super) async fn scan(
         &self,
         group: &str,
         start_ms: i64,
