@@ -215,7 +215,13 @@ enum Write {
     Record(Vec<Occurrence>),
     /// What the follower read from one group, with where it goes on.
     Follow(follower::Followed),
-    SetStatus { project: String, env: String, fingerprint: String, status: Status, at_ms: i64 },
+    SetStatus {
+        project: String,
+        env: String,
+        fingerprint: String,
+        status: Status,
+        at_ms: i64,
+    },
 }
 
 /// A write and where its answer goes.

@@ -13,6 +13,7 @@ mod cloudwatch;
 mod cloudwatch_process;
 mod deploy;
 mod http;
+mod issue_follower;
 mod process;
 mod properties;
 mod query_suite;

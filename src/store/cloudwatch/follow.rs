@@ -75,7 +75,11 @@ mod tests {
         assert!(LAMBDA_ERROR_PATTERN.len() <= 1024);
         for word in ["error", "err", "fatal", "critical", "crit", "emergency", "alert"] {
             assert!(word.parse::<Level>().is_ok_and(|l| l >= Level::Error), "{word}");
-            for cased in [word.to_ascii_uppercase(), word.to_string(), format!("{}{}", &word[..1].to_ascii_uppercase(), &word[1..])] {
+            for cased in [
+                word.to_ascii_uppercase(),
+                word.to_string(),
+                format!("{}{}", &word[..1].to_ascii_uppercase(), &word[1..]),
+            ] {
                 assert!(LAMBDA_ERROR_PATTERN.split_whitespace().any(|t| t == format!("?{cased}")), "{cased}");
             }
         }

@@ -155,7 +155,11 @@ mod tests {
         assert_eq!(first, read(&python(90_210, "c5a1f0e2-0d3b-4c8e-8f6a-2e9b7d1c4a33", "KeyError")), "a repeat");
         assert_ne!(first, read(&python(17, "3f1c9a2e-5b7d-4e21-9c1a-0d2f6b8e4a17", "ValueError")), "another error");
         assert_eq!(read("START RequestId: 3f1c9a2e-5b7d-4e21-9c1a-0d2f6b8e4a17 Version: $LATEST"), None);
-        let node = |n: u32| format!("2026-11-24T15:00:00.000Z\tabc\tERROR\tTypeError: x{n} is undefined\n    at handler (/var/task/index.js:{n}:5)");
+        let node = |n: u32| {
+            format!(
+                "2026-11-24T15:00:00.000Z\tabc\tERROR\tTypeError: x{n} is undefined\n    at handler (/var/task/index.js:{n}:5)"
+            )
+        };
         assert_eq!(read(&node(3)), read(&node(41)));
         assert!(read(&node(3)).is_some());
     }
