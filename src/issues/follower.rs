@@ -28,7 +28,7 @@ use super::{Changes, HOUR_MS, IssueIndex, Occurrence, Write, record};
 use crate::alerts::engine::{Alerts, Hits};
 use crate::event::unix_ms;
 use crate::project::{Project, Projects};
-use crate::store::{GroupKind, LogStore};
+use crate::store::LogStore;
 
 pub(super) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS follow_groups (
@@ -146,18 +146,13 @@ impl Follower {
     async fn groups_of<'p>(&self, project: &'p Project) -> Vec<(&'p str, String)> {
         let mut groups: Vec<(&str, String)> =
             project.envs.iter().map(|env| (env.as_str(), project.own_group(env).to_string())).collect();
-        let Some(first) = project.envs.first() else { return groups };
         if project.extra_group_prefixes.iter().all(String::is_empty) {
             return groups;
         }
-        // The external groups are the same under every environment.
-        match self.store.groups(project, first).await {
-            Ok(listed) => groups.extend(
-                listed
-                    .into_iter()
-                    .filter(|g| g.kind == GroupKind::External)
-                    .map(|g| (lambda_env(project, &g.name), g.name)),
-            ),
+        // Listed afresh on every poll (one DescribeLogGroups per prefix): a new function's
+        // errors are followed from its first poll on.
+        match self.store.external_groups_now(project).await {
+            Ok(listed) => groups.extend(listed.into_iter().map(|name| (lambda_env(project, &name), name))),
             Err(error) => tracing::warn!(error = format!("{error:#}"), project = project.name, "listing Lambda groups"),
         }
         groups

@@ -99,6 +99,12 @@ pub trait LogStore: Send + Sync {
         None
     }
 
+    /// The project's groups under its extra prefixes as they are now (not as a page listed them
+    /// a moment ago: the follower must see a new function's group on its next poll).
+    async fn external_groups_now(&self, _project: &Project) -> anyhow::Result<Vec<String>> {
+        Ok(Vec::new())
+    }
+
     /// The error and fatal events of `group` (the project's own in `env`, or one under its
     /// extra prefixes, read as `env`'s) whose timestamps are in `[from_ms, to_ms]`, oldest first;
     /// a bounded read (see [`ErrorRead::stopped_at`]).

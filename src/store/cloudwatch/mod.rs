@@ -262,6 +262,14 @@ impl LogStore for CloudWatchStore {
         Some(self.issue_poll)
     }
 
+    async fn external_groups_now(&self, project: &Project) -> anyhow::Result<Vec<String>> {
+        let mut groups = std::collections::BTreeSet::new();
+        for prefix in project.extra_group_prefixes.iter().filter(|p| !p.is_empty()) {
+            groups.extend(self.list_groups_under(prefix).await?);
+        }
+        Ok(groups.into_iter().filter(|g| !project.envs.iter().any(|env| project.own_group(env) == g)).collect())
+    }
+
     async fn read_errors(
         &self,
         project: &Project,

@@ -239,6 +239,14 @@ impl CloudWatchStore {
         {
             return Ok(names);
         }
+        let names = self.list_groups_under(prefix).await?;
+        let mut cache = self.external_groups.lock().map_err(|_| anyhow!("poisoned"))?;
+        cache.insert(prefix.to_string(), (Instant::now(), names.clone()));
+        Ok(names)
+    }
+
+    /// The groups whose names start with `prefix`, as CloudWatch lists them now.
+    pub(super) async fn list_groups_under(&self, prefix: &str) -> anyhow::Result<Vec<String>> {
         let mut names = Vec::new();
         let mut token: Option<String> = None;
         loop {
@@ -257,8 +265,6 @@ impl CloudWatchStore {
                 _ => break,
             }
         }
-        let mut cache = self.external_groups.lock().map_err(|_| anyhow!("poisoned"))?;
-        cache.insert(prefix.to_string(), (Instant::now(), names.clone()));
         Ok(names)
     }
     /// Visits every event of `group` in `[start_ms, end_ms]` page by page until `visit` returns
