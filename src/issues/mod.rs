@@ -1,15 +1,20 @@
 //! The issue index: errors grouped by fingerprint, per project/environment, kept up to date as
-//! events are ingested, so the issues list never scans events. One SQLite file,
-//! `data_dir/issues.db`, whatever the backend (every event of a project's own group passes
-//! through ingest on both):
+//! events arrive, so the issues list never scans events. One SQLite file, `data_dir/issues.db`,
+//! whatever the backend:
 //! - `issues`: one row per fingerprint — first and last seen, the latest occurrence's title,
-//!   type, level and id, the status and when it was resolved;
+//!   type, level, id and group (when not the project's own), the status and when it was resolved;
 //! - `issue_minutes`: occurrences per minute (counts over a range, the 24 h sparkline);
 //! - `issue_users`: which users had it in which minute (distinct users over a range).
 //!
+//! Who records: on the embedded store, ingest (one process sees every event). On CloudWatch, the
+//! [`follower`], which reads error lines back from the project's own groups and its Lambda
+//! groups (several tasks ingest a part each; Lambda functions write without logboard), with its
+//! checkpoints and the ids it counted in the same file; ingest records nothing there.
+//!
 //! The index is derived from the events and written after them: a crash between the two
-//! commits leaves it short by the events of that moment (they are still stored and searchable).
-//! Errors of Lambda groups, read from CloudWatch but never ingested, are not in it.
+//! commits leaves it short by the events of that moment on the embedded store (they are still
+//! stored and searchable); the follower's checkpoint moves in the same transaction as what it
+//! recorded, so it re-reads them.
 
 pub mod follower;
 
