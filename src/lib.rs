@@ -121,8 +121,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 }
 
 /// Starts what runs beside the requests: the alert rules' ticker, the deliverer of their
-/// messages (stopped by dropping or shutting down what this returns) and the monitor (the
-/// canary is sent to `address`, our own listener).
+/// messages (stopped by dropping or shutting down what this returns), the monitor (the
+/// canary is sent to `address`, our own listener) and, on CloudWatch, the issue follower.
 pub fn start_background(state: &AppState, address: std::net::SocketAddr) -> anyhow::Result<alerts::deliver::Deliverer> {
     let config = &state.config;
     let deliverer = alerts::deliver::spawn(
@@ -134,6 +134,15 @@ pub fn start_background(state: &AppState, address: std::net::SocketAddr) -> anyh
     )?;
     alerts::engine::spawn_ticker(Arc::downgrade(&state.alerts));
     alerts::monitor::spawn(state.clone(), address);
+    if let Some(every) = state.store.issue_follow_interval() {
+        let follower = issues::follower::Follower {
+            store: Arc::clone(&state.store),
+            issues: Arc::clone(&state.issues),
+            alerts: Arc::clone(&state.alerts),
+            projects: Arc::clone(&state.projects),
+        };
+        issues::follower::spawn(follower, every);
+    }
     Ok(deliverer)
 }
 

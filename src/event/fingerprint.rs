@@ -46,7 +46,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 /// The fingerprint of one error event; `client` is its `extra.fingerprint`, if the client sent one.
-pub(super) fn fingerprint(
+pub fn fingerprint(
     kind: Option<&str>,
     message: &str,
     location: Option<&str>,

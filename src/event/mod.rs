@@ -16,6 +16,7 @@ use time::OffsetDateTime;
 use ulid::Ulid;
 
 pub use clean::{is_unsafe_char, strip_unsafe_chars, strip_unsafe_in, strip_unsafe_in_map};
+pub use fingerprint::fingerprint;
 pub use normalise::{Context, Rejection, RejectionKind, normalise};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -23,8 +23,8 @@ pub mod wildcard;
 use std::fmt;
 use std::str::FromStr;
 
-pub use self::eval::Subject;
 pub use self::ast::{Bound, Comparison, Expr, Field, Node, Op, Pattern, Span, Value};
+pub use self::eval::Subject;
 pub use self::time::{EARLIEST, LATEST, TimeError, parse_time_expr, parse_time_expr_in};
 use crate::event::{Level, StoredEvent};
 

@@ -91,6 +91,42 @@ pub trait LogStore: Send + Sync {
 
     /// Brings the store's gauges on the service's metrics up to date; called on each scrape.
     async fn refresh_metrics(&self) {}
+
+    /// How often the issue index is brought up to date by reading errors back from this store
+    /// ([`crate::issues::follower`]), or `None` when ingest records them (one process sees every
+    /// event: the embedded store).
+    fn issue_follow_interval(&self) -> Option<std::time::Duration> {
+        None
+    }
+
+    /// The project's groups under its extra prefixes as they are now (not as a page listed them
+    /// a moment ago: the follower must see a new function's group on its next poll).
+    async fn external_groups_now(&self, _project: &Project) -> anyhow::Result<Vec<String>> {
+        Ok(Vec::new())
+    }
+
+    /// The error and fatal events of `group` (the project's own in `env`, or one under its
+    /// extra prefixes, read as `env`'s) whose timestamps are in `[from_ms, to_ms]`, oldest first;
+    /// a bounded read (see [`ErrorRead::stopped_at`]).
+    async fn read_errors(
+        &self,
+        _project: &Project,
+        _env: &str,
+        _group: &str,
+        _range: (i64, i64),
+    ) -> anyhow::Result<ErrorRead> {
+        Ok(ErrorRead::default())
+    }
+}
+
+/// What [`LogStore::read_errors`] found.
+#[derive(Debug, Default)]
+pub struct ErrorRead {
+    /// The errors and fatals read, oldest first.
+    pub events: Vec<StoredEvent>,
+    /// `None` when the whole range was read; `Some(t)` when the read stopped at its budget:
+    /// every event before `t` was read, those at `t` perhaps not all.
+    pub stopped_at: Option<i64>,
 }
 
 /// A read the store declined to finish. The caller can act on it, so the web layer answers it

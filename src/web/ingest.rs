@@ -118,7 +118,10 @@ async fn store_batch(
     })?;
     let (accepted, rejected) = normalise_batch(state, project, client, batch);
     let ids = accepted.iter().map(|e| e.id).collect::<Vec<_>>();
-    let occurrences = Occurrence::of(&accepted);
+    // On a store the issue follower reads back (CloudWatch), it records them: once, whichever
+    // task ingested them.
+    let occurrences =
+        if state.store.issue_follow_interval().is_some() { Vec::new() } else { Occurrence::of(&accepted) };
     let hits = state.alerts.matches(&accepted);
     let live = state.tail.is_watched().then(|| accepted.clone());
     state.store.append(accepted).await.map_err(|e| {

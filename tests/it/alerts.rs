@@ -301,3 +301,42 @@ async fn the_canary_fires_a_monitor_alert_when_the_store_breaks() {
     assert!(metrics.contains("logboard_canary_failures_total"), "{metrics}");
     assert!(metrics.contains("logboard_notifications_total{channel=\"ops-slack\",outcome=\"sent\"} 1"), "{metrics}");
 }
+
+#[tokio::test]
+async fn on_cloudwatch_a_lambda_functions_new_error_is_a_new_issue_message_once() {
+    let receiver = Receiver::start(Vec::new()).await;
+    let moto = Moto::start().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let extra = rules(&receiver.url).replace("[server]\npublic_url = \"https://logs.example.test\"\n", "");
+    let mut config = config_with(
+        dir.path(),
+        &extra,
+        &[
+            ("LOGBOARD__STORAGE__BACKEND", "cloudwatch"),
+            ("LOGBOARD__CLOUDWATCH__ENDPOINT_URL", &moto.url),
+            ("LOGBOARD__CLOUDWATCH__REGION", "us-east-1"),
+        ],
+    );
+    let demo = config.projects.iter_mut().find(|p| p.name == "demo").expect("demo project");
+    demo.extra_group_prefixes = vec!["/aws/lambda/demo-api-".into()];
+    let options =
+        logboard::store::cloudwatch::CloudWatchOptions { issue_poll: Duration::from_millis(200), ..Default::default() };
+    let _app = CloudWatchApp::start_with(config, dir, &moto.url, options).await;
+    // A function of staging (its name says so), where the rule `new issues` watches.
+    let (group, stream) = ("/aws/lambda/demo-api-staging-orders", "2026/11/24/[$LATEST]a");
+    let client = moto.client();
+    client.create_log_group().log_group_name(group).send().await.expect("group");
+    client.create_log_stream().log_group_name(group).log_stream_name(stream).send().await.expect("stream");
+    let now = logboard::event::unix_ms(time::OffsetDateTime::now_utc());
+    let line = "[ERROR]\t2026-11-24T15:02:03.456Z\t3f1c9a2e-5b7d-4e21-9c1a-0d2f6b8e4a17\tinventory lookup failed\n\
+                Traceback (most recent call last):\n  File \"/var/task/app.py\", line 9, in handler\nKeyError: 'sku'\n";
+    let event = aws_sdk_cloudwatchlogs::types::InputLogEvent::builder().timestamp(now).message(line).build();
+    let put = client.put_log_events().log_group_name(group).log_stream_name(stream).log_events(event.expect("event"));
+    put.send().await.expect("put");
+
+    let messages = wait_for_messages(&receiver, 1).await;
+    assert_eq!(messages.len(), 1, "{messages:#?}");
+    assert!(messages[0].to_string().contains("inventory lookup failed"), "{}", messages[0]);
+    // Polls re-read the line (the overlap): it is not new again.
+    assert_eq!(quiet(&receiver).await.len(), 1);
+}

@@ -14,6 +14,7 @@ mod cloudwatch_process;
 mod deploy;
 mod disk;
 mod http;
+mod issue_follower;
 mod process;
 mod properties;
 mod query_suite;

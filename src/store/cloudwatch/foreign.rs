@@ -1,7 +1,7 @@
 //! Lines somebody else wrote (a Lambda runtime, another service) read as events: level and
 //! fields from the line ([`lambda`]), an id derived from the line so the same line always has
-//! the same id, and text cleaned like our own events before it is shown. Our own lines are our
-//! JSON and read back as stored.
+//! the same id, text cleaned like our own events before it is shown, and errors fingerprinted as
+//! ingest would. Our own lines are our JSON and read back as stored.
 
 use aws_sdk_cloudwatchlogs::types::FilteredLogEvent;
 use sha2::{Digest, Sha256};
@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use ulid::Ulid;
 
 use super::lambda;
-use crate::event::{StoredEvent, from_unix_ms, strip_unsafe_chars, strip_unsafe_in_map};
+use crate::event::{self, Level, StoredEvent, from_unix_ms, strip_unsafe_chars, strip_unsafe_in_map};
 
 /// One CloudWatch line as an event: our own JSON as it was stored, anything else read as text.
 pub(super) fn read_line(project: &str, env: &str, raw: &FilteredLogEvent) -> Option<StoredEvent> {
@@ -43,9 +43,15 @@ fn foreign_event(project: &str, env: &str, ts: i64, received: i64, key: &str, li
     random[6..].copy_from_slice(&digest[..10]);
     let id = Ulid::from_parts(u64::try_from(ts).unwrap_or(0), u128::from_be_bytes(random));
     let times = (timestamp, from_unix_ms(received).unwrap_or(timestamp));
+    // Computed as ingest computes it, on what is shown: the issue follower records Lambda errors
+    // under this fingerprint and the issues page links to `q=fingerprint:F` on this group, so
+    // the read path must arrive at the same one every time the line is read.
+    let fingerprint = (level >= Level::Error)
+        .then(|| event::fingerprint(kind.as_deref(), &message, None, stack.as_deref(), extra.get("fingerprint")));
     StoredEvent {
         kind,
         stack,
+        fingerprint,
         extra: Some(extra).filter(|extra| !extra.is_empty()),
         ..StoredEvent::bare(id, (project, env), times, level, message)
     }
@@ -56,7 +62,6 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::event::Level;
 
     #[test]
     fn a_python_error_line_becomes_an_error_event_with_message_type_stack_and_request_id() {
@@ -134,6 +139,29 @@ mod tests {
         assert_eq!(found("level:error"), [1, 4]);
         assert_eq!(found("type:KeyError stack:*app.py*"), [1]);
         assert_eq!(found("type:lambda.timeout"), [4]);
+    }
+
+    #[test]
+    fn lambda_errors_get_a_fingerprint_shared_by_repeats_and_other_lines_none() {
+        let python = |order: u32, request: &str, exception: &str| {
+            format!(
+                "[ERROR]\t2026-11-24T15:00:00.000Z\t{request}\tcharge {order} failed\nTraceback (most recent call last):\n  \
+                 File \"/var/task/app.py\", line {order}, in handler\n    charge(order)\n{exception}: 'card'\n"
+            )
+        };
+        let read = |line: &str| foreign_event("demo", "production", 1_000, 1_000, line, line).fingerprint;
+        let first = read(&python(17, "3f1c9a2e-5b7d-4e21-9c1a-0d2f6b8e4a17", "KeyError"));
+        assert!(first.is_some());
+        assert_eq!(first, read(&python(90_210, "c5a1f0e2-0d3b-4c8e-8f6a-2e9b7d1c4a33", "KeyError")), "a repeat");
+        assert_ne!(first, read(&python(17, "3f1c9a2e-5b7d-4e21-9c1a-0d2f6b8e4a17", "ValueError")), "another error");
+        assert_eq!(read("START RequestId: 3f1c9a2e-5b7d-4e21-9c1a-0d2f6b8e4a17 Version: $LATEST"), None);
+        let node = |n: u32| {
+            format!(
+                "2026-11-24T15:00:00.000Z\tabc\tERROR\tTypeError: x{n} is undefined\n    at handler (/var/task/index.js:{n}:5)"
+            )
+        };
+        assert_eq!(read(&node(3)), read(&node(41)));
+        assert!(read(&node(3)).is_some());
     }
 
     #[test]

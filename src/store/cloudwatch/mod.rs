@@ -4,8 +4,10 @@
 //! the spool into CloudWatch through [`client::CloudWatchDestination`]. Reads ([`read`]) use
 //! FilterLogEvents with the filter pattern of [`pattern`]; lines of other groups (a Lambda
 //! function's) are read by [`foreign`] with [`lambda`]; where events go and what may be read is [`naming`].
+//! The issue follower's reads of error lines are [`follow`].
 
 pub mod client;
+mod follow;
 mod foreign;
 mod lambda;
 mod naming;
@@ -28,7 +30,7 @@ use tokio::sync::{Notify, watch};
 use tokio::task::AbortHandle;
 use ulid::Ulid;
 
-use super::{DeadLetter, DeadLetters, EventPage, EventQuery, Group, LevelCounts, LogStore};
+use super::{DeadLetter, DeadLetters, ErrorRead, EventPage, EventQuery, Group, LevelCounts, LogStore};
 use crate::config::Config;
 use crate::event::{StoredEvent, from_unix_ms, timestamp_format, unix_ms};
 use crate::metrics::Metrics;
@@ -52,6 +54,8 @@ pub struct CloudWatchOptions {
     pub linger: Duration,
     /// PutLogEvents calls in flight at once.
     pub max_puts_in_flight: usize,
+    /// How often the issue follower reads the error lines back.
+    pub issue_poll: Duration,
 }
 
 impl Default for CloudWatchOptions {
@@ -60,6 +64,7 @@ impl Default for CloudWatchOptions {
             attempt_timeout: client::ATTEMPT_TIMEOUT,
             linger: shipper::FLUSH_LINGER,
             max_puts_in_flight: shipper::MAX_PUTS_IN_FLIGHT,
+            issue_poll: follow::POLL_INTERVAL,
         }
     }
 }
@@ -81,6 +86,7 @@ pub struct CloudWatchStore {
     last_ready: Mutex<Option<Instant>>,
     /// External groups by prefix, and when they were listed.
     external_groups: Mutex<HashMap<String, (Instant, Vec<String>)>>,
+    issue_poll: Duration,
 }
 
 impl CloudWatchStore {
@@ -125,6 +131,7 @@ impl CloudWatchStore {
             retention,
             last_ready: Mutex::new(None),
             external_groups: Mutex::new(HashMap::new()),
+            issue_poll: options.issue_poll,
         })
     }
 
@@ -254,6 +261,30 @@ impl LogStore for CloudWatchStore {
             _ => 0.0,
         };
         self.metrics.spool_oldest_age_seconds.set(age);
+    }
+
+    fn issue_follow_interval(&self) -> Option<Duration> {
+        // Several tasks write the groups, and Lambda functions write theirs without logboard:
+        // only reading CloudWatch back sees every error.
+        Some(self.issue_poll)
+    }
+
+    async fn external_groups_now(&self, project: &Project) -> anyhow::Result<Vec<String>> {
+        let mut groups = std::collections::BTreeSet::new();
+        for prefix in project.extra_group_prefixes.iter().filter(|p| !p.is_empty()) {
+            groups.extend(self.list_groups_under(prefix).await?);
+        }
+        Ok(groups.into_iter().filter(|g| !project.envs.iter().any(|env| project.own_group(env) == g)).collect())
+    }
+
+    async fn read_errors(
+        &self,
+        project: &Project,
+        env: &str,
+        group: &str,
+        range: (i64, i64),
+    ) -> anyhow::Result<ErrorRead> {
+        self.read_error_lines(project, env, group, range).await
     }
 
     async fn shutdown(&self) {

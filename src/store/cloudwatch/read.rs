@@ -40,13 +40,13 @@ const MAX_FILTER_CALLS: u32 = 40;
 const READ_TIME_BUDGET: Duration = Duration::from_secs(10);
 
 /// What one page read may still spend on FilterLogEvents.
-struct Budget {
+pub(super) struct Budget {
     calls_left: u32,
     deadline: Option<Instant>,
 }
 
 impl Budget {
-    fn new(calls: u32, time: Duration) -> Self {
+    pub(super) fn new(calls: u32, time: Duration) -> Self {
         Budget { calls_left: calls, deadline: Instant::now().checked_add(time) }
     }
 
@@ -66,7 +66,7 @@ impl Budget {
 
 /// How a [`CloudWatchStore::scan`] ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Scanned {
+pub(super) enum Scanned {
     /// Every page was read, or `visit` asked to stop.
     Complete,
     /// The group does not exist.
@@ -239,6 +239,14 @@ impl CloudWatchStore {
         {
             return Ok(names);
         }
+        let names = self.list_groups_under(prefix).await?;
+        let mut cache = self.external_groups.lock().map_err(|_| anyhow!("poisoned"))?;
+        cache.insert(prefix.to_string(), (Instant::now(), names.clone()));
+        Ok(names)
+    }
+
+    /// The groups whose names start with `prefix`, as CloudWatch lists them now.
+    pub(super) async fn list_groups_under(&self, prefix: &str) -> anyhow::Result<Vec<String>> {
         let mut names = Vec::new();
         let mut token: Option<String> = None;
         loop {
@@ -257,15 +265,13 @@ impl CloudWatchStore {
                 _ => break,
             }
         }
-        let mut cache = self.external_groups.lock().map_err(|_| anyhow!("poisoned"))?;
-        cache.insert(prefix.to_string(), (Instant::now(), names.clone()));
         Ok(names)
     }
     /// Visits every event of `group` in `[start_ms, end_ms]` page by page until `visit` returns
     /// false. Every call is charged to `budget`; when `enforce`, an exhausted budget stops the
     /// scan before its next call.
     #[allow(clippy::too_many_arguments)]
-    async fn scan(
+    pub(super) async fn scan(
         &self,
         group: &str,
         start_ms: i64,

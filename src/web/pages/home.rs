@@ -10,7 +10,7 @@ use serde::Deserialize;
 use time::{Duration, OffsetDateTime};
 
 use super::chart::{Chart, chart};
-use super::{Page, href, logs_href};
+use super::{Page, href, issue_events_href, logs_href};
 use crate::config::Backend;
 use crate::event::{Level, unix_ms};
 use crate::issues::Sort;
@@ -126,7 +126,7 @@ async fn card(state: &AppState, project: &Project, env: &str, from: OffsetDateTi
                 .into_iter()
                 .take(ISSUES_ON_CARD)
                 .map(|i| {
-                    let events = logs_href(&project.name, env, &[("q", format!("fingerprint:{}", i.fingerprint))]);
+                    let events = issue_events_href(&project.name, env, &i, &[]);
                     (super::shorten(&i.title, 80), events)
                 })
                 .collect()

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use time::OffsetDateTime;
 
-use super::{Page, error_page, href, logs_href};
+use super::{Page, error_page, href, issue_events_href};
 use crate::error::ApiError;
 use crate::event::unix_ms;
 use crate::issues::{Issue, Sort, Status};
@@ -119,8 +119,7 @@ fn issue_row(project: &str, env: &str, issue: Issue, zone: &Zone) -> IssueRow {
         Status::Resolved | Status::Ignored => vec![("ongoing", "Reopen")],
         Status::New | Status::Ongoing | Status::Regressed => vec![("resolved", "Resolve"), ("ignored", "Ignore")],
     };
-    let events_href =
-        logs_href(project, env, &[("q", format!("fingerprint:{}", issue.fingerprint)), ("from", "now-7d".into())]);
+    let events_href = issue_events_href(project, env, &issue, &[("from", "now-7d".into())]);
     IssueRow {
         title: super::shorten(&issue.title, 160),
         kind: issue.kind.unwrap_or_default(),
@@ -183,6 +182,7 @@ mod tests {
             last_seen: OffsetDateTime::UNIX_EPOCH,
             status,
             sample_id: "01J".into(),
+            group: None,
             series_24h: series,
         }
     }
@@ -200,6 +200,12 @@ mod tests {
         assert_eq!(row.spark[0], (0, 20, 0, 0));
         assert_eq!(row.events_href, "/logs?project=demo&env=production&q=fingerprint%3Aab12&from=now-7d");
         assert_eq!(row.actions, [("resolved", "Resolve"), ("ignored", "Ignore")]);
+        let lambda = Issue { group: Some("/aws/lambda/demo-api-orders".into()), ..issue(vec![0; 24], Status::New) };
+        assert_eq!(
+            issue_row("demo", "production", lambda, &seoul).events_href,
+            "/logs?project=demo&env=production&q=fingerprint%3Aab12&group=%2Faws%2Flambda%2Fdemo-api-orders&from=now-7d",
+            "a Lambda function's issue links to its group"
+        );
         let resolved = issue_row("demo", "production", issue(vec![0; 24], Status::Resolved), &seoul);
         assert_eq!(resolved.actions, [("ongoing", "Reopen")]);
     }

@@ -64,6 +64,15 @@ pub fn logs_href(project: &str, env: &str, params: &[(&str, String)]) -> String 
     href("/logs", project, env, params)
 }
 
+/// The logs page of an issue's events: its fingerprint searched in the group of its latest
+/// occurrence (a Lambda function's errors are not in the project's own group), then `params`.
+pub fn issue_events_href(project: &str, env: &str, issue: &crate::issues::Issue, params: &[(&str, String)]) -> String {
+    let mut all = vec![("q", format!("fingerprint:{}", issue.fingerprint))];
+    all.extend(issue.group.iter().map(|group| ("group", group.clone())));
+    all.extend(params.iter().cloned());
+    logs_href(project, env, &all)
+}
+
 /// `PATH?project=P&env=E&k=v...`, every value percent-encoded.
 pub fn href(path: &str, project: &str, env: &str, params: &[(&str, String)]) -> String {
     let mut href = format!("{path}?project={}&env={}", urlencode(project), urlencode(env));

@@ -1,15 +1,22 @@
 //! The issue index: errors grouped by fingerprint, per project/environment, kept up to date as
-//! events are ingested, so the issues list never scans events. One SQLite file,
-//! `data_dir/issues.db`, whatever the backend (every event of a project's own group passes
-//! through ingest on both):
+//! events arrive, so the issues list never scans events. One SQLite file, `data_dir/issues.db`,
+//! whatever the backend:
 //! - `issues`: one row per fingerprint — first and last seen, the latest occurrence's title,
-//!   type, level and id, the status and when it was resolved;
+//!   type, level, id and group (when not the project's own), the status and when it was resolved;
 //! - `issue_minutes`: occurrences per minute (counts over a range, the 24 h sparkline);
 //! - `issue_users`: which users had it in which minute (distinct users over a range).
 //!
+//! Who records: on the embedded store, ingest (one process sees every event). On CloudWatch, the
+//! [`follower`], which reads error lines back from the project's own groups and its Lambda
+//! groups (several tasks ingest a part each; Lambda functions write without logboard), with its
+//! checkpoints and the ids it counted in the same file; ingest records nothing there.
+//!
 //! The index is derived from the events and written after them: a crash between the two
-//! commits leaves it short by the events of that moment (they are still stored and searchable).
-//! Errors of Lambda groups, read from CloudWatch but never ingested, are not in it.
+//! commits leaves it short by the events of that moment on the embedded store (they are still
+//! stored and searchable); the follower's checkpoint moves in the same transaction as what it
+//! recorded, so it re-reads them.
+
+pub mod follower;
 
 use std::path::Path;
 use std::time::Duration;
@@ -36,6 +43,7 @@ CREATE TABLE IF NOT EXISTS issues (
     sample_id   TEXT NOT NULL,
     status      TEXT NOT NULL DEFAULT 'ongoing',
     resolved_at INTEGER,
+    log_group   TEXT,
     PRIMARY KEY (project, env, fingerprint)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS issue_minutes (
@@ -82,11 +90,19 @@ pub struct Occurrence {
     level: Level,
     id: String,
     user: Option<String>,
+    /// The group it was read from when that is not the project's own (a Lambda function's).
+    group: Option<String>,
 }
 
 impl Occurrence {
-    /// The occurrences among `events`: errors and fatals with a fingerprint.
+    /// The occurrences among `events` of the project's own group: errors and fatals with a
+    /// fingerprint.
     pub fn of(events: &[StoredEvent]) -> Vec<Occurrence> {
+        Occurrence::of_group(events, None)
+    }
+
+    /// The occurrences among `events` read from `group` (`None`: the project's own).
+    pub fn of_group(events: &[StoredEvent], group: Option<&str>) -> Vec<Occurrence> {
         events
             .iter()
             .filter(|e| e.level >= Level::Error)
@@ -107,6 +123,7 @@ impl Occurrence {
                         }
                         other => json_text(other),
                     }),
+                    group: group.map(str::to_string),
                 })
             })
             .collect()
@@ -189,6 +206,10 @@ pub struct Issue {
     pub last_seen: time::OffsetDateTime,
     pub status: Status,
     pub sample_id: String,
+    /// The group of the latest occurrence when it is not the project's own (a Lambda
+    /// function's): where its events are read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
     /// Occurrences in each of the 24 hours before the list was read, oldest first.
     pub series_24h: Vec<u64>,
 }
@@ -197,7 +218,15 @@ pub struct Issue {
 /// neither ever waits for a lock).
 enum Write {
     Record(Vec<Occurrence>),
-    SetStatus { project: String, env: String, fingerprint: String, status: Status, at_ms: i64 },
+    /// What the follower read from one group, with where it goes on.
+    Follow(follower::Followed),
+    SetStatus {
+        project: String,
+        env: String,
+        fingerprint: String,
+        status: Status,
+        at_ms: i64,
+    },
 }
 
 /// A write and where its answer goes.
@@ -225,6 +254,8 @@ impl IssueIndex {
         let path = data_dir.join("issues.db");
         let conn = sqlite::open_durable(&path, 8_192)?;
         conn.execute_batch(SCHEMA).context("creating the issues schema")?;
+        add_group_column(&conn)?;
+        conn.execute_batch(follower::SCHEMA).context("creating the follower's schema")?;
         let limits = PoolLimits { connections: READ_CONNECTIONS, max_wait: MAX_READ_WAIT, time_limit: MAX_READ_WAIT };
         let reads = ReadPool::open(&path, limits, |_| Ok(()))?;
         let writes = sqlite::spawn_writer("issue-index", conn, QUEUE_DEPTH, MAX_REQUESTS_PER_COMMIT, commit_round)?;
@@ -311,6 +342,7 @@ fn commit(conn: &mut Connection, batch: &[Request]) -> anyhow::Result<Vec<Change
     for (write, _) in batch {
         answers.push(match write {
             Write::Record(occurrences) => record(&tx, occurrences)?,
+            Write::Follow(followed) => follower::commit(&tx, followed)?,
             Write::SetStatus { project, env, fingerprint, status, at_ms } => {
                 let found = tx.prepare_cached(
                     "UPDATE issues SET status = ?4, resolved_at = CASE WHEN ?4 = 'resolved' THEN ?5 ELSE resolved_at END
@@ -330,14 +362,15 @@ fn record(tx: &rusqlite::Transaction<'_>, occurrences: &[Occurrence]) -> anyhow:
     let mut before =
         tx.prepare_cached("SELECT status FROM issues WHERE project = ?1 AND env = ?2 AND fingerprint = ?3")?;
     let mut issue = tx.prepare_cached(
-        "INSERT INTO issues (project, env, fingerprint, first_seen, last_seen, title, type, level, sample_id, resolved_at)
-         VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6, ?7, ?8, ?9)
+        "INSERT INTO issues (project, env, fingerprint, first_seen, last_seen, title, type, level, sample_id, resolved_at, log_group)
+         VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
          ON CONFLICT (project, env, fingerprint) DO UPDATE SET
              first_seen = min(first_seen, excluded.first_seen),
              title = CASE WHEN excluded.last_seen >= last_seen THEN excluded.title ELSE title END,
              type = CASE WHEN excluded.last_seen >= last_seen THEN excluded.type ELSE type END,
              level = CASE WHEN excluded.last_seen >= last_seen THEN excluded.level ELSE level END,
              sample_id = CASE WHEN excluded.last_seen >= last_seen THEN excluded.sample_id ELSE sample_id END,
+             log_group = CASE WHEN excluded.last_seen >= last_seen THEN excluded.log_group ELSE log_group END,
              status = CASE WHEN status = 'resolved' AND excluded.resolved_at > resolved_at THEN 'regressed' ELSE status END,
              last_seen = max(last_seen, excluded.last_seen)
          RETURNING status",
@@ -356,7 +389,7 @@ fn record(tx: &rusqlite::Transaction<'_>, occurrences: &[Occurrence]) -> anyhow:
         let was: Option<String> =
             before.query_row(rusqlite::params![o.project, o.env, fingerprint], |row| row.get(0)).optional()?;
         let now: String = issue.query_row(
-            rusqlite::params![o.project, o.env, fingerprint, o.ts, o.title, o.kind, level, o.id, received],
+            rusqlite::params![o.project, o.env, fingerprint, o.ts, o.title, o.kind, level, o.id, received, o.group],
             |row| row.get(0),
         )?;
         let key = || (o.project.clone(), o.env.clone(), fingerprint.clone());
@@ -392,7 +425,7 @@ fn list(
         Sort::Users => "users DESC, last_seen DESC",
     };
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT fingerprint, title, type, level, first_seen, last_seen, status, sample_id,
+        "SELECT fingerprint, title, type, level, first_seen, last_seen, status, sample_id, log_group,
              (SELECT coalesce(sum(n), 0) FROM issue_minutes m WHERE m.project = i.project AND m.env = i.env
                  AND m.fingerprint = i.fingerprint AND m.minute BETWEEN ?3 AND ?4) AS count,
              (SELECT count(DISTINCT user) FROM issue_users u WHERE u.project = i.project AND u.env = i.env
@@ -422,14 +455,15 @@ fn list(
                 row.get::<_, i64>(5)?,
                 row.get::<_, String>(6)?,
                 row.get::<_, String>(7)?,
-                row.get::<_, i64>(8)?,
+                row.get::<_, Option<String>>(8)?,
                 row.get::<_, i64>(9)?,
+                row.get::<_, i64>(10)?,
             ))
         },
     )?;
     let mut issues = Vec::new();
     for row in rows {
-        let (fingerprint, title, kind, level, first_seen, last_seen, status, sample_id, count, users) = row?;
+        let (fingerprint, title, kind, level, first_seen, last_seen, status, sample_id, group, count, users) = row?;
         let status = match status.as_str() {
             "resolved" => Status::Resolved,
             "ignored" => Status::Ignored,
@@ -448,6 +482,7 @@ fn list(
             last_seen: from_ms_utc(last_seen),
             status,
             sample_id,
+            group,
             series_24h: Vec::new(),
         };
         if matches(&issue) {
@@ -498,6 +533,18 @@ fn series(conn: &Connection, project: &str, env: &str, fingerprint: &str, now_ms
     Ok(hours)
 }
 
+/// `log_group` on an index made before the follower (SQLite has no `ADD COLUMN IF NOT EXISTS`).
+fn add_group_column(conn: &Connection) -> anyhow::Result<()> {
+    let has = conn
+        .prepare("SELECT 1 FROM pragma_table_info('issues') WHERE name = 'log_group'")?
+        .exists([])
+        .context("reading the issues schema")?;
+    if !has {
+        conn.execute_batch("ALTER TABLE issues ADD COLUMN log_group TEXT").context("adding issues.log_group")?;
+    }
+    Ok(())
+}
+
 fn from_ms_utc(ms: i64) -> time::OffsetDateTime {
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
@@ -519,6 +566,7 @@ mod tests {
             level: Level::Error,
             id: ulid::Ulid::from_parts(u64::try_from(ts).unwrap_or(0), 1).to_string(),
             user: user.map(str::to_string),
+            group: None,
         }
     }
 

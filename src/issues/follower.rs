@@ -1,0 +1,218 @@
+//! The issue follower: on the CloudWatch backend, the issue index is fed by reading error lines
+//! back from CloudWatch rather than by ingest. Several tasks behind a load balancer each ingest
+//! part of the events, and Lambda functions write their groups without logboard: only CloudWatch
+//! holds every error, so each task follows every group and its index is complete.
+//!
+//! Every poll reads, for each project/environment, its own group and each Lambda group under its
+//! `extra_group_prefixes` (the store reads them with a filter pattern and decides the level
+//! itself). Per group, `follow_groups` keeps where the next read starts, `follow_seen` the ids
+//! already counted; both are written in the transaction that records the occurrences, so a crash
+//! never counts an event twice nor skips one.
+//!
+//! Events reach CloudWatch late (the spool ships after an outage; a client's clock is off) and
+//! FilterLogEvents selects by event time, so a read that finished re-reads the last
+//! [`OVERLAP_MS`] on the next poll and `follow_seen` drops what was counted already. One read is
+//! bounded (a few pages, a few seconds, see the store): with a backlog it stops where its budget
+//! ran out and the next poll goes on from there, so new errors of other groups are not held up
+//! behind it. The price: while a backlog is worked through, the overlap is not re-read, so an
+//! event that arrives more than [`OVERLAP_MS`] late, or later than the backlog took to read,
+//! is never counted (it is still stored and searchable).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use rusqlite::OptionalExtension as _;
+
+use super::{Changes, HOUR_MS, IssueIndex, Occurrence, Write, record};
+use crate::alerts::engine::{Alerts, Hits};
+use crate::event::unix_ms;
+use crate::project::{Project, Projects};
+use crate::store::LogStore;
+
+pub(super) const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS follow_groups (
+    log_group TEXT PRIMARY KEY,
+    next_from INTEGER NOT NULL,
+    floor     INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS follow_seen (
+    log_group TEXT NOT NULL,
+    id        TEXT NOT NULL,
+    ts        INTEGER NOT NULL,
+    PRIMARY KEY (log_group, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS follow_seen_by_time ON follow_seen (log_group, ts);
+";
+
+/// How far behind the newest end a finished read starts the next one: how late an event may
+/// reach CloudWatch and still be counted.
+pub const OVERLAP_MS: i64 = 2 * HOUR_MS;
+/// How long an id is kept in `follow_seen` after no read can reach its time any more.
+const SEEN_KEPT_MS: i64 = 2 * 24 * HOUR_MS;
+
+/// What one read of a group found, and where the next read of it starts.
+pub(super) struct Followed {
+    group: String,
+    occurrences: Vec<Occurrence>,
+    next_from: i64,
+    /// No read of the group starts before this (set when it is first followed).
+    floor: i64,
+    /// Ids of events older than this are forgotten: no later read starts before it.
+    forget_before: i64,
+}
+
+/// Records the occurrences not counted before, and moves the group on.
+pub(super) fn commit(tx: &rusqlite::Transaction<'_>, followed: &Followed) -> anyhow::Result<Changes> {
+    let Followed { group, occurrences, next_from, floor, forget_before } = followed;
+    let mut seen = tx.prepare_cached("INSERT OR IGNORE INTO follow_seen (log_group, id, ts) VALUES (?1, ?2, ?3)")?;
+    let mut fresh = Vec::new();
+    for o in occurrences {
+        if seen.execute(rusqlite::params![group, o.id, o.ts])? == 1 {
+            fresh.push(o.clone());
+        }
+    }
+    let changes = record(tx, &fresh)?;
+    tx.prepare_cached(
+        "INSERT INTO follow_groups (log_group, next_from, floor) VALUES (?1, ?2, ?3)
+         ON CONFLICT (log_group) DO UPDATE SET next_from = excluded.next_from",
+    )?
+    .execute(rusqlite::params![group, next_from, floor])?;
+    tx.prepare_cached("DELETE FROM follow_seen WHERE log_group = ?1 AND ts < ?2")?
+        .execute(rusqlite::params![group, forget_before])?;
+    Ok(changes)
+}
+
+impl IssueIndex {
+    /// Where the next read of `group` starts and its floor, once it has been followed.
+    async fn follow_state(&self, group: &str) -> anyhow::Result<Option<(i64, i64)>> {
+        let group = group.to_string();
+        self.reads
+            .read(move |conn| {
+                conn.prepare_cached("SELECT next_from, floor FROM follow_groups WHERE log_group = ?1")?
+                    .query_row([group], |row| Ok((row.get(0)?, row.get(1)?)))
+                    .optional()
+            })
+            .await
+            .context("reading the follower's checkpoint")
+    }
+
+    /// Whether the project/environment has any issue yet.
+    async fn has_issues(&self, project: &str, env: &str) -> anyhow::Result<bool> {
+        let (project, env) = (project.to_string(), env.to_string());
+        self.reads
+            .read(move |conn| {
+                conn.prepare_cached("SELECT 1 FROM issues WHERE project = ?1 AND env = ?2 LIMIT 1")?
+                    .exists(rusqlite::params![project, env])
+            })
+            .await
+            .context("reading the issue index")
+    }
+}
+
+/// What the follower reads from and writes to.
+pub struct Follower {
+    pub store: Arc<dyn LogStore>,
+    pub issues: Arc<IssueIndex>,
+    pub alerts: Arc<Alerts>,
+    pub projects: Arc<Projects>,
+}
+
+/// Follows every group every `every`, for as long as the process runs.
+pub fn spawn(follower: Follower, every: Duration) {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(every);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            follower.poll().await;
+        }
+    });
+}
+
+impl Follower {
+    /// One read of every group; a group that fails is tried again on the next poll.
+    pub async fn poll(&self) {
+        for project in self.projects.iter().filter(|p| !p.internal) {
+            for (env, group) in self.groups_of(project).await {
+                if let Err(error) = self.follow(project, env, &group).await {
+                    tracing::warn!(error = format!("{error:#}"), group, "following a group's errors");
+                }
+            }
+        }
+    }
+
+    /// The project's groups, each with the environment whose issues it feeds.
+    async fn groups_of<'p>(&self, project: &'p Project) -> Vec<(&'p str, String)> {
+        let mut groups: Vec<(&str, String)> =
+            project.envs.iter().map(|env| (env.as_str(), project.own_group(env).to_string())).collect();
+        if project.extra_group_prefixes.iter().all(String::is_empty) {
+            return groups;
+        }
+        // Listed afresh on every poll (one DescribeLogGroups per prefix): a new function's
+        // errors are followed from its first poll on.
+        match self.store.external_groups_now(project).await {
+            Ok(listed) => groups.extend(listed.into_iter().map(|name| (lambda_env(project, &name), name))),
+            Err(error) => tracing::warn!(error = format!("{error:#}"), project = project.name, "listing Lambda groups"),
+        }
+        groups
+    }
+
+    async fn follow(&self, project: &Project, env: &str, group: &str) -> anyhow::Result<()> {
+        let now = unix_ms(time::OffsetDateTime::now_utc());
+        let own = group == project.own_group(env);
+        let (from, floor) = match self.issues.follow_state(group).await? {
+            Some(state) => state,
+            None => {
+                // Before the follower, ingest recorded the own group's errors: an index that has
+                // some starts from now, or the overlap would count them again.
+                let floor =
+                    if own && self.issues.has_issues(&project.name, env).await? { now } else { now - OVERLAP_MS };
+                (floor, floor)
+            }
+        };
+        let read = self.store.read_errors(project, env, group, (from, now)).await?;
+        let next_from = match read.stopped_at {
+            Some(stopped) => stopped.max(from),
+            None => (now - OVERLAP_MS).max(floor),
+        };
+        let occurrences = Occurrence::of_group(&read.events, (!own).then_some(group));
+        let forget_before = next_from.min(now - OVERLAP_MS) - SEEN_KEPT_MS;
+        let followed = Followed { group: group.to_string(), occurrences, next_from, floor, forget_before };
+        let changes = self.issues.write(Write::Follow(followed)).await?;
+        self.alerts.observe(Hits::default(), &changes, &read.events, now);
+        Ok(())
+    }
+}
+
+/// The environment whose issues a Lambda group's errors join: the first of the project's
+/// environments its name holds as a whole word (`/aws/lambda/demo-api-staging-orders`:
+/// `staging`), else the project's first environment. The logs page lists such a group under
+/// every environment; its errors are counted, and alerted on, under one.
+pub fn lambda_env<'p>(project: &'p Project, group: &str) -> &'p str {
+    let is_word_at = |at: usize, len: usize| {
+        let before = group[..at].chars().next_back();
+        let after = group[at + len..].chars().next();
+        !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric)
+    };
+    let named = project
+        .envs
+        .iter()
+        .find(|env| !env.is_empty() && group.match_indices(env.as_str()).any(|(at, _)| is_word_at(at, env.len())));
+    named.or(project.envs.first()).map_or("", String::as_str)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lambda_group_belongs_to_the_environment_its_name_holds_as_a_word_else_the_first() {
+        let project = Project::for_tests(&["production", "staging", "dev"]);
+        assert_eq!(lambda_env(&project, "/aws/lambda/demo-api-staging-orders"), "staging");
+        assert_eq!(lambda_env(&project, "/aws/lambda/demo-api-dev"), "dev");
+        assert_eq!(lambda_env(&project, "/aws/lambda/demo-api-orders"), "production");
+        assert_eq!(lambda_env(&project, "/aws/lambda/demo-api-devices"), "production", "not a whole word");
+        assert_eq!(lambda_env(&project, "/aws/lambda/demo-predev-x"), "production");
+    }
+}
