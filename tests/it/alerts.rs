@@ -9,7 +9,7 @@ use logboard::config::Config;
 use serde_json::{Value, json};
 
 use crate::common::moto::{CloudWatchApp, Moto};
-use crate::common::receivers::{Receiver, SMTP_PASSWORD, SmtpSink, WEBHOOK_TOKEN, parse_mail};
+use crate::common::receivers::{Receiver, SMTP_PASSWORD, SmtpSink, WEBHOOK_TOKEN, answer, parse_mail};
 use crate::common::{self, ADMIN_PASSWORD, SHIPPED_CONFIG, TestApp};
 
 /// The longest a test waits for a message: a deadline for a hung test, not a speed requirement.
@@ -339,4 +339,65 @@ async fn on_cloudwatch_a_lambda_functions_new_error_is_a_new_issue_message_once(
     assert!(messages[0].to_string().contains("inventory lookup failed"), "{}", messages[0]);
     // Polls re-read the line (the overlap): it is not new again.
     assert_eq!(quiet(&receiver).await.len(), 1);
+}
+
+/// An app whose rule `checkout errors` sends to `rule_channel` and whose monitor tells
+/// `monitor_channels`, each channel a webhook of its own receiver.
+async fn app_with_monitor(channels: &[(&str, &Receiver)], rule_channel: &str, monitor_channels: &[&str]) -> TestApp {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut extra = String::new();
+    for (name, receiver) in channels {
+        extra.push_str(&format!(
+            "[[channels]]\nname = \"{name}\"\nkind = \"slack\"\nwebhook_url = \"{}\"\n\n",
+            receiver.url
+        ));
+    }
+    extra.push_str(&format!(
+        "[[alerts]]\nname = \"checkout errors\"\nproject = \"demo\"\nquery = \"checkout\"\nwhen = \"threshold\"\nthreshold = 1\nchannels = [\"{rule_channel}\"]\ngroup_wait_secs = 0\n\n[monitor]\nchannels = {monitor_channels:?}\n"
+    ));
+    common::spawn_app_from(config_with(dir.path(), &extra, &[]), dir).await
+}
+
+/// The first message a receiver accepted that mentions `word` (blocks included, as JSON text),
+/// waiting for it.
+async fn message_about(receiver: &Receiver, word: &str) -> Option<String> {
+    let deadline = Instant::now() + DEADLINE;
+    while Instant::now() < deadline {
+        let texts = receiver.accepted().into_iter().map(|r| r.body.to_string());
+        if let Some(text) = texts.into_iter().find(|t| t.contains(word)) {
+            return Some(text);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    None
+}
+
+#[tokio::test]
+async fn the_monitor_tells_a_team_its_events_are_refused_with_the_counts_by_reason() {
+    let ops = Receiver::start(Vec::new()).await;
+    let app = app_with_monitor(&[("ops", &ops)], "ops", &["ops"]).await;
+    let (status, answer) = app
+        .ingest(&json!({"env": "production", "events": [{"level": "error"}, {"message": "fine"}, {"level": "info"}]}))
+        .await;
+    assert_eq!((status, answer["accepted"].as_u64()), (202, Some(1)));
+    let too_big = json!({"env": "production", "events": [{"message": "x".repeat(2 << 20)}]});
+    assert_eq!(app.ingest(&too_big).await.0, 413);
+    let text = message_about(&ops, "events refused").await.expect("a monitor message about refused events");
+    assert!(text.contains("demo: rejected 2, too_large 1"), "{text}");
+}
+
+#[tokio::test]
+async fn a_channel_that_keeps_failing_is_reported_to_the_other_channels() {
+    // The broken channel answers 500 to everything.
+    let broken = Receiver::start(vec![answer(500); 100]).await;
+    let ops = Receiver::start(Vec::new()).await;
+    let app = app_with_monitor(&[("broken", &broken), ("ops", &ops)], "broken", &["broken", "ops"]).await;
+    assert_eq!(app.ingest(&errors("production", 1, "checkout")).await.0, 202);
+    let text = message_about(&ops, "channel failing").await.expect("the other channel is told");
+    assert!(text.contains("broken: ") && text.contains("failed attempts") && text.contains("500"), "{text}");
+    assert!(broken.accepted().is_empty());
+    assert!(
+        broken.received().iter().all(|r| !r.body.to_string().contains("channel failing")),
+        "the failing channel is not told about itself"
+    );
 }
