@@ -9,8 +9,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
 use aws_sdk_cloudwatchlogs::Client;
-use aws_sdk_cloudwatchlogs::types::InputLogEvent;
-use common::moto::{CloudWatchApp, Moto, closed_port_url};
+use common::moto::{CloudWatchApp, Moto, closed_port_url, put_lines};
 use logboard::config::Config;
 use logboard::event::{StoredEvent, timestamp_format, unix_ms};
 use logboard::store::LogStore;
@@ -242,23 +241,9 @@ async fn start_with_lambda_groups(moto: &Moto) -> CloudWatchApp {
 /// Creates `group` with one stream and puts `lines` into it one millisecond apart, ending a
 /// minute ago; the time of the first line.
 async fn put_lambda_lines(client: &Client, group: &str, lines: &[&str]) -> i64 {
-    let stream = "2026/11/24/[$LATEST]0f4b2c8e9a1d4e7f8b3c6d5e2a1f0b9c";
-    client.create_log_group().log_group_name(group).send().await.expect("create group");
-    client.create_log_stream().log_group_name(group).log_stream_name(stream).send().await.expect("stream");
     let start = unix_ms(OffsetDateTime::now_utc()) - 60_000 - lines.len() as i64;
-    let events: Vec<InputLogEvent> = lines
-        .iter()
-        .enumerate()
-        .map(|(i, line)| InputLogEvent::builder().timestamp(start + i as i64).message(*line).build().expect("event"))
-        .collect();
-    client
-        .put_log_events()
-        .log_group_name(group)
-        .log_stream_name(stream)
-        .set_log_events(Some(events))
-        .send()
-        .await
-        .expect("put");
+    let lines: Vec<String> = lines.iter().map(|line| line.to_string()).collect();
+    put_lines(client, group, "2026/11/24/[$LATEST]0f4b2c8e9a1d4e7f8b3c6d5e2a1f0b9c", start, &lines).await;
     start
 }
 

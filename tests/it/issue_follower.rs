@@ -8,9 +8,7 @@ use crate::common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use aws_sdk_cloudwatchlogs::Client;
-use aws_sdk_cloudwatchlogs::types::InputLogEvent;
-use common::moto::{CloudWatchApp, Moto};
+use common::moto::{CloudWatchApp, Moto, put_lines};
 use logboard::event::unix_ms;
 use logboard::store::cloudwatch::CloudWatchOptions;
 use serde_json::{Value, json};
@@ -122,28 +120,6 @@ fn error(message: &str, user: Option<&str>) -> Value {
 async fn ingest(app: &CloudWatchApp, env: &str, events: Vec<Value>) {
     let (status, answer) = app.ingest(&json!({"env": env, "events": events})).await;
     assert_eq!((status, answer["rejected"].as_array().map(Vec::len)), (202, Some(0)), "{answer}");
-}
-
-/// Puts `lines` into a new stream of `group` (created when missing), one millisecond apart from
-/// `start_ms`.
-async fn put_lines(client: &Client, group: &str, stream: &str, start_ms: i64, lines: &[String]) {
-    let _ = client.create_log_group().log_group_name(group).send().await;
-    client.create_log_stream().log_group_name(group).log_stream_name(stream).send().await.expect("stream");
-    let events: Vec<InputLogEvent> = lines
-        .iter()
-        .enumerate()
-        .map(|(i, line)| {
-            InputLogEvent::builder().timestamp(start_ms + i as i64).message(line.as_str()).build().expect("event")
-        })
-        .collect();
-    client
-        .put_log_events()
-        .log_group_name(group)
-        .log_stream_name(stream)
-        .set_log_events(Some(events))
-        .send()
-        .await
-        .expect("put");
 }
 
 fn now_ms() -> i64 {

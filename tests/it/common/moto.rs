@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_cloudwatchlogs::Client;
 use aws_sdk_cloudwatchlogs::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_cloudwatchlogs::types::InputLogEvent;
 use logboard::config::{Backend, Config};
 use logboard::store::cloudwatch::{CloudWatchOptions, CloudWatchStore};
 use logboard::web;
@@ -195,4 +196,26 @@ impl CloudWatchApp {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+}
+
+/// Puts `lines` into a new stream of `group` (created when missing), one millisecond apart from
+/// `start_ms`.
+pub async fn put_lines(client: &Client, group: &str, stream: &str, start_ms: i64, lines: &[String]) {
+    let _ = client.create_log_group().log_group_name(group).send().await;
+    client.create_log_stream().log_group_name(group).log_stream_name(stream).send().await.expect("stream");
+    let events: Vec<InputLogEvent> = lines
+        .iter()
+        .enumerate()
+        .map(|(i, line)| {
+            InputLogEvent::builder().timestamp(start_ms + i as i64).message(line.as_str()).build().expect("event")
+        })
+        .collect();
+    client
+        .put_log_events()
+        .log_group_name(group)
+        .log_stream_name(stream)
+        .set_log_events(Some(events))
+        .send()
+        .await
+        .expect("put");
 }
