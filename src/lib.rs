@@ -143,6 +143,7 @@ pub fn start_background(state: &AppState, address: std::net::SocketAddr) -> anyh
         };
         issues::follower::spawn(follower, every);
     }
+    web::tail_follow::spawn(state.clone());
     Ok(deliverer)
 }
 

@@ -92,6 +92,12 @@ pub trait LogStore: Send + Sync {
     /// Brings the store's gauges on the service's metrics up to date; called on each scrape.
     async fn refresh_metrics(&self) {}
 
+    /// Whether other processes (several tasks) write to this store too, so that what this one
+    /// ingested is not all there is: the live tail then also reads new events back from it.
+    fn shared_by_tasks(&self) -> bool {
+        false
+    }
+
     /// How often the issue index is brought up to date by reading errors back from this store
     /// ([`crate::issues::follower`]), or `None` when ingest records them (one process sees every
     /// event: the embedded store).

@@ -12,6 +12,7 @@ pub mod query;
 pub mod serve;
 pub mod session;
 pub mod tail;
+pub mod tail_follow;
 pub mod throttle;
 
 use std::sync::Arc;

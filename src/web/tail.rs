@@ -4,8 +4,10 @@
 //! Ingest hands every event it stored to [`Tail::publish`], which puts it, serialised once, on a
 //! broadcast channel; each watcher filters what passes. This works the same on both backends and
 //! shows an event as soon as its 202 is sent, whatever its own timestamp (a poll of the store by
-//! time would miss late-arriving events). It sees what *this* process ingested: with several
-//! tasks behind a load balancer, a watcher does not see events ingested by another task.
+//! time would miss late-arriving events). On a store several tasks share (CloudWatch),
+//! [`crate::web::tail_follow`] also reads the watched environments' new events back from the
+//! store once a second, so a watcher sees what other tasks ingested too, as soon as the store has
+//! it; ids already sent are remembered (the last [`RECENT_IDS`]) so nothing is sent twice.
 //!
 //! Bounds: at most `server.max_tail_watchers` streams (503 past it, at once); the channel holds
 //! the last [`CHANNEL_EVENTS`] events for every watcher together, so a watcher costs a cursor, not
@@ -14,8 +16,9 @@
 //! idle stream. At shutdown [`Tail::close`] ends every stream, so the server's drain does not wait
 //! for them.
 
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::{Query, State};
@@ -37,6 +40,9 @@ use crate::search;
 pub const CHANNEL_EVENTS: usize = 256;
 /// How often an idle stream gets a comment.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// Ids of events sent to the watchers that are remembered, so one read back from the store is
+/// not sent again (about 2 MB).
+pub const RECENT_IDS: usize = 65_536;
 /// What a refused watcher is asked to wait.
 const BUSY_RETRY_AFTER_SECS: u64 = 5;
 
@@ -51,6 +57,30 @@ pub struct Tail {
     events: broadcast::Sender<Arc<Published>>,
     places: Arc<Semaphore>,
     closed: watch::Sender<bool>,
+    /// The ids sent lately, oldest first, and as a set.
+    recent: Mutex<(VecDeque<ulid::Ulid>, HashSet<ulid::Ulid>)>,
+    /// Watchers per (project, env), and since when it is watched: the environments read back
+    /// from a shared store.
+    watched: Mutex<HashMap<(String, String), (usize, time::OffsetDateTime)>>,
+}
+
+/// A watcher's registration of its environment; dropped with the watcher.
+struct Watching {
+    tail: Arc<Tail>,
+    key: (String, String),
+}
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        if let Ok(mut watched) = self.tail.watched.lock()
+            && let Some((n, _)) = watched.get_mut(&self.key)
+        {
+            *n -= 1;
+            if *n == 0 {
+                watched.remove(&self.key);
+            }
+        }
+    }
 }
 
 impl Tail {
@@ -59,7 +89,46 @@ impl Tail {
             events: broadcast::Sender::new(CHANNEL_EVENTS),
             places: Arc::new(Semaphore::new(max_watchers)),
             closed: watch::Sender::new(false),
+            recent: Mutex::new((VecDeque::new(), HashSet::new())),
+            watched: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The (project, env) pairs someone watches now, and since when.
+    pub fn watched(&self) -> Vec<((String, String), time::OffsetDateTime)> {
+        self.watched
+            .lock()
+            .map(|w| w.iter().map(|(key, (_, since))| (key.clone(), *since)).collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether the service is shutting down.
+    pub fn is_closed(&self) -> bool {
+        *self.closed.borrow()
+    }
+
+    fn watch(self: &Arc<Self>, project: &str, env: &str) -> Watching {
+        let key = (project.to_string(), env.to_string());
+        if let Ok(mut watched) = self.watched.lock() {
+            watched.entry(key.clone()).or_insert((0, time::OffsetDateTime::now_utc())).0 += 1;
+        }
+        Watching { tail: Arc::clone(self), key }
+    }
+
+    /// Remembers `id` as sent; false when it was sent already.
+    fn first_time(&self, id: ulid::Ulid) -> bool {
+        let Ok(mut recent) = self.recent.lock() else { return true };
+        let (order, ids) = &mut *recent;
+        if !ids.insert(id) {
+            return false;
+        }
+        order.push_back(id);
+        if order.len() > RECENT_IDS
+            && let Some(old) = order.pop_front()
+        {
+            ids.remove(&old);
+        }
+        true
     }
 
     /// Whether anyone watches: ingest copies its events for [`Tail::publish`] only then.
@@ -70,6 +139,9 @@ impl Tail {
     /// Offers stored events to the watchers.
     pub fn publish(&self, events: Vec<StoredEvent>) {
         for event in events {
+            if !self.first_time(event.id) {
+                continue;
+            }
             let Ok(json) = serde_json::to_string(&event) else { continue };
             // An error means nobody watches any more: nothing to do.
             let _ = self.events.send(Arc::new(Published { event, json }));
@@ -111,6 +183,7 @@ impl Filter {
 /// One open stream: its place, its cursor in the channel, and its filter.
 struct Watcher {
     _place: OwnedSemaphorePermit,
+    _watching: Watching,
     events: broadcast::Receiver<Arc<Published>>,
     closed: watch::Receiver<bool>,
     filter: Filter,
@@ -174,8 +247,14 @@ pub async fn tail_events(
     };
     let place = state.tail.admit()?;
     // Subscribed before the answer goes out: every event ingested after it is seen.
-    let watcher =
-        Watcher { _place: place, events: state.tail.events.subscribe(), closed: state.tail.closed.subscribe(), filter };
+    let watching = state.tail.watch(&filter.project, &filter.env);
+    let watcher = Watcher {
+        _place: place,
+        _watching: watching,
+        events: state.tail.events.subscribe(),
+        closed: state.tail.closed.subscribe(),
+        filter,
+    };
     // A first comment, so the client sees the stream open before any event.
     let opened = stream::once(async { Ok(Event::default().comment("live")) });
     let events = stream::unfold(watcher, Watcher::next);
@@ -198,7 +277,7 @@ mod tests {
         raw.iter().map(|r| normalise(r.clone(), &ctx).expect("valid")).collect()
     }
 
-    fn watcher(tail: &Tail, q: &str) -> Watcher {
+    fn watcher(tail: &Arc<Tail>, q: &str) -> Watcher {
         let filter = Filter {
             project: "demo".into(),
             env: "production".into(),
@@ -208,6 +287,7 @@ mod tests {
         };
         Watcher {
             _place: tail.admit().expect("place"),
+            _watching: tail.watch("demo", "production"),
             events: tail.events.subscribe(),
             closed: tail.closed.subscribe(),
             filter,
@@ -232,7 +312,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_watcher_gets_the_matching_events_of_its_environment_only() {
-        let tail = Tail::new(4);
+        let tail = Arc::new(Tail::new(4));
         assert!(!tail.is_watched());
         let mut w = watcher(&tail, "level:error payment");
         assert!(tail.is_watched());
@@ -249,7 +329,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_slow_watcher_skips_ahead_and_is_told_how_much() {
-        let tail = Tail::new(4);
+        let tail = Arc::new(Tail::new(4));
         let mut w = watcher(&tail, "");
         let many: Vec<serde_json::Value> =
             (0..CHANNEL_EVENTS + 10).map(|i| serde_json::json!({"message": format!("event {i}")})).collect();
@@ -260,12 +340,30 @@ mod tests {
 
     #[tokio::test]
     async fn places_are_limited_and_given_back_and_close_ends_every_stream() {
-        let tail = Tail::new(1);
+        let tail = Arc::new(Tail::new(1));
         let mut w = watcher(&tail, "");
         assert!(matches!(tail.admit(), Err(ApiError::Unavailable { .. })));
         tail.close();
         assert!(w.next_item().await.is_none(), "ended by the shutdown");
         drop(w);
         assert!(tail.admit().is_ok(), "the place is free again");
+    }
+
+    #[tokio::test]
+    async fn an_event_is_sent_once_however_often_it_is_published_and_watched_envs_are_known() {
+        let tail = Arc::new(Tail::new(4));
+        assert!(tail.watched().is_empty());
+        let mut w = watcher(&tail, "");
+        let watched: Vec<_> = tail.watched().into_iter().map(|(key, _)| key).collect();
+        assert_eq!(watched, [("demo".to_string(), "production".to_string())]);
+        let first = events(&[serde_json::json!({"message": "once"})]);
+        tail.publish(first.clone());
+        // Read back from a shared store after ingest published it: not sent again.
+        tail.publish(first);
+        tail.publish(events(&[serde_json::json!({"message": "next"})]));
+        assert_eq!(message(next_item(&mut w).await), "once");
+        assert_eq!(message(next_item(&mut w).await), "next");
+        drop(w);
+        assert!(tail.watched().is_empty(), "a closed watcher leaves the list");
     }
 }

@@ -134,6 +134,38 @@ async fn a_tail_on_the_cloudwatch_store_streams_the_new_events_its_query_matches
 }
 
 #[tokio::test]
+async fn on_cloudwatch_a_tail_shows_what_another_task_ingested_once_and_nothing_from_before() {
+    let moto = Moto::start().await;
+    let watched = crate::cloudwatch::start_app(&moto.url).await;
+    let other = crate::cloudwatch::start_app(&moto.url).await;
+    // Before anyone watches: never sent.
+    let (status, _) =
+        other.ingest(&json!({"env": "production", "events": [{"message": "before the tail", "level": "error"}]})).await;
+    assert_eq!(status, 202);
+    let mut tail = SseStream::open(&watched.url("/api/v1/tail?project=demo&env=production&q=level:error")).await;
+    let (status, _) = other
+        .ingest(&json!({"env": "production", "events": [
+            {"message": "from the other task", "level": "error"},
+            {"message": "not wanted", "level": "info"},
+        ]}))
+        .await;
+    assert_eq!(status, 202);
+    let (status, _) = watched
+        .ingest(&json!({"env": "production", "events": [{"message": "from this task", "level": "error"}]}))
+        .await;
+    assert_eq!(status, 202);
+    let mut messages = vec![tail.next_event().await["message"].clone(), tail.next_event().await["message"].clone()];
+    messages.sort_by_key(|m| m.to_string());
+    assert_eq!(messages, [json!("from the other task"), json!("from this task")]);
+    // This task's own event, read back from CloudWatch too, is not sent again; the next is new.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (status, _) =
+        other.ingest(&json!({"env": "production", "events": [{"message": "last", "level": "error"}]})).await;
+    assert_eq!(status, 202);
+    assert_eq!(tail.next_event().await["message"], "last");
+}
+
+#[tokio::test]
 async fn a_tail_needs_a_login_a_known_environment_and_a_query_that_parses() {
     let app = spawn_app().await;
     let anonymous = reqwest::get(app.url("/api/v1/tail?project=demo&env=production")).await.expect("get");

@@ -263,6 +263,10 @@ impl LogStore for CloudWatchStore {
         self.metrics.spool_oldest_age_seconds.set(age);
     }
 
+    fn shared_by_tasks(&self) -> bool {
+        true
+    }
+
     fn issue_follow_interval(&self) -> Option<Duration> {
         // Several tasks write the groups, and Lambda functions write theirs without logboard:
         // only reading CloudWatch back sees every error.
