@@ -401,3 +401,25 @@ async fn a_channel_that_keeps_failing_is_reported_to_the_other_channels() {
         "the failing channel is not told about itself"
     );
 }
+
+#[tokio::test]
+async fn dead_letters_fire_a_monitor_alert_with_their_count() {
+    let ops = Receiver::start(Vec::new()).await;
+    let fake = crate::common::fake_cloudwatch::FakeCloudWatch::start().await;
+    fake.poison("poisoned event");
+    let dir = tempfile::tempdir().expect("dir");
+    let extra = format!(
+        "[[channels]]\nname = \"ops\"\nkind = \"slack\"\nwebhook_url = \"{}\"\n\n[monitor]\nchannels = [\"ops\"]\n",
+        ops.url
+    );
+    let env = [
+        ("LOGBOARD__STORAGE__BACKEND", "cloudwatch"),
+        ("LOGBOARD__CLOUDWATCH__ENDPOINT_URL", fake.url.as_str()),
+        ("LOGBOARD__CLOUDWATCH__REGION", "us-east-1"),
+    ];
+    let app = CloudWatchApp::start(config_with(dir.path(), &extra, &env), dir, &fake.url).await;
+    let events = json!({"env": "production", "events": [{"message": "fine"}, {"message": "a poisoned event"}]});
+    assert_eq!(app.ingest(&events).await.0, 202);
+    let text = message_about(&ops, "dead letters").await.expect("a monitor message about dead letters");
+    assert!(text.contains("1 events were dead-lettered"), "{text}");
+}
