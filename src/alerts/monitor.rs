@@ -167,7 +167,7 @@ async fn check_loop(state: AppState) {
         last_dead_letter = last_dead_letter.filter(|(at, _)| at.elapsed() < RECENT);
         state.alerts.set_condition(
             "monitor: dead letters",
-            last_dead_letter.map(|(_, n)| vec![format!("{n} events were dead-lettered (see the home page)")]),
+            last_dead_letter.map(|(_, n)| vec![format!("{n} event(s) dead-lettered (see the home page)")]),
         );
 
         for (key, n) in state.refusals.take() {

@@ -421,5 +421,5 @@ async fn dead_letters_fire_a_monitor_alert_with_their_count() {
     let events = json!({"env": "production", "events": [{"message": "fine"}, {"message": "a poisoned event"}]});
     assert_eq!(app.ingest(&events).await.0, 202);
     let text = message_about(&ops, "dead letters").await.expect("a monitor message about dead letters");
-    assert!(text.contains("1 events were dead-lettered"), "{text}");
+    assert!(text.contains("1 event(s) dead-lettered"), "{text}");
 }
