@@ -541,31 +541,26 @@ impl Alerts {
         self.rules.iter().any(|r| r.name == name && r.kind != Kind::Monitor)
     }
 
-    /// Snoozes a rule until `until_ms`; false when there is no such rule.
-    pub fn snooze(&self, name: &str, until_ms: i64, now_ms: i64) -> anyhow::Result<bool> {
+    /// Snoozes a rule until `until_ms`, or ends its snooze (`None`); false when there is no such
+    /// rule.
+    pub fn set_snooze(&self, name: &str, until_ms: Option<i64>, now_ms: i64) -> anyhow::Result<bool> {
         if !self.rules.iter().any(|r| r.name == name) {
             return Ok(false);
         }
-        self.history.set_snooze(name, Some(until_ms))?;
+        self.history.set_snooze(name, until_ms)?;
         if let Ok(mut snoozes) = self.snoozes.lock() {
-            snoozes.insert(name.to_string(), until_ms);
+            match until_ms {
+                Some(until) => snoozes.insert(name.to_string(), until),
+                None => snoozes.remove(name),
+            };
         }
-        let until =
-            crate::event::from_unix_ms(until_ms).map(crate::event::timestamp_format::format).unwrap_or_default();
-        self.history.record(name, "", now_ms, "snoozed", &format!("until {until}"), None)?;
-        Ok(true)
-    }
-
-    /// Ends a rule's snooze; false when there is no such rule.
-    pub fn unsnooze(&self, name: &str, now_ms: i64) -> anyhow::Result<bool> {
-        if !self.rules.iter().any(|r| r.name == name) {
-            return Ok(false);
+        match until_ms.and_then(crate::event::from_unix_ms) {
+            Some(until) => {
+                let until = crate::event::timestamp_format::format(until);
+                self.history.record(name, "", now_ms, "snoozed", &format!("until {until}"), None)?;
+            }
+            None => self.history.record(name, "", now_ms, "unsnoozed", "", None)?,
         }
-        self.history.set_snooze(name, None)?;
-        if let Ok(mut snoozes) = self.snoozes.lock() {
-            snoozes.remove(name);
-        }
-        self.history.record(name, "", now_ms, "unsnoozed", "", None)?;
         Ok(true)
     }
 
@@ -934,7 +929,7 @@ mod tests {
     #[test]
     fn a_snoozed_rule_sends_nothing_and_says_so_and_unsnoozing_brings_it_back() {
         let rig = rig();
-        assert!(rig.alerts.snooze("checkout errors", T0 + 3_600_000, T0).expect("snooze"));
+        assert!(rig.alerts.set_snooze("checkout errors", Some(T0 + 3_600_000), T0).expect("snooze"));
         assert_eq!(rig.alerts.list(T0)[0].state, "snoozed");
         ingest(&rig, &errors(10, "production", T0), T0);
         run(&rig, T0, T0 + 60_000);
@@ -944,14 +939,14 @@ mod tests {
             history.iter().any(|e| e.kind == "suppressed" && e.detail.starts_with("snoozed until")),
             "{history:#?}"
         );
-        assert!(rig.alerts.unsnooze("checkout errors", T0 + 60_000).expect("unsnooze"));
+        assert!(rig.alerts.set_snooze("checkout errors", None, T0 + 60_000).expect("unsnooze"));
         // The burst that was suppressed counts as sent for repeat; a new burst after it is sent.
         run(&rig, T0 + 60_000, T0 + 400_000);
         let t = T0 + 400_000;
         ingest(&rig, &errors(10, "production", t), t);
         run(&rig, t, t + 60_000);
         assert_eq!(rig.outbox.take().len(), 1);
-        assert!(!rig.alerts.snooze("no such rule", T0, T0).expect("snooze"));
+        assert!(!rig.alerts.set_snooze("no such rule", Some(T0), T0).expect("snooze"));
     }
 
     #[test]

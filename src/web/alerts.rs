@@ -112,11 +112,7 @@ pub async fn snooze(
     known(&state, &name)?;
     let now = now_ms();
     let until = snooze_until(&snooze, now)?;
-    let alerts = state.alerts.clone();
-    let rule = name.clone();
-    tokio::task::spawn_blocking(move || alerts.snooze(&rule, until, now))
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))??;
+    change_snooze(&state, &name, Some(until), now).await?;
     let until = crate::event::from_unix_ms(until).map(timestamp_format::format);
     Ok(Json(json!({ "name": name, "state": "snoozed", "snoozed_until": until })))
 }
@@ -128,12 +124,18 @@ pub async fn unsnooze(
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     known(&state, &name)?;
-    let alerts = state.alerts.clone();
-    let rule = name.clone();
-    tokio::task::spawn_blocking(move || alerts.unsnooze(&rule, now_ms()))
+    change_snooze(&state, &name, None, now_ms()).await?;
+    Ok(Json(json!({ "name": name, "snoozed_until": null })))
+}
+
+/// Snoozes rule `name` until `until_ms`, or ends its snooze (`None`); the API and the page both
+/// come here. SQLite commits: off the async workers.
+pub async fn change_snooze(state: &AppState, name: &str, until_ms: Option<i64>, now_ms: i64) -> Result<(), ApiError> {
+    let (alerts, name) = (state.alerts.clone(), name.to_string());
+    tokio::task::spawn_blocking(move || alerts.set_snooze(&name, until_ms, now_ms))
         .await
         .map_err(|e| ApiError::Internal(e.into()))??;
-    Ok(Json(json!({ "name": name, "snoozed_until": null })))
+    Ok(())
 }
 
 /// When a snooze ends: exactly one of `until` (in the future) and `minutes` (1 to 90 days).

@@ -13,7 +13,7 @@ use crate::alerts::engine::RuleView;
 use crate::error::ApiError;
 use crate::event::unix_ms;
 use crate::web::AppState;
-use crate::web::alerts::{Line, Snooze, snooze_until, timeline};
+use crate::web::alerts::{self, Line, Snooze, snooze_until, timeline};
 use crate::web::auth::PageUser;
 use crate::zone::Zone;
 
@@ -133,15 +133,8 @@ pub async fn change_snooze(
         Ok(until) => until,
         Err(error) => return error_page(&user, error),
     };
-    let alerts = state.alerts.clone();
-    let changed = tokio::task::spawn_blocking(move || match until {
-        Some(until) => alerts.snooze(&form.name, until, now),
-        None => alerts.unsnooze(&form.name, now),
-    })
-    .await;
-    match changed {
-        Ok(Ok(_)) => Redirect::to("/alerts").into_response(),
-        Ok(Err(error)) => error_page(&user, error.into()),
-        Err(error) => error_page(&user, ApiError::Internal(error.into())),
+    match alerts::change_snooze(&state, &form.name, until, now).await {
+        Ok(()) => Redirect::to("/alerts").into_response(),
+        Err(error) => error_page(&user, error),
     }
 }
