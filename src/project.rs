@@ -89,9 +89,10 @@ pub struct Projects {
     canary_key: Option<String>,
 }
 
-/// The monitor's own project and env: the canary's events go there, never a user's.
-pub const CANARY_PROJECT: &str = "_logboard";
-pub const CANARY_ENV: &str = "canary";
+pub use crate::config::{CANARY_ENV, CANARY_PROJECT};
+
+/// The header an ingest key comes in (also `Authorization: Bearer` and `?key=`).
+pub const KEY_HEADER: &str = "x-logboard-key";
 
 impl Projects {
     pub fn from_config(config: &Config) -> anyhow::Result<Projects> {
@@ -118,7 +119,7 @@ impl Projects {
             };
             let project = Arc::new(Project { internal: true, ..Project::new(&canary, &config.cloudwatch)? });
             // A key made at start, known only to this process: nobody else can write there.
-            let key = format!("canary-{}", crate::web::auth::generate_password());
+            let key = format!("canary-{}", crate::config::Secret::random().expose());
             projects.by_key.insert(key.clone(), Arc::clone(&project));
             projects.canary_key = Some(key);
             projects.list.push(project);
@@ -141,8 +142,8 @@ impl Projects {
     }
 
     /// The project an ingest key writes to.
-    pub fn by_key(&self, key: &str) -> Option<&Project> {
-        self.by_key.get(key).map(AsRef::as_ref)
+    pub fn by_key(&self, key: &str) -> Option<&Arc<Project>> {
+        self.by_key.get(key)
     }
 }
 

@@ -20,11 +20,12 @@ use base64::Engine as _;
 use tokio::sync::{Mutex, watch};
 use tokio::task::JoinHandle;
 
-use super::config::{ChannelConfig, ChannelKind, SmtpConfig};
 use super::email::{self, EmailSender};
-use super::notification::Notification;
-use super::outbox::{DeliveryState, Due, Outbox, Settled, now_ms};
+use super::notification::{Attempt, Notification};
+use super::outbox::{DeliveryState, Due, Outbox, Settled};
 use super::slack::{self, SlackSender};
+use crate::clock::now_ms;
+use crate::config::alerts::{ChannelConfig, ChannelKind, SmtpConfig};
 use crate::metrics::Metrics;
 
 /// How long a task sleeps when nothing is due and nothing is enqueued.
@@ -66,34 +67,6 @@ impl Backoff {
         let doublings = failures.saturating_sub(1).min(30);
         self.first.checked_mul(1 << doublings).map_or(self.max, |d| d.min(self.max))
     }
-}
-
-/// What one attempt came to.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Attempt {
-    Sent,
-    /// Worth trying again, not before `after` when the receiver said so.
-    Retry {
-        error: String,
-        after: Option<Duration>,
-    },
-    Failed(String),
-}
-
-/// An error and its causes on one line (`error sending request: connection refused`).
-pub(crate) fn describe(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        // Some errors repeat their cause in their own message.
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// Decides what an attempt made at `now_ms` leaves in the outbox.

@@ -13,10 +13,9 @@ use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-use super::config::{ChannelConfig, SmtpConfig, SmtpTls};
-use super::deliver::{Attempt, describe};
-use super::notification::Notification;
+use super::notification::{Attempt, Notification, describe};
 use super::render;
+use crate::config::alerts::{ChannelConfig, SmtpConfig, SmtpTls};
 
 /// The longest any one SMTP command may take.
 const TIMEOUT: Duration = Duration::from_secs(20);

@@ -10,11 +10,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::burst::{Burst, Policy, Send};
-use super::config::{AlertConfig, When};
 use super::history::{Entry, History, Saved};
 use super::notification::{IssueLine, Notification, What};
 use super::window::Window;
 use crate::config::Config;
+use crate::config::alerts::{AlertConfig, When};
 use crate::event::{Level, StoredEvent};
 use crate::issues::Changes;
 use crate::project::Projects;

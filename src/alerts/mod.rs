@@ -14,7 +14,6 @@
 //!   and `email`.
 
 pub mod burst;
-pub mod config;
 pub mod deliver;
 mod email;
 pub mod engine;

@@ -9,15 +9,18 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 
-use crate::project::{CANARY_ENV, CANARY_PROJECT};
+use super::engine::Alerts;
+use super::outbox::Outbox;
+use crate::clock::now_ms;
+use crate::metrics::Metrics;
+use crate::project::{CANARY_ENV, CANARY_PROJECT, KEY_HEADER, Projects};
 use crate::search::Query;
-use crate::store::EventQuery;
-use crate::web::AppState;
+use crate::store::{EventQuery, LogStore};
 
 /// How often the checks other than the canary run.
 const CHECK_EVERY: Duration = Duration::from_secs(5);
@@ -48,17 +51,35 @@ impl Refusals {
     }
 }
 
-/// Starts the monitor's tasks; `address` is our own listener, where the canary is sent.
-pub fn spawn(state: AppState, address: SocketAddr) {
-    let interval = state.config.monitor.canary_interval_secs;
-    if interval > 0 {
-        tokio::spawn(canary_loop(state.clone(), address, Duration::from_secs(interval)));
-    }
-    tokio::spawn(check_loop(state));
+/// What the monitor watches and where its alerts go.
+#[derive(Clone)]
+pub struct Monitor {
+    /// `[monitor] canary_interval_secs`; 0: no canary.
+    pub canary_interval: Duration,
+    /// The canary is read back from here; its metrics are refreshed before each check.
+    pub store: Arc<dyn LogStore>,
+    /// The canary's project and its key.
+    pub projects: Arc<Projects>,
+    /// The spool's age, dead letters, the canary's timings.
+    pub metrics: Arc<Metrics>,
+    /// Where each check's condition goes (grouped, sent to the `[monitor]` channels).
+    pub alerts: Arc<Alerts>,
+    /// How the channels' deliveries went.
+    pub outbox: Outbox,
+    /// Ingest refusals per project and reason.
+    pub refusals: Arc<Refusals>,
 }
 
-async fn canary_loop(state: AppState, address: SocketAddr, every: Duration) {
-    let Some(key) = state.projects.canary_key().map(str::to_string) else { return };
+/// Starts the monitor's tasks; `address` is our own listener, where the canary is sent.
+pub fn spawn(monitor: Monitor, address: SocketAddr) {
+    if !monitor.canary_interval.is_zero() {
+        tokio::spawn(canary_loop(monitor.clone(), address, monitor.canary_interval));
+    }
+    tokio::spawn(check_loop(monitor));
+}
+
+async fn canary_loop(monitor: Monitor, address: SocketAddr, every: Duration) {
+    let Some(key) = monitor.projects.canary_key().map(str::to_string) else { return };
     let client = match reqwest::Client::builder().timeout(Duration::from_secs(10)).build() {
         Ok(client) => client,
         Err(error) => {
@@ -73,19 +94,19 @@ async fn canary_loop(state: AppState, address: SocketAddr, every: Duration) {
     loop {
         ticker.tick().await;
         let deadline = CANARY_DEADLINE.min(every.max(Duration::from_secs(5)));
-        match canary(&state, &client, address, &key, deadline).await {
+        match canary(&monitor, &client, address, &key, deadline).await {
             Ok(took) => {
                 failures = 0;
-                state.metrics.canary_seconds.set(took.as_secs_f64());
-                state.alerts.set_condition("monitor: canary", None);
+                monitor.metrics.canary_seconds.set(took.as_secs_f64());
+                monitor.alerts.set_condition("monitor: canary", None);
             }
             Err(why) => {
                 failures += 1;
-                state.metrics.canary_failures.inc();
+                monitor.metrics.canary_failures.inc();
                 tracing::warn!(failures, why = %why, "the canary failed");
                 if failures >= CANARY_FAILURES_TO_FIRE {
                     let detail = format!("{failures} canaries in a row failed; the last: {why}");
-                    state.alerts.set_condition("monitor: canary", Some(vec![detail]));
+                    monitor.alerts.set_condition("monitor: canary", Some(vec![detail]));
                 }
             }
         }
@@ -94,7 +115,7 @@ async fn canary_loop(state: AppState, address: SocketAddr, every: Duration) {
 
 /// Sends one canary through ingest and reads it back; how long that took, or why it failed.
 async fn canary(
-    state: &AppState,
+    monitor: &Monitor,
     client: &reqwest::Client,
     address: SocketAddr,
     key: &str,
@@ -106,7 +127,7 @@ async fn canary(
     let sent_at = OffsetDateTime::now_utc();
     let answer = client
         .post(format!("http://{address}/api/v1/events"))
-        .header(crate::web::ingest::KEY_HEADER, key)
+        .header(KEY_HEADER, key)
         .json(&serde_json::json!({"env": CANARY_ENV, "events": [{"message": message, "level": "info"}]}))
         .send()
         .await
@@ -114,7 +135,7 @@ async fn canary(
     if answer.status() != reqwest::StatusCode::ACCEPTED {
         return Err(format!("ingest answered {}", answer.status()));
     }
-    let project = state.projects.get(CANARY_PROJECT).ok_or("the canary project is missing")?;
+    let project = monitor.projects.get(CANARY_PROJECT).ok_or("the canary project is missing")?;
     let search = Query::parse(&nonce).map_err(|e| e.to_string())?;
     loop {
         let query = EventQuery {
@@ -128,7 +149,7 @@ async fn canary(
             limit: 1,
             cursor: None,
         };
-        match state.store.events(&query).await {
+        match monitor.store.events(&query).await {
             Ok(page) if page.events.iter().any(|e| e.message == message) => return Ok(started.elapsed()),
             Ok(_) if started.elapsed() >= deadline => {
                 return Err(format!("not readable from the store after {} s", deadline.as_secs()));
@@ -139,38 +160,38 @@ async fn canary(
     }
 }
 
-async fn check_loop(state: AppState) {
-    let mut dead_letters_seen = state.metrics.dead_lettered_total();
+async fn check_loop(monitor: Monitor) {
+    let mut dead_letters_seen = monitor.metrics.dead_lettered_total();
     let mut last_dead_letter: Option<(Instant, u64)> = None;
     let mut refused: BTreeMap<(String, &'static str), (Instant, u64)> = BTreeMap::new();
     let mut ticker = tokio::time::interval(CHECK_EVERY);
     loop {
         ticker.tick().await;
-        state.store.refresh_metrics().await;
+        monitor.store.refresh_metrics().await;
 
-        let age = state.metrics.spool_oldest_age_seconds.get();
+        let age = monitor.metrics.spool_oldest_age_seconds.get();
         let spool = (age > SPOOL_AGE_LIMIT_SECS).then(|| {
             vec![format!(
                 "the oldest unshipped event is {:.0} minutes old ({} events waiting)",
                 age / 60.0,
-                state.metrics.spool_events.get()
+                monitor.metrics.spool_events.get()
             )]
         });
-        state.alerts.set_condition("monitor: spool age", spool);
+        monitor.alerts.set_condition("monitor: spool age", spool);
 
-        let dead = state.metrics.dead_lettered_total();
+        let dead = monitor.metrics.dead_lettered_total();
         if dead > dead_letters_seen {
             let before = last_dead_letter.map_or(0, |(_, n)| n);
             last_dead_letter = Some((Instant::now(), before + dead - dead_letters_seen));
             dead_letters_seen = dead;
         }
         last_dead_letter = last_dead_letter.filter(|(at, _)| at.elapsed() < RECENT);
-        state.alerts.set_condition(
+        monitor.alerts.set_condition(
             "monitor: dead letters",
             last_dead_letter.map(|(_, n)| vec![format!("{n} event(s) dead-lettered (see the home page)")]),
         );
 
-        for (key, n) in state.refusals.take() {
+        for (key, n) in monitor.refusals.take() {
             let entry = refused.entry(key).or_insert((Instant::now(), 0));
             *entry = (Instant::now(), entry.1 + n);
         }
@@ -181,9 +202,9 @@ async fn check_loop(state: AppState) {
         }
         let lines: Vec<String> =
             by_project.into_iter().map(|(project, counts)| format!("{project}: {}", counts.join(", "))).collect();
-        state.alerts.set_condition("monitor: events refused", (!lines.is_empty()).then_some(lines));
+        monitor.alerts.set_condition("monitor: events refused", (!lines.is_empty()).then_some(lines));
 
-        let outbox = state.outbox.clone();
+        let outbox = monitor.outbox.clone();
         if let Ok(Ok(health)) = tokio::task::spawn_blocking(move || outbox.channel_health()).await {
             let failing: Vec<_> = health.into_iter().filter(|h| h.consecutive_failures >= CHANNEL_FAILURES).collect();
             let lines: Vec<String> = failing
@@ -194,10 +215,14 @@ async fn check_loop(state: AppState) {
                 })
                 .collect();
             let skip = failing.into_iter().map(|h| h.channel).collect();
-            state.alerts.set_condition_skipping("monitor: channel failing", (!lines.is_empty()).then_some(lines), skip);
+            monitor.alerts.set_condition_skipping(
+                "monitor: channel failing",
+                (!lines.is_empty()).then_some(lines),
+                skip,
+            );
         }
 
-        let firing = state.alerts.list(crate::event::unix_ms(OffsetDateTime::now_utc()));
-        state.metrics.alerts_firing.set(firing.iter().filter(|r| r.state == "firing").count() as i64);
+        let firing = monitor.alerts.list(now_ms());
+        monitor.metrics.alerts_firing.set(firing.iter().filter(|r| r.state == "firing").count() as i64);
     }
 }

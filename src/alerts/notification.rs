@@ -1,6 +1,8 @@
 //! What one alert message says, whatever the channel: built by the engine, stored in the
 //! outbox as JSON, and rendered for Slack or e-mail by `render`.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
 /// One message to send: a burst of a rule, a reminder, a resolution, or the monitor's own alert.
@@ -43,4 +45,32 @@ pub struct IssueLine {
     pub count: u64,
     /// Absolute URL of the issue's events.
     pub link: String,
+}
+
+/// What one attempt to deliver a notification came to (a channel's sender says).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Attempt {
+    Sent,
+    /// Worth trying again, not before `after` when the receiver said so.
+    Retry {
+        error: String,
+        after: Option<Duration>,
+    },
+    Failed(String),
+}
+
+/// An error and its causes on one line (`error sending request: connection refused`).
+pub(crate) fn describe(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        // Some errors repeat their cause in their own message.
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }

@@ -20,7 +20,8 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 
 use super::notification::Notification;
-use crate::event::{from_unix_ms, timestamp_format, unix_ms};
+use crate::clock::{from_unix_ms, now_ms};
+use crate::event::timestamp_format;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS notifications (
@@ -339,10 +340,6 @@ impl Outbox {
     }
 }
 
-pub(crate) fn now_ms() -> i64 {
-    unix_ms(OffsetDateTime::now_utc())
-}
-
 fn time_of(ms: i64) -> OffsetDateTime {
     from_unix_ms(ms).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
@@ -351,6 +348,7 @@ fn time_of(ms: i64) -> OffsetDateTime {
 mod tests {
     use super::*;
     use crate::alerts::notification::What;
+    use crate::clock::unix_ms;
 
     fn notification(rule: &str) -> Notification {
         Notification {

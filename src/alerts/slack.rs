@@ -12,8 +12,7 @@ use reqwest::header::RETRY_AFTER;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use super::deliver::{Attempt, describe};
-use super::notification::Notification;
+use super::notification::{Attempt, Notification, describe};
 use super::render;
 use crate::config::Secret;
 

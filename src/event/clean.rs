@@ -3,13 +3,50 @@
 
 use serde_json::{Map, Value};
 
+use super::Draft;
 use crate::scrub::Scrubber;
 
-/// Logged text is data: every string and key loses its control characters (but newline and
-/// tab) and its invisible formatting characters, then PII is scrubbed.
-pub(super) fn clean(fields: &mut Map<String, Value>, scrubber: &Scrubber) {
-    strip_unsafe_in_map(fields);
-    scrubber.object(fields);
+/// Logged text is data: every string and key of the draft loses its control characters (but
+/// newline and tab) and its invisible formatting characters, then PII is scrubbed.
+pub fn clean(draft: &mut Draft, scrubber: &Scrubber) {
+    let text = |text: &mut String| {
+        strip_unsafe_chars(text);
+        *text = scrubber.text(text);
+    };
+    let Draft {
+        env,
+        timestamp: _,
+        level: _,
+        message,
+        kind,
+        code,
+        http,
+        url,
+        location,
+        user,
+        stack,
+        frames,
+        release,
+        extra,
+        fingerprint,
+    } = draft;
+    text(message);
+    for field in [env, kind, code, url, location, stack, release] {
+        field.as_mut().map(text);
+    }
+    if let Some(method) = http.as_mut().and_then(|http| http.method.as_mut()) {
+        text(method);
+    }
+    for frame in frames {
+        frame.function.as_mut().map(text);
+        frame.file.as_mut().map(text);
+    }
+    for value in [user, fingerprint].into_iter().flatten() {
+        strip_unsafe_in(value);
+        scrubber.value(value);
+    }
+    strip_unsafe_in_map(extra);
+    scrubber.object(extra);
 }
 
 /// Removes [`is_unsafe_char`] characters from every string and key of `value`.

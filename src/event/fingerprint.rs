@@ -45,19 +45,24 @@
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use super::StackFrame;
+
 /// The fingerprint of one error event; `client` is its `extra.fingerprint`, if the client sent one.
+/// Structured `frames` (innermost first), when the sender had them, stand in for `stack`.
 pub fn fingerprint(
     kind: Option<&str>,
     message: &str,
-    location: Option<&str>,
-    stack: Option<&str>,
+    (location, stack, frames): (Option<&str>, Option<&str>, &[StackFrame]),
     client: Option<&Value>,
 ) -> String {
     if let Some(parts) = client.and_then(client_parts) {
         return digest(b"client", parts.iter().map(|part| part.as_bytes()));
     }
     let kind = kind.unwrap_or("").trim();
-    let place = place(kind, message, location, stack);
+    let place = match top_structured_frame(frames) {
+        Some(frame) => frame.key(),
+        None => place(kind, message, location, stack),
+    };
     digest(b"computed", [kind.as_bytes(), message_shape(message).as_slice(), place.as_slice()])
 }
 
@@ -103,6 +108,29 @@ fn place(kind: &str, message: &str, location: Option<&str>, stack: Option<&str>)
         return Frame::parse_location(location).key();
     }
     unparsed.map(message_shape).unwrap_or_default()
+}
+
+/// The top in-app frame of structured frames (the sender's `in_app` first, else judged by the
+/// file as for a text stack), else the innermost frame.
+fn top_structured_frame(frames: &[StackFrame]) -> Option<Frame<'_>> {
+    let in_app = |frame: &StackFrame| match frame.in_app {
+        Some(in_app) => in_app,
+        None => as_frame(frame).is_some_and(|f| f.in_app()),
+    };
+    frames.iter().find(|frame| in_app(frame)).or(frames.first()).and_then(as_frame)
+}
+
+/// A structured frame as a text frame: its function and its file (a frame with only a function
+/// still counts).
+fn as_frame(frame: &StackFrame) -> Option<Frame<'_>> {
+    let function = frame.function.as_deref().unwrap_or("");
+    Frame::new(function, frame.file.as_deref().unwrap_or(""), Format::Bare).or_else(|| {
+        (!function.trim().is_empty()).then_some(Frame {
+            function: function.trim(),
+            location: "?",
+            format: Format::Bare,
+        })
+    })
 }
 
 /// The top in-app frame of `stack`, or (no frame in a known format) its first line after the header.
@@ -524,7 +552,7 @@ fn query_end(bytes: &[u8], start: usize) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Context, normalise};
+    use crate::ingest::{Context, normalise};
     use crate::project::Project;
     use crate::scrub::Scrubber;
     use proptest::prelude::*;
@@ -935,7 +963,7 @@ mod tests {
         ];
         for text in odd {
             for client in [None, Some(json!(text)), Some(json!([text, text]))] {
-                let fp = fingerprint(Some(text), text, Some(text), Some(text), client.as_ref());
+                let fp = fingerprint(Some(text), text, (Some(text), Some(text), &[]), client.as_ref());
                 assert!(is_fingerprint(&fp), "{fp:?} for {:?}", text.chars().take(40).collect::<String>());
             }
         }
@@ -995,16 +1023,16 @@ mod tests {
         #[test]
         fn any_text_gives_16_hex_digits(kind in any::<String>(), message in any::<String>(), location in any::<String>(), stack in any::<String>(), client in any::<String>()) {
             for client in [None, Some(json!(client))] {
-                let fp = fingerprint(Some(&kind), &message, Some(&location), Some(&stack), client.as_ref());
+                let fp = fingerprint(Some(&kind), &message, (Some(&location), Some(&stack), &[]), client.as_ref());
                 prop_assert!(is_fingerprint(&fp), "{:?}", fp);
             }
         }
 
         #[test]
         fn text_made_of_what_the_rules_look_for_gives_16_hex_digits(message in tricky(), stack in tricky(), location in tricky()) {
-            let fp = fingerprint(None, &message, Some(&location), Some(&stack), None);
+            let fp = fingerprint(None, &message, (Some(&location), Some(&stack), &[]), None);
             prop_assert!(is_fingerprint(&fp), "{:?}", fp);
-            let fp = fingerprint(None, &message, None, None, None);
+            let fp = fingerprint(None, &message, (None, None, &[]), None);
             prop_assert!(is_fingerprint(&fp), "{:?}", fp);
         }
     }

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::StoredEvent;
-use super::normalise::{Rejection, RejectionKind};
+use super::draft::{Rejection, RejectionKind};
 
 /// The parts of an event that can be shortened (or, for objects, dropped) to fit the size limit.
 #[derive(Debug, Clone, Copy)]
@@ -98,7 +98,7 @@ impl Part {
 /// Shortens the largest parts first until the event fits `max_bytes`, naming them in
 /// `truncated`, so one huge field costs only itself; rejects the event only when even that is
 /// not enough.
-pub(super) fn fit_to_size(mut event: StoredEvent, max_bytes: usize) -> Result<StoredEvent, Rejection> {
+pub fn fit_to_size(mut event: StoredEvent, max_bytes: usize) -> Result<StoredEvent, Rejection> {
     let original = event.to_json().len();
     let mut size = original;
     while size > max_bytes {

@@ -1,11 +1,12 @@
-//! The log event: what is stored ([`StoredEvent`], one JSON object), and how one incoming JSON
-//! object becomes one: [`normalise`] validates it, [`clean`] strips unsafe characters and PII from
-//! every text, [`fit`] cuts it to the size limit, [`fingerprint`] groups repeats of an error.
+//! The log event: what is stored ([`StoredEvent`], one JSON object), what comes in ([`Draft`],
+//! whatever the wire format), and the steps the ingest policy applies between them: [`clean`]
+//! strips unsafe characters and PII from every text, [`fingerprint`] groups repeats of an error,
+//! [`fit_to_size`] cuts an event to the size limit.
 
 mod clean;
+mod draft;
 mod fingerprint;
 mod fit;
-mod normalise;
 
 use std::fmt;
 use std::str::FromStr;
@@ -15,14 +16,18 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use ulid::Ulid;
 
-pub use clean::{is_unsafe_char, strip_unsafe_chars, strip_unsafe_in, strip_unsafe_in_map};
+pub use clean::{clean, is_unsafe_char, strip_unsafe_chars, strip_unsafe_in, strip_unsafe_in_map};
+pub use draft::{Draft, Rejection, RejectionKind, StackFrame};
 pub use fingerprint::fingerprint;
-pub use normalise::{Context, Rejection, RejectionKind, normalise};
+pub use fit::fit_to_size;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub use crate::clock::{from_unix_ms, unix_ms};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Level {
     Debug,
+    #[default]
     Info,
     Warn,
     Error,
@@ -160,14 +165,6 @@ impl StoredEvent {
 pub fn new_id(timestamp: OffsetDateTime) -> Ulid {
     let ms = u64::try_from(unix_ms(timestamp)).unwrap_or(0);
     Ulid::from_parts(ms, rand::random::<u128>())
-}
-
-pub fn unix_ms(t: OffsetDateTime) -> i64 {
-    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
-}
-
-pub fn from_unix_ms(ms: i64) -> Option<OffsetDateTime> {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
 }
 
 pub(crate) fn truncate_to_ms(t: OffsetDateTime) -> OffsetDateTime {

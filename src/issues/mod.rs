@@ -16,7 +16,7 @@
 //! stored and searchable); the follower's checkpoint moves in the same transaction as what it
 //! recorded, so it re-reads them.
 
-pub mod follower;
+pub mod checkpoint;
 
 use std::path::Path;
 use std::time::Duration;
@@ -26,6 +26,7 @@ use rusqlite::{Connection, OptionalExtension as _};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::clock::{HOUR_MS, MINUTE_MS, from_ms_utc};
 use crate::event::{Level, StoredEvent, timestamp_format};
 use crate::search::Query;
 use crate::sqlite::{self, AfterCommit, PoolLimits, ReadPool};
@@ -64,8 +65,6 @@ CREATE TABLE IF NOT EXISTS issue_users (
 ) WITHOUT ROWID;
 ";
 
-const MINUTE_MS: i64 = 60_000;
-const HOUR_MS: i64 = 60 * MINUTE_MS;
 /// An issue first seen this recently is `new`.
 const NEW_FOR_MS: i64 = 24 * HOUR_MS;
 /// The most issues one list returns.
@@ -219,7 +218,7 @@ pub struct Issue {
 enum Write {
     Record(Vec<Occurrence>),
     /// What the follower read from one group, with where it goes on.
-    Follow(follower::Followed),
+    Follow(checkpoint::Followed),
     SetStatus {
         project: String,
         env: String,
@@ -255,7 +254,7 @@ impl IssueIndex {
         let conn = sqlite::open_durable(&path, 8_192)?;
         conn.execute_batch(SCHEMA).context("creating the issues schema")?;
         add_group_column(&conn)?;
-        conn.execute_batch(follower::SCHEMA).context("creating the follower's schema")?;
+        conn.execute_batch(checkpoint::SCHEMA).context("creating the follower's schema")?;
         let limits = PoolLimits { connections: READ_CONNECTIONS, max_wait: MAX_READ_WAIT, time_limit: MAX_READ_WAIT };
         let reads = ReadPool::open(&path, limits, |_| Ok(()))?;
         let writes = sqlite::spawn_writer("issue-index", conn, QUEUE_DEPTH, MAX_REQUESTS_PER_COMMIT, commit_round)?;
@@ -342,7 +341,7 @@ fn commit(conn: &mut Connection, batch: &[Request]) -> anyhow::Result<Vec<Change
     for (write, _) in batch {
         answers.push(match write {
             Write::Record(occurrences) => record(&tx, occurrences)?,
-            Write::Follow(followed) => follower::commit(&tx, followed)?,
+            Write::Follow(followed) => checkpoint::commit(&tx, followed)?,
             Write::SetStatus { project, env, fingerprint, status, at_ms } => {
                 let found = tx.prepare_cached(
                     "UPDATE issues SET status = ?4, resolved_at = CASE WHEN ?4 = 'resolved' THEN ?5 ELSE resolved_at END
@@ -543,11 +542,6 @@ fn add_group_column(conn: &Connection) -> anyhow::Result<()> {
         conn.execute_batch("ALTER TABLE issues ADD COLUMN log_group TEXT").context("adding issues.log_group")?;
     }
     Ok(())
-}
-
-fn from_ms_utc(ms: i64) -> time::OffsetDateTime {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
 }
 
 #[cfg(test)]

@@ -6,8 +6,13 @@
 
 use std::fmt;
 
-use super::lexer::is_delimiter;
 use crate::event::Level;
+
+/// Ends a bare word or value: the lexer splits there, and [`Display`](fmt::Display) quotes a
+/// text holding one.
+pub(crate) fn is_delimiter(c: char) -> bool {
+    c.is_whitespace() || c == '(' || c == ')'
+}
 
 /// A stretch of the query text, in 0-based character (not byte) offsets; `end` is exclusive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

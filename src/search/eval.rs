@@ -534,7 +534,7 @@ mod tests {
     #[test]
     fn a_normalised_event_is_searched_as_it_was_stored() {
         use crate::config::Config;
-        use crate::event::{Context, normalise};
+        use crate::ingest::{Context, normalise};
         use crate::project::Projects;
         let config = Config::from_sources(include_str!("../../config.toml"), &[]).expect("config");
         let projects = Projects::from_config(&config).expect("projects");

@@ -4,7 +4,7 @@
 //! is the parser's business.
 
 use super::QueryError;
-use super::ast::{Comparison, Span};
+use super::ast::{Comparison, Span, is_delimiter};
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Token {
@@ -66,11 +66,6 @@ pub(crate) fn tokens(chars: &[char]) -> (Vec<Spanned>, Option<QueryError>) {
             Err(error) => return (tokens, Some(error)),
         }
     }
-}
-
-/// Ends a bare word or value.
-pub(crate) fn is_delimiter(c: char) -> bool {
-    c.is_whitespace() || c == '(' || c == ')'
 }
 
 struct Lexer<'a> {

@@ -99,7 +99,7 @@ pub trait LogStore: Send + Sync {
     }
 
     /// How often the issue index is brought up to date by reading errors back from this store
-    /// ([`crate::issues::follower`]), or `None` when ingest records them (one process sees every
+    /// ([`crate::ingest::follow`]), or `None` when ingest records them (one process sees every
     /// event: the embedded store).
     fn issue_follow_interval(&self) -> Option<std::time::Duration> {
         None

@@ -10,8 +10,9 @@ use time::OffsetDateTime;
 
 use super::AppState;
 use super::auth::ApiUser;
-use crate::error::ApiError;
-use crate::event::{timestamp_format, unix_ms};
+use super::error::ApiError;
+use crate::clock::{now_ms, unix_ms};
+use crate::event::timestamp_format;
 
 /// Entries of a rule's history one answer holds.
 const HISTORY_LIMIT: usize = 200;
@@ -175,8 +176,4 @@ fn known(state: &AppState, name: &str) -> Result<(), ApiError> {
     } else {
         Err(ApiError::NotFound(format!("no alert rule is named `{name}`")))
     }
-}
-
-fn now_ms() -> i64 {
-    unix_ms(OffsetDateTime::now_utc())
 }

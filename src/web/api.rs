@@ -9,8 +9,8 @@ use ulid::Ulid;
 
 use super::AppState;
 use super::auth::ApiUser;
+use super::error::ApiError;
 use super::query::{ReadParams, project_env};
-use crate::error::ApiError;
 use crate::event::{StoredEvent, unix_ms};
 use crate::issues::{Sort, Status};
 use crate::store::histogram::{Buckets, HistogramAnswer};

@@ -22,16 +22,16 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::STANDARD;
 use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
 use super::AppState;
+use super::error::ApiError;
 use super::limits::ClientIp;
 use super::session::{Session, Sessions, session_token, unix_now};
 use super::throttle::{self, Refusal, Throttle};
 use crate::config::{Config, Secret};
-use crate::error::ApiError;
 
 /// OWASP's Argon2id parameters: m = 19 MiB, t = 2, p = 1.
 fn argon2() -> Argon2<'static> {
@@ -131,12 +131,6 @@ impl PasswordChecks {
         };
         Ok(tokio::task::spawn_blocking(check).await.unwrap_or(false))
     }
-}
-
-/// A random password for the first start, when no user is configured.
-pub fn generate_password() -> String {
-    let bytes: [u8; 18] = rand::random();
-    URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// The dashboard's users and live sessions.

@@ -13,8 +13,8 @@ use time::OffsetDateTime;
 
 use super::AppState;
 use super::auth::ApiUser;
+use super::error::ApiError;
 use super::query::ReadParams;
-use crate::error::ApiError;
 use crate::event::{StoredEvent, timestamp_format};
 use crate::project::Projects;
 use crate::store::{Cursor, LogStore};

@@ -4,15 +4,16 @@ pub mod alerts;
 pub mod api;
 pub mod assets;
 pub mod auth;
+pub mod error;
 pub mod export;
 pub mod ingest;
+pub mod intake;
 pub mod limits;
 pub mod pages;
 pub mod query;
 pub mod serve;
 pub mod session;
 pub mod tail;
-pub mod tail_follow;
 pub mod throttle;
 
 use std::sync::Arc;
@@ -31,8 +32,8 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use self::error::ApiError;
 use crate::config::Config;
-use crate::error::ApiError;
 use crate::metrics::{self, Metrics};
 use crate::project::Projects;
 use crate::store::LogStore;
@@ -53,7 +54,7 @@ pub struct AppState {
     pub projects: Arc<Projects>,
     /// The service's counters, served on `/metrics`.
     pub metrics: Arc<Metrics>,
-    /// Errors grouped by fingerprint, kept up to date by ingest.
+    /// Errors grouped by fingerprint, kept up to date by ingest (or the issue follower).
     pub issues: Arc<crate::issues::IssueIndex>,
     /// The alert rules and the monitor's checks.
     pub alerts: Arc<crate::alerts::engine::Alerts>,
@@ -62,7 +63,9 @@ pub struct AppState {
     /// Ingest refusals per project and reason, for the monitor.
     pub refusals: Arc<crate::alerts::monitor::Refusals>,
     /// New events for the live tails (`/api/v1/tail`) of this process.
-    pub tail: Arc<tail::Tail>,
+    pub tail: Arc<crate::tail::Tail>,
+    /// The one ingest pipeline every ingest door hands its events to.
+    pub pipeline: Arc<crate::ingest::Pipeline>,
     /// The zone every time on the pages is shown and typed in (`[ui] timezone`); the API keeps UTC.
     pub zone: Zone,
     /// Whether the disk under `data_dir` has room: below `retention.min_free_bytes`, no ingest.
@@ -83,7 +86,7 @@ pub fn router(state: AppState) -> Router {
             header::CONTENT_TYPE,
             header::AUTHORIZATION,
             header::CONTENT_ENCODING,
-            HeaderName::from_static(ingest::KEY_HEADER),
+            HeaderName::from_static(crate::project::KEY_HEADER),
         ])
         .expose_headers([header::RETRY_AFTER])
         .max_age(Duration::from_secs(3600));
@@ -136,6 +139,7 @@ pub fn router(state: AppState) -> Router {
         .layer(header_layer("content-security-policy", CONTENT_SECURITY_POLICY))
         // Pages and API answers show logged data: no cache keeps them (static files set their own).
         .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .layer(axum::middleware::from_fn(error::log_errors))
         .layer(TraceLayer::new_for_http())
 }
 

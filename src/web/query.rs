@@ -3,7 +3,7 @@
 use serde::Deserialize;
 use time::{Duration, OffsetDateTime};
 
-use crate::error::ApiError;
+use super::error::ApiError;
 use crate::event::Level;
 use crate::project::{Project, Projects};
 use crate::search::{EARLIEST, Query};

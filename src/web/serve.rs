@@ -48,8 +48,8 @@ use tokio::task::AbortHandle;
 use tokio::time::Instant;
 use tower::ServiceExt as _;
 
+use super::error::ApiError;
 use crate::config::ServerConfig;
-use crate::error::ApiError;
 
 /// Connections open past the cap, one request each, so that health checks still get through.
 pub const OVERFLOW_CONNECTIONS: usize = 32;

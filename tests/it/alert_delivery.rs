@@ -8,10 +8,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use logboard::alerts::config::{ChannelConfig, SmtpConfig};
 use logboard::alerts::deliver::{self, Backoff, Deliverer};
 use logboard::alerts::notification::{IssueLine, Notification, What};
 use logboard::alerts::outbox::{DeliveryRecord, DeliveryState, Outbox};
+use logboard::config::alerts::{ChannelConfig, SmtpConfig};
 use logboard::metrics::Metrics;
 
 use crate::common::receivers::*;

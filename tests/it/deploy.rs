@@ -134,7 +134,7 @@ fn the_task_definitions_secrets_come_from_ssm_or_secrets_manager_arns() {
     for needed in ["LOGBOARD_ADMIN_PASSWORD", "LOGBOARD__AUTH__SESSION_SECRET", "LOGBOARD__SMTP__PASSWORD"] {
         assert!(names.contains(needed), "{needed} is not among the secrets: {names:?}");
     }
-    let webhook = logboard::alerts::config::webhook_env_name("ops-slack");
+    let webhook = logboard::config::alerts::webhook_env_name("ops-slack");
     assert!(names.contains(webhook.as_str()), "the webhook of channel ops-slack, {webhook}: {names:?}");
     for (name, arn) in &secrets {
         let ssm = arn.starts_with("arn:aws:ssm:<REGION>:<ACCOUNT>:parameter/");

@@ -6,9 +6,11 @@ use crate::common;
 use axum::body::Body;
 use axum::http::HeaderMap;
 use axum::http::{Request, StatusCode};
-use logboard::error::ApiError;
 use logboard::event::{self, Level, StoredEvent};
-use logboard::web::ingest::{IngestRequest, Ingested, ingest};
+use logboard::ingest::Accepted as Ingested;
+use logboard::web::error::ApiError;
+use logboard::web::ingest::accept_json;
+use logboard::web::intake::Sender;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -21,13 +23,13 @@ fn ingest_body(content_type: &str, body: &[u8]) -> Result<(Ingested, Vec<StoredE
     service.runtime.block_on(async {
         let mut headers = HeaderMap::new();
         headers.insert("content-type", content_type.parse().expect("header"));
-        let request = IngestRequest {
-            headers,
-            query_key: Some(common::INGEST_KEY.into()),
+        let project = service.state.projects.by_key(common::INGEST_KEY).expect("the demo key");
+        let sender = Sender {
             client: std::net::Ipv4Addr::LOCALHOST.into(),
-            body: Body::from(body.to_vec()),
+            key: common::INGEST_KEY.into(),
+            project: std::sync::Arc::clone(project),
         };
-        let ingested = ingest(&service.state, request).await?;
+        let ingested = accept_json(&service.state, &sender, &headers, Body::from(body.to_vec())).await?;
         let project = service.state.projects.get("demo").expect("demo");
         let mut stored = Vec::new();
         for id in &ingested.ids {
@@ -62,7 +64,7 @@ fn service() -> &'static Service {
             data_dir.path(),
             &[("LOGBOARD__LIMITS__IP_REQUESTS_PER_SEC", "0"), ("LOGBOARD__UI__TIMEZONE", "America/St_Johns")],
         );
-        let state = runtime.block_on(logboard::build_state(config)).expect("state");
+        let state = runtime.block_on(logboard::App::build(config)).expect("app").state;
         let cookie = format!("{}={}", logboard::web::session::SESSION_COOKIE, state.auth.start_session("admin"));
         Service { router: logboard::web::router(state.clone()), state, runtime, cookie, _data_dir: data_dir }
     })

@@ -1,6 +1,6 @@
 //! The issue follower's reads: the error and fatal lines of one group over a time range, with a
 //! filter pattern that lets CloudWatch drop most other lines first, and a bound on the calls.
-//! What is done with them (checkpoints, de-duplication, the index) is `crate::issues::follower`.
+//! What is done with them (checkpoints, de-duplication, the index) is `crate::ingest::follow`.
 
 use std::time::Duration;
 

@@ -46,8 +46,9 @@ fn foreign_event(project: &str, env: &str, ts: i64, received: i64, key: &str, li
     // Computed as ingest computes it, on what is shown: the issue follower records Lambda errors
     // under this fingerprint and the issues page links to `q=fingerprint:F` on this group, so
     // the read path must arrive at the same one every time the line is read.
-    let fingerprint = (level >= Level::Error)
-        .then(|| event::fingerprint(kind.as_deref(), &message, None, stack.as_deref(), extra.get("fingerprint")));
+    let fingerprint = (level >= Level::Error).then(|| {
+        event::fingerprint(kind.as_deref(), &message, (None, stack.as_deref(), &[]), extra.get("fingerprint"))
+    });
     StoredEvent {
         kind,
         stack,

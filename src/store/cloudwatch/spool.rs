@@ -21,12 +21,45 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use std::fmt;
+
 use anyhow::{Context as _, anyhow};
 use rusqlite::{Connection, OptionalExtension};
 use tokio::sync::{mpsc, oneshot};
 
-use super::shipper::DeadReason;
+use crate::clock::now_ms;
 use crate::sqlite::{self, AfterCommit, PoolLimits, ReadPool};
+
+/// Why the destination refused an event for good: it goes to the dead letters under this reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeadReason {
+    /// More than 2 hours in the future.
+    TooNew,
+    /// Older than 14 days.
+    TooOld,
+    /// Older than the group's retention.
+    Expired,
+    /// Refused as invalid, isolated by splitting its batch.
+    Invalid,
+}
+
+impl DeadReason {
+    /// The name stored with the dead letter and used as the metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeadReason::TooNew => "too_new",
+            DeadReason::TooOld => "too_old",
+            DeadReason::Expired => "expired",
+            DeadReason::Invalid => "invalid",
+        }
+    }
+}
+
+impl fmt::Display for DeadReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// Requests merged into one transaction at most; bounds the latency of the first one.
 const MAX_REQUESTS_PER_COMMIT: usize = 256;
@@ -321,11 +354,6 @@ fn read_dead_letters(conn: &Connection, group: &str, limit: usize) -> rusqlite::
         })
     })?;
     Ok((u64::try_from(total).unwrap_or(0), rows.collect::<rusqlite::Result<Vec<_>>>()?))
-}
-
-fn now_ms() -> i64 {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
 }
 
 fn lossy(bytes: Option<&[u8]>) -> String {

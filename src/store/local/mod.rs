@@ -439,7 +439,8 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::event::{Context, Level, normalise};
+    use crate::event::Level;
+    use crate::ingest::{Context, normalise};
     use crate::search::Query;
     use crate::store::Cursor;
     use serde_json::json;

@@ -21,7 +21,8 @@ use rusqlite::{Connection, OptionalExtension, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
 use super::text_index::{BLOCK_EVENTS, BLOCK_SHIFT};
-use super::write::{MINUTE_MS, Request, Writer};
+use super::write::{Request, Writer};
+use crate::clock::{DAY_MS, MINUTE_MS};
 use crate::config::Config;
 
 /// Rows deleted per transaction: a few milliseconds of the writer's time.
@@ -29,7 +30,6 @@ pub(super) const STEP_ROWS: usize = 2_000;
 /// How often the thread looks for work. Reads leave out expired events themselves (see
 /// [`Retention::horizon_ms`]), so deletion may lag behind by this much and more.
 pub(super) const PRUNE_EVERY: Duration = Duration::from_secs(30);
-const DAY_MS: i64 = 86_400_000;
 /// Past `max_bytes`, the oldest events go until the store is this share of it.
 const TRIM_TO: f64 = 0.9;
 
@@ -209,7 +209,14 @@ fn ask(writer: &mpsc::WeakSender<Request>, step: Step) -> anyhow::Result<StepDon
     let stopped = || anyhow!("the embedded store writer has stopped");
     let sender = writer.upgrade().ok_or_else(stopped)?;
     let (reply, answer) = oneshot::channel();
-    sender.blocking_send(Request::Prune(step, reply)).map_err(|_| stopped())?;
+    let task = move |writer: &mut Writer, conn: &mut Connection| {
+        let result = writer.take_step(conn, &step).map_err(|e| {
+            tracing::error!(error = %format!("{e:#}"), "a deletion step failed");
+            format!("{e:#}")
+        });
+        let _ = reply.send(result);
+    };
+    sender.blocking_send(Request::Maintain(Box::new(task))).map_err(|_| stopped())?;
     drop(sender);
     answer.blocking_recv().map_err(|_| stopped())?.map_err(|e| anyhow!("a deletion step failed: {e}"))
 }

@@ -11,13 +11,13 @@ use rusqlite::{Connection, OptionalExtension, params_from_iter};
 
 use super::codec::BodyDecoder;
 use super::text_index::{BLOCK_EVENTS, BLOCK_SHIFT, Need};
+use crate::clock::MINUTE_MS;
 use crate::event::{Level, StoredEvent};
 use crate::search::{Query, fold_case};
 
 /// The most blocks one part of a query may name before the index is set aside for a read by
 /// time: 16,384 blocks are ~524,000 rows, most skipped by time or by the text test before parsing.
 const MAX_CANDIDATE_BLOCKS: usize = 16_384;
-const MINUTE_MS: i64 = 60_000;
 
 /// An error of a stored row (a body that does not decode), carried as a SQLite error.
 pub(super) fn corrupt(error: anyhow::Error) -> rusqlite::Error {

@@ -10,14 +10,13 @@ use rusqlite::{Connection, OptionalExtension, Transaction};
 use tokio::sync::oneshot;
 
 use super::codec::{BodyDecoder, BodyEncoder, NewestDictionary, train_dictionary};
-use super::prune::{Step, StepDone};
 use super::schema::FIRST_LAYOUT_TABLE;
 use super::text_index::{BLOCK_EVENTS, BLOCK_SHIFT, IndexText, document};
+use crate::clock::MINUTE_MS;
 use crate::event::{Level, StoredEvent};
 use crate::sqlite::AfterCommit;
 use crate::store::histogram::level_index;
 
-pub(super) const MINUTE_MS: i64 = 60_000;
 /// The first dictionary is trained once this many events are stored, and a new one each time
 /// the store has grown tenfold since the last: few dictionaries, each fitted to more data.
 const FIRST_DICTIONARY_AT: i64 = 10_000;
@@ -59,11 +58,16 @@ pub(super) fn level_code(level: Level) -> i64 {
 
 pub(super) type AppendRequest = (Vec<Row>, oneshot::Sender<Result<(), String>>);
 
-/// What the writer thread is asked to do: store rows, or take a step of deleting old ones.
+/// What the writer thread is asked to do: store rows, or run a task of maintenance (a step of
+/// deleting old rows, `super::prune`) on its connection after the round's appends; the task
+/// sends its own answer.
 pub(super) enum Request {
     Append(Vec<Row>, oneshot::Sender<Result<(), String>>),
-    Prune(Step, oneshot::Sender<Result<StepDone, String>>),
+    Maintain(MaintenanceTask),
 }
+
+/// A task the writer runs on its own state and connection, between commit rounds.
+pub(super) type MaintenanceTask = Box<dyn FnOnce(&mut Writer, &mut Connection) + Send>;
 
 /// What the writer keeps between rounds. All of it can be rebuilt from the database, and is
 /// after a failed commit.
@@ -117,22 +121,18 @@ impl Writer {
     /// once its events are on disk.
     pub(super) fn commit_round(&mut self, conn: &mut Connection, requests: Vec<Request>) -> AfterCommit {
         let mut batch = Vec::with_capacity(requests.len());
-        let mut steps = Vec::new();
+        let mut tasks = Vec::new();
         for request in requests {
             match request {
                 Request::Append(rows, reply) => batch.push((rows, reply)),
-                Request::Prune(step, reply) => steps.push((step, reply)),
+                Request::Maintain(task) => tasks.push(task),
             }
         }
         if !batch.is_empty() {
             self.commit_appends(conn, batch);
         }
-        for (step, reply) in steps {
-            let result = self.take_step(conn, &step).map_err(|e| {
-                tracing::error!(error = %format!("{e:#}"), "a deletion step failed");
-                format!("{e:#}")
-            });
-            let _ = reply.send(result);
+        for task in tasks {
+            task(self, conn);
         }
         if self.next_seq >= self.next_dictionary_at {
             if let Err(error) = self.train(conn) {

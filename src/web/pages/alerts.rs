@@ -10,11 +10,11 @@ use time::OffsetDateTime;
 
 use super::{Page, error_page};
 use crate::alerts::engine::RuleView;
-use crate::error::ApiError;
 use crate::event::unix_ms;
 use crate::web::AppState;
 use crate::web::alerts::{self, Line, Snooze, snooze_until, timeline};
 use crate::web::auth::PageUser;
+use crate::web::error::ApiError;
 use crate::zone::Zone;
 
 /// History entries shown per rule.

@@ -9,11 +9,11 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 
 use super::{Page, error_page, href, issue_events_href};
-use crate::error::ApiError;
 use crate::event::unix_ms;
 use crate::issues::{Issue, Sort, Status};
 use crate::web::AppState;
 use crate::web::auth::PageUser;
+use crate::web::error::ApiError;
 use crate::web::query::{DEFAULT_WINDOW, project_env};
 use crate::zone::Zone;
 

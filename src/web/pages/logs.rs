@@ -9,13 +9,13 @@ use ulid::Ulid;
 
 use super::chart::{Chart, chart};
 use super::{Page, error_page, href, logs_href, shorten};
-use crate::error::ApiError;
 use crate::event::{Level, StoredEvent, timestamp_format};
 use crate::project::Projects;
 use crate::store::histogram::{Buckets, Histogram};
 use crate::store::{DeadLetters, EventPage, EventQuery, Group, GroupKind};
 use crate::web::AppState;
 use crate::web::auth::PageUser;
+use crate::web::error::ApiError;
 use crate::web::query::ReadParams;
 use crate::zone::Zone;
 
@@ -420,7 +420,7 @@ fn detail(e: &StoredEvent, close_href: String, zone: &Zone) -> Detail {
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::event::{Context, normalise};
+    use crate::ingest::{Context, normalise};
     use crate::store::{Cursor, DeadLetter};
     use serde_json::json;
 

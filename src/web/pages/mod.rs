@@ -10,12 +10,14 @@ mod issues;
 mod login;
 mod logs;
 
+use std::sync::Arc;
+
 use askama::Template;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 
 use super::auth::urlencode;
-use crate::error::ApiError;
+use crate::web::error::{ApiError, InternalCause};
 
 pub use alerts::{change_snooze, show_alerts};
 pub use home::show_home;
@@ -31,8 +33,10 @@ impl<T: Template> IntoResponse for Page<T> {
         match self.0.render() {
             Ok(html) => Html(html).into_response(),
             Err(e) => {
-                tracing::error!(error = %e, "template rendering failed");
-                (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+                let mut response = (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response();
+                let cause = anyhow::Error::new(e).context("rendering a template");
+                response.extensions_mut().insert(InternalCause(Arc::new(cause)));
+                response
             }
         }
     }
@@ -49,14 +53,18 @@ pub(super) struct ErrorPage {
 /// A failed page answers with an HTML page carrying the same message as the API would.
 pub(super) fn error_page(user: &str, error: ApiError) -> Response {
     let status = error.status();
-    let message = match &error {
+    let (message, cause) = match error {
         ApiError::Internal(cause) => {
-            tracing::error!(error = format!("{cause:#}"), "page failed");
-            "Something went wrong on our side; the details are in the service's logs.".to_string()
+            ("Something went wrong on our side; the details are in the service's logs.".to_string(), Some(cause))
         }
-        other => other.to_string(),
+        other => (other.to_string(), None),
     };
-    (status, Page(ErrorPage { user: Some(user.to_string()), status: status.as_u16(), message })).into_response()
+    let mut response =
+        (status, Page(ErrorPage { user: Some(user.to_string()), status: status.as_u16(), message })).into_response();
+    if let Some(cause) = cause {
+        response.extensions_mut().insert(InternalCause(Arc::new(cause)));
+    }
+    response
 }
 
 /// `/logs?project=P&env=E&k=v...`, every value percent-encoded.

@@ -10,7 +10,7 @@ pub mod receivers;
 use std::net::SocketAddr;
 
 use logboard::config::{Config, Secret};
-use logboard::web::{self, AppState};
+use logboard::web::AppState;
 use serde_json::Value;
 
 pub const SHIPPED_CONFIG: &str = include_str!("../../../config.toml");
@@ -29,8 +29,6 @@ pub struct TestApp {
     pub base: String,
     pub state: AppState,
     pub data_dir: tempfile::TempDir,
-    /// Delivers alert messages while the app lives.
-    _deliverer: logboard::alerts::deliver::Deliverer,
 }
 
 /// The shipped config on a fresh data directory, overlaid with `LOGBOARD__` pairs.
@@ -59,15 +57,13 @@ pub async fn spawn_app_with(env: &[(&str, &str)]) -> TestApp {
 }
 
 pub async fn spawn_app_from(config: Config, data_dir: tempfile::TempDir) -> TestApp {
-    let state = logboard::build_state(config).await.expect("state");
+    let app = logboard::App::build(config).await.expect("app");
+    let state = app.state.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let deliverer = logboard::start_background(&state, addr).expect("background tasks");
-    let router = web::router(state.clone());
-    let config = std::sync::Arc::clone(&state.config);
-    // The product's accept loop, so that tests run under the real connection settings.
-    tokio::spawn(async move { web::serve::serve(listener, router, &config.server, std::future::pending()).await });
-    TestApp { addr, base: format!("http://{addr}"), state, data_dir, _deliverer: deliverer }
+    // The product's own serve (accept loop, background jobs), so that tests run as the binary does.
+    tokio::spawn(logboard::serve(app, listener, std::future::pending()));
+    TestApp { addr, base: format!("http://{addr}"), state, data_dir }
 }
 
 impl TestApp {

@@ -14,9 +14,10 @@ use std::time::{Duration, Instant};
 use aws_sdk_cloudwatchlogs::Client;
 use aws_sdk_cloudwatchlogs::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_cloudwatchlogs::types::InputLogEvent;
+use logboard::app::Stores;
 use logboard::config::{Backend, Config};
+use logboard::metrics::Metrics;
 use logboard::store::cloudwatch::{CloudWatchOptions, CloudWatchStore};
-use logboard::web;
 
 use super::TestApp;
 
@@ -153,28 +154,21 @@ impl CloudWatchApp {
         options: CloudWatchOptions,
     ) -> CloudWatchApp {
         assert_eq!(config.storage.backend, Backend::Cloudwatch, "the config names the CloudWatch backend");
-        // The state is built as for the embedded store, then given the CloudWatch store: the
-        // real `open` would ask the AWS default chain for credentials.
-        let mut local = config.clone();
-        local.storage.backend = Backend::Local;
-        let mut state = logboard::build_state(local).await.expect("state");
+        // The CloudWatch store is injected with a client for moto: the real `open` would ask the
+        // AWS default chain for credentials.
+        let metrics = Arc::new(Metrics::new());
         let store = Arc::new(
-            CloudWatchStore::with_client(&config, client_for(endpoint), Arc::clone(&state.metrics), options)
+            CloudWatchStore::with_client(&config, client_for(endpoint), Arc::clone(&metrics), options)
                 .await
                 .expect("store"),
         );
-        state.store = store.clone();
-        state.config = Arc::new(config);
+        let stores = Stores::with_events(&config, store.clone()).expect("stores");
+        let app = logboard::App::with_stores(config, metrics, stores).expect("app");
+        let state = app.state.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let deliverer = logboard::start_background(&state, addr).expect("background tasks");
-        let router = web::router(state.clone());
-        let server_config = Arc::clone(&state.config);
-        let server = tokio::spawn(async move {
-            web::serve::serve(listener, router, &server_config.server, std::future::pending()).await;
-        })
-        .abort_handle();
-        let app = TestApp { addr, base: format!("http://{addr}"), state, data_dir, _deliverer: deliverer };
+        let server = tokio::spawn(logboard::serve(app, listener, std::future::pending())).abort_handle();
+        let app = TestApp { addr, base: format!("http://{addr}"), state, data_dir };
         CloudWatchApp { app, store, server }
     }
 

@@ -11,8 +11,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
-use logboard::alerts::config::{ChannelConfig, ChannelKind, SmtpConfig, SmtpTls};
 use logboard::config::Secret;
+use logboard::config::alerts::{ChannelConfig, ChannelKind, SmtpConfig, SmtpTls};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 

@@ -47,9 +47,9 @@ pub fn split(mut events: Vec<OutEvent>) -> Vec<Vec<OutEvent>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::HOUR_MS;
 
     const T0: i64 = 1_795_000_000_000;
-    const HOUR_MS: i64 = 60 * 60 * 1000;
 
     fn event(seq: i64, timestamp_ms: i64, message: &str) -> OutEvent {
         OutEvent { seq, timestamp_ms, message: message.into() }

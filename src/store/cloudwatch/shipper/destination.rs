@@ -1,41 +1,10 @@
 //! What the shipper sends to and hears back from: the destination trait (CloudWatch Logs in
-//! production, fakes in tests), the event as sent, what a put reports, why it failed, and why an
-//! event was refused for good.
-
-use std::fmt;
+//! production, fakes in tests), the event as sent, what a put reports and why it failed (why an
+//! event was refused for good is the spool's [`DeadReason`], kept with the dead letter).
 
 use async_trait::async_trait;
 
-/// Why the destination refused an event for good: it goes to the dead letters under this reason.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DeadReason {
-    /// More than 2 hours in the future.
-    TooNew,
-    /// Older than 14 days.
-    TooOld,
-    /// Older than the group's retention.
-    Expired,
-    /// Refused as invalid, isolated by splitting its batch.
-    Invalid,
-}
-
-impl DeadReason {
-    /// The name stored with the dead letter and used as the metric label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeadReason::TooNew => "too_new",
-            DeadReason::TooOld => "too_old",
-            DeadReason::Expired => "expired",
-            DeadReason::Invalid => "invalid",
-        }
-    }
-}
-
-impl fmt::Display for DeadReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::store::cloudwatch::spool::DeadReason;
 
 /// One event as the destination receives it.
 #[derive(Debug, Clone, PartialEq, Eq)]

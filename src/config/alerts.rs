@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use serde::Deserialize;
 
-use crate::config::{Config, Problem, Secret, problem};
+use super::{Config, Problem, Secret, problem};
 use crate::search::Query;
 
 /// The SMTP relay e-mail channels send through. Unset (`host` empty) unless an e-mail channel

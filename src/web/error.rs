@@ -1,17 +1,26 @@
-//! The one HTTP error type of the JSON endpoints.
+//! The one HTTP error type of the JSON endpoints (the pages answer the same errors as HTML).
 //!
 //! Client errors (4xx) carry a message meant for the caller and are not logged: they are the
-//! caller's to fix. `Internal` answers an opaque 500 and is logged here, once, with its cause
-//! chain. `Unavailable` is for a store that cannot take data right now: the caller retries.
+//! caller's to fix. `Internal` answers an opaque 500; its cause rides on the response
+//! ([`InternalCause`]) and [`log_errors`], one middleware, logs it once with its cause chain
+//! (axum's `examples/error-handling`). `Unavailable` is for a store that cannot take data right now: the caller retries.
 //! `Unprocessable` is for a well-formed request the service will not carry out as asked (a
 //! search stopped at the store's time limit): retrying it unchanged would fail the same way.
 
+use std::sync::Arc;
+
 use axum::Json;
+use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::ingest::NotStored;
 use crate::store::ReadRefused;
+
+/// How long a client should wait when the store cannot take events.
+const RETRY_AFTER_NOT_STORED_SECS: u64 = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -49,6 +58,12 @@ impl ApiError {
             ApiError::Unavailable { .. } | ApiError::Internal(_) => "unavailable",
             _ => "rejected",
         }
+    }
+}
+
+impl From<NotStored> for ApiError {
+    fn from(error: NotStored) -> Self {
+        ApiError::Unavailable { message: error.to_string(), retry_after_secs: RETRY_AFTER_NOT_STORED_SECS }
     }
 }
 
@@ -91,9 +106,6 @@ impl IntoResponse for ApiError {
             }
             _ => None,
         };
-        if let ApiError::Internal(cause) = &self {
-            tracing::error!(error = format!("{cause:#}"), "request failed");
-        }
         let body = match &self {
             ApiError::BadQuery(error) => json!({ "error": error.message, "position": error.position }),
             other => json!({ "error": other.to_string() }),
@@ -102,8 +114,24 @@ impl IntoResponse for ApiError {
         if let Some(secs) = retry_after {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
+        if let ApiError::Internal(cause) = self {
+            response.extensions_mut().insert(InternalCause(Arc::new(cause)));
+        }
         response
     }
+}
+
+/// The cause of a 500, carried on its response for [`log_errors`]; never sent to the client.
+#[derive(Clone)]
+pub struct InternalCause(pub Arc<anyhow::Error>);
+
+/// Logs the cause of every 500 a handler answered, once, here (inside the request's trace span).
+pub async fn log_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    if let Some(InternalCause(cause)) = response.extensions().get::<InternalCause>() {
+        tracing::error!(error = format!("{cause:#}"), "request failed");
+    }
+    response
 }
 
 #[cfg(test)]
@@ -124,6 +152,9 @@ mod tests {
             slow.to_string(),
             "the search took longer than 10 s and was stopped; narrow the time range or add filters"
         );
-        assert_eq!(ApiError::from(anyhow::anyhow!("disk on fire")).status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let internal = ApiError::from(anyhow::anyhow!("disk on fire")).into_response();
+        assert_eq!(internal.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let cause = internal.extensions().get::<InternalCause>().map(|InternalCause(cause)| cause.to_string());
+        assert_eq!(cause.as_deref(), Some("disk on fire"), "the cause rides on the response, for log_errors");
     }
 }

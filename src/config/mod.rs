@@ -1,6 +1,8 @@
 //! Typed configuration: `config.toml`, overlaid by `LOGBOARD__SECTION__KEY` environment variables,
 //! then validated as a whole. This is the only module that reads the environment.
 
+pub mod alerts;
+
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
@@ -8,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::alerts::config::{AlertConfig, ChannelConfig, MonitorConfig, SmtpConfig};
+use self::alerts::{AlertConfig, ChannelConfig, MonitorConfig, SmtpConfig};
 
 /// Prefix of the environment variables that override config keys.
 const ENV_PREFIX: &str = "LOGBOARD__";
@@ -16,6 +18,10 @@ const ENV_PREFIX: &str = "LOGBOARD__";
 pub const CONFIG_PATH_ENV: &str = "LOGBOARD_CONFIG";
 /// Environment variable that (re)defines the dashboard user `admin`.
 const ADMIN_PASSWORD_ENV: &str = "LOGBOARD_ADMIN_PASSWORD";
+/// The monitor's own project and env: the canary's events go there, never a user's (the name is
+/// reserved: no configured project may take it).
+pub const CANARY_PROJECT: &str = "_logboard";
+pub const CANARY_ENV: &str = "canary";
 /// Config file used when neither `--config` nor `$LOGBOARD_CONFIG` is given.
 pub const DEFAULT_CONFIG_PATH: &str = "config.toml";
 /// Upper bound of the `[server]` timeouts: a day (deadlines far beyond it would overflow timers).
@@ -281,6 +287,13 @@ impl Secret {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// A random secret (144 bits, URL-safe): the first start's admin password, the canary's key.
+    pub fn random() -> Secret {
+        use base64::Engine as _;
+        let bytes: [u8; 18] = rand::random();
+        Secret(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+    }
 }
 
 impl fmt::Debug for Secret {
@@ -374,7 +387,7 @@ impl Config {
                 return Err(ConfigErrors(problems));
             }
         };
-        crate::alerts::config::webhooks_from_env(&mut config.channels, env);
+        alerts::webhooks_from_env(&mut config.channels, env);
         problems.extend(config.validate());
         if problems.is_empty() { Ok(config) } else { Err(ConfigErrors(problems)) }
     }
@@ -431,7 +444,7 @@ impl Config {
         }
         self.validate_auth(&mut problems);
         self.validate_projects(&mut problems);
-        crate::alerts::config::validate(self, &mut problems);
+        alerts::validate(self, &mut problems);
         self.validate_retention(&mut problems);
         problems
     }
@@ -590,7 +603,7 @@ impl Config {
             if !names.insert(p.name.as_str()) {
                 problems.push(problem(at("name"), format!("`{}` is defined twice", p.name)));
             }
-            if p.name == crate::project::CANARY_PROJECT {
+            if p.name == CANARY_PROJECT {
                 problems.push(problem(at("name"), format!("`{}` is reserved for logboard's own canary", p.name)));
             }
             if p.envs.is_empty() {
@@ -712,7 +725,7 @@ pub fn parse_ip_net(text: &str) -> Option<(std::net::IpAddr, u8)> {
 mod tests {
     use super::*;
 
-    const SHIPPED: &str = include_str!("../config.toml");
+    const SHIPPED: &str = include_str!("../../config.toml");
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()

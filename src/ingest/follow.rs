@@ -1,13 +1,13 @@
-//! The issue follower: on the CloudWatch backend, the issue index is fed by reading error lines
-//! back from CloudWatch rather than by ingest. Several tasks behind a load balancer each ingest
+//! The issue follower: on the CloudWatch backend, the issue index and the alert rules are fed by
+//! reading error lines back from CloudWatch rather than by ingest. Several tasks behind a load balancer each ingest
 //! part of the events, and Lambda functions write their groups without logboard: only CloudWatch
 //! holds every error, so each task follows every group and its index is complete.
 //!
 //! Every poll reads, for each project/environment, its own group and each Lambda group under its
 //! `extra_group_prefixes` (the store reads them with a filter pattern and decides the level
-//! itself). Per group, `follow_groups` keeps where the next read starts, `follow_seen` the ids
-//! already counted; both are written in the transaction that records the occurrences, so a crash
-//! never counts an event twice nor skips one.
+//! itself). Per group, its checkpoint (`crate::issues::checkpoint`) keeps where the next read
+//! starts and the ids already counted, written with the occurrences, so a crash never counts an
+//! event twice nor skips one.
 //!
 //! Events reach CloudWatch late (the spool ships after an outage; a client's clock is off) and
 //! FilterLogEvents selects by event time, so a read that finished re-reads the last
@@ -21,94 +21,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
-use rusqlite::OptionalExtension as _;
-
-use super::{Changes, HOUR_MS, IssueIndex, Occurrence, Write, record};
 use crate::alerts::engine::{Alerts, Hits};
-use crate::event::unix_ms;
+use crate::clock::{HOUR_MS, now_ms};
+use crate::issues::checkpoint::Followed;
+use crate::issues::{IssueIndex, Occurrence};
 use crate::project::{Project, Projects};
 use crate::store::LogStore;
-
-pub(super) const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS follow_groups (
-    log_group TEXT PRIMARY KEY,
-    next_from INTEGER NOT NULL,
-    floor     INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS follow_seen (
-    log_group TEXT NOT NULL,
-    id        TEXT NOT NULL,
-    ts        INTEGER NOT NULL,
-    PRIMARY KEY (log_group, id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS follow_seen_by_time ON follow_seen (log_group, ts);
-";
 
 /// How far behind the newest end a finished read starts the next one: how late an event may
 /// reach CloudWatch and still be counted.
 pub const OVERLAP_MS: i64 = 2 * HOUR_MS;
 /// How long an id is kept in `follow_seen` after no read can reach its time any more.
 const SEEN_KEPT_MS: i64 = 2 * 24 * HOUR_MS;
-
-/// What one read of a group found, and where the next read of it starts.
-pub(super) struct Followed {
-    group: String,
-    occurrences: Vec<Occurrence>,
-    next_from: i64,
-    /// No read of the group starts before this (set when it is first followed).
-    floor: i64,
-    /// Ids of events older than this are forgotten: no later read starts before it.
-    forget_before: i64,
-}
-
-/// Records the occurrences not counted before, and moves the group on.
-pub(super) fn commit(tx: &rusqlite::Transaction<'_>, followed: &Followed) -> anyhow::Result<Changes> {
-    let Followed { group, occurrences, next_from, floor, forget_before } = followed;
-    let mut seen = tx.prepare_cached("INSERT OR IGNORE INTO follow_seen (log_group, id, ts) VALUES (?1, ?2, ?3)")?;
-    let mut fresh = Vec::new();
-    for o in occurrences {
-        if seen.execute(rusqlite::params![group, o.id, o.ts])? == 1 {
-            fresh.push(o.clone());
-        }
-    }
-    let changes = record(tx, &fresh)?;
-    tx.prepare_cached(
-        "INSERT INTO follow_groups (log_group, next_from, floor) VALUES (?1, ?2, ?3)
-         ON CONFLICT (log_group) DO UPDATE SET next_from = excluded.next_from",
-    )?
-    .execute(rusqlite::params![group, next_from, floor])?;
-    tx.prepare_cached("DELETE FROM follow_seen WHERE log_group = ?1 AND ts < ?2")?
-        .execute(rusqlite::params![group, forget_before])?;
-    Ok(changes)
-}
-
-impl IssueIndex {
-    /// Where the next read of `group` starts and its floor, once it has been followed.
-    async fn follow_state(&self, group: &str) -> anyhow::Result<Option<(i64, i64)>> {
-        let group = group.to_string();
-        self.reads
-            .read(move |conn| {
-                conn.prepare_cached("SELECT next_from, floor FROM follow_groups WHERE log_group = ?1")?
-                    .query_row([group], |row| Ok((row.get(0)?, row.get(1)?)))
-                    .optional()
-            })
-            .await
-            .context("reading the follower's checkpoint")
-    }
-
-    /// Whether the project/environment has any issue yet.
-    async fn has_issues(&self, project: &str, env: &str) -> anyhow::Result<bool> {
-        let (project, env) = (project.to_string(), env.to_string());
-        self.reads
-            .read(move |conn| {
-                conn.prepare_cached("SELECT 1 FROM issues WHERE project = ?1 AND env = ?2 LIMIT 1")?
-                    .exists(rusqlite::params![project, env])
-            })
-            .await
-            .context("reading the issue index")
-    }
-}
 
 /// What the follower reads from and writes to.
 pub struct Follower {
@@ -159,7 +83,7 @@ impl Follower {
     }
 
     async fn follow(&self, project: &Project, env: &str, group: &str) -> anyhow::Result<()> {
-        let now = unix_ms(time::OffsetDateTime::now_utc());
+        let now = now_ms();
         let own = group == project.own_group(env);
         let (from, floor) = match self.issues.follow_state(group).await? {
             Some(state) => state,
@@ -179,7 +103,7 @@ impl Follower {
         let occurrences = Occurrence::of_group(&read.events, (!own).then_some(group));
         let forget_before = next_from.min(now - OVERLAP_MS) - SEEN_KEPT_MS;
         let followed = Followed { group: group.to_string(), occurrences, next_from, floor, forget_before };
-        let changes = self.issues.write(Write::Follow(followed)).await?;
+        let changes = self.issues.record_followed(followed).await?;
         self.alerts.observe(Hits::default(), &changes, &read.events, now);
         Ok(())
     }

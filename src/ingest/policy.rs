@@ -1,12 +1,15 @@
-//! One incoming JSON object validated into a [`StoredEvent`], or refused with a [`Rejection`].
+//! The ingest policy: one [`Draft`], whatever format it came in, becomes a [`StoredEvent`] or is
+//! refused with a [`Rejection`]. Every door's events pass here: the environment is resolved and
+//! checked, the time bounded to what CloudWatch takes, every text cleaned and scrubbed, an error
+//! fingerprinted, the event fitted to the size limit and given its id.
 
-use serde_json::{Map, Value};
 use time::{Duration, OffsetDateTime};
 
-use super::clean::clean;
-use super::fingerprint::fingerprint;
-use super::fit::fit_to_size;
-use super::{Http, Level, StoredEvent, from_unix_ms, json_kind, new_id, timestamp_format, truncate_to_ms};
+use crate::event::{
+    Draft, Level, Rejection, RejectionKind, StoredEvent, clean, fingerprint, fit_to_size, new_id, timestamp_format,
+    truncate_to_ms,
+};
+use crate::project::Project;
 
 /// CloudWatch refuses events older than this.
 const MAX_AGE: Duration = Duration::days(14);
@@ -15,117 +18,46 @@ const MAX_AHEAD: Duration = Duration::hours(2);
 /// Kept off both ends of the window, so an event accepted now is still in it when shipped.
 const SKEW_MARGIN: Duration = Duration::minutes(10);
 
-/// What the normaliser needs to know about the request an event came in.
+/// What the policy needs to know about the request an event came in.
 pub struct Context<'a> {
-    pub project: &'a crate::project::Project,
+    pub project: &'a Project,
     /// The batch's `env`, used when an event names none.
     pub default_env: Option<&'a str>,
     pub received_at: OffsetDateTime,
     pub max_event_bytes: usize,
 }
 
-/// Why one event of a batch was refused: what it concerns, and the words the client is told.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct Rejection {
-    pub kind: RejectionKind,
-    message: String,
-}
-
-impl Rejection {
-    pub(super) fn new(kind: RejectionKind, message: impl Into<String>) -> Rejection {
-        Rejection { kind, message: message.into() }
-    }
-}
-
-/// What a rejected event got wrong; a few kinds, so they can label a metric.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RejectionKind {
-    NotAnObject,
-    TooDeep,
-    TooLarge,
-    Message,
-    Level,
-    Env,
-    Timestamp,
-    Http,
-    User,
-    Code,
-    /// Another field of the wrong type.
-    Invalid,
-}
-
-impl RejectionKind {
-    /// The label of the `logboard_events_rejected_total` metric.
-    pub fn label(self) -> &'static str {
-        match self {
-            RejectionKind::NotAnObject => "not_an_object",
-            RejectionKind::TooDeep => "too_deep",
-            RejectionKind::TooLarge => "too_large",
-            RejectionKind::Message => "message",
-            RejectionKind::Level => "level",
-            RejectionKind::Env => "env",
-            RejectionKind::Timestamp => "timestamp",
-            RejectionKind::Http => "http",
-            RejectionKind::User => "user",
-            RejectionKind::Code => "code",
-            RejectionKind::Invalid => "invalid",
-        }
-    }
-}
-
-/// Turns one incoming JSON value into a stored event, or the reason it is rejected.
-pub fn normalise(raw: Value, ctx: &Context<'_>) -> Result<StoredEvent, Rejection> {
-    if depth(&raw) > MAX_DEPTH {
-        return Err(Rejection::new(
-            RejectionKind::TooDeep,
-            format!("the event is nested deeper than {MAX_DEPTH} levels"),
-        ));
-    }
-    let Value::Object(mut fields) = raw else {
-        return Err(Rejection::new(
-            RejectionKind::NotAnObject,
-            format!("an event must be a JSON object, not {}", json_kind(&raw)),
-        ));
-    };
+/// Turns one draft into a stored event, or the reason it is refused.
+pub fn settle(mut draft: Draft, ctx: &Context<'_>) -> Result<StoredEvent, Rejection> {
     // One cleaning step for every text the event carries, whatever field it ends up in.
-    clean(&mut fields, &ctx.project.scrubber);
-    let message = match fields.remove("message") {
-        Some(Value::String(s)) if s.trim().is_empty() => {
-            return Err(Rejection::new(RejectionKind::Message, "message is empty"));
-        }
-        Some(Value::String(s)) => s,
-        Some(other) => {
+    clean(&mut draft, &ctx.project.scrubber);
+    let Draft {
+        env,
+        timestamp,
+        level,
+        message,
+        kind,
+        code,
+        http,
+        url,
+        location,
+        user,
+        stack,
+        frames,
+        release,
+        extra,
+        fingerprint: client_fingerprint,
+    } = draft;
+    if message.trim().is_empty() {
+        return Err(Rejection::new(RejectionKind::Message, "message is empty"));
+    }
+    let env = match env.or_else(|| ctx.default_env.map(str::to_string)) {
+        Some(env) => env,
+        None => {
             return Err(Rejection::new(
-                RejectionKind::Message,
-                format!("message must be a string, not {}", json_kind(&other)),
+                RejectionKind::Env,
+                format!("env is missing; use one of: {}", ctx.project.envs.join(", ")),
             ));
-        }
-        None => return Err(Rejection::new(RejectionKind::Message, "message is missing")),
-    };
-    let level = match fields.remove("level") {
-        None | Some(Value::Null) => Level::Info,
-        Some(Value::String(s)) => s.parse().map_err(|why| Rejection::new(RejectionKind::Level, why))?,
-        Some(other) => {
-            return Err(Rejection::new(
-                RejectionKind::Level,
-                format!("level must be a string, not {}", json_kind(&other)),
-            ));
-        }
-    };
-    let env = match fields.remove("env") {
-        Some(Value::String(s)) => s,
-        None | Some(Value::Null) => match ctx.default_env {
-            Some(env) => env.to_string(),
-            None => {
-                return Err(Rejection::new(
-                    RejectionKind::Env,
-                    format!("env is missing; use one of: {}", ctx.project.envs.join(", ")),
-                ));
-            }
-        },
-        Some(other) => {
-            return Err(Rejection::new(RejectionKind::Env, format!("env must be a string, not {}", json_kind(&other))));
         }
     };
     if !ctx.project.has_env(&env) {
@@ -134,71 +66,21 @@ pub fn normalise(raw: Value, ctx: &Context<'_>) -> Result<StoredEvent, Rejection
             format!("unknown env `{env}`; use one of: {}", ctx.project.envs.join(", ")),
         ));
     }
-    let timestamp = match fields.remove("timestamp") {
-        None | Some(Value::Null) => ctx.received_at,
-        Some(value) => parse_timestamp(&value).map_err(|why| Rejection::new(RejectionKind::Timestamp, why))?,
-    };
+    let http = http.map(|mut http| {
+        http.method = http.method.map(|method| method.to_ascii_uppercase());
+        http
+    });
+    let timestamp = timestamp.unwrap_or(ctx.received_at);
     check_time_window(timestamp, ctx.received_at).map_err(|why| Rejection::new(RejectionKind::Timestamp, why))?;
     let timestamp = truncate_to_ms(timestamp);
-
-    let kind = take_string(&mut fields, "type").map_err(|why| Rejection::new(RejectionKind::Invalid, why))?;
-    let code = match fields.remove("code") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s),
-        Some(Value::Number(n)) => Some(n.to_string()),
-        Some(other) => {
-            return Err(Rejection::new(
-                RejectionKind::Code,
-                format!("code must be a string or number, not {}", json_kind(&other)),
-            ));
-        }
-    };
-    let http = match fields.remove("http") {
-        None | Some(Value::Null) => None,
-        Some(value @ Value::Object(_)) => {
-            Some(parse_http(value).map_err(|why| Rejection::new(RejectionKind::Http, why))?)
-        }
-        Some(other) => {
-            return Err(Rejection::new(
-                RejectionKind::Http,
-                format!("http must be an object, not {}", json_kind(&other)),
-            ));
-        }
-    };
-    let url = take_string(&mut fields, "url").map_err(|why| Rejection::new(RejectionKind::Invalid, why))?;
-    let location = take_string(&mut fields, "location").map_err(|why| Rejection::new(RejectionKind::Invalid, why))?;
-    let user = match fields.remove("user") {
-        None | Some(Value::Null) => None,
-        Some(value @ (Value::String(_) | Value::Object(_))) => Some(value),
-        Some(other) => {
-            return Err(Rejection::new(
-                RejectionKind::User,
-                format!("user must be a string or object, not {}", json_kind(&other)),
-            ));
-        }
-    };
-    let stack = take_string(&mut fields, "stack").map_err(|why| Rejection::new(RejectionKind::Invalid, why))?;
-    let release = take_string(&mut fields, "release").map_err(|why| Rejection::new(RejectionKind::Invalid, why))?;
-    let mut extra = match fields.remove("extra") {
-        None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(map)) => map,
-        Some(other) => {
-            return Err(Rejection::new(
-                RejectionKind::Invalid,
-                format!("extra must be an object, not {}", json_kind(&other)),
-            ));
-        }
-    };
-    // Before the unknown fields join `extra`: only the client's own `extra.fingerprint` replaces the
-    // computed one, not a top-level `fingerprint` (the server's, in an exported event sent again).
     let fingerprint = (level >= Level::Error).then(|| {
-        fingerprint(kind.as_deref(), &message, location.as_deref(), stack.as_deref(), extra.get("fingerprint"))
+        fingerprint(
+            kind.as_deref(),
+            &message,
+            (location.as_deref(), stack.as_deref(), &frames),
+            client_fingerprint.as_ref(),
+        )
     });
-    // Fields we do not know (or that the server sets itself) are kept, not lost: they go to `extra`.
-    for (key, value) in fields {
-        extra.entry(key).or_insert(value);
-    }
-
     let event = StoredEvent {
         id: new_id(timestamp),
         project: ctx.project.name.clone(),
@@ -222,34 +104,6 @@ pub fn normalise(raw: Value, ctx: &Context<'_>) -> Result<StoredEvent, Rejection
     fit_to_size(event, ctx.max_event_bytes)
 }
 
-/// Deepest nesting of objects and arrays in one event (security.md).
-const MAX_DEPTH: usize = 16;
-
-fn depth(value: &Value) -> usize {
-    match value {
-        Value::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
-        Value::Object(map) => 1 + map.values().map(depth).max().unwrap_or(0),
-        _ => 0,
-    }
-}
-
-fn parse_timestamp(value: &Value) -> Result<OffsetDateTime, String> {
-    match value {
-        Value::String(s) => timestamp_format::parse(s).ok_or_else(|| {
-            if OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).is_ok() {
-                format!("timestamp `{s}` is out of range")
-            } else {
-                format!("timestamp `{s}` is not RFC 3339 (e.g. 2026-11-24T15:04:05Z)")
-            }
-        }),
-        Value::Number(n) => n
-            .as_i64()
-            .and_then(from_unix_ms)
-            .ok_or_else(|| format!("timestamp {n} is not an integer of epoch milliseconds")),
-        other => Err(format!("timestamp must be an RFC 3339 string or epoch milliseconds, not {}", json_kind(other))),
-    }
-}
-
 fn check_time_window(timestamp: OffsetDateTime, now: OffsetDateTime) -> Result<(), String> {
     if timestamp < now - MAX_AGE + SKEW_MARGIN {
         return Err(format!(
@@ -263,42 +117,12 @@ fn check_time_window(timestamp: OffsetDateTime, now: OffsetDateTime) -> Result<(
     Ok(())
 }
 
-fn parse_http(value: Value) -> Result<Http, String> {
-    let Value::Object(map) = value else { return Ok(Http::default()) };
-    let method = match map.get("method") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s.to_ascii_uppercase()),
-        Some(other) => return Err(format!("http.method must be a string, not {}", json_kind(other))),
-    };
-    let status = match map.get("status") {
-        None | Some(Value::Null) => None,
-        Some(Value::Number(n)) => match n.as_u64().and_then(|s| u16::try_from(s).ok()) {
-            Some(s) if (100..=599).contains(&s) => Some(s),
-            _ => return Err(format!("http.status {n} is not an HTTP status code")),
-        },
-        Some(Value::String(s)) => match s.parse::<u16>() {
-            Ok(s) if (100..=599).contains(&s) => Some(s),
-            _ => return Err(format!("http.status `{s}` is not an HTTP status code")),
-        },
-        Some(other) => return Err(format!("http.status must be a number, not {}", json_kind(other))),
-    };
-    Ok(Http { method, status })
-}
-
-fn take_string(fields: &mut Map<String, Value>, key: &str) -> Result<Option<String>, String> {
-    match fields.remove(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(other) => Err(format!("{key} must be a string, not {}", json_kind(&other))),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{is_unsafe_char, unix_ms};
-    use crate::project::Project;
-    use serde_json::json;
+    use crate::event::{Http, is_unsafe_char, unix_ms};
+    use crate::ingest::normalise;
+    use serde_json::{Value, json};
     use time::macros::datetime;
 
     const NOW: OffsetDateTime = datetime!(2026-11-24 15:00:00 UTC);

@@ -1,0 +1,203 @@
+//! The composition root: the service built in one place from its config and its stores
+//! ([`App::build`], or [`App::with_stores`] with stores chosen by the caller, as tests do), and
+//! run by one [`serve`] that the binary and the tests share. Background jobs get only what they
+//! use, never the web state.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+
+use crate::alerts::deliver::{self, Backoff, Deliverer};
+use crate::alerts::engine::{self, Alerts};
+use crate::alerts::history::History;
+use crate::alerts::monitor::{self, Monitor, Refusals};
+use crate::alerts::outbox::Outbox;
+use crate::config::{Backend, Config, Secret};
+use crate::disk::DiskGuard;
+use crate::ingest::Pipeline;
+use crate::ingest::follow::{self as issue_follow, Follower};
+use crate::issues::IssueIndex;
+use crate::metrics::Metrics;
+use crate::project::Projects;
+use crate::store::LogStore;
+use crate::store::cloudwatch::CloudWatchStore;
+use crate::store::local::{LocalStore, Retention};
+use crate::tail::Tail;
+use crate::tail::follow::{self as tail_follow, TailFollower};
+use crate::web::AppState;
+use crate::web::auth::Auth;
+use crate::web::limits::RateLimits;
+use crate::zone::Zone;
+
+/// How long shutdown may spend flushing: under ECS's stop timeout (30 s by default;
+/// deploy/ecs-task-definition.json gives longer, and tests/it/deploy.rs checks it does).
+pub const SHUTDOWN_FLUSH_DEADLINE: Duration = Duration::from_secs(20);
+
+/// Where the service keeps what it must not lose: the events, the issue index, the alert state.
+pub struct Stores {
+    pub events: Arc<dyn LogStore>,
+    pub issues: Arc<IssueIndex>,
+    pub history: History,
+    pub outbox: Outbox,
+}
+
+impl Stores {
+    /// The configured event store, and the index and alert state under `data_dir`.
+    pub async fn open(config: &Config, metrics: &Arc<Metrics>) -> anyhow::Result<Stores> {
+        let events: Arc<dyn LogStore> = match config.storage.backend {
+            Backend::Local => Arc::new(LocalStore::open_with_retention(
+                &config.storage.data_dir,
+                config.query_time_limit(),
+                Retention::from_config(config),
+            )?),
+            Backend::Cloudwatch => Arc::new(CloudWatchStore::open(config, Arc::clone(metrics)).await?),
+        };
+        Stores::with_events(config, events)
+    }
+
+    /// `events` as the event store; the rest opened under `data_dir`.
+    pub fn with_events(config: &Config, events: Arc<dyn LogStore>) -> anyhow::Result<Stores> {
+        let data_dir = &config.storage.data_dir;
+        Ok(Stores {
+            events,
+            issues: Arc::new(IssueIndex::open(data_dir)?),
+            history: History::open(data_dir)?,
+            outbox: Outbox::open(data_dir)?,
+        })
+    }
+}
+
+/// The service, built: what the requests use, and what the background jobs are made from.
+pub struct App {
+    pub state: AppState,
+}
+
+impl App {
+    /// Builds the service on the configured stores; when no user exists, makes an `admin` with a
+    /// printed password.
+    pub async fn build(config: Config) -> anyhow::Result<App> {
+        let metrics = Arc::new(Metrics::new());
+        let stores = Stores::open(&config, &metrics).await?;
+        App::with_stores(config, metrics, stores)
+    }
+
+    /// Builds the service on `stores`, which count into `metrics`.
+    pub fn with_stores(config: Config, metrics: Arc<Metrics>, stores: Stores) -> anyhow::Result<App> {
+        let generated = config.has_no_users().then(|| Secret::random().expose().to_string());
+        let admin_password = config.auth.admin_password.as_ref().map(|s| s.expose().to_string()).or(generated.clone());
+        let auth = Auth::new(&config, admin_password.as_deref())?;
+        if let Some(password) = generated {
+            // Printed, not logged: it must reach the operator once and never a log store.
+            println!("No dashboard user is configured. Log in as `admin` with password: {password}");
+            println!("(set LOGBOARD_ADMIN_PASSWORD or [auth] users to choose your own)");
+        }
+        let projects = Arc::new(Projects::from_config(&config)?);
+        let Stores { events: store, issues, history, outbox } = stores;
+        let queue: Arc<dyn engine::Outbox> = Arc::new(outbox.clone());
+        let alerts = Arc::new(Alerts::new(&config, &projects, history, queue));
+        let zone = Zone::named(&config.ui.timezone).map_err(|why| anyhow::anyhow!("ui.timezone: {why}"))?;
+        let disk = Arc::new(DiskGuard::new(&config.storage.data_dir, config.retention.min_free_bytes));
+        disk.watch();
+        let tail = Arc::new(Tail::new(config.server.max_tail_watchers));
+        let pipeline = Arc::new(Pipeline {
+            store: Arc::clone(&store),
+            issues: Arc::clone(&issues),
+            alerts: Arc::clone(&alerts),
+            metrics: Arc::clone(&metrics),
+            tail: Arc::clone(&tail),
+            max_event_bytes: config.limits.event_bytes,
+        });
+        let state = AppState {
+            limits: Arc::new(RateLimits::new(&config.limits, &config.server.trusted_proxies)),
+            config: Arc::new(config),
+            store,
+            auth: Arc::new(auth),
+            projects,
+            metrics,
+            issues,
+            alerts,
+            outbox,
+            refusals: Arc::new(Refusals::default()),
+            tail,
+            pipeline,
+            zone,
+            disk,
+        };
+        Ok(App { state })
+    }
+
+    /// Starts what runs beside the requests: the alert rules' ticker, the deliverer of their
+    /// messages (stopped by dropping or shutting down what this returns), the monitor (the
+    /// canary is sent to `address`, our own listener), the issue follower on a store read back
+    /// (CloudWatch), and the live tail's reader of other tasks' events.
+    pub fn start_background(&self, address: SocketAddr) -> anyhow::Result<Deliverer> {
+        let state = &self.state;
+        let config = &state.config;
+        let deliverer = deliver::spawn(
+            state.outbox.clone(),
+            config.channels.clone(),
+            config.smtp.clone(),
+            Arc::clone(&state.metrics),
+            Backoff::default(),
+        )?;
+        engine::spawn_ticker(Arc::downgrade(&state.alerts));
+        let monitor = Monitor {
+            canary_interval: Duration::from_secs(config.monitor.canary_interval_secs),
+            store: Arc::clone(&state.store),
+            projects: Arc::clone(&state.projects),
+            metrics: Arc::clone(&state.metrics),
+            alerts: Arc::clone(&state.alerts),
+            outbox: state.outbox.clone(),
+            refusals: Arc::clone(&state.refusals),
+        };
+        monitor::spawn(monitor, address);
+        if let Some(every) = state.store.issue_follow_interval() {
+            let follower = Follower {
+                store: Arc::clone(&state.store),
+                issues: Arc::clone(&state.issues),
+                alerts: Arc::clone(&state.alerts),
+                projects: Arc::clone(&state.projects),
+            };
+            issue_follow::spawn(follower, every);
+        }
+        tail_follow::spawn(TailFollower {
+            store: Arc::clone(&state.store),
+            projects: Arc::clone(&state.projects),
+            tail: Arc::clone(&state.tail),
+        });
+        Ok(deliverer)
+    }
+}
+
+/// Serves `app` on `listener` with its background jobs until `shutdown` completes, then lets the
+/// store flush within [`SHUTDOWN_FLUSH_DEADLINE`] and the deliverer finish its sends.
+pub async fn serve(app: App, listener: TcpListener, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let address = listener.local_addr().context("reading the bound address")?;
+    let deliverer = app.start_background(address)?;
+    let state = app.state;
+    tracing::info!(listen = %address, backend = ?state.config.storage.backend, "serving");
+    let store = Arc::clone(&state.store);
+    let config = Arc::clone(&state.config);
+    let tail = Arc::clone(&state.tail);
+    // Live tails never end on their own: they are ended first, so the drain does not wait for them.
+    let shutdown = async move {
+        shutdown.await;
+        tail.close();
+    };
+    crate::web::serve::serve(listener, crate::web::router(state), &config.server, shutdown).await;
+    tracing::info!("connections closed; flushing");
+    // Messages in flight and events in the spool are finished side by side.
+    let (_, flushed) =
+        tokio::join!(deliverer.shutdown(), tokio::time::timeout(SHUTDOWN_FLUSH_DEADLINE, store.shutdown()));
+    if flushed.is_err() {
+        tracing::warn!(
+            deadline_s = SHUTDOWN_FLUSH_DEADLINE.as_secs(),
+            "flush deadline reached; the rest stays on disk"
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,151 @@
+//! The one ingest pipeline. Every front door (our JSON API today; Sentry envelopes and OTLP
+//! next) only turns its wire format into [`Draft`]s and calls [`Pipeline::accept`], which knows
+//! nothing of HTTP:
+//!
+//! 1. the [`policy`] settles each draft into a stored event or a rejection (environment, time
+//!    window, cleaning and scrubbing, fingerprint, size, id);
+//! 2. the alert rules match the accepted events (before they are moved into the store);
+//! 3. the store makes them durable: only then is the batch acknowledged;
+//! 4. what is derived from them follows, and a failure there loses no event: the issue index
+//!    records the errors (unless the store's events are read back by the issue [`follow`]er,
+//!    which then records every task's), the alert rules observe the hits and the new issues,
+//!    the live tail gets the events, the metrics count them.
+//!
+//! [`json`] is our own format's decoder; each further format gets a file of its own.
+
+pub mod follow;
+pub mod json;
+pub mod policy;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use serde_json::Value;
+use time::OffsetDateTime;
+use ulid::Ulid;
+
+use crate::alerts::engine::Alerts;
+use crate::clock::unix_ms;
+use crate::event::{Draft, Rejection, StoredEvent};
+use crate::issues::{Changes, IssueIndex, Occurrence};
+use crate::metrics::Metrics;
+use crate::project::Project;
+use crate::store::LogStore;
+use crate::tail::Tail;
+
+pub use policy::Context;
+
+/// What a door decoded from one request.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// The request's default environment, for events that name none.
+    pub default_env: Option<String>,
+    /// Each event as decoded, in the order it came; a refused one keeps its place, so that
+    /// rejections name the index the client sent.
+    pub drafts: Vec<Result<Draft, Rejection>>,
+    /// The sender's address, stored as `extra.client_ip` when the project asks for it.
+    pub client_ip: Option<IpAddr>,
+}
+
+/// What a batch came to: the stored events' ids, and the events refused with their reasons.
+#[derive(Debug, Default)]
+pub struct Accepted {
+    /// The stored events' ids, in the order they came.
+    pub ids: Vec<Ulid>,
+    pub rejected: Vec<Refused>,
+}
+
+/// One refused event of a batch.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Refused {
+    /// Its place in the batch, from 0.
+    pub index: usize,
+    pub reason: String,
+}
+
+/// The store could not take the batch: nothing of it was kept, the client should retry.
+#[derive(Debug, thiserror::Error)]
+#[error("the events could not be stored; nothing of this request was kept, retry later")]
+pub struct NotStored;
+
+/// What the pipeline writes to and tells.
+pub struct Pipeline {
+    pub store: Arc<dyn LogStore>,
+    pub issues: Arc<IssueIndex>,
+    pub alerts: Arc<Alerts>,
+    pub metrics: Arc<Metrics>,
+    pub tail: Arc<Tail>,
+    /// `limits.event_bytes`: the size an event is fitted to.
+    pub max_event_bytes: usize,
+}
+
+impl Pipeline {
+    /// Settles the batch's drafts, makes the accepted events durable, and derives the rest from
+    /// them. `Err` only when the store refused: then nothing of the batch was kept.
+    pub async fn accept(
+        &self,
+        project: &Project,
+        batch: Batch,
+        received_at: OffsetDateTime,
+    ) -> Result<Accepted, NotStored> {
+        let (events, rejected) = self.settle(project, batch, received_at);
+        let ids: Vec<Ulid> = events.iter().map(|e| e.id).collect();
+        // On a store the issue follower reads back (CloudWatch), it records them: once, whichever
+        // task ingested them.
+        let occurrences =
+            if self.store.issue_follow_interval().is_some() { Vec::new() } else { Occurrence::of(&events) };
+        let hits = self.alerts.matches(&events);
+        let live = self.tail.is_watched().then(|| events.clone());
+        if let Err(error) = self.store.append(events).await {
+            self.metrics.reject_many("unavailable", ids.len() as u64);
+            tracing::error!(error = format!("{error:#}"), events = ids.len(), "could not store an ingest batch");
+            return Err(NotStored);
+        }
+        // The events are stored: the index and the alerts are derived from them, and a failure
+        // here loses none.
+        let changes = self.issues.record(occurrences).await.unwrap_or_else(|error| {
+            tracing::error!(error = format!("{error:#}"), "could not update the issue index");
+            Changes::default()
+        });
+        self.alerts.observe(hits, &changes, &[], unix_ms(OffsetDateTime::now_utc()));
+        self.metrics.accepted.inc_by(ids.len() as u64);
+        if let Some(events) = live {
+            self.tail.publish(events);
+        }
+        Ok(Accepted { ids, rejected })
+    }
+
+    /// Each draft settled by the policy, or listed with the reason it was refused.
+    fn settle(&self, project: &Project, batch: Batch, received_at: OffsetDateTime) -> (Vec<StoredEvent>, Vec<Refused>) {
+        let Batch { default_env, drafts, client_ip } = batch;
+        let ctx = Context {
+            project,
+            default_env: default_env.as_deref(),
+            received_at,
+            max_event_bytes: self.max_event_bytes,
+        };
+        let mut accepted = Vec::with_capacity(drafts.len());
+        let mut rejected = Vec::new();
+        self.metrics.received.inc_by(drafts.len() as u64);
+        for (index, draft) in drafts.into_iter().enumerate() {
+            match draft.and_then(|draft| policy::settle(draft, &ctx)) {
+                Ok(mut event) => {
+                    if let Some(client) = client_ip.filter(|_| project.store_client_ip) {
+                        event.extra.get_or_insert_default().insert("client_ip".into(), client.to_string().into());
+                    }
+                    accepted.push(event);
+                }
+                Err(rejection) => {
+                    self.metrics.reject(rejection.kind.label());
+                    rejected.push(Refused { index, reason: rejection.to_string() });
+                }
+            }
+        }
+        (accepted, rejected)
+    }
+}
+
+/// One event of our JSON format through the decoder and the policy: what ingest would store.
+pub fn normalise(raw: Value, ctx: &Context<'_>) -> Result<StoredEvent, Rejection> {
+    policy::settle(json::decode(raw)?, ctx)
+}

@@ -1,0 +1,152 @@
+//! What every ingest door shares, whatever its wire format: the sender ([`Sender`], an extractor:
+//! the address's rate, then the ingest key and its project), the project's origin rule and the
+//! disk gate ([`admit`]), the body read within the limits and inflated ([`read_body`]), and the
+//! monitor's count of what was refused ([`count_refusals`]).
+
+use std::io::Read;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use axum::body::{Body, to_bytes};
+use axum::extract::{FromRequestParts, Query};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+use serde::Deserialize;
+
+use super::AppState;
+use super::auth::authorization;
+use super::error::ApiError;
+use super::limits::ClientIp;
+use crate::ingest::Accepted;
+use crate::project::{KEY_HEADER, Project};
+
+/// Who sends: the client's address (behind trusted proxies, from `X-Forwarded-For`), already
+/// within its request rate, and the ingest key with the project it opens, from
+/// `X-Logboard-Key`, `Authorization: Bearer`, or `?key=`.
+pub struct Sender {
+    pub client: IpAddr,
+    pub key: String,
+    pub project: Arc<Project>,
+}
+
+#[derive(Debug, Deserialize)]
+struct KeyParam {
+    key: Option<String>,
+}
+
+impl FromRequestParts<AppState> for Sender {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let Ok(ClientIp(client)) = ClientIp::from_request_parts(parts, state).await;
+        state.limits.check_ip(client).map_err(|retry_after_secs| ApiError::TooManyRequests {
+            message: "too many requests from this address".into(),
+            retry_after_secs,
+        })?;
+        let query_key = Query::<KeyParam>::try_from_uri(&parts.uri).ok().and_then(|Query(param)| param.key);
+        let key = ingest_key(&parts.headers, query_key.as_deref()).ok_or_else(|| {
+            ApiError::Unauthorized(
+                "an ingest key is required: X-Logboard-Key header, Authorization: Bearer, or ?key=".into(),
+            )
+        })?;
+        let project = state.projects.by_key(&key).ok_or_else(|| ApiError::Unauthorized("unknown ingest key".into()))?;
+        Ok(Sender { client, project: Arc::clone(project), key })
+    }
+}
+
+/// The key from `X-Logboard-Key`, `Authorization: Bearer`, or `?key=`, in that order.
+fn ingest_key(headers: &HeaderMap, query_key: Option<&str>) -> Option<String> {
+    let header_key = headers.get(KEY_HEADER).and_then(|v| v.to_str().ok());
+    let bearer =
+        authorization(headers).and_then(|(scheme, token)| scheme.eq_ignore_ascii_case("bearer").then_some(token));
+    header_key.or(bearer).or(query_key).map(str::trim).filter(|k| !k.is_empty()).map(str::to_string)
+}
+
+/// Before the body is read, so nothing of a refused request reaches a store: the project's
+/// origin rule (browsers send `Origin`; server clients send none) and the disk gate.
+pub fn admit(state: &AppState, project: &Project, headers: &HeaderMap) -> Result<(), ApiError> {
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let origin = origin.to_str().unwrap_or("");
+        if !project.allowed_origins.iter().any(|allowed| allowed == "*" || allowed.eq_ignore_ascii_case(origin)) {
+            return Err(ApiError::Forbidden(format!(
+                "origin `{origin}` is not allowed to send to project `{}`",
+                project.name
+            )));
+        }
+    }
+    if let Some(why) = state.disk.refusal() {
+        return Err(ApiError::Unavailable { message: why, retry_after_secs: crate::disk::RETRY_AFTER_SECS });
+    }
+    Ok(())
+}
+
+/// The body within the size limit, inflated. The key's byte bucket is charged what gets stored,
+/// the inflated size: the compressed size first, so an empty bucket refuses before inflating.
+pub async fn read_body(state: &AppState, key: &str, headers: &HeaderMap, body: Body) -> Result<Vec<u8>, ApiError> {
+    let encoding = content_encoding(headers)?;
+    let limit = state.config.limits.body_bytes;
+    let received = to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::PayloadTooLarge(format!("the body is over the limit of {limit} bytes")))?;
+    let over_rate = |retry_after_secs| ApiError::TooManyRequests {
+        message: "this ingest key is over its byte rate; slow down".into(),
+        retry_after_secs,
+    };
+    state.limits.take_key_bytes(key, received.len()).map_err(over_rate)?;
+    let bytes = decompress(encoding, &received, limit)?;
+    state.limits.take_key_bytes(key, bytes.len().saturating_sub(received.len())).map_err(over_rate)?;
+    Ok(bytes)
+}
+
+/// The monitor tells a team that its events are being refused, by reason.
+pub fn count_refusals(state: &AppState, project: &Project, outcome: &Result<Accepted, ApiError>) {
+    match outcome {
+        Ok(accepted) if !accepted.rejected.is_empty() => {
+            state.refusals.count(&project.name, "rejected", accepted.rejected.len() as u64);
+        }
+        Ok(_) => {}
+        Err(error) => state.refusals.count(&project.name, error.refusal_reason(), 1),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    Identity,
+    Gzip,
+    Deflate,
+}
+
+fn content_encoding(headers: &HeaderMap) -> Result<Encoding, ApiError> {
+    let Some(value) = headers.get(header::CONTENT_ENCODING) else { return Ok(Encoding::Identity) };
+    let value = value.to_str().unwrap_or("?").trim();
+    match value.to_ascii_lowercase().as_str() {
+        "" | "identity" => Ok(Encoding::Identity),
+        "gzip" | "x-gzip" => Ok(Encoding::Gzip),
+        "deflate" => Ok(Encoding::Deflate),
+        _ => Err(ApiError::UnsupportedMediaType(format!(
+            "Content-Encoding `{value}` is not supported; send gzip, deflate or no encoding"
+        ))),
+    }
+}
+
+/// Inflates the body, stopping one byte past `limit` so a decompression bomb costs nothing.
+fn decompress(encoding: Encoding, body: &[u8], limit: usize) -> Result<Vec<u8>, ApiError> {
+    let reader: Box<dyn Read + '_> = match encoding {
+        Encoding::Identity => return Ok(body.to_vec()),
+        Encoding::Gzip => Box::new(flate2::read::MultiGzDecoder::new(body)),
+        // HTTP's "deflate" is zlib-wrapped; some clients send raw deflate, so accept both.
+        Encoding::Deflate if body.first().is_some_and(|b| b & 0x0f == 8) => {
+            Box::new(flate2::read::ZlibDecoder::new(body))
+        }
+        Encoding::Deflate => Box::new(flate2::read::DeflateDecoder::new(body)),
+    };
+    let mut inflated = Vec::new();
+    reader
+        .take(limit as u64 + 1)
+        .read_to_end(&mut inflated)
+        .map_err(|e| ApiError::BadRequest(format!("the body could not be decompressed: {e}")))?;
+    if inflated.len() > limit {
+        return Err(ApiError::PayloadTooLarge(format!("the decompressed body is over the limit of {limit} bytes")));
+    }
+    Ok(inflated)
+}
