@@ -19,6 +19,7 @@ pub mod event;
 pub mod healthcheck;
 pub mod ingest;
 pub mod issues;
+pub mod links;
 pub mod metrics;
 pub mod project;
 pub mod scrub;

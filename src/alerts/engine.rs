@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::config::alerts::{AlertConfig, When};
 use crate::event::{Level, StoredEvent};
 use crate::issues::Changes;
+use crate::links;
 use crate::project::Projects;
 use crate::search::{Query, Subject};
 
@@ -512,28 +513,22 @@ impl Alerts {
             (_, What::NewIssues { issues } | What::Regressions { issues }) if issues.len() == 1 => {
                 issues[0].link.clone()
             }
-            (Kind::NewIssue | Kind::Regression, _) => {
-                self.link(&[("project", &rule.project), ("env", &slot.env)], "/issues")
-            }
+            (Kind::NewIssue | Kind::Regression, _) => self.link(links::issues(&rule.project, &slot.env, &[])),
             _ => {
-                let from = format!("now-{}s", rule.window_secs);
-                self.link(
-                    &[("project", &rule.project), ("env", &slot.env), ("q", &rule.query_text), ("from", &from)],
-                    "/logs",
-                )
+                let params = [("q", rule.query_text.clone()), ("from", format!("now-{}s", rule.window_secs))];
+                self.link(links::logs(&rule.project, &slot.env, &params))
             }
         };
         Notification { rule: rule.name.clone(), project, env, what, newest_message: slot.newest.clone(), link }
     }
 
-    fn link(&self, pairs: &[(&str, &str)], path: &str) -> String {
-        let query = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();
-        format!("{}{path}?{query}", self.public_url)
+    /// A dashboard address (`crate::links`) as an absolute URL.
+    fn link(&self, href: String) -> String {
+        format!("{}{href}", self.public_url)
     }
 
     fn link_to_issue(&self, project: &str, env: &str, fingerprint: &str) -> String {
-        let q = format!("fingerprint:{fingerprint}");
-        self.link(&[("project", project), ("env", env), ("q", &q), ("from", "now-7d")], "/logs")
+        self.link(links::issue_events((project, env), fingerprint, None, &[("from", "now-7d".into())]))
     }
 
     /// Whether a rule of the config (not the monitor's) has this name.
@@ -847,7 +842,7 @@ mod tests {
         assert_eq!(n.newest_message.as_deref(), Some("checkout failed #9"));
         assert!(
             n.link.starts_with(
-                "https://logs.example.com/logs?project=shop&env=production&q=level%3A%3E%3Derror+checkout"
+                "https://logs.example.com/logs?project=shop&env=production&q=level%3A%3E%3Derror%20checkout"
             ),
             "{}",
             n.link

@@ -676,12 +676,6 @@ impl Config {
     }
 }
 
-impl ProjectConfig {
-    pub fn has_env(&self, env: &str) -> bool {
-        self.envs.iter().any(|e| e == env)
-    }
-}
-
 /// Environment values are TOML literals where they parse as one (`5`, `true`, `["a"]`),
 /// plain strings otherwise (`cloudwatch`, `0.0.0.0:8080`).
 fn env_value(raw: &str) -> toml::Value {

@@ -930,6 +930,37 @@ mod tests {
     }
 
     #[test]
+    fn structured_frames_group_by_the_top_in_app_frame_the_sender_marks() {
+        let frame = |function: &str, file: &str, in_app: Option<bool>| StackFrame {
+            function: Some(function.into()),
+            file: Some(file.into()),
+            line: Some(1),
+            column: Some(2),
+            in_app,
+        };
+        let fp = |frames: &[StackFrame]| fingerprint(Some("TypeError"), "x is undefined", (None, None, frames), None);
+        let paying =
+            fp(&[frame("lib", "node_modules/lib.js", Some(false)), frame("pay", "app/checkout.js", Some(true))]);
+        let other_caller =
+            fp(&[frame("helper", "app/helper.js", Some(false)), frame("pay", "app/checkout.js", Some(true))]);
+        assert_eq!(paying, other_caller, "a frame the sender marks as not in app does not count, whatever its file");
+        assert_ne!(paying, fp(&[frame("refund", "app/refund.js", Some(true))]), "another in-app frame, another issue");
+        let judged = fp(&[frame("lib", "node_modules/lib.js", None), frame("pay", "app/checkout.js", None)]);
+        assert_eq!(judged, paying, "without in_app the file decides, as for a text stack");
+        let text = "TypeError: x is undefined\n    at lib (node_modules/lib.js:1:2)\n    at pay (app/checkout.js:7:9)";
+        let as_text = fingerprint(Some("TypeError"), "x is undefined", (None, Some(text), &[]), None);
+        assert_eq!(as_text, paying, "the same stack as frames or as text is one issue");
+        let client = json!("checkout");
+        let chosen =
+            fingerprint(Some("TypeError"), "x", (None, None, &[frame("pay", "a.js", Some(true))]), Some(&client));
+        assert_eq!(
+            chosen,
+            fingerprint(None, "y", (None, None, &[]), Some(&client)),
+            "the client's grouping still wins"
+        );
+    }
+
+    #[test]
     fn odd_input_gives_a_fingerprint() {
         let huge_quotes = "'a 1 ".repeat(50_000);
         let huge_words = "x".repeat(300_000);

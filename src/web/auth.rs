@@ -325,21 +325,11 @@ impl FromRequestParts<AppState> for PageUser {
             Ok(Some(user)) => Ok(PageUser(user)),
             Ok(None) | Err(_) => {
                 let next = parts.uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("/");
-                let target = format!("/login?next={}", urlencode(next));
+                let target = format!("/login?next={}", crate::links::urlencode(next));
                 Err(Redirect::to(&target).into_response())
             }
         }
     }
-}
-
-/// Percent-encodes everything but unreserved characters.
-pub fn urlencode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// The target to go to after login: a path on this site, or `/`. It is checked as a browser

@@ -103,7 +103,7 @@ async fn history(app: &TestApp, rule: &str) -> Vec<Value> {
 }
 
 fn common_encode(text: &str) -> String {
-    logboard::web::auth::urlencode(text)
+    logboard::links::urlencode(text)
 }
 
 async fn rule_state(app: &TestApp, rule: &str) -> Value {

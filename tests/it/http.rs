@@ -345,7 +345,7 @@ async fn the_search_language_and_relative_times_select_events_and_a_bad_query_sa
         .collect();
     assert_eq!(app.ingest(&json!({"env": "production", "events": events})).await.0, 202);
     let search = |q: &str, extra: &str| {
-        let q = logboard::web::auth::urlencode(q);
+        let q = logboard::links::urlencode(q);
         app.read_owned(format!("/api/v1/events?project=demo&env=production&q={q}{extra}"))
     };
     let (_, page) = search("level:>=error extra.shop.region:kr", "").await;
@@ -813,7 +813,7 @@ async fn a_login_target_a_browser_would_read_as_another_host_or_that_no_header_c
             .await
             .expect("login");
         assert_eq!((login.status().as_u16(), login.headers()["location"].to_str().ok()), (303, Some("/")), "{next:?}");
-        let page = app.client().get(app.url(&format!("/login?next={}", logboard::web::auth::urlencode(next)))).send();
+        let page = app.client().get(app.url(&format!("/login?next={}", logboard::links::urlencode(next)))).send();
         assert_eq!(page.await.expect("login page").status(), 200, "{next:?}");
     }
 }
@@ -1243,8 +1243,8 @@ async fn the_histogram_counts_the_query_by_level_in_round_buckets() {
     assert_eq!(app.ingest(&json!({"env": "dev", "events": events})).await.0, 202);
     let range = format!(
         "from={}&to={}",
-        logboard::web::auth::urlencode(&logboard::event::timestamp_format::format(from)),
-        logboard::web::auth::urlencode(&logboard::event::timestamp_format::format(to))
+        logboard::links::urlencode(&logboard::event::timestamp_format::format(from)),
+        logboard::links::urlencode(&logboard::event::timestamp_format::format(to))
     );
     let (status, answer) = app.read_owned(format!("/api/v1/histogram?project=demo&env=dev&{range}")).await;
     assert_eq!(status, 200, "{answer}");
@@ -1284,8 +1284,8 @@ async fn the_issue_index_counts_like_the_events_and_follows_resolve_ignore_and_r
 
     let range = format!(
         "project=demo&env=production&from={}&to={}",
-        logboard::web::auth::urlencode(&logboard::event::timestamp_format::format(now - time::Duration::hours(2))),
-        logboard::web::auth::urlencode(&logboard::event::timestamp_format::format(now))
+        logboard::links::urlencode(&logboard::event::timestamp_format::format(now - time::Duration::hours(2))),
+        logboard::links::urlencode(&logboard::event::timestamp_format::format(now))
     );
     // The brute force: the errors of the range as the read API returns them, grouped.
     let (_, read) = app.read_owned(format!("/api/v1/events?{range}&level=error,fatal&limit=1000")).await;

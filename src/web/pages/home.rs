@@ -10,7 +10,7 @@ use serde::Deserialize;
 use time::{Duration, OffsetDateTime};
 
 use super::chart::{Chart, chart};
-use super::{Page, href, issue_events_href, logs_href};
+use super::{Page, issue_events_href, logs_href};
 use crate::config::Backend;
 use crate::event::{Level, unix_ms};
 use crate::issues::Sort;
@@ -160,7 +160,7 @@ fn env_card(
         total: String::new(),
         errors: None,
         issues: Vec::new(),
-        issues_href: href("/issues", project, env, &[]),
+        issues_href: crate::links::issues(project, env, &[]),
         error: None,
     };
     let Some(histogram) = histogram else {

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use time::OffsetDateTime;
 
-use super::{Page, error_page, href, issue_events_href};
+use super::{Page, error_page, issue_events_href};
 use crate::event::unix_ms;
 use crate::issues::{Issue, Sort, Status};
 use crate::web::AppState;
@@ -97,7 +97,9 @@ pub async fn show_issues(
 fn issues_view(user: String, project: &str, env: &str, sort: &str, issues: Vec<Issue>, zone: &Zone) -> IssuesPage {
     let sorts = SORTS
         .iter()
-        .map(|(label, name, _)| (*label, href("/issues", project, env, &[("sort", name.to_string())]), *name == sort))
+        .map(|(label, name, _)| {
+            (*label, crate::links::issues(project, env, &[("sort", name.to_string())]), *name == sort)
+        })
         .collect();
     let rows = issues.into_iter().map(|issue| issue_row(project, env, issue, zone)).collect();
     let zone = zone.name().to_string();
@@ -160,7 +162,7 @@ pub async fn change_status(
     };
     let now = unix_ms(OffsetDateTime::now_utc());
     match state.issues.set_status(&project.name, &env, &form.fingerprint, status, now).await {
-        Ok(true) => Redirect::to(&href("/issues", &project.name, &env, &[])).into_response(),
+        Ok(true) => Redirect::to(&crate::links::issues(&project.name, &env, &[])).into_response(),
         Ok(false) => error_page(&user, ApiError::NotFound(format!("no issue `{}`", form.fingerprint))),
         Err(error) => error_page(&user, error.into()),
     }

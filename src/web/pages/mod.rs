@@ -16,7 +16,6 @@ use askama::Template;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 
-use super::auth::urlencode;
 use crate::web::error::{ApiError, InternalCause};
 
 pub use alerts::{change_snooze, show_alerts};
@@ -67,27 +66,11 @@ pub(super) fn error_page(user: &str, error: ApiError) -> Response {
     response
 }
 
-/// `/logs?project=P&env=E&k=v...`, every value percent-encoded.
-pub fn logs_href(project: &str, env: &str, params: &[(&str, String)]) -> String {
-    href("/logs", project, env, params)
-}
+pub use crate::links::{href, logs as logs_href};
 
-/// The logs page of an issue's events: its fingerprint searched in the group of its latest
-/// occurrence (a Lambda function's errors are not in the project's own group), then `params`.
+/// The logs page of an issue's events (`crate::links::issue_events`), then `params`.
 pub fn issue_events_href(project: &str, env: &str, issue: &crate::issues::Issue, params: &[(&str, String)]) -> String {
-    let mut all = vec![("q", format!("fingerprint:{}", issue.fingerprint))];
-    all.extend(issue.group.iter().map(|group| ("group", group.clone())));
-    all.extend(params.iter().cloned());
-    logs_href(project, env, &all)
-}
-
-/// `PATH?project=P&env=E&k=v...`, every value percent-encoded.
-pub fn href(path: &str, project: &str, env: &str, params: &[(&str, String)]) -> String {
-    let mut href = format!("{path}?project={}&env={}", urlencode(project), urlencode(env));
-    for (key, value) in params {
-        href.push_str(&format!("&{key}={}", urlencode(value)));
-    }
-    href
+    crate::links::issue_events((project, env), &issue.fingerprint, issue.group.as_deref(), params)
 }
 
 pub(super) fn shorten(text: &str, max_chars: usize) -> String {
