@@ -140,6 +140,13 @@ async fn an_operator_logs_in_filters_errors_and_reads_one_event_in_full() {
         assert_eq!(fields.get(label).map(String::as_str), Some(value), "detail field {label} in {fields:?}");
     }
 
+    // The error's issue, and a link to its row on the issues page.
+    assert_eq!(browser.text("aside.detail .detail-issue .issue-count").await, "1");
+    assert_eq!(browser.text("aside.detail .detail-issue .issue-status").await, "new");
+    browser.click_to_navigate("aside.detail .detail-issue a.issue-link").await;
+    assert!(browser.path().await.starts_with("/issues?project=demo&env=production"), "{}", browser.path().await);
+    assert_eq!(browser.text("tr.issue:target td.count").await, "1", "the issue's row is the link's target");
+
     browser.goto(&app.url("/")).await;
     let card = "section.env-card[data-project=demo][data-env=production]";
     assert_eq!(browser.text(&format!("{card} .total strong")).await, "3");
