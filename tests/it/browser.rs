@@ -529,4 +529,19 @@ async fn the_alerts_page_shows_a_firing_rule_against_its_threshold_and_snoozes_i
         history.iter().any(|h| h.contains("unsnoozed")) && history.iter().any(|h| h.contains("snoozed: until")),
         "{history:?}"
     );
+
+    // The same frame as the other pages without the sidebar: the content as far from the
+    // window's left edge as the issues page's and the overview's.
+    let mut lefts = Vec::new();
+    for path in ["/alerts", "/issues", "/"] {
+        browser.goto(&app.url(path)).await;
+        let left = browser
+            .client
+            .execute("return document.querySelector('main > h1').getBoundingClientRect().left;", vec![])
+            .await
+            .expect("js");
+        lefts.push((path, left.as_f64().expect("a number")));
+    }
+    assert!(lefts[0].1 > 0.0, "the alerts page's content is flush against the window's left edge: {lefts:?}");
+    assert!(lefts.iter().all(|(_, left)| *left == lefts[0].1), "{lefts:?}");
 }
