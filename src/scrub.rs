@@ -32,11 +32,10 @@ static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
 /// `name=value` in a query string, a cookie or free text; the name decides (sensitive keys).
 static NAME_VALUE: LazyLock<Regex> =
     LazyLock::new(|| pattern(r#"(?:^|[?&;,\s{(])\s*([A-Za-z0-9_.\-\[\]%]+)=([^&;#\s"'<>]+)"#));
-/// 13–19 digits, optionally grouped by single spaces or dashes.
-static CARD_CANDIDATE: LazyLock<Regex> = LazyLock::new(|| pattern(r"\b\d(?:[ \-]?\d){12,18}\b"));
-
-/// A card number has at least this many digits.
+/// A card number has at least this many digits…
 const MIN_CARD_DIGITS: usize = 13;
+/// …and at most this many.
+const MAX_CARD_DIGITS: usize = 19;
 
 /// What a text holds that some rule needs; without it, the rule cannot match.
 struct Cues {
@@ -119,11 +118,10 @@ impl Scrubber {
         if cues.at {
             text = EMAIL.replace_all(&text, FILTERED).into_owned().into();
         }
-        if cues.digits >= MIN_CARD_DIGITS {
-            let replaced = CARD_CANDIDATE.replace_all(&text, |c: &Captures<'_>| {
-                if luhn_valid(&c[0]) { FILTERED.to_string() } else { c[0].to_string() }
-            });
-            text = replaced.into_owned().into();
+        if cues.digits >= MIN_CARD_DIGITS
+            && let Some(replaced) = filter_cards(&text)
+        {
+            text = replaced.into();
         }
         text.into_owned()
     }
@@ -169,31 +167,118 @@ fn insert_unique(map: &mut Map<String, Value>, key: String, value: Value) {
     }
 }
 
-/// The Luhn checksum that every payment card number satisfies.
-fn luhn_valid(candidate: &str) -> bool {
-    let digits: Vec<u32> = candidate.chars().filter_map(|c| c.to_digit(10)).collect();
-    if !(13..=19).contains(&digits.len()) || digits.iter().all(|d| *d == digits[0]) {
-        return false;
-    }
-    let sum: u32 = digits
-        .iter()
-        .rev()
-        .enumerate()
-        .map(|(i, &d)| {
-            if i % 2 == 1 {
-                let doubled = d * 2;
-                if doubled > 9 { doubled - 9 } else { doubled }
-            } else {
-                d
+/// `text` with its card numbers replaced, or `None` when it has none.
+///
+/// Digits grouped by single spaces or dashes (`4111 1111 1111 1111 2`) form a sequence, which
+/// starts and ends at word boundaries as `\b` would have it. A card number is a Luhn-valid run of
+/// 13–19 digits made of whole groups of a sequence, so a number beside a card (`… 1111 2 items`)
+/// is not taken for part of it. Of overlapping Luhn-valid runs, the one written in the longest
+/// groups on average is the card: a card is one run or a few groups of four or more, and a
+/// number beside it is one more, shorter group. The rest of the sequence stays.
+///
+/// No backtracking: a run spans at most 19 digits, so each group starts a bounded number of
+/// runs, each checked once; only the Luhn-valid ones (one in ten) are ordered.
+fn filter_cards(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = String::new();
+    let mut copied = 0;
+    let mut groups: Vec<(usize, usize)> = Vec::new();
+    let mut pos = 0;
+    while pos < bytes.len() {
+        if !bytes[pos].is_ascii_digit() {
+            pos += 1;
+            continue;
+        }
+        groups.clear();
+        let mut start = pos;
+        loop {
+            let end = start + bytes[start..].iter().take_while(|b| b.is_ascii_digit()).count();
+            groups.push((start, end));
+            match bytes.get(end..end + 2) {
+                Some([b' ' | b'-', next]) if next.is_ascii_digit() => start = end + 1,
+                _ => break,
             }
-        })
-        .sum();
-    sum % 10 == 0
+        }
+        pos = groups.last().map_or(bytes.len(), |g| g.1);
+        let open_start = !text[..groups[0].0].chars().next_back().is_some_and(is_word);
+        let open_end = !text[pos..].chars().next().is_some_and(is_word);
+        for (from, to) in cards_in(bytes, &groups, open_start, open_end) {
+            out.push_str(&text[copied..from]);
+            out.push_str(FILTERED);
+            copied = to;
+        }
+    }
+    if copied == 0 {
+        return None;
+    }
+    out.push_str(&text[copied..]);
+    Some(out)
+}
+
+/// What `\w` matches, near enough: a digit run next to one of these is part of a word.
+fn is_word(c: char) -> bool {
+    c.is_alphanumeric() || c == '_'
+}
+
+/// The byte ranges of the card numbers among a sequence's `groups` (byte ranges of its digit
+/// groups, in order), in order; `open_start`/`open_end`: whether the sequence's first group may
+/// start a card and its last end one (not when a letter is glued to it).
+fn cards_in(bytes: &[u8], groups: &[(usize, usize)], open_start: bool, open_end: bool) -> Vec<(usize, usize)> {
+    // (first group, last group, digits) of every Luhn-valid run of whole groups.
+    let mut valid: Vec<(usize, usize, usize)> = Vec::new();
+    for first in usize::from(!open_start)..groups.len() {
+        let mut digits = 0;
+        for last in first..groups.len() {
+            digits += groups[last].1 - groups[last].0;
+            if digits > MAX_CARD_DIGITS {
+                break;
+            }
+            let closed = last + 1 == groups.len() && !open_end;
+            if digits >= MIN_CARD_DIGITS && !closed && luhn_valid(&bytes[groups[first].0..groups[last].1]) {
+                valid.push((first, last, digits));
+            }
+        }
+    }
+    if valid.is_empty() {
+        return Vec::new();
+    }
+    // Longest groups on average first (digits / groups, compared without division), then the
+    // most digits, then the leftmost.
+    valid.sort_by(|&(a_first, a_last, a_digits), &(b_first, b_last, b_digits)| {
+        let (a_groups, b_groups) = (a_last - a_first + 1, b_last - b_first + 1);
+        (b_digits * a_groups).cmp(&(a_digits * b_groups)).then(b_digits.cmp(&a_digits)).then(a_first.cmp(&b_first))
+    });
+    let mut taken = vec![false; groups.len()];
+    let mut cards = Vec::new();
+    for (first, last, _) in valid {
+        if taken[first..=last].iter().all(|t| !t) {
+            taken[first..=last].fill(true);
+            cards.push((groups[first].0, groups[last].1));
+        }
+    }
+    cards.sort_unstable();
+    cards
+}
+
+/// The Luhn checksum that every payment card number satisfies, over the ASCII digits of
+/// `candidate` (13–19 of them, not all the same).
+fn luhn_valid(candidate: &[u8]) -> bool {
+    let (mut count, mut sum, mut first, mut all_same) = (0, 0, None, true);
+    for digit in candidate.iter().rev().filter(|b| b.is_ascii_digit()).map(|b| u32::from(b - b'0')) {
+        all_same &= *first.get_or_insert(digit) == digit;
+        sum += match digit * (1 + count % 2) {
+            doubled if doubled > 9 => doubled - 9,
+            other => other,
+        };
+        count += 1;
+    }
+    (MIN_CARD_DIGITS as u32..=MAX_CARD_DIGITS as u32).contains(&count) && !all_same && sum % 10 == 0
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use serde_json::json;
 
     fn scrubber() -> Scrubber {
@@ -208,6 +293,181 @@ mod tests {
         assert_eq!(s.text("amex 378282246310005"), "amex [Filtered]");
         assert_eq!(s.text("order 4111111111111112 shipped"), "order 4111111111111112 shipped", "not Luhn-valid");
         assert_eq!(s.text("epoch 1795000000123"), "epoch 1795000000123");
+    }
+
+    #[test]
+    fn a_card_number_beside_other_digits_is_filtered_and_the_other_digits_stay() {
+        let s = scrubber();
+        let table = [
+            ("card 4111 1111 1111 1111 2 items", "card [Filtered] 2 items"),
+            ("paid with 5500-0000-0000-0004 3 times", "paid with [Filtered] 3 times"),
+            ("order 4111111111111111 7 failed", "order [Filtered] 7 failed"),
+            ("qty 12 4111 1111 1111 1111", "qty 12 [Filtered]"),
+            ("qty 3 4111111111111111 7 failed", "qty 3 [Filtered] 7 failed"),
+            ("amex 3782 822463 10005 1 seat", "amex [Filtered] 1 seat"),
+            ("two 4111111111111111 5500-0000-0000-0004 ok", "two [Filtered] [Filtered] ok"),
+            ("id 12345678901234567890 4111111111111111", "id 12345678901234567890 [Filtered]"),
+        ];
+        for (text, scrubbed) in table {
+            assert_eq!(s.text(text), scrubbed, "{text}");
+        }
+        // Not card numbers: no run of whole groups passes the Luhn check, or the digits are
+        // glued to a word, so they stay as they are.
+        for text in [
+            "card 4111 1111 1111 1112 2 items",
+            "order 4111111111111112 7 failed",
+            "call +82 10-1234-5678 or 010 9876 5432 1",
+            "tel 1-800-555-0199 2",
+            "at 2026-11-24 15:00:00.123 epoch 1795000000123 4",
+            "ts 20261124 150000 125",
+            "epochs 1795000000123 1795000000124 7",
+            "phones 010-1234-5678 010-9876-5432",
+            "ref x4111111111111111 and 4111111111111111y",
+            "1111111111111111 7",
+        ] {
+            assert_eq!(s.text(text), text, "{text}");
+        }
+    }
+
+    #[test]
+    fn long_runs_of_digit_groups_take_linear_time() {
+        let s = scrubber();
+        // 64 KiB (an event's limit) of one-digit groups, of card numbers back to back, and of
+        // 13-digit groups that are each a candidate with each neighbour.
+        let texts = ["1 ".repeat(32 * 1024), "4111-1111-1111-1111-".repeat(3_300), "4111111111111 2 ".repeat(4_000)];
+        for text in texts {
+            let started = std::time::Instant::now();
+            let scrubbed = s.text(&text);
+            assert!(started.elapsed() < std::time::Duration::from_secs(2), "{:?}", started.elapsed());
+            assert!(!has_card(&scrubbed[..scrubbed.len().min(4_000)]));
+        }
+    }
+
+    /// The digits of a Luhn-valid number: `body` and its check digit.
+    fn luhn_complete(body: &[u8]) -> Vec<u8> {
+        let sum: u32 = body
+            .iter()
+            .rev()
+            .enumerate()
+            .map(|(i, &d)| {
+                let d = u32::from(d);
+                if i % 2 == 0 {
+                    let doubled = d * 2;
+                    if doubled > 9 { doubled - 9 } else { doubled }
+                } else {
+                    d
+                }
+            })
+            .sum();
+        let mut all = body.to_vec();
+        all.push(((10 - sum % 10) % 10) as u8);
+        all
+    }
+
+    /// Digits joined in groups of the given sizes by `separator`.
+    fn grouped(digits: &[u8], sizes: &[usize], separator: &str) -> String {
+        let mut text = String::new();
+        let mut at = 0;
+        for size in sizes {
+            if at > 0 {
+                text.push_str(separator);
+            }
+            text.extend(digits[at..at + size].iter().map(|d| char::from(b'0' + d)));
+            at += size;
+        }
+        text
+    }
+
+    /// Whether `text` still has what [`filter_cards`] looks for: a Luhn-valid run of 13–19
+    /// digits in groups joined by single spaces or dashes, not glued to a word. Found the slow
+    /// way, from every position.
+    fn has_card(text: &str) -> bool {
+        let chars: Vec<char> = text.chars().collect();
+        let word = |i: usize| chars.get(i).is_some_and(|c| c.is_alphanumeric() || *c == '_');
+        (0..chars.len()).filter(|&s| chars[s].is_ascii_digit() && (s == 0 || !word(s - 1))).any(|s| {
+            let mut run = String::new();
+            for (i, &c) in chars.iter().enumerate().skip(s) {
+                // One space or dash joins two digits.
+                let joins = (c == ' ' || c == '-') && chars.get(i + 1).is_some_and(char::is_ascii_digit);
+                if !(c.is_ascii_digit() || joins) || run.bytes().filter(u8::is_ascii_digit).count() > MAX_CARD_DIGITS {
+                    break;
+                }
+                run.push(c);
+                if c.is_ascii_digit() && !word(i + 1) && luhn_valid(run.as_bytes()) {
+                    return true;
+                }
+            }
+            false
+        })
+    }
+
+    fn digit_groups() -> impl Strategy<Value = Vec<String>> {
+        prop::collection::vec("[0-9]{1,3}", 0..3)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1_000))]
+
+        /// A card number (one run, or groups of four or more) between shorter numbers is
+        /// filtered whole, and the numbers around it stay.
+        #[test]
+        fn a_card_between_other_numbers_is_filtered_and_they_stay(
+            body in prop::collection::vec(0u8..10, 12..19),
+            layout in 0usize..4,
+            separator in prop::sample::select(vec![" ", "-"]),
+            before in digit_groups(),
+            after in digit_groups(),
+        ) {
+            let digits = luhn_complete(&body);
+            prop_assume!(digits.iter().any(|d| *d != digits[0]));
+            let sizes = match (layout, digits.len()) {
+                (1, 16) => vec![4, 4, 4, 4],
+                (2, 15) => vec![4, 6, 5],
+                (3, 14) => vec![4, 6, 4],
+                (_, n) => vec![n],
+            };
+            let card = grouped(&digits, &sizes, separator);
+            let joined = |groups: &[String]| groups.iter().map(|g| format!("{g}{separator}")).collect::<String>();
+            let before = joined(&before);
+            let after: String = after.iter().map(|g| format!("{separator}{g}")).collect();
+            let text = format!("paid {before}{card}{after} ok");
+            prop_assert_eq!(scrubber().text(&text), format!("paid {before}[Filtered]{after} ok"));
+        }
+
+        /// Whatever the digits, none of what makes a card number is left, and only that goes.
+        #[test]
+        fn no_card_number_is_left_and_only_card_numbers_go(
+            groups in prop::collection::vec(("[0-9]{1,17}", prop::sample::select(vec![" ", "-", "  ", " x "])), 1..8),
+            card in prop::option::of((prop::collection::vec(0u8..10, 12..19), 0usize..8)),
+        ) {
+            let mut parts: Vec<(String, &str)> = groups;
+            if let Some((body, at)) = card {
+                let digits = luhn_complete(&body);
+                parts.insert(at.min(parts.len()), (grouped(&digits, &[digits.len()], ""), " "));
+            }
+            let text: String = parts.iter().map(|(g, sep)| format!("{g}{sep}")).collect();
+            let scrubbed = scrubber().text(&text);
+            prop_assert!(!has_card(&scrubbed), "{:?} -> {:?}", text, scrubbed);
+            // Between the `[Filtered]`s, the text as it was; what each replaced was a card number.
+            let pieces: Vec<&str> = scrubbed.split(FILTERED).collect();
+            let mut rest = text.as_str();
+            for (i, piece) in pieces.iter().enumerate() {
+                prop_assert!(rest.starts_with(piece), "{:?} -> {:?}", text, scrubbed);
+                rest = &rest[piece.len()..];
+                if let Some(next) = pieces.get(i + 1) {
+                    let card = |n: usize| {
+                        let run = &rest.as_bytes()[..n];
+                        run.iter().all(|b| b.is_ascii_digit() || *b == b' ' || *b == b'-') && luhn_valid(run)
+                    };
+                    let replaced = (13..rest.len().min(38) + 1)
+                        .filter(|&n| rest.is_char_boundary(n) && rest[n..].starts_with(next))
+                        .find(|&n| card(n));
+                    prop_assert!(replaced.is_some(), "{:?} -> {:?}", text, scrubbed);
+                    rest = &rest[replaced.unwrap_or(0)..];
+                }
+            }
+            prop_assert!(rest.is_empty(), "{:?} -> {:?}", text, scrubbed);
+        }
     }
 
     #[test]

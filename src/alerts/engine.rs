@@ -398,11 +398,14 @@ impl Alerts {
             }
             let before = slot.burst;
             let send = slot.burst.tick(now_ms, active, &rule.policy);
+            let snoozed_until = snoozes.get(&rule.name).copied().filter(|until| *until > now_ms);
             if let Some(send) = send {
-                self.send(rule, slot, send, snoozes.get(&rule.name).copied().filter(|until| *until > now_ms), now_ms);
+                self.send(rule, slot, send, snoozed_until, now_ms);
             } else if slot.burst.holding() && active && !slot.noted && before == slot.burst {
                 slot.noted = true;
-                self.note(rule, slot, now_ms, "suppressed", "within repeat_secs", None);
+                // While snoozed, the snooze is what holds it back, whatever repeat_secs says.
+                let reason = snoozed_until.map_or_else(|| "within repeat_secs".to_string(), snoozed);
+                self.note(rule, slot, now_ms, "suppressed", &reason, None);
             }
             if slot.burst == Burst::Ok {
                 slot.peak = 0;
@@ -442,9 +445,7 @@ impl Alerts {
             return;
         }
         if let Some(until) = snoozed_until {
-            let until =
-                crate::event::from_unix_ms(until).map(crate::event::timestamp_format::format).unwrap_or_default();
-            self.note(rule, slot, now_ms, "suppressed", &format!("snoozed until {until}: {detail}"), None);
+            self.note(rule, slot, now_ms, "suppressed", &format!("{}: {detail}", snoozed(until)), None);
             return;
         }
         let channels: Vec<String> = rule.channels.iter().filter(|c| !slot.skip.contains(c)).cloned().collect();
@@ -690,6 +691,12 @@ fn describe(what: &What) -> String {
             format!("{problem} {state}: {}", details.join("; "))
         }
     }
+}
+
+/// The reason of a suppression by a snooze: `snoozed until <RFC 3339>`.
+fn snoozed(until_ms: i64) -> String {
+    let until = crate::event::from_unix_ms(until_ms).map(crate::event::timestamp_format::format).unwrap_or_default();
+    format!("snoozed until {until}")
 }
 
 fn titles(issues: &[IssueLine]) -> String {
@@ -942,6 +949,38 @@ mod tests {
         run(&rig, t, t + 60_000);
         assert_eq!(rig.outbox.take().len(), 1);
         assert!(!rig.alerts.set_snooze("no such rule", Some(T0), T0).expect("snooze"));
+    }
+
+    #[test]
+    fn while_snoozed_a_burst_held_back_says_snoozed_not_within_repeat_secs() {
+        let rig = rig();
+        assert!(rig.alerts.set_snooze("checkout errors", Some(T0 + 3_600_000), T0).expect("snooze"));
+        // Errors keep coming while the burst would be held back by repeat_secs anyway.
+        for second in 0..60 {
+            let now = T0 + second * 1000;
+            ingest(&rig, &errors(2, "production", now), now);
+            rig.alerts.tick(now);
+        }
+        assert!(rig.outbox.take().is_empty());
+        let history = rig.alerts.history("checkout errors", 10).expect("history");
+        let reasons: Vec<&str> = history.iter().filter(|e| e.kind == "suppressed").map(|e| e.detail.as_str()).collect();
+        let until = crate::event::timestamp_format::format(crate::event::from_unix_ms(T0 + 3_600_000).expect("a time"));
+        assert_eq!(reasons.len(), 2, "the first message, then the burst held back: {history:#?}");
+        assert_eq!(reasons[0], format!("snoozed until {until}"), "the newest first");
+        assert!(reasons[1].starts_with(&format!("snoozed until {until}: ")), "{}", reasons[1]);
+
+        // Un-snoozed, a burst held back is held back by repeat_secs, and says so.
+        assert!(rig.alerts.set_snooze("checkout errors", None, T0 + 60_000).expect("unsnooze"));
+        run(&rig, T0 + 60_000, T0 + 400_000);
+        let t = T0 + 400_000;
+        for second in 0..60 {
+            let now = t + second * 1000;
+            ingest(&rig, &errors(2, "production", now), now);
+            rig.alerts.tick(now);
+        }
+        assert_eq!(rig.outbox.take().len(), 1);
+        let newest = rig.alerts.history("checkout errors", 1).expect("history");
+        assert_eq!((newest[0].kind.as_str(), newest[0].detail.as_str()), ("suppressed", "within repeat_secs"));
     }
 
     #[test]

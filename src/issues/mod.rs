@@ -290,6 +290,39 @@ impl IssueIndex {
         Ok(self.write(Write::SetStatus { project, env, fingerprint, status, at_ms }).await?.found)
     }
 
+    /// One issue of a project/environment, whether or not it was seen in `[from, to]`, with its
+    /// count and users over that range as [`IssueIndex::list`] gives them; `None` when the index
+    /// has no such issue.
+    pub async fn get(
+        &self,
+        (project, env): (&str, &str),
+        fingerprint: &str,
+        (from_ms, to_ms): (i64, i64),
+        now_ms: i64,
+    ) -> anyhow::Result<Option<Issue>> {
+        let (project, env, fingerprint) = (project.to_string(), env.to_string(), fingerprint.to_string());
+        self.reads
+            .read(move |conn| {
+                let (from_minute, to_minute) = (from_ms.div_euclid(MINUTE_MS), to_ms.div_euclid(MINUTE_MS));
+                let found = conn
+                    .prepare_cached(&format!(
+                        "SELECT {ISSUE_COLUMNS} FROM issues i WHERE project = ?1 AND env = ?2 AND fingerprint = ?5"
+                    ))?
+                    .query_row(rusqlite::params![project, env, from_minute, to_minute, fingerprint], |row| {
+                        issue_of_row(row, now_ms)
+                    })
+                    .optional()?;
+                found
+                    .map(|mut issue| {
+                        issue.series_24h = series(conn, &project, &env, &issue.fingerprint, now_ms)?;
+                        Ok(issue)
+                    })
+                    .transpose()
+            })
+            .await
+            .context("reading the issue index")
+    }
+
     /// The issues of a project/environment seen in `[from, to]` whose latest occurrence matches
     /// `search` (read from `group`), ordered by `sort`, at most [`MAX_LISTED`]; `now` decides
     /// what is `new` and where the 24 h series ends.
@@ -424,11 +457,7 @@ fn list(
         Sort::Users => "users DESC, last_seen DESC",
     };
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT fingerprint, title, type, level, first_seen, last_seen, status, sample_id, log_group,
-             (SELECT coalesce(sum(n), 0) FROM issue_minutes m WHERE m.project = i.project AND m.env = i.env
-                 AND m.fingerprint = i.fingerprint AND m.minute BETWEEN ?3 AND ?4) AS count,
-             (SELECT count(DISTINCT user) FROM issue_users u WHERE u.project = i.project AND u.env = i.env
-                 AND u.fingerprint = i.fingerprint AND u.minute BETWEEN ?3 AND ?4) AS users
+        "SELECT {ISSUE_COLUMNS}
          FROM issues i
          WHERE project = ?1 AND env = ?2 AND last_seen >= ?5 AND first_seen <= ?6
          ORDER BY {order} LIMIT ?7"
@@ -444,46 +473,11 @@ fn list(
             to_ms,
             if everything { -1 } else { MAX_LISTED as i64 }
         ],
-        |row| {
-            Ok((
-                row.get::<_, String>(0)?,
-                row.get::<_, String>(1)?,
-                row.get::<_, Option<String>>(2)?,
-                row.get::<_, String>(3)?,
-                row.get::<_, i64>(4)?,
-                row.get::<_, i64>(5)?,
-                row.get::<_, String>(6)?,
-                row.get::<_, String>(7)?,
-                row.get::<_, Option<String>>(8)?,
-                row.get::<_, i64>(9)?,
-                row.get::<_, i64>(10)?,
-            ))
-        },
+        |row| issue_of_row(row, now_ms),
     )?;
     let mut issues = Vec::new();
     for row in rows {
-        let (fingerprint, title, kind, level, first_seen, last_seen, status, sample_id, group, count, users) = row?;
-        let status = match status.as_str() {
-            "resolved" => Status::Resolved,
-            "ignored" => Status::Ignored,
-            "regressed" => Status::Regressed,
-            _ if first_seen > now_ms - NEW_FOR_MS => Status::New,
-            _ => Status::Ongoing,
-        };
-        let mut issue = Issue {
-            fingerprint,
-            title,
-            kind,
-            level,
-            count: u64::try_from(count).unwrap_or(0),
-            users: u64::try_from(users).unwrap_or(0),
-            first_seen: from_ms_utc(first_seen),
-            last_seen: from_ms_utc(last_seen),
-            status,
-            sample_id,
-            group,
-            series_24h: Vec::new(),
-        };
+        let mut issue = row?;
         if matches(&issue) {
             issue.series_24h = series(conn, project, env, &issue.fingerprint, now_ms)?;
             issues.push(issue);
@@ -493,6 +487,40 @@ fn list(
         }
     }
     Ok(issues)
+}
+
+/// The columns [`issue_of_row`] reads from `issues i`: `?1` is the project, `?2` the env, `?3`
+/// and `?4` the first and last minute counted.
+const ISSUE_COLUMNS: &str = "fingerprint, title, type, level, first_seen, last_seen, status, sample_id, log_group,
+     (SELECT coalesce(sum(n), 0) FROM issue_minutes m WHERE m.project = i.project AND m.env = i.env
+         AND m.fingerprint = i.fingerprint AND m.minute BETWEEN ?3 AND ?4) AS count,
+     (SELECT count(DISTINCT user) FROM issue_users u WHERE u.project = i.project AND u.env = i.env
+         AND u.fingerprint = i.fingerprint AND u.minute BETWEEN ?3 AND ?4) AS users";
+
+/// An issue from a row of [`ISSUE_COLUMNS`], without its series; `now` decides what is `new`.
+fn issue_of_row(row: &rusqlite::Row<'_>, now_ms: i64) -> rusqlite::Result<Issue> {
+    let first_seen: i64 = row.get(4)?;
+    let status = match row.get::<_, String>(6)?.as_str() {
+        "resolved" => Status::Resolved,
+        "ignored" => Status::Ignored,
+        "regressed" => Status::Regressed,
+        _ if first_seen > now_ms - NEW_FOR_MS => Status::New,
+        _ => Status::Ongoing,
+    };
+    Ok(Issue {
+        fingerprint: row.get(0)?,
+        title: row.get(1)?,
+        kind: row.get(2)?,
+        level: row.get(3)?,
+        count: u64::try_from(row.get::<_, i64>(9)?).unwrap_or(0),
+        users: u64::try_from(row.get::<_, i64>(10)?).unwrap_or(0),
+        first_seen: from_ms_utc(first_seen),
+        last_seen: from_ms_utc(row.get(5)?),
+        status,
+        sample_id: row.get(7)?,
+        group: row.get(8)?,
+        series_24h: Vec::new(),
+    })
 }
 
 impl Issue {
@@ -610,5 +638,33 @@ mod tests {
         index.record(vec![occurrence("a", now - hour, now + 1, None)]).await.expect("record");
         let listed = index.list(AT, (now - 3 * hour, now), &Query::default(), Sort::Count, now).await.expect("list");
         assert_eq!(status(&listed), Some(Status::Regressed), "received after the resolution");
+    }
+
+    #[tokio::test]
+    async fn one_issue_is_read_as_the_list_has_it_seen_in_the_range_or_not() {
+        let dir = tempfile::tempdir().expect("dir");
+        let index = IssueIndex::open(dir.path()).expect("open");
+        let now = 1_800_000_000_000;
+        let hour = HOUR_MS;
+        index
+            .record(vec![
+                occurrence("a", now - 30 * hour, now - 30 * hour, Some("u1")),
+                occurrence("a", now - 2 * hour, now - 2 * hour, Some("u1")),
+                occurrence("a", now - hour, now - hour, Some("u2")),
+                occurrence("old", now - 50 * hour, now - 50 * hour, None),
+            ])
+            .await
+            .expect("record");
+        let range = (now - 24 * hour, now);
+        let listed = index.list(AT, range, &Query::default(), Sort::Count, now).await.expect("list");
+        let a = index.get(("demo", "production"), "a", range, now).await.expect("get");
+        assert_eq!(a.as_ref(), listed.iter().find(|i| i.fingerprint == "a"), "the same as listed");
+        let a = a.expect("a");
+        assert_eq!((a.count, a.users, a.status), (2, 2, Status::Ongoing));
+        assert_eq!(a.first_seen, from_ms_utc(now - 30 * hour));
+        let old = index.get(("demo", "production"), "old", range, now).await.expect("get").expect("old");
+        assert_eq!((old.count, old.last_seen), (0, from_ms_utc(now - 50 * hour)), "not seen in the range");
+        assert_eq!(index.get(("demo", "staging"), "a", range, now).await.expect("get"), None, "another env");
+        assert_eq!(index.get(("demo", "production"), "zz", range, now).await.expect("get"), None);
     }
 }

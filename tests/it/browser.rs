@@ -140,6 +140,13 @@ async fn an_operator_logs_in_filters_errors_and_reads_one_event_in_full() {
         assert_eq!(fields.get(label).map(String::as_str), Some(value), "detail field {label} in {fields:?}");
     }
 
+    // The error's issue, and a link to its row on the issues page.
+    assert_eq!(browser.text("aside.detail .detail-issue .issue-count").await, "1");
+    assert_eq!(browser.text("aside.detail .detail-issue .issue-status").await, "new");
+    browser.click_to_navigate("aside.detail .detail-issue a.issue-link").await;
+    assert!(browser.path().await.starts_with("/issues?project=demo&env=production"), "{}", browser.path().await);
+    assert_eq!(browser.text("tr.issue:target td.count").await, "1", "the issue's row is the link's target");
+
     browser.goto(&app.url("/")).await;
     let card = "section.env-card[data-project=demo][data-env=production]";
     assert_eq!(browser.text(&format!("{card} .total strong")).await, "3");
@@ -522,4 +529,19 @@ async fn the_alerts_page_shows_a_firing_rule_against_its_threshold_and_snoozes_i
         history.iter().any(|h| h.contains("unsnoozed")) && history.iter().any(|h| h.contains("snoozed: until")),
         "{history:?}"
     );
+
+    // The same frame as the other pages without the sidebar: the content as far from the
+    // window's left edge as the issues page's and the overview's.
+    let mut lefts = Vec::new();
+    for path in ["/alerts", "/issues", "/"] {
+        browser.goto(&app.url(path)).await;
+        let left = browser
+            .client
+            .execute("return document.querySelector('main > h1').getBoundingClientRect().left;", vec![])
+            .await
+            .expect("js");
+        lefts.push((path, left.as_f64().expect("a number")));
+    }
+    assert!(lefts[0].1 > 0.0, "the alerts page's content is flush against the window's left edge: {lefts:?}");
+    assert!(lefts.iter().all(|(_, left)| *left == lefts[0].1), "{lefts:?}");
 }

@@ -1166,6 +1166,62 @@ async fn the_logs_page_shows_a_bad_query_under_the_search_box_and_keeps_it() {
     assert!(html.contains("(at character 13)"), "the position, counted from 1 for people");
 }
 
+/// The value of the first `attribute="…"` after `after` in `html`, unescaped as a browser would.
+fn attribute_after(html: &str, after: &str, attribute: &str) -> String {
+    let rest = &html[html.find(after).unwrap_or_else(|| panic!("no {after} in {html}"))..];
+    let start = rest.find(&format!("{attribute}=\"")).expect("the attribute") + attribute.len() + 2;
+    rest[start..start + rest[start..].find('"').expect("a closing quote")].replace("&#38;", "&").replace("&amp;", "&")
+}
+
+#[tokio::test]
+async fn the_detail_pane_of_an_error_shows_its_issue_with_its_count_status_and_links() {
+    let app = spawn_app().await;
+    let mut events: Vec<Value> = (0..3)
+        .map(|i| json!({"level": "error", "type": "PaymentDeclined", "message": format!("card declined for order {}", 100 + i)}))
+        .collect();
+    events.push(json!({"level": "info", "message": "checkout opened"}));
+    assert_eq!(app.ingest(&json!({"env": "dev", "events": events})).await.0, 202);
+    let (_, read) = app.read("/api/v1/events?project=demo&env=dev").await;
+    let id_of = |level: &str| {
+        let event = read["events"].as_array().expect("events").iter().find(|e| e["level"] == level).expect("an event");
+        (event["id"].as_str().expect("id").to_string(), event["fingerprint"].as_str().unwrap_or("").to_string())
+    };
+    let (error_id, fingerprint) = id_of("error");
+    assert_eq!(fingerprint.len(), 16, "{read}");
+
+    let client = app.logged_in_client().await;
+    let get = |path: String| {
+        let client = client.clone();
+        let url = app.url(&path);
+        async move {
+            let response = client.get(url).send().await.expect("page");
+            assert_eq!(response.status(), 200, "{path}");
+            response.text().await.expect("html")
+        }
+    };
+    let html = get(format!("/logs?project=demo&env=dev&event={error_id}")).await;
+    let start =
+        html.find(r#"<section class="detail-issue"#).unwrap_or_else(|| panic!("no issue in the detail: {html}"));
+    let section = &html[start..start + html[start..].find("</section>").expect("the section's end")];
+    assert!(section.contains(r#"<dd class="issue-count">3</dd>"#), "three events of the issue: {section}");
+    assert!(section.contains(r#"<span class="status-badge">new</span>"#), "{section}");
+    let issue_href = attribute_after(section, r#"class="issue-link""#, "href");
+    assert_eq!(issue_href, format!("/issues?project=demo&env=dev#issue-{fingerprint}"));
+    let events_href = attribute_after(section, r#"class="issue-events""#, "href");
+    assert_eq!(events_href, format!("/logs?project=demo&env=dev&q=fingerprint%3A{fingerprint}&from=now-7d"));
+
+    // The links lead to the issue's row and to its events, as the issues page's own do.
+    let issues = get(issue_href.split('#').next().expect("a path").to_string()).await;
+    assert!(issues.contains(&format!(r#"id="issue-{fingerprint}""#)), "{issues}");
+    assert_eq!(attribute_after(&issues, &format!(r#"id="issue-{fingerprint}""#), "href"), events_href);
+    let logs = get(events_href).await;
+    assert_eq!(logs.matches("card declined for order").count(), 3, "every event of the issue, and no other");
+
+    let (info_id, _) = id_of("info");
+    let info = get(format!("/logs?project=demo&env=dev&event={info_id}")).await;
+    assert!(info.contains(r#"aria-label="Event detail""#) && !info.contains("detail-issue"), "no issue for an info");
+}
+
 #[tokio::test]
 async fn the_whole_result_exports_as_csv_and_ndjson_newest_first_with_formulas_neutralised() {
     let app = spawn_app().await;

@@ -36,6 +36,8 @@ struct IssuesPage {
 
 struct IssueRow {
     fingerprint: String,
+    /// The row's `id`, which [`issue_href`] links to.
+    anchor: String,
     title: String,
     kind: String,
     level: String,
@@ -121,8 +123,9 @@ fn issue_row(project: &str, env: &str, issue: Issue, zone: &Zone) -> IssueRow {
         Status::Resolved | Status::Ignored => vec![("ongoing", "Reopen")],
         Status::New | Status::Ongoing | Status::Regressed => vec![("resolved", "Resolve"), ("ignored", "Ignore")],
     };
-    let events_href = issue_events_href(project, env, &issue, &[("from", "now-7d".into())]);
+    let events_href = events_href(project, env, &issue);
     IssueRow {
+        anchor: anchor(&issue.fingerprint),
         title: super::shorten(&issue.title, 160),
         kind: issue.kind.unwrap_or_default(),
         level: issue.level,
@@ -136,6 +139,20 @@ fn issue_row(project: &str, env: &str, issue: Issue, zone: &Zone) -> IssueRow {
         actions,
         fingerprint: issue.fingerprint,
     }
+}
+
+/// The logs page of an issue's events, as its row links to them.
+pub(super) fn events_href(project: &str, env: &str, issue: &Issue) -> String {
+    issue_events_href(project, env, issue, &[("from", "now-7d".into())])
+}
+
+/// An issue's row on the issues page.
+pub(super) fn issue_href(project: &str, env: &str, fingerprint: &str) -> String {
+    format!("{}#{}", crate::links::issues(project, env, &[]), crate::links::urlencode(&anchor(fingerprint)))
+}
+
+fn anchor(fingerprint: &str) -> String {
+    format!("issue-{fingerprint}")
 }
 
 #[derive(Debug, Deserialize)]
@@ -201,6 +218,8 @@ mod tests {
         assert_eq!(row.spark[23], (115, 10, 10, 5));
         assert_eq!(row.spark[0], (0, 20, 0, 0));
         assert_eq!(row.events_href, "/logs?project=demo&env=production&q=fingerprint%3Aab12&from=now-7d");
+        assert_eq!(row.anchor, "issue-ab12");
+        assert_eq!(issue_href("demo", "production", "ab12"), "/issues?project=demo&env=production#issue-ab12");
         assert_eq!(row.actions, [("resolved", "Resolve"), ("ignored", "Ignore")]);
         let lambda = Issue { group: Some("/aws/lambda/demo-api-orders".into()), ..issue(vec![0; 24], Status::New) };
         assert_eq!(

@@ -8,15 +8,16 @@ use time::OffsetDateTime;
 use ulid::Ulid;
 
 use super::chart::{Chart, chart};
-use super::{Page, error_page, href, logs_href, shorten};
-use crate::event::{Level, StoredEvent, timestamp_format};
+use super::{Page, error_page, href, issues, logs_href, shorten};
+use crate::event::{Level, StoredEvent, timestamp_format, unix_ms};
+use crate::issues::Issue;
 use crate::project::Projects;
 use crate::store::histogram::{Buckets, Histogram};
 use crate::store::{DeadLetters, EventPage, EventQuery, Group, GroupKind};
 use crate::web::AppState;
 use crate::web::auth::PageUser;
 use crate::web::error::ApiError;
-use crate::web::query::ReadParams;
+use crate::web::query::{DEFAULT_WINDOW, ReadParams};
 use crate::zone::Zone;
 
 #[derive(Template)]
@@ -123,6 +124,20 @@ struct Detail {
     stack: Option<String>,
     extra: Option<String>,
     close_href: String,
+    /// The issue of an error or fatal event, as the issue index has it.
+    issue: Option<DetailIssue>,
+}
+
+/// An event's issue in the detail pane, with links to its row on the issues page and to all
+/// its events (the links the issues page has).
+struct DetailIssue {
+    status: &'static str,
+    /// Events over the last 24 h.
+    count: u64,
+    first_seen: String,
+    last_seen: String,
+    href: String,
+    events_href: String,
 }
 
 /// Longest message shown in a table row; the detail pane shows all of it.
@@ -191,6 +206,8 @@ struct LogsData {
     dead: DeadLetters,
     /// The id asked for in `event=`, and the event when it was found.
     selected: Option<(String, Option<StoredEvent>)>,
+    /// The selected event's issue, when it is an error with one (counted over the last 24 h).
+    issue: Option<Issue>,
 }
 
 async fn fetch(state: &AppState, query: &EventQuery<'_>, selected: Option<String>) -> Result<LogsData, ApiError> {
@@ -212,14 +229,34 @@ async fn fetch(state: &AppState, query: &EventQuery<'_>, selected: Option<String
             Some((id, found))
         }
     };
-    Ok(LogsData { groups, histogram, page, dead, selected })
+    let issue = match selected.as_ref().and_then(|(_, found)| found.as_ref()) {
+        Some(event) => issue_of(state, event).await,
+        None => None,
+    };
+    Ok(LogsData { groups, histogram, page, dead, selected, issue })
+}
+
+/// The issue of an error or fatal event, counted over the last 24 h as the issues page counts
+/// it. The pane goes without it when the index cannot say.
+async fn issue_of(state: &AppState, event: &StoredEvent) -> Option<Issue> {
+    let fingerprint = event.fingerprint.as_deref().filter(|_| event.level >= Level::Error)?;
+    let now = OffsetDateTime::now_utc();
+    let range = (unix_ms(now - DEFAULT_WINDOW), unix_ms(now));
+    match state.issues.get((&event.project, &event.env), fingerprint, range, unix_ms(now)).await {
+        Ok(issue) => issue,
+        Err(error) => {
+            tracing::warn!(error = format!("{error:#}"), "reading an event's issue for the logs page");
+            None
+        }
+    }
 }
 
 /// Only the groups: what the page needs around a search that does not parse.
 async fn fetch_groups(state: &AppState, query: &EventQuery<'_>) -> Result<LogsData, ApiError> {
     let groups = state.store.groups(query.project, &query.env).await?;
     let histogram = Histogram::empty(Buckets::for_range(query.from, query.to));
-    Ok(LogsData { groups, histogram, page: EventPage::default(), dead: DeadLetters::default(), selected: None })
+    let (page, dead) = (EventPage::default(), DeadLetters::default());
+    Ok(LogsData { groups, histogram, page, dead, selected: None, issue: None })
 }
 
 /// The page, from the query, the parameters as given (every link keeps them) and the data, with
@@ -232,7 +269,7 @@ fn logs_view(
     data: LogsData,
     zone: &Zone,
 ) -> LogsPage {
-    let LogsData { groups, histogram, page, dead, selected } = data;
+    let LogsData { groups, histogram, page, dead, selected, issue } = data;
     let project = query.project;
     // The filters as given, so every link keeps them; a time typed on the zone's clock is pinned
     // to the instant it was read as, since the export links go to the API, which reads UTC.
@@ -258,7 +295,11 @@ fn logs_view(
     let (detail, detail_missing) = match &selected {
         None => (None, false),
         Some((_, found)) => {
-            (found.as_ref().map(|e| detail(e, logs_href(&project.name, &query.env, &here), zone)), found.is_none())
+            let shown = found.as_ref().map(|e| Detail {
+                issue: issue.as_ref().map(|i| detail_issue(&project.name, &query.env, i, zone)),
+                ..detail(e, logs_href(&project.name, &query.env, &here), zone)
+            });
+            (shown, found.is_none())
         }
     };
 
@@ -413,6 +454,18 @@ fn detail(e: &StoredEvent, close_href: String, zone: &Zone) -> Detail {
         stack: e.stack.clone(),
         extra: e.extra.as_ref().and_then(|x| serde_json::to_string_pretty(x).ok()),
         close_href,
+        issue: None,
+    }
+}
+
+fn detail_issue(project: &str, env: &str, issue: &Issue, zone: &Zone) -> DetailIssue {
+    DetailIssue {
+        status: issue.status.as_str(),
+        count: issue.count,
+        first_seen: zone.format(issue.first_seen),
+        last_seen: zone.format(issue.last_seen),
+        href: issues::issue_href(project, env, &issue.fingerprint),
+        events_href: issues::events_href(project, env, issue),
     }
 }
 
@@ -489,6 +542,7 @@ mod tests {
                 }],
             },
             selected: Some((error.id.to_string(), Some(error.clone()))),
+            issue: None,
         };
         let page = logs_view("admin".into(), &projects, &query, &params, data, &Zone::UTC);
 
@@ -584,6 +638,7 @@ mod tests {
                 }],
             },
             selected: Some((error.id.to_string(), Some(error.clone()))),
+            issue: None,
         };
         let page = logs_view("admin".into(), &projects, &query, &params, data, &seoul);
 
@@ -617,6 +672,65 @@ mod tests {
     }
 
     #[test]
+    fn the_detail_of_an_error_shows_its_issue_and_links_to_it_and_to_its_events() {
+        let projects = projects();
+        let seoul = Zone::named("Asia/Seoul").expect("zone");
+        let params = ReadParams { project: Some("demo".into()), env: Some("production".into()), ..Default::default() };
+        let query = params.to_query(&projects, OffsetDateTime::now_utc()).expect("query");
+        let error = event(&projects, json!({"message": "card declined for order 7", "level": "error"}));
+        let fingerprint = error.fingerprint.clone().expect("an error has a fingerprint");
+        let issue = Issue {
+            fingerprint: fingerprint.clone(),
+            title: "card declined for order 9".into(),
+            kind: None,
+            level: "error".into(),
+            count: 42,
+            users: 3,
+            first_seen: time::macros::datetime!(2026-11-24 15:00 UTC),
+            last_seen: time::macros::datetime!(2026-11-25 03:30 UTC),
+            status: crate::issues::Status::Regressed,
+            sample_id: error.id.to_string(),
+            group: None,
+            series_24h: vec![0; 24],
+        };
+        let data = |issue: Option<Issue>| LogsData {
+            histogram: Histogram::empty(Buckets::for_range(query.from, query.to)),
+            groups: vec![],
+            page: EventPage { events: vec![error.clone()], next_cursor: None, searched_from: None },
+            dead: DeadLetters::default(),
+            selected: Some((error.id.to_string(), Some(error.clone()))),
+            issue,
+        };
+        let page = logs_view("admin".into(), &projects, &query, &params, data(Some(issue.clone())), &seoul);
+        let shown = page.detail.expect("the detail").issue.expect("its issue");
+        assert_eq!((shown.status, shown.count), ("regressed", 42));
+        assert_eq!(
+            (shown.first_seen.as_str(), shown.last_seen.as_str()),
+            ("2026-11-25 00:00:00.000", "2026-11-25 12:30:00.000"),
+            "on the zone's clock"
+        );
+        assert_eq!(shown.href, format!("/issues?project=demo&env=production#issue-{fingerprint}"));
+        assert_eq!(
+            shown.events_href,
+            format!("/logs?project=demo&env=production&q=fingerprint%3A{fingerprint}&from=now-7d")
+        );
+
+        // A Lambda function's issue: its events are in its group, as the issues page links them.
+        let lambda = Issue { group: Some("/aws/lambda/demo-api".into()), ..issue };
+        let page = logs_view("admin".into(), &projects, &query, &params, data(Some(lambda)), &seoul);
+        let shown = page.detail.expect("the detail").issue.expect("its issue");
+        assert_eq!(
+            shown.events_href,
+            format!(
+                "/logs?project=demo&env=production&q=fingerprint%3A{fingerprint}&group=%2Faws%2Flambda%2Fdemo-api&from=now-7d"
+            )
+        );
+
+        let page = logs_view("admin".into(), &projects, &query, &params, data(None), &seoul);
+        assert!(page.detail.expect("the detail").issue.is_none(), "no issue, no issue section");
+    }
+
+    #[test]
     fn an_event_asked_for_and_not_found_is_said_missing() {
         let projects = projects();
         let params = ReadParams { project: Some("demo".into()), env: Some("dev".into()), ..Default::default() };
@@ -627,6 +741,7 @@ mod tests {
             page: EventPage::default(),
             dead: DeadLetters::default(),
             selected: Some(("01JNOTANID".into(), None)),
+            issue: None,
         };
         let page = logs_view("admin".into(), &projects, &query, &params, data, &Zone::UTC);
         assert!(page.detail.is_none() && page.detail_missing);
@@ -649,6 +764,7 @@ mod tests {
             },
             dead: DeadLetters::default(),
             selected: None,
+            issue: None,
         };
         let page = logs_view("admin".into(), &projects, &query, &params, data, &Zone::UTC);
         assert_eq!(page.searched_from.as_deref(), Some("2026-11-18 20:26"));
