@@ -13,14 +13,15 @@ use tokio::net::TcpListener;
 
 use crate::alerts::deliver::{self, Backoff, Deliverer};
 use crate::alerts::engine::{self, Alerts};
-use crate::alerts::history::History;
 use crate::alerts::monitor::{self, Monitor, Refusals};
 use crate::alerts::outbox::Outbox;
+use crate::alerts::sqlite::SqliteAlerts;
+use crate::alerts::state::AlertState;
 use crate::config::{Backend, Config, Secret};
 use crate::disk::DiskGuard;
 use crate::ingest::Pipeline;
 use crate::ingest::follow::{self as issue_follow, Follower};
-use crate::issues::IssueIndex;
+use crate::issues::{IssueIndex, SqliteIssueIndex};
 use crate::metrics::Metrics;
 use crate::project::Projects;
 use crate::store::LogStore;
@@ -38,11 +39,15 @@ use crate::zone::Zone;
 pub const SHUTDOWN_FLUSH_DEADLINE: Duration = Duration::from_secs(20);
 
 /// Where the service keeps what it must not lose: the events, the issue index, the alert state.
+/// Each is a trait object: today SQLite files under `data_dir`, tomorrow state shared by every
+/// instance (`shared/spec/state.md`).
 pub struct Stores {
     pub events: Arc<dyn LogStore>,
-    pub issues: Arc<IssueIndex>,
-    pub history: History,
-    pub outbox: Outbox,
+    pub issues: Arc<dyn IssueIndex>,
+    /// The alert rules' burst states, snoozes and history.
+    pub alert_state: Arc<dyn AlertState>,
+    /// Alert messages waiting to be delivered, and how each delivery went.
+    pub outbox: Arc<dyn Outbox>,
 }
 
 impl Stores {
@@ -62,11 +67,13 @@ impl Stores {
     /// `events` as the event store; the rest opened under `data_dir`.
     pub fn with_events(config: &Config, events: Arc<dyn LogStore>) -> anyhow::Result<Stores> {
         let data_dir = &config.storage.data_dir;
+        // One `alerts.db`, one handle: the engine's state and the outbox share it.
+        let alerts = Arc::new(SqliteAlerts::open(data_dir)?);
         Ok(Stores {
             events,
-            issues: Arc::new(IssueIndex::open(data_dir)?),
-            history: History::open(data_dir)?,
-            outbox: Outbox::open(data_dir)?,
+            issues: Arc::new(SqliteIssueIndex::open(data_dir)?),
+            alert_state: Arc::clone(&alerts) as Arc<dyn AlertState>,
+            outbox: alerts,
         })
     }
 }
@@ -96,9 +103,8 @@ impl App {
             println!("(set LOGBOARD_ADMIN_PASSWORD or [auth] users to choose your own)");
         }
         let projects = Arc::new(Projects::from_config(&config)?);
-        let Stores { events: store, issues, history, outbox } = stores;
-        let queue: Arc<dyn engine::Outbox> = Arc::new(outbox.clone());
-        let alerts = Arc::new(Alerts::new(&config, &projects, history, queue));
+        let Stores { events: store, issues, alert_state, outbox } = stores;
+        let alerts = Arc::new(Alerts::new(&config, &projects, alert_state, Arc::clone(&outbox)));
         let zone = Zone::named(&config.ui.timezone).map_err(|why| anyhow::anyhow!("ui.timezone: {why}"))?;
         let disk = Arc::new(DiskGuard::new(&config.storage.data_dir, config.retention.min_free_bytes));
         disk.watch();
@@ -138,7 +144,7 @@ impl App {
         let state = &self.state;
         let config = &state.config;
         let deliverer = deliver::spawn(
-            state.outbox.clone(),
+            Arc::clone(&state.outbox),
             config.channels.clone(),
             config.smtp.clone(),
             Arc::clone(&state.metrics),
@@ -151,7 +157,7 @@ impl App {
             projects: Arc::clone(&state.projects),
             metrics: Arc::clone(&state.metrics),
             alerts: Arc::clone(&state.alerts),
-            outbox: state.outbox.clone(),
+            outbox: Arc::clone(&state.outbox),
             refusals: Arc::clone(&state.refusals),
         };
         monitor::spawn(monitor, address);

@@ -5,7 +5,7 @@
 //!
 //! Every poll reads, for each project/environment, its own group and each Lambda group under its
 //! `extra_group_prefixes` (the store reads them with a filter pattern and decides the level
-//! itself). Per group, its checkpoint (`crate::issues::checkpoint`) keeps where the next read
+//! itself). Per group, its checkpoint ([`IssueIndex::follow_state`]) keeps where the next read
 //! starts and the ids already counted, written with the occurrences, so a crash never counts an
 //! event twice nor skips one.
 //!
@@ -23,8 +23,7 @@ use std::time::Duration;
 
 use crate::alerts::engine::{Alerts, Hits};
 use crate::clock::{HOUR_MS, now_ms};
-use crate::issues::checkpoint::Followed;
-use crate::issues::{IssueIndex, Occurrence};
+use crate::issues::{Followed, IssueIndex, Occurrence};
 use crate::project::{Project, Projects};
 use crate::store::LogStore;
 
@@ -34,10 +33,11 @@ pub const OVERLAP_MS: i64 = 2 * HOUR_MS;
 /// How long an id is kept in `follow_seen` after no read can reach its time any more.
 const SEEN_KEPT_MS: i64 = 2 * 24 * HOUR_MS;
 
+
 /// What the follower reads from and writes to.
 pub struct Follower {
     pub store: Arc<dyn LogStore>,
-    pub issues: Arc<IssueIndex>,
+    pub issues: Arc<dyn IssueIndex>,
     pub alerts: Arc<Alerts>,
     pub projects: Arc<Projects>,
 }
