@@ -22,6 +22,7 @@ use crate::disk::DiskGuard;
 use crate::ingest::Pipeline;
 use crate::ingest::follow::{self as issue_follow, Follower};
 use crate::issues::{IssueIndex, SqliteIssueIndex};
+use crate::lease::{self, Lease, SqliteLeases};
 use crate::metrics::Metrics;
 use crate::project::Projects;
 use crate::store::LogStore;
@@ -48,6 +49,8 @@ pub struct Stores {
     pub alert_state: Arc<dyn AlertState>,
     /// Alert messages waiting to be delivered, and how each delivery went.
     pub outbox: Arc<dyn Outbox>,
+    /// Who does what only one instance may do (follow a group).
+    pub leases: Arc<dyn Lease>,
 }
 
 impl Stores {
@@ -74,6 +77,7 @@ impl Stores {
             issues: Arc::new(SqliteIssueIndex::open(data_dir)?),
             alert_state: Arc::clone(&alerts) as Arc<dyn AlertState>,
             outbox: alerts,
+            leases: Arc::new(SqliteLeases::open(data_dir)?),
         })
     }
 }
@@ -81,6 +85,8 @@ impl Stores {
 /// The service, built: what the requests use, and what the background jobs are made from.
 pub struct App {
     pub state: AppState,
+    /// Only the background jobs take leases; the requests never do.
+    leases: Arc<dyn Lease>,
 }
 
 impl App {
@@ -103,7 +109,7 @@ impl App {
             println!("(set LOGBOARD_ADMIN_PASSWORD or [auth] users to choose your own)");
         }
         let projects = Arc::new(Projects::from_config(&config)?);
-        let Stores { events: store, issues, alert_state, outbox } = stores;
+        let Stores { events: store, issues, alert_state, outbox, leases } = stores;
         let alerts = Arc::new(Alerts::new(&config, &projects, alert_state, Arc::clone(&outbox)));
         let zone = Zone::named(&config.ui.timezone).map_err(|why| anyhow::anyhow!("ui.timezone: {why}"))?;
         let disk = Arc::new(DiskGuard::new(&config.storage.data_dir, config.retention.min_free_bytes));
@@ -133,7 +139,7 @@ impl App {
             zone,
             disk,
         };
-        Ok(App { state })
+        Ok(App { state, leases })
     }
 
     /// Starts what runs beside the requests: the alert rules' ticker, the deliverer of their
@@ -167,6 +173,9 @@ impl App {
                 issues: Arc::clone(&state.issues),
                 alerts: Arc::clone(&state.alerts),
                 projects: Arc::clone(&state.projects),
+                leases: Arc::clone(&self.leases),
+                holder: lease::new_holder(),
+                lease_ttl: issue_follow::lease_ttl(every),
             };
             issue_follow::spawn(follower, every);
         }

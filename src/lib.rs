@@ -10,7 +10,8 @@
 //! `store` and `issues`. What several instances will share (`../shared/spec/state.md`) is
 //! reached through traits, SQLite files under `data_dir` today: the issue index
 //! (`issues::IssueIndex`), the alert state and outbox (`alerts::state::AlertState`,
-//! `alerts::outbox::Outbox`); every database opens through `sqlite`. `app` builds all of it in one place; lower modules never import
+//! `alerts::outbox::Outbox`) and the leases of "only one instance does this" (`lease::Lease`);
+//! every database opens through `sqlite`. `app` builds all of it in one place; lower modules never import
 //! higher ones (`scripts/check-module-graph.py`, run by CI, keeps the graph free of loops).
 
 pub mod alerts;
@@ -22,6 +23,7 @@ pub mod event;
 pub mod healthcheck;
 pub mod ingest;
 pub mod issues;
+pub mod lease;
 pub mod metrics;
 pub mod project;
 pub mod scrub;
