@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use logboard::event::{Http, Level, StoredEvent};
-use logboard::issues::{IssueIndex, Occurrence};
+use logboard::issues::{IssueIndex as _, Occurrence, SqliteIssueIndex};
 use logboard::store::LogStore;
 use logboard::store::local::LocalStore;
 use rand::rngs::SmallRng;
@@ -174,7 +174,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let store = std::sync::Arc::new(LocalStore::open(&PathBuf::from(dir), Duration::from_secs(600))?);
     // The issue index, as ingest keeps it: the errors of each batch once it is stored.
-    let issues = std::sync::Arc::new(IssueIndex::open(&PathBuf::from(dir))?);
+    let issues = std::sync::Arc::new(SqliteIssueIndex::open(&PathBuf::from(dir))?);
     // Batches are serialised and indexed by their own tasks, as concurrent ingest requests are.
     let mut in_flight = tokio::task::JoinSet::new();
     let mut rng = SmallRng::seed_from_u64(7);

@@ -13,14 +13,16 @@ use tokio::net::TcpListener;
 
 use crate::alerts::deliver::{self, Backoff, Deliverer};
 use crate::alerts::engine::{self, Alerts};
-use crate::alerts::history::History;
 use crate::alerts::monitor::{self, Monitor, Refusals};
 use crate::alerts::outbox::Outbox;
+use crate::alerts::sqlite::SqliteAlerts;
+use crate::alerts::state::AlertState;
 use crate::config::{Backend, Config, Secret};
 use crate::disk::DiskGuard;
 use crate::ingest::Pipeline;
 use crate::ingest::follow::{self as issue_follow, Follower};
-use crate::issues::IssueIndex;
+use crate::issues::{IssueIndex, SqliteIssueIndex};
+use crate::lease::{self, Lease, SqliteLeases};
 use crate::metrics::Metrics;
 use crate::project::Projects;
 use crate::store::LogStore;
@@ -38,11 +40,17 @@ use crate::zone::Zone;
 pub const SHUTDOWN_FLUSH_DEADLINE: Duration = Duration::from_secs(20);
 
 /// Where the service keeps what it must not lose: the events, the issue index, the alert state.
+/// Each is a trait object: today SQLite files under `data_dir`, tomorrow state shared by every
+/// instance (`shared/spec/state.md`).
 pub struct Stores {
     pub events: Arc<dyn LogStore>,
-    pub issues: Arc<IssueIndex>,
-    pub history: History,
-    pub outbox: Outbox,
+    pub issues: Arc<dyn IssueIndex>,
+    /// The alert rules' burst states, snoozes and history.
+    pub alert_state: Arc<dyn AlertState>,
+    /// Alert messages waiting to be delivered, and how each delivery went.
+    pub outbox: Arc<dyn Outbox>,
+    /// Who does what only one instance may do (follow a group).
+    pub leases: Arc<dyn Lease>,
 }
 
 impl Stores {
@@ -62,11 +70,14 @@ impl Stores {
     /// `events` as the event store; the rest opened under `data_dir`.
     pub fn with_events(config: &Config, events: Arc<dyn LogStore>) -> anyhow::Result<Stores> {
         let data_dir = &config.storage.data_dir;
+        // One `alerts.db`, one handle: the engine's state and the outbox share it.
+        let alerts = Arc::new(SqliteAlerts::open(data_dir)?);
         Ok(Stores {
             events,
-            issues: Arc::new(IssueIndex::open(data_dir)?),
-            history: History::open(data_dir)?,
-            outbox: Outbox::open(data_dir)?,
+            issues: Arc::new(SqliteIssueIndex::open(data_dir)?),
+            alert_state: Arc::clone(&alerts) as Arc<dyn AlertState>,
+            outbox: alerts,
+            leases: Arc::new(SqliteLeases::open(data_dir)?),
         })
     }
 }
@@ -74,6 +85,8 @@ impl Stores {
 /// The service, built: what the requests use, and what the background jobs are made from.
 pub struct App {
     pub state: AppState,
+    /// Only the background jobs take leases; the requests never do.
+    leases: Arc<dyn Lease>,
 }
 
 impl App {
@@ -96,9 +109,8 @@ impl App {
             println!("(set LOGBOARD_ADMIN_PASSWORD or [auth] users to choose your own)");
         }
         let projects = Arc::new(Projects::from_config(&config)?);
-        let Stores { events: store, issues, history, outbox } = stores;
-        let queue: Arc<dyn engine::Outbox> = Arc::new(outbox.clone());
-        let alerts = Arc::new(Alerts::new(&config, &projects, history, queue));
+        let Stores { events: store, issues, alert_state, outbox, leases } = stores;
+        let alerts = Arc::new(Alerts::new(&config, &projects, alert_state, Arc::clone(&outbox)));
         let zone = Zone::named(&config.ui.timezone).map_err(|why| anyhow::anyhow!("ui.timezone: {why}"))?;
         let disk = Arc::new(DiskGuard::new(&config.storage.data_dir, config.retention.min_free_bytes));
         disk.watch();
@@ -127,7 +139,7 @@ impl App {
             zone,
             disk,
         };
-        Ok(App { state })
+        Ok(App { state, leases })
     }
 
     /// Starts what runs beside the requests: the alert rules' ticker, the deliverer of their
@@ -138,7 +150,7 @@ impl App {
         let state = &self.state;
         let config = &state.config;
         let deliverer = deliver::spawn(
-            state.outbox.clone(),
+            Arc::clone(&state.outbox),
             config.channels.clone(),
             config.smtp.clone(),
             Arc::clone(&state.metrics),
@@ -151,7 +163,7 @@ impl App {
             projects: Arc::clone(&state.projects),
             metrics: Arc::clone(&state.metrics),
             alerts: Arc::clone(&state.alerts),
-            outbox: state.outbox.clone(),
+            outbox: Arc::clone(&state.outbox),
             refusals: Arc::clone(&state.refusals),
         };
         monitor::spawn(monitor, address);
@@ -161,6 +173,9 @@ impl App {
                 issues: Arc::clone(&state.issues),
                 alerts: Arc::clone(&state.alerts),
                 projects: Arc::clone(&state.projects),
+                leases: Arc::clone(&self.leases),
+                holder: lease::new_holder(),
+                lease_ttl: issue_follow::lease_ttl(every),
             };
             issue_follow::spawn(follower, every);
         }

@@ -7,7 +7,11 @@
 //! CloudWatch), then the `issues` index, the `alerts` rules and the live `tail` are fed from
 //! them. On CloudWatch the issue follower (`ingest::follow`) feeds the index and the rules from
 //! what every task and Lambda function wrote instead. The API and the pages read through
-//! `store` and `issues`. `app` builds all of it in one place; lower modules never import
+//! `store` and `issues`. What several instances will share (`../shared/spec/state.md`) is
+//! reached through traits, SQLite files under `data_dir` today: the issue index
+//! (`issues::IssueIndex`), the alert state and outbox (`alerts::state::AlertState`,
+//! `alerts::outbox::Outbox`) and the leases of "only one instance does this" (`lease::Lease`);
+//! every database opens through `sqlite`. `app` builds all of it in one place; lower modules never import
 //! higher ones (`scripts/check-module-graph.py`, run by CI, keeps the graph free of loops).
 
 pub mod alerts;
@@ -19,6 +23,7 @@ pub mod event;
 pub mod healthcheck;
 pub mod ingest;
 pub mod issues;
+pub mod lease;
 pub mod links;
 pub mod metrics;
 pub mod project;

@@ -80,14 +80,6 @@ impl Burst {
     pub fn holding(&self) -> bool {
         matches!(self, Burst::Firing { .. })
     }
-
-    pub fn name(&self) -> &'static str {
-        match self {
-            Burst::Ok => "ok",
-            Burst::Pending { .. } => "pending",
-            Burst::Firing { .. } => "firing",
-        }
-    }
 }
 
 #[cfg(test)]

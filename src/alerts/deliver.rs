@@ -150,7 +150,7 @@ impl Sender {
 struct Worker {
     channel: String,
     sender: Sender,
-    outbox: Outbox,
+    outbox: Arc<dyn Outbox>,
     metrics: Arc<Metrics>,
     backoff: Backoff,
     secrets: Arc<Vec<String>>,
@@ -195,7 +195,7 @@ impl Drop for Deliverer {
 /// channel no longer in `channels` are marked failed. Fails on an SMTP relay or an address that
 /// cannot be used (`check-config` catches those first).
 pub fn spawn(
-    outbox: Outbox,
+    outbox: Arc<dyn Outbox>,
     channels: Vec<ChannelConfig>,
     smtp: SmtpConfig,
     metrics: Arc<Metrics>,

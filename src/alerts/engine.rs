@@ -1,6 +1,8 @@
 //! The alert engine: rules compiled from the config, fed by ingest ([`Alerts::observe`]) and by
 //! the monitor ([`Alerts::set_condition`]), advanced once a second ([`Alerts::tick`]) through
-//! each rule's [`Burst`], with the messages it asks for handed to the outbox.
+//! each rule's [`Burst`], with the messages it asks for handed to the [`Outbox`]. What it must
+//! remember (burst states, snoozes, the history) goes through [`AlertState`]; snoozes are read
+//! from it on every tick and every list, so a snooze set elsewhere counts at once.
 //!
 //! Each rule has one slot per env it watches (the monitor's checks have one, env `""`).
 //! Ingest only counts and gathers under a lock; building and queueing messages happens on
@@ -10,28 +12,17 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::burst::{Burst, Policy, Send};
-use super::history::{Entry, History, Saved};
 use super::notification::{IssueLine, Notification, What};
+use super::outbox::Outbox;
+use super::state::{AlertState, Entry, HistoryKind, Saved};
 use super::window::Window;
 use crate::config::Config;
 use crate::config::alerts::{AlertConfig, When};
 use crate::event::{Level, StoredEvent};
-use crate::issues::Changes;
+use crate::issues::{Changes, IssueKey};
 use crate::links;
 use crate::project::Projects;
 use crate::search::{Query, Subject};
-
-/// Where notifications are queued for delivery (the durable outbox).
-pub trait Outbox: std::marker::Send + Sync {
-    /// Queues one message to every channel; the notification's id.
-    fn enqueue(&self, alert: &str, notification: &Notification, channels: &[String]) -> anyhow::Result<i64>;
-}
-
-impl Outbox for super::outbox::Outbox {
-    fn enqueue(&self, alert: &str, notification: &Notification, channels: &[String]) -> anyhow::Result<i64> {
-        super::outbox::Outbox::enqueue(self, alert, notification, channels)
-    }
-}
 
 /// Advances the rules once a second until the engine is dropped.
 pub fn spawn_ticker(alerts: std::sync::Weak<Alerts>) {
@@ -64,7 +55,7 @@ enum Kind {
     NewIssue,
     Regression,
     /// One of the monitor's own checks.
-    Monitor,
+    Monitor(MonitorCheck),
 }
 
 struct Rule {
@@ -106,6 +97,105 @@ struct Slot {
     skip: Vec<String>,
 }
 
+/// Where a rule stands, as the API and the pages show it (its lowercase name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuleState {
+    Ok,
+    /// Triggered; gathering until its `group_wait` ends.
+    Pending,
+    Firing,
+    /// Snoozed by hand: whatever it would send is suppressed.
+    Snoozed,
+}
+
+impl RuleState {
+    pub const ALL: [RuleState; 4] = [RuleState::Ok, RuleState::Pending, RuleState::Firing, RuleState::Snoozed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleState::Ok => "ok",
+            RuleState::Pending => "pending",
+            RuleState::Firing => "firing",
+            RuleState::Snoozed => "snoozed",
+        }
+    }
+
+    /// The state named `text` (as [`RuleState::as_str`] gives it).
+    pub fn parse(text: &str) -> Option<RuleState> {
+        RuleState::ALL.into_iter().find(|state| state.as_str() == text)
+    }
+
+    /// Where a burst stands (never snoozed: that is the rule's, not the burst's).
+    fn of(burst: &Burst) -> RuleState {
+        match burst {
+            Burst::Ok => RuleState::Ok,
+            Burst::Pending { .. } => RuleState::Pending,
+            Burst::Firing { .. } => RuleState::Firing,
+        }
+    }
+}
+
+impl std::fmt::Display for RuleState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for RuleState {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+/// The monitor's checks, each a rule of its own named `monitor: <problem>` (the name its
+/// messages and history use).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MonitorCheck {
+    Canary,
+    SpoolAge,
+    DeadLetters,
+    ChannelFailing,
+    EventsRefused,
+}
+
+impl MonitorCheck {
+    pub const ALL: [MonitorCheck; 5] = [
+        MonitorCheck::Canary,
+        MonitorCheck::SpoolAge,
+        MonitorCheck::DeadLetters,
+        MonitorCheck::ChannelFailing,
+        MonitorCheck::EventsRefused,
+    ];
+
+    /// The rule's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            MonitorCheck::Canary => "monitor: canary",
+            MonitorCheck::SpoolAge => "monitor: spool age",
+            MonitorCheck::DeadLetters => "monitor: dead letters",
+            MonitorCheck::ChannelFailing => "monitor: channel failing",
+            MonitorCheck::EventsRefused => "monitor: events refused",
+        }
+    }
+
+    /// What the messages call the problem: the name without `monitor: `.
+    pub fn problem(self) -> &'static str {
+        self.name().trim_start_matches("monitor: ")
+    }
+
+    /// The check named `name` (as [`MonitorCheck::name`] gives it).
+    pub fn parse(name: &str) -> Option<MonitorCheck> {
+        MonitorCheck::ALL.into_iter().find(|check| check.name() == name)
+    }
+}
+
+impl std::fmt::Display for MonitorCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// A rule as the API and the page show it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RuleView {
@@ -113,8 +203,7 @@ pub struct RuleView {
     pub project: String,
     pub when: &'static str,
     pub query: String,
-    /// `ok`, `pending`, `firing` or `snoozed`.
-    pub state: &'static str,
+    pub state: RuleState,
     #[serde(with = "crate::event::timestamp_format::option")]
     pub snoozed_until: Option<time::OffsetDateTime>,
     #[serde(with = "crate::event::timestamp_format::option")]
@@ -130,7 +219,7 @@ pub struct RuleView {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct EnvView {
     pub env: String,
-    pub state: &'static str,
+    pub state: RuleState,
     pub value: u64,
 }
 
@@ -165,27 +254,20 @@ pub struct Alerts {
     /// One per slot, in the same order.
     targets: Vec<Target>,
     slots: Mutex<Vec<Slot>>,
+    /// The snoozes as last read from `state`: what counts should a read fail.
     snoozes: Mutex<HashMap<String, i64>>,
-    history: History,
+    /// Burst states, snoozes and the history, shared with other instances once the state is.
+    state: Arc<dyn AlertState>,
     outbox: Arc<dyn Outbox>,
     public_url: String,
     /// The clock of the first tick: since then, windows are counted.
     first_tick: std::sync::OnceLock<i64>,
 }
 
-/// The monitor's checks, by the name their messages and history use.
-pub const MONITOR_CHECKS: [&str; 5] = [
-    "monitor: canary",
-    "monitor: spool age",
-    "monitor: dead letters",
-    "monitor: channel failing",
-    "monitor: events refused",
-];
-
 impl Alerts {
     /// Compiles the config's rules (validated before: a rule that still does not compile is
-    /// skipped and logged) and restores their saved state.
-    pub fn new(config: &Config, projects: &Projects, history: History, outbox: Arc<dyn Outbox>) -> Alerts {
+    /// skipped and logged) and restores their saved state from `state`.
+    pub fn new(config: &Config, projects: &Projects, state: Arc<dyn AlertState>, outbox: Arc<dyn Outbox>) -> Alerts {
         let mut rules = Vec::new();
         let mut slots = Vec::new();
         let mut targets = Vec::new();
@@ -209,13 +291,13 @@ impl Alerts {
             }
             rules.push(rule);
         }
-        for check in MONITOR_CHECKS {
+        for check in MonitorCheck::ALL {
             targets.push(Target { rule: rules.len(), env: String::new(), group: String::new() });
             slots.push(Slot::new(rules.len(), "", 60));
             rules.push(Rule {
-                name: check.to_string(),
+                name: check.name().to_string(),
                 project: String::new(),
-                kind: Kind::Monitor,
+                kind: Kind::Monitor(check),
                 query: Query::default(),
                 levels: None,
                 threshold: 1,
@@ -226,7 +308,7 @@ impl Alerts {
             });
         }
         for slot in &mut slots {
-            match history.load(&rules[slot.rule].name, &slot.env) {
+            match state.load_rule(&rules[slot.rule].name, &slot.env) {
                 Ok(Some(saved)) => {
                     slot.burst = saved.burst;
                     slot.peak = saved.peak;
@@ -237,16 +319,16 @@ impl Alerts {
                 Err(error) => tracing::error!(error = format!("{error:#}"), "reading an alert's saved state"),
             }
         }
-        let snoozes = history.snoozes().unwrap_or_else(|error| {
+        let snoozes = state.snoozes().unwrap_or_else(|error| {
             tracing::error!(error = format!("{error:#}"), "reading the alert snoozes");
-            Vec::new()
+            HashMap::new()
         });
         Alerts {
             rules,
             targets,
             slots: Mutex::new(slots),
-            snoozes: Mutex::new(snoozes.into_iter().collect()),
-            history,
+            snoozes: Mutex::new(snoozes),
+            state,
             outbox,
             public_url: config.public_url(),
             first_tick: std::sync::OnceLock::new(),
@@ -256,6 +338,22 @@ impl Alerts {
     fn slots(&self) -> MutexGuard<'_, Vec<Slot>> {
         // A panic elsewhere while counting leaves counts, not broken invariants: carry on.
         self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Every snooze, read afresh (another instance may have snoozed a rule); the last ones read
+    /// when the read fails.
+    fn snoozes(&self) -> HashMap<String, i64> {
+        let mut known = self.snoozes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match self.state.snoozes() {
+            Ok(snoozes) => {
+                known.clone_from(&snoozes);
+                snoozes
+            }
+            Err(error) => {
+                tracing::error!(error = format!("{error:#}"), "reading the alert snoozes");
+                known.clone()
+            }
+        }
     }
 
     /// The rules' matches among events about to be stored, counted and gathered by
@@ -269,7 +367,7 @@ impl Alerts {
             let mut subject = None;
             for (slot, target) in self.targets.iter().enumerate() {
                 let rule = &self.rules[target.rule];
-                if rule.kind == Kind::Monitor
+                if matches!(rule.kind, Kind::Monitor(_))
                     || event.project != rule.project
                     || event.env != target.env
                     || !rule.levels.as_ref().is_none_or(|levels| levels.contains(&event.level))
@@ -310,9 +408,9 @@ impl Alerts {
             let keys = match rule.kind {
                 Kind::NewIssue => &changes.new,
                 Kind::Regression => &changes.regressed,
-                Kind::Threshold | Kind::Monitor => continue,
+                Kind::Threshold | Kind::Monitor(_) => continue,
             };
-            for (project, env, fingerprint) in keys {
+            for IssueKey { project, env, fingerprint } in keys {
                 if *project != rule.project || *env != target.env {
                     continue;
                 }
@@ -355,13 +453,13 @@ impl Alerts {
     }
 
     /// Sets a monitor check's condition: `Some(details)` while it holds, `None` when it cleared.
-    pub fn set_condition(&self, check: &str, condition: Option<Vec<String>>) {
+    pub fn set_condition(&self, check: MonitorCheck, condition: Option<Vec<String>>) {
         self.set_condition_skipping(check, condition, Vec::new());
     }
 
     /// [`Alerts::set_condition`], its messages sent to every monitor channel but `skip`.
-    pub fn set_condition_skipping(&self, check: &str, condition: Option<Vec<String>>, skip: Vec<String>) {
-        let Some(rule) = self.rules.iter().position(|r| r.name == check) else { return };
+    pub fn set_condition_skipping(&self, check: MonitorCheck, condition: Option<Vec<String>>, skip: Vec<String>) {
+        let Some(rule) = self.rules.iter().position(|r| r.kind == Kind::Monitor(check)) else { return };
         let mut slots = self.slots();
         if let Some(slot) = slots.iter_mut().find(|s| s.rule == rule) {
             slot.condition = condition;
@@ -372,7 +470,7 @@ impl Alerts {
     /// Advances every rule to `now_ms` and queues the messages their bursts ask for.
     pub fn tick(&self, now_ms: i64) {
         let started = *self.first_tick.get_or_init(|| now_ms);
-        let snoozes = self.snoozes.lock().map(|s| s.clone()).unwrap_or_default();
+        let snoozes = self.snoozes();
         let mut slots = self.slots();
         for slot in slots.iter_mut() {
             let rule = &self.rules[slot.rule];
@@ -388,7 +486,7 @@ impl Alerts {
                     slot.last_value = slot.gathered.len() as u64 + slot.more;
                     slot.last_value > 0
                 }
-                Kind::Monitor => {
+                Kind::Monitor(_) => {
                     slot.last_value = u64::from(slot.condition.is_some());
                     slot.condition.is_some()
                 }
@@ -405,7 +503,7 @@ impl Alerts {
                 slot.noted = true;
                 // While snoozed, the snooze is what holds it back, whatever repeat_secs says.
                 let reason = snoozed_until.map_or_else(|| "within repeat_secs".to_string(), snoozed);
-                self.note(rule, slot, now_ms, "suppressed", &reason, None);
+                self.note(rule, slot, now_ms, HistoryKind::Suppressed, &reason, None);
             }
             if slot.burst == Burst::Ok {
                 slot.peak = 0;
@@ -418,7 +516,7 @@ impl Alerts {
                     last_fired: slot.last_fired,
                     announced: slot.announced,
                 };
-                if let Err(error) = self.history.save(&rule.name, &slot.env, &saved) {
+                if let Err(error) = self.state.save_rule(&rule.name, &slot.env, &saved) {
                     tracing::error!(error = format!("{error:#}"), alert = %rule.name, "saving an alert's state");
                 }
             }
@@ -428,9 +526,9 @@ impl Alerts {
     fn send(&self, rule: &Rule, slot: &mut Slot, send: Send, snoozed_until: Option<i64>, now_ms: i64) {
         let notification = self.notification(rule, slot, send);
         let kind = match send {
-            Send::First => "fired",
-            Send::Reminder => "reminder",
-            Send::Resolved => "resolved",
+            Send::First => HistoryKind::Fired,
+            Send::Reminder => HistoryKind::Reminder,
+            Send::Resolved => HistoryKind::Resolved,
         };
         let detail = describe(&notification.what);
         if send != Send::Resolved {
@@ -441,16 +539,16 @@ impl Alerts {
         slot.more = 0;
         slot.noted = false;
         if send == Send::Resolved && !std::mem::take(&mut slot.announced) {
-            self.note(rule, slot, now_ms, "resolved", "resolved (nothing was sent for this burst)", None);
+            self.note(rule, slot, now_ms, HistoryKind::Resolved, "resolved (nothing was sent for this burst)", None);
             return;
         }
         if let Some(until) = snoozed_until {
-            self.note(rule, slot, now_ms, "suppressed", &format!("{}: {detail}", snoozed(until)), None);
+            self.note(rule, slot, now_ms, HistoryKind::Suppressed, &format!("{}: {detail}", snoozed(until)), None);
             return;
         }
         let channels: Vec<String> = rule.channels.iter().filter(|c| !slot.skip.contains(c)).cloned().collect();
         if channels.is_empty() {
-            self.note(rule, slot, now_ms, "suppressed", &format!("no channels: {detail}"), None);
+            self.note(rule, slot, now_ms, HistoryKind::Suppressed, &format!("no channels: {detail}"), None);
             return;
         }
         match self.outbox.enqueue(&rule.name, &notification, &channels) {
@@ -460,25 +558,25 @@ impl Alerts {
                 if send == Send::First && joined > 1 {
                     let what = if matches!(rule.kind, Kind::Threshold) { "events" } else { "issues" };
                     let grouped = format!("grouped into notification {id}: {joined} {what} of the burst");
-                    self.note(rule, slot, now_ms, "suppressed", &grouped, Some(id));
+                    self.note(rule, slot, now_ms, HistoryKind::Suppressed, &grouped, Some(id));
                 }
             }
             Err(error) => {
                 tracing::error!(error = format!("{error:#}"), alert = %rule.name, "queueing a notification failed");
-                self.note(rule, slot, now_ms, "failed", &format!("could not queue: {error:#}"), None);
+                self.note(rule, slot, now_ms, HistoryKind::Failed, &format!("could not queue: {error:#}"), None);
             }
         }
     }
 
-    fn note(&self, rule: &Rule, slot: &Slot, now_ms: i64, kind: &str, detail: &str, notification: Option<i64>) {
-        if let Err(error) = self.history.record(&rule.name, &slot.env, now_ms, kind, detail, notification) {
+    fn note(&self, rule: &Rule, slot: &Slot, now_ms: i64, kind: HistoryKind, detail: &str, notification: Option<i64>) {
+        if let Err(error) = self.state.add_history(&rule.name, &slot.env, now_ms, kind, detail, notification) {
             tracing::error!(error = format!("{error:#}"), alert = %rule.name, "writing the alert history");
         }
     }
 
     fn notification(&self, rule: &Rule, slot: &Slot, send: Send) -> Notification {
         let (project, env) = match rule.kind {
-            Kind::Monitor => (None, None),
+            Kind::Monitor(_) => (None, None),
             _ => (Some(rule.project.clone()), Some(slot.env.clone())),
         };
         let issues = || {
@@ -494,8 +592,8 @@ impl Alerts {
             lines
         };
         let what = match (rule.kind, send) {
-            (Kind::Monitor, send) => What::Monitor {
-                problem: rule.name.trim_start_matches("monitor: ").to_string(),
+            (Kind::Monitor(check), send) => What::Monitor {
+                problem: check.problem().to_string(),
                 details: slot.condition.clone().unwrap_or_default(),
                 resolved: send == Send::Resolved,
             },
@@ -510,7 +608,7 @@ impl Alerts {
             (Kind::Regression, _) => What::Regressions { issues: issues() },
         };
         let link = match (rule.kind, &what) {
-            (Kind::Monitor, _) => format!("{}/", self.public_url),
+            (Kind::Monitor(_), _) => format!("{}/", self.public_url),
             (_, What::NewIssues { issues } | What::Regressions { issues }) if issues.len() == 1 => {
                 issues[0].link.clone()
             }
@@ -534,7 +632,7 @@ impl Alerts {
 
     /// Whether a rule of the config (not the monitor's) has this name.
     pub fn has_rule(&self, name: &str) -> bool {
-        self.rules.iter().any(|r| r.name == name && r.kind != Kind::Monitor)
+        self.rules.iter().any(|r| r.name == name && !matches!(r.kind, Kind::Monitor(_)))
     }
 
     /// Snoozes a rule until `until_ms`, or ends its snooze (`None`); false when there is no such
@@ -543,7 +641,7 @@ impl Alerts {
         if !self.rules.iter().any(|r| r.name == name) {
             return Ok(false);
         }
-        self.history.set_snooze(name, until_ms)?;
+        self.state.set_snooze(name, until_ms)?;
         if let Ok(mut snoozes) = self.snoozes.lock() {
             match until_ms {
                 Some(until) => snoozes.insert(name.to_string(), until),
@@ -553,16 +651,16 @@ impl Alerts {
         match until_ms.and_then(crate::event::from_unix_ms) {
             Some(until) => {
                 let until = crate::event::timestamp_format::format(until);
-                self.history.record(name, "", now_ms, "snoozed", &format!("until {until}"), None)?;
+                self.state.add_history(name, "", now_ms, HistoryKind::Snoozed, &format!("until {until}"), None)?;
             }
-            None => self.history.record(name, "", now_ms, "unsnoozed", "", None)?,
+            None => self.state.add_history(name, "", now_ms, HistoryKind::Unsnoozed, "", None)?,
         }
         Ok(true)
     }
 
     /// Every rule (the monitor's checks last) with its state at `now_ms`.
     pub fn list(&self, now_ms: i64) -> Vec<RuleView> {
-        let snoozes = self.snoozes.lock().map(|s| s.clone()).unwrap_or_default();
+        let snoozes = self.snoozes();
         let slots = self.slots();
         self.rules
             .iter()
@@ -571,17 +669,17 @@ impl Alerts {
                 let envs: Vec<EnvView> = slots
                     .iter()
                     .filter(|s| s.rule == index)
-                    .map(|s| EnvView { env: s.env.clone(), state: s.burst.name(), value: s.last_value })
+                    .map(|s| EnvView { env: s.env.clone(), state: RuleState::of(&s.burst), value: s.last_value })
                     .collect();
                 let snoozed_until = snoozes.get(&rule.name).copied().filter(|until| *until > now_ms);
                 let state = if snoozed_until.is_some() {
-                    "snoozed"
-                } else if envs.iter().any(|e| e.state == "firing") {
-                    "firing"
-                } else if envs.iter().any(|e| e.state == "pending") {
-                    "pending"
+                    RuleState::Snoozed
+                } else if envs.iter().any(|e| e.state == RuleState::Firing) {
+                    RuleState::Firing
+                } else if envs.iter().any(|e| e.state == RuleState::Pending) {
+                    RuleState::Pending
                 } else {
-                    "ok"
+                    RuleState::Ok
                 };
                 let last_fired = slots.iter().filter(|s| s.rule == index).filter_map(|s| s.last_fired).max();
                 RuleView {
@@ -591,7 +689,7 @@ impl Alerts {
                         Kind::Threshold => "threshold",
                         Kind::NewIssue => "new_issue",
                         Kind::Regression => "regression",
-                        Kind::Monitor => "monitor",
+                        Kind::Monitor(_) => "monitor",
                     },
                     query: rule.query_text.clone(),
                     state,
@@ -609,7 +707,7 @@ impl Alerts {
 
     /// The newest `limit` firings and suppressions of a rule.
     pub fn history(&self, name: &str, limit: usize) -> anyhow::Result<Vec<Entry>> {
-        self.history.of(name, limit)
+        self.state.history(name, limit)
     }
 }
 
@@ -711,15 +809,51 @@ mod tests {
 
     use super::*;
 
+    use crate::alerts::outbox::{ChannelHealth, DeliveryRecord, Due, Settled};
+    use crate::alerts::sqlite::SqliteAlerts;
+
     /// Records what would be delivered (the outbox's own tests deliver for real).
     #[derive(Default)]
     struct Recorded(Mutex<Vec<(String, Notification, Vec<String>)>>);
 
+    /// Only `enqueue` is the engine's; the rest is the deliverer's and the pages'.
     impl Outbox for Recorded {
         fn enqueue(&self, alert: &str, notification: &Notification, channels: &[String]) -> anyhow::Result<i64> {
             let mut sent = self.0.lock().expect("lock");
             sent.push((alert.to_string(), notification.clone(), channels.to_vec()));
             Ok(sent.len() as i64)
+        }
+
+        fn deliveries_of(&self, _: &str, _: usize) -> anyhow::Result<Vec<DeliveryRecord>> {
+            Ok(Vec::new())
+        }
+
+        fn channel_health(&self) -> anyhow::Result<Vec<ChannelHealth>> {
+            Ok(Vec::new())
+        }
+
+        fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+            tokio::sync::watch::channel(0).1
+        }
+
+        fn due(&self, _: &str, _: i64, _: usize) -> anyhow::Result<Vec<Due>> {
+            Ok(Vec::new())
+        }
+
+        fn next_due_at(&self, _: &str) -> anyhow::Result<Option<i64>> {
+            Ok(None)
+        }
+
+        fn record(&self, _: i64, _: &str, _: i64, _: &Settled) -> anyhow::Result<()> {
+            Ok(())
+        }
+
+        fn fail_unknown_channels(&self, _: &[String]) -> anyhow::Result<usize> {
+            Ok(0)
+        }
+
+        fn prune(&self, _: i64) -> anyhow::Result<usize> {
+            Ok(0)
         }
     }
 
@@ -775,9 +909,9 @@ mod tests {
     fn rig_in(dir: tempfile::TempDir) -> Rig {
         let config = Config::from_sources(RULES, &[]).expect("config");
         let projects = Projects::from_config(&config).expect("projects");
-        let history = History::open(dir.path()).expect("history");
+        let state = Arc::new(SqliteAlerts::open(dir.path()).expect("alert state"));
         let outbox = Arc::new(Recorded::default());
-        let alerts = Alerts::new(&config, &projects, history, outbox.clone());
+        let alerts = Alerts::new(&config, &projects, state, outbox.clone());
         Rig { alerts, outbox, _dir: dir }
     }
 
@@ -790,6 +924,10 @@ mod tests {
     fn event(env: &str, at_ms: i64, level: Level, message: &str) -> StoredEvent {
         let at = crate::event::from_unix_ms(at_ms).unwrap_or(OffsetDateTime::UNIX_EPOCH);
         StoredEvent::bare(crate::event::new_id(at), ("shop", env), (at, at), level, message.to_string())
+    }
+
+    fn key(env: &str, fingerprint: &str) -> IssueKey {
+        IssueKey { project: "shop".into(), env: env.into(), fingerprint: fingerprint.into() }
     }
 
     fn ingest(rig: &Rig, events: &[StoredEvent], now_ms: i64) {
@@ -819,7 +957,7 @@ mod tests {
         run(&rig, T0, T0 + 120_000);
         assert!(rig.outbox.take().is_empty());
         let view = &rig.alerts.list(T0)[0];
-        assert_eq!((view.state, view.last_value), ("ok", 4));
+        assert_eq!((view.state.as_str(), view.last_value), ("ok", 4));
     }
 
     #[test]
@@ -894,7 +1032,7 @@ mod tests {
             let mut e = event("staging", T0, Level::Error, &format!("TypeError {i} after deploy"));
             let fingerprint = format!("{i:016x}");
             e.fingerprint = Some(fingerprint.clone());
-            changes.new.push(("shop".into(), "staging".into(), fingerprint));
+            changes.new.push(key("staging", &fingerprint));
             events.push(e);
         }
         // Over three requests within the wait.
@@ -915,8 +1053,7 @@ mod tests {
         // Another new issue soon after waits for repeat_secs, then comes as one reminder.
         let mut late = event("staging", T0 + 70_000, Level::Error, "RangeError later");
         late.fingerprint = Some("ffff".into());
-        let late_changes =
-            Changes { new: vec![("shop".into(), "staging".into(), "ffff".into())], ..Changes::default() };
+        let late_changes = Changes { new: vec![key("staging", "ffff")], ..Changes::default() };
         rig.alerts.observe(Hits::default(), &late_changes, &[late], T0 + 70_000);
         run(&rig, T0 + 70_000, T0 + 600_000);
         assert!(rig.outbox.take().is_empty(), "held back within repeat_secs");
@@ -1012,9 +1149,9 @@ mod tests {
     #[test]
     fn a_monitor_check_fires_at_once_to_the_monitor_channels_and_clears() {
         let rig = rig();
-        rig.alerts.set_condition("monitor: canary", Some(vec!["2 canaries in a row failed".into()]));
+        rig.alerts.set_condition(MonitorCheck::Canary, Some(vec!["2 canaries in a row failed".into()]));
         rig.alerts.tick(T0);
-        rig.alerts.set_condition("monitor: canary", None);
+        rig.alerts.set_condition(MonitorCheck::Canary, None);
         rig.alerts.tick(T0 + 5000);
         let sent = rig.outbox.take();
         assert_eq!(sent.len(), 2, "{sent:#?}");
@@ -1029,5 +1166,45 @@ mod tests {
         );
         assert!(matches!(&sent[1].1.what, What::Monitor { resolved: true, .. }));
         assert_eq!(sent[0].1.link, "https://logs.example.com/");
+    }
+
+    #[test]
+    fn a_rule_state_and_a_monitor_check_keep_their_names() {
+        let states: Vec<String> =
+            RuleState::ALL.iter().map(|s| serde_json::to_value(s).expect("json").to_string()).collect();
+        assert_eq!(states, [r#""ok""#, r#""pending""#, r#""firing""#, r#""snoozed""#]);
+        for state in RuleState::ALL {
+            assert_eq!(RuleState::parse(state.as_str()), Some(state));
+            assert_eq!(state.to_string(), state.as_str());
+        }
+        let names: Vec<&str> = MonitorCheck::ALL.iter().map(|c| c.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "monitor: canary",
+                "monitor: spool age",
+                "monitor: dead letters",
+                "monitor: channel failing",
+                "monitor: events refused"
+            ]
+        );
+        for check in MonitorCheck::ALL {
+            assert_eq!(MonitorCheck::parse(check.name()), Some(check));
+        }
+        assert_eq!(MonitorCheck::SpoolAge.problem(), "spool age");
+        assert_eq!(MonitorCheck::parse("monitor: canry"), None);
+    }
+
+    #[test]
+    fn a_snooze_set_through_the_shared_state_by_another_instance_is_seen() {
+        let rig = rig();
+        let other = SqliteAlerts::open(rig._dir.path()).expect("another instance's handle");
+        other.set_snooze("checkout errors", Some(T0 + 3_600_000)).expect("snooze");
+        assert_eq!(rig.alerts.list(T0)[0].state, "snoozed");
+        ingest(&rig, &errors(10, "production", T0), T0);
+        run(&rig, T0, T0 + 60_000);
+        assert!(rig.outbox.take().is_empty(), "suppressed by the other instance's snooze");
+        other.set_snooze("checkout errors", None).expect("unsnooze");
+        assert_eq!(rig.alerts.list(T0 + 60_000)[0].state, "firing");
     }
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 
-use super::engine::Alerts;
+use super::engine::{Alerts, MonitorCheck, RuleState};
 use super::outbox::Outbox;
 use crate::clock::now_ms;
 use crate::metrics::Metrics;
@@ -65,7 +65,7 @@ pub struct Monitor {
     /// Where each check's condition goes (grouped, sent to the `[monitor]` channels).
     pub alerts: Arc<Alerts>,
     /// How the channels' deliveries went.
-    pub outbox: Outbox,
+    pub outbox: Arc<dyn Outbox>,
     /// Ingest refusals per project and reason.
     pub refusals: Arc<Refusals>,
 }
@@ -98,7 +98,7 @@ async fn canary_loop(monitor: Monitor, address: SocketAddr, every: Duration) {
             Ok(took) => {
                 failures = 0;
                 monitor.metrics.canary_seconds.set(took.as_secs_f64());
-                monitor.alerts.set_condition("monitor: canary", None);
+                monitor.alerts.set_condition(MonitorCheck::Canary, None);
             }
             Err(why) => {
                 failures += 1;
@@ -106,7 +106,7 @@ async fn canary_loop(monitor: Monitor, address: SocketAddr, every: Duration) {
                 tracing::warn!(failures, why = %why, "the canary failed");
                 if failures >= CANARY_FAILURES_TO_FIRE {
                     let detail = format!("{failures} canaries in a row failed; the last: {why}");
-                    monitor.alerts.set_condition("monitor: canary", Some(vec![detail]));
+                    monitor.alerts.set_condition(MonitorCheck::Canary, Some(vec![detail]));
                 }
             }
         }
@@ -177,7 +177,7 @@ async fn check_loop(monitor: Monitor) {
                 monitor.metrics.spool_events.get()
             )]
         });
-        monitor.alerts.set_condition("monitor: spool age", spool);
+        monitor.alerts.set_condition(MonitorCheck::SpoolAge, spool);
 
         let dead = monitor.metrics.dead_lettered_total();
         if dead > dead_letters_seen {
@@ -187,7 +187,7 @@ async fn check_loop(monitor: Monitor) {
         }
         last_dead_letter = last_dead_letter.filter(|(at, _)| at.elapsed() < RECENT);
         monitor.alerts.set_condition(
-            "monitor: dead letters",
+            MonitorCheck::DeadLetters,
             last_dead_letter.map(|(_, n)| vec![format!("{n} event(s) dead-lettered (see the home page)")]),
         );
 
@@ -202,7 +202,7 @@ async fn check_loop(monitor: Monitor) {
         }
         let lines: Vec<String> =
             by_project.into_iter().map(|(project, counts)| format!("{project}: {}", counts.join(", "))).collect();
-        monitor.alerts.set_condition("monitor: events refused", (!lines.is_empty()).then_some(lines));
+        monitor.alerts.set_condition(MonitorCheck::EventsRefused, (!lines.is_empty()).then_some(lines));
 
         let outbox = monitor.outbox.clone();
         if let Ok(Ok(health)) = tokio::task::spawn_blocking(move || outbox.channel_health()).await {
@@ -216,13 +216,16 @@ async fn check_loop(monitor: Monitor) {
                 .collect();
             let skip = failing.into_iter().map(|h| h.channel).collect();
             monitor.alerts.set_condition_skipping(
-                "monitor: channel failing",
+                MonitorCheck::ChannelFailing,
                 (!lines.is_empty()).then_some(lines),
                 skip,
             );
         }
 
-        let firing = monitor.alerts.list(now_ms());
-        monitor.metrics.alerts_firing.set(firing.iter().filter(|r| r.state == "firing").count() as i64);
+        // The snoozes are read from the alert state: off the async workers.
+        let alerts = Arc::clone(&monitor.alerts);
+        if let Ok(rules) = tokio::task::spawn_blocking(move || alerts.list(now_ms())).await {
+            monitor.metrics.alerts_firing.set(rules.iter().filter(|r| r.state == RuleState::Firing).count() as i64);
+        }
     }
 }

@@ -5,9 +5,11 @@
 //!
 //! Every poll reads, for each project/environment, its own group and each Lambda group under its
 //! `extra_group_prefixes` (the store reads them with a filter pattern and decides the level
-//! itself). Per group, its checkpoint (`crate::issues::checkpoint`) keeps where the next read
+//! itself). Per group, its checkpoint ([`IssueIndex::follow_state`]) keeps where the next read
 //! starts and the ids already counted, written with the occurrences, so a crash never counts an
-//! event twice nor skips one.
+//! event twice nor skips one. A group is read only by the follower holding its lease
+//! (`follow:<group>`, [`crate::lease`]), taken again on every poll; a group another instance
+//! holds is skipped (on the local state every lease is granted: each task has its own files).
 //!
 //! Events reach CloudWatch late (the spool ships after an outage; a client's clock is off) and
 //! FilterLogEvents selects by event time, so a read that finished re-reads the last
@@ -23,8 +25,8 @@ use std::time::Duration;
 
 use crate::alerts::engine::{Alerts, Hits};
 use crate::clock::{HOUR_MS, now_ms};
-use crate::issues::checkpoint::Followed;
-use crate::issues::{IssueIndex, Occurrence};
+use crate::issues::{Followed, IssueIndex, Occurrence};
+use crate::lease::Lease;
 use crate::project::{Project, Projects};
 use crate::store::LogStore;
 
@@ -33,13 +35,28 @@ use crate::store::LogStore;
 pub const OVERLAP_MS: i64 = 2 * HOUR_MS;
 /// How long an id is kept in `follow_seen` after no read can reach its time any more.
 const SEEN_KEPT_MS: i64 = 2 * 24 * HOUR_MS;
+/// A group's lease lasts this many polls: a follower that stops (a task replaced, killed)
+/// leaves its groups to another after that long.
+const LEASE_POLLS: u32 = 3;
+
+/// How long a follower polling every `every` holds a group's lease: it takes it again on each
+/// poll, so it keeps it while it runs.
+pub fn lease_ttl(every: Duration) -> Duration {
+    every.saturating_mul(LEASE_POLLS)
+}
 
 /// What the follower reads from and writes to.
 pub struct Follower {
     pub store: Arc<dyn LogStore>,
-    pub issues: Arc<IssueIndex>,
+    pub issues: Arc<dyn IssueIndex>,
     pub alerts: Arc<Alerts>,
     pub projects: Arc<Projects>,
+    /// One follower reads a group at a time: the one holding its lease (`follow:<group>`).
+    pub leases: Arc<dyn Lease>,
+    /// This follower, as a lease holder.
+    pub holder: String,
+    /// How long a group's lease lasts ([`lease_ttl`]).
+    pub lease_ttl: Duration,
 }
 
 /// Follows every group every `every`, for as long as the process runs.
@@ -83,6 +100,10 @@ impl Follower {
     }
 
     async fn follow(&self, project: &Project, env: &str, group: &str) -> anyhow::Result<()> {
+        if !self.leases.acquire(&format!("follow:{group}"), &self.holder, self.lease_ttl).await? {
+            tracing::debug!(group, "another instance follows this group");
+            return Ok(());
+        }
         let now = now_ms();
         let own = group == project.own_group(env);
         let (from, floor) = match self.issues.follow_state(group).await? {

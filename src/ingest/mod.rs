@@ -71,7 +71,7 @@ pub struct NotStored;
 /// What the pipeline writes to and tells.
 pub struct Pipeline {
     pub store: Arc<dyn LogStore>,
-    pub issues: Arc<IssueIndex>,
+    pub issues: Arc<dyn IssueIndex>,
     pub alerts: Arc<Alerts>,
     pub metrics: Arc<Metrics>,
     pub tail: Arc<Tail>,

@@ -1,78 +1,93 @@
 //! The issue index: errors grouped by fingerprint, per project/environment, kept up to date as
-//! events arrive, so the issues list never scans events. One SQLite file, `data_dir/issues.db`,
-//! whatever the backend:
-//! - `issues`: one row per fingerprint — first and last seen, the latest occurrence's title,
-//!   type, level, id and group (when not the project's own), the status and when it was resolved;
-//! - `issue_minutes`: occurrences per minute (counts over a range, the 24 h sparkline);
-//! - `issue_users`: which users had it in which minute (distinct users over a range).
+//! events arrive, so the issues list never scans events. This file holds what an issue is
+//! ([`Occurrence`], [`Issue`], [`Status`], [`Sort`], [`Changes`], [`Followed`]) and the
+//! [`IssueIndex`] trait every caller goes through (`Arc<dyn IssueIndex>`: ingest, the issue
+//! follower, the pages and the API); [`sqlite`] is its implementation on one SQLite file,
+//! `data_dir/issues.db`, whatever the event store, with the follower's checkpoints in it.
+//!
+//! What the index keeps, per project/environment/fingerprint: first and last seen, the latest
+//! occurrence's title, type, level, id and group (when not the project's own), the status and
+//! when it was resolved, occurrences per minute (counts over a range, the 24 h sparkline) and
+//! which users had it in which minute (distinct users over a range).
 //!
 //! Who records: on the embedded store, ingest (one process sees every event). On CloudWatch, the
-//! [`follower`], which reads error lines back from the project's own groups and its Lambda
-//! groups (several tasks ingest a part each; Lambda functions write without logboard), with its
-//! checkpoints and the ids it counted in the same file; ingest records nothing there.
+//! issue follower (`crate::ingest::follow`), which reads error lines back from the project's own
+//! groups and its Lambda groups (several tasks ingest a part each; Lambda functions write without
+//! logboard), with its checkpoints ([`IssueIndex::follow_state`]) moved in the same write as what
+//! it recorded ([`IssueIndex::record_followed`]); ingest records nothing there.
 //!
 //! The index is derived from the events and written after them: a crash between the two
 //! commits leaves it short by the events of that moment on the embedded store (they are still
 //! stored and searchable); the follower's checkpoint moves in the same transaction as what it
 //! recorded, so it re-reads them.
 
-pub mod checkpoint;
+pub mod sqlite;
 
-use std::path::Path;
-use std::time::Duration;
-
-use anyhow::{Context as _, anyhow};
-use rusqlite::{Connection, OptionalExtension as _};
+use async_trait::async_trait;
 use serde::Serialize;
-use tokio::sync::{mpsc, oneshot};
 
-use crate::clock::{HOUR_MS, MINUTE_MS, from_ms_utc};
+use crate::clock::HOUR_MS;
 use crate::event::{Level, StoredEvent, timestamp_format};
 use crate::search::Query;
-use crate::sqlite::{self, AfterCommit, PoolLimits, ReadPool};
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS issues (
-    project     TEXT NOT NULL,
-    env         TEXT NOT NULL,
-    fingerprint TEXT NOT NULL,
-    first_seen  INTEGER NOT NULL,
-    last_seen   INTEGER NOT NULL,
-    title       TEXT NOT NULL,
-    type        TEXT,
-    level       TEXT NOT NULL,
-    sample_id   TEXT NOT NULL,
-    status      TEXT NOT NULL DEFAULT 'ongoing',
-    resolved_at INTEGER,
-    log_group   TEXT,
-    PRIMARY KEY (project, env, fingerprint)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS issue_minutes (
-    project     TEXT NOT NULL,
-    env         TEXT NOT NULL,
-    fingerprint TEXT NOT NULL,
-    minute      INTEGER NOT NULL,
-    n           INTEGER NOT NULL,
-    PRIMARY KEY (project, env, fingerprint, minute)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS issue_users (
-    project     TEXT NOT NULL,
-    env         TEXT NOT NULL,
-    fingerprint TEXT NOT NULL,
-    minute      INTEGER NOT NULL,
-    user        TEXT NOT NULL,
-    PRIMARY KEY (project, env, fingerprint, minute, user)
-) WITHOUT ROWID;
-";
+pub use sqlite::SqliteIssueIndex;
 
 /// An issue first seen this recently is `new`.
 const NEW_FOR_MS: i64 = 24 * HOUR_MS;
 /// The most issues one list returns.
 pub const MAX_LISTED: usize = 200;
-const QUEUE_DEPTH: usize = 256;
-const MAX_REQUESTS_PER_COMMIT: usize = 256;
-const READ_CONNECTIONS: usize = 2;
-const MAX_READ_WAIT: Duration = Duration::from_secs(3);
+
+/// The issue index, wherever it is kept. Every write returns once it is durable.
+#[async_trait]
+pub trait IssueIndex: Send + Sync {
+    /// Records occurrences; returns once they are on disk, with the issues they created or
+    /// made regress (what the alert rules `new_issue` and `regression` watch).
+    async fn record(&self, occurrences: Vec<Occurrence>) -> anyhow::Result<Changes>;
+
+    /// Sets an issue's status at `at_ms` (an occurrence after a resolution is a regression);
+    /// `false` when there is no such issue.
+    async fn set_status(
+        &self,
+        project: &str,
+        env: &str,
+        fingerprint: &str,
+        status: Status,
+        at_ms: i64,
+    ) -> anyhow::Result<bool>;
+
+    /// One issue of a project/environment, whether or not it was seen in `[from, to]`, with its
+    /// count and users over that range as [`IssueIndex::list`] gives them; `None` when the index
+    /// has no such issue.
+    async fn get(
+        &self,
+        at: (&str, &str),
+        fingerprint: &str,
+        range: (i64, i64),
+        now_ms: i64,
+    ) -> anyhow::Result<Option<Issue>>;
+
+    /// The issues of a project/environment seen in `[from, to]` whose latest occurrence matches
+    /// `search` (read from `group`), ordered by `sort`, at most [`MAX_LISTED`]; `now` decides
+    /// what is `new` and where the 24 h series ends.
+    async fn list(
+        &self,
+        at: (&str, &str, &str),
+        range: (i64, i64),
+        search: &Query,
+        sort: Sort,
+        now_ms: i64,
+    ) -> anyhow::Result<Vec<Issue>>;
+
+    /// Records what the follower read from one group, and moves its checkpoint on, at once:
+    /// occurrences whose ids were counted before are left out.
+    async fn record_followed(&self, followed: Followed) -> anyhow::Result<Changes>;
+
+    /// Where the next read of `group` starts and its floor, once it has been followed.
+    async fn follow_state(&self, group: &str) -> anyhow::Result<Option<(i64, i64)>>;
+
+    /// Whether the project/environment has any issue yet.
+    async fn has_issues(&self, project: &str, env: &str) -> anyhow::Result<bool>;
+}
 
 /// One error event, as the index records it.
 #[derive(Debug, Clone)]
@@ -213,314 +228,35 @@ pub struct Issue {
     pub series_24h: Vec<u64>,
 }
 
-/// What the writer thread does: record occurrences, or set an issue's status (one writer, so
-/// neither ever waits for a lock).
-enum Write {
-    Record(Vec<Occurrence>),
-    /// What the follower read from one group, with where it goes on.
-    Follow(checkpoint::Followed),
-    SetStatus {
-        project: String,
-        env: String,
-        fingerprint: String,
-        status: Status,
-        at_ms: i64,
-    },
+/// Which issue: the index is keyed by project, environment and fingerprint.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct IssueKey {
+    pub project: String,
+    pub env: String,
+    pub fingerprint: String,
 }
-
-/// A write and where its answer goes.
-type Request = (Write, oneshot::Sender<Result<Changes, String>>);
 
 /// What a write changed: issues seen for the first time, resolved issues that occurred again,
 /// and (for a status) whether the issue exists.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Changes {
-    /// (project, env, fingerprint) of issues this write created.
-    pub new: Vec<(String, String, String)>,
-    /// (project, env, fingerprint) of resolved issues this write made `regressed`.
-    pub regressed: Vec<(String, String, String)>,
+    /// Issues this write created.
+    pub new: Vec<IssueKey>,
+    /// Resolved issues this write made `regressed`.
+    pub regressed: Vec<IssueKey>,
     pub found: bool,
 }
 
-pub struct IssueIndex {
-    writes: mpsc::Sender<Request>,
-    reads: ReadPool,
-}
-
-impl IssueIndex {
-    pub fn open(data_dir: &Path) -> anyhow::Result<IssueIndex> {
-        std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
-        let path = data_dir.join("issues.db");
-        let conn = sqlite::open_durable(&path, 8_192)?;
-        conn.execute_batch(SCHEMA).context("creating the issues schema")?;
-        add_group_column(&conn)?;
-        conn.execute_batch(checkpoint::SCHEMA).context("creating the follower's schema")?;
-        let limits = PoolLimits { connections: READ_CONNECTIONS, max_wait: MAX_READ_WAIT, time_limit: MAX_READ_WAIT };
-        let reads = ReadPool::open(&path, limits, |_| Ok(()))?;
-        let writes = sqlite::spawn_writer("issue-index", conn, QUEUE_DEPTH, MAX_REQUESTS_PER_COMMIT, commit_round)?;
-        Ok(IssueIndex { writes, reads })
-    }
-
-    async fn write(&self, write: Write) -> anyhow::Result<Changes> {
-        let (reply, answer) = oneshot::channel();
-        self.writes.send((write, reply)).await.map_err(|_| anyhow!("the issue index writer has stopped"))?;
-        answer.await.map_err(|_| anyhow!("the issue index writer has stopped"))?.map_err(|e| anyhow!(e))
-    }
-
-    /// Records occurrences; returns once they are on disk, with the issues they created or
-    /// made regress (what the alert rules `new_issue` and `regression` watch).
-    pub async fn record(&self, occurrences: Vec<Occurrence>) -> anyhow::Result<Changes> {
-        if occurrences.is_empty() {
-            return Ok(Changes::default());
-        }
-        self.write(Write::Record(occurrences)).await
-    }
-
-    /// Sets an issue's status at `at_ms` (an occurrence after a resolution is a regression);
-    /// `false` when there is no such issue.
-    pub async fn set_status(
-        &self,
-        project: &str,
-        env: &str,
-        fingerprint: &str,
-        status: Status,
-        at_ms: i64,
-    ) -> anyhow::Result<bool> {
-        let (project, env, fingerprint) = (project.to_string(), env.to_string(), fingerprint.to_string());
-        Ok(self.write(Write::SetStatus { project, env, fingerprint, status, at_ms }).await?.found)
-    }
-
-    /// One issue of a project/environment, whether or not it was seen in `[from, to]`, with its
-    /// count and users over that range as [`IssueIndex::list`] gives them; `None` when the index
-    /// has no such issue.
-    pub async fn get(
-        &self,
-        (project, env): (&str, &str),
-        fingerprint: &str,
-        (from_ms, to_ms): (i64, i64),
-        now_ms: i64,
-    ) -> anyhow::Result<Option<Issue>> {
-        let (project, env, fingerprint) = (project.to_string(), env.to_string(), fingerprint.to_string());
-        self.reads
-            .read(move |conn| {
-                let (from_minute, to_minute) = (from_ms.div_euclid(MINUTE_MS), to_ms.div_euclid(MINUTE_MS));
-                let found = conn
-                    .prepare_cached(&format!(
-                        "SELECT {ISSUE_COLUMNS} FROM issues i WHERE project = ?1 AND env = ?2 AND fingerprint = ?5"
-                    ))?
-                    .query_row(rusqlite::params![project, env, from_minute, to_minute, fingerprint], |row| {
-                        issue_of_row(row, now_ms)
-                    })
-                    .optional()?;
-                found
-                    .map(|mut issue| {
-                        issue.series_24h = series(conn, &project, &env, &issue.fingerprint, now_ms)?;
-                        Ok(issue)
-                    })
-                    .transpose()
-            })
-            .await
-            .context("reading the issue index")
-    }
-
-    /// The issues of a project/environment seen in `[from, to]` whose latest occurrence matches
-    /// `search` (read from `group`), ordered by `sort`, at most [`MAX_LISTED`]; `now` decides
-    /// what is `new` and where the 24 h series ends.
-    pub async fn list(
-        &self,
-        (project, env, group): (&str, &str, &str),
-        (from_ms, to_ms): (i64, i64),
-        search: &Query,
-        sort: Sort,
-        now_ms: i64,
-    ) -> anyhow::Result<Vec<Issue>> {
-        let (project, env, group, search) = (project.to_string(), env.to_string(), group.to_string(), search.clone());
-        self.reads
-            .read(move |conn| {
-                let matches = |issue: &Issue| {
-                    search.root().is_none()
-                        || issue.as_event(&project, &env).is_some_and(|event| search.matches(&event, &group))
-                };
-                let everything = search.root().is_some();
-                list(conn, (&project, &env), (from_ms, to_ms), sort, now_ms, everything, matches)
-            })
-            .await
-            .context("reading the issue index")
-    }
-}
-
-fn commit_round(conn: &mut Connection, batch: Vec<Request>) -> AfterCommit {
-    match commit(conn, &batch) {
-        Ok(answers) => {
-            for ((_, reply), answer) in batch.into_iter().zip(answers) {
-                let _ = reply.send(Ok(answer));
-            }
-        }
-        Err(error) => {
-            let error = format!("{error:#}");
-            tracing::error!(error = %error, "issue index commit failed");
-            for (_, reply) in batch {
-                let _ = reply.send(Err(error.clone()));
-            }
-        }
-    }
-    AfterCommit::Wait
-}
-
-/// Applies every write in one transaction; the answer of each.
-fn commit(conn: &mut Connection, batch: &[Request]) -> anyhow::Result<Vec<Changes>> {
-    let tx = conn.transaction()?;
-    let mut answers = Vec::with_capacity(batch.len());
-    for (write, _) in batch {
-        answers.push(match write {
-            Write::Record(occurrences) => record(&tx, occurrences)?,
-            Write::Follow(followed) => checkpoint::commit(&tx, followed)?,
-            Write::SetStatus { project, env, fingerprint, status, at_ms } => {
-                let found = tx.prepare_cached(
-                    "UPDATE issues SET status = ?4, resolved_at = CASE WHEN ?4 = 'resolved' THEN ?5 ELSE resolved_at END
-                     WHERE project = ?1 AND env = ?2 AND fingerprint = ?3",
-                )?
-                .execute(rusqlite::params![project, env, fingerprint, status.as_str(), at_ms])?
-                    == 1;
-                Changes { found, ..Changes::default() }
-            }
-        });
-    }
-    tx.commit()?;
-    Ok(answers)
-}
-
-fn record(tx: &rusqlite::Transaction<'_>, occurrences: &[Occurrence]) -> anyhow::Result<Changes> {
-    let mut before =
-        tx.prepare_cached("SELECT status FROM issues WHERE project = ?1 AND env = ?2 AND fingerprint = ?3")?;
-    let mut issue = tx.prepare_cached(
-        "INSERT INTO issues (project, env, fingerprint, first_seen, last_seen, title, type, level, sample_id, resolved_at, log_group)
-         VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-         ON CONFLICT (project, env, fingerprint) DO UPDATE SET
-             first_seen = min(first_seen, excluded.first_seen),
-             title = CASE WHEN excluded.last_seen >= last_seen THEN excluded.title ELSE title END,
-             type = CASE WHEN excluded.last_seen >= last_seen THEN excluded.type ELSE type END,
-             level = CASE WHEN excluded.last_seen >= last_seen THEN excluded.level ELSE level END,
-             sample_id = CASE WHEN excluded.last_seen >= last_seen THEN excluded.sample_id ELSE sample_id END,
-             log_group = CASE WHEN excluded.last_seen >= last_seen THEN excluded.log_group ELSE log_group END,
-             status = CASE WHEN status = 'resolved' AND excluded.resolved_at > resolved_at THEN 'regressed' ELSE status END,
-             last_seen = max(last_seen, excluded.last_seen)
-         RETURNING status",
-    )?;
-    let mut minute = tx.prepare_cached(
-        "INSERT INTO issue_minutes (project, env, fingerprint, minute, n) VALUES (?1, ?2, ?3, ?4, 1)
-         ON CONFLICT (project, env, fingerprint, minute) DO UPDATE SET n = n + 1",
-    )?;
-    let mut user = tx.prepare_cached(
-        "INSERT OR IGNORE INTO issue_users (project, env, fingerprint, minute, user) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?;
-    let mut changes = Changes { found: true, ..Changes::default() };
-    for o in occurrences {
-        // `resolved_at` of a new row is not read; on a conflict it carries the receipt time.
-        let (fingerprint, level, received) = (&o.fingerprint, o.level.as_str(), o.received_ms);
-        let was: Option<String> =
-            before.query_row(rusqlite::params![o.project, o.env, fingerprint], |row| row.get(0)).optional()?;
-        let now: String = issue.query_row(
-            rusqlite::params![o.project, o.env, fingerprint, o.ts, o.title, o.kind, level, o.id, received, o.group],
-            |row| row.get(0),
-        )?;
-        let key = || (o.project.clone(), o.env.clone(), fingerprint.clone());
-        match was.as_deref() {
-            None => changes.new.push(key()),
-            Some("resolved") if now == "regressed" => changes.regressed.push(key()),
-            _ => {}
-        }
-        let at = o.ts.div_euclid(MINUTE_MS);
-        minute.execute(rusqlite::params![o.project, o.env, o.fingerprint, at])?;
-        if let Some(name) = &o.user {
-            user.execute(rusqlite::params![o.project, o.env, o.fingerprint, at, name])?;
-        }
-    }
-    Ok(changes)
-}
-
-fn list(
-    conn: &Connection,
-    (project, env): (&str, &str),
-    (from_ms, to_ms): (i64, i64),
-    sort: Sort,
-    now_ms: i64,
-    // Whether every issue of the range is read (to be filtered), not only the first page.
-    everything: bool,
-    matches: impl Fn(&Issue) -> bool,
-) -> rusqlite::Result<Vec<Issue>> {
-    let (from_minute, to_minute) = (from_ms.div_euclid(MINUTE_MS), to_ms.div_euclid(MINUTE_MS));
-    let order = match sort {
-        Sort::LastSeen => "last_seen DESC",
-        Sort::FirstSeen => "first_seen DESC",
-        Sort::Count => "count DESC, last_seen DESC",
-        Sort::Users => "users DESC, last_seen DESC",
-    };
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {ISSUE_COLUMNS}
-         FROM issues i
-         WHERE project = ?1 AND env = ?2 AND last_seen >= ?5 AND first_seen <= ?6
-         ORDER BY {order} LIMIT ?7"
-    ))?;
-    let rows = stmt.query_map(
-        // LIMIT -1: no limit.
-        rusqlite::params![
-            project,
-            env,
-            from_minute,
-            to_minute,
-            from_ms,
-            to_ms,
-            if everything { -1 } else { MAX_LISTED as i64 }
-        ],
-        |row| issue_of_row(row, now_ms),
-    )?;
-    let mut issues = Vec::new();
-    for row in rows {
-        let mut issue = row?;
-        if matches(&issue) {
-            issue.series_24h = series(conn, project, env, &issue.fingerprint, now_ms)?;
-            issues.push(issue);
-            if issues.len() == MAX_LISTED {
-                break;
-            }
-        }
-    }
-    Ok(issues)
-}
-
-/// The columns [`issue_of_row`] reads from `issues i`: `?1` is the project, `?2` the env, `?3`
-/// and `?4` the first and last minute counted.
-const ISSUE_COLUMNS: &str = "fingerprint, title, type, level, first_seen, last_seen, status, sample_id, log_group,
-     (SELECT coalesce(sum(n), 0) FROM issue_minutes m WHERE m.project = i.project AND m.env = i.env
-         AND m.fingerprint = i.fingerprint AND m.minute BETWEEN ?3 AND ?4) AS count,
-     (SELECT count(DISTINCT user) FROM issue_users u WHERE u.project = i.project AND u.env = i.env
-         AND u.fingerprint = i.fingerprint AND u.minute BETWEEN ?3 AND ?4) AS users";
-
-/// An issue from a row of [`ISSUE_COLUMNS`], without its series; `now` decides what is `new`.
-fn issue_of_row(row: &rusqlite::Row<'_>, now_ms: i64) -> rusqlite::Result<Issue> {
-    let first_seen: i64 = row.get(4)?;
-    let status = match row.get::<_, String>(6)?.as_str() {
-        "resolved" => Status::Resolved,
-        "ignored" => Status::Ignored,
-        "regressed" => Status::Regressed,
-        _ if first_seen > now_ms - NEW_FOR_MS => Status::New,
-        _ => Status::Ongoing,
-    };
-    Ok(Issue {
-        fingerprint: row.get(0)?,
-        title: row.get(1)?,
-        kind: row.get(2)?,
-        level: row.get(3)?,
-        count: u64::try_from(row.get::<_, i64>(9)?).unwrap_or(0),
-        users: u64::try_from(row.get::<_, i64>(10)?).unwrap_or(0),
-        first_seen: from_ms_utc(first_seen),
-        last_seen: from_ms_utc(row.get(5)?),
-        status,
-        sample_id: row.get(7)?,
-        group: row.get(8)?,
-        series_24h: Vec::new(),
-    })
+/// What one read of a group by the issue follower found, and where the next read of it starts.
+#[derive(Debug, Clone)]
+pub struct Followed {
+    pub group: String,
+    pub occurrences: Vec<Occurrence>,
+    pub next_from: i64,
+    /// No read of the group starts before this (set when it is first followed).
+    pub floor: i64,
+    /// Ids of events older than this are forgotten: no later read starts before it.
+    pub forget_before: i64,
 }
 
 impl Issue {
@@ -536,135 +272,5 @@ impl Issue {
             self.title.clone(),
         );
         Some(StoredEvent { kind: self.kind.clone(), fingerprint: Some(self.fingerprint.clone()), ..bare })
-    }
-}
-
-/// Occurrences in each of the 24 whole hours up to the one holding `now`, oldest first.
-fn series(conn: &Connection, project: &str, env: &str, fingerprint: &str, now_ms: i64) -> rusqlite::Result<Vec<u64>> {
-    let last_hour = now_ms.div_euclid(HOUR_MS);
-    let first_hour = last_hour - 23;
-    let mut hours = vec![0u64; 24];
-    let mut stmt = conn.prepare_cached(
-        "SELECT minute / 60, sum(n) FROM issue_minutes WHERE project = ?1 AND env = ?2 AND fingerprint = ?3
-             AND minute >= ?4 GROUP BY minute / 60",
-    )?;
-    let rows = stmt.query_map(rusqlite::params![project, env, fingerprint, first_hour * 60], |row| {
-        Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))
-    })?;
-    for row in rows {
-        let (hour, n) = row?;
-        if let Some(slot) = usize::try_from(hour - first_hour).ok().and_then(|i| hours.get_mut(i)) {
-            *slot = u64::try_from(n).unwrap_or(0);
-        }
-    }
-    Ok(hours)
-}
-
-/// `log_group` on an index made before the follower (SQLite has no `ADD COLUMN IF NOT EXISTS`).
-fn add_group_column(conn: &Connection) -> anyhow::Result<()> {
-    let has = conn
-        .prepare("SELECT 1 FROM pragma_table_info('issues') WHERE name = 'log_group'")?
-        .exists([])
-        .context("reading the issues schema")?;
-    if !has {
-        conn.execute_batch("ALTER TABLE issues ADD COLUMN log_group TEXT").context("adding issues.log_group")?;
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn occurrence(fingerprint: &str, ts: i64, received_ms: i64, user: Option<&str>) -> Occurrence {
-        Occurrence {
-            project: "demo".into(),
-            env: "production".into(),
-            fingerprint: fingerprint.into(),
-            ts,
-            received_ms,
-            title: format!("at {ts}"),
-            kind: Some("TypeError".into()),
-            level: Level::Error,
-            id: ulid::Ulid::from_parts(u64::try_from(ts).unwrap_or(0), 1).to_string(),
-            user: user.map(str::to_string),
-            group: None,
-        }
-    }
-
-    const AT: (&str, &str, &str) = ("demo", "production", "/logboard/demo/production");
-
-    #[tokio::test]
-    async fn counts_users_and_states_follow_the_occurrences() {
-        let dir = tempfile::tempdir().expect("dir");
-        let index = IssueIndex::open(dir.path()).expect("open");
-        let now = 1_800_000_000_000;
-        let hour = HOUR_MS;
-        index
-            .record(vec![
-                occurrence("a", now - 30 * hour, now - 30 * hour, Some("u1")),
-                occurrence("a", now - 2 * hour, now - 2 * hour, Some("u1")),
-                occurrence("a", now - hour, now - hour, Some("u2")),
-                occurrence("b", now - hour, now - hour, None),
-            ])
-            .await
-            .expect("record");
-        let listed = index.list(AT, (now - 3 * hour, now), &Query::default(), Sort::Count, now).await.expect("list");
-        let summary: Vec<(&str, u64, u64, Status)> =
-            listed.iter().map(|i| (i.fingerprint.as_str(), i.count, i.users, i.status)).collect();
-        assert_eq!(summary, [("a", 2, 2, Status::Ongoing), ("b", 1, 0, Status::New)]);
-        assert_eq!(listed[0].title, format!("at {}", now - hour), "the latest occurrence's message");
-        assert_eq!(listed[0].series_24h[21..], [1, 1, 0]);
-        let only = |q: &str| {
-            let search: Query = q.parse().expect("query");
-            let index = &index;
-            async move {
-                let listed = index.list(AT, (now - 3 * hour, now), &search, Sort::Count, now).await.expect("list");
-                listed.into_iter().map(|i| i.fingerprint).collect::<Vec<_>>()
-            }
-        };
-        assert_eq!(only("fingerprint:b").await, ["b"]);
-        assert_eq!(only("type:TypeError level:error").await, ["a", "b"]);
-        assert_eq!(only("-type:TypeError").await, Vec::<String>::new());
-        assert_eq!(only(&format!("\"at {}\"", now - hour)).await, ["a", "b"], "the latest occurrence's message");
-
-        assert!(index.set_status("demo", "production", "a", Status::Resolved, now).await.expect("set"));
-        assert!(!index.set_status("demo", "production", "zz", Status::Resolved, now).await.expect("set"));
-        // Late delivery of an old occurrence, received before the resolution: still resolved.
-        index.record(vec![occurrence("a", now - hour, now - 1, None)]).await.expect("record");
-        let status = |listed: &[Issue]| listed.iter().find(|i| i.fingerprint == "a").map(|i| i.status);
-        let listed = index.list(AT, (now - 3 * hour, now), &Query::default(), Sort::Count, now).await.expect("list");
-        assert_eq!(status(&listed), Some(Status::Resolved));
-        index.record(vec![occurrence("a", now - hour, now + 1, None)]).await.expect("record");
-        let listed = index.list(AT, (now - 3 * hour, now), &Query::default(), Sort::Count, now).await.expect("list");
-        assert_eq!(status(&listed), Some(Status::Regressed), "received after the resolution");
-    }
-
-    #[tokio::test]
-    async fn one_issue_is_read_as_the_list_has_it_seen_in_the_range_or_not() {
-        let dir = tempfile::tempdir().expect("dir");
-        let index = IssueIndex::open(dir.path()).expect("open");
-        let now = 1_800_000_000_000;
-        let hour = HOUR_MS;
-        index
-            .record(vec![
-                occurrence("a", now - 30 * hour, now - 30 * hour, Some("u1")),
-                occurrence("a", now - 2 * hour, now - 2 * hour, Some("u1")),
-                occurrence("a", now - hour, now - hour, Some("u2")),
-                occurrence("old", now - 50 * hour, now - 50 * hour, None),
-            ])
-            .await
-            .expect("record");
-        let range = (now - 24 * hour, now);
-        let listed = index.list(AT, range, &Query::default(), Sort::Count, now).await.expect("list");
-        let a = index.get(("demo", "production"), "a", range, now).await.expect("get");
-        assert_eq!(a.as_ref(), listed.iter().find(|i| i.fingerprint == "a"), "the same as listed");
-        let a = a.expect("a");
-        assert_eq!((a.count, a.users, a.status), (2, 2, Status::Ongoing));
-        assert_eq!(a.first_seen, from_ms_utc(now - 30 * hour));
-        let old = index.get(("demo", "production"), "old", range, now).await.expect("get").expect("old");
-        assert_eq!((old.count, old.last_seen), (0, from_ms_utc(now - 50 * hour)), "not seen in the range");
-        assert_eq!(index.get(("demo", "staging"), "a", range, now).await.expect("get"), None, "another env");
-        assert_eq!(index.get(("demo", "production"), "zz", range, now).await.expect("get"), None);
     }
 }

@@ -1,7 +1,11 @@
-//! The SQLite plumbing the storage code shares (the embedded store and the CloudWatch spool):
-//! durable connections, the one writer thread with group commit, and pools of read connections.
+//! The SQLite plumbing every database of the service shares (the embedded store, the CloudWatch
+//! spool, `issues.db`, `alerts.db`, the leases): durable connections, the one writer thread with
+//! group commit and its typed failure ([`CommitFailed`]), pools of read connections, and one
+//! connection behind a lock for the small databases whose calls are few and short.
 
+mod error;
 mod pool;
+mod shared;
 mod writer;
 
 use std::path::Path;
@@ -9,7 +13,9 @@ use std::path::Path;
 use anyhow::Context as _;
 use rusqlite::Connection;
 
+pub use error::CommitFailed;
 pub use pool::{PoolLimits, ReadError, ReadPool};
+pub use shared::SharedConnection;
 pub use writer::{AfterCommit, spawn_writer};
 
 /// Opens the database at `path` for writing: WAL, so reads run beside the writer, and

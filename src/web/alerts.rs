@@ -11,16 +11,26 @@ use time::OffsetDateTime;
 use super::AppState;
 use super::auth::ApiUser;
 use super::error::ApiError;
+use crate::alerts::engine::RuleView;
 use crate::clock::{now_ms, unix_ms};
 use crate::event::timestamp_format;
 
 /// Entries of a rule's history one answer holds.
 const HISTORY_LIMIT: usize = 200;
+/// The kind of a [`Line`] that is a message to one channel.
+const MESSAGE: &str = "message";
 /// The longest snooze: 90 days.
 const MAX_SNOOZE_MINUTES: u64 = 90 * 24 * 60;
 
-pub async fn list_alerts(State(state): State<AppState>, _user: ApiUser) -> Json<Value> {
-    Json(json!({ "alerts": state.alerts.list(now_ms()) }))
+pub async fn list_alerts(State(state): State<AppState>, _user: ApiUser) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!({ "alerts": rules(&state).await? })))
+}
+
+/// Every rule with its state now. The snoozes are read from the alert state: off the async
+/// workers.
+pub async fn rules(state: &AppState) -> Result<Vec<RuleView>, ApiError> {
+    let alerts = state.alerts.clone();
+    tokio::task::spawn_blocking(move || alerts.list(now_ms())).await.map_err(|e| ApiError::Internal(e.into()))
 }
 
 pub async fn show_history(
@@ -38,9 +48,9 @@ pub async fn show_history(
 pub struct Line {
     #[serde(with = "timestamp_format")]
     pub at: OffsetDateTime,
-    /// `fired`, `reminder`, `resolved`, `suppressed`, `snoozed`, `unsnoozed`, `failed`, or
-    /// `message` (a delivery to one channel).
-    pub kind: String,
+    /// A [`crate::alerts::state::HistoryKind`] (`fired`, `reminder`, `resolved`, `suppressed`, `snoozed`,
+    /// `unsnoozed`, `failed`), or `message` (a delivery to one channel).
+    pub kind: &'static str,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub env: String,
     #[serde(skip_serializing_if = "String::is_empty")]
@@ -67,7 +77,7 @@ pub async fn timeline(state: &AppState, name: String, limit: usize) -> Result<Ve
             .into_iter()
             .map(|e| Line {
                 at: e.at,
-                kind: e.kind,
+                kind: e.kind.as_str(),
                 env: e.env,
                 detail: e.detail,
                 notification: e.notification,
@@ -79,7 +89,7 @@ pub async fn timeline(state: &AppState, name: String, limit: usize) -> Result<Ve
             .collect();
         lines.extend(outbox.deliveries_of(&name, limit)?.into_iter().map(|d| Line {
             at: d.sent_at.unwrap_or(d.created_at),
-            kind: "message".into(),
+            kind: MESSAGE,
             env: String::new(),
             detail: String::new(),
             notification: Some(d.notification_id),
@@ -89,7 +99,7 @@ pub async fn timeline(state: &AppState, name: String, limit: usize) -> Result<Ve
             error: d.last_error,
         }));
         // Newest first; a message after the firing that made it.
-        lines.sort_by(|a, b| b.at.cmp(&a.at).then_with(|| (b.kind == "message").cmp(&(a.kind == "message"))));
+        lines.sort_by(|a, b| b.at.cmp(&a.at).then_with(|| (b.kind == MESSAGE).cmp(&(a.kind == MESSAGE))));
         lines.truncate(limit);
         Ok(lines)
     });

@@ -55,11 +55,11 @@ pub struct AppState {
     /// The service's counters, served on `/metrics`.
     pub metrics: Arc<Metrics>,
     /// Errors grouped by fingerprint, kept up to date by ingest (or the issue follower).
-    pub issues: Arc<crate::issues::IssueIndex>,
+    pub issues: Arc<dyn crate::issues::IssueIndex>,
     /// The alert rules and the monitor's checks.
     pub alerts: Arc<crate::alerts::engine::Alerts>,
     /// Alert messages waiting to be delivered, and how each delivery went.
-    pub outbox: crate::alerts::outbox::Outbox,
+    pub outbox: Arc<dyn crate::alerts::outbox::Outbox>,
     /// Ingest refusals per project and reason, for the monitor.
     pub refusals: Arc<crate::alerts::monitor::Refusals>,
     /// New events for the live tails (`/api/v1/tail`) of this process.

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use logboard::alerts::deliver::{self, Backoff, Deliverer};
 use logboard::alerts::notification::{IssueLine, Notification, What};
-use logboard::alerts::outbox::{DeliveryRecord, DeliveryState, Outbox};
+use logboard::alerts::outbox::{DeliveryRecord, DeliveryState, Outbox as _};
+use logboard::alerts::sqlite::SqliteAlerts;
 use logboard::config::alerts::{ChannelConfig, SmtpConfig};
 use logboard::metrics::Metrics;
 
@@ -45,13 +46,13 @@ fn threshold_notification(rule: &str) -> Notification {
 
 struct Setup {
     dir: tempfile::TempDir,
-    outbox: Outbox,
+    outbox: Arc<SqliteAlerts>,
     metrics: Arc<Metrics>,
 }
 
 fn setup() -> Setup {
     let dir = tempfile::tempdir().expect("dir");
-    let outbox = Outbox::open(dir.path()).expect("open the outbox");
+    let outbox = Arc::new(SqliteAlerts::open(dir.path()).expect("open the outbox"));
     Setup { dir, outbox, metrics: Arc::new(Metrics::new()) }
 }
 
@@ -268,7 +269,7 @@ async fn a_restart_in_the_middle_resends_nothing_delivered_and_sends_the_pending
     // The restart: a new outbox on the same file, a new deliverer; the receiver is back.
     let Setup { dir, outbox: old, .. } = s;
     drop(old);
-    let outbox = Outbox::open(dir.path()).expect("reopen");
+    let outbox = Arc::new(SqliteAlerts::open(dir.path()).expect("reopen"));
     let before = receiver.received().len();
     receiver.then_answer(Vec::new());
     let s2 = Setup { dir, outbox, metrics: Arc::new(Metrics::new()) };

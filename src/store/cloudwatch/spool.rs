@@ -28,7 +28,7 @@ use rusqlite::{Connection, OptionalExtension};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::now_ms;
-use crate::sqlite::{self, AfterCommit, PoolLimits, ReadPool};
+use crate::sqlite::{self, AfterCommit, CommitFailed, PoolLimits, ReadPool};
 
 /// Why the destination refused an event for good: it goes to the dead letters under this reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -133,12 +133,12 @@ pub struct Dead {
 }
 
 enum Request {
-    Append(Vec<SpoolRecord>, oneshot::Sender<Result<(), String>>),
+    Append(Vec<SpoolRecord>, oneshot::Sender<Result<(), CommitFailed>>),
     /// Removes shipped rows and moves refused ones to the dead-letter table, in one commit.
     Settle {
         remove: Vec<i64>,
         dead: Vec<Dead>,
-        reply: oneshot::Sender<Result<(), String>>,
+        reply: oneshot::Sender<Result<(), CommitFailed>>,
     },
 }
 
@@ -255,13 +255,13 @@ impl Spool {
         oldest.await.context("reading the oldest spool row")
     }
 
-    async fn call(&self, request: impl FnOnce(oneshot::Sender<Result<(), String>>) -> Request) -> anyhow::Result<()> {
+    async fn call(
+        &self,
+        request: impl FnOnce(oneshot::Sender<Result<(), CommitFailed>>) -> Request,
+    ) -> anyhow::Result<()> {
         let (reply, answer) = oneshot::channel();
         self.requests.send(request(reply)).await.map_err(|_| anyhow!("the spool thread has stopped"))?;
-        answer
-            .await
-            .map_err(|_| anyhow!("the spool thread has stopped"))?
-            .map_err(|e| anyhow!("spool commit failed: {e}"))
+        answer.await.map_err(|_| anyhow!("the spool thread has stopped"))?.context("spool commit failed")
     }
 
     /// Records after `after` in commit order: at most `max_events` and at most `max_bytes` of
@@ -397,7 +397,7 @@ impl SpoolWriter {
             }
         }
         if !self.unsettled.is_empty() {
-            let result = commit_settlement(conn, &self.unsettled).map_err(|e| format!("{e:#}"));
+            let result = commit_settlement(conn, &self.unsettled).map_err(CommitFailed::new);
             match &result {
                 Ok(change) => {
                     self.counters.apply(change);
@@ -405,7 +405,7 @@ impl SpoolWriter {
                 }
                 Err(error) => {
                     let events = self.unsettled.remove.len() + self.unsettled.dead.len();
-                    tracing::error!(error = %error, events, "settling shipped events failed; retrying");
+                    tracing::error!(error = %format!("{error:#}"), events, "settling shipped events failed; retrying");
                 }
             }
             for reply in settle_replies {
@@ -414,10 +414,12 @@ impl SpoolWriter {
         }
         if !appends.is_empty() {
             let result =
-                commit_appends(conn, appends.iter().flat_map(|(records, _)| records)).map_err(|e| format!("{e:#}"));
+                commit_appends(conn, appends.iter().flat_map(|(records, _)| records)).map_err(CommitFailed::new);
             match &result {
                 Ok(change) => self.counters.apply(change),
-                Err(error) => tracing::error!(error = %error, requests = appends.len(), "spool commit failed"),
+                Err(error) => {
+                    tracing::error!(error = %format!("{error:#}"), requests = appends.len(), "spool commit failed")
+                }
             }
             for (_, reply) in appends {
                 let _ = reply.send(result.as_ref().map(|_| ()).map_err(Clone::clone));

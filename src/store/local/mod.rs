@@ -311,7 +311,7 @@ impl LogStore for LocalStore {
         answer
             .await
             .map_err(|_| anyhow!("the embedded store writer has stopped"))?
-            .map_err(|e| anyhow!("embedded store commit failed: {e}"))
+            .context("embedded store commit failed")
     }
 
     async fn groups(&self, project: &Project, env: &str) -> anyhow::Result<Vec<Group>> {

@@ -24,6 +24,7 @@ use super::text_index::{BLOCK_EVENTS, BLOCK_SHIFT};
 use super::write::{Request, Writer};
 use crate::clock::{DAY_MS, MINUTE_MS};
 use crate::config::Config;
+use crate::sqlite::CommitFailed;
 
 /// Rows deleted per transaction: a few milliseconds of the writer's time.
 pub(super) const STEP_ROWS: usize = 2_000;
@@ -212,13 +213,13 @@ fn ask(writer: &mpsc::WeakSender<Request>, step: Step) -> anyhow::Result<StepDon
     let task = move |writer: &mut Writer, conn: &mut Connection| {
         let result = writer.take_step(conn, &step).map_err(|e| {
             tracing::error!(error = %format!("{e:#}"), "a deletion step failed");
-            format!("{e:#}")
+            CommitFailed::new(e)
         });
         let _ = reply.send(result);
     };
     sender.blocking_send(Request::Maintain(Box::new(task))).map_err(|_| stopped())?;
     drop(sender);
-    answer.blocking_recv().map_err(|_| stopped())?.map_err(|e| anyhow!("a deletion step failed: {e}"))
+    answer.blocking_recv().map_err(|_| stopped())?.context("a deletion step failed")
 }
 
 fn deleted(done: StepDone) -> usize {

@@ -14,7 +14,7 @@ use super::schema::FIRST_LAYOUT_TABLE;
 use super::text_index::{BLOCK_EVENTS, BLOCK_SHIFT, IndexText, document};
 use crate::clock::MINUTE_MS;
 use crate::event::{Level, StoredEvent};
-use crate::sqlite::AfterCommit;
+use crate::sqlite::{AfterCommit, CommitFailed};
 use crate::store::histogram::level_index;
 
 /// The first dictionary is trained once this many events are stored, and a new one each time
@@ -56,13 +56,13 @@ pub(super) fn level_code(level: Level) -> i64 {
     level_index(level) as i64
 }
 
-pub(super) type AppendRequest = (Vec<Row>, oneshot::Sender<Result<(), String>>);
+pub(super) type AppendRequest = (Vec<Row>, oneshot::Sender<Result<(), CommitFailed>>);
 
 /// What the writer thread is asked to do: store rows, or run a task of maintenance (a step of
 /// deleting old rows, `super::prune`) on its connection after the round's appends; the task
 /// sends its own answer.
 pub(super) enum Request {
-    Append(Vec<Row>, oneshot::Sender<Result<(), String>>),
+    Append(Vec<Row>, oneshot::Sender<Result<(), CommitFailed>>),
     Maintain(MaintenanceTask),
 }
 
@@ -151,7 +151,7 @@ impl Writer {
                 Ok(fresh) => *self = fresh,
                 Err(reload) => tracing::error!(error = %format!("{reload:#}"), "reloading the writer's state"),
             }
-            format!("{e:#}")
+            CommitFailed::new(e)
         });
         for (_, reply) in batch {
             let _ = reply.send(result.clone());

@@ -54,7 +54,11 @@ struct HistoryRow {
 pub async fn show_alerts(State(state): State<AppState>, PageUser(user): PageUser) -> Response {
     let now = OffsetDateTime::now_utc();
     let mut rows = Vec::new();
-    for rule in state.alerts.list(unix_ms(now)) {
+    let listed = match alerts::rules(&state).await {
+        Ok(listed) => listed,
+        Err(error) => return error_page(&user, error),
+    };
+    for rule in listed {
         match timeline(&state, rule.name.clone(), HISTORY_SHOWN).await {
             Ok(history) => rows.push(rule_row(rule, history, &state.zone)),
             Err(error) => return error_page(&user, error),
@@ -86,7 +90,7 @@ fn rule_row(rule: RuleView, history: Vec<Line>, zone: &Zone) -> RuleRow {
         .collect();
     RuleRow {
         what,
-        state: rule.state,
+        state: rule.state.as_str(),
         values,
         snoozed_until: rule.snoozed_until.map(|t| zone.format(t)).unwrap_or_default(),
         last_fired: rule.last_fired.map(|t| zone.format(t)).unwrap_or_else(|| "never".into()),
@@ -103,7 +107,7 @@ fn rule_row(rule: RuleView, history: Vec<Line>, zone: &Zone) -> RuleRow {
                     }
                     _ => line.detail,
                 },
-                kind: line.kind,
+                kind: line.kind.to_string(),
                 env: line.env,
             })
             .collect(),
