@@ -148,6 +148,61 @@ fn the_task_definitions_secrets_come_from_ssm_or_secrets_manager_arns() {
     }
 }
 
+/// A setting of a Cargo profile of `manifest`, or of the profile it inherits from.
+fn profile_setting(manifest: &toml::Table, profile: &str, key: &str) -> Option<toml::Value> {
+    let table = manifest.get("profile")?.get(profile)?;
+    match table.get(key) {
+        Some(value) => Some(value.clone()),
+        None => profile_setting(manifest, table.get("inherits")?.as_str()?, key),
+    }
+}
+
+#[test]
+fn the_image_ships_its_binary_stripped_of_debug_info_and_local_release_builds_keep_line_tables() {
+    let manifest: toml::Table =
+        std::fs::read_to_string(repo().join("Cargo.toml")).expect("Cargo.toml").parse().expect("valid TOML");
+    let dockerfile = std::fs::read_to_string(repo().join("Dockerfile")).expect("Dockerfile");
+    let instructions: Vec<String> = dockerfile
+        .replace("\\\n", " ")
+        .lines()
+        .filter(|line| !line.trim_start().starts_with('#'))
+        .map(str::to_string)
+        .collect();
+    let builds: Vec<&str> = instructions
+        .iter()
+        .flat_map(|line| line.split("&&"))
+        .map(str::trim)
+        .filter(|command| command.starts_with("cargo build"))
+        .collect();
+    assert_eq!(builds.len(), 2, "the dependencies' layer, then the crate: {builds:?}");
+    for build in &builds {
+        let words: Vec<&str> = build.split_whitespace().collect();
+        let profile = match words.iter().position(|w| *w == "--profile") {
+            Some(at) => words.get(at + 1).copied().expect("a profile name"),
+            None if words.contains(&"--release") => "release",
+            None => panic!("the image builds with optimisations: {build}"),
+        };
+        let strip = profile_setting(&manifest, profile, "strip");
+        assert!(
+            matches!(strip.as_ref().and_then(toml::Value::as_str), Some("debuginfo" | "symbols"))
+                || strip.as_ref().and_then(toml::Value::as_bool) == Some(true),
+            "profile {profile} of `{build}` does not strip the debug info: strip = {strip:?}"
+        );
+        let dir = if profile == "dev" { "debug" } else { profile };
+        assert!(
+            instructions.iter().any(|line| line.contains(&format!("cp target/{dir}/logboard /usr/local/bin/logboard"))),
+            "the image gets the binary that `{build}` made"
+        );
+    }
+    assert!(
+        instructions.iter().any(|line| line.starts_with("COPY --from=build /usr/local/bin/logboard ")),
+        "the run stage takes that binary"
+    );
+    // `cargo run --release` keeps the line tables, for backtraces with file:line.
+    assert_eq!(profile_setting(&manifest, "release", "debug"), Some(toml::Value::from("line-tables-only")));
+    assert_eq!(profile_setting(&manifest, "release", "strip"), None);
+}
+
 /// Every `.rs` file under `dir`.
 fn rust_files(dir: &Path, found: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
