@@ -2,6 +2,7 @@
 //! then validated as a whole. This is the only module that reads the environment.
 
 pub mod alerts;
+pub mod state;
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
@@ -11,6 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use self::alerts::{AlertConfig, ChannelConfig, MonitorConfig, SmtpConfig};
+use self::state::StateConfig;
 
 /// Prefix of the environment variables that override config keys.
 const ENV_PREFIX: &str = "LOGBOARD__";
@@ -52,6 +54,7 @@ pub struct Config {
     pub channels: Vec<ChannelConfig>,
     pub alerts: Vec<AlertConfig>,
     pub monitor: MonitorConfig,
+    pub state: StateConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -445,6 +448,7 @@ impl Config {
         self.validate_auth(&mut problems);
         self.validate_projects(&mut problems);
         alerts::validate(self, &mut problems);
+        state::validate(self, &mut problems);
         self.validate_retention(&mut problems);
         problems
     }

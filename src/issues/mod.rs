@@ -87,25 +87,32 @@ pub trait IssueIndex: Send + Sync {
 
     /// Whether the project/environment has any issue yet.
     async fn has_issues(&self, project: &str, env: &str) -> anyhow::Result<bool>;
+
+    /// Whether every task records into this one index (a shared table): then each task records
+    /// what it ingests, and the follower reads only the groups logboard does not write (Lambda's).
+    /// `false` for a task's own files.
+    fn is_shared(&self) -> bool {
+        false
+    }
 }
 
 /// One error event, as the index records it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Occurrence {
-    project: String,
-    env: String,
-    fingerprint: String,
-    ts: i64,
+    pub project: String,
+    pub env: String,
+    pub fingerprint: String,
+    pub ts: i64,
     /// When ingest received it: a regression is an occurrence received after the resolution,
     /// on the server's own clock (a client's may be off, or its event delivered late).
-    received_ms: i64,
-    title: String,
-    kind: Option<String>,
-    level: Level,
-    id: String,
-    user: Option<String>,
+    pub received_ms: i64,
+    pub title: String,
+    pub kind: Option<String>,
+    pub level: Level,
+    pub id: String,
+    pub user: Option<String>,
     /// The group it was read from when that is not the project's own (a Lambda function's).
-    group: Option<String>,
+    pub group: Option<String>,
 }
 
 impl Occurrence {
@@ -167,6 +174,18 @@ impl Status {
             Status::Resolved => "resolved",
             Status::Ignored => "ignored",
             Status::Regressed => "regressed",
+        }
+    }
+
+    /// How an issue whose stored status is `stored` shows at `now`: `new` for a day after it was
+    /// first seen, unless a person or a regression set it otherwise.
+    pub fn shown(stored: &str, first_seen_ms: i64, now_ms: i64) -> Status {
+        match stored {
+            "resolved" => Status::Resolved,
+            "ignored" => Status::Ignored,
+            "regressed" => Status::Regressed,
+            _ if first_seen_ms > now_ms - NEW_FOR_MS => Status::New,
+            _ => Status::Ongoing,
         }
     }
 
@@ -260,6 +279,11 @@ pub struct Followed {
 }
 
 impl Issue {
+    /// Whether `search` (`None`: no query) matches the issue's latest occurrence, read from `group`.
+    pub fn matches(&self, (project, env, group): (&str, &str, &str), search: &Query) -> bool {
+        search.root().is_none() || self.as_event(project, env).is_some_and(|event| search.matches(&event, group))
+    }
+
     /// The issue as the event `q` is tested on: its latest occurrence's message, type, level,
     /// id and the fingerprint (other fields are not kept in the index, so they are absent).
     fn as_event(&self, project: &str, env: &str) -> Option<StoredEvent> {

@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension as _};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Changes, Followed, Issue, IssueIndex, IssueKey, MAX_LISTED, NEW_FOR_MS, Occurrence, Sort, Status};
+use super::{Changes, Followed, Issue, IssueIndex, IssueKey, MAX_LISTED, Occurrence, Sort, Status};
 use crate::clock::{HOUR_MS, MINUTE_MS, from_ms_utc};
 use crate::search::Query;
 use crate::sqlite::{self, AfterCommit, CommitFailed, PoolLimits, ReadPool};
@@ -186,10 +186,7 @@ impl IssueIndex for SqliteIssueIndex {
         let (project, env, group, search) = (project.to_string(), env.to_string(), group.to_string(), search.clone());
         self.reads
             .read(move |conn| {
-                let matches = |issue: &Issue| {
-                    search.root().is_none()
-                        || issue.as_event(&project, &env).is_some_and(|event| search.matches(&event, &group))
-                };
+                let matches = |issue: &Issue| issue.matches((&project, &env, &group), &search);
                 let everything = search.root().is_some();
                 list(conn, (&project, &env), (from_ms, to_ms), sort, now_ms, everything, matches)
             })
@@ -376,13 +373,7 @@ const ISSUE_COLUMNS: &str = "fingerprint, title, type, level, first_seen, last_s
 /// An issue from a row of [`ISSUE_COLUMNS`], without its series; `now` decides what is `new`.
 fn issue_of_row(row: &rusqlite::Row<'_>, now_ms: i64) -> rusqlite::Result<Issue> {
     let first_seen: i64 = row.get(4)?;
-    let status = match row.get::<_, String>(6)?.as_str() {
-        "resolved" => Status::Resolved,
-        "ignored" => Status::Ignored,
-        "regressed" => Status::Regressed,
-        _ if first_seen > now_ms - NEW_FOR_MS => Status::New,
-        _ => Status::Ongoing,
-    };
+    let status = Status::shown(&row.get::<_, String>(6)?, first_seen, now_ms);
     Ok(Issue {
         fingerprint: row.get(0)?,
         title: row.get(1)?,

@@ -1,0 +1,181 @@
+//! logboard's shared state in one DynamoDB table (`[state] backend = "dynamodb"`,
+//! `../shared/spec/state.md`): what every task must see the same — the issue index ([`issues`]),
+//! leases ([`lease`]) — so that several tasks, and every task a deploy starts with an empty
+//! `data_dir`, are one monitor.
+//!
+//! One table, keyed by `pk` (what kind of item and whose) and `sk` (which one); items that may
+//! go after a while carry `expires` (Unix seconds), the table's TTL attribute. The kinds:
+//!
+//! | `pk` | `sk` | what |
+//! |---|---|---|
+//! | `issue#{project}#{env}` | fingerprint | an issue: counts per hour, users, first/last seen, status |
+//! | `flush` | a flush's id | the marker that a flush of counts was applied (expires) |
+//! | `lease` | the lease's name | who holds it until when |
+//! | `follow` | a log group | where the issue follower goes on, and the ids it counted |
+//!
+//! Calls go through the SDK with its standard retries and short timeouts: a table that does not
+//! answer fails a call in seconds, and what must not be lost waits in a local queue meanwhile.
+
+pub mod issues;
+pub mod lease;
+pub mod queue;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region};
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    TimeToLiveSpecification,
+};
+
+use crate::config::Config;
+
+pub use issues::DynamoIssueIndex;
+pub use lease::DynamoLeases;
+
+/// The partition key's attribute.
+pub const PK: &str = "pk";
+/// The sort key's attribute.
+pub const SK: &str = "sk";
+/// The TTL attribute: DynamoDB deletes an item some time after this Unix second.
+pub const EXPIRES: &str = "expires";
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The table and a client for it.
+#[derive(Debug, Clone)]
+pub struct Table {
+    pub client: Client,
+    pub name: String,
+}
+
+/// One item as the SDK reads and writes it.
+pub type Item = HashMap<String, AttributeValue>;
+
+impl Table {
+    /// A client for `[state]`'s table from the AWS default chain, with its region and endpoint.
+    pub async fn connect(config: &Config) -> Table {
+        let state = &config.state;
+        let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(
+            TimeoutConfig::builder().connect_timeout(CONNECT_TIMEOUT).operation_attempt_timeout(ATTEMPT_TIMEOUT).build(),
+        );
+        let region = state.region(config);
+        if !region.is_empty() {
+            loader = loader.region(Region::new(region.to_string()));
+        }
+        if !state.endpoint_url.is_empty() {
+            loader = loader.endpoint_url(&state.endpoint_url);
+        }
+        Table { client: Client::new(&loader.load().await), name: state.table.clone() }
+    }
+
+    /// Creates the table (on-demand capacity, TTL on `expires`) and waits until it is active;
+    /// `false` when it existed already.
+    pub async fn create(&self) -> anyhow::Result<bool> {
+        let key = |name: &str, kind: KeyType| KeySchemaElement::builder().attribute_name(name).key_type(kind).build();
+        let attribute = |name: &str| {
+            AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build()
+        };
+        let created = self
+            .client
+            .create_table()
+            .table_name(&self.name)
+            .billing_mode(BillingMode::PayPerRequest)
+            .key_schema(key(PK, KeyType::Hash)?)
+            .key_schema(key(SK, KeyType::Range)?)
+            .attribute_definitions(attribute(PK)?)
+            .attribute_definitions(attribute(SK)?)
+            .send()
+            .await;
+        let created = match created {
+            Ok(_) => true,
+            Err(e) if code(&e) == Some("ResourceInUseException") => false,
+            Err(e) => return Err(failure(e)).with_context(|| format!("creating the table {}", self.name)),
+        };
+        self.wait_until_active().await?;
+        if created {
+            self.client
+                .update_time_to_live()
+                .table_name(&self.name)
+                .time_to_live_specification(TimeToLiveSpecification::builder().enabled(true).attribute_name(EXPIRES).build()?)
+                .send()
+                .await
+                .map_err(failure)
+                .with_context(|| format!("turning on TTL on the table {}", self.name))?;
+        }
+        Ok(created)
+    }
+
+    async fn wait_until_active(&self) -> anyhow::Result<()> {
+        for _ in 0..120 {
+            let described = self.client.describe_table().table_name(&self.name).send().await.map_err(failure)?;
+            let status = described.table().and_then(|t| t.table_status()).map(|s| s.as_str().to_string());
+            if status.as_deref() == Some("ACTIVE") {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        anyhow::bail!("the table {} did not become active within a minute", self.name)
+    }
+
+    /// Whether the table answers (a cheap read of one key).
+    pub async fn ping(&self) -> anyhow::Result<()> {
+        self.client
+            .get_item()
+            .table_name(&self.name)
+            .key(PK, s("ping"))
+            .key(SK, s("-"))
+            .send()
+            .await
+            .map_err(failure)?;
+        Ok(())
+    }
+}
+
+/// A string attribute.
+pub fn s(text: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(text.into())
+}
+
+/// A number attribute.
+pub fn n(number: i64) -> AttributeValue {
+    AttributeValue::N(number.to_string())
+}
+
+/// The string attribute `name` of `item`.
+pub fn get_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str)
+}
+
+/// The number attribute `name` of `item`.
+pub fn get_n(item: &Item, name: &str) -> Option<i64> {
+    item.get(name).and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok())
+}
+
+/// The error code DynamoDB answered with, if it answered.
+pub fn code<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> Option<&str> {
+    match error {
+        SdkError::ServiceError(service) => service.err().code(),
+        _ => None,
+    }
+}
+
+/// Whether a write failed only because its condition did not hold.
+pub fn condition_failed<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> bool {
+    code(error) == Some("ConditionalCheckFailedException")
+}
+
+/// An SDK error as an `anyhow` error that says what DynamoDB said.
+pub fn failure<E, R>(error: SdkError<E, R>) -> anyhow::Error
+where
+    E: std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    anyhow::anyhow!("{}", DisplayErrorContext(&error))
+}
