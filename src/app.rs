@@ -12,13 +12,16 @@ use anyhow::Context as _;
 use tokio::net::TcpListener;
 
 use crate::alerts::deliver::{self, Backoff, Deliverer};
-use crate::alerts::engine::{self, Alerts};
+use crate::alerts::engine::{self, Alerts, Hits};
 use crate::alerts::monitor::{self, Monitor, Refusals};
 use crate::alerts::outbox::Outbox;
 use crate::alerts::sqlite::SqliteAlerts;
 use crate::alerts::state::AlertState;
+use crate::clock::now_ms;
+use crate::config::state::StateBackend;
 use crate::config::{Backend, Config, Secret};
 use crate::disk::DiskGuard;
+use crate::dynamo::{DynamoIssueIndex, DynamoLeases, Table};
 use crate::ingest::Pipeline;
 use crate::ingest::follow::{self as issue_follow, Follower};
 use crate::issues::{IssueIndex, SqliteIssueIndex};
@@ -51,6 +54,8 @@ pub struct Stores {
     pub outbox: Arc<dyn Outbox>,
     /// Who does what only one instance may do (follow a group).
     pub leases: Arc<dyn Lease>,
+    /// On the shared state: the index whose queued counts this task sends to the table.
+    pub shared_issues: Option<Arc<DynamoIssueIndex>>,
 }
 
 impl Stores {
@@ -64,7 +69,23 @@ impl Stores {
             )?),
             Backend::Cloudwatch => Arc::new(CloudWatchStore::open(config, Arc::clone(metrics)).await?),
         };
-        Stores::with_events(config, events)
+        match config.state.backend {
+            StateBackend::Local => Stores::with_events(config, events),
+            StateBackend::Dynamodb => Stores::shared(config, events, Table::connect(config).await),
+        }
+    }
+
+    /// `events` as the event store; the issue index and the leases in the shared `table`, the
+    /// rest under `data_dir`.
+    pub fn shared(config: &Config, events: Arc<dyn LogStore>, table: Table) -> anyhow::Result<Stores> {
+        let local = Stores::with_events(config, events)?;
+        let issues = Arc::new(DynamoIssueIndex::open(table.clone(), &config.storage.data_dir)?);
+        Ok(Stores {
+            issues: Arc::clone(&issues) as Arc<dyn IssueIndex>,
+            leases: Arc::new(DynamoLeases::new(table)),
+            shared_issues: Some(issues),
+            ..local
+        })
     }
 
     /// `events` as the event store; the rest opened under `data_dir`.
@@ -78,6 +99,7 @@ impl Stores {
             alert_state: Arc::clone(&alerts) as Arc<dyn AlertState>,
             outbox: alerts,
             leases: Arc::new(SqliteLeases::open(data_dir)?),
+            shared_issues: None,
         })
     }
 }
@@ -87,6 +109,7 @@ pub struct App {
     pub state: AppState,
     /// Only the background jobs take leases; the requests never do.
     leases: Arc<dyn Lease>,
+    shared_issues: Option<Arc<DynamoIssueIndex>>,
 }
 
 impl App {
@@ -109,7 +132,7 @@ impl App {
             println!("(set LOGBOARD_ADMIN_PASSWORD or [auth] users to choose your own)");
         }
         let projects = Arc::new(Projects::from_config(&config)?);
-        let Stores { events: store, issues, alert_state, outbox, leases } = stores;
+        let Stores { events: store, issues, alert_state, outbox, leases, shared_issues } = stores;
         let alerts = Arc::new(Alerts::new(&config, &projects, alert_state, Arc::clone(&outbox)));
         let zone = Zone::named(&config.ui.timezone).map_err(|why| anyhow::anyhow!("ui.timezone: {why}"))?;
         let disk = Arc::new(DiskGuard::new(&config.storage.data_dir, config.retention.min_free_bytes));
@@ -139,7 +162,7 @@ impl App {
             zone,
             disk,
         };
-        Ok(App { state, leases })
+        Ok(App { state, leases, shared_issues })
     }
 
     /// Starts what runs beside the requests: the alert rules' ticker, the deliverer of their
@@ -157,6 +180,10 @@ impl App {
             Backoff::default(),
         )?;
         engine::spawn_ticker(Arc::downgrade(&state.alerts));
+        if let Some(index) = &self.shared_issues {
+            let alerts = Arc::clone(&state.alerts);
+            index.spawn_flusher(move |changes| alerts.observe(Hits::default(), &changes, &[], now_ms()));
+        }
         let monitor = Monitor {
             canary_interval: Duration::from_secs(config.monitor.canary_interval_secs),
             store: Arc::clone(&state.store),
@@ -193,6 +220,7 @@ impl App {
 pub async fn serve(app: App, listener: TcpListener, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let address = listener.local_addr().context("reading the bound address")?;
     let deliverer = app.start_background(address)?;
+    let shared_issues = app.shared_issues.clone();
     let state = app.state;
     tracing::info!(listen = %address, backend = ?state.config.storage.backend, "serving");
     let store = Arc::clone(&state.store);
@@ -206,8 +234,19 @@ pub async fn serve(app: App, listener: TcpListener, shutdown: impl Future<Output
     crate::web::serve::serve(listener, crate::web::router(state), &config.server, shutdown).await;
     tracing::info!("connections closed; flushing");
     // Messages in flight and events in the spool are finished side by side.
-    let (_, flushed) =
-        tokio::join!(deliverer.shutdown(), tokio::time::timeout(SHUTDOWN_FLUSH_DEADLINE, store.shutdown()));
+    let counted = async {
+        if let Some(index) = shared_issues {
+            // What this task counted goes to the table before it stops (its disk may go with it).
+            if let Err(error) = index.flush().await {
+                tracing::warn!(error = format!("{error:#}"), "issue counts stay queued on this task's disk");
+            }
+        }
+    };
+    let (_, flushed, _) = tokio::join!(
+        deliverer.shutdown(),
+        tokio::time::timeout(SHUTDOWN_FLUSH_DEADLINE, store.shutdown()),
+        tokio::time::timeout(SHUTDOWN_FLUSH_DEADLINE, counted)
+    );
     if flushed.is_err() {
         tracing::warn!(
             deadline_s = SHUTDOWN_FLUSH_DEADLINE.as_secs(),

@@ -19,6 +19,7 @@ pub mod app;
 pub mod clock;
 pub mod config;
 pub mod disk;
+pub mod dynamo;
 pub mod event;
 pub mod healthcheck;
 pub mod ingest;

@@ -1,4 +1,5 @@
-//! The `logboard` command: `serve` (the default), `hash-password`, `check-config`, `healthcheck`.
+//! The `logboard` command: `serve` (the default), `hash-password`, `check-config`, `healthcheck`,
+//! `create-state-table`.
 
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
@@ -35,6 +36,11 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Create the `[state]` DynamoDB table (on-demand, TTL on); exit 0 when it exists already.
+    CreateStateTable {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 /// mimalloc: ingest allocates and frees many small strings and vectors per event, and glibc's
@@ -49,6 +55,7 @@ fn main() -> ExitCode {
         Command::HashPassword => hash_password(),
         Command::CheckConfig { config } => check_config(config),
         Command::Healthcheck { config } => healthcheck(config),
+        Command::CreateStateTable { config } => create_state_table(config),
     }
 }
 
@@ -66,6 +73,30 @@ fn serve(flag: Option<PathBuf>) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "logboard stopped");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn create_state_table(flag: Option<PathBuf>) -> ExitCode {
+    let Some(config) = load_config(flag) else { return ExitCode::FAILURE };
+    let created = tokio::runtime::Runtime::new().map_err(anyhow::Error::from).and_then(|runtime| {
+        runtime.block_on(async {
+            let table = logboard::dynamo::Table::connect(&config).await;
+            table.create().await.map(|created| (table.name, created))
+        })
+    });
+    match created {
+        Ok((name, true)) => {
+            println!("created the table {name}");
+            ExitCode::SUCCESS
+        }
+        Ok((name, false)) => {
+            println!("the table {name} exists already");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }

@@ -63,7 +63,10 @@ impl Table {
     pub async fn connect(config: &Config) -> Table {
         let state = &config.state;
         let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(
-            TimeoutConfig::builder().connect_timeout(CONNECT_TIMEOUT).operation_attempt_timeout(ATTEMPT_TIMEOUT).build(),
+            TimeoutConfig::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+                .build(),
         );
         let region = state.region(config);
         if !region.is_empty() {
@@ -103,7 +106,9 @@ impl Table {
             self.client
                 .update_time_to_live()
                 .table_name(&self.name)
-                .time_to_live_specification(TimeToLiveSpecification::builder().enabled(true).attribute_name(EXPIRES).build()?)
+                .time_to_live_specification(
+                    TimeToLiveSpecification::builder().enabled(true).attribute_name(EXPIRES).build()?,
+                )
                 .send()
                 .await
                 .map_err(failure)

@@ -87,7 +87,10 @@ impl Queue {
                 }
                 let Some(last) = last else { return Ok(None) };
                 // Ids sort in the order flushes were taken (a ULID), and are unique among tasks.
-                let flush = Flush { id: ulid::Ulid::new().to_string(), body: fold(entries) };
+                let flush = Flush {
+                    id: crate::event::new_id(time::OffsetDateTime::now_utc()).to_string(),
+                    body: fold(entries),
+                };
                 tx.execute("INSERT INTO flushes (id, body) VALUES (?1, ?2)", params![flush.id, flush.body])?;
                 tx.execute("DELETE FROM pending WHERE seq <= ?1", params![last])?;
                 tx.commit()?;

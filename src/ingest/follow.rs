@@ -85,8 +85,12 @@ impl Follower {
 
     /// The project's groups, each with the environment whose issues it feeds.
     async fn groups_of<'p>(&self, project: &'p Project) -> Vec<(&'p str, String)> {
-        let mut groups: Vec<(&str, String)> =
-            project.envs.iter().map(|env| (env.as_str(), project.own_group(env).to_string())).collect();
+        // A shared index has the own groups' errors from ingest, on whichever task took them.
+        let mut groups: Vec<(&str, String)> = if self.issues.is_shared() {
+            Vec::new()
+        } else {
+            project.envs.iter().map(|env| (env.as_str(), project.own_group(env).to_string())).collect()
+        };
         if project.extra_group_prefixes.iter().all(String::is_empty) {
             return groups;
         }

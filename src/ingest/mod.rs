@@ -90,10 +90,10 @@ impl Pipeline {
     ) -> Result<Accepted, NotStored> {
         let (events, rejected) = self.settle(project, batch, received_at);
         let ids: Vec<Ulid> = events.iter().map(|e| e.id).collect();
-        // On a store the issue follower reads back (CloudWatch), it records them: once, whichever
-        // task ingested them.
-        let occurrences =
-            if self.store.issue_follow_interval().is_some() { Vec::new() } else { Occurrence::of(&events) };
+        // A task's own index on a store the issue follower reads back (CloudWatch) is fed by the
+        // follower: once, whichever task ingested them. A shared index counts at acceptance.
+        let followed = self.store.issue_follow_interval().is_some() && !self.issues.is_shared();
+        let occurrences = if followed { Vec::new() } else { Occurrence::of(&events) };
         let hits = self.alerts.matches(&events);
         let live = self.tail.is_watched().then(|| events.clone());
         if let Err(error) = self.store.append(events).await {

@@ -79,6 +79,17 @@ impl Drop for Moto {
     }
 }
 
+/// The state table `name` on a DynamoDB endpoint, with a client as the tests use it.
+pub fn table_for(endpoint: &str, name: &str) -> logboard::dynamo::Table {
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new("test", "test", None, None, "static"))
+        .build();
+    logboard::dynamo::Table { client: aws_sdk_dynamodb::Client::from_conf(config), name: name.to_string() }
+}
+
 /// An SDK client for a CloudWatch Logs endpoint, as the tests use it.
 pub fn client_for(endpoint: &str) -> Client {
     let config = aws_sdk_cloudwatchlogs::Config::builder()

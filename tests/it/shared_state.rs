@@ -1,0 +1,260 @@
+//! Many tasks, one monitor (`shared/spec/state.md`): real `logboard` processes on the CloudWatch
+//! store and `[state] backend = "dynamodb"`, all on one moto server (CloudWatch Logs and the
+//! DynamoDB table), each with its own data directory — and a deploy, which replaces them all
+//! with new ones on empty data directories.
+
+use crate::cloudwatch_process::{start_server_with, wait_until_drained};
+use crate::common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use common::binary::{self, Server};
+use common::moto::{Moto, table_for};
+use logboard::event::unix_ms;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+const TABLE: &str = "logboard-state-test";
+const WAIT: Duration = Duration::from_secs(30);
+const HOUR_MS: i64 = 3_600_000;
+
+fn state_env(moto: &Moto) -> Vec<(&'static str, String)> {
+    vec![
+        ("LOGBOARD__STATE__BACKEND", "dynamodb".into()),
+        ("LOGBOARD__STATE__TABLE", TABLE.into()),
+        ("LOGBOARD__STATE__ENDPOINT_URL", moto.url.clone()),
+        ("LOGBOARD__STATE__REGION", "us-east-1".into()),
+        ("AWS_ACCESS_KEY_ID", "test".into()),
+        ("AWS_SECRET_ACCESS_KEY", "test".into()),
+        ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ("AWS_CONFIG_FILE", "/nonexistent".into()),
+        ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent".into()),
+    ]
+}
+
+/// `logboard create-state-table` against moto: its exit code and what it printed.
+fn create_table(moto: &Moto) -> (bool, String) {
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/config.toml");
+    let env = state_env(moto);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let out = binary::logboard(&["create-state-table", "--config", config], &env).output().expect("run");
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+/// A task of the service: CloudWatch and the state table on moto, its own data directory.
+fn start_task(moto: &Moto, dir: &tempfile::TempDir) -> Server {
+    let env = state_env(moto);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    start_server_with(dir.path(), &moto.url, &env)
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client")
+}
+
+/// An error event of the issue `kind: message`, `age_ms` old, by `user`.
+fn error(kind: &str, message: &str, age_ms: i64, user: &str) -> Value {
+    let now = unix_ms(OffsetDateTime::now_utc());
+    json!({"level": "error", "type": kind, "message": message, "timestamp": now - age_ms, "user": {"id": user}})
+}
+
+async fn ingest(base: &str, events: Vec<Value>) {
+    let answer = http()
+        .post(format!("{base}/api/v1/events"))
+        .header("X-Logboard-Key", common::INGEST_KEY)
+        .json(&json!({"env": "production", "events": events}))
+        .send()
+        .await
+        .expect("ingest");
+    assert_eq!(answer.status(), 202, "{}", answer.text().await.unwrap_or_default());
+}
+
+/// The issues of demo/production over the last 3 days, by title: (count, users, status).
+async fn issues(base: &str) -> BTreeMap<String, (u64, u64, String)> {
+    let listed: Value = http()
+        .get(format!("{base}/api/v1/issues?project=demo&env=production&from=now-3d"))
+        .basic_auth("admin", Some(common::ADMIN_PASSWORD))
+        .send()
+        .await
+        .expect("issues")
+        .json()
+        .await
+        .expect("json");
+    listed["issues"]
+        .as_array()
+        .unwrap_or_else(|| panic!("issues: {listed}"))
+        .iter()
+        .map(|i| {
+            let title = i["title"].as_str().expect("title").to_string();
+            let status = i["status"].as_str().expect("status").to_string();
+            (title, (i["count"].as_u64().expect("count"), i["users"].as_u64().expect("users"), status))
+        })
+        .collect()
+}
+
+async fn fingerprint(base: &str, title: &str) -> String {
+    let listed: Value = http()
+        .get(format!("{base}/api/v1/issues?project=demo&env=production&from=now-3d"))
+        .basic_auth("admin", Some(common::ADMIN_PASSWORD))
+        .send()
+        .await
+        .expect("issues")
+        .json()
+        .await
+        .expect("json");
+    let found = listed["issues"].as_array().expect("issues").iter().find(|i| i["title"] == title);
+    found.and_then(|i| i["fingerprint"].as_str()).expect("the issue").to_string()
+}
+
+/// Waits until every task in `bases` lists `expected`.
+async fn settle(bases: &[&str], expected: &BTreeMap<String, (u64, u64, String)>) {
+    for base in bases {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let now = issues(base).await;
+            if &now == expected {
+                break;
+            }
+            assert!(Instant::now() < deadline, "on {base}: {now:?}, expected {expected:?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+fn expect(rows: &[(&str, u64, u64, &str)]) -> BTreeMap<String, (u64, u64, String)> {
+    rows.iter().map(|(t, c, u, s)| (t.to_string(), (*c, *u, s.to_string()))).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_tasks_count_every_error_once_whatever_its_age_share_statuses_and_a_deploy_keeps_them() {
+    let moto = Moto::start().await;
+    let (ok, said) = create_table(&moto);
+    assert!(ok && said.contains("created the table"), "{said}");
+    let (ok, said) = create_table(&moto);
+    assert!(ok && said.contains("exists already"), "a second run exits 0: {said}");
+
+    let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().expect("dir")).collect();
+    let a = start_task(&moto, &dirs[0]);
+    let b = start_task(&moto, &dirs[1]);
+    let (pay, cart) = ("payment declined", "cart is empty");
+
+    // A takes 5 fresh errors; B takes 4 of the same issue, two of them 3 h old and one 30 h old
+    // (a mobile client's retry), and 3 of another issue.
+    ingest(&a.base, (0..5).map(|i| error("PaymentError", pay, i, &format!("u{i}"))).collect()).await;
+    ingest(
+        &b.base,
+        vec![
+            error("PaymentError", pay, 0, "u1"),
+            error("PaymentError", pay, 3 * HOUR_MS, "u7"),
+            error("PaymentError", pay, 3 * HOUR_MS + 1, "u8"),
+            error("PaymentError", pay, 30 * HOUR_MS, "u9"),
+            error("CartError", cart, 10, "u1"),
+            error("CartError", cart, 20, "u2"),
+            error("CartError", cart, 30, "u2"),
+        ],
+    )
+    .await;
+    // First seen 30 h ago: no longer `new`.
+    let counted = expect(&[(pay, 9, 8, "ongoing"), (cart, 3, 2, "new")]);
+    settle(&[&a.base, &b.base], &counted).await;
+
+    // Resolved on A: resolved on B at its next request.
+    let fp = fingerprint(&a.base, pay).await;
+    let resolved = http()
+        .post(format!("{}/api/v1/issues/{fp}/status", a.base))
+        .basic_auth("admin", Some(common::ADMIN_PASSWORD))
+        .json(&json!({"project": "demo", "env": "production", "status": "resolved"}))
+        .send()
+        .await
+        .expect("status");
+    assert_eq!(resolved.status(), 200);
+    let resolved = expect(&[(pay, 9, 8, "resolved"), (cart, 3, 2, "new")]);
+    assert_eq!(issues(&b.base).await, resolved);
+
+    // A deploy: every task stops (SIGTERM), new ones start on empty data directories.
+    wait_until_drained(&a.base).await;
+    wait_until_drained(&b.base).await;
+    for task in [&a, &b] {
+        task.terminate();
+    }
+    drop((a, b));
+    let new_dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().expect("dir")).collect();
+    let c = start_task(&moto, &new_dirs[0]);
+    let d = start_task(&moto, &new_dirs[1]);
+    settle(&[&c.base, &d.base], &resolved).await;
+
+    // The resolved issue occurs again on C: regressed everywhere, counted on.
+    ingest(&c.base, vec![error("PaymentError", pay, 0, "u1")]).await;
+    settle(&[&c.base, &d.base], &expect(&[(pay, 10, 8, "regressed"), (cart, 3, 2, "new")])).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flush_sent_again_after_a_crash_is_counted_once() {
+    use logboard::dynamo::DynamoIssueIndex;
+    use logboard::issues::{IssueIndex, Occurrence, Sort};
+
+    let moto = Moto::start().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let table = table_for(&moto.url, TABLE);
+    assert!(table.create().await.expect("create"));
+    let index = DynamoIssueIndex::open(table, dir.path()).expect("index");
+
+    let now = OffsetDateTime::now_utc();
+    let event = |i: usize| {
+        let mut e = logboard::event::StoredEvent::bare(
+            logboard::event::new_id(now),
+            ("demo", "production"),
+            (now, now),
+            logboard::event::Level::Error,
+            format!("boom {}", i % 2),
+        );
+        e.fingerprint = Some(format!("fp{}", i % 2));
+        e
+    };
+    let events: Vec<_> = (0..6).map(event).collect();
+    index.record(Occurrence::of(&events)).await.expect("record");
+
+    // Sent, then the task "crashes" before forgetting it: sent again under the same marker.
+    let (first, changes) = index.send_next().await.expect("send").expect("a flush");
+    assert_eq!(changes.new.len(), 2, "two new issues, announced by the first send");
+    let (again, changes) = index.send_next().await.expect("send again").expect("the same flush");
+    assert_eq!(again, first);
+    assert!(changes.new.is_empty(), "announced once: {changes:?}");
+    index.flush().await.expect("flush");
+    assert_eq!(index.backlog().await.expect("backlog"), 0);
+
+    let ms = unix_ms(now);
+    let listed = index
+        .list(("demo", "production", ""), (ms - HOUR_MS, ms + HOUR_MS), &Default::default(), Sort::Count, ms)
+        .await
+        .expect("list");
+    let counts: BTreeMap<String, u64> = listed.iter().map(|i| (i.fingerprint.clone(), i.count)).collect();
+    assert_eq!(counts, BTreeMap::from([("fp0".to_string(), 3), ("fp1".to_string(), 3)]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_two_tasks_asking_for_a_lease_one_gets_it_until_it_runs_out_or_is_released() {
+    use logboard::dynamo::DynamoLeases;
+    use logboard::lease::Lease;
+
+    let moto = Moto::start().await;
+    let table = table_for(&moto.url, TABLE);
+    table.create().await.expect("create");
+    let (one, two) = (DynamoLeases::new(table.clone()), DynamoLeases::new(table));
+    let ttl = Duration::from_secs(60);
+    let t0 = unix_ms(OffsetDateTime::now_utc());
+
+    let (a, b) =
+        tokio::join!(one.acquire_at("follow:g", "task-a", ttl, t0), two.acquire_at("follow:g", "task-b", ttl, t0));
+    let (a, b) = (a.expect("a"), b.expect("b"));
+    assert!(a ^ b, "exactly one of two tasks asking at once gets it: {a} {b}");
+    let (holder, other) = if a { ("task-a", "task-b") } else { ("task-b", "task-a") };
+    assert!(one.acquire_at("follow:g", holder, ttl, t0 + 1_000).await.expect("renew"), "its holder renews it");
+    assert!(!one.acquire_at("follow:g", other, ttl, t0 + 30_000).await.expect("other"), "held");
+    assert!(one.acquire_at("follow:g", other, ttl, t0 + 61_001).await.expect("ran out"), "ran out: taken over");
+    one.release("follow:g", holder).await.expect("release by a former holder changes nothing");
+    assert!(!two.acquire_at("follow:g", holder, ttl, t0 + 62_000).await.expect("held by the other"));
+    one.release("follow:g", other).await.expect("release");
+    assert!(two.acquire_at("follow:g", holder, ttl, t0 + 62_000).await.expect("free"));
+}
