@@ -182,7 +182,9 @@ impl App {
         engine::spawn_ticker(Arc::downgrade(&state.alerts));
         if let Some(index) = &self.shared_issues {
             let alerts = Arc::clone(&state.alerts);
-            index.spawn_flusher(move |changes| alerts.observe(Hits::default(), &changes, &[], now_ms()));
+            index.spawn_flusher(Arc::clone(&state.metrics), move |changes| {
+                alerts.observe(Hits::default(), &changes, &[], now_ms())
+            });
         }
         let monitor = Monitor {
             canary_interval: Duration::from_secs(config.monitor.canary_interval_secs),

@@ -56,6 +56,10 @@ pub struct Metrics {
     pub canary_seconds: Gauge<f64, AtomicU64>,
     /// Canaries not read back within their deadline.
     pub canary_failures: Counter,
+    /// Issue counts queued on this task, not yet in the shared state table.
+    pub state_backlog: Gauge,
+    /// Sends to the shared state table that failed in a row (0 once one succeeds).
+    pub state_failing_sends: Gauge,
     /// Alert rules (the monitor's checks included) firing now.
     pub alerts_firing: Gauge,
     /// Attempts at delivering an alert message, by channel and outcome (sent, retrying, failed).
@@ -90,6 +94,18 @@ impl Metrics {
         let canary_seconds = Gauge::<f64, AtomicU64>::default();
         let canary_failures = Counter::default();
         let alerts_firing = Gauge::default();
+        let state_backlog = Gauge::default();
+        let state_failing_sends = Gauge::default();
+        registry.register(
+            "state_backlog",
+            "Issue counts queued here, not yet in the state table",
+            state_backlog.clone(),
+        );
+        registry.register(
+            "state_failing_sends",
+            "Sends to the state table that failed in a row",
+            state_failing_sends.clone(),
+        );
         registry.register("canary_seconds", "The last canary's time from ingest to read back", canary_seconds.clone());
         registry.register("canary_failures", "Canaries not read back within their deadline", canary_failures.clone());
         registry.register(
@@ -148,6 +164,8 @@ impl Metrics {
             dead_lettered_all,
             canary_seconds,
             canary_failures,
+            state_backlog,
+            state_failing_sends,
             alerts_firing,
             notifications,
         }

@@ -157,15 +157,17 @@ pub enum MonitorCheck {
     DeadLetters,
     ChannelFailing,
     EventsRefused,
+    StateStore,
 }
 
 impl MonitorCheck {
-    pub const ALL: [MonitorCheck; 5] = [
+    pub const ALL: [MonitorCheck; 6] = [
         MonitorCheck::Canary,
         MonitorCheck::SpoolAge,
         MonitorCheck::DeadLetters,
         MonitorCheck::ChannelFailing,
         MonitorCheck::EventsRefused,
+        MonitorCheck::StateStore,
     ];
 
     /// The rule's name.
@@ -176,6 +178,7 @@ impl MonitorCheck {
             MonitorCheck::DeadLetters => "monitor: dead letters",
             MonitorCheck::ChannelFailing => "monitor: channel failing",
             MonitorCheck::EventsRefused => "monitor: events refused",
+            MonitorCheck::StateStore => "monitor: state store failing",
         }
     }
 
@@ -1185,7 +1188,8 @@ mod tests {
                 "monitor: spool age",
                 "monitor: dead letters",
                 "monitor: channel failing",
-                "monitor: events refused"
+                "monitor: events refused",
+                "monitor: state store failing"
             ]
         );
         for check in MonitorCheck::ALL {

@@ -32,6 +32,9 @@ const RECENT: Duration = Duration::from_secs(600);
 const CANARY_FAILURES_TO_FIRE: u32 = 2;
 /// Failed attempts in a row after which a channel counts as failing (the others are told).
 const CHANNEL_FAILURES: u64 = 3;
+/// Sends to the shared state table failing in a row (one a second) before the state store is
+/// reported failing: a throttled second or two is not an outage.
+const STATE_FAILURES: i64 = 10;
 /// How long a canary may take to be read back: the CloudWatch writer ships within seconds.
 const CANARY_DEADLINE: Duration = Duration::from_secs(30);
 
@@ -203,6 +206,15 @@ async fn check_loop(monitor: Monitor) {
         let lines: Vec<String> =
             by_project.into_iter().map(|(project, counts)| format!("{project}: {}", counts.join(", "))).collect();
         monitor.alerts.set_condition(MonitorCheck::EventsRefused, (!lines.is_empty()).then_some(lines));
+
+        let failing = monitor.metrics.state_failing_sends.get();
+        let state = (failing >= STATE_FAILURES).then(|| {
+            vec![format!(
+                "{failing} sends to the state table failed in a row; {} batches of issue counts wait on this task",
+                monitor.metrics.state_backlog.get()
+            )]
+        });
+        monitor.alerts.set_condition(MonitorCheck::StateStore, state);
 
         let outbox = monitor.outbox.clone();
         if let Ok(Ok(health)) = tokio::task::spawn_blocking(move || outbox.channel_health()).await {

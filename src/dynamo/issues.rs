@@ -38,6 +38,7 @@ use super::queue::Queue;
 use super::{EXPIRES, Item, PK, SK, Table, condition_failed, failure, get_n, get_s, n, s};
 use crate::clock::{HOUR_MS, from_ms_utc, now_ms};
 use crate::issues::{Changes, Followed, Issue, IssueIndex, IssueKey, MAX_LISTED, Occurrence, Sort, Status};
+use crate::metrics::Metrics;
 use crate::search::Query;
 
 /// A transaction holds 100 actions: the flush's marker, maybe a checkpoint, and the issues.
@@ -162,7 +163,8 @@ impl DynamoIssueIndex {
 
     /// Sends what waits in the queue every second, for as long as the process runs; `report`
     /// gets what each flush changed (the new and regressed issues, each reported by one task).
-    pub fn spawn_flusher(self: &Arc<Self>, report: impl Fn(Changes) + Send + Sync + 'static) {
+    /// The backlog and the failures in a row go to `metrics` (what the monitor watches).
+    pub fn spawn_flusher(self: &Arc<Self>, metrics: Arc<Metrics>, report: impl Fn(Changes) + Send + Sync + 'static) {
         let index = Arc::clone(self);
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(FLUSH_EVERY);
@@ -171,13 +173,18 @@ impl DynamoIssueIndex {
                 ticker.tick().await;
                 match index.flush().await {
                     Ok(changes) => {
+                        metrics.state_failing_sends.set(0);
                         if !changes.new.is_empty() || !changes.regressed.is_empty() {
                             report(changes);
                         }
                     }
                     Err(error) => {
-                        tracing::warn!(error = format!("{error:#}"), "sending issue counts to the state table")
+                        metrics.state_failing_sends.inc();
+                        tracing::warn!(error = format!("{error:#}"), "sending issue counts to the state table");
                     }
+                }
+                if let Ok(backlog) = index.backlog().await {
+                    metrics.state_backlog.set(i64::try_from(backlog).unwrap_or(i64::MAX));
                 }
             }
         });

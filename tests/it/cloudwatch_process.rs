@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 use aws_sdk_cloudwatchlogs::Client;
 use common::binary::{self, Server};
 use common::moto::Moto;
+use common::proxy::Proxy;
 use logboard::event::{StoredEvent, unix_ms};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
-use tokio::net::{TcpListener, TcpStream};
 
 const GROUP: &str = "/logboard/demo/production";
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(120);
@@ -144,60 +144,6 @@ impl Load {
         let mut acknowledged = self.acknowledged.lock().expect("acks").clone();
         acknowledged.sort_unstable();
         acknowledged
-    }
-}
-
-/// A TCP proxy in front of CloudWatch that the test can cut (existing connections reset, new
-/// ones refused) and restore.
-struct Proxy {
-    url: String,
-    up: Arc<AtomicBool>,
-    connections: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
-    task: tokio::task::AbortHandle,
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-impl Proxy {
-    async fn start(upstream: &str) -> Proxy {
-        let upstream = upstream.trim_start_matches("http://").to_string();
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
-        let up = Arc::new(AtomicBool::new(true));
-        let connections: Arc<Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
-        let (up2, connections2) = (Arc::clone(&up), Arc::clone(&connections));
-        let task = tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                if !up2.load(Ordering::SeqCst) {
-                    drop(inbound);
-                    continue;
-                }
-                let upstream = upstream.clone();
-                let handle = tokio::spawn(async move {
-                    if let Ok(mut outbound) = TcpStream::connect(&upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
-                connections2.lock().expect("connections").push(handle.abort_handle());
-            }
-        })
-        .abort_handle();
-        Proxy { url, up, connections, task }
-    }
-
-    fn cut(&self) {
-        self.up.store(false, Ordering::SeqCst);
-        for connection in self.connections.lock().expect("connections").drain(..) {
-            connection.abort();
-        }
-    }
-
-    fn restore(&self) {
-        self.up.store(true, Ordering::SeqCst);
     }
 }
 

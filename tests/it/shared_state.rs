@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::binary::{self, Server};
 use common::moto::{Moto, table_for};
+use common::proxy::Proxy;
 use logboard::event::unix_ms;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -257,4 +258,70 @@ async fn of_two_tasks_asking_for_a_lease_one_gets_it_until_it_runs_out_or_is_rel
     assert!(!two.acquire_at("follow:g", holder, ttl, t0 + 62_000).await.expect("held by the other"));
     one.release("follow:g", other).await.expect("release");
     assert!(two.acquire_at("follow:g", holder, ttl, t0 + 62_000).await.expect("free"));
+}
+
+/// The value of one metric line of `/metrics`.
+async fn metric(base: &str, name: &str) -> Option<f64> {
+    crate::cloudwatch_process::metric(base, name).await
+}
+
+/// The state of the rule `name` in `GET /api/v1/alerts`.
+async fn rule_state(base: &str, name: &str) -> Option<String> {
+    let listed: Value = http()
+        .get(format!("{base}/api/v1/alerts"))
+        .basic_auth("admin", Some(common::ADMIN_PASSWORD))
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    let rule = listed["alerts"].as_array()?.iter().find(|r| r["name"] == name)?;
+    rule["state"].as_str().map(str::to_string)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_table_unreachable_ingest_still_answers_202_and_every_error_is_counted_once_when_it_is_back() {
+    let moto = Moto::start().await;
+    let table = table_for(&moto.url, TABLE);
+    table.create().await.expect("create");
+    let proxy = Proxy::start(&moto.url).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let through_proxy = |moto: &Moto, proxy: &Proxy| {
+        let mut env = state_env(moto);
+        env.retain(|(k, _)| *k != "LOGBOARD__STATE__ENDPOINT_URL");
+        env.push(("LOGBOARD__STATE__ENDPOINT_URL", proxy.url.clone()));
+        env
+    };
+    let env = through_proxy(&moto, &proxy);
+    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut task = start_server_with(dir.path(), &moto.url, &env_refs);
+
+    proxy.cut();
+    ingest(&task.base, (0..3).map(|i| error("TimeoutError", "upstream timed out", i, "u1")).collect()).await;
+    // The counts wait on the task's disk; the monitor says the state store is failing.
+    let deadline = Instant::now() + WAIT;
+    while metric(&task.base, "logboard_state_backlog").await.unwrap_or(0.0) < 1.0 {
+        assert!(Instant::now() < deadline, "the backlog metric never showed the queued counts");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let ready = http().get(format!("{}/readyz", task.base)).send().await.expect("readyz");
+    assert_eq!(ready.status(), 200, "ready while the table is down: ingest still works");
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while rule_state(&task.base, "monitor: state store failing").await.as_deref() != Some("firing") {
+        assert!(Instant::now() < deadline, "the monitor did not report the state store failing");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    // Killed while the table is down: the queue is on disk, and the task that replaces it on the
+    // same disk sends it.
+    ingest(&task.base, vec![error("TimeoutError", "upstream timed out", 5, "u2")]).await;
+    task.child.kill().expect("SIGKILL");
+    task.child.wait().expect("reaped");
+    task = start_server_with(dir.path(), &moto.url, &env_refs);
+    proxy.restore();
+    settle(&[&task.base], &expect(&[("upstream timed out", 4, 2, "new")])).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(issues(&task.base).await, expect(&[("upstream timed out", 4, 2, "new")]), "counted once");
+    assert_eq!(metric(&task.base, "logboard_state_backlog").await, Some(0.0));
 }

@@ -5,6 +5,7 @@ pub mod browser;
 pub mod client_pages;
 pub mod fake_cloudwatch;
 pub mod moto;
+pub mod proxy;
 pub mod receivers;
 
 use std::net::SocketAddr;
