@@ -3,7 +3,8 @@
 //! part of the events, and Lambda functions write their groups without logboard: only CloudWatch
 //! holds every error, so each task follows every group and its index is complete.
 //!
-//! Every poll reads, for each project/environment, its own group and each Lambda group under its
+//! Every poll reads, for each project/environment, its own group (unless the index is shared:
+//! then every task counted its own errors at acceptance) and each Lambda group under its
 //! `extra_group_prefixes` (the store reads them with a filter pattern and decides the level
 //! itself). Per group, its checkpoint ([`IssueIndex::follow_state`]) keeps where the next read
 //! starts and the ids already counted, written with the occurrences, so a crash never counts an

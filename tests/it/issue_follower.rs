@@ -22,6 +22,11 @@ const STAGING_BILLING: &str = "/aws/lambda/demo-api-staging-billing";
 /// A logboard on moto whose `demo` project has the Lambda groups `/aws/lambda/demo-api-*`,
 /// following them every [`POLL`].
 async fn start(moto: &Moto) -> CloudWatchApp {
+    start_on(moto, None).await
+}
+
+/// [`start`], with the shared state in `table` when given.
+async fn start_on(moto: &Moto, table: Option<logboard::dynamo::Table>) -> CloudWatchApp {
     let dir = tempfile::tempdir().expect("dir");
     let mut config = common::test_config(
         dir.path(),
@@ -35,7 +40,7 @@ async fn start(moto: &Moto) -> CloudWatchApp {
     demo.extra_group_prefixes = vec!["/aws/lambda/demo-api-".into()];
     let options =
         CloudWatchOptions { issue_poll: POLL, linger: Duration::from_millis(50), ..CloudWatchOptions::default() };
-    CloudWatchApp::start_with(config, dir, &moto.url, options).await
+    CloudWatchApp::start_on(config, dir, &moto.url, options, table).await
 }
 
 /// The issues of `env` over the last two days, by fingerprint.
@@ -325,4 +330,37 @@ async fn an_error_that_reaches_cloudwatch_an_hour_late_is_still_counted_once() {
     assert_eq!(expected.values().copied().collect::<Vec<_>>(), [(2, 2)], "{expected:?}");
     expected.insert(lambda, (2, 0));
     settle(&app, "production", &expected).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_tasks_on_one_state_table_count_a_lambda_groups_errors_once_and_the_errors_they_ingested_once() {
+    let moto = Moto::start().await;
+    let table = common::moto::table_for(&moto.url, "logboard-state");
+    table.create().await.expect("create the table");
+    let mut tasks = Vec::new();
+    for _ in 0..3 {
+        tasks.push(start_on(&moto, Some(table.clone())).await);
+    }
+    // A Lambda function's errors, which no task ingested: one task at a time follows the group.
+    let lines: Vec<String> = (1..=6u32).map(python_key_error).collect();
+    put_lines(&moto.client(), ORDERS, "2026/11/24/[$LATEST]a", now_ms() - 60_000, &lines).await;
+    // And errors ingested through two of the tasks: counted at acceptance, not read back.
+    ingest(&tasks[0], "production", vec![error("alpha failed for order 1", Some("u1"))]).await;
+    ingest(&tasks[2], "production", vec![error("alpha failed for order 2", Some("u2"))]).await;
+
+    let by_type = |listed: &BTreeMap<String, Value>| -> BTreeMap<String, u64> {
+        listed
+            .values()
+            .map(|i| (i["type"].as_str().unwrap_or("").to_string(), i["count"].as_u64().unwrap_or(0)))
+            .collect()
+    };
+    let want = BTreeMap::from([("KeyError".to_string(), 6), ("PaymentError".to_string(), 2)]);
+    for task in &tasks {
+        wait_until(task, "production", |listed| by_type(listed) == want).await;
+    }
+    // Many polls of every task later, nothing was counted again.
+    tokio::time::sleep(POLL * 15).await;
+    for task in &tasks {
+        assert_eq!(by_type(&issues(task, "production").await), want);
+    }
 }

@@ -164,6 +164,18 @@ impl CloudWatchApp {
         endpoint: &str,
         options: CloudWatchOptions,
     ) -> CloudWatchApp {
+        CloudWatchApp::start_on(config, data_dir, endpoint, options, None).await
+    }
+
+    /// Like [`CloudWatchApp::start_with`], with the shared state in `table` when given
+    /// (`[state] backend = "dynamodb"`).
+    pub async fn start_on(
+        config: Config,
+        data_dir: tempfile::TempDir,
+        endpoint: &str,
+        options: CloudWatchOptions,
+        table: Option<logboard::dynamo::Table>,
+    ) -> CloudWatchApp {
         assert_eq!(config.storage.backend, Backend::Cloudwatch, "the config names the CloudWatch backend");
         // The CloudWatch store is injected with a client for moto: the real `open` would ask the
         // AWS default chain for credentials.
@@ -173,7 +185,11 @@ impl CloudWatchApp {
                 .await
                 .expect("store"),
         );
-        let stores = Stores::with_events(&config, store.clone()).expect("stores");
+        let stores = match table {
+            Some(table) => Stores::shared(&config, store.clone(), table),
+            None => Stores::with_events(&config, store.clone()),
+        };
+        let stores = stores.expect("stores");
         let app = logboard::App::with_stores(config, metrics, stores).expect("app");
         let state = app.state.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
