@@ -182,8 +182,8 @@ impl App {
         engine::spawn_ticker(Arc::downgrade(&state.alerts));
         if let Some(index) = &self.shared_issues {
             let alerts = Arc::clone(&state.alerts);
-            index.spawn_flusher(Arc::clone(&state.metrics), move |changes| {
-                alerts.observe(Hits::default(), &changes, &[], now_ms())
+            index.spawn_flusher(Arc::clone(&state.metrics), move |announced| {
+                alerts.observe(Hits::default(), &announced.changes, &announced.samples, now_ms())
             });
         }
         let monitor = Monitor {

@@ -37,6 +37,7 @@ use serde::{Deserialize, Serialize};
 use super::queue::Queue;
 use super::{EXPIRES, Item, PK, SK, Table, condition_failed, failure, get_n, get_s, n, s};
 use crate::clock::{HOUR_MS, from_ms_utc, now_ms};
+use crate::event::{Level, StoredEvent};
 use crate::issues::{Changes, Followed, Issue, IssueIndex, IssueKey, MAX_LISTED, Occurrence, Sort, Status};
 use crate::metrics::Metrics;
 use crate::search::Query;
@@ -84,6 +85,42 @@ struct Delta {
 impl Delta {
     fn key(&self) -> (&str, &str, &str) {
         (&self.project, &self.env, &self.fingerprint)
+    }
+
+    /// The issue's latest occurrence in this delta, as the alert rules match it: its message,
+    /// type, level and fingerprint (the index keeps no other field).
+    fn sample(&self) -> StoredEvent {
+        let at = from_ms_utc(self.last_ts);
+        let id = ulid::Ulid::from_string(&self.sample_id).unwrap_or_else(|_| crate::event::new_id(at));
+        let level = self.level.parse().unwrap_or(Level::Error);
+        let bare = StoredEvent::bare(
+            id,
+            (&self.project, &self.env),
+            (at, from_ms_utc(self.received_ms)),
+            level,
+            self.title.clone(),
+        );
+        StoredEvent { kind: self.kind.clone(), fingerprint: Some(self.fingerprint.clone()), ..bare }
+    }
+}
+
+/// What sending counts announced: the issues it created or made regress (each announced by one
+/// task only), and an event standing for each, which the alert rules match.
+#[derive(Debug, Clone, Default)]
+pub struct Announced {
+    pub changes: Changes,
+    pub samples: Vec<StoredEvent>,
+}
+
+impl Announced {
+    fn extend(&mut self, other: Announced) {
+        self.changes.new.extend(other.changes.new);
+        self.changes.regressed.extend(other.changes.regressed);
+        self.samples.extend(other.samples);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.changes.new.is_empty() && self.changes.regressed.is_empty()
     }
 }
 
@@ -149,8 +186,8 @@ pub struct DynamoIssueIndex {
 
 /// How a write of counts went.
 enum Applied {
-    /// Applied now or before: what it changed.
-    Counted(Changes),
+    /// Applied now or before: what it announced.
+    Counted(Announced),
     /// The follower's checkpoint moved meanwhile (another task read the group): nothing written.
     Superseded,
 }
@@ -164,7 +201,7 @@ impl DynamoIssueIndex {
     /// Sends what waits in the queue every second, for as long as the process runs; `report`
     /// gets what each flush changed (the new and regressed issues, each reported by one task).
     /// The backlog and the failures in a row go to `metrics` (what the monitor watches).
-    pub fn spawn_flusher(self: &Arc<Self>, metrics: Arc<Metrics>, report: impl Fn(Changes) + Send + Sync + 'static) {
+    pub fn spawn_flusher(self: &Arc<Self>, metrics: Arc<Metrics>, report: impl Fn(Announced) + Send + Sync + 'static) {
         let index = Arc::clone(self);
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(FLUSH_EVERY);
@@ -172,10 +209,10 @@ impl DynamoIssueIndex {
             loop {
                 ticker.tick().await;
                 match index.flush().await {
-                    Ok(changes) => {
+                    Ok(announced) => {
                         metrics.state_failing_sends.set(0);
-                        if !changes.new.is_empty() || !changes.regressed.is_empty() {
-                            report(changes);
+                        if !announced.is_empty() {
+                            report(announced);
                         }
                     }
                     Err(error) => {
@@ -192,11 +229,10 @@ impl DynamoIssueIndex {
 
     /// Sends everything that waits in the queue, flush after flush; stops at the first failure
     /// (what failed is sent again next time, under the same marker).
-    pub async fn flush(&self) -> anyhow::Result<Changes> {
-        let mut all = Changes { found: true, ..Changes::default() };
-        while let Some((id, changes)) = self.send_next().await? {
-            all.new.extend(changes.new);
-            all.regressed.extend(changes.regressed);
+    pub async fn flush(&self) -> anyhow::Result<Announced> {
+        let mut all = Announced::default();
+        while let Some((id, announced)) = self.send_next().await? {
+            all.extend(announced);
             self.queue.done(&id).await?;
         }
         Ok(all)
@@ -205,15 +241,15 @@ impl DynamoIssueIndex {
     /// Sends the next flush to the table, and returns its id and what it changed, without
     /// forgetting it: until [`Self::flush`] does, it is sent again (as after a crash here), and
     /// counted once. `None` when nothing waits.
-    pub async fn send_next(&self) -> anyhow::Result<Option<(String, Changes)>> {
+    pub async fn send_next(&self) -> anyhow::Result<Option<(String, Announced)>> {
         let taken = self.queue.take(ENTRIES_PER_FLUSH, fold_entries).await.context("taking a flush from the queue")?;
         let Some(flush) = taken else { return Ok(None) };
         let deltas: Vec<Delta> = serde_json::from_str(&flush.body).context("reading a queued flush")?;
-        let changes = match self.apply(&flush.id, &deltas, None).await? {
-            Applied::Counted(changes) => changes,
-            Applied::Superseded => Changes::default(),
+        let announced = match self.apply(&flush.id, &deltas, None).await? {
+            Applied::Counted(announced) => announced,
+            Applied::Superseded => Announced::default(),
         };
-        Ok(Some((flush.id, changes)))
+        Ok(Some((flush.id, announced)))
     }
 
     /// What waits in the queue (batches and flushes not yet in the table).
@@ -224,7 +260,7 @@ impl DynamoIssueIndex {
     /// Adds `deltas` once under the marker `id` (in parts of [`ISSUES_PER_WRITE`], each with its
     /// own marker), then does what only one task may do.
     async fn apply(&self, id: &str, deltas: &[Delta], checkpoint: Option<&Checkpoint>) -> anyhow::Result<Applied> {
-        let mut changes = Changes { found: true, ..Changes::default() };
+        let mut announced = Announced::default();
         let parts: Vec<&[Delta]> =
             if deltas.is_empty() { vec![&[]] } else { deltas.chunks(ISSUES_PER_WRITE).collect() };
         let last = parts.len() - 1;
@@ -252,18 +288,16 @@ impl DynamoIssueIndex {
                     return Err(failure(error)).context("adding issue counts");
                 }
             }
-            let found = self.settle(part).await?;
-            changes.new.extend(found.new);
-            changes.regressed.extend(found.regressed);
+            announced.extend(self.settle(part).await?);
         }
-        Ok(Applied::Counted(changes))
+        Ok(Applied::Counted(announced))
     }
 
     /// After the counts: first and last seen, the latest occurrence, users, the announcements
     /// of new and regressed issues (each by one task), old hours removed.
-    async fn settle(&self, deltas: &[Delta]) -> anyhow::Result<Changes> {
+    async fn settle(&self, deltas: &[Delta]) -> anyhow::Result<Announced> {
         let items = self.read_issues(deltas.iter().map(Delta::key)).await?;
-        let mut changes = Changes::default();
+        let mut announced = Announced::default();
         let now = now_ms();
         for delta in deltas {
             let Some(item) = items.get(&(delta.project.clone(), delta.env.clone(), delta.fingerprint.clone())) else {
@@ -286,7 +320,8 @@ impl DynamoIssueIndex {
                     .conditional(key, "SET announced = :now", "attribute_not_exists(announced)", &[(":now", n(now))])
                     .await?
             {
-                changes.new.push(issue_key());
+                announced.changes.new.push(issue_key());
+                announced.samples.push(delta.sample());
             }
             if get_s(item, "status") == Some("resolved")
                 && get_n(item, "resolved_at").is_some_and(|at| delta.received_ms > at)
@@ -303,7 +338,8 @@ impl DynamoIssueIndex {
                     )
                     .await?
             {
-                changes.regressed.push(issue_key());
+                announced.changes.regressed.push(issue_key());
+                announced.samples.push(delta.sample());
             }
             let users = item.get("users").and_then(|v| v.as_ss().ok()).map_or(0, Vec::len);
             if !delta.users.is_empty() && users < MAX_USERS {
@@ -318,7 +354,7 @@ impl DynamoIssueIndex {
             }
             self.remove_old_hours(key, item, now).await?;
         }
-        Ok(changes)
+        Ok(announced)
     }
 
     /// The latest occurrence's fields, if it is still the latest.
@@ -744,7 +780,7 @@ impl IssueIndex for DynamoIssueIndex {
         let checkpoint = Checkpoint { group: group.clone(), next_from, floor, seen, version };
         let id = format!("follow#{group}#{version}");
         match self.apply(&id, &fold(fresh), Some(&checkpoint)).await? {
-            Applied::Counted(changes) => Ok(changes),
+            Applied::Counted(announced) => Ok(Changes { found: true, ..announced.changes }),
             Applied::Superseded => Ok(Changes::default()),
         }
     }
@@ -778,7 +814,6 @@ impl IssueIndex for DynamoIssueIndex {
 mod tests {
     use super::*;
     use crate::clock::DAY_MS;
-    use crate::event::Level;
 
     fn occurrence(fingerprint: &str, ts: i64, user: Option<&str>) -> Occurrence {
         Occurrence {

@@ -432,3 +432,53 @@ async fn dead_letters_fire_a_monitor_alert_with_their_count() {
     let text = message_about(&ops, "dead letters").await.expect("a monitor message about dead letters");
     assert!(text.contains("1 event(s) dead-lettered"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_shared_state_table_two_tasks_announce_new_issues_once_and_a_deploy_announces_none_again() {
+    let receiver = Receiver::start(Vec::new()).await;
+    let moto = Moto::start().await;
+    let table = common::moto::table_for(&moto.url, "logboard-state");
+    table.create().await.expect("create the table");
+    let extra = rules(&receiver.url).replace("[server]\npublic_url = \"https://logs.example.test\"\n", "");
+    let start_task = || async {
+        let dir = tempfile::tempdir().expect("dir");
+        let config = config_with(
+            dir.path(),
+            &extra,
+            &[
+                ("LOGBOARD__STORAGE__BACKEND", "cloudwatch"),
+                ("LOGBOARD__CLOUDWATCH__ENDPOINT_URL", &moto.url),
+                ("LOGBOARD__CLOUDWATCH__REGION", "us-east-1"),
+                ("LOGBOARD__STATE__BACKEND", "dynamodb"),
+            ],
+        );
+        let options = logboard::store::cloudwatch::CloudWatchOptions::default();
+        CloudWatchApp::start_on(config, dir, &moto.url, options, Some(table.clone())).await
+    };
+    let kinds = ["TypeError", "RangeError", "SyntaxError", "ReferenceError", "URIError"];
+    let new_errors = || {
+        let events: Vec<Value> = kinds
+            .iter()
+            .map(|kind| json!({"level": "error", "type": kind, "message": format!("{kind}: broke in the new release")}))
+            .collect();
+        json!({"env": "staging", "events": events})
+    };
+
+    let (a, b) = (start_task().await, start_task().await);
+    assert_eq!(a.ingest(&new_errors()).await.0, 202);
+    let messages = wait_for_messages(&receiver, 1).await;
+    assert_eq!(messages.len(), 1, "one message for the five new issues: {messages:#?}");
+    for kind in kinds {
+        assert!(messages[0].to_string().contains(&format!("{kind}: broke in the new release")), "{kind} listed");
+    }
+    // The same errors through the other task: known, not new.
+    assert_eq!(b.ingest(&new_errors()).await.0, 202);
+    assert_eq!(quiet(&receiver).await.len(), 1, "the other task announces nothing again");
+
+    // A deploy: new tasks on empty data directories see the same errors again.
+    drop((a, b));
+    let (c, d) = (start_task().await, start_task().await);
+    assert_eq!(c.ingest(&new_errors()).await.0, 202);
+    assert_eq!(d.ingest(&new_errors()).await.0, 202);
+    assert_eq!(quiet(&receiver).await.len(), 1, "nothing is announced again after a deploy");
+}

@@ -217,11 +217,13 @@ async fn a_flush_sent_again_after_a_crash_is_counted_once() {
     index.record(Occurrence::of(&events)).await.expect("record");
 
     // Sent, then the task "crashes" before forgetting it: sent again under the same marker.
-    let (first, changes) = index.send_next().await.expect("send").expect("a flush");
-    assert_eq!(changes.new.len(), 2, "two new issues, announced by the first send");
-    let (again, changes) = index.send_next().await.expect("send again").expect("the same flush");
+    let (first, announced) = index.send_next().await.expect("send").expect("a flush");
+    assert_eq!(announced.changes.new.len(), 2, "two new issues, announced by the first send");
+    let titles: Vec<&str> = announced.samples.iter().map(|e| e.message.as_str()).collect();
+    assert_eq!(titles, ["boom 0", "boom 1"], "each with its latest occurrence");
+    let (again, announced) = index.send_next().await.expect("send again").expect("the same flush");
     assert_eq!(again, first);
-    assert!(changes.new.is_empty(), "announced once: {changes:?}");
+    assert!(announced.is_empty(), "announced once: {announced:?}");
     index.flush().await.expect("flush");
     assert_eq!(index.backlog().await.expect("backlog"), 0);
 
