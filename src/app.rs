@@ -71,7 +71,10 @@ impl Stores {
         };
         match config.state.backend {
             StateBackend::Local => Stores::with_events(config, events),
-            StateBackend::Dynamodb => Stores::shared(config, events, Table::connect(config).await),
+            StateBackend::Dynamodb => {
+                let table = Table::connect(config).await.counted(metrics.state_requests.clone());
+                Stores::shared(config, events, table)
+            }
         }
     }
 

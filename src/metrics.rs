@@ -56,6 +56,8 @@ pub struct Metrics {
     pub canary_seconds: Gauge<f64, AtomicU64>,
     /// Canaries not read back within their deadline.
     pub canary_failures: Counter,
+    /// Requests sent to the shared state table (each attempt).
+    pub state_requests: Counter,
     /// Issue counts queued on this task, not yet in the shared state table.
     pub state_backlog: Gauge,
     /// Sends to the shared state table that failed in a row (0 once one succeeds).
@@ -95,6 +97,8 @@ impl Metrics {
         let canary_failures = Counter::default();
         let alerts_firing = Gauge::default();
         let state_backlog = Gauge::default();
+        let state_requests = Counter::default();
+        registry.register("state_requests", "Requests sent to the state table, each attempt", state_requests.clone());
         let state_failing_sends = Gauge::default();
         registry.register(
             "state_backlog",
@@ -166,6 +170,7 @@ impl Metrics {
             canary_failures,
             state_backlog,
             state_failing_sends,
+            state_requests,
             alerts_firing,
             notifications,
         }

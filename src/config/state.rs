@@ -69,8 +69,13 @@ pub(super) fn validate(config: &Config, problems: &mut Vec<Problem>) {
 mod tests {
     use super::*;
 
+    /// The shipped config (it has the projects a valid config needs) and `toml` after it.
+    fn load(toml: &str, env: &[(String, String)]) -> Result<Config, super::super::ConfigErrors> {
+        Config::from_sources(&format!("{}\n{toml}", include_str!("../../config.toml")), env)
+    }
+
     fn problems(toml: &str) -> Vec<String> {
-        match Config::from_sources(toml, &[]) {
+        match load(toml, &[]) {
             Ok(_) => Vec::new(),
             Err(errors) => errors.0.iter().map(|p| p.to_string()).collect(),
         }
@@ -78,10 +83,11 @@ mod tests {
 
     #[test]
     fn the_state_is_local_unless_dynamodb_is_asked_for() {
-        let config = Config::from_sources("", &[]).unwrap();
+        let config = load("", &[]).unwrap();
         assert_eq!(config.state.backend, StateBackend::Local);
         let env = [("LOGBOARD__STATE__BACKEND".to_string(), "dynamodb".to_string())];
-        let config = Config::from_sources("[cloudwatch]\nregion = \"eu-west-1\"\n", &env).unwrap();
+        let region = [("LOGBOARD__CLOUDWATCH__REGION".to_string(), "eu-west-1".to_string())];
+        let config = load("", &[env[0].clone(), region[0].clone()]).unwrap();
         assert_eq!(config.state.backend, StateBackend::Dynamodb);
         assert_eq!(config.state.table, "logboard-state");
         assert_eq!(config.state.region(&config), "eu-west-1");

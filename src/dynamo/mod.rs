@@ -27,11 +27,14 @@ use anyhow::Context as _;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
     TimeToLiveSpecification,
 };
+use prometheus_client::metrics::counter::Counter;
 
 use crate::config::Config;
 
@@ -129,6 +132,13 @@ impl Table {
         anyhow::bail!("the table {} did not become active within a minute", self.name)
     }
 
+    /// The table with every request its client sends (each attempt) counted into `requests`:
+    /// what DynamoDB bills, and what the benchmark measures per task.
+    pub fn counted(self, requests: Counter) -> Table {
+        let config = self.client.config().to_builder().interceptor(CountRequests(requests)).build();
+        Table { client: Client::from_conf(config), name: self.name }
+    }
+
     /// Whether the table answers (a cheap read of one key).
     pub async fn ping(&self) -> anyhow::Result<()> {
         self.client
@@ -139,6 +149,26 @@ impl Table {
             .send()
             .await
             .map_err(failure)?;
+        Ok(())
+    }
+}
+
+/// Counts the requests a client sends.
+#[derive(Debug)]
+struct CountRequests(Counter);
+
+impl Intercept for CountRequests {
+    fn name(&self) -> &'static str {
+        "CountRequests"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _bag: &mut ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        self.0.inc();
         Ok(())
     }
 }

@@ -159,6 +159,10 @@ async fn two_tasks_count_every_error_once_whatever_its_age_share_statuses_and_a_
     // First seen 30 h ago: no longer `new`.
     let counted = expect(&[(pay, 9, 8, "ongoing"), (cart, 3, 2, "new")]);
     settle(&[&a.base, &b.base], &counted).await;
+    for task in [&a, &b] {
+        let requests = metric(&task.base, "logboard_state_requests_total").await.expect("the metric");
+        assert!(requests >= 1.0, "the table's requests are counted: {requests}");
+    }
 
     // Resolved on A: resolved on B at its next request.
     let fp = fingerprint(&a.base, pay).await;
