@@ -1,7 +1,8 @@
 //! The deployment files in `deploy/` against the code they deploy: the ECS task definition runs
-//! what the image and the service expect, the IAM policy grants exactly the CloudWatch Logs calls
-//! the source makes, and `logboard healthcheck` (the task's and the image's health check) tells a
-//! serving logboard from none.
+//! what the image and the service expect, the IAM policy grants exactly the CloudWatch Logs and
+//! DynamoDB calls the source makes (DynamoDB: on the state table only), the table `deploy/README.md`
+//! creates has the keys and TTL attribute the code uses, and `logboard healthcheck` (the task's and
+//! the image's health check) tells a serving logboard from none.
 
 use crate::common;
 
@@ -95,7 +96,7 @@ fn the_stop_timeout_outlasts_the_writers_shutdown_flush_within_ecs_limits() {
 }
 
 #[test]
-fn the_task_definitions_environment_is_a_configuration_logboard_accepts_on_cloudwatch() {
+fn the_task_definitions_environment_is_a_configuration_logboard_accepts_on_cloudwatch_and_dynamodb() {
     let task = task_definition();
     let environment = pairs(&container(&task)["environment"], "value");
     // What an operator fills in for the placeholders.
@@ -124,6 +125,12 @@ fn the_task_definitions_environment_is_a_configuration_logboard_accepts_on_cloud
     assert_eq!(config.storage.backend, logboard::config::Backend::Cloudwatch);
     assert_eq!(config.server.listen, "0.0.0.0:8080");
     assert_eq!(config.cloudwatch.region, "eu-west-1");
+    // The shared state: every task on one DynamoDB table, in the region of the groups, on AWS's
+    // own endpoint.
+    assert_eq!(config.state.backend, logboard::config::state::StateBackend::Dynamodb);
+    assert_eq!(config.state.table, "logboard-state");
+    assert_eq!(config.state.region(&config), "eu-west-1");
+    assert_eq!(config.state.endpoint_url, "");
 }
 
 #[test]
@@ -215,18 +222,19 @@ fn rust_files(dir: &Path, found: &mut Vec<PathBuf>) {
     }
 }
 
-/// The CloudWatch Logs operations of the SDK this crate is built with, snake_case, read from
-/// the SDK's source (one `src/operation/<name>` module per API operation).
-fn sdk_operations() -> BTreeSet<String> {
+/// The API operations of the AWS SDK crate `sdk` (e.g. `aws-sdk-cloudwatchlogs`) this crate is
+/// built with, snake_case, read from the SDK's source (one `src/operation/<name>` module per API
+/// operation).
+fn sdk_operations(sdk: &str) -> BTreeSet<String> {
     let lock: toml::Table =
         toml::from_str(&std::fs::read_to_string(repo().join("Cargo.lock")).expect("Cargo.lock")).expect("toml");
     let version = lock["package"]
         .as_array()
         .expect("packages")
         .iter()
-        .find(|p| p["name"].as_str() == Some("aws-sdk-cloudwatchlogs"))
+        .find(|p| p["name"].as_str() == Some(sdk))
         .and_then(|p| p["version"].as_str())
-        .expect("aws-sdk-cloudwatchlogs in Cargo.lock")
+        .unwrap_or_else(|| panic!("{sdk} in Cargo.lock"))
         .to_string();
     let cargo_home = std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
@@ -235,16 +243,16 @@ fn sdk_operations() -> BTreeSet<String> {
     let registry = cargo_home.join("registry/src");
     let operations = std::fs::read_dir(&registry)
         .unwrap_or_else(|e| panic!("{}: {e}", registry.display()))
-        .map(|index| index.expect("entry").path().join(format!("aws-sdk-cloudwatchlogs-{version}/src/operation")))
+        .map(|index| index.expect("entry").path().join(format!("{sdk}-{version}/src/operation")))
         .find(|dir| dir.is_dir())
-        .unwrap_or_else(|| panic!("the source of aws-sdk-cloudwatchlogs {version} under {}", registry.display()));
+        .unwrap_or_else(|| panic!("the source of {sdk} {version} under {}", registry.display()));
     let names: BTreeSet<String> = std::fs::read_dir(&operations)
         .expect("operations")
         .map(|entry| entry.expect("entry").path())
         .filter(|path| path.is_dir())
         .filter_map(|path| path.file_name().and_then(|n| n.to_str()).map(str::to_string))
         .collect();
-    assert!(names.contains("put_log_events") && names.len() > 50, "not the SDK's operations: {names:?}");
+    assert!(names.len() > 30, "not the operations of {sdk}: {names:?}");
     names
 }
 
@@ -259,29 +267,168 @@ fn pascal_case(snake: &str) -> String {
         .collect()
 }
 
-/// The IAM names of the CloudWatch Logs operations the source calls: every SDK fluent call
-/// `.operation()` in `src/`, comment lines left out.
-fn operations_called() -> BTreeSet<String> {
-    let operations = sdk_operations();
+/// The code of a source file as the service runs it: comment lines and the unit tests (the
+/// `#[cfg(test)] mod` that rustfmt'd files end with) left out.
+fn service_code(path: &Path) -> String {
+    let source = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let code: Vec<&str> = source.lines().filter(|line| !line.trim_start().starts_with("//")).collect();
+    let code = code.join("\n");
+    match code.find("#[cfg(test)]\nmod ") {
+        Some(tests) => code[..tests].to_string(),
+        None => code,
+    }
+}
+
+/// The snake_case names of the SDK `operations` that `code` calls: every fluent call
+/// `.operation()`.
+fn calls_in(code: &str, operations: &BTreeSet<String>) -> BTreeSet<String> {
     let call = regex::Regex::new(r"\.\s*([a-z][a-z0-9_]*)\s*\(\s*\)").expect("regex");
+    call.captures_iter(code).map(|found| found[1].to_string()).filter(|name| operations.contains(name)).collect()
+}
+
+/// `src/dynamo/`: the module that owns the DynamoDB client and the state table. Every DynamoDB
+/// call is made there (checked by [`dynamodb_calls`]), so that is what the DynamoDB scan reads
+/// and the CloudWatch Logs scan leaves out (the two SDKs share operation names such as
+/// `tag_resource`).
+fn dynamo_dir() -> PathBuf {
+    repo().join("src/dynamo")
+}
+
+/// The IAM names of the CloudWatch Logs operations the source calls: every SDK fluent call
+/// `.operation()` in `src/` outside `src/dynamo/`.
+fn cloudwatch_operations_called() -> BTreeSet<String> {
+    let operations = sdk_operations("aws-sdk-cloudwatchlogs");
+    assert!(operations.contains("put_log_events"), "not CloudWatch Logs: {operations:?}");
     let mut files = Vec::new();
     rust_files(&repo().join("src"), &mut files);
-    let mut called = BTreeSet::new();
-    for file in files {
-        let source = std::fs::read_to_string(&file).expect("source");
-        let code: Vec<&str> = source.lines().filter(|line| !line.trim_start().starts_with("//")).collect();
-        let code = code.join("\n");
-        for found in call.captures_iter(&code) {
-            if operations.contains(&found[1]) {
-                called.insert(pascal_case(&found[1]));
+    files
+        .iter()
+        .filter(|file| !file.starts_with(dynamo_dir()))
+        .flat_map(|file| calls_in(&service_code(file), &operations))
+        .map(|name| pascal_case(&name))
+        .collect()
+}
+
+/// The text of the function `name` in rustfmt-formatted `code`: from its `fn name` line to the
+/// closing brace at that line's indentation.
+fn function_text<'a>(code: &'a str, name: &str) -> Option<&'a str> {
+    let head = regex::Regex::new(&format!(
+        r"(?m)^( *)(?:pub(?:\([a-z:]+\))? )?(?:const )?(?:async )?fn {}\s*[<(]",
+        regex::escape(name)
+    ))
+    .expect("regex");
+    let found = head.captures(code)?;
+    let start = found.get(0)?.start();
+    let close = format!("\n{}}}", &found[1]);
+    let end = code[start..].find(&close)? + start + close.len();
+    Some(&code[start..end])
+}
+
+/// The table's creation: `Table::create` in `src/dynamo/mod.rs` and, transitively, the methods
+/// of that file it calls on `self` (waiting for the table to be active). Only
+/// `logboard create-state-table` runs it, with the operator's credentials (`deploy/README.md`
+/// creates the table with the AWS CLI instead), so the task role needs none of its calls
+/// (CreateTable, DescribeTable, UpdateTimeToLive) — unless the running service calls them too,
+/// elsewhere.
+const TABLE_CREATION: &str = "create";
+
+/// The DynamoDB calls of `src/dynamo/`, split: (those of the table's creation, the code the
+/// running service runs). Checks first that no other file uses the DynamoDB client.
+fn dynamodb_calls(operations: &BTreeSet<String>) -> (BTreeSet<String>, String) {
+    let mut files = Vec::new();
+    rust_files(&repo().join("src"), &mut files);
+    let cloudwatch = sdk_operations("aws-sdk-cloudwatchlogs");
+    let dynamodb_only: Vec<&String> = operations.difference(&cloudwatch).collect();
+    let on_a_client = regex::Regex::new(r"\bclient\s*\.\s*([a-z][a-z0-9_]*)\s*\(\s*\)").expect("regex");
+    for file in files.iter().filter(|file| !file.starts_with(dynamo_dir())) {
+        let code = service_code(file);
+        assert!(!code.contains("aws_sdk_dynamodb"), "{}: DynamoDB is used in src/dynamo/ only", file.display());
+        for found in on_a_client.captures_iter(&code) {
+            let name = &found[1];
+            assert!(!dynamodb_only.iter().any(|op| *op == name), "{}: a DynamoDB call, {name}()", file.display());
+        }
+    }
+
+    let module = dynamo_dir().join("mod.rs");
+    let mut service = service_code(&module);
+    let mut creation = String::new();
+    let callee = regex::Regex::new(r"\bself\s*\.\s*([a-z_][a-z0-9_]*)\s*\(").expect("regex");
+    let mut pending = vec![TABLE_CREATION.to_string()];
+    let mut seen = BTreeSet::new();
+    while let Some(name) = pending.pop() {
+        if !seen.insert(name.clone()) {
+            continue;
+        }
+        let Some(text) = function_text(&service, &name).map(str::to_string) else {
+            assert_ne!(name, TABLE_CREATION, "no fn {TABLE_CREATION} (the table's creation) in {}", module.display());
+            continue;
+        };
+        pending.extend(callee.captures_iter(&text).map(|found| found[1].to_string()));
+        service = service.replacen(&text, "", 1);
+        creation.push_str(&text);
+        creation.push('\n');
+    }
+    for file in files.iter().filter(|file| file.starts_with(dynamo_dir()) && **file != module) {
+        service.push('\n');
+        service.push_str(&service_code(file));
+    }
+    (calls_in(&creation, operations), service)
+}
+
+/// The IAM actions (without `dynamodb:`) that the `operations` called in `code` need. Each
+/// operation is its own action but the transactions: `TransactWriteItems` is no IAM action, each
+/// of its parts needs the action of the single-item call it stands for (Put: PutItem, Update:
+/// UpdateItem, Delete: DeleteItem, ConditionCheck: ConditionCheckItem), and `TransactGetItems`
+/// needs GetItem ("Using IAM with DynamoDB transactions", DynamoDB developer guide). The parts are
+/// read from the code: each `TransactWriteItem::builder()` and the part it is given next.
+fn dynamodb_actions(operations: &BTreeSet<String>, code: &str) -> BTreeSet<String> {
+    let builders = regex::Regex::new(r"\bTransactWriteItem\s*::\s*builder\s*\(").expect("regex");
+    let parts = regex::Regex::new(
+        r"\bTransactWriteItem\s*::\s*builder\s*\(\s*\)\s*\.\s*(?:set_)?(put|update|delete|condition_check)\s*\(",
+    )
+    .expect("regex");
+    let mut actions = BTreeSet::new();
+    for operation in operations {
+        match operation.as_str() {
+            "transact_write_items" => {
+                let found: Vec<String> = parts.captures_iter(code).map(|part| part[1].to_string()).collect();
+                assert_eq!(
+                    found.len(),
+                    builders.find_iter(code).count(),
+                    "a TransactWriteItem whose part the scan cannot read (write it `TransactWriteItem::builder().put(..)`)"
+                );
+                assert!(!found.is_empty(), "transact_write_items is called, but no TransactWriteItem is built");
+                for part in found {
+                    actions.insert(match part.as_str() {
+                        "condition_check" => "ConditionCheckItem".to_string(),
+                        item => format!("{}Item", pascal_case(item)),
+                    });
+                }
+            }
+            "transact_get_items" => {
+                actions.insert("GetItem".to_string());
+            }
+            "execute_statement" | "batch_execute_statement" | "execute_transaction" => {
+                panic!("{operation}: PartiQL needs dynamodb:PartiQL* actions by statement; map them here")
+            }
+            other => {
+                actions.insert(pascal_case(other));
             }
         }
     }
-    called
+    actions
 }
 
-/// (actions, resources) of each statement; actions without their `logs:` prefix.
-fn policy_statements() -> Vec<(Vec<String>, Vec<String>)> {
+/// One statement of the task role's policy.
+struct Statement {
+    /// The service prefix of its actions: `logs` or `dynamodb` (one per statement).
+    service: String,
+    /// Its actions without that prefix.
+    actions: Vec<String>,
+    resources: Vec<String>,
+}
+
+fn policy_statements() -> Vec<Statement> {
     let policy = read_json("deploy/iam-policy.json");
     assert_eq!(policy["Version"], "2012-10-17");
     let list = |value: &Value| -> Vec<String> {
@@ -298,22 +445,38 @@ fn policy_statements() -> Vec<(Vec<String>, Vec<String>)> {
         .map(|statement| {
             assert_eq!(statement["Effect"], "Allow");
             assert!(statement.get("NotAction").is_none() && statement.get("NotResource").is_none());
-            let actions = list(&statement["Action"])
+            let actions: Vec<(String, String)> = list(&statement["Action"])
                 .into_iter()
                 .map(|action| {
-                    let name = action.strip_prefix("logs:").unwrap_or_else(|| panic!("{action} is not logs:"));
+                    let (service, name) = action.split_once(':').unwrap_or_else(|| panic!("{action}: no service"));
+                    assert!(["logs", "dynamodb"].contains(&service), "{action}: logboard calls logs and dynamodb only");
                     assert!(!name.contains('*') && !name.contains('?'), "a wildcard action: {action}");
-                    name.to_string()
+                    (service.to_string(), name.to_string())
                 })
                 .collect();
-            (actions, list(&statement["Resource"]))
+            let service = actions.first().map(|(service, _)| service.clone()).expect("an action");
+            assert!(actions.iter().all(|(s, _)| *s == service), "one service per statement: {actions:?}");
+            Statement {
+                service,
+                actions: actions.into_iter().map(|(_, name)| name).collect(),
+                resources: list(&statement["Resource"]),
+            }
         })
+        .collect()
+}
+
+/// (actions, resources) of each statement for `service`; actions without its prefix.
+fn statements_of(service: &str) -> Vec<(Vec<String>, Vec<String>)> {
+    policy_statements()
+        .into_iter()
+        .filter(|statement| statement.service == service)
+        .map(|statement| (statement.actions, statement.resources))
         .collect()
 }
 
 #[test]
 fn the_iam_policy_grants_exactly_the_cloudwatch_logs_actions_the_code_calls() {
-    let called = operations_called();
+    let called = cloudwatch_operations_called();
     for expected in [
         "PutLogEvents",
         "CreateLogGroup",
@@ -324,7 +487,7 @@ fn the_iam_policy_grants_exactly_the_cloudwatch_logs_actions_the_code_calls() {
     ] {
         assert!(called.contains(expected), "the source scan misses {expected}: {called:?}");
     }
-    let granted: BTreeSet<String> = policy_statements().into_iter().flat_map(|(actions, _)| actions).collect();
+    let granted: BTreeSet<String> = statements_of("logs").into_iter().flat_map(|(actions, _)| actions).collect();
     let expected = called.clone();
     let missing: Vec<&String> = expected.difference(&granted).collect();
     let extra: Vec<&String> = granted.difference(&expected).collect();
@@ -345,7 +508,7 @@ fn the_iam_policy_scopes_every_action_but_describe_log_groups_to_the_configured_
     let own_groups = arn(&format!("{own_prefix}*"));
     let lambda_groups = arn("/aws/lambda/<FUNCTION_PREFIX>*");
     let mut readable = BTreeSet::new();
-    for (actions, resources) in policy_statements() {
+    for (actions, resources) in statements_of("logs") {
         if resources.iter().any(|r| r == "*") {
             assert_eq!(resources, ["*"]);
             assert_eq!(actions, ["DescribeLogGroups"], "only DescribeLogGroups may need every resource");
@@ -361,6 +524,99 @@ fn the_iam_policy_scopes_every_action_but_describe_log_groups_to_the_configured_
         }
     }
     assert_eq!(readable, BTreeSet::from([own_groups, lambda_groups]), "reads: the own groups and the Lambda ones");
+}
+
+#[test]
+fn the_iam_policy_grants_exactly_the_dynamodb_actions_the_running_service_calls() {
+    let operations = sdk_operations("aws-sdk-dynamodb");
+    assert!(operations.contains("transact_write_items"), "not DynamoDB: {operations:?}");
+    let (creation, service) = dynamodb_calls(&operations);
+    for expected in ["create_table", "update_time_to_live"] {
+        assert!(creation.contains(expected), "the table's creation does not call {expected}: {creation:?}");
+    }
+    let called = calls_in(&service, &operations);
+    for expected in ["get_item", "put_item", "delete_item"] {
+        assert!(called.contains(expected), "the source scan misses {expected}: {called:?}");
+    }
+    let expected = dynamodb_actions(&called, &service);
+    let granted: BTreeSet<String> = statements_of("dynamodb").into_iter().flat_map(|(actions, _)| actions).collect();
+    let missing: Vec<&String> = expected.difference(&granted).collect();
+    let extra: Vec<&String> = granted.difference(&expected).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "missing from the policy: {missing:?}; granted but not called by the running service: {extra:?} \
+         (called: {called:?}; only by the table's creation: {creation:?})"
+    );
+}
+
+/// `LOGBOARD__STATE__TABLE` of the task definition: the table the tasks use.
+fn state_table() -> String {
+    let task = task_definition();
+    let environment = pairs(&container(&task)["environment"], "value");
+    let table = environment.iter().find(|(name, _)| *name == "LOGBOARD__STATE__TABLE").map(|(_, value)| *value);
+    table.expect("LOGBOARD__STATE__TABLE in the task definition's environment").to_string()
+}
+
+#[test]
+fn every_dynamodb_statement_is_scoped_to_the_state_table_the_tasks_use() {
+    let table = state_table();
+    let arn = format!("arn:aws:dynamodb:<REGION>:<ACCOUNT>:table/{table}");
+    let statements = statements_of("dynamodb");
+    assert!(!statements.is_empty(), "no DynamoDB statement");
+    for (actions, resources) in statements {
+        assert_eq!(resources, [arn.as_str()], "{actions:?} on more than the state table");
+    }
+    // The table's ARN covers the table, not its indexes: a query on an index needs its own.
+    let (_, service) = dynamodb_calls(&sdk_operations("aws-sdk-dynamodb"));
+    assert!(!service.contains(".index_name("), "a query on an index: grant table/{table}/index/NAME too");
+}
+
+/// The words of `command`'s option `flag` (up to the next option).
+fn option_values<'a>(command: &'a str, flag: &str) -> Vec<&'a str> {
+    let words: Vec<&str> = command.split_whitespace().collect();
+    let at = words.iter().position(|w| *w == flag).unwrap_or_else(|| panic!("{flag} in `{command}`"));
+    words[at + 1..].iter().take_while(|w| !w.starts_with("--")).copied().collect()
+}
+
+#[test]
+fn the_deploy_readme_creates_the_table_with_the_keys_ttl_and_billing_the_code_uses() {
+    let readme = std::fs::read_to_string(repo().join("deploy/README.md")).expect("deploy/README.md");
+    let joined = readme.replace("\\\n", " ");
+    let command = |name: &str| -> String {
+        let prefix = format!("aws dynamodb {name} ");
+        let found: Vec<&str> = joined.lines().filter(|line| line.starts_with(&prefix)).collect();
+        assert_eq!(found.len(), 1, "one `{prefix}...` in deploy/README.md: {found:?}");
+        found[0].to_string()
+    };
+    // The key and TTL attributes as src/dynamo/mod.rs names them.
+    let module = service_code(&dynamo_dir().join("mod.rs"));
+    let constant = |name: &str| -> String {
+        let pattern = regex::Regex::new(&format!(r#"pub const {name}: &str = "([^"]+)";"#)).expect("regex");
+        pattern.captures(&module).unwrap_or_else(|| panic!("const {name} in src/dynamo/mod.rs"))[1].to_string()
+    };
+    let (pk, sk, expires) = (constant("PK"), constant("SK"), constant("EXPIRES"));
+    let table = state_table();
+
+    let create = command("create-table");
+    assert_eq!(option_values(&create, "--table-name"), [table.as_str()]);
+    assert_eq!(
+        option_values(&create, "--attribute-definitions"),
+        [format!("AttributeName={pk},AttributeType=S"), format!("AttributeName={sk},AttributeType=S")]
+    );
+    assert_eq!(
+        option_values(&create, "--key-schema"),
+        [format!("AttributeName={pk},KeyType=HASH"), format!("AttributeName={sk},KeyType=RANGE")]
+    );
+    assert!(module.contains("BillingMode::PayPerRequest"), "create-state-table makes an on-demand table");
+    assert_eq!(option_values(&create, "--billing-mode"), ["PAY_PER_REQUEST"]);
+
+    let ttl = command("update-time-to-live");
+    assert_eq!(option_values(&ttl, "--table-name"), [table.as_str()]);
+    assert_eq!(option_values(&ttl, "--time-to-live-specification"), [format!("Enabled=true,AttributeName={expires}")]);
+    assert!(
+        joined.find("aws dynamodb create-table") < joined.find("aws dynamodb update-time-to-live"),
+        "TTL is turned on once the table exists"
+    );
 }
 
 /// `logboard healthcheck` with the shipped config listening on `listen`: its exit code.
