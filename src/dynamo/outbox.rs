@@ -209,6 +209,12 @@ impl DynamoOutbox {
             .min())
     }
 
+    /// Claims `channel`'s delivery of notification `id` as [`Outbox::due`] does (no read of the
+    /// waiting items first): whether this outbox got it.
+    pub async fn claim(&self, channel: &str, id: i64, now_ms: i64) -> anyhow::Result<bool> {
+        Ok(self.claim_one(channel, &format!("{id:020}"), now_ms).await?.is_some())
+    }
+
     async fn waiting_item(&self, id: i64, channel: &str) -> anyhow::Result<Option<Item>> {
         let answer = self
             .table

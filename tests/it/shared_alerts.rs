@@ -126,18 +126,14 @@ async fn a_queued_message_is_claimed_by_one_task_recorded_once_and_read_back_eve
         records.iter().map(|r| (r.notification_id, r.channel.as_str(), r.state, r.attempts)).collect();
     assert_eq!(listed, [(id, "mail", DeliveryState::Pending, 0), (id, "slack", DeliveryState::Pending, 0)]);
 
-    // Two tasks ask at once: exactly one gets it.
+    // Two tasks claim it: exactly one gets it. Each claim is the conditional update on its own
+    // (no read first), so the table's condition decides, not what the caller read before. (Asked
+    // at the very same moment, moto — unlike DynamoDB — does not make conditional writes atomic.)
     let t = now();
-    let (one, two) = (a.clone(), b.clone());
-    let (got_a, got_b) =
-        tokio::join!(blocking(move || one.due("slack", t, 16)), blocking(move || two.due("slack", t, 16)));
-    let (got_a, got_b) = (got_a.expect("due a"), got_b.expect("due b"));
-    assert_eq!(got_a.len() + got_b.len(), 1, "claimed once: {got_a:?} {got_b:?}");
-    let (holder, other_task) = if got_a.is_empty() { (&b, &a) } else { (&a, &b) };
-    let due = got_a.into_iter().chain(got_b).next().expect("one");
-    assert_eq!((due.notification_id, due.alert.as_str()), (id, "checkout"));
-    assert_eq!(due.notification, notification("checkout"));
-    assert_eq!((due.attempts, due.first_attempt_at), (0, None));
+    let (got_b, got_a) = (b.claim("slack", id, t).await.expect("b"), a.claim("slack", id, t).await.expect("a"));
+    assert!(got_b && !got_a, "claimed once: {got_b} {got_a}");
+    assert!(!a.claim("slack", id, t + 59_999).await.expect("a"), "held until the claim runs out");
+    let (holder, other_task) = (&b, &a);
 
     // Claimed: due again for nobody, and the next due time is the claim's end.
     assert!(other_task.due("slack", t + 1_000, 16).expect("due").is_empty());
@@ -162,6 +158,8 @@ async fn a_queued_message_is_claimed_by_one_task_recorded_once_and_read_back_eve
     // Mail has two messages waiting, oldest first; a limit holds.
     let mail = b.due("mail", t, 1).expect("due");
     assert_eq!(mail.iter().map(|d| d.notification_id).collect::<Vec<_>>(), [id]);
+    assert_eq!((mail[0].alert.as_str(), mail[0].attempts, mail[0].first_attempt_at), ("checkout", 0, None));
+    assert_eq!(mail[0].notification, notification("checkout"));
     assert_eq!(a.due("mail", t, 16).expect("due").iter().map(|d| d.notification_id).collect::<Vec<_>>(), [other]);
 }
 
