@@ -21,7 +21,7 @@ use crate::clock::now_ms;
 use crate::config::state::StateBackend;
 use crate::config::{Backend, Config, Secret};
 use crate::disk::DiskGuard;
-use crate::dynamo::{DynamoIssueIndex, DynamoLeases, Table};
+use crate::dynamo::{DynamoAlertState, DynamoIssueIndex, DynamoLeases, DynamoOutbox, Table};
 use crate::ingest::Pipeline;
 use crate::ingest::follow::{self as issue_follow, Follower};
 use crate::issues::{IssueIndex, SqliteIssueIndex};
@@ -78,13 +78,15 @@ impl Stores {
         }
     }
 
-    /// `events` as the event store; the issue index and the leases in the shared `table`, the
-    /// rest under `data_dir`.
+    /// `events` as the event store; the issue index, the leases, the alert state and the outbox
+    /// in the shared `table`, the rest under `data_dir`.
     pub fn shared(config: &Config, events: Arc<dyn LogStore>, table: Table) -> anyhow::Result<Stores> {
         let local = Stores::with_events(config, events)?;
         let issues = Arc::new(DynamoIssueIndex::open(table.clone(), &config.storage.data_dir)?);
         Ok(Stores {
             issues: Arc::clone(&issues) as Arc<dyn IssueIndex>,
+            alert_state: Arc::new(DynamoAlertState::new(table.clone())),
+            outbox: Arc::new(DynamoOutbox::new(table.clone())),
             leases: Arc::new(DynamoLeases::new(table)),
             shared_issues: Some(issues),
             ..local

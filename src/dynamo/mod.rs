@@ -12,12 +12,16 @@
 //! | `flush` | a flush's id | the marker that a flush of counts was applied (expires) |
 //! | `lease` | the lease's name | who holds it until when |
 //! | `follow` | a log group | where the issue follower goes on, and the ids it counted |
+//! | `history#…`, `rule#…`, `snooze` | | the alert rules' history, burst states, snoozes ([`alerts`]) |
+//! | `due#…`, `delivery#…`, `channel`, `counter` | | the alert outbox: deliveries waiting and claimed, their records, channel health ([`outbox`]) |
 //!
 //! Calls go through the SDK with its standard retries and short timeouts: a table that does not
 //! answer fails a call in seconds, and what must not be lost waits in a local queue meanwhile.
 
+pub mod alerts;
 pub mod issues;
 pub mod lease;
+pub mod outbox;
 pub mod queue;
 
 use std::collections::HashMap;
@@ -38,8 +42,10 @@ use prometheus_client::metrics::counter::Counter;
 
 use crate::config::Config;
 
+pub use alerts::DynamoAlertState;
 pub use issues::DynamoIssueIndex;
 pub use lease::DynamoLeases;
+pub use outbox::DynamoOutbox;
 
 /// The partition key's attribute.
 pub const PK: &str = "pk";

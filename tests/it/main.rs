@@ -19,6 +19,7 @@ mod process;
 mod properties;
 mod query_suite;
 mod retention;
+mod shared_alerts;
 mod shared_state;
 mod tail;
 mod tasks;
