@@ -202,13 +202,19 @@ pub fn spawn(
     backoff: Backoff,
 ) -> anyhow::Result<Deliverer> {
     let names: Vec<String> = channels.iter().map(|c| c.name.clone()).collect();
-    let failed = outbox.fail_unknown_channels(&names)?;
-    if failed > 0 {
-        tracing::warn!(deliveries = failed, "alert deliveries to channels no longer configured marked failed");
+    // Housekeeping only: an outbox that does not answer now (a shared table down while the task
+    // starts) must not stop the service, which still takes events.
+    match outbox.fail_unknown_channels(&names) {
+        Ok(0) => {}
+        Ok(failed) => {
+            tracing::warn!(deliveries = failed, "alert deliveries to channels no longer configured marked failed")
+        }
+        Err(error) => tracing::warn!(error = format!("{error:#}"), "could not check the outbox for removed channels"),
     }
-    let pruned = outbox.prune(now_ms().saturating_sub(millis(KEEP)))?;
-    if pruned > 0 {
-        tracing::info!(notifications = pruned, "old alert notifications deleted from the outbox");
+    match outbox.prune(now_ms().saturating_sub(millis(KEEP))) {
+        Ok(0) => {}
+        Ok(pruned) => tracing::info!(notifications = pruned, "old alert notifications deleted from the outbox"),
+        Err(error) => tracing::warn!(error = format!("{error:#}"), "could not prune the outbox"),
     }
     let secrets = Arc::new(secrets_of(&channels, &smtp));
     let http = slack::client()?;
