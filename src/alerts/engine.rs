@@ -554,6 +554,23 @@ impl Alerts {
             self.note(rule, slot, now_ms, HistoryKind::Suppressed, &format!("no channels: {detail}"), None);
             return;
         }
+        // Several tasks may see one burst of a threshold or monitor rule: one of them sends each
+        // message. (An issue rule's issues were each announced by one task already.) A state that
+        // cannot answer lets it through: a duplicate is better than silence.
+        if matches!(rule.kind, Kind::Threshold | Kind::Monitor(_)) {
+            match self.state.claim_send(&rule.name, &slot.env, send, now_ms, rule.policy.repeat_ms) {
+                Ok(true) => {}
+                Ok(false) => {
+                    slot.announced = send != Send::Resolved;
+                    let why = format!("sent by another task: {detail}");
+                    self.note(rule, slot, now_ms, HistoryKind::Suppressed, &why, None);
+                    return;
+                }
+                Err(error) => {
+                    tracing::warn!(error = format!("{error:#}"), alert = %rule.name, "claiming a message; sent anyway")
+                }
+            }
+        }
         match self.outbox.enqueue(&rule.name, &notification, &channels) {
             Ok(id) => {
                 slot.announced = send != Send::Resolved;

@@ -10,7 +10,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use super::burst::Burst;
+use super::burst::{self, Burst};
 
 /// Where the alert engine keeps its state. Calls block (SQLite, an fsync): async callers run
 /// them on `spawn_blocking`, as the engine's ticker does.
@@ -40,6 +40,22 @@ pub trait AlertState: Send + Sync {
 
     /// Every snooze (ended ones too), by rule: until when, epoch ms.
     fn snoozes(&self) -> anyhow::Result<HashMap<String, i64>>;
+
+    /// Whether this instance may send `send` for rule `alert`'s burst in `env` now, or another
+    /// instance sent it already (several tasks seeing one burst send one message): a first
+    /// message once per burst, a reminder once per `repeat_ms`, a resolution once. One
+    /// instance's own state always may (the default).
+    fn claim_send(
+        &self,
+        alert: &str,
+        env: &str,
+        send: burst::Send,
+        now_ms: i64,
+        repeat_ms: i64,
+    ) -> anyhow::Result<bool> {
+        let _ = (alert, env, send, now_ms, repeat_ms);
+        Ok(true)
+    }
 }
 
 /// What a line of a rule's history records; stored and shown as its lowercase name.

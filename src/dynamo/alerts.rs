@@ -7,6 +7,7 @@
 //! | `history#{rule}` | `{at ms, 20 digits}#{sequence}#{writer}` | one line of a rule's history (expires after 30 days) |
 //! | `rule#{rule}` | `env#{env}` | the rule's burst state for one env (the burst as JSON, peak, last fired, announced) |
 //! | `snooze` | the rule | until when (expires a week after it ended) |
+//! | `send#{rule}` | `env#{env}` | whether a burst's message was sent and when: the claim that makes one task send it |
 //!
 //! A rule's history is one partition whose sort key starts with the time: read newest first with
 //! a limit (one query), and kept bounded by DynamoDB's TTL rather than by deleting.
@@ -22,6 +23,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use tokio::runtime::{Handle, RuntimeFlavor};
 
 use super::{EXPIRES, Item, PK, SK, Table, failure, get_n, get_s, n, s};
+use crate::alerts::burst;
 use crate::alerts::state::{AlertState, Entry, HistoryKind, Saved};
 use crate::clock::from_unix_ms;
 
@@ -206,6 +208,58 @@ impl AlertState for DynamoAlertState {
             last_fired: get_n(item, "last_fired"),
             announced: item.get("announced").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
         }))
+    }
+
+    fn claim_send(
+        &self,
+        alert: &str,
+        env: &str,
+        send: burst::Send,
+        now_ms: i64,
+        repeat_ms: i64,
+    ) -> anyhow::Result<bool> {
+        // First: unless a burst is firing and was sent to within `repeat_ms`. Reminder: once the
+        // last message is `repeat_ms` old. Resolved: while firing. Each one conditional update.
+        let (update, condition) = match send {
+            burst::Send::First => (
+                "SET firing = :yes, last_sent = :now",
+                "attribute_not_exists(firing) OR firing = :no OR last_sent <= :stale",
+            ),
+            burst::Send::Reminder => {
+                ("SET firing = :yes, last_sent = :now", "attribute_not_exists(last_sent) OR last_sent <= :stale")
+            }
+            burst::Send::Resolved => ("SET firing = :no, last_sent = :now", "firing = :yes"),
+        };
+        let stale = now_ms.saturating_sub(repeat_ms);
+        // DynamoDB refuses values an expression does not use: each case names only its own.
+        let mut values = HashMap::from([(":now".to_string(), n(now_ms))]);
+        for (name, value) in
+            [(":yes", AttributeValue::Bool(true)), (":no", AttributeValue::Bool(false)), (":stale", n(stale))]
+        {
+            if update.contains(name) || condition.contains(name) {
+                values.insert(name.to_string(), value);
+            }
+        }
+        let sent = wait(async {
+            let answer = self
+                .table
+                .client
+                .update_item()
+                .table_name(&self.table.name)
+                .key(PK, s(format!("send#{alert}")))
+                .key(SK, s(format!("env#{env}")))
+                .update_expression(update)
+                .condition_expression(condition)
+                .set_expression_attribute_values(Some(values))
+                .send()
+                .await;
+            match answer {
+                Ok(_) => Ok(true),
+                Err(e) if super::condition_failed(&e) => Ok(false),
+                Err(e) => Err(failure(e)).context("claiming an alert message"),
+            }
+        })?;
+        Ok(sent)
     }
 
     fn set_snooze(&self, alert: &str, until_ms: Option<i64>) -> anyhow::Result<()> {

@@ -482,3 +482,42 @@ async fn on_a_shared_state_table_two_tasks_announce_new_issues_once_and_a_deploy
     assert_eq!(d.ingest(&new_errors()).await.0, 202);
     assert_eq!(quiet(&receiver).await.len(), 1, "nothing is announced again after a deploy");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_shared_state_table_a_burst_both_tasks_see_is_one_message_and_the_history_says_who_sent_it() {
+    let receiver = Receiver::start(Vec::new()).await;
+    let moto = Moto::start().await;
+    let table = common::moto::table_for(&moto.url, "logboard-state");
+    table.create().await.expect("create the table");
+    let extra = rules(&receiver.url).replace("[server]\npublic_url = \"https://logs.example.test\"\n", "");
+    let start_task = || async {
+        let dir = tempfile::tempdir().expect("dir");
+        let config = config_with(
+            dir.path(),
+            &extra,
+            &[
+                ("LOGBOARD__STORAGE__BACKEND", "cloudwatch"),
+                ("LOGBOARD__CLOUDWATCH__ENDPOINT_URL", &moto.url),
+                ("LOGBOARD__CLOUDWATCH__REGION", "us-east-1"),
+                ("LOGBOARD__STATE__BACKEND", "dynamodb"),
+            ],
+        );
+        let options = logboard::store::cloudwatch::CloudWatchOptions::default();
+        CloudWatchApp::start_on(config, dir, &moto.url, options, Some(table.clone())).await
+    };
+    let (a, b) = (start_task().await, start_task().await);
+    // Each task alone sees more than the threshold (5) of `checkout errors`.
+    assert_eq!(a.ingest(&errors("production", 8, "checkout")).await.0, 202);
+    assert_eq!(b.ingest(&errors("production", 8, "checkout")).await.0, 202);
+    let messages = wait_for_messages(&receiver, 1).await;
+    assert_eq!(messages.len(), 1, "one message for the burst: {messages:#?}");
+    assert!(messages[0].to_string().contains("checkout errors"), "{}", messages[0]);
+    // The shared history has the firing once and the other task's message held back.
+    let lines = history(&a, "checkout errors").await;
+    let kinds: Vec<&str> = lines.iter().filter_map(|l| l["kind"].as_str()).collect();
+    assert_eq!(kinds.iter().filter(|k| **k == "fired").count(), 1, "{lines:#?}");
+    assert!(
+        lines.iter().any(|l| l["detail"].as_str().is_some_and(|d| d.starts_with("sent by another task"))),
+        "{lines:#?}"
+    );
+}
