@@ -21,11 +21,12 @@ use crate::clock::now_ms;
 use crate::config::state::StateBackend;
 use crate::config::{Backend, Config, Secret};
 use crate::disk::DiskGuard;
-use crate::dynamo::{DynamoAlertState, DynamoIssueIndex, DynamoLeases, DynamoOutbox, Table};
+use crate::dynamo::{DynamoAlertState, DynamoIssueIndex, DynamoLeases, DynamoLogouts, DynamoOutbox, Table};
 use crate::ingest::Pipeline;
 use crate::ingest::follow::{self as issue_follow, Follower};
 use crate::issues::{IssueIndex, SqliteIssueIndex};
 use crate::lease::{self, Lease, SqliteLeases};
+use crate::logout::Logouts;
 use crate::metrics::Metrics;
 use crate::project::Projects;
 use crate::store::LogStore;
@@ -56,6 +57,8 @@ pub struct Stores {
     pub leases: Arc<dyn Lease>,
     /// On the shared state: the index whose queued counts this task sends to the table.
     pub shared_issues: Option<Arc<DynamoIssueIndex>>,
+    /// On the shared state: logouts every task sees.
+    pub logouts: Option<Arc<dyn Logouts>>,
 }
 
 impl Stores {
@@ -87,8 +90,9 @@ impl Stores {
             issues: Arc::clone(&issues) as Arc<dyn IssueIndex>,
             alert_state: Arc::new(DynamoAlertState::new(table.clone())),
             outbox: Arc::new(DynamoOutbox::new(table.clone())),
-            leases: Arc::new(DynamoLeases::new(table)),
+            leases: Arc::new(DynamoLeases::new(table.clone())),
             shared_issues: Some(issues),
+            logouts: Some(Arc::new(DynamoLogouts::new(table))),
             ..local
         })
     }
@@ -105,6 +109,7 @@ impl Stores {
             outbox: alerts,
             leases: Arc::new(SqliteLeases::open(data_dir)?),
             shared_issues: None,
+            logouts: None,
         })
     }
 }
@@ -127,17 +132,20 @@ impl App {
     }
 
     /// Builds the service on `stores`, which count into `metrics`.
-    pub fn with_stores(config: Config, metrics: Arc<Metrics>, stores: Stores) -> anyhow::Result<App> {
+    pub fn with_stores(config: Config, metrics: Arc<Metrics>, mut stores: Stores) -> anyhow::Result<App> {
         let generated = config.has_no_users().then(|| Secret::random().expose().to_string());
         let admin_password = config.auth.admin_password.as_ref().map(|s| s.expose().to_string()).or(generated.clone());
-        let auth = Auth::new(&config, admin_password.as_deref())?;
+        let mut auth = Auth::new(&config, admin_password.as_deref())?;
+        if let Some(logouts) = stores.logouts.take() {
+            auth.share_logouts(logouts);
+        }
         if let Some(password) = generated {
             // Printed, not logged: it must reach the operator once and never a log store.
             println!("No dashboard user is configured. Log in as `admin` with password: {password}");
             println!("(set LOGBOARD_ADMIN_PASSWORD or [auth] users to choose your own)");
         }
         let projects = Arc::new(Projects::from_config(&config)?);
-        let Stores { events: store, issues, alert_state, outbox, leases, shared_issues } = stores;
+        let Stores { events: store, issues, alert_state, outbox, leases, shared_issues, logouts: _ } = stores;
         let alerts = Arc::new(Alerts::new(&config, &projects, alert_state, Arc::clone(&outbox)));
         let zone = Zone::named(&config.ui.timezone).map_err(|why| anyhow::anyhow!("ui.timezone: {why}"))?;
         let disk = Arc::new(DiskGuard::new(&config.storage.data_dir, config.retention.min_free_bytes));

@@ -26,6 +26,7 @@ pub mod ingest;
 pub mod issues;
 pub mod lease;
 pub mod links;
+pub mod logout;
 pub mod metrics;
 pub mod project;
 pub mod scrub;

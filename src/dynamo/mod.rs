@@ -11,6 +11,7 @@
 //! | `issue#{project}#{env}` | fingerprint | an issue: counts per hour, users, first/last seen, status |
 //! | `flush` | a flush's id | the marker that a flush of counts was applied (expires) |
 //! | `lease` | the lease's name | who holds it until when |
+//! | `logout` | a session's id | the session was logged out (expires when it would have ended) |
 //! | `follow` | a log group | where the issue follower goes on, and the ids it counted |
 //! | `history#…`, `rule#…`, `snooze` | | the alert rules' history, burst states, snoozes ([`alerts`]) |
 //! | `due#…`, `delivery#…`, `channel`, `counter` | | the alert outbox: deliveries waiting and claimed, their records, channel health ([`outbox`]) |
@@ -21,6 +22,7 @@
 pub mod alerts;
 pub mod issues;
 pub mod lease;
+pub mod logouts;
 pub mod outbox;
 pub mod queue;
 
@@ -45,6 +47,7 @@ use crate::config::Config;
 pub use alerts::DynamoAlertState;
 pub use issues::DynamoIssueIndex;
 pub use lease::DynamoLeases;
+pub use logouts::DynamoLogouts;
 pub use outbox::DynamoOutbox;
 
 /// The partition key's attribute.

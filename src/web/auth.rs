@@ -32,6 +32,7 @@ use super::limits::ClientIp;
 use super::session::{Session, Sessions, session_token, unix_now};
 use super::throttle::{self, Refusal, Throttle};
 use crate::config::{Config, Secret};
+use crate::logout::Logouts;
 
 /// OWASP's Argon2id parameters: m = 19 MiB, t = 2, p = 1.
 fn argon2() -> Argon2<'static> {
@@ -144,6 +145,8 @@ pub struct Auth {
     api_tokens: Vec<Secret>,
     /// Signs and checks session cookies (with `auth.session_secret`, or a random secret).
     sessions: Sessions,
+    /// Logouts shared with the other tasks, when the state is shared.
+    logouts: Option<Arc<dyn Logouts>>,
 }
 
 impl Auth {
@@ -160,7 +163,13 @@ impl Auth {
             users,
             api_tokens: config.auth.api_tokens.clone(),
             sessions: Sessions::new(config.auth.session_secret.as_ref()),
+            logouts: None,
         })
+    }
+
+    /// Logouts are recorded in, and read from, `logouts` as well: shared with the other tasks.
+    pub fn share_logouts(&mut self, logouts: Arc<dyn Logouts>) {
+        self.logouts = Some(logouts);
     }
 
     /// Checks a name and password from `client`: `Ok(true)` when right, `Ok(false)` when wrong,
@@ -206,9 +215,24 @@ impl Auth {
         self.sessions.issue(user, unix_now())
     }
 
-    /// Ends the session of a cookie on this task (logout).
-    pub fn end_session(&self, token: &str) {
-        self.sessions.revoke(token, unix_now());
+    /// Ends the session of a cookie (logout): on this task, and on every task when shared.
+    pub async fn end_session(&self, token: &str) {
+        let ended = self.sessions.revoke(token, unix_now());
+        if let (Some((id, until)), Some(logouts)) = (ended, &self.logouts)
+            && let Err(error) = logouts.record(&id, until).await
+        {
+            tracing::warn!(error = format!("{error:#}"), "the logout is known to this task only");
+        }
+    }
+
+    /// Whether another task ended session `id`. A shared state that does not answer lets the
+    /// session through: the dashboard stays usable while the table is down.
+    async fn ended_elsewhere(&self, id: &str) -> bool {
+        let Some(logouts) = &self.logouts else { return false };
+        logouts.ended(id).await.unwrap_or_else(|error| {
+            tracing::warn!(error = format!("{error:#}"), "could not read the shared logouts");
+            false
+        })
     }
 
     /// The live session of a cookie, for a user who still exists (a user removed from the config
@@ -241,7 +265,9 @@ impl Auth {
         client: IpAddr,
         allow_api_credentials: bool,
     ) -> Result<Option<String>, Refusal> {
-        if let Some(session) = session_token(headers).and_then(|t| self.session(&t, unix_now())) {
+        if let Some(session) = session_token(headers).and_then(|t| self.session(&t, unix_now()))
+            && !self.ended_elsewhere(&session.id).await
+        {
             return Ok(Some(session.user));
         }
         let Some((scheme, credentials)) = authorization(headers).filter(|_| allow_api_credentials) else {

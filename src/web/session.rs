@@ -10,8 +10,9 @@
 //! that much.
 //!
 //! Logout clears the cookie and this task remembers the session's id as revoked until the session
-//! could no longer be live anyway ([`Sessions::revoke`]); other tasks may accept a copy of the
-//! cookie until it expires (the operations spec allows it). Without a configured secret, a random
+//! could no longer be live anyway ([`Sessions::revoke`]); with a shared state the other tasks
+//! learn it from there (`crate::logout`), otherwise they may accept a copy of the cookie until it
+//! expires (the operations spec allows it). Without a configured secret, a random
 //! one per process: a restart logs everyone out.
 
 use std::collections::HashMap;
@@ -137,10 +138,11 @@ impl Sessions {
             .then(|| self.encode(&Session { last_seen: now, ..session.clone() }))
     }
 
-    /// Ends the session of `token` on this task. Only a valid, live session is remembered, so
-    /// nobody can fill the list without logging in.
-    pub fn revoke(&self, token: &str, now: u64) {
-        let Some(session) = self.verify(token).filter(|s| s.is_live(now)) else { return };
+    /// Ends the session of `token` on this task, and returns its id and when it would have ended
+    /// anyway (for the other tasks). Only a valid, live session is remembered, so nobody can fill
+    /// the list without logging in.
+    pub fn revoke(&self, token: &str, now: u64) -> Option<(String, u64)> {
+        let session = self.verify(token).filter(|s| s.is_live(now))?;
         // Another task may have re-issued the cookie since: it is good until its absolute end.
         let ends = session.created.saturating_add(SESSION_MAX_SECS);
         let mut revoked = self.revoked.lock().unwrap_or_else(PoisonError::into_inner);
@@ -152,7 +154,8 @@ impl Sessions {
         {
             revoked.remove(&soonest);
         }
-        revoked.insert(session.id, ends);
+        revoked.insert(session.id.clone(), ends);
+        Some((session.id, ends))
     }
 
     #[cfg(test)]

@@ -331,3 +331,49 @@ async fn with_the_table_unreachable_ingest_still_answers_202_and_every_error_is_
     assert_eq!(issues(&task.base).await, expect(&[("upstream timed out", 4, 2, "new")]), "counted once");
     assert_eq!(metric(&task.base, "logboard_state_backlog").await, Some(0.0));
 }
+
+/// The status of a GET of `path` on `base` with `cookie`, redirects not followed.
+async fn status_with_cookie(base: &str, path: &str, cookie: &str) -> u16 {
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    http.get(format!("{base}{path}")).header("Cookie", cookie).send().await.expect("get").status().as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_on_one_task_ends_the_session_on_every_task() {
+    let moto = Moto::start().await;
+    table_for(&moto.url, TABLE).create().await.expect("create");
+    let secret = ("LOGBOARD__AUTH__SESSION_SECRET", "a shared secret of the service, 32+ bytes long".to_string());
+    let mut env = state_env(&moto);
+    env.push(secret);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().expect("dir")).collect();
+    let a = start_server_with(dirs[0].path(), &moto.url, &env);
+    let b = start_server_with(dirs[1].path(), &moto.url, &env);
+
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let login = http
+        .post(format!("{}/login", a.base))
+        .form(&[("username", "admin"), ("password", common::ADMIN_PASSWORD), ("next", "/")])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(login.status(), 303, "logged in");
+    let cookie = login.headers()["set-cookie"].to_str().expect("ascii").split(';').next().expect("cookie").to_string();
+    assert_eq!(status_with_cookie(&b.base, "/api/v1/projects", &cookie).await, 200, "good on the other task");
+
+    let logout = http.post(format!("{}/logout", a.base)).header("Cookie", &cookie).send().await.expect("logout");
+    assert_eq!(logout.status(), 303);
+    for task in [&a, &b] {
+        assert_eq!(status_with_cookie(&task.base, "/api/v1/projects", &cookie).await, 401, "ended on {}", task.base);
+        assert_eq!(status_with_cookie(&task.base, "/logs?project=demo&env=production", &cookie).await, 303);
+    }
+    // A new session is not hurt by the other's logout.
+    let again = http
+        .post(format!("{}/login", b.base))
+        .form(&[("username", "admin"), ("password", common::ADMIN_PASSWORD), ("next", "/")])
+        .send()
+        .await
+        .expect("login");
+    let again = again.headers()["set-cookie"].to_str().expect("ascii").split(';').next().expect("cookie").to_string();
+    assert_eq!(status_with_cookie(&a.base, "/api/v1/projects", &again).await, 200);
+}

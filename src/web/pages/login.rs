@@ -75,7 +75,7 @@ pub async fn log_in(
 
 pub async fn log_out(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if let Some(token) = session_token(&headers) {
-        state.auth.end_session(&token);
+        state.auth.end_session(&token).await;
     }
     ([(header::SET_COOKIE, clear_cookie())], Redirect::to("/login")).into_response()
 }
