@@ -433,28 +433,32 @@ async fn dead_letters_fire_a_monitor_alert_with_their_count() {
     assert!(text.contains("1 event(s) dead-lettered"), "{text}");
 }
 
+/// A task with the rules of [`rules`] on moto's CloudWatch, its state in `table`, on a fresh data
+/// directory (as a deploy starts it).
+async fn shared_task(receiver: &Receiver, moto: &Moto, table: &logboard::dynamo::Table) -> CloudWatchApp {
+    let extra = rules(&receiver.url).replace("[server]\npublic_url = \"https://logs.example.test\"\n", "");
+    let dir = tempfile::tempdir().expect("dir");
+    let config = config_with(
+        dir.path(),
+        &extra,
+        &[
+            ("LOGBOARD__STORAGE__BACKEND", "cloudwatch"),
+            ("LOGBOARD__CLOUDWATCH__ENDPOINT_URL", &moto.url),
+            ("LOGBOARD__CLOUDWATCH__REGION", "us-east-1"),
+            ("LOGBOARD__STATE__BACKEND", "dynamodb"),
+        ],
+    );
+    let options = logboard::store::cloudwatch::CloudWatchOptions::default();
+    CloudWatchApp::start_on(config, dir, &moto.url, options, Some(table.clone())).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_a_shared_state_table_two_tasks_announce_new_issues_once_and_a_deploy_announces_none_again() {
     let receiver = Receiver::start(Vec::new()).await;
     let moto = Moto::start().await;
     let table = common::moto::table_for(&moto.url, "logboard-state");
     table.create().await.expect("create the table");
-    let extra = rules(&receiver.url).replace("[server]\npublic_url = \"https://logs.example.test\"\n", "");
-    let start_task = || async {
-        let dir = tempfile::tempdir().expect("dir");
-        let config = config_with(
-            dir.path(),
-            &extra,
-            &[
-                ("LOGBOARD__STORAGE__BACKEND", "cloudwatch"),
-                ("LOGBOARD__CLOUDWATCH__ENDPOINT_URL", &moto.url),
-                ("LOGBOARD__CLOUDWATCH__REGION", "us-east-1"),
-                ("LOGBOARD__STATE__BACKEND", "dynamodb"),
-            ],
-        );
-        let options = logboard::store::cloudwatch::CloudWatchOptions::default();
-        CloudWatchApp::start_on(config, dir, &moto.url, options, Some(table.clone())).await
-    };
+    let start_task = || shared_task(&receiver, &moto, &table);
     let kinds = ["TypeError", "RangeError", "SyntaxError", "ReferenceError", "URIError"];
     let new_errors = || {
         let events: Vec<Value> = kinds
@@ -489,22 +493,7 @@ async fn on_a_shared_state_table_a_burst_both_tasks_see_is_one_message_and_the_h
     let moto = Moto::start().await;
     let table = common::moto::table_for(&moto.url, "logboard-state");
     table.create().await.expect("create the table");
-    let extra = rules(&receiver.url).replace("[server]\npublic_url = \"https://logs.example.test\"\n", "");
-    let start_task = || async {
-        let dir = tempfile::tempdir().expect("dir");
-        let config = config_with(
-            dir.path(),
-            &extra,
-            &[
-                ("LOGBOARD__STORAGE__BACKEND", "cloudwatch"),
-                ("LOGBOARD__CLOUDWATCH__ENDPOINT_URL", &moto.url),
-                ("LOGBOARD__CLOUDWATCH__REGION", "us-east-1"),
-                ("LOGBOARD__STATE__BACKEND", "dynamodb"),
-            ],
-        );
-        let options = logboard::store::cloudwatch::CloudWatchOptions::default();
-        CloudWatchApp::start_on(config, dir, &moto.url, options, Some(table.clone())).await
-    };
+    let start_task = || shared_task(&receiver, &moto, &table);
     let (a, b) = (start_task().await, start_task().await);
     // Each task alone sees more than the threshold (5) of `checkout errors`.
     assert_eq!(a.ingest(&errors("production", 8, "checkout")).await.0, 202);

@@ -71,8 +71,8 @@ async fn ingest(base: &str, events: Vec<Value>) {
     assert_eq!(answer.status(), 202, "{}", answer.text().await.unwrap_or_default());
 }
 
-/// The issues of demo/production over the last 3 days, by title: (count, users, status).
-async fn issues(base: &str) -> BTreeMap<String, (u64, u64, String)> {
+/// The issues of demo/production over the last 3 days, as the API lists them.
+async fn listed(base: &str) -> Vec<Value> {
     let listed: Value = http()
         .get(format!("{base}/api/v1/issues?project=demo&env=production&from=now-3d"))
         .basic_auth("admin", Some(common::ADMIN_PASSWORD))
@@ -82,9 +82,13 @@ async fn issues(base: &str) -> BTreeMap<String, (u64, u64, String)> {
         .json()
         .await
         .expect("json");
-    listed["issues"]
-        .as_array()
-        .unwrap_or_else(|| panic!("issues: {listed}"))
+    listed["issues"].as_array().unwrap_or_else(|| panic!("issues: {listed}")).clone()
+}
+
+/// The issues of demo/production over the last 3 days, by title: (count, users, status).
+async fn issues(base: &str) -> BTreeMap<String, (u64, u64, String)> {
+    listed(base)
+        .await
         .iter()
         .map(|i| {
             let title = i["title"].as_str().expect("title").to_string();
@@ -95,16 +99,8 @@ async fn issues(base: &str) -> BTreeMap<String, (u64, u64, String)> {
 }
 
 async fn fingerprint(base: &str, title: &str) -> String {
-    let listed: Value = http()
-        .get(format!("{base}/api/v1/issues?project=demo&env=production&from=now-3d"))
-        .basic_auth("admin", Some(common::ADMIN_PASSWORD))
-        .send()
-        .await
-        .expect("issues")
-        .json()
-        .await
-        .expect("json");
-    let found = listed["issues"].as_array().expect("issues").iter().find(|i| i["title"] == title);
+    let issues = listed(base).await;
+    let found = issues.iter().find(|i| i["title"] == title);
     found.and_then(|i| i["fingerprint"].as_str()).expect("the issue").to_string()
 }
 
