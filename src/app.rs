@@ -21,7 +21,9 @@ use crate::clock::now_ms;
 use crate::config::state::StateBackend;
 use crate::config::{Backend, Config, Secret};
 use crate::disk::DiskGuard;
-use crate::dynamo::{DynamoAlertState, DynamoIssueIndex, DynamoLeases, DynamoLogouts, DynamoOutbox, Table};
+use crate::dynamo::{
+    CountedStore, DynamoAlertState, DynamoIssueIndex, DynamoLeases, DynamoLogouts, DynamoOutbox, Table,
+};
 use crate::ingest::Pipeline;
 use crate::ingest::follow::{self as issue_follow, Follower};
 use crate::issues::{IssueIndex, SqliteIssueIndex};
@@ -34,6 +36,7 @@ use crate::store::cloudwatch::CloudWatchStore;
 use crate::store::local::{LocalStore, Retention};
 use crate::tail::Tail;
 use crate::tail::follow::{self as tail_follow, TailFollower};
+use crate::tally::SharedTally;
 use crate::web::AppState;
 use crate::web::auth::Auth;
 use crate::web::limits::RateLimits;
@@ -84,8 +87,12 @@ impl Stores {
     /// `events` as the event store; the issue index, the leases, the alert state and the outbox
     /// in the shared `table`, the rest under `data_dir`.
     pub fn shared(config: &Config, events: Arc<dyn LogStore>, table: Table) -> anyhow::Result<Stores> {
-        let local = Stores::with_events(config, events)?;
         let issues = Arc::new(DynamoIssueIndex::open(table.clone(), &config.storage.data_dir)?);
+        // Every task writes to a store like CloudWatch: its charts come from the counts in the
+        // table, which every task adds to, instead of from every event read back.
+        let events: Arc<dyn LogStore> =
+            if events.shared_by_tasks() { Arc::new(CountedStore::new(events, issues.counts())) } else { events };
+        let local = Stores::with_events(config, events)?;
         Ok(Stores {
             issues: Arc::clone(&issues) as Arc<dyn IssueIndex>,
             alert_state: Arc::new(DynamoAlertState::new(table.clone())),
@@ -158,6 +165,7 @@ impl App {
             metrics: Arc::clone(&metrics),
             tail: Arc::clone(&tail),
             max_event_bytes: config.limits.event_bytes,
+            shared: shared_issues.clone().map(|index| index as Arc<dyn SharedTally>),
         });
         let state = AppState {
             limits: Arc::new(RateLimits::new(&config.limits, &config.server.trusted_proxies)),
@@ -198,6 +206,7 @@ impl App {
             index.spawn_flusher(Arc::clone(&state.metrics), move |announced| {
                 alerts.observe(Hits::default(), &announced.changes, &announced.samples, now_ms())
             });
+            index.counts().spawn_others_reader(Arc::downgrade(&state.alerts));
         }
         let monitor = Monitor {
             canary_interval: Duration::from_secs(config.monitor.canary_interval_secs),

@@ -34,6 +34,7 @@ pub mod search;
 pub mod sqlite;
 pub mod store;
 pub mod tail;
+pub mod tally;
 pub mod web;
 pub mod zone;
 

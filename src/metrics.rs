@@ -58,6 +58,8 @@ pub struct Metrics {
     pub canary_failures: Counter,
     /// Requests sent to the shared state table (each attempt).
     pub state_requests: Counter,
+    /// Requests sent to CloudWatch Logs (each attempt): what the account's quota counts.
+    pub cloudwatch_requests: Counter,
     /// Issue counts queued on this task, not yet in the shared state table.
     pub state_backlog: Gauge,
     /// Sends to the shared state table that failed in a row (0 once one succeeds).
@@ -99,6 +101,12 @@ impl Metrics {
         let state_backlog = Gauge::default();
         let state_requests = Counter::default();
         registry.register("state_requests", "Requests sent to the state table, each attempt", state_requests.clone());
+        let cloudwatch_requests = Counter::default();
+        registry.register(
+            "cloudwatch_requests",
+            "Requests sent to CloudWatch Logs, each attempt",
+            cloudwatch_requests.clone(),
+        );
         let state_failing_sends = Gauge::default();
         registry.register(
             "state_backlog",
@@ -171,6 +179,7 @@ impl Metrics {
             state_backlog,
             state_failing_sends,
             state_requests,
+            cloudwatch_requests,
             alerts_firing,
             notifications,
         }
@@ -258,5 +267,26 @@ mod tests {
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             assert!(line.starts_with("logboard_"), "{line}");
         }
+    }
+}
+
+/// An AWS SDK interceptor that counts every request a client sends (each attempt): what AWS
+/// bills and rate-limits. The SDKs share the interceptor trait, so one serves every client.
+#[derive(Debug)]
+pub struct CountRequests(pub Counter);
+
+impl aws_sdk_dynamodb::config::Intercept for CountRequests {
+    fn name(&self) -> &'static str {
+        "CountRequests"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _components: &aws_sdk_dynamodb::config::RuntimeComponents,
+        _bag: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        self.0.inc();
+        Ok(())
     }
 }

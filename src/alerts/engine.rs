@@ -16,6 +16,7 @@ use super::notification::{IssueLine, Notification, What};
 use super::outbox::Outbox;
 use super::state::{AlertState, Entry, HistoryKind, Saved};
 use super::window::Window;
+use crate::clock::MINUTE_MS;
 use crate::config::Config;
 use crate::config::alerts::{AlertConfig, When};
 use crate::event::{Level, StoredEvent};
@@ -23,6 +24,7 @@ use crate::issues::{Changes, IssueKey};
 use crate::links;
 use crate::project::Projects;
 use crate::search::{Query, Subject};
+use crate::tally::{RuleCount, fold_rules, minute_of};
 
 /// Advances the rules once a second until the engine is dropped.
 pub fn spawn_ticker(alerts: std::sync::Weak<Alerts>) {
@@ -95,6 +97,9 @@ struct Slot {
     condition: Option<Vec<String>>,
     /// Channels this slot's messages skip: a failing channel is not told that it fails.
     skip: Vec<String>,
+    /// What other tasks (and this task before a restart) counted for a threshold rule, per
+    /// epoch minute, as last read from the shared state.
+    others: Vec<(i64, u64)>,
 }
 
 /// Where a rule stands, as the API and the pages show it (its lowercase name).
@@ -455,6 +460,42 @@ impl Alerts {
         }
     }
 
+    /// The threshold rules' matches among `hits`, per rule, env and minute, for the shared
+    /// state (where every task's are added up); a match from the future counts as now.
+    pub fn rule_counts(&self, hits: &Hits, now_ms: i64) -> Vec<RuleCount> {
+        fold_rules(hits.times.iter().map(|(slot, ts)| {
+            let target = &self.targets[*slot];
+            RuleCount {
+                rule: self.rules[target.rule].name.clone(),
+                env: target.env.clone(),
+                minute: minute_of((*ts).min(now_ms)),
+                task: String::new(),
+                n: 1,
+            }
+        }))
+    }
+
+    /// Each threshold rule's (name, env, window in seconds): what the shared state reads back.
+    pub fn thresholds(&self) -> Vec<(String, String, u64)> {
+        self.targets
+            .iter()
+            .map(|target| &self.rules[target.rule])
+            .zip(&self.targets)
+            .filter(|(rule, _)| rule.kind == Kind::Threshold)
+            .map(|(rule, target)| (rule.name.clone(), target.env.clone(), rule.window_secs))
+            .collect()
+    }
+
+    /// What other tasks counted for a threshold rule in `env`, per epoch minute (as read from
+    /// the shared state): added to this task's own count on every tick.
+    pub fn set_others(&self, rule: &str, env: &str, minutes: Vec<(i64, u64)>) {
+        let Some(index) = self.rules.iter().position(|r| r.name == rule && r.kind == Kind::Threshold) else { return };
+        let mut slots = self.slots();
+        if let Some(slot) = slots.iter_mut().find(|s| s.rule == index && s.env == env) {
+            slot.others = minutes;
+        }
+    }
+
     /// Sets a monitor check's condition: `Some(details)` while it holds, `None` when it cleared.
     pub fn set_condition(&self, check: MonitorCheck, condition: Option<Vec<String>>) {
         self.set_condition_skipping(check, condition, Vec::new());
@@ -479,7 +520,8 @@ impl Alerts {
             let rule = &self.rules[slot.rule];
             let active = match rule.kind {
                 Kind::Threshold => {
-                    slot.last_value = slot.window.count(now_ms);
+                    let window_ms = secs_to_ms(rule.window_secs);
+                    slot.last_value = slot.window.count(now_ms) + in_window(&slot.others, now_ms, window_ms);
                     // Counts are not kept across a restart: a rule that was firing keeps firing
                     // until a whole window has been counted again, rather than "resolving".
                     let counting_since_start = now_ms < started.saturating_add(secs_to_ms(rule.window_secs));
@@ -779,8 +821,30 @@ impl Slot {
             announced: false,
             condition: None,
             skip: Vec::new(),
+            others: Vec::new(),
         }
     }
+}
+
+/// The counts of `minutes` (epoch minute, count) within the window ending at `now_ms`: a
+/// minute the window's old edge cuts counts in proportion, so the sum slides smoothly.
+fn in_window(minutes: &[(i64, u64)], now_ms: i64, window_ms: i64) -> u64 {
+    let oldest = now_ms - window_ms;
+    let sum: f64 = minutes
+        .iter()
+        .map(|&(minute, n)| {
+            let (start, end) = (minute * MINUTE_MS, (minute + 1) * MINUTE_MS);
+            let share = if start >= oldest {
+                1.0
+            } else if end > oldest {
+                (end - oldest) as f64 / MINUTE_MS as f64
+            } else {
+                0.0
+            };
+            n as f64 * share
+        })
+        .sum();
+    sum as u64
 }
 
 fn secs_to_ms(secs: u64) -> i64 {
@@ -1227,5 +1291,29 @@ mod tests {
         assert!(rig.outbox.take().is_empty(), "suppressed by the other instance's snooze");
         other.set_snooze("checkout errors", None).expect("unsnooze");
         assert_eq!(rig.alerts.list(T0 + 60_000)[0].state, "firing");
+    }
+
+    #[test]
+    fn other_tasks_counts_add_to_a_threshold_and_slide_out_of_its_window() {
+        let rig = rig();
+        // 3 matches here, 3 counted elsewhere in T0's minute: 6 reach the threshold of 5.
+        let minute = T0.div_euclid(MINUTE_MS);
+        let hits = rig.alerts.matches(&errors(3, "production", T0));
+        let mine = rig.alerts.rule_counts(&hits, T0);
+        let mine: Vec<(&str, &str, i64, u64)> =
+            mine.iter().map(|c| (c.rule.as_str(), c.env.as_str(), c.minute, c.n)).collect();
+        assert_eq!(mine, [("checkout errors", "production", minute, 3)], "what this task adds to the table");
+        rig.alerts.observe(hits, &Changes::default(), &[], T0);
+        assert_eq!(rig.alerts.thresholds(), [("checkout errors".to_string(), "production".to_string(), 300)]);
+        rig.alerts.set_others("checkout errors", "production", vec![(minute, 3)]);
+        run(&rig, T0, T0 + 31_000);
+        let sent = rig.outbox.take();
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        assert!(matches!(sent[0].1.what, What::Threshold { count: 6, .. }), "{:?}", sent[0].1.what);
+        // A minute the window's edge cuts counts in part; past it, not at all.
+        let start = minute * MINUTE_MS;
+        assert_eq!(in_window(&[(minute, 60)], start + 60_000 + 300_000 - 30_000, 300_000), 30);
+        assert_eq!(in_window(&[(minute, 60), (minute + 1, 7)], start + 60_000 + 300_000, 300_000), 7);
+        assert_eq!(in_window(&[(minute, 60)], start + 10_000, 300_000), 60, "the minute now running counts whole");
     }
 }

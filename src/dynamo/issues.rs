@@ -34,6 +34,7 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, KeysAndAttributes, Put, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 
+use super::counts::{DynamoCounts, level_writes, rule_writes};
 use super::queue::Queue;
 use super::{EXPIRES, Item, PK, SK, Table, condition_failed, failure, get_n, get_s, n, s};
 use crate::clock::{HOUR_MS, from_ms_utc, now_ms};
@@ -41,9 +42,10 @@ use crate::event::{Level, StoredEvent};
 use crate::issues::{Changes, Followed, Issue, IssueIndex, IssueKey, MAX_LISTED, Occurrence, Sort, Status};
 use crate::metrics::Metrics;
 use crate::search::Query;
+use crate::tally::{LevelCount, RuleCount, SharedTally, Tally};
 
-/// A transaction holds 100 actions: the flush's marker, maybe a checkpoint, and the issues.
-const ISSUES_PER_WRITE: usize = 98;
+/// A transaction holds 100 actions: the flush's marker, maybe a checkpoint, and the counts.
+const ACTIONS_PER_WRITE: usize = 98;
 /// How often the flusher sends what waits in the queue.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// Queue entries (ingest batches) folded into one flush at most.
@@ -178,10 +180,13 @@ fn issue_pk(project: &str, env: &str) -> String {
     format!("issue#{project}#{env}")
 }
 
-/// The issue index in the shared table, with the task's queue of what is not there yet.
+/// The issue index in the shared table, with the task's queue of what is not there yet (the
+/// issue counts, and the minute and rule counts of [`super::counts`] that go with them).
 pub struct DynamoIssueIndex {
     table: Table,
     queue: Queue,
+    /// This process's id in the rule counts it writes.
+    task: String,
 }
 
 /// How a write of counts went.
@@ -195,7 +200,13 @@ enum Applied {
 impl DynamoIssueIndex {
     /// The index in `table`, its queue under `data_dir`.
     pub fn open(table: Table, data_dir: &Path) -> anyhow::Result<DynamoIssueIndex> {
-        Ok(DynamoIssueIndex { table, queue: Queue::open(data_dir)? })
+        let task = crate::event::new_id(time::OffsetDateTime::now_utc()).to_string();
+        Ok(DynamoIssueIndex { table, queue: Queue::open(data_dir)?, task })
+    }
+
+    /// The reader of the counts this index's flushes add, for this task.
+    pub fn counts(&self) -> DynamoCounts {
+        DynamoCounts::new(self.table.clone(), self.task.clone())
     }
 
     /// Sends what waits in the queue every second, for as long as the process runs; `report`
@@ -244,8 +255,10 @@ impl DynamoIssueIndex {
     pub async fn send_next(&self) -> anyhow::Result<Option<(String, Announced)>> {
         let taken = self.queue.take(ENTRIES_PER_FLUSH, fold_entries).await.context("taking a flush from the queue")?;
         let Some(flush) = taken else { return Ok(None) };
-        let deltas: Vec<Delta> = serde_json::from_str(&flush.body).context("reading a queued flush")?;
-        let announced = match self.apply(&flush.id, &deltas, None).await? {
+        let body = FlushBody::parse(&flush.body).context("reading a queued flush")?;
+        let mut counts = level_writes(&self.table.name, &body.levels)?;
+        counts.extend(rule_writes(&self.table.name, &body.rules)?);
+        let announced = match self.apply(&flush.id, &body.deltas, counts, None).await? {
             Applied::Counted(announced) => announced,
             Applied::Superseded => Announced::default(),
         };
@@ -257,27 +270,43 @@ impl DynamoIssueIndex {
         self.queue.backlog().await
     }
 
-    /// Adds `deltas` once under the marker `id` (in parts of [`ISSUES_PER_WRITE`], each with its
-    /// own marker), then does what only one task may do.
-    async fn apply(&self, id: &str, deltas: &[Delta], checkpoint: Option<&Checkpoint>) -> anyhow::Result<Applied> {
+    /// Adds `deltas` and `counts` once under the marker `id` (in parts of [`ACTIONS_PER_WRITE`],
+    /// each with its own marker), then does what only one task may do.
+    async fn apply(
+        &self,
+        id: &str,
+        deltas: &[Delta],
+        counts: Vec<Update>,
+        checkpoint: Option<&Checkpoint>,
+    ) -> anyhow::Result<Applied> {
         let mut announced = Announced::default();
-        let parts: Vec<&[Delta]> =
-            if deltas.is_empty() { vec![&[]] } else { deltas.chunks(ISSUES_PER_WRITE).collect() };
+        let mut actions: Vec<(Option<&Delta>, Update)> = Vec::with_capacity(deltas.len() + counts.len());
+        for delta in deltas {
+            actions.push((Some(delta), add_counts(&self.table.name, delta)?));
+        }
+        actions.extend(counts.into_iter().map(|update| (None, update)));
+        let mut parts: Vec<Vec<(Option<&Delta>, Update)>> = Vec::new();
+        while !actions.is_empty() || parts.is_empty() {
+            let rest = actions.split_off(actions.len().min(ACTIONS_PER_WRITE));
+            parts.push(std::mem::replace(&mut actions, rest));
+        }
         let last = parts.len() - 1;
         for (i, part) in parts.into_iter().enumerate() {
-            let mut actions = vec![marker(&self.table.name, &format!("{id}.{i}"))?];
+            let mut writes = vec![marker(&self.table.name, &format!("{id}.{i}"))?];
             if let Some(checkpoint) = checkpoint {
                 // Every part holds while the checkpoint is the one read; the last moves it on.
-                actions.push(if i == last {
+                writes.push(if i == last {
                     checkpoint.write(&self.table.name)?
                 } else {
                     checkpoint.check(&self.table.name)?
                 });
             }
-            for delta in part {
-                actions.push(TransactWriteItem::builder().update(add_counts(&self.table.name, delta)?).build());
+            let mut part_deltas = Vec::new();
+            for (delta, update) in part {
+                part_deltas.extend(delta.cloned());
+                writes.push(TransactWriteItem::builder().update(update).build());
             }
-            let sent = self.table.client.transact_write_items().set_transact_items(Some(actions)).send().await;
+            let sent = self.table.client.transact_write_items().set_transact_items(Some(writes)).send().await;
             if let Err(error) = sent {
                 let reasons = cancellation_codes(&error);
                 if reasons.first().map(String::as_str) == Some("ConditionalCheckFailed") {
@@ -288,7 +317,7 @@ impl DynamoIssueIndex {
                     return Err(failure(error)).context("adding issue counts");
                 }
             }
-            announced.extend(self.settle(part).await?);
+            announced.extend(self.settle(&part_deltas).await?);
         }
         Ok(Applied::Counted(announced))
     }
@@ -473,27 +502,7 @@ impl DynamoIssueIndex {
 
     /// Every issue item of a project/environment.
     async fn query_issues(&self, project: &str, env: &str) -> anyhow::Result<Vec<Item>> {
-        let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let answer = self
-                .table
-                .client
-                .query()
-                .table_name(&self.table.name)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(issue_pk(project, env)))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(failure)
-                .context("listing issues")?;
-            items.extend(answer.items().iter().cloned());
-            start = answer.last_evaluated_key().cloned();
-            if start.is_none() {
-                return Ok(items);
-            }
-        }
+        self.table.query_all(&issue_pk(project, env), None).await.context("listing issues")
     }
 
     async fn read_checkpoint(&self, group: &str) -> anyhow::Result<Option<Checkpoint>> {
@@ -513,16 +522,39 @@ impl DynamoIssueIndex {
     }
 }
 
-/// The queued batches (each a JSON list of occurrences) folded into one flush.
+/// What one flush adds: the issue counts folded per issue, the minute and rule counts.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct FlushBody {
+    deltas: Vec<Delta>,
+    #[serde(default)]
+    levels: Vec<LevelCount>,
+    #[serde(default)]
+    rules: Vec<RuleCount>,
+}
+
+impl FlushBody {
+    /// A flush as queued; one queued before minute and rule counts existed is a list of deltas.
+    fn parse(body: &str) -> serde_json::Result<FlushBody> {
+        serde_json::from_str(body)
+            .or_else(|_| serde_json::from_str(body).map(|deltas| FlushBody { deltas, ..FlushBody::default() }))
+    }
+}
+
+/// The queued batches (each a [`Tally`], or a list of occurrences as queued by an earlier
+/// version) folded into one flush.
 fn fold_entries(entries: Vec<String>) -> String {
-    let occurrences = entries.iter().flat_map(|entry| match serde_json::from_str::<Vec<Occurrence>>(entry) {
-        Ok(occurrences) => occurrences,
-        Err(error) => {
-            tracing::error!(error = %error, "an unreadable entry in the state queue was skipped");
-            Vec::new()
+    let mut all = Tally::default();
+    for entry in &entries {
+        let tally = serde_json::from_str::<Tally>(entry).or_else(|_| {
+            serde_json::from_str::<Vec<Occurrence>>(entry).map(|occurrences| Tally { occurrences, ..Tally::default() })
+        });
+        match tally {
+            Ok(tally) => all.merge(tally),
+            Err(error) => tracing::error!(error = %error, "an unreadable entry in the state queue was skipped"),
         }
-    });
-    serde_json::to_string(&fold(occurrences)).unwrap_or_else(|_| "[]".into())
+    }
+    let body = FlushBody { deltas: fold(all.occurrences), levels: all.levels, rules: all.rules };
+    serde_json::to_string(&body).unwrap_or_else(|_| "{\"deltas\":[]}".into())
 }
 
 /// The put of a flush's marker, which fails when the flush was applied before.
@@ -698,13 +730,26 @@ fn seen_entry(ts: i64, id: &str) -> String {
 }
 
 #[async_trait]
+impl SharedTally for DynamoIssueIndex {
+    /// Queued durably on this task; added to the table by the flusher (within a second while
+    /// the table answers).
+    async fn record(&self, mut tally: Tally) -> anyhow::Result<()> {
+        if tally.is_empty() {
+            return Ok(());
+        }
+        for count in &mut tally.rules {
+            count.task.clone_from(&self.task);
+        }
+        self.queue.push(serde_json::to_string(&tally)?).await.context("queueing counts")
+    }
+}
+
+#[async_trait]
 impl IssueIndex for DynamoIssueIndex {
     /// Queued durably on this task; counted in the table by the flusher (within a second while
     /// the table answers). The changes come from the flusher, not from here.
     async fn record(&self, occurrences: Vec<Occurrence>) -> anyhow::Result<Changes> {
-        if !occurrences.is_empty() {
-            self.queue.push(serde_json::to_string(&occurrences)?).await.context("queueing issue counts")?;
-        }
+        SharedTally::record(self, Tally { occurrences, ..Tally::default() }).await?;
         Ok(Changes { found: true, ..Changes::default() })
     }
 
@@ -779,7 +824,7 @@ impl IssueIndex for DynamoIssueIndex {
         }
         let checkpoint = Checkpoint { group: group.clone(), next_from, floor, seen, version };
         let id = format!("follow#{group}#{version}");
-        match self.apply(&id, &fold(fresh), Some(&checkpoint)).await? {
+        match self.apply(&id, &fold(fresh), Vec::new(), Some(&checkpoint)).await? {
             Applied::Counted(announced) => Ok(Changes { found: true, ..announced.changes }),
             Applied::Superseded => Ok(Changes::default()),
         }

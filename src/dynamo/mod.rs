@@ -1,6 +1,6 @@
 //! logboard's shared state in one DynamoDB table (`[state] backend = "dynamodb"`,
 //! `../shared/spec/state.md`): what every task must see the same — the issue index ([`issues`]),
-//! leases ([`lease`]) — so that several tasks, and every task a deploy starts with an empty
+//! the counts that pages and threshold rules read ([`counts`]), alert state, leases, logouts — so that several tasks, and every task a deploy starts with an empty
 //! `data_dir`, are one monitor.
 //!
 //! One table, keyed by `pk` (what kind of item and whose) and `sk` (which one); items that may
@@ -13,6 +13,7 @@
 //! | `lease` | the lease's name | who holds it until when |
 //! | `logout` | a session's id | the session was logged out (expires when it would have ended) |
 //! | `follow` | a log group | where the issue follower goes on, and the ids it counted |
+//! | `minutes#…`, `hours#…`, `hits#…` | | events per minute/hour and level, threshold rules' matches per minute and task ([`counts`]) |
 //! | `history#…`, `rule#…`, `snooze` | | the alert rules' history, burst states, snoozes ([`alerts`]) |
 //! | `due#…`, `delivery#…`, `channel`, `counter` | | the alert outbox: deliveries waiting and claimed, their records, channel health ([`outbox`]) |
 //!
@@ -20,6 +21,8 @@
 //! answer fails a call in seconds, and what must not be lost waits in a local queue meanwhile.
 
 pub mod alerts;
+pub mod counted_store;
+pub mod counts;
 pub mod issues;
 pub mod lease;
 pub mod logouts;
@@ -33,8 +36,6 @@ use anyhow::Context as _;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
-use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
@@ -43,8 +44,10 @@ use aws_sdk_dynamodb::types::{
 use prometheus_client::metrics::counter::Counter;
 
 use crate::config::Config;
+use crate::metrics::CountRequests;
 
 pub use alerts::DynamoAlertState;
+pub use counted_store::CountedStore;
 pub use issues::DynamoIssueIndex;
 pub use lease::DynamoLeases;
 pub use logouts::DynamoLogouts;
@@ -148,6 +151,34 @@ impl Table {
         Table { client: Client::from_conf(config), name: self.name }
     }
 
+    /// Every item of `pk` (with a sort key in `[first, last]` when given), page after page.
+    pub async fn query_all(&self, pk: &str, sort_keys: Option<(&str, &str)>) -> anyhow::Result<Vec<Item>> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.name)
+                .key_condition_expression(if sort_keys.is_some() {
+                    "pk = :pk AND sk BETWEEN :first AND :last"
+                } else {
+                    "pk = :pk"
+                })
+                .expression_attribute_values(":pk", s(pk));
+            if let Some((first, last)) = sort_keys {
+                query =
+                    query.expression_attribute_values(":first", s(first)).expression_attribute_values(":last", s(last));
+            }
+            let answer = query.set_exclusive_start_key(start).send().await.map_err(failure)?;
+            items.extend(answer.items().iter().cloned());
+            start = answer.last_evaluated_key().cloned();
+            if start.is_none() {
+                return Ok(items);
+            }
+        }
+    }
+
     /// Whether the table answers (a cheap read of one key).
     pub async fn ping(&self) -> anyhow::Result<()> {
         self.client
@@ -158,26 +189,6 @@ impl Table {
             .send()
             .await
             .map_err(failure)?;
-        Ok(())
-    }
-}
-
-/// Counts the requests a client sends.
-#[derive(Debug)]
-struct CountRequests(Counter);
-
-impl Intercept for CountRequests {
-    fn name(&self) -> &'static str {
-        "CountRequests"
-    }
-
-    fn read_before_transmit(
-        &self,
-        _context: &BeforeTransmitInterceptorContextRef<'_>,
-        _components: &RuntimeComponents,
-        _bag: &mut ConfigBag,
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        self.0.inc();
         Ok(())
     }
 }

@@ -8,8 +8,10 @@
 //! 3. the store makes them durable: only then is the batch acknowledged;
 //! 4. what is derived from them follows, and a failure there loses no event: the issue index
 //!    records the errors (unless the store's events are read back by the issue [`follow`]er,
-//!    which then records every task's), the alert rules observe the hits and the new issues,
-//!    the live tail gets the events, the metrics count them.
+//!    which then records every task's) — or, on a state shared by several tasks, the batch's
+//!    [`Tally`] (errors, minute counts, threshold matches) is queued for the table —, the alert
+//!    rules observe the hits and the new issues, the live tail gets the events, the metrics
+//!    count them.
 //!
 //! [`json`] is our own format's decoder; each further format gets a file of its own.
 
@@ -24,7 +26,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use ulid::Ulid;
 
-use crate::alerts::engine::Alerts;
+use crate::alerts::engine::{Alerts, Hits};
 use crate::clock::unix_ms;
 use crate::event::{Draft, Rejection, StoredEvent};
 use crate::issues::{Changes, IssueIndex, Occurrence};
@@ -32,6 +34,7 @@ use crate::metrics::Metrics;
 use crate::project::Project;
 use crate::store::LogStore;
 use crate::tail::Tail;
+use crate::tally::{self, SharedTally, Tally};
 
 pub use policy::Context;
 
@@ -77,6 +80,15 @@ pub struct Pipeline {
     pub tail: Arc<Tail>,
     /// `limits.event_bytes`: the size an event is fitted to.
     pub max_event_bytes: usize,
+    /// On a state shared by several tasks: where the issue counts, the minute counts and the
+    /// threshold rules' matches go (instead of `issues`).
+    pub shared: Option<Arc<dyn SharedTally>>,
+}
+
+/// What an accepted batch is recorded as, besides the events.
+enum Derived {
+    Shared(Arc<dyn SharedTally>, Tally),
+    Local(Vec<Occurrence>),
 }
 
 impl Pipeline {
@@ -90,11 +102,8 @@ impl Pipeline {
     ) -> Result<Accepted, NotStored> {
         let (events, rejected) = self.settle(project, batch, received_at);
         let ids: Vec<Ulid> = events.iter().map(|e| e.id).collect();
-        // A task's own index on a store the issue follower reads back (CloudWatch) is fed by the
-        // follower: once, whichever task ingested them. A shared index counts at acceptance.
-        let followed = self.store.issue_follow_interval().is_some() && !self.issues.is_shared();
-        let occurrences = if followed { Vec::new() } else { Occurrence::of(&events) };
         let hits = self.alerts.matches(&events);
+        let derived = self.derived(&events, &hits);
         let live = self.tail.is_watched().then(|| events.clone());
         if let Err(error) = self.store.append(events).await {
             self.metrics.reject_many("unavailable", ids.len() as u64);
@@ -103,16 +112,41 @@ impl Pipeline {
         }
         // The events are stored: the index and the alerts are derived from them, and a failure
         // here loses none.
-        let changes = self.issues.record(occurrences).await.unwrap_or_else(|error| {
-            tracing::error!(error = format!("{error:#}"), "could not update the issue index");
-            Changes::default()
-        });
+        let changes = match derived {
+            Derived::Shared(shared, tally) => {
+                if let Err(error) = shared.record(tally).await {
+                    tracing::error!(error = format!("{error:#}"), "could not queue the counts for the shared state");
+                }
+                // What is new or regressed is found as the counts reach the table.
+                Changes::default()
+            }
+            Derived::Local(occurrences) => self.issues.record(occurrences).await.unwrap_or_else(|error| {
+                tracing::error!(error = format!("{error:#}"), "could not update the issue index");
+                Changes::default()
+            }),
+        };
         self.alerts.observe(hits, &changes, &[], unix_ms(OffsetDateTime::now_utc()));
         self.metrics.accepted.inc_by(ids.len() as u64);
         if let Some(events) = live {
             self.tail.publish(events);
         }
         Ok(Accepted { ids, rejected })
+    }
+
+    /// What the batch adds to the issue index and the counts: on a shared state, one tally for
+    /// its queue; else the errors for this task's own index, unless the store's events are read
+    /// back by the issue follower (CloudWatch), which feeds it once whichever task ingested them.
+    fn derived(&self, events: &[StoredEvent], hits: &Hits) -> Derived {
+        if let Some(shared) = &self.shared {
+            let tally = Tally {
+                occurrences: Occurrence::of(events),
+                levels: tally::levels_of(events),
+                rules: self.alerts.rule_counts(hits, unix_ms(OffsetDateTime::now_utc())),
+            };
+            return Derived::Shared(Arc::clone(shared), tally);
+        }
+        let followed = self.store.issue_follow_interval().is_some();
+        Derived::Local(if followed { Vec::new() } else { Occurrence::of(events) })
     }
 
     /// Each draft settled by the policy, or listed with the reason it was refused.

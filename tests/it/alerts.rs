@@ -436,7 +436,12 @@ async fn dead_letters_fire_a_monitor_alert_with_their_count() {
 /// A task with the rules of [`rules`] on moto's CloudWatch, its state in `table`, on a fresh data
 /// directory (as a deploy starts it).
 async fn shared_task(receiver: &Receiver, moto: &Moto, table: &logboard::dynamo::Table) -> CloudWatchApp {
-    let extra = rules(&receiver.url).replace("[server]\npublic_url = \"https://logs.example.test\"\n", "");
+    shared_task_with(&rules(&receiver.url), moto, table).await
+}
+
+/// [`shared_task`] with the rules of `extra` (as [`rules`] writes them).
+async fn shared_task_with(extra: &str, moto: &Moto, table: &logboard::dynamo::Table) -> CloudWatchApp {
+    let extra = extra.replace("[server]\npublic_url = \"https://logs.example.test\"\n", "");
     let dir = tempfile::tempdir().expect("dir");
     let config = config_with(
         dir.path(),
@@ -509,4 +514,21 @@ async fn on_a_shared_state_table_a_burst_both_tasks_see_is_one_message_and_the_h
         lines.iter().any(|l| l["detail"].as_str().is_some_and(|d| d.starts_with("sent by another task"))),
         "{lines:#?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_shared_state_table_a_threshold_counts_the_matches_of_every_task() {
+    let receiver = Receiver::start(Vec::new()).await;
+    let moto = Moto::start().await;
+    let table = common::moto::table_for(&moto.url, "logboard-state");
+    table.create().await.expect("create the table");
+    // 20 matches on each task: neither reaches 30 alone, together they do.
+    let extra = rules(&receiver.url).replace("threshold = 5", "threshold = 30");
+    let (a, b) = (shared_task_with(&extra, &moto, &table).await, shared_task_with(&extra, &moto, &table).await);
+    assert_eq!(a.ingest(&errors("production", 20, "checkout")).await.0, 202);
+    assert_eq!(b.ingest(&errors("production", 20, "checkout")).await.0, 202);
+    let messages = wait_for_messages(&receiver, 1).await;
+    assert_eq!(messages.len(), 1, "one message for the burst of both tasks: {messages:#?}");
+    let text = messages[0].to_string();
+    assert!(text.contains("checkout errors") && text.contains("40 events in the last 5 min (threshold 30)"), "{text}");
 }

@@ -12,10 +12,12 @@ use aws_config::{BehaviorVersion, Region};
 use aws_sdk_cloudwatchlogs::Client;
 use aws_sdk_cloudwatchlogs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_cloudwatchlogs::types::InputLogEvent;
+use prometheus_client::metrics::counter::Counter;
 
 use super::retention::GroupRetention;
 use super::shipper::{LogDestination, OutEvent, PutError, PutOutcome};
 use crate::config::CloudWatchConfig;
+use crate::metrics::CountRequests;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// One SDK attempt at most, by default; past it the call counts as a timeout and is retried.
@@ -33,11 +35,13 @@ pub async fn connect(config: &CloudWatchConfig) -> Client {
     Client::new(&loader.load().await)
 }
 
-/// `client` with the SDK's own retries off and each attempt bounded by `attempt_timeout`.
-pub fn with_one_attempt(client: &Client, attempt_timeout: Duration) -> Client {
+/// `client` with the SDK's own retries off, each attempt bounded by `attempt_timeout` and
+/// counted into `requests`.
+pub fn with_one_attempt(client: &Client, attempt_timeout: Duration, requests: Counter) -> Client {
     let config = client
         .config()
         .to_builder()
+        .interceptor(CountRequests(requests))
         .retry_config(RetryConfig::disabled())
         .timeout_config(
             TimeoutConfig::builder()

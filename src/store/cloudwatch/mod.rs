@@ -30,6 +30,7 @@ use tokio::sync::{Notify, watch};
 use tokio::task::AbortHandle;
 use ulid::Ulid;
 
+use super::histogram::{Buckets, Histogram};
 use super::{DeadLetter, DeadLetters, ErrorRead, EventPage, EventQuery, Group, LevelCounts, LogStore};
 use crate::config::Config;
 use crate::event::{StoredEvent, from_unix_ms, timestamp_format, unix_ms};
@@ -105,7 +106,7 @@ impl CloudWatchStore {
         metrics: Arc<Metrics>,
         options: CloudWatchOptions,
     ) -> anyhow::Result<CloudWatchStore> {
-        let client = client::with_one_attempt(&client, options.attempt_timeout);
+        let client = client::with_one_attempt(&client, options.attempt_timeout, metrics.cloudwatch_requests.clone());
         let spool = Arc::new(Spool::open(&config.storage.data_dir).context("opening the spool")?);
         let notify = Arc::new(Notify::new());
         let (flush_all, flush_rx) = watch::channel(false);
@@ -195,6 +196,10 @@ impl LogStore for CloudWatchStore {
         id: Ulid,
     ) -> anyhow::Result<Option<StoredEvent>> {
         self.read_event(project, env, group, id).await
+    }
+
+    async fn histogram(&self, query: &EventQuery<'_>, buckets: Buckets) -> anyhow::Result<Histogram> {
+        self.chart(query, buckets).await
     }
 
     async fn level_counts(

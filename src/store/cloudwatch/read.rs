@@ -18,6 +18,7 @@ use super::foreign::read_line;
 use super::pattern::filter_pattern;
 use crate::event::{StoredEvent, from_unix_ms, timestamp_format, unix_ms};
 use crate::project::Project;
+use crate::store::histogram::{Buckets, Histogram};
 use crate::store::{Cursor, EventPage, EventQuery, Group, GroupKind, LevelCounts};
 
 /// The first time window a read scans, walking back from its newest end.
@@ -36,6 +37,9 @@ const PENDING_READ_ROWS: usize = 10_000;
 /// would otherwise walk back to `from` (years) in as many calls as that takes. The first window
 /// is always read whole, so every page makes progress.
 const MAX_FILTER_CALLS: u32 = 40;
+/// FilterLogEvents calls (pages of up to 10,000 events) one chart may cost; past it the chart
+/// says it is partial.
+const MAX_CHART_CALLS: u32 = 30;
 /// Past this, a page of events starts no further FilterLogEvents call (after its first window).
 const READ_TIME_BUDGET: Duration = Duration::from_secs(10);
 
@@ -267,6 +271,48 @@ impl CloudWatchStore {
         }
         Ok(names)
     }
+    /// The query's events per level in `buckets`, read in one scan of the range within
+    /// [`MAX_CHART_CALLS`] FilterLogEvents calls (then `capped`: a partial chart), plus what
+    /// waits in the spool.
+    pub(super) async fn chart(&self, query: &EventQuery<'_>, buckets: Buckets) -> anyhow::Result<Histogram> {
+        let mut histogram = Histogram::empty(buckets);
+        let Some(group) = self.naming.readable_group(query.project, &query.env, query.group.as_deref()) else {
+            return Ok(histogram);
+        };
+        let own = group == query.project.own_group(&query.env);
+        let pattern = filter_pattern(&query.search, &query.levels, own);
+        let (from, to) = (unix_ms(query.from), unix_ms(query.to));
+        // Accepted and not yet trimmed from the spool: counted from there, and skipped in the
+        // scan should they be shipped meanwhile.
+        let mut pending = HashSet::new();
+        if own {
+            let bodies = self.spool.pending(&group, from, to, PENDING_READ_ROWS).await?;
+            histogram.capped |= bodies.len() >= PENDING_READ_ROWS;
+            for body in bodies {
+                if let Ok(event) = serde_json::from_str::<StoredEvent>(&body)
+                    && query.matches(&event)
+                    && pending.insert(event.id)
+                {
+                    histogram.add(&event);
+                }
+            }
+        }
+        let mut budget = Budget::new(MAX_CHART_CALLS, READ_TIME_BUDGET);
+        let scanned = self
+            .scan(&group, from, to, pattern.as_deref(), &mut budget, true, |raw| {
+                if let Some(event) = read_line(&query.project.name, &query.env, raw)
+                    && query.matches(&event)
+                    && !pending.contains(&event.id)
+                {
+                    histogram.add(&event);
+                }
+                true
+            })
+            .await?;
+        histogram.capped |= scanned == Scanned::OverBudget;
+        Ok(histogram)
+    }
+
     /// Visits every event of `group` in `[start_ms, end_ms]` page by page until `visit` returns
     /// false. Every call is charged to `budget`; when `enforce`, an exhausted budget stops the
     /// scan before its next call.
