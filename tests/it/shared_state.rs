@@ -373,3 +373,79 @@ async fn a_logout_on_one_task_ends_the_session_on_every_task() {
     let again = again.headers()["set-cookie"].to_str().expect("ascii").split(';').next().expect("cookie").to_string();
     assert_eq!(status_with_cookie(&a.base, "/api/v1/projects", &again).await, 200);
 }
+
+/// Events per level summed over the buckets of `GET /api/v1/histogram?{params}`.
+async fn charted(base: &str, params: &str) -> (BTreeMap<String, u64>, Value) {
+    let answer: Value = http()
+        .get(format!("{base}/api/v1/histogram?project=demo&env=production&{params}"))
+        .basic_auth("admin", Some(common::ADMIN_PASSWORD))
+        .send()
+        .await
+        .expect("histogram")
+        .json()
+        .await
+        .expect("json");
+    let mut totals = BTreeMap::new();
+    for bucket in answer["buckets"].as_array().into_iter().flatten() {
+        for (level, n) in bucket["counts"].as_object().into_iter().flatten() {
+            *totals.entry(level.clone()).or_default() += n.as_u64().unwrap_or(0);
+        }
+    }
+    totals.retain(|_, n| *n > 0);
+    (totals, answer)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_cloudwatch_charts_and_the_home_page_read_the_counts_every_task_keeps_not_every_event() {
+    let moto = Moto::start().await;
+    let table = table_for(&moto.url, TABLE);
+    table.create().await.expect("create");
+    let (dir_a, dir_b) = (tempfile::tempdir().expect("dir"), tempfile::tempdir().expect("dir"));
+    let (a, b) = (start_task(&moto, &dir_a), start_task(&moto, &dir_b));
+    // 600 events over the last 20 hours, half through each task, four levels alike.
+    let now = unix_ms(OffsetDateTime::now_utc());
+    let levels = ["debug", "info", "warn", "error"];
+    let events: Vec<Value> = (0..600i64)
+        .map(|i| {
+            let level = levels[usize::try_from(i).unwrap_or(0) % 4];
+            json!({"level": level, "message": format!("{level} number {i}"), "timestamp": now - i * 120_000})
+        })
+        .collect();
+    for (i, batch) in events.chunks(100).enumerate() {
+        ingest(if i % 2 == 0 { &a.base } else { &b.base }, batch.to_vec()).await;
+    }
+    let expected: BTreeMap<String, u64> = levels.iter().map(|l| (l.to_string(), 150)).collect();
+    let deadline = Instant::now() + WAIT;
+    while charted(&a.base, "from=now-24h").await.0 != expected && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    wait_until_drained(&a.base).await;
+    wait_until_drained(&b.base).await;
+
+    let before = metric(&a.base, "logboard_cloudwatch_requests_total").await.expect("the metric");
+    // Minute counts (15-minute buckets), hour counts (2-hour buckets), one level.
+    assert_eq!(charted(&a.base, "from=now-24h").await.0, expected, "every task's events, in minute counts");
+    let (week, answer) = charted(&b.base, "from=now-7d").await;
+    assert_eq!(week, expected, "in hour counts");
+    assert_eq!(answer["interval_ms"], 2 * HOUR_MS, "{answer}");
+    let (errors, _) = charted(&a.base, "from=now-24h&level=error").await;
+    assert_eq!(errors, BTreeMap::from([("error".to_string(), 150)]));
+    let browser = reqwest::Client::builder().cookie_store(true).build().expect("client");
+    let login = browser
+        .post(format!("{}/login", a.base))
+        .form(&[("username", "admin"), ("password", common::ADMIN_PASSWORD), ("next", "/")])
+        .send()
+        .await
+        .expect("login");
+    assert!(login.status().is_success(), "logged in");
+    let home = browser.get(format!("{}/", a.base)).send().await.expect("home").text().await.expect("text");
+    assert!(home.contains("<strong>600</strong> events"), "the home page counts all 600: {home}");
+    let after = metric(&a.base, "logboard_cloudwatch_requests_total").await.expect("the metric");
+    // The issue follower may list groups meanwhile; the charts themselves read no event.
+    assert!(after - before <= 2.0, "{} CloudWatch requests for three charts and the home page", after - before);
+
+    // A chart with a search is read from CloudWatch (within its call budget), and agrees.
+    let (searched, answer) = charted(&b.base, "from=now-24h&q=number").await;
+    assert_eq!(searched, expected, "{answer}");
+    assert!(answer.get("capped").is_none(), "{answer}");
+}
