@@ -6,6 +6,8 @@ use crate::common;
 
 use std::io::Write as _;
 
+use common::browser::Browser;
+use common::client_pages::Site;
 use common::{TestApp, spawn_app_from, test_config};
 use serde_json::{Value, json};
 
@@ -527,4 +529,64 @@ async fn otlp_json_takes_integers_as_strings_or_numbers_and_answers_a_partial_su
         .await
         .expect("request");
     assert_eq!(wrong_type.status(), 415);
+}
+
+/// `@sentry/browser` from node_modules, bundled by esbuild (both installed by
+/// scripts/install-test-deps.sh) with the page's script.
+async fn sentry_browser_bundle() -> String {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let output = tokio::process::Command::new(format!("{root}/node_modules/.bin/esbuild"))
+        .arg(format!("{root}/tests/fixtures/sentry/browser.js"))
+        .args(["--bundle", "--format=iife", "--log-level=error"])
+        .output()
+        .await
+        .expect("run esbuild (bash scripts/install-test-deps.sh)");
+    assert!(output.status.success(), "esbuild: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).expect("a UTF-8 bundle")
+}
+
+#[tokio::test]
+async fn the_browser_sdk_sends_from_another_origin_unchanged() {
+    let app = spawn(&[]).await;
+    let site = Site::start().await;
+    let dsn = format!("http://{SENTRY_KEY}@{}/1", app.addr);
+    let bundle = sentry_browser_bundle().await;
+    site.page(
+        "/shop.html",
+        format!(
+            "<!doctype html><title>shop</title><script>window.SENTRY_DSN = {dsn:?};</script><script>{bundle}</script>"
+        ),
+    );
+    let browser = Browser::headless().await;
+    browser.goto(&site.url("/shop.html")).await;
+    let started = std::time::Instant::now();
+    let done = loop {
+        let done = browser.client.execute("return window.pageDone || null;", vec![]).await.expect("script");
+        if !done.is_null() || started.elapsed() > std::time::Duration::from_secs(15) {
+            break done;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(done, json!("flushed"), "the SDK sent everything");
+
+    let staging = events(&app, "staging").await;
+    let error = by_message(&staging, "TypeError: checkout failed for order 17");
+    assert_eq!(
+        (&error["type"], &error["level"], &error["release"]),
+        (&json!("TypeError"), &json!("error"), &json!("web@3.1.0"))
+    );
+    let stack = error["stack"].as_str().expect("stack");
+    assert!(stack.starts_with("at checkout ("), "{stack}");
+    assert!(error["url"].as_str().is_some_and(|url| url.ends_with("/shop.html")), "{error}");
+    assert!(error["extra"]["sdk"]["name"].as_str().is_some_and(|name| name.starts_with("sentry.javascript")));
+    let message = by_message(&staging, "hello from the browser");
+    assert_eq!((&message["type"], &message["level"]), (&json!("message"), &json!("warn")));
+    let log = by_message(&staging, "a browser log line");
+    assert_eq!((&log["level"], &log["extra"]["cart"]), (&json!("info"), &json!(3)));
+    let log = browser.console_log().await;
+    let complaints: Vec<&Value> = log
+        .iter()
+        .filter(|entry| entry["message"].as_str().is_some_and(|m| m.to_ascii_lowercase().contains("cors")))
+        .collect();
+    assert!(complaints.is_empty(), "{complaints:#?}");
 }
