@@ -590,3 +590,45 @@ async fn the_browser_sdk_sends_from_another_origin_unchanged() {
         .collect();
     assert!(complaints.is_empty(), "{complaints:#?}");
 }
+
+const SENTRY_PYTHON_BURST: &str = r#"
+import json, os, sentry_sdk
+
+sentry_sdk.init(dsn=os.environ["DSN"], environment="staging", send_client_reports=False)
+transport = sentry_sdk.get_client().transport
+answers = []
+send = transport._send_request
+def counting(*args, **kwargs):
+    answers.append(1)
+    return send(*args, **kwargs)
+transport._send_request = counting
+for i in range(8):
+    sentry_sdk.capture_message(f"burst {i} " + "x" * 2000)
+    sentry_sdk.flush(timeout=10)
+print(json.dumps({"requests": len(answers), "disabled": [str(k) for k in transport._disabled_until]}))
+"#;
+
+#[tokio::test]
+async fn the_python_sdk_backs_off_when_its_key_is_rate_limited() {
+    // About three of these messages fit the burst; the byte rate refills almost nothing.
+    let app = spawn(&[
+        ("LOGBOARD__LIMITS__KEY_BYTES_PER_SEC", "1"),
+        ("LOGBOARD__LIMITS__KEY_BURST_BYTES", "8000"),
+        ("LOGBOARD__LIMITS__BODY_BYTES", "8000"),
+    ])
+    .await;
+    let dsn = format!("http://{SENTRY_KEY}@{}/1", app.addr);
+    let python = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python");
+    let output = tokio::process::Command::new(python)
+        .args(["-c", SENTRY_PYTHON_BURST])
+        .env("DSN", &dsn)
+        .output()
+        .await
+        .expect("python");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let report: Value = serde_json::from_slice(&output.stdout).expect("the script's report");
+    let stored = events(&app, "staging").await.len() as u64;
+    assert!((1..8).contains(&stored), "some fit the burst, not all: {stored}");
+    assert_eq!(report["disabled"], json!(["None"]), "every category is held back: {report}");
+    assert_eq!(report["requests"], json!(stored + 1), "one 429, then nothing until Retry-After: {report}");
+}
