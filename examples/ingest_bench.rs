@@ -52,9 +52,12 @@ fn message(i: usize) -> String {
     )
 }
 
-fn now_secs() -> f64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
-}
+/// Where the bodies' times go: `benches/protocols.lua` puts the current second there before
+/// sending, as the clients send the time of each event (a fixed time in the past is not what
+/// clients send, and the store takes it slower).
+const SECONDS_MARK: f64 = 1_111_111_111.5;
+/// The same for OTLP's `timeUnixNano` (a fixed64: these eight bytes, little-endian).
+const NANOS_MARK: &[u8; 8] = b"ABCDEFGH";
 
 /// One envelope with one item, as `sentry-sdk` writes it (with `length`).
 fn envelope(kind: &str, payload: &Value) -> String {
@@ -78,7 +81,7 @@ fn sentry_error() -> String {
             "event_id": "9ec79c33ec9942ab8353589fcb2e04dc",
             "level": "error",
             "platform": "python",
-            "timestamp": now_secs(),
+            "timestamp": SECONDS_MARK,
             "release": "web@2026.11.24",
             "environment": "production",
             "exception": {"values": [{"type": "KeyError", "value": "'customer_id'", "mechanism": {"type": "generic", "handled": true},
@@ -94,7 +97,7 @@ fn sentry_logs() -> String {
     let items: Vec<Value> = (0..EVENTS)
         .map(|i| {
             json!({
-                "timestamp": now_secs(),
+                "timestamp": SECONDS_MARK,
                 "level": if i % 10 == 0 { "error" } else { "info" },
                 "body": message(i),
                 "trace_id": "5b8efff798038103d269b633813fc60c",
@@ -116,10 +119,9 @@ fn otlp() -> Vec<u8> {
         key: key.into(),
         value: Some(AnyValue { value: Some(any_value::Value::StringValue(value)) }),
     };
-    let now_ns = (now_secs() * 1e9) as u64;
     let records = (0..EVENTS)
         .map(|i| LogRecord {
-            time_unix_nano: now_ns,
+            time_unix_nano: u64::from_le_bytes(*NANOS_MARK),
             severity_number: if i % 10 == 0 { 17 } else { 9 },
             body: Some(AnyValue { value: Some(any_value::Value::StringValue(message(i))) }),
             attributes: vec![

@@ -173,6 +173,9 @@ fn content_encoding(headers: &HeaderMap, accepted: Encodings) -> Result<Encoding
     })
 }
 
+/// The largest zstd window accepted, as a power of two: 8 MiB.
+const ZSTD_MAX_WINDOW_LOG: u32 = 23;
+
 /// Inflates the body, stopping one byte past `limit` so a decompression bomb costs nothing.
 pub fn decompress(encoding: Encoding, body: &[u8], limit: usize) -> Result<Vec<u8>, ApiError> {
     let reader: Box<dyn Read + '_> = match encoding {
@@ -184,10 +187,14 @@ pub fn decompress(encoding: Encoding, body: &[u8], limit: usize) -> Result<Vec<u
         }
         Encoding::Deflate => Box::new(flate2::read::DeflateDecoder::new(body)),
         Encoding::Brotli => Box::new(brotli_decompressor::Decompressor::new(body, 4096)),
-        Encoding::Zstd => Box::new(
-            zstd::stream::read::Decoder::new(body)
-                .map_err(|e| ApiError::BadRequest(format!("the body could not be decompressed: {e}")))?,
-        ),
+        Encoding::Zstd => {
+            let undecodable =
+                |e: std::io::Error| ApiError::BadRequest(format!("the body could not be decompressed: {e}"));
+            let mut decoder = zstd::stream::read::Decoder::new(body).map_err(undecodable)?;
+            // A frame may ask for a window of up to 2 GiB; 8 MiB is what encoders use by default.
+            decoder.window_log_max(ZSTD_MAX_WINDOW_LOG).map_err(undecodable)?;
+            Box::new(decoder)
+        }
     };
     let mut inflated = Vec::new();
     reader
