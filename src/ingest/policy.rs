@@ -338,7 +338,7 @@ mod tests {
         let dirty = "a\u{1b}[31m\u{7}b\u{202e}c\u{200b}d kim@example.com 4111 1111 1111 1111 Bearer abcdefghijkl123";
         let raw = json!({
             "message": dirty, "level": "error", "type": dirty, "code": dirty, "url": dirty, "location": dirty,
-            "stack": dirty, "release": dirty, "http": {"method": dirty, "status": 500}, "user": dirty,
+            "stack": dirty, "http": {"method": dirty, "status": 500}, "user": dirty,
             "extra": {"note": dirty, "list": [dirty, {"deep": dirty}], dirty: 1}, "unknown_field": dirty,
         });
         let e = run(raw.clone()).expect("valid");
@@ -360,6 +360,12 @@ mod tests {
         for (path, text) in cleaned {
             assert!(text.eq_ignore_ascii_case("a[31mbcd [Filtered] [Filtered] Bearer [Filtered]"), "{path}: {text:?}");
         }
+    }
+
+    #[test]
+    fn a_release_is_an_identifier_cleaned_of_control_characters_but_not_scrubbed() {
+        let e = run(json!({"message": "m", "release": "my-app@2024.05.beta\u{1b}\u{202e}"})).expect("valid");
+        assert_eq!(e.release.as_deref(), Some("my-app@2024.05.beta"));
     }
 
     /// Every string of `value` and every key, with its path.

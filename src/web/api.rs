@@ -20,11 +20,18 @@ use crate::store::{DeadLetters, EventPage, Group};
 pub struct ProjectSummary<'a> {
     name: &'a str,
     envs: &'a [String],
+    /// The project's Sentry DSN, where it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dsn: Option<String>,
 }
 
 pub async fn list_projects(State(state): State<AppState>, _user: ApiUser) -> Json<Value> {
-    let projects: Vec<ProjectSummary<'_>> =
-        state.projects.iter().map(|p| ProjectSummary { name: &p.name, envs: &p.envs }).collect();
+    let public_url = state.config.public_url();
+    let projects: Vec<ProjectSummary<'_>> = state
+        .projects
+        .iter()
+        .map(|p| ProjectSummary { name: &p.name, envs: &p.envs, dsn: p.dsn(&public_url) })
+        .collect();
     Json(json!({ "projects": projects }))
 }
 

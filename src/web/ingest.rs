@@ -28,7 +28,7 @@ pub async fn ingest_events(
 ) -> Result<(StatusCode, Json<IngestAnswer>), ApiError> {
     let (parts, body) = request.into_parts();
     let outcome = accept_json(&state, &sender, &parts.headers, body).await;
-    intake::count_refusals(&state, &sender.project, &outcome);
+    intake::count_refusals(&state, &sender.project, outcome.as_ref());
     let accepted = outcome?;
     Ok((StatusCode::ACCEPTED, Json(IngestAnswer { accepted: accepted.ids.len(), rejected: accepted.rejected })))
 }

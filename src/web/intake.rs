@@ -7,7 +7,7 @@ use std::io::Read;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use axum::body::{Body, to_bytes};
+use axum::body::{Body, Bytes, to_bytes};
 use axum::extract::{FromRequestParts, Query};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
@@ -83,23 +83,39 @@ pub fn admit(state: &AppState, project: &Project, headers: &HeaderMap) -> Result
 /// The body within the size limit, inflated. The key's byte bucket is charged what gets stored,
 /// the inflated size: the compressed size first, so an empty bucket refuses before inflating.
 pub async fn read_body(state: &AppState, key: &str, headers: &HeaderMap, body: Body) -> Result<Vec<u8>, ApiError> {
-    let encoding = content_encoding(headers)?;
+    let (encoding, received) = receive(state, headers, body, Encodings::OURS).await?;
+    inflate(state, key, encoding, &received)
+}
+
+/// The body as it came, within the size limit, and its encoding (one of `accepted`).
+pub async fn receive(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    accepted: Encodings,
+) -> Result<(Encoding, Bytes), ApiError> {
+    let encoding = content_encoding(headers, accepted)?;
     let limit = state.config.limits.body_bytes;
     let received = to_bytes(body, limit)
         .await
         .map_err(|_| ApiError::PayloadTooLarge(format!("the body is over the limit of {limit} bytes")))?;
+    Ok((encoding, received))
+}
+
+/// A body [`receive`]d, inflated, with the key's byte bucket charged as [`read_body`] says.
+pub fn inflate(state: &AppState, key: &str, encoding: Encoding, received: &[u8]) -> Result<Vec<u8>, ApiError> {
     let over_rate = |retry_after_secs| ApiError::TooManyRequests {
         message: "this ingest key is over its byte rate; slow down".into(),
         retry_after_secs,
     };
     state.limits.take_key_bytes(key, received.len()).map_err(over_rate)?;
-    let bytes = decompress(encoding, &received, limit)?;
+    let bytes = decompress(encoding, received, state.config.limits.body_bytes)?;
     state.limits.take_key_bytes(key, bytes.len().saturating_sub(received.len())).map_err(over_rate)?;
     Ok(bytes)
 }
 
 /// The monitor tells a team that its events are being refused, by reason.
-pub fn count_refusals(state: &AppState, project: &Project, outcome: &Result<Accepted, ApiError>) {
+pub fn count_refusals(state: &AppState, project: &Project, outcome: Result<&Accepted, &ApiError>) {
     match outcome {
         Ok(accepted) if !accepted.rejected.is_empty() => {
             state.refusals.count(&project.name, "rejected", accepted.rejected.len() as u64);
@@ -109,28 +125,59 @@ pub fn count_refusals(state: &AppState, project: &Project, outcome: &Result<Acce
     }
 }
 
+/// A `Content-Encoding` we read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Encoding {
+pub enum Encoding {
     Identity,
     Gzip,
     Deflate,
+    Brotli,
+    Zstd,
 }
 
-fn content_encoding(headers: &HeaderMap) -> Result<Encoding, ApiError> {
-    let Some(value) = headers.get(header::CONTENT_ENCODING) else { return Ok(Encoding::Identity) };
-    let value = value.to_str().unwrap_or("?").trim();
-    match value.to_ascii_lowercase().as_str() {
-        "" | "identity" => Ok(Encoding::Identity),
-        "gzip" | "x-gzip" => Ok(Encoding::Gzip),
-        "deflate" => Ok(Encoding::Deflate),
-        _ => Err(ApiError::UnsupportedMediaType(format!(
-            "Content-Encoding `{value}` is not supported; send gzip, deflate or no encoding"
-        ))),
+/// The encodings a door accepts besides none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Encodings(&'static [(&'static str, Encoding)]);
+
+impl Encodings {
+    /// `POST /api/v1/events` and OTLP.
+    pub const OURS: Encodings =
+        Encodings(&[("gzip", Encoding::Gzip), ("x-gzip", Encoding::Gzip), ("deflate", Encoding::Deflate)]);
+    /// What the Sentry SDKs send.
+    pub const SENTRY: Encodings = Encodings(&[
+        ("gzip", Encoding::Gzip),
+        ("x-gzip", Encoding::Gzip),
+        ("deflate", Encoding::Deflate),
+        ("br", Encoding::Brotli),
+        ("zstd", Encoding::Zstd),
+    ]);
+
+    fn names(self) -> String {
+        let names: Vec<&str> = self.0.iter().map(|(name, _)| *name).filter(|name| !name.starts_with("x-")).collect();
+        names.join(", ")
     }
 }
 
+fn content_encoding(headers: &HeaderMap, accepted: Encodings) -> Result<Encoding, ApiError> {
+    let Some(value) = headers.get(header::CONTENT_ENCODING) else { return Ok(Encoding::Identity) };
+    let value = value.to_str().unwrap_or("?").trim();
+    let lower = value.to_ascii_lowercase();
+    if lower.is_empty() || lower == "identity" {
+        return Ok(Encoding::Identity);
+    }
+    accepted.0.iter().find(|(name, _)| *name == lower).map(|(_, encoding)| *encoding).ok_or_else(|| {
+        ApiError::UnsupportedMediaType(format!(
+            "Content-Encoding `{value}` is not supported; send {} or no encoding",
+            accepted.names()
+        ))
+    })
+}
+
+/// The largest zstd window accepted, as a power of two: 8 MiB.
+const ZSTD_MAX_WINDOW_LOG: u32 = 23;
+
 /// Inflates the body, stopping one byte past `limit` so a decompression bomb costs nothing.
-fn decompress(encoding: Encoding, body: &[u8], limit: usize) -> Result<Vec<u8>, ApiError> {
+pub fn decompress(encoding: Encoding, body: &[u8], limit: usize) -> Result<Vec<u8>, ApiError> {
     let reader: Box<dyn Read + '_> = match encoding {
         Encoding::Identity => return Ok(body.to_vec()),
         Encoding::Gzip => Box::new(flate2::read::MultiGzDecoder::new(body)),
@@ -139,6 +186,15 @@ fn decompress(encoding: Encoding, body: &[u8], limit: usize) -> Result<Vec<u8>, 
             Box::new(flate2::read::ZlibDecoder::new(body))
         }
         Encoding::Deflate => Box::new(flate2::read::DeflateDecoder::new(body)),
+        Encoding::Brotli => Box::new(brotli_decompressor::Decompressor::new(body, 4096)),
+        Encoding::Zstd => {
+            let undecodable =
+                |e: std::io::Error| ApiError::BadRequest(format!("the body could not be decompressed: {e}"));
+            let mut decoder = zstd::stream::read::Decoder::new(body).map_err(undecodable)?;
+            // A frame may ask for a window of up to 2 GiB; 8 MiB is what encoders use by default.
+            decoder.window_log_max(ZSTD_MAX_WINDOW_LOG).map_err(undecodable)?;
+            Box::new(decoder)
+        }
     };
     let mut inflated = Vec::new();
     reader

@@ -9,8 +9,10 @@ pub mod export;
 pub mod ingest;
 pub mod intake;
 pub mod limits;
+pub mod otlp;
 pub mod pages;
 pub mod query;
+pub mod sentry;
 pub mod serve;
 pub mod session;
 pub mod tail;
@@ -100,6 +102,9 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/v1/events", events)
         .route("/api/v1/projects", get(api::list_projects))
+        .route("/api/{sentry_id}/envelope/", sentry_door(post(sentry::ingest_envelope)))
+        .route("/api/{sentry_id}/store/", sentry_door(post(sentry::ingest_store)))
+        .route("/v1/logs", post(otlp::ingest_logs))
         .route("/api/v1/groups", get(api::list_groups))
         .route("/api/v1/events.csv", get(export::export_csv))
         .route("/api/v1/events.ndjson", get(export::export_ndjson))
@@ -141,6 +146,11 @@ pub fn router(state: AppState) -> Router {
         .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .layer(axum::middleware::from_fn(error::log_errors))
         .layer(TraceLayer::new_for_http())
+}
+
+/// A Sentry endpoint with its preflight, under the SDKs' CORS (protocols.md).
+fn sentry_door(route: axum::routing::MethodRouter<AppState>) -> axum::routing::MethodRouter<AppState> {
+    route.options(|| async { StatusCode::NO_CONTENT }).layer(sentry::cors())
 }
 
 /// The last line: a handler that panics answers an opaque 500 (logged once, here) instead of

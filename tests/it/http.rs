@@ -251,7 +251,13 @@ async fn the_read_api_needs_a_login_and_answers_401_otherwise() {
     }
     let (status, projects) = app.read("/api/v1/projects").await;
     assert_eq!(status, 200);
-    assert_eq!(projects, json!({"projects": [{"name": "demo", "envs": ["production", "staging", "dev"]}]}));
+    // The shipped demo project has a sentry_id: its DSN is built from `server.public_url`, here
+    // the listen address of the config.
+    assert_eq!(
+        projects,
+        json!({"projects": [{"name": "demo", "envs": ["production", "staging", "dev"],
+                             "dsn": "http://demo_sentry_key@127.0.0.1:0/1"}]})
+    );
     let (_, groups) = app.read("/api/v1/groups?project=demo&env=dev").await;
     assert_eq!(groups, json!({"groups": [{"name": "/logboard/demo/dev", "kind": "ingest"}]}));
 }

@@ -17,6 +17,7 @@ mod http;
 mod issue_follower;
 mod process;
 mod properties;
+mod protocols;
 mod query_suite;
 mod retention;
 mod shared_alerts;
