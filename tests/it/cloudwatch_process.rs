@@ -29,6 +29,11 @@ fn start_server(data_dir: &Path, endpoint: &str) -> Server {
 
 /// [`start_server`] with `extra` variables on top (another task of the same service, say).
 pub fn start_server_with(data_dir: &Path, endpoint: &str, extra: &[(&str, &str)]) -> Server {
+    start_configured(data_dir, endpoint, "", extra)
+}
+
+/// [`start_server_with`] with `config` appended to the shipped config (alert rules, say).
+pub fn start_configured(data_dir: &Path, endpoint: &str, config: &str, extra: &[(&str, &str)]) -> Server {
     let mut env = vec![
         ("LOGBOARD__STORAGE__BACKEND", "cloudwatch"),
         ("LOGBOARD__CLOUDWATCH__ENDPOINT_URL", endpoint),
@@ -46,7 +51,11 @@ pub fn start_server_with(data_dir: &Path, endpoint: &str, extra: &[(&str, &str)]
         ("RUST_LOG", "error"),
     ];
     env.extend_from_slice(extra);
-    binary::start_server(data_dir, &env, None)
+    if config.is_empty() {
+        binary::start_server(data_dir, &env, None)
+    } else {
+        binary::start_server_with_config(data_dir, config, &env)
+    }
 }
 
 /// The value of one metric line of `/metrics`.

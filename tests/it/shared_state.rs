@@ -3,7 +3,7 @@
 //! DynamoDB table), each with its own data directory — and a deploy, which replaces them all
 //! with new ones on empty data directories.
 
-use crate::cloudwatch_process::{start_server_with, wait_until_drained};
+use crate::cloudwatch_process::{start_configured, start_server_with, wait_until_drained};
 use crate::common;
 
 use std::collections::BTreeMap;
@@ -448,4 +448,94 @@ async fn on_cloudwatch_charts_and_the_home_page_read_the_counts_every_task_keeps
     let (searched, answer) = charted(&b.base, "from=now-24h&q=number").await;
     assert_eq!(searched, expected, "{answer}");
     assert!(answer.get("capped").is_none(), "{answer}");
+}
+
+/// A webhook receiver that never answers its first request (a send in flight when its task
+/// dies) and answers 200 to the rest; every request's body, in order.
+struct HoldingReceiver {
+    url: String,
+    bodies: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl HoldingReceiver {
+    async fn start() -> HoldingReceiver {
+        let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = bodies.clone();
+        let router = axum::Router::new().fallback(move |body: String| {
+            let seen = seen.clone();
+            async move {
+                let first = {
+                    let mut seen = seen.lock().expect("lock");
+                    seen.push(body);
+                    seen.len() == 1
+                };
+                if first {
+                    std::future::pending::<()>().await;
+                }
+                "ok"
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, router).await.expect("serve") });
+        HoldingReceiver { url: format!("http://{addr}/services/T0/B0/held"), bodies }
+    }
+
+    fn bodies(&self) -> Vec<String> {
+        self.bodies.lock().expect("lock").clone()
+    }
+
+    async fn wait_for(&self, n: usize, within: Duration) -> Vec<String> {
+        let deadline = Instant::now() + within;
+        while self.bodies().len() < n && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        self.bodies()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_killed_while_its_message_is_in_flight_is_replaced_by_another_that_delivers_it_once() {
+    let moto = Moto::start().await;
+    table_for(&moto.url, TABLE).create().await.expect("create");
+    let receiver = HoldingReceiver::start().await;
+    let rules = format!(
+        "[[channels]]\nname = \"ops-slack\"\nkind = \"slack\"\nwebhook_url = \"{}\"\n\n[[alerts]]\nname = \"new issues\"\nproject = \"demo\"\nenvs = [\"production\"]\nwhen = \"new_issue\"\nchannels = [\"ops-slack\"]\ngroup_wait_secs = 1\n",
+        receiver.url
+    );
+    let env = state_env(&moto);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().expect("dir")).collect();
+    let mut a = start_configured(dirs[0].path(), &moto.url, &rules, &env);
+    let b = start_configured(dirs[1].path(), &moto.url, &rules, &env);
+
+    ingest(&a.base, vec![error("PaymentError", "card declined by the processor", 0, "u1")]).await;
+    let held = receiver.wait_for(1, WAIT).await;
+    assert_eq!(held.len(), 1, "the first send reached the receiver");
+    assert!(held[0].contains("card declined by the processor"), "{}", held[0]);
+    a.child.kill().expect("SIGKILL");
+    a.child.wait().expect("reaped");
+    let killed_at = Instant::now();
+
+    // The dead task's claim runs out (60 s) and the other task's deliverer sends the message.
+    let bodies = receiver.wait_for(2, Duration::from_secs(120)).await;
+    assert_eq!(bodies.len(), 2, "another task delivered the message within 2 minutes of the kill");
+    let took = killed_at.elapsed();
+    assert_eq!(bodies[1], bodies[0], "the same message");
+    // Delivered once: nothing more in the next rounds of the surviving task's deliverer.
+    tokio::time::sleep(Duration::from_secs(35)).await;
+    assert_eq!(receiver.bodies().len(), 2, "sent once by the survivor ({took:?} after the kill)");
+    let history: Value = http()
+        .get(format!("{}/api/v1/alerts/new%20issues/history", b.base))
+        .basic_auth("admin", Some(common::ADMIN_PASSWORD))
+        .send()
+        .await
+        .expect("history")
+        .json()
+        .await
+        .expect("json");
+    let lines = history["history"].as_array().cloned().unwrap_or_default();
+    let messages: Vec<&Value> = lines.iter().filter(|l| l["kind"] == "message").collect();
+    assert_eq!(messages.len(), 1, "one message in the rule's history: {history}");
+    assert_eq!(messages[0]["outcome"], "sent", "{history}");
 }

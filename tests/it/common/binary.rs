@@ -57,10 +57,27 @@ impl Server {
 /// `logboard serve` with the shipped config on 127.0.0.1 and a free port, its data in
 /// `data_dir`, `env` on top; under `ulimit -n` when `open_file_limit` is given.
 pub fn start_server(data_dir: &Path, env: &[(&str, &str)], open_file_limit: Option<u32>) -> Server {
+    start_server_from(&shipped_config(), data_dir, env, open_file_limit)
+}
+
+/// [`start_server`] with `extra` appended to the shipped config (in a file in `data_dir`): for
+/// what the environment cannot say, such as alert rules and channels.
+pub fn start_server_with_config(data_dir: &Path, extra: &str, env: &[(&str, &str)]) -> Server {
+    let shipped = std::fs::read_to_string(shipped_config()).expect("the shipped config");
+    let config = data_dir.join("logboard.toml");
+    std::fs::write(&config, format!("{shipped}\n{extra}")).expect("write the config");
+    start_server_from(&config, data_dir, env, None)
+}
+
+fn shipped_config() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml")
+}
+
+fn start_server_from(config: &Path, data_dir: &Path, env: &[(&str, &str)], open_file_limit: Option<u32>) -> Server {
     let data = data_dir.display().to_string();
     let mut all = vec![("LOGBOARD__STORAGE__DATA_DIR", data.as_str()), ("LOGBOARD__SERVER__LISTEN", "127.0.0.1:0")];
     all.extend_from_slice(env);
-    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml").display().to_string();
+    let config = config.display().to_string();
     let args = ["serve", "--config", config.as_str()];
     let mut command = match open_file_limit {
         Some(limit) => logboard_with_file_limit(limit, &args, &all),
