@@ -14,6 +14,7 @@ export LOGBOARD__SERVER__LISTEN=127.0.0.1:18081 LOGBOARD_ADMIN_PASSWORD=bench-pa
        LOGBOARD__MONITOR__CANARY_INTERVAL_SECS=0 LOGBOARD__RETENTION__MIN_FREE_BYTES=0
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 "$EXAMPLE" payload > /tmp/bench-ours.json
+"$EXAMPLE" payload-like-logs > /tmp/bench-ours-like-logs.json
 "$EXAMPLE" sentry-error > /tmp/bench-sentry-error.envelope
 "$EXAMPLE" sentry-logs > /tmp/bench-sentry-logs.envelope
 "$EXAMPLE" otlp > /tmp/bench-otlp.pb
@@ -30,6 +31,7 @@ run() { # NAME EVENTS_PER_REQUEST PATH BODY CTYPE AUTH_NAME AUTH_VALUE
 SENTRY_AUTH="Sentry sentry_key=demo_sentry_key, sentry_version=7"
 run ours 100 /api/v1/events /tmp/bench-ours.json application/json X-Logboard-Key demo-ingest-key
 run sentry-error 1 /api/1/envelope/ /tmp/bench-sentry-error.envelope application/x-sentry-envelope X-Sentry-Auth "$SENTRY_AUTH"
+run ours-like-logs 100 /api/v1/events /tmp/bench-ours-like-logs.json application/json X-Logboard-Key demo-ingest-key
 run sentry-logs 100 /api/1/envelope/ /tmp/bench-sentry-logs.envelope application/x-sentry-envelope X-Sentry-Auth "$SENTRY_AUTH"
 run otlp 100 /v1/logs /tmp/bench-otlp.pb application/x-protobuf Authorization "Bearer demo-ingest-key"
 run ours-again 100 /api/v1/events /tmp/bench-ours.json application/json X-Logboard-Key demo-ingest-key

@@ -9,7 +9,8 @@
 //! The protocol bodies of `benches/protocols.sh` (BENCHMARKS.md, "Sentry and OpenTelemetry"), as
 //! the clients send them: `sentry-error` (one error event per envelope, as `sentry-sdk` sends a
 //! captured exception), `sentry-logs` (one envelope of 100 Sentry Logs) and `otlp` (one OTLP/HTTP
-//! protobuf request of 100 log records), each written to stdout.
+//! protobuf request of 100 log records), each written to stdout; `payload-like-logs` is our own
+//! batch of the events the Sentry Logs envelope decodes to.
 
 use std::io::Write as _;
 use std::time::Instant;
@@ -114,6 +115,26 @@ fn sentry_logs() -> String {
     envelope("log", &json!({"items": items}))
 }
 
+/// Our own batch of the events [`sentry_logs`] decodes to (the same message, level, release and
+/// `extra`), at the receive time: what the Sentry door costs beyond our endpoint for the same events.
+fn payload_like_logs() -> String {
+    let events: Vec<Value> = (0..EVENTS)
+        .map(|i| {
+            json!({
+                "level": if i % 10 == 0 { "error" } else { "info" },
+                "message": message(i),
+                "release": "web@2026.11.24",
+                "extra": {
+                    "sentry": {"sdk": {"name": "sentry.python"}},
+                    "code": {"file": {"path": "shop/orders.py"}, "line": {"number": 42}},
+                    "trace_id": "5b8efff798038103d269b633813fc60c",
+                },
+            })
+        })
+        .collect();
+    json!({"env": "production", "events": events}).to_string()
+}
+
 fn otlp() -> Vec<u8> {
     let text = |key: &str, value: String| KeyValue {
         key: key.into(),
@@ -173,10 +194,13 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
         Some("payload") => println!("{}", payload()),
+        Some("payload-like-logs") => println!("{}", payload_like_logs()),
         Some("ceiling") => ceiling(args.get(2).map_or("/tmp/batch.json", String::as_str)),
         Some("sentry-error") => print!("{}", sentry_error()),
         Some("sentry-logs") => print!("{}", sentry_logs()),
         Some("otlp") => std::io::stdout().write_all(&otlp()).expect("stdout"),
-        _ => eprintln!("usage: ingest_bench payload | ceiling FILE | sentry-error | sentry-logs | otlp"),
+        _ => eprintln!(
+            "usage: ingest_bench payload | payload-like-logs | ceiling FILE | sentry-error | sentry-logs | otlp"
+        ),
     }
 }

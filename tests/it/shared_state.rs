@@ -124,7 +124,7 @@ fn expect(rows: &[(&str, u64, u64, &str)]) -> BTreeMap<String, (u64, u64, String
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_tasks_count_every_error_once_whatever_its_age_share_statuses_and_a_deploy_keeps_them() {
+async fn two_then_three_tasks_count_every_error_once_whatever_its_age_share_statuses_and_a_deploy_keeps_them() {
     let moto = Moto::start().await;
     let (ok, said) = create_table(&moto);
     assert!(ok && said.contains("created the table"), "{said}");
@@ -173,21 +173,22 @@ async fn two_tasks_count_every_error_once_whatever_its_age_share_statuses_and_a_
     let resolved = expect(&[(pay, 9, 8, "resolved"), (cart, 3, 2, "new")]);
     assert_eq!(issues(&b.base).await, resolved);
 
-    // A deploy: every task stops (SIGTERM), new ones start on empty data directories.
+    // A deploy that scales out: every task stops (SIGTERM), three new ones start on empty data
+    // directories.
     wait_until_drained(&a.base).await;
     wait_until_drained(&b.base).await;
     for task in [&a, &b] {
         task.terminate();
     }
     drop((a, b));
-    let new_dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().expect("dir")).collect();
-    let c = start_task(&moto, &new_dirs[0]);
-    let d = start_task(&moto, &new_dirs[1]);
-    settle(&[&c.base, &d.base], &resolved).await;
+    let new_dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().expect("dir")).collect();
+    let (c, d, e) = (start_task(&moto, &new_dirs[0]), start_task(&moto, &new_dirs[1]), start_task(&moto, &new_dirs[2]));
+    settle(&[&c.base, &d.base, &e.base], &resolved).await;
 
-    // The resolved issue occurs again on C: regressed everywhere, counted on.
+    // The resolved issue occurs again on C and on E at once: regressed everywhere, counted on.
     ingest(&c.base, vec![error("PaymentError", pay, 0, "u1")]).await;
-    settle(&[&c.base, &d.base], &expect(&[(pay, 10, 8, "regressed"), (cart, 3, 2, "new")])).await;
+    ingest(&e.base, vec![error("PaymentError", pay, 0, "u10"), error("CartError", cart, 0, "u3")]).await;
+    settle(&[&c.base, &d.base, &e.base], &expect(&[(pay, 11, 9, "regressed"), (cart, 4, 3, "new")])).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
