@@ -31,6 +31,7 @@ use crate::lease::{self, Lease, SqliteLeases};
 use crate::logout::Logouts;
 use crate::metrics::Metrics;
 use crate::project::Projects;
+use crate::sourcemaps::{FileStore, MapStore, SourceMaps};
 use crate::store::LogStore;
 use crate::store::cloudwatch::CloudWatchStore;
 use crate::store::local::{LocalStore, Retention};
@@ -62,6 +63,8 @@ pub struct Stores {
     pub shared_issues: Option<Arc<DynamoIssueIndex>>,
     /// On the shared state: logouts every task sees.
     pub logouts: Option<Arc<dyn Logouts>>,
+    /// Uploaded source maps: files under `data_dir`, or the `[sourcemaps]` bucket.
+    pub maps: Arc<dyn MapStore>,
 }
 
 impl Stores {
@@ -75,13 +78,17 @@ impl Stores {
             )?),
             Backend::Cloudwatch => Arc::new(CloudWatchStore::open(config, Arc::clone(metrics)).await?),
         };
-        match config.state.backend {
-            StateBackend::Local => Stores::with_events(config, events),
+        let stores = match config.state.backend {
+            StateBackend::Local => Stores::with_events(config, events)?,
             StateBackend::Dynamodb => {
                 let table = Table::connect(config).await.counted(metrics.state_requests.clone());
-                Stores::shared(config, events, table)
+                Stores::shared(config, events, table)?
             }
+        };
+        if config.sourcemaps.s3_bucket.is_empty() {
+            return Ok(stores);
         }
+        Ok(Stores { maps: Arc::new(crate::sourcemaps::s3::S3Store::connect(config).await), ..stores })
     }
 
     /// `events` as the event store; the issue index, the leases, the alert state and the outbox
@@ -117,6 +124,7 @@ impl Stores {
             leases: Arc::new(SqliteLeases::open(data_dir)?),
             shared_issues: None,
             logouts: None,
+            maps: Arc::new(FileStore::open(data_dir)?),
         })
     }
 }
@@ -152,7 +160,8 @@ impl App {
             println!("(set LOGBOARD_ADMIN_PASSWORD or [auth] users to choose your own)");
         }
         let projects = Arc::new(Projects::from_config(&config)?);
-        let Stores { events: store, issues, alert_state, outbox, leases, shared_issues, logouts: _ } = stores;
+        let Stores { events: store, issues, alert_state, outbox, leases, shared_issues, logouts: _, maps } = stores;
+        let sourcemaps = Arc::new(SourceMaps::new(maps, &config));
         let alerts = Arc::new(Alerts::new(&config, &projects, alert_state, Arc::clone(&outbox)));
         let zone = Zone::named(&config.ui.timezone).map_err(|why| anyhow::anyhow!("ui.timezone: {why}"))?;
         let disk = Arc::new(DiskGuard::new(&config.storage.data_dir, config.retention.min_free_bytes));
@@ -182,6 +191,7 @@ impl App {
             pipeline,
             zone,
             disk,
+            sourcemaps,
         };
         Ok(App { state, leases, shared_issues })
     }
