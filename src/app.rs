@@ -240,6 +240,7 @@ impl App {
             };
             issue_follow::spawn(follower, every);
         }
+        spawn_map_retention(Arc::clone(&state.sourcemaps), Arc::clone(config));
         tail_follow::spawn(TailFollower {
             store: Arc::clone(&state.store),
             projects: Arc::clone(&state.projects),
@@ -247,6 +248,36 @@ impl App {
         });
         Ok(deliverer)
     }
+}
+
+/// How often uploaded source maps past their project's retention are deleted.
+const MAP_RETENTION_EVERY: Duration = Duration::from_secs(3600);
+
+/// Deletes, every [`MAP_RETENTION_EVERY`] (the first time a minute after start), the source maps
+/// uploaded longer ago than their project's retention (`retention_days`, else `retention.days`;
+/// 0 keeps them). On a shared bucket every task does it: the deletes are idempotent.
+fn spawn_map_retention(sourcemaps: Arc<SourceMaps>, config: Arc<Config>) {
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        let mut every = tokio::time::interval(MAP_RETENTION_EVERY);
+        loop {
+            every.tick().await;
+            for project in &config.projects {
+                let days = config.retention_days(&project.name);
+                if days == 0 {
+                    continue;
+                }
+                let before = now_ms() / 1000 - i64::from(days) * 86_400;
+                match sourcemaps.prune(&project.name, before).await {
+                    Ok(0) => {}
+                    Ok(deleted) => {
+                        tracing::info!(project = %project.name, maps.deleted = deleted, "source maps past retention")
+                    }
+                    Err(error) => tracing::warn!(error = format!("{error:#}"), "deleting source maps past retention"),
+                }
+            }
+        }
+    });
 }
 
 /// Serves `app` on `listener` with its background jobs until `shutdown` completes, then lets the

@@ -234,6 +234,18 @@ impl SourceMaps {
             .await
     }
 
+    /// Deletes the project's maps uploaded before `before_unix_s` (its retention); returns how
+    /// many went.
+    pub async fn prune(&self, project: &str, before_unix_s: i64) -> anyhow::Result<usize> {
+        let mut deleted = 0;
+        for (key, uploaded) in self.store.list_project(project).await? {
+            if uploaded < before_unix_s && self.delete(&key).await? {
+                deleted += 1;
+            }
+        }
+        Ok(deleted)
+    }
+
     /// Whether the project holds any map (remembered for a few seconds): pages that would read
     /// events only to map them ask this first.
     pub async fn project_has_maps(&self, project: &str) -> bool {
@@ -423,6 +435,8 @@ mod tests {
         assert_eq!(second, Some("at explode (src/a.js:3:9)\n@https://cdn.example/other.js:1:5"));
         assert_eq!((&mapped[2], &mapped[3]), (&None, &None), "another release, and none, are not mapped");
 
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        assert_eq!(maps.prune("demo", now - 60).await.expect("prune"), 0, "uploaded within the retention");
         assert!(maps.delete(&key("web@1")).await.expect("delete"));
         assert_eq!(maps.apply(&events[..1], false).await, [None], "deleted: not applied any more");
     }
@@ -456,5 +470,8 @@ mod tests {
         small.upload(key("1"), map::tests::small_map()).await.expect("the first");
         assert_eq!(small.upload(key("1"), map::tests::small_map()).await.expect("replaced"), Uploaded::Replaced);
         assert!(refused(small.upload(key("2"), map::tests::small_map()).await).contains("sourcemaps.max_files"));
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        assert_eq!(small.prune("demo", now + 60).await.expect("prune"), 1, "older than the retention");
+        assert!(small.list("demo", "1").await.expect("list").is_empty());
     }
 }

@@ -142,6 +142,19 @@ impl MapStore for S3Store {
         Ok((objects.len() as u64, objects.iter().map(|(_, size, _)| size).sum()))
     }
 
+    async fn list_project(&self, project: &str) -> anyhow::Result<Vec<(Key, i64)>> {
+        let prefix = format!("maps/{}/", super::store::encode(project));
+        let objects = self.list_under(&prefix).await?;
+        Ok(objects
+            .into_iter()
+            .filter_map(|(key, _, modified)| {
+                let (release, file) = key.strip_prefix(&prefix)?.split_once('/')?;
+                let key = Key { project: project.to_string(), release: decode(release)?, file: decode(file)? };
+                Some((key, modified.map_or(0, |t| t.unix_timestamp())))
+            })
+            .collect())
+    }
+
     async fn has_maps(&self, project: &str) -> anyhow::Result<bool> {
         let prefix = self.key(&format!("maps/{}/", super::store::encode(project)));
         let page = self

@@ -38,6 +38,8 @@ pub trait MapStore: Send + Sync {
     async fn list(&self, project: &str, release: &str) -> anyhow::Result<Vec<Listed>>;
     /// How many maps the project holds and their bytes.
     async fn usage(&self, project: &str) -> anyhow::Result<(u64, u64)>;
+    /// Every map of the project, each with its key and upload time (Unix seconds).
+    async fn list_project(&self, project: &str) -> anyhow::Result<Vec<(Key, i64)>>;
     /// Whether the project holds any map.
     async fn has_maps(&self, project: &str) -> anyhow::Result<bool> {
         Ok(self.usage(project).await?.0 > 0)
@@ -224,6 +226,31 @@ impl MapStore for FileStore {
         .context("counting maps")?
     }
 
+    async fn list_project(&self, project: &str) -> anyhow::Result<Vec<(Key, i64)>> {
+        let dir = self.root.join("maps").join(encode(project));
+        let project = project.to_string();
+        tokio::task::spawn_blocking(move || {
+            let mut found = Vec::new();
+            let releases = match std::fs::read_dir(&dir) {
+                Ok(releases) => releases,
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(found),
+                Err(error) => return Err(error).with_context(|| format!("listing {}", dir.display())),
+            };
+            for release in releases {
+                let release = release.with_context(|| format!("listing {}", dir.display()))?;
+                let Some(release_name) = decode(&release.file_name().to_string_lossy()) else { continue };
+                for (file, metadata) in files_in(&release.path())? {
+                    let (Some(file), Ok(modified)) = (decode(&file), metadata.modified()) else { continue };
+                    let uploaded = time::OffsetDateTime::from(modified).unix_timestamp();
+                    found.push((Key { project: project.clone(), release: release_name.clone(), file }, uploaded));
+                }
+            }
+            Ok(found)
+        })
+        .await
+        .context("listing maps")?
+    }
+
     async fn delete(&self, key: &Key) -> anyhow::Result<bool> {
         let path = self.root.join(map_path(key));
         match tokio::fs::remove_file(&path).await {
@@ -268,6 +295,8 @@ mod tests {
         let listed = store.list("demo", "web@1").await.expect("list");
         assert_eq!(listed.iter().map(|l| (l.name.as_str(), l.size)).collect::<Vec<_>>(), [("app.js", 3)]);
         assert_eq!(store.usage("demo").await.expect("usage"), (1, 3));
+        let all = store.list_project("demo").await.expect("all");
+        assert_eq!(all.iter().map(|(k, _)| k).collect::<Vec<_>>(), [&key]);
         store.put_debug_id("demo", "a-b", &key).await.expect("debug id");
         assert_eq!(store.debug_id("demo", "a-b").await.expect("read"), Some(key.clone()));
         assert!(store.delete(&key).await.expect("delete"));
