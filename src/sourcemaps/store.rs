@@ -157,24 +157,42 @@ impl FileStore {
     }
 }
 
-/// The finished files of a directory (not the temporary ones of an upload in progress), with
-/// their size and modification time.
-fn files_in(dir: &Path) -> anyhow::Result<Vec<(String, std::fs::Metadata)>> {
+/// The entries of a directory with their metadata and full paths; none when it does not exist.
+fn entries_of(dir: &Path) -> anyhow::Result<Vec<(String, PathBuf, std::fs::Metadata)>> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(error) => return Err(error).with_context(|| format!("listing {}", dir.display())),
     };
-    let mut files = Vec::new();
+    let mut found = Vec::new();
     for entry in entries {
         let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
         let name = entry.file_name().to_string_lossy().into_owned();
         let metadata = entry.metadata().with_context(|| format!("reading {name}'s metadata"))?;
-        if metadata.is_file() && !name.contains(".upload-") {
-            files.push((name, metadata));
+        found.push((name, entry.path(), metadata));
+    }
+    Ok(found)
+}
+
+/// The finished files of a directory (not the temporary ones of an upload in progress), with
+/// their size and modification time.
+fn files_in(dir: &Path) -> anyhow::Result<Vec<(String, std::fs::Metadata)>> {
+    let entries = entries_of(dir)?.into_iter();
+    Ok(entries
+        .filter(|(name, _, metadata)| metadata.is_file() && !name.contains(".upload-"))
+        .map(|(name, _, metadata)| (name, metadata))
+        .collect())
+}
+
+/// Every map under a project's directory: (release segment, file segment, metadata).
+fn project_files(dir: &Path) -> anyhow::Result<Vec<(String, String, std::fs::Metadata)>> {
+    let mut found = Vec::new();
+    for (release, path, metadata) in entries_of(dir)? {
+        if metadata.is_dir() {
+            found.extend(files_in(&path)?.into_iter().map(|(file, metadata)| (release.clone(), file, metadata)));
         }
     }
-    Ok(files)
+    Ok(found)
 }
 
 #[async_trait]
@@ -207,48 +225,20 @@ impl MapStore for FileStore {
 
     async fn usage(&self, project: &str) -> anyhow::Result<(u64, u64)> {
         let dir = self.root.join("maps").join(encode(project));
-        tokio::task::spawn_blocking(move || {
-            let mut usage = (0, 0);
-            let releases = match std::fs::read_dir(&dir) {
-                Ok(releases) => releases,
-                Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(usage),
-                Err(error) => return Err(error).with_context(|| format!("listing {}", dir.display())),
-            };
-            for release in releases {
-                let release = release.with_context(|| format!("listing {}", dir.display()))?;
-                for (_, metadata) in files_in(&release.path())? {
-                    usage = (usage.0 + 1, usage.1 + metadata.len());
-                }
-            }
-            Ok(usage)
-        })
-        .await
-        .context("counting maps")?
+        let files = tokio::task::spawn_blocking(move || project_files(&dir)).await.context("counting maps")??;
+        Ok((files.len() as u64, files.iter().map(|(_, _, metadata)| metadata.len()).sum()))
     }
 
     async fn list_project(&self, project: &str) -> anyhow::Result<Vec<(Key, i64)>> {
         let dir = self.root.join("maps").join(encode(project));
-        let project = project.to_string();
-        tokio::task::spawn_blocking(move || {
-            let mut found = Vec::new();
-            let releases = match std::fs::read_dir(&dir) {
-                Ok(releases) => releases,
-                Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(found),
-                Err(error) => return Err(error).with_context(|| format!("listing {}", dir.display())),
-            };
-            for release in releases {
-                let release = release.with_context(|| format!("listing {}", dir.display()))?;
-                let Some(release_name) = decode(&release.file_name().to_string_lossy()) else { continue };
-                for (file, metadata) in files_in(&release.path())? {
-                    let (Some(file), Ok(modified)) = (decode(&file), metadata.modified()) else { continue };
-                    let uploaded = time::OffsetDateTime::from(modified).unix_timestamp();
-                    found.push((Key { project: project.clone(), release: release_name.clone(), file }, uploaded));
-                }
-            }
-            Ok(found)
-        })
-        .await
-        .context("listing maps")?
+        let files = tokio::task::spawn_blocking(move || project_files(&dir)).await.context("listing maps")??;
+        Ok(files
+            .into_iter()
+            .filter_map(|(release, file, metadata)| {
+                let key = Key { project: project.to_string(), release: decode(&release)?, file: decode(&file)? };
+                Some((key, time::OffsetDateTime::from(metadata.modified().ok()?).unix_timestamp()))
+            })
+            .collect())
     }
 
     async fn delete(&self, key: &Key) -> anyhow::Result<bool> {
