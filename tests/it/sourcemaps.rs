@@ -244,6 +244,45 @@ async fn firefox_frames_of_the_same_build_are_mapped_too() {
 }
 
 #[tokio::test]
+async fn a_sentry_event_finds_its_map_by_debug_id_before_its_release() {
+    let build = build_app().await;
+    let app = spawn(&[]).await;
+    // A map with a debug id (as `sentry-cli sourcemaps inject` writes it), uploaded under a
+    // release the event does not carry.
+    let mut map: Value = serde_json::from_slice(&build.map).expect("json");
+    let debug_id = "c1ab7c7e-1ad8-4b6a-9a36-c0ae1f5b2e34";
+    map["debugId"] = json!(debug_id);
+    let bytes = serde_json::to_vec(&map).expect("json");
+    assert_eq!(upload(&app.base, "build-17", BUNDLE, bytes).await.0, 201);
+    let url = format!("https://shop.example/assets/{BUNDLE}");
+    let column = build.js.find("new Error(").expect("the throw") + 1;
+    let event = json!({
+        "event_id": "9ec79c33ec9942ab8353589fcb2e04dc", "platform": "javascript", "release": "web@9.9.9",
+        "environment": "staging",
+        "exception": {"values": [{"type": "Error", "value": "order total 14 is over the limit",
+            "stacktrace": {"frames": [{"filename": url, "function": "e", "lineno": 1, "colno": column, "in_app": true}]}}]},
+        "debug_meta": {"images": [{"type": "sourcemap", "code_file": url, "debug_id": debug_id}]},
+    });
+    let response = reqwest::Client::new()
+        .post(app.url("/api/1/store/"))
+        .header("X-Sentry-Auth", "Sentry sentry_key=demo_sentry_key, sentry_version=7")
+        .json(&event)
+        .send()
+        .await
+        .expect("store");
+    assert_eq!(response.status(), 200);
+    let events = wait_for_events(&app, "staging", 1, Duration::from_secs(10), Duration::ZERO).await;
+    let (line, column) = place_in_fixture("checkout.js", "new Error(");
+    assert_eq!(events[0]["extra"]["debug_ids"][&url], debug_id, "{:#}", events[0]);
+    assert_eq!(
+        events[0]["stack_original"],
+        format!("at submitOrder (../src/checkout.js:{line}:{column})"),
+        "{:#}",
+        events[0]
+    );
+}
+
+#[tokio::test]
 async fn bad_uploads_get_a_precise_refusal() {
     let build = build_app().await;
     let app = spawn(&[("LOGBOARD__SOURCEMAPS__MAX_BYTES", "2000"), ("LOGBOARD__SOURCEMAPS__MAX_FILES", "2")]).await;
