@@ -31,6 +31,7 @@ use crate::lease::{self, Lease, SqliteLeases};
 use crate::logout::Logouts;
 use crate::metrics::Metrics;
 use crate::project::Projects;
+use crate::sourcemaps::{FileStore, MapStore, SourceMaps};
 use crate::store::LogStore;
 use crate::store::cloudwatch::CloudWatchStore;
 use crate::store::local::{LocalStore, Retention};
@@ -62,6 +63,8 @@ pub struct Stores {
     pub shared_issues: Option<Arc<DynamoIssueIndex>>,
     /// On the shared state: logouts every task sees.
     pub logouts: Option<Arc<dyn Logouts>>,
+    /// Uploaded source maps: files under `data_dir`, or the `[sourcemaps]` bucket.
+    pub maps: Arc<dyn MapStore>,
 }
 
 impl Stores {
@@ -75,13 +78,17 @@ impl Stores {
             )?),
             Backend::Cloudwatch => Arc::new(CloudWatchStore::open(config, Arc::clone(metrics)).await?),
         };
-        match config.state.backend {
-            StateBackend::Local => Stores::with_events(config, events),
+        let stores = match config.state.backend {
+            StateBackend::Local => Stores::with_events(config, events)?,
             StateBackend::Dynamodb => {
                 let table = Table::connect(config).await.counted(metrics.state_requests.clone());
-                Stores::shared(config, events, table)
+                Stores::shared(config, events, table)?
             }
+        };
+        if config.sourcemaps.s3_bucket.is_empty() {
+            return Ok(stores);
         }
+        Ok(Stores { maps: Arc::new(crate::sourcemaps::s3::S3Store::connect(config).await), ..stores })
     }
 
     /// `events` as the event store; the issue index, the leases, the alert state and the outbox
@@ -117,6 +124,7 @@ impl Stores {
             leases: Arc::new(SqliteLeases::open(data_dir)?),
             shared_issues: None,
             logouts: None,
+            maps: Arc::new(FileStore::open(data_dir)?),
         })
     }
 }
@@ -152,7 +160,8 @@ impl App {
             println!("(set LOGBOARD_ADMIN_PASSWORD or [auth] users to choose your own)");
         }
         let projects = Arc::new(Projects::from_config(&config)?);
-        let Stores { events: store, issues, alert_state, outbox, leases, shared_issues, logouts: _ } = stores;
+        let Stores { events: store, issues, alert_state, outbox, leases, shared_issues, logouts: _, maps } = stores;
+        let sourcemaps = Arc::new(SourceMaps::new(maps, &config));
         let alerts = Arc::new(Alerts::new(&config, &projects, alert_state, Arc::clone(&outbox)));
         let zone = Zone::named(&config.ui.timezone).map_err(|why| anyhow::anyhow!("ui.timezone: {why}"))?;
         let disk = Arc::new(DiskGuard::new(&config.storage.data_dir, config.retention.min_free_bytes));
@@ -182,6 +191,7 @@ impl App {
             pipeline,
             zone,
             disk,
+            sourcemaps,
         };
         Ok(App { state, leases, shared_issues })
     }
@@ -230,6 +240,7 @@ impl App {
             };
             issue_follow::spawn(follower, every);
         }
+        spawn_map_retention(Arc::clone(&state.sourcemaps), Arc::clone(config));
         tail_follow::spawn(TailFollower {
             store: Arc::clone(&state.store),
             projects: Arc::clone(&state.projects),
@@ -237,6 +248,36 @@ impl App {
         });
         Ok(deliverer)
     }
+}
+
+/// How often uploaded source maps past their project's retention are deleted.
+const MAP_RETENTION_EVERY: Duration = Duration::from_secs(3600);
+
+/// Deletes, every [`MAP_RETENTION_EVERY`] (the first time a minute after start), the source maps
+/// uploaded longer ago than their project's retention (`retention_days`, else `retention.days`;
+/// 0 keeps them). On a shared bucket every task does it: the deletes are idempotent.
+fn spawn_map_retention(sourcemaps: Arc<SourceMaps>, config: Arc<Config>) {
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        let mut every = tokio::time::interval(MAP_RETENTION_EVERY);
+        loop {
+            every.tick().await;
+            for project in &config.projects {
+                let days = config.retention_days(&project.name);
+                if days == 0 {
+                    continue;
+                }
+                let before = now_ms() / 1000 - i64::from(days) * 86_400;
+                match sourcemaps.prune(&project.name, before).await {
+                    Ok(0) => {}
+                    Ok(deleted) => {
+                        tracing::info!(project = %project.name, maps.deleted = deleted, "source maps past retention")
+                    }
+                    Err(error) => tracing::warn!(error = format!("{error:#}"), "deleting source maps past retention"),
+                }
+            }
+        }
+    });
 }
 
 /// Serves `app` on `listener` with its background jobs until `shutdown` completes, then lets the

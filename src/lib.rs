@@ -31,6 +31,7 @@ pub mod metrics;
 pub mod project;
 pub mod scrub;
 pub mod search;
+pub mod sourcemaps;
 pub mod sqlite;
 pub mod store;
 pub mod tail;

@@ -2,6 +2,7 @@
 //! then validated as a whole. This is the only module that reads the environment.
 
 pub mod alerts;
+pub mod sourcemaps;
 pub mod state;
 
 use std::collections::{BTreeMap, HashSet};
@@ -12,6 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use self::alerts::{AlertConfig, ChannelConfig, MonitorConfig, SmtpConfig};
+use self::sourcemaps::SourcemapsConfig;
 use self::state::StateConfig;
 
 /// Prefix of the environment variables that override config keys.
@@ -55,6 +57,7 @@ pub struct Config {
     pub alerts: Vec<AlertConfig>,
     pub monitor: MonitorConfig,
     pub state: StateConfig,
+    pub sourcemaps: SourcemapsConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -467,6 +470,7 @@ impl Config {
         self.validate_projects(&mut problems);
         alerts::validate(self, &mut problems);
         state::validate(self, &mut problems);
+        sourcemaps::validate(self, &mut problems);
         self.validate_retention(&mut problems);
         problems
     }

@@ -15,6 +15,8 @@ use crate::event::{Draft, Http, Level, Rejection, RejectionKind, StackFrame, jso
 
 /// The breadcrumbs kept of an event: the last ones.
 const MAX_BREADCRUMBS: usize = 100;
+/// Source map debug ids kept of one event's `debug_meta.images`.
+const MAX_DEBUG_IDS: usize = 50;
 
 /// What one envelope (or `/store/` body) came to.
 #[derive(Debug, Default)]
@@ -212,6 +214,9 @@ pub fn decode_event(mut event: Map<String, Value>) -> Result<Draft, Rejection> {
             sdk.into_iter().filter(|(field, _)| field == "name" || field == "version").collect();
         extra.insert("sdk".into(), Value::Object(sdk));
     }
+    if let Some(ids) = debug_ids(event.remove("debug_meta")) {
+        extra.insert(crate::sourcemaps::DEBUG_IDS_FIELD.into(), ids);
+    }
     // The event's own `extra` (`set_extra`) is the same idea as ours: its fields go beside.
     if let Some(Value::Object(own)) = event.remove("extra") {
         for (field, value) in own {
@@ -360,6 +365,20 @@ fn stack_text(frames: &[StackFrame]) -> Option<String> {
     (!lines.is_empty()).then(|| lines.join("\n"))
 }
 
+/// The source maps' debug ids of `debug_meta.images` (`{"type": "sourcemap", "code_file",
+/// "debug_id"}`) as `{code_file: debug_id}`, which the read side matches frames by first.
+fn debug_ids(debug_meta: Option<Value>) -> Option<Value> {
+    let images = debug_meta?.get_mut("images")?.take();
+    let ids: Map<String, Value> = images
+        .as_array()?
+        .iter()
+        .filter(|image| image.get("type").and_then(Value::as_str) == Some("sourcemap"))
+        .filter_map(|image| Some((text(image.get("code_file"))?, Value::String(text(image.get("debug_id"))?))))
+        .take(MAX_DEBUG_IDS)
+        .collect();
+    (!ids.is_empty()).then_some(Value::Object(ids))
+}
+
 /// The last breadcrumbs (`{"values": [...]}` or a bare list).
 fn breadcrumbs(breadcrumbs: Option<Value>) -> Option<Value> {
     let mut list = match breadcrumbs? {
@@ -498,6 +517,19 @@ mod tests {
         assert_eq!(synthetic.stack.as_deref(), Some("at main (https://app.example.com/app.js:5:9)"));
         assert_eq!(decode(json!({"message": {"formatted": "obj"}})).message, "obj");
         assert_eq!(decode(json!({})).message, "<no message>");
+    }
+
+    #[test]
+    fn source_map_debug_ids_are_kept_by_minified_file() {
+        let draft = drafts(decode_store(br#"{"message": "x", "debug_meta": {"images": [
+            {"type": "sourcemap", "code_file": "https://shop.example/assets/app.js", "debug_id": "c1ab7c7e-1ad8-4b6a-9a36-c0ae1f5b2e34"},
+            {"type": "macho", "code_file": "/usr/lib/x", "debug_id": "ignored"},
+            {"type": "sourcemap", "code_file": "https://shop.example/b.js"}]}}"#).expect("event"))
+        .remove(0);
+        assert_eq!(
+            draft.extra[crate::sourcemaps::DEBUG_IDS_FIELD],
+            json!({"https://shop.example/assets/app.js": "c1ab7c7e-1ad8-4b6a-9a36-c0ae1f5b2e34"})
+        );
     }
 
     #[test]

@@ -11,8 +11,9 @@ use super::AppState;
 use super::auth::ApiUser;
 use super::error::ApiError;
 use super::query::{ReadParams, project_env};
-use crate::event::{StoredEvent, unix_ms};
+use crate::event::unix_ms;
 use crate::issues::{Sort, Status};
+use crate::sourcemaps::Shown;
 use crate::store::histogram::{Buckets, HistogramAnswer};
 use crate::store::{DeadLetters, EventPage, Group};
 
@@ -55,9 +56,16 @@ pub async fn list_events(
     State(state): State<AppState>,
     _user: ApiUser,
     Query(params): Query<ReadParams>,
-) -> Result<Json<EventPage>, ApiError> {
+) -> Result<Json<Value>, ApiError> {
     let query = params.to_query(&state.projects, OffsetDateTime::now_utc())?;
-    Ok(Json(state.store.events(&query).await?))
+    let page: EventPage = state.store.events(&query).await?;
+    let mapped = state.sourcemaps.apply(&page.events, false).await;
+    let events: Vec<Shown<'_>> = page.events.iter().zip(&mapped).map(|(e, m)| Shown::new(e, m.as_ref())).collect();
+    let mut answer = json!({ "events": events, "next_cursor": page.next_cursor.map(|c| c.encode()) });
+    if let Some(searched_from) = page.searched_from {
+        answer["searched_from"] = Value::String(searched_from);
+    }
+    Ok(Json(answer))
 }
 
 /// `GET /api/v1/histogram?project=P&env=E[&group][&from][&to][&level][&q]`: the query's events
@@ -84,16 +92,18 @@ pub async fn get_event(
     _user: ApiUser,
     Path(id): Path<String>,
     Query(params): Query<EventParams>,
-) -> Result<Json<StoredEvent>, ApiError> {
+) -> Result<Json<Value>, ApiError> {
     let (project, env) = project_env(&state.projects, params.project.as_deref(), params.env.as_deref())?;
     let id = Ulid::from_string(&id).map_err(|_| ApiError::NotFound(format!("no event `{id}`")))?;
     let group = params.group.as_deref().filter(|g| !g.is_empty());
-    state
+    let event = state
         .store
         .event(project, &env, group, id)
         .await?
-        .map(Json)
-        .ok_or_else(|| ApiError::NotFound(format!("no event `{id}` in {}/{env}", project.name)))
+        .ok_or_else(|| ApiError::NotFound(format!("no event `{id}` in {}/{env}", project.name)))?;
+    let events = [event];
+    let mapped = state.sourcemaps.apply(&events, false).await;
+    Ok(Json(json!(Shown::new(&events[0], mapped[0].as_ref()))))
 }
 
 /// Dead letters shown per request at most.

@@ -17,6 +17,7 @@ use super::error::ApiError;
 use super::query::ReadParams;
 use crate::event::{StoredEvent, timestamp_format};
 use crate::project::Projects;
+use crate::sourcemaps::{Mapped, Shown, SourceMaps};
 use crate::store::{Cursor, LogStore};
 
 /// Events read from the store per page of the export.
@@ -78,9 +79,13 @@ fn export(
     let query = params.to_query(&state.projects, now)?;
     let filename = filename(&query.project.name, &query.env, query.from, query.to, format);
     let group = query.group_name().to_string();
-    let pages = Pages { store: Arc::clone(&state.store), projects: Arc::clone(&state.projects), params, now };
+    // The CSV keeps its columns (search.md): only the NDJSON carries the originals.
+    let sourcemaps = (format == Format::Ndjson).then(|| Arc::clone(&state.sourcemaps));
+    let pages =
+        Pages { store: Arc::clone(&state.store), projects: Arc::clone(&state.projects), params, now, sourcemaps };
     let header_row = (format == Format::Csv).then(|| Ok(Bytes::from(csv_header())));
-    let body = stream::iter(header_row).chain(pages.into_stream(move |events| encode(&events, &group, format)));
+    let body = stream::iter(header_row)
+        .chain(pages.into_stream(move |(events, mapped)| encode(&events, &mapped, &group, format)));
     let content_type = match format {
         Format::Csv => "text/csv; charset=utf-8",
         Format::Ndjson => "application/x-ndjson",
@@ -100,12 +105,17 @@ struct Pages {
     projects: Arc<Projects>,
     params: ReadParams,
     now: OffsetDateTime,
+    /// Maps applied to each page's stacks, when the format shows their originals.
+    sourcemaps: Option<Arc<SourceMaps>>,
 }
+
+/// One page's events, with the originals of their stacks where a map applied.
+type MappedEvents = (Vec<StoredEvent>, Vec<Option<Mapped>>);
 
 impl Pages {
     fn into_stream(
         self,
-        encode: impl Fn(Vec<StoredEvent>) -> Bytes + Send + 'static,
+        encode: impl Fn(MappedEvents) -> Bytes + Send + 'static,
     ) -> impl futures_util::Stream<Item = Result<Bytes, ApiError>> + Send + 'static {
         // `None` cursor state: not started; `Some(None)`: done.
         stream::unfold((self, Some(None::<Cursor>), encode), |(pages, next, encode)| async move {
@@ -126,21 +136,25 @@ impl Pages {
         })
     }
 
-    async fn page(&self, cursor: Option<Cursor>) -> Result<(Vec<StoredEvent>, Option<Cursor>), ApiError> {
+    async fn page(&self, cursor: Option<Cursor>) -> Result<(MappedEvents, Option<Cursor>), ApiError> {
         let mut query = self.params.to_query(&self.projects, self.now)?;
         query.cursor = cursor;
         let page = self.store.events(&query).await?;
-        Ok((page.events, page.next_cursor))
+        let mapped = match &self.sourcemaps {
+            Some(sourcemaps) => sourcemaps.apply(&page.events, false).await,
+            None => vec![None; page.events.len()],
+        };
+        Ok(((page.events, mapped), page.next_cursor))
     }
 }
 
-fn encode(events: &[StoredEvent], group: &str, format: Format) -> Bytes {
+fn encode(events: &[StoredEvent], mapped: &[Option<Mapped>], group: &str, format: Format) -> Bytes {
     match format {
         Format::Csv => Bytes::from(csv_rows(events, group)),
         Format::Ndjson => {
             let mut out = String::new();
-            for event in events {
-                out.push_str(&event.to_json());
+            for (event, mapped) in events.iter().zip(mapped) {
+                out.push_str(&Shown::new(event, mapped.as_ref()).to_json());
                 out.push('\n');
             }
             Bytes::from(out)

@@ -15,6 +15,7 @@ pub mod query;
 pub mod sentry;
 pub mod serve;
 pub mod session;
+pub mod sourcemaps;
 pub mod tail;
 pub mod throttle;
 
@@ -24,7 +25,7 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde_json::json;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -72,6 +73,8 @@ pub struct AppState {
     pub zone: Zone,
     /// Whether the disk under `data_dir` has room: below `retention.min_free_bytes`, no ingest.
     pub disk: Arc<crate::disk::DiskGuard>,
+    /// Uploaded source maps, applied to stacks when events are read.
+    pub sourcemaps: Arc<crate::sourcemaps::SourceMaps>,
 }
 
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
@@ -114,6 +117,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/deadletters", get(api::list_dead_letters))
         .route("/api/v1/issues", get(api::list_issues))
         .route("/api/v1/issues/{fingerprint}/status", post(api::set_issue_status))
+        .route("/api/v1/sourcemaps", get(sourcemaps::list_sourcemaps))
+        .route(
+            "/api/v1/sourcemaps/{project}/{release}/{file}",
+            put(sourcemaps::upload_sourcemap).delete(sourcemaps::delete_sourcemap).layer(cross_site_guard()),
+        )
         .route("/api/v1/alerts", get(alerts::list_alerts))
         .route("/api/v1/alerts/{name}/history", get(alerts::show_history))
         .route("/api/v1/alerts/{name}/snooze", post(alerts::snooze).delete(alerts::unsnooze).layer(cross_site_guard()))

@@ -103,7 +103,8 @@ fn the_task_definitions_environment_is_a_configuration_logboard_accepts_on_cloud
     let filled: Vec<(String, String)> = environment
         .iter()
         .map(|(name, value)| {
-            (name.to_string(), value.replace("<REGION>", "eu-west-1").replace("<VPC_CIDR>", "10.0.0.0/16"))
+            let value = value.replace("<REGION>", "eu-west-1").replace("<VPC_CIDR>", "10.0.0.0/16");
+            (name.to_string(), value.replace("<ACCOUNT>", "123456789012"))
         })
         .collect();
     // The secrets, as ECS would put them in the environment, are keys logboard knows.
@@ -303,7 +304,7 @@ fn cloudwatch_operations_called() -> BTreeSet<String> {
     rust_files(&repo().join("src"), &mut files);
     files
         .iter()
-        .filter(|file| !file.starts_with(dynamo_dir()))
+        .filter(|file| !file.starts_with(dynamo_dir()) && **file != s3_file())
         .flat_map(|file| calls_in(&service_code(file), &operations))
         .map(|name| pascal_case(&name))
         .collect()
@@ -421,7 +422,7 @@ fn dynamodb_actions(operations: &BTreeSet<String>, code: &str) -> BTreeSet<Strin
 
 /// One statement of the task role's policy.
 struct Statement {
-    /// The service prefix of its actions: `logs` or `dynamodb` (one per statement).
+    /// The service prefix of its actions: `logs`, `dynamodb` or `s3` (one per statement).
     service: String,
     /// Its actions without that prefix.
     actions: Vec<String>,
@@ -449,7 +450,10 @@ fn policy_statements() -> Vec<Statement> {
                 .into_iter()
                 .map(|action| {
                     let (service, name) = action.split_once(':').unwrap_or_else(|| panic!("{action}: no service"));
-                    assert!(["logs", "dynamodb"].contains(&service), "{action}: logboard calls logs and dynamodb only");
+                    assert!(
+                        ["logs", "dynamodb", "s3"].contains(&service),
+                        "{action}: logboard calls logs, dynamodb and s3 only"
+                    );
                     assert!(!name.contains('*') && !name.contains('?'), "a wildcard action: {action}");
                     (service.to_string(), name.to_string())
                 })
@@ -663,4 +667,48 @@ fn healthcheck_exits_1_when_healthz_answers_other_than_200_or_not_http() {
         let request = server.join().expect("server thread");
         assert!(request.starts_with("GET /healthz HTTP/1.1\r\n"), "{request}");
     }
+}
+
+/// `src/sourcemaps/s3.rs`: the source maps' store in S3, the one file that calls S3.
+fn s3_file() -> PathBuf {
+    repo().join("src/sourcemaps/s3.rs")
+}
+
+/// The IAM action an S3 call needs, and whether it is granted on the bucket (else on its
+/// objects): HeadObject needs GetObject, ListObjectsV2 needs ListBucket on the bucket.
+fn s3_action(operation: &str) -> (String, bool) {
+    match operation {
+        "head_object" => ("GetObject".into(), false),
+        "list_objects_v2" => ("ListBucket".into(), true),
+        other => (pascal_case(other), false),
+    }
+}
+
+#[test]
+fn the_iam_policy_grants_exactly_the_s3_actions_of_the_source_maps_store_on_its_bucket() {
+    let operations = sdk_operations("aws-sdk-s3");
+    let mut files = Vec::new();
+    rust_files(&repo().join("src"), &mut files);
+    for file in files.iter().filter(|file| **file != s3_file()) {
+        assert!(!service_code(file).contains("aws_sdk_s3"), "{}: S3 is used in s3.rs only", file.display());
+    }
+    let called = calls_in(&service_code(&s3_file()), &operations);
+    for expected in ["put_object", "get_object", "head_object", "list_objects_v2", "delete_object"] {
+        assert!(called.contains(expected), "the source scan misses {expected}: {called:?}");
+    }
+    let task = task_definition();
+    let environment = pairs(&container(&task)["environment"], "value");
+    let bucket = environment
+        .iter()
+        .find(|(name, _)| *name == "LOGBOARD__SOURCEMAPS__S3_BUCKET")
+        .map(|(_, value)| format!("arn:aws:s3:::{value}"))
+        .expect("LOGBOARD__SOURCEMAPS__S3_BUCKET in the task definition's environment");
+    let expected: BTreeSet<(String, bool)> = called.iter().map(|operation| s3_action(operation)).collect();
+    let mut granted = BTreeSet::new();
+    for (actions, resources) in statements_of("s3") {
+        let on_bucket = resources == [bucket.clone()];
+        assert!(on_bucket || resources == [format!("{bucket}/*")], "{resources:?}: the bucket or its objects only");
+        granted.extend(actions.into_iter().map(|action| (action, on_bucket)));
+    }
+    assert_eq!(granted, expected, "(action, on the bucket rather than its objects)");
 }

@@ -22,6 +22,7 @@ mod query_suite;
 mod retention;
 mod shared_alerts;
 mod shared_state;
+mod sourcemaps;
 mod tail;
 mod tasks;
 mod timezone;

@@ -9,8 +9,11 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 
 use super::{Page, error_page, issue_events_href};
-use crate::event::unix_ms;
+use futures_util::StreamExt as _;
+
+use crate::event::{StoredEvent, unix_ms};
 use crate::issues::{Issue, Sort, Status};
+use crate::project::Project;
 use crate::web::AppState;
 use crate::web::auth::PageUser;
 use crate::web::error::ApiError;
@@ -51,6 +54,8 @@ struct IssueRow {
     spark: Vec<(usize, u64, u64, u64)>,
     /// (status to set, button label) of the forms shown.
     actions: Vec<(&'static str, &'static str)>,
+    /// The latest occurrence's top frame through its source map: where the error really is.
+    original_frame: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -88,12 +93,45 @@ pub async fn show_issues(
     let at = (project.name.as_str(), env.as_str(), project.own_group(&env));
     match state.issues.list(at, range, &crate::search::Query::default(), sort, unix_ms(now)).await {
         Ok(issues) => {
+            let frames = original_frames(&state, project, &env, &issues).await;
             let mut page = issues_view(user, &project.name, &env, &sort_name, issues, &state.zone);
+            for (row, frame) in page.rows.iter_mut().zip(frames) {
+                row.original_frame = frame;
+            }
             page.zone = state.zone.label(now);
             Page(page).into_response()
         }
         Err(error) => error_page(&user, error.into()),
     }
+}
+
+/// Rows whose latest occurrence is read to show its original top frame, at most.
+const ORIGINAL_FRAMES_SHOWN: usize = 50;
+
+/// The original top frame of each issue's latest occurrence, for the first rows, when the
+/// project holds source maps (else nothing is read).
+async fn original_frames(state: &AppState, project: &Project, env: &str, issues: &[Issue]) -> Vec<Option<String>> {
+    if !state.sourcemaps.project_has_maps(&project.name).await {
+        return Vec::new();
+    }
+    let latest: Vec<(Option<ulid::Ulid>, Option<String>)> = issues
+        .iter()
+        .take(ORIGINAL_FRAMES_SHOWN)
+        .map(|issue| (ulid::Ulid::from_string(&issue.sample_id).ok(), issue.group.clone()))
+        .collect();
+    let reads = latest.into_iter().map(|(id, group)| async move {
+        match state.store.event(project, env, group.as_deref(), id?).await {
+            Ok(event) => event,
+            Err(error) => {
+                tracing::warn!(error = format!("{error:#}"), "reading an issue's latest event for its original frame");
+                None
+            }
+        }
+    });
+    let events: Vec<Option<StoredEvent>> = futures_util::stream::iter(reads).buffered(8).collect().await;
+    let found: Vec<StoredEvent> = events.iter().flatten().cloned().collect();
+    let mut frames = state.sourcemaps.top_frames(&found).await.into_iter();
+    events.iter().map(|event| event.as_ref().and_then(|_| frames.next().flatten())).collect()
 }
 
 fn issues_view(user: String, project: &str, env: &str, sort: &str, issues: Vec<Issue>, zone: &Zone) -> IssuesPage {
@@ -138,6 +176,7 @@ fn issue_row(project: &str, env: &str, issue: Issue, zone: &Zone) -> IssueRow {
         spark,
         actions,
         fingerprint: issue.fingerprint,
+        original_frame: None,
     }
 }
 

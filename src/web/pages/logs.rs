@@ -12,6 +12,7 @@ use super::{Page, error_page, href, issues, logs_href, shorten};
 use crate::event::{Level, StoredEvent, timestamp_format, unix_ms};
 use crate::issues::Issue;
 use crate::project::Projects;
+use crate::sourcemaps::{Mapped, MappedLine};
 use crate::store::histogram::{Buckets, Histogram};
 use crate::store::{DeadLetters, EventPage, EventQuery, Group, GroupKind};
 use crate::web::AppState;
@@ -126,6 +127,22 @@ struct Detail {
     close_href: String,
     /// The issue of an error or fatal event, as the issue index has it.
     issue: Option<DetailIssue>,
+    /// The stack through its source maps (the raw one is then behind a toggle).
+    original: Option<Vec<MappedLine>>,
+}
+
+impl Detail {
+    /// The originals of the stack and the location, shown first.
+    fn add_original(&mut self, mapped: &Mapped) {
+        if let Some(location) = &mapped.location_original {
+            let at =
+                self.fields.iter().position(|(label, _)| *label == "Location").map_or(self.fields.len(), |i| i + 1);
+            self.fields.insert(at, ("Location (original)", location.clone()));
+        }
+        if mapped.stack_original.is_some() {
+            self.original = Some(mapped.lines.clone());
+        }
+    }
 }
 
 /// An event's issue in the detail pane, with links to its row on the issues page and to all
@@ -208,6 +225,8 @@ struct LogsData {
     selected: Option<(String, Option<StoredEvent>)>,
     /// The selected event's issue, when it is an error with one (counted over the last 24 h).
     issue: Option<Issue>,
+    /// The selected event's stack and location through its source maps, when one applies.
+    mapped: Option<Mapped>,
 }
 
 async fn fetch(state: &AppState, query: &EventQuery<'_>, selected: Option<String>) -> Result<LogsData, ApiError> {
@@ -229,11 +248,14 @@ async fn fetch(state: &AppState, query: &EventQuery<'_>, selected: Option<String
             Some((id, found))
         }
     };
-    let issue = match selected.as_ref().and_then(|(_, found)| found.as_ref()) {
-        Some(event) => issue_of(state, event).await,
-        None => None,
+    let (issue, mapped) = match selected.as_ref().and_then(|(_, found)| found.as_ref()) {
+        Some(event) => {
+            let mapped = state.sourcemaps.apply(std::slice::from_ref(event), true).await.pop().flatten();
+            (issue_of(state, event).await, mapped)
+        }
+        None => (None, None),
     };
-    Ok(LogsData { groups, histogram, page, dead, selected, issue })
+    Ok(LogsData { groups, histogram, page, dead, selected, issue, mapped })
 }
 
 /// The issue of an error or fatal event, counted over the last 24 h as the issues page counts
@@ -256,7 +278,7 @@ async fn fetch_groups(state: &AppState, query: &EventQuery<'_>) -> Result<LogsDa
     let groups = state.store.groups(query.project, &query.env).await?;
     let histogram = Histogram::empty(Buckets::for_range(query.from, query.to));
     let (page, dead) = (EventPage::default(), DeadLetters::default());
-    Ok(LogsData { groups, histogram, page, dead, selected: None, issue: None })
+    Ok(LogsData { groups, histogram, page, dead, selected: None, issue: None, mapped: None })
 }
 
 /// The page, from the query, the parameters as given (every link keeps them) and the data, with
@@ -269,7 +291,7 @@ fn logs_view(
     data: LogsData,
     zone: &Zone,
 ) -> LogsPage {
-    let LogsData { groups, histogram, page, dead, selected, issue } = data;
+    let LogsData { groups, histogram, page, dead, selected, issue, mapped } = data;
     let project = query.project;
     // The filters as given, so every link keeps them; a time typed on the zone's clock is pinned
     // to the instant it was read as, since the export links go to the API, which reads UTC.
@@ -295,9 +317,15 @@ fn logs_view(
     let (detail, detail_missing) = match &selected {
         None => (None, false),
         Some((_, found)) => {
-            let shown = found.as_ref().map(|e| Detail {
-                issue: issue.as_ref().map(|i| detail_issue(&project.name, &query.env, i, zone)),
-                ..detail(e, logs_href(&project.name, &query.env, &here), zone)
+            let shown = found.as_ref().map(|e| {
+                let mut shown = Detail {
+                    issue: issue.as_ref().map(|i| detail_issue(&project.name, &query.env, i, zone)),
+                    ..detail(e, logs_href(&project.name, &query.env, &here), zone)
+                };
+                if let Some(mapped) = &mapped {
+                    shown.add_original(mapped);
+                }
+                shown
             });
             (shown, found.is_none())
         }
@@ -455,6 +483,7 @@ fn detail(e: &StoredEvent, close_href: String, zone: &Zone) -> Detail {
         extra: e.extra.as_ref().and_then(|x| serde_json::to_string_pretty(x).ok()),
         close_href,
         issue: None,
+        original: None,
     }
 }
 
@@ -543,6 +572,7 @@ mod tests {
             },
             selected: Some((error.id.to_string(), Some(error.clone()))),
             issue: None,
+            mapped: None,
         };
         let page = logs_view("admin".into(), &projects, &query, &params, data, &Zone::UTC);
 
@@ -639,6 +669,7 @@ mod tests {
             },
             selected: Some((error.id.to_string(), Some(error.clone()))),
             issue: None,
+            mapped: None,
         };
         let page = logs_view("admin".into(), &projects, &query, &params, data, &seoul);
 
@@ -700,6 +731,7 @@ mod tests {
             dead: DeadLetters::default(),
             selected: Some((error.id.to_string(), Some(error.clone()))),
             issue,
+            mapped: None,
         };
         let page = logs_view("admin".into(), &projects, &query, &params, data(Some(issue.clone())), &seoul);
         let shown = page.detail.expect("the detail").issue.expect("its issue");
@@ -742,6 +774,7 @@ mod tests {
             dead: DeadLetters::default(),
             selected: Some(("01JNOTANID".into(), None)),
             issue: None,
+            mapped: None,
         };
         let page = logs_view("admin".into(), &projects, &query, &params, data, &Zone::UTC);
         assert!(page.detail.is_none() && page.detail_missing);
@@ -765,6 +798,7 @@ mod tests {
             dead: DeadLetters::default(),
             selected: None,
             issue: None,
+            mapped: None,
         };
         let page = logs_view("admin".into(), &projects, &query, &params, data, &Zone::UTC);
         assert_eq!(page.searched_from.as_deref(), Some("2026-11-18 20:26"));
