@@ -345,7 +345,21 @@ impl Alerts {
 
     fn slots(&self) -> MutexGuard<'_, Vec<Slot>> {
         // A panic elsewhere while counting leaves counts, not broken invariants: carry on.
-        self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        let lock = || self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match self.slots.try_lock() {
+            Ok(slots) => slots,
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            // A tick holds the slots while it claims and queues messages in the state store; an
+            // async worker that waited here could leave no worker to drive that store's I/O (two
+            // ingest requests on a two-core task were enough to hang it): on the multi-thread
+            // runtime it waits off the worker.
+            Err(std::sync::TryLockError::WouldBlock) => match tokio::runtime::Handle::try_current() {
+                Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                    tokio::task::block_in_place(lock)
+                }
+                _ => lock(),
+            },
+        }
     }
 
     /// Every snooze, read afresh (another instance may have snoozed a rule); the last ones read

@@ -98,9 +98,9 @@ pub fn decode_envelope(body: &[u8]) -> Result<Decoded, Malformed> {
                 decoded.drafts.push(decode_event(event));
             }
             "log" => {
-                let logs = json_object(payload, &format!("item {number} (log)"))?;
-                match logs.get("items") {
-                    Some(Value::Array(items)) => decoded.drafts.extend(items.iter().map(decode_log)),
+                let mut logs = json_object(payload, &format!("item {number} (log)"))?;
+                match logs.remove("items") {
+                    Some(Value::Array(items)) => decoded.drafts.extend(items.into_iter().map(decode_log)),
                     _ => return Err(Malformed(format!("item {number} (log) has no `items` array"))),
                 }
             }
@@ -242,15 +242,15 @@ pub fn decode_event(mut event: Map<String, Value>) -> Result<Draft, Rejection> {
 }
 
 /// One record of Sentry Logs (`{"items": [...]}` of a `log` item) as a draft.
-fn decode_log(record: &Value) -> Result<Draft, Rejection> {
-    let Value::Object(record) = record else {
+fn decode_log(record: Value) -> Result<Draft, Rejection> {
+    let Value::Object(mut record) = record else {
         return Err(Rejection::new(
             RejectionKind::NotAnObject,
-            format!("a log record must be a JSON object, not {}", json_kind(record)),
+            format!("a log record must be a JSON object, not {}", json_kind(&record)),
         ));
     };
-    let message = match record.get("body") {
-        Some(Value::String(body)) => body.clone(),
+    let message = match record.remove("body") {
+        Some(Value::String(body)) => body,
         Some(other) => other.to_string(),
         None => return Err(Rejection::new(RejectionKind::Message, "the log record has no body")),
     };
@@ -264,16 +264,17 @@ fn decode_log(record: &Value) -> Result<Draft, Rejection> {
     };
     let mut extra = Map::new();
     let (mut env, mut release) = (None, None);
-    if let Some(Value::Object(attributes)) = record.get("attributes") {
+    if let Some(Value::Object(attributes)) = record.remove("attributes") {
         for (name, attribute) in attributes {
+            // Sentry's typed attributes (`{"value": …, "type": …}`) give their value; others themselves.
             let value = match attribute {
-                Value::Object(typed) if typed.contains_key("value") => typed["value"].clone(),
-                other => other.clone(),
+                Value::Object(mut typed) if typed.contains_key("value") => typed.remove("value").unwrap_or(Value::Null),
+                other => other,
             };
             match name.as_str() {
                 "sentry.environment" => env = value.as_str().map(str::to_string),
                 "sentry.release" => release = value.as_str().map(str::to_string),
-                _ => insert_dotted(&mut extra, name, value),
+                _ => insert_dotted(&mut extra, &name, value),
             }
         }
     }
