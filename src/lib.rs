@@ -16,6 +16,7 @@
 
 pub mod alerts;
 pub mod app;
+pub mod aws;
 pub mod clock;
 pub mod config;
 pub mod disk;

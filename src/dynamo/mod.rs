@@ -33,8 +33,6 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, Region};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
@@ -77,16 +75,7 @@ impl Table {
     /// A client for `[state]`'s table from the AWS default chain, with its region and endpoint.
     pub async fn connect(config: &Config) -> Table {
         let state = &config.state;
-        let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(CONNECT_TIMEOUT)
-                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
-                .build(),
-        );
-        let region = state.region(config);
-        if !region.is_empty() {
-            loader = loader.region(Region::new(region.to_string()));
-        }
+        let mut loader = crate::aws::loader(state.region(config), CONNECT_TIMEOUT, ATTEMPT_TIMEOUT);
         if !state.endpoint_url.is_empty() {
             loader = loader.endpoint_url(&state.endpoint_url);
         }

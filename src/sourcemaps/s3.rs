@@ -6,8 +6,6 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use async_trait::async_trait;
-use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, Region};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 
@@ -30,17 +28,7 @@ impl S3Store {
     /// addressing when an endpoint is set: moto's server, or another S3-compatible store).
     pub async fn connect(config: &Config) -> S3Store {
         let maps = &config.sourcemaps;
-        let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(CONNECT_TIMEOUT)
-                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
-                .build(),
-        );
-        let region = maps.region(config);
-        if !region.is_empty() {
-            loader = loader.region(Region::new(region.to_string()));
-        }
-        let shared = loader.load().await;
+        let shared = crate::aws::loader(maps.region(config), CONNECT_TIMEOUT, ATTEMPT_TIMEOUT).load().await;
         let mut s3 = aws_sdk_s3::config::Builder::from(&shared);
         if !maps.endpoint_url.is_empty() {
             s3 = s3.endpoint_url(&maps.endpoint_url).force_path_style(true);
