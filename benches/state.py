@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The shared-state benchmark of BENCHMARKS.md ("Shared state in DynamoDB"), against moto.
 
-    python3 benches/state.py BIN            e.g. BIN = target/release/logboard
+    python3 benches/state.py BIN [PART...]   e.g. BIN = target/release/logboard; PART: ingest,
+                                             requests, issues (default: all three)
 
 Starts moto's server (.venv/bin/moto_server) on a private port and creates the table with
 `BIN create-state-table`, then, on the embedded event store:
@@ -147,7 +148,29 @@ def paced(task, per_second, seconds=20):
     return (task.metric("logboard_state_requests_total") - before) / elapsed, sent / elapsed
 
 
+def logged_in(task):
+    """An opener holding a dashboard session, as a browser would after logging in."""
+    import http.cookiejar
+    import urllib.parse
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+    form = urllib.parse.urlencode({"username": "admin", "password": PASSWORD, "next": "/"}).encode()
+    opener.open(urllib.request.Request(task.base + "/login", data=form, method="POST"), timeout=10)
+    return opener
+
+
+def timed(open_url, url, reads=20):
+    timings = []
+    for _ in range(reads):
+        started = time.perf_counter()
+        body = open_url(url).read()
+        timings.append((time.perf_counter() - started) * 1000)
+    return body, statistics.median(timings), max(timings)
+
+
 def issues_page(task, n=1000):
+    """The issues page with `n` issues in the table, read 20 times each way: the page as a logged-in
+    user opens it, the API with the session, and the API with Basic credentials (which adds one
+    argon2 password check per request, by design)."""
     for start in range(0, n, 100):
         post(task.base, [{"level": "error", "type": f"Distinct{i}", "message": f"Distinct{i}: broke"}
                          for i in range(start, start + 100)])
@@ -157,19 +180,23 @@ def issues_page(task, n=1000):
         assert time.time() < deadline, "the backlog did not drain"
         time.sleep(0.5)
     import base64
+    session = logged_in(task)
+    page = "/issues?project=demo&env=production&from=now-1d"
+    api = "/api/v1/issues?project=demo&env=production&from=now-1d"
+    results = {}
+    body, *results["page"] = timed(lambda url: session.open(url, timeout=30), task.base + page)
+    assert body.count(b"Distinct") >= 200, "the page lists the first 200 issues"
+    body, *results["api"] = timed(lambda url: session.open(url, timeout=30), task.base + api)
+    listed = len(json.loads(body)["issues"])
     auth = "Basic " + base64.b64encode(f"admin:{PASSWORD}".encode()).decode()
-    timings = []
-    for _ in range(20):
-        request = urllib.request.Request(task.base + "/api/v1/issues?project=demo&env=production&from=now-1d",
-                                         headers={"Authorization": auth})
-        started = time.perf_counter()
-        listed = json.load(urllib.request.urlopen(request, timeout=30))
-        timings.append((time.perf_counter() - started) * 1000)
-    return len(listed["issues"]), statistics.median(timings), max(timings)
+    basic = lambda url: urllib.request.urlopen(urllib.request.Request(url, headers={"Authorization": auth}), timeout=30)
+    _, *results["api_basic"] = timed(basic, task.base + api)
+    return listed, results
 
 
 def main():
     binary = os.path.abspath(sys.argv[1])
+    parts = set(sys.argv[2:]) or {"ingest", "requests", "issues"}
     moto_port = free_port()
     moto_url = f"http://127.0.0.1:{moto_port}"
     moto = subprocess.Popen([os.path.join(ROOT, ".venv/bin/moto_server"), "-p", str(moto_port)],
@@ -180,21 +207,26 @@ def main():
                                  env=env_for("/tmp", 1, moto_url, "dynamodb"), capture_output=True, text=True)
         print(created.stdout.strip() or created.stderr.strip())
 
-        for backend in ("local", "dynamodb", "local", "dynamodb"):
+        for backend in ("local", "dynamodb", "local", "dynamodb") if "ingest" in parts else ():
             task = Logboard(binary, moto_url, backend)
             print(f"ingest, state {backend:8}: {wrk(task.base):8.0f} requests/s of 100 events")
             task.stop()
 
-        for rate in (100, 10_000):
+        for rate in (100, 10_000) if "requests" in parts else ():
             task = Logboard(binary, moto_url, "dynamodb")
             per_second, achieved = paced(task, rate)
             print(f"asked {rate:6} events/s, sent {achieved:7.0f}/s for 20 s: {per_second:.1f} table requests/s")
             task.stop()
 
+        if "issues" not in parts:
+            return
         task = Logboard(binary, moto_url, "dynamodb")
-        listed, median, slowest = issues_page(task)
-        print(f"GET /api/v1/issues with 1,000 issues in the table: {listed} listed, "
-              f"median {median:.0f} ms, slowest {slowest:.0f} ms (20 reads)")
+        listed, results = issues_page(task)
+        print(f"1,000 issues in the table ({listed} listed), 20 reads each, median / slowest:")
+        for name, what in (("page", "GET /issues, logged in"), ("api", "GET /api/v1/issues, logged in"),
+                           ("api_basic", "GET /api/v1/issues, Basic credentials")):
+            median, slowest = results[name]
+            print(f"  {what:40} {median:5.0f} ms / {slowest:5.0f} ms")
         task.stop()
     finally:
         moto.terminate()

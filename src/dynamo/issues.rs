@@ -21,7 +21,10 @@
 //!
 //! Counts are kept per hour (`h{hour}` attributes of the issue item), so a range is counted in
 //! whole hours; users are a set of short hashes per issue over its whole life, capped at
-//! [`MAX_USERS`].
+//! [`MAX_USERS`], in an item of their own (`users#{project}#{env}`, same sort key), with their
+//! number on the issue as `n_users`: the issue item stays small (a few hundred bytes and its
+//! hours), so the writes of every flush and the reads of every page cost one unit each instead of
+//! up to 40 for an issue with 10,000 users.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
@@ -31,7 +34,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, KeysAndAttributes, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, KeysAndAttributes, Put, ReturnValue, TransactWriteItem, Update,
+};
 use serde::{Deserialize, Serialize};
 
 use super::counts::{DynamoCounts, level_writes, rule_writes};
@@ -178,6 +183,29 @@ fn user_hash(user: &str) -> String {
 
 fn issue_pk(project: &str, env: &str) -> String {
     format!("issue#{project}#{env}")
+}
+
+fn users_pk(project: &str, env: &str) -> String {
+    format!("users#{project}#{env}")
+}
+
+/// The most hours a listing names in its projection (8 days and the 24-hour series): a longer
+/// range reads each issue whole (every hour it keeps), which is correct, only larger.
+const PROJECTED_HOURS: i64 = 8 * 24 + 24;
+
+/// What a listing reads of each issue over `[from_hour, to_hour]`: the fields it shows, and only
+/// the hours it counts or draws.
+fn list_projection((from_hour, to_hour): (i64, i64), last_hour: i64) -> Option<String> {
+    let to_hour = to_hour.min(last_hour);
+    if to_hour.saturating_sub(from_hour) >= PROJECTED_HOURS - 24 {
+        return None;
+    }
+    let hours: BTreeSet<i64> = (last_hour - 23..=last_hour).chain(from_hour..=to_hour).collect();
+    let fields = "sk, title, #type, #level, n_users, first_seen, last_seen, #status, sample_id, grp";
+    Some(hours.iter().fold(fields.to_string(), |mut projection, hour| {
+        projection.push_str(&format!(", h{hour}"));
+        projection
+    }))
 }
 
 /// The issue index in the shared table, with the task's queue of what is not there yet (the
@@ -370,16 +398,8 @@ impl DynamoIssueIndex {
                 announced.changes.regressed.push(issue_key());
                 announced.samples.push(delta.sample());
             }
-            let users = item.get("users").and_then(|v| v.as_ss().ok()).map_or(0, Vec::len);
-            if !delta.users.is_empty() && users < MAX_USERS {
-                let set = AttributeValue::Ss(delta.users.iter().cloned().collect());
-                self.conditional(
-                    key,
-                    "ADD #users :set",
-                    "attribute_not_exists(#users) OR size(#users) < :max",
-                    &[(":set", set), (":max", n(MAX_USERS as i64))],
-                )
-                .await?;
+            if !delta.users.is_empty() && get_n(item, "n_users").unwrap_or(0) < MAX_USERS as i64 {
+                self.add_users(key, &delta.users).await?;
             }
             self.remove_old_hours(key, item, now).await?;
         }
@@ -417,6 +437,46 @@ impl DynamoIssueIndex {
         self.conditional(key, &expression, "attribute_not_exists(last_seen) OR last_seen < :t", &values).await
     }
 
+    /// Adds `users` to the issue's set (up to [`MAX_USERS`]) and raises its `n_users` to the set's
+    /// size: a maximum, so tasks adding at once leave the largest size they saw.
+    async fn add_users(
+        &self,
+        (project, env, fingerprint): (&str, &str, &str),
+        users: &BTreeSet<String>,
+    ) -> anyhow::Result<()> {
+        let added = self
+            .table
+            .client
+            .update_item()
+            .table_name(&self.table.name)
+            .key(PK, s(users_pk(project, env)))
+            .key(SK, s(fingerprint))
+            .update_expression("ADD #users :set")
+            .condition_expression("attribute_not_exists(#users) OR size(#users) < :max")
+            .expression_attribute_names("#users", "users")
+            .expression_attribute_values(":set", AttributeValue::Ss(users.iter().cloned().collect()))
+            .expression_attribute_values(":max", n(MAX_USERS as i64))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await;
+        let size = match added {
+            Ok(answer) => {
+                answer.attributes().and_then(|a| a.get("users")).and_then(|v| v.as_ss().ok()).map_or(0, Vec::len)
+            }
+            Err(e) if condition_failed(&e) => MAX_USERS,
+            Err(e) => return Err(failure(e)).context("adding an issue's users"),
+        };
+        let size = n(size as i64);
+        self.conditional(
+            (project, env, fingerprint),
+            "SET n_users = :n",
+            "attribute_not_exists(n_users) OR n_users < :n",
+            &[(":n", size)],
+        )
+        .await?;
+        Ok(())
+    }
+
     /// Hourly counts past [`HOURS_KEPT`] go, so an issue's item stays small for ever.
     async fn remove_old_hours(&self, key: (&str, &str, &str), item: &Item, now: i64) -> anyhow::Result<()> {
         let oldest = now.div_euclid(HOUR_MS) - HOURS_KEPT;
@@ -446,7 +506,7 @@ impl DynamoIssueIndex {
             .key(SK, s(fingerprint))
             .update_expression(expression)
             .condition_expression(condition);
-        for (name, attribute) in [("#status", "status"), ("#level", "level"), ("#type", "type"), ("#users", "users")] {
+        for (name, attribute) in [("#status", "status"), ("#level", "level"), ("#type", "type")] {
             if expression.contains(name) || condition.contains(name) {
                 update = update.expression_attribute_names(name, attribute);
             }
@@ -498,11 +558,6 @@ impl DynamoIssueIndex {
             }
         }
         Ok(found)
-    }
-
-    /// Every issue item of a project/environment.
-    async fn query_issues(&self, project: &str, env: &str) -> anyhow::Result<Vec<Item>> {
-        self.table.query_all(&issue_pk(project, env), None).await.context("listing issues")
     }
 
     async fn read_checkpoint(&self, group: &str) -> anyhow::Result<Option<Checkpoint>> {
@@ -648,7 +703,7 @@ fn issue_of_item(item: &Item, (from_ms, to_ms): (i64, i64), now_ms: i64) -> Opti
         kind: get_s(item, "type").map(str::to_string),
         level: get_s(item, "level").unwrap_or("error").to_string(),
         count,
-        users: item.get("users").and_then(|v| v.as_ss().ok()).map_or(0, |users| users.len() as u64),
+        users: get_n(item, "n_users").and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
         first_seen: from_ms_utc(first_seen),
         last_seen: from_ms_utc(get_n(item, "last_seen")?),
         status: Status::shown(get_s(item, "status").unwrap_or("ongoing"), first_seen, now_ms),
@@ -789,9 +844,13 @@ impl IssueIndex for DynamoIssueIndex {
         sort: Sort,
         now_ms: i64,
     ) -> anyhow::Result<Vec<Issue>> {
+        let projection =
+            list_projection((from_ms.div_euclid(HOUR_MS), to_ms.div_euclid(HOUR_MS)), now_ms.div_euclid(HOUR_MS));
         let mut issues: Vec<Issue> = self
-            .query_issues(project, env)
-            .await?
+            .table
+            .query_projected(&issue_pk(project, env), None, projection.as_deref())
+            .await
+            .context("listing issues")?
             .iter()
             .filter_map(|item| issue_of_item(item, (from_ms, to_ms), now_ms))
             .filter(|issue| {
@@ -909,7 +968,7 @@ mod tests {
             (format!("h{}", hour - 2), n(3)),
             (format!("h{}", hour - 30), n(9)),
         ]);
-        item.insert("users".into(), AttributeValue::Ss(vec!["aa".into(), "bb".into()]));
+        item.insert("n_users".into(), n(2));
         let issue = issue_of_item(&item, (now - 3 * HOUR_MS, now), now).expect("an issue");
         assert_eq!(issue.count, 7);
         assert_eq!(issue.users, 2);
@@ -919,5 +978,20 @@ mod tests {
         assert_eq!(issue.status, Status::Ongoing);
         let all = issue_of_item(&item, (now - 2 * DAY_MS, now), now).expect("an issue");
         assert_eq!(all.count, 16);
+    }
+
+    #[test]
+    fn a_listing_reads_the_hours_it_counts_and_draws_and_a_long_range_reads_whole_items() {
+        let hour = 500_000;
+        let day = list_projection((hour - 24, hour), hour).expect("a day is projected");
+        let named: Vec<&str> = day.split(", ").filter(|name| name.starts_with('h')).collect();
+        assert_eq!(named.len(), 25, "the series' 24 hours and the hour before them: {day}");
+        assert!(named.contains(&"h500000") && named.contains(&"h499976") && !named.contains(&"h500001"));
+        assert!(day.split(", ").any(|name| name == "n_users"), "the users' count: {day}");
+        assert!(!day.split(", ").any(|name| name == "users"), "never the set: {day}");
+        let week_ago = list_projection((hour - 7 * 24, hour - 6 * 24), hour).expect("a past day is projected");
+        assert_eq!(week_ago.matches(", h").count(), 24 + 25);
+        assert_eq!(list_projection((hour - 30 * 24, hour), hour), None);
+        assert_eq!(list_projection((i64::MIN, i64::MAX), hour), None, "no overflow, no huge set");
     }
 }

@@ -8,7 +8,8 @@
 //!
 //! | `pk` | `sk` | what |
 //! |---|---|---|
-//! | `issue#{project}#{env}` | fingerprint | an issue: counts per hour, users, first/last seen, status |
+//! | `issue#{project}#{env}` | fingerprint | an issue: counts per hour, number of users, first/last seen, status |
+//! | `users#{project}#{env}` | fingerprint | an issue's distinct users (hashed), apart so the issue stays small |
 //! | `flush` | a flush's id | the marker that a flush of counts was applied (expires) |
 //! | `lease` | the lease's name | who holds it until when |
 //! | `logout` | a session's id | the session was logged out (expires when it would have ended) |
@@ -142,6 +143,17 @@ impl Table {
 
     /// Every item of `pk` (with a sort key in `[first, last]` when given), page after page.
     pub async fn query_all(&self, pk: &str, sort_keys: Option<(&str, &str)>) -> anyhow::Result<Vec<Item>> {
+        self.query_projected(pk, sort_keys, None).await
+    }
+
+    /// As [`Table::query_all`], reading only the attributes `projection` names (a projection
+    /// expression; `#name` placeholders stand for the reserved words `status`, `level` and `type`).
+    pub async fn query_projected(
+        &self,
+        pk: &str,
+        sort_keys: Option<(&str, &str)>,
+        projection: Option<&str>,
+    ) -> anyhow::Result<Vec<Item>> {
         let mut items = Vec::new();
         let mut start = None;
         loop {
@@ -158,6 +170,14 @@ impl Table {
             if let Some((first, last)) = sort_keys {
                 query =
                     query.expression_attribute_values(":first", s(first)).expression_attribute_values(":last", s(last));
+            }
+            if let Some(projection) = projection {
+                query = query.projection_expression(projection);
+                for (name, attribute) in [("#status", "status"), ("#level", "level"), ("#type", "type")] {
+                    if projection.contains(name) {
+                        query = query.expression_attribute_names(name, attribute);
+                    }
+                }
             }
             let answer = query.set_exclusive_start_key(start).send().await.map_err(failure)?;
             items.extend(answer.items().iter().cloned());
