@@ -32,6 +32,26 @@ enum Endpoint {
     Store,
 }
 
+impl Endpoint {
+    /// The content types the SDKs send (the browser SDK's `text/plain` avoids a preflight), or
+    /// none; anything else is a `415` before the body is read.
+    fn check_content_type(self, headers: &HeaderMap) -> Result<(), ApiError> {
+        let declared = headers.get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap_or("?")).unwrap_or("");
+        let media = declared.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let accepted: &[&str] = match self {
+            Endpoint::Envelope => &["", "application/x-sentry-envelope", "text/plain"],
+            Endpoint::Store => &["", "application/x-sentry-envelope", "text/plain", "application/json"],
+        };
+        if accepted.contains(&media.as_str()) {
+            return Ok(());
+        }
+        Err(ApiError::UnsupportedMediaType(format!(
+            "Content-Type `{declared}` is not supported here; send {}",
+            accepted[1..].join(", ")
+        )))
+    }
+}
+
 pub async fn ingest_envelope(
     State(state): State<AppState>,
     ClientIp(client): ClientIp,
@@ -83,6 +103,7 @@ async fn accept(
     })?;
     let (parts, body) = request.into_parts();
     let headers = &parts.headers;
+    endpoint.check_content_type(headers)?;
     let declared = sentry_key(headers, parts.uri.query());
     if let Some(key) = &declared {
         // Before the body is read: nothing of a refused request reaches a store.

@@ -205,7 +205,9 @@ async fn every_encoding_is_read_and_malformed_envelopes_get_400_with_nothing_sto
     deflate.write_all(&item("deflate body")).expect("deflate");
     let deflate = deflate.finish().expect("deflate");
     let zstd = zstd::encode_all(&item("zstd body")[..], 3).expect("zstd");
-    for (encoding, body) in [("gzip", gzip), ("deflate", deflate), ("zstd", zstd), ("", item("plain body"))] {
+    let br = brotli(&item("br body")).await;
+    for (encoding, body) in [("gzip", gzip), ("deflate", deflate), ("zstd", zstd), ("br", br), ("", item("plain body"))]
+    {
         let headers = [
             ("X-Sentry-Auth", key.as_str()),
             ("Content-Encoding", encoding),
@@ -254,6 +256,24 @@ async fn every_encoding_is_read_and_malformed_envelopes_get_400_with_nothing_sto
     )
     .await;
     assert_eq!(status, 415, "{answer}");
+    // The content types the SDKs send are taken; another is a 415 with nothing stored.
+    for (content_type, want) in [
+        ("text/plain;charset=UTF-8", 200),
+        ("application/x-sentry-envelope", 200),
+        ("application/json", 415),
+        ("multipart/form-data; boundary=x", 415),
+    ] {
+        let headers = [("X-Sentry-Auth", key.as_str()), ("Content-Type", content_type)];
+        let body = item(&format!("typed {content_type}"));
+        let (status, _, answer) = post_envelope(&app, "/api/1/envelope/", &headers, body).await;
+        assert_eq!(status, want, "{content_type}: {answer}");
+        if want == 415 {
+            assert!(answer["detail"].as_str().is_some_and(|d| d.contains(content_type)), "{answer}");
+        }
+    }
+    let store = json!({"message": "stored as json"}).to_string().into_bytes();
+    let headers = [("X-Sentry-Auth", key.as_str()), ("Content-Type", "application/json")];
+    assert_eq!(post_envelope(&app, "/api/1/store/", &headers, store).await.0, 200, "/store/ takes JSON");
     // One bad event of an envelope is refused; the good ones beside it are kept.
     let mixed = envelope(&[
         "{}".into(),
@@ -268,7 +288,20 @@ async fn every_encoding_is_read_and_malformed_envelopes_get_400_with_nothing_sto
     let mut stored: Vec<String> =
         events(&app, "production").await.iter().map(|e| e["message"].as_str().unwrap_or("").to_string()).collect();
     stored.sort();
-    assert_eq!(stored, ["deflate body", "gzip body", "kept", "plain body", "zstd body"]);
+    assert_eq!(
+        stored,
+        [
+            "br body",
+            "deflate body",
+            "gzip body",
+            "kept",
+            "plain body",
+            "stored as json",
+            "typed application/x-sentry-envelope",
+            "typed text/plain;charset=UTF-8",
+            "zstd body"
+        ]
+    );
 }
 
 #[tokio::test]
@@ -335,6 +368,24 @@ async fn browsers_get_the_preflight_and_client_reports_are_counted_and_the_dsn_i
 }
 
 /// Runs a Python script in the test venv (scripts/install-test-deps.sh puts the clients there).
+/// `body` compressed by Brotli's own encoder (the `brotli` module the Python SDK uses, in the venv).
+async fn brotli(body: &[u8]) -> Vec<u8> {
+    use tokio::io::AsyncWriteExt as _;
+    let python = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python");
+    let mut child = tokio::process::Command::new(python)
+        .args(["-c", "import brotli, sys; sys.stdout.buffer.write(brotli.compress(sys.stdin.buffer.read()))"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run the venv's python (bash scripts/install-test-deps.sh)");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(body).await.expect("write to python");
+    drop(stdin);
+    let output = child.wait_with_output().await.expect("python");
+    assert!(output.status.success() && !output.stdout.is_empty(), "brotli failed");
+    output.stdout
+}
+
 async fn run_python(script: &str, env: &[(&str, String)]) {
     let python = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python");
     let output = tokio::process::Command::new(python)
@@ -531,13 +582,16 @@ async fn otlp_json_takes_integers_as_strings_or_numbers_and_answers_a_partial_su
     assert_eq!(wrong_type.status(), 415);
 }
 
-/// `@sentry/browser` from node_modules, bundled by esbuild (both installed by
-/// scripts/install-test-deps.sh) with the page's script.
-async fn sentry_browser_bundle() -> String {
+/// A page's script from tests/fixtures/sentry with the npm packages it imports (`@sentry/browser`,
+/// `@sentry/vue`, `vue`), bundled by esbuild (all installed by scripts/install-test-deps.sh) as an
+/// application's build would.
+async fn sentry_bundle(script: &str) -> String {
     let root = env!("CARGO_MANIFEST_DIR");
     let output = tokio::process::Command::new(format!("{root}/node_modules/.bin/esbuild"))
-        .arg(format!("{root}/tests/fixtures/sentry/browser.js"))
-        .args(["--bundle", "--format=iife", "--log-level=error"])
+        .arg(format!("{root}/tests/fixtures/sentry/{script}"))
+        .args(["--bundle", "--format=iife", "--log-level=error", "--define:process.env.NODE_ENV=\"production\""])
+        .args(["--define:__VUE_OPTIONS_API__=true", "--define:__VUE_PROD_DEVTOOLS__=false"])
+        .args(["--define:__VUE_PROD_HYDRATION_MISMATCH_DETAILS__=false"])
         .output()
         .await
         .expect("run esbuild (bash scripts/install-test-deps.sh)");
@@ -545,16 +599,17 @@ async fn sentry_browser_bundle() -> String {
     String::from_utf8(output.stdout).expect("a UTF-8 bundle")
 }
 
-#[tokio::test]
-async fn the_browser_sdk_sends_from_another_origin_unchanged() {
-    let app = spawn(&[]).await;
+/// Opens `script`'s bundle on a page of another origin than `app`, with the DSN of project 1, and
+/// waits for the page's `Sentry.flush`; the browser, for its console.
+async fn run_sentry_page(app: &TestApp, script: &str) -> Browser {
     let site = Site::start().await;
     let dsn = format!("http://{SENTRY_KEY}@{}/1", app.addr);
-    let bundle = sentry_browser_bundle().await;
+    let bundle = sentry_bundle(script).await;
     site.page(
         "/shop.html",
         format!(
-            "<!doctype html><title>shop</title><script>window.SENTRY_DSN = {dsn:?};</script><script>{bundle}</script>"
+            "<!doctype html><title>shop</title><div id=app></div>\
+             <script>window.SENTRY_DSN = {dsn:?};</script><script>{bundle}</script>"
         ),
     );
     let browser = Browser::headless().await;
@@ -568,6 +623,21 @@ async fn the_browser_sdk_sends_from_another_origin_unchanged() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     };
     assert_eq!(done, json!("flushed"), "the SDK sent everything");
+    browser
+}
+
+/// The console's complaints about CORS: none when the answers carry the right headers.
+async fn cors_complaints(browser: &Browser) -> Vec<Value> {
+    let log = browser.console_log().await;
+    log.into_iter()
+        .filter(|entry| entry["message"].as_str().is_some_and(|m| m.to_ascii_lowercase().contains("cors")))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_browser_sdk_sends_from_another_origin_unchanged() {
+    let app = spawn(&[]).await;
+    let browser = run_sentry_page(&app, "browser.js").await;
 
     let staging = events(&app, "staging").await;
     let error = by_message(&staging, "TypeError: checkout failed for order 17");
@@ -583,11 +653,39 @@ async fn the_browser_sdk_sends_from_another_origin_unchanged() {
     assert_eq!((&message["type"], &message["level"]), (&json!("message"), &json!("warn")));
     let log = by_message(&staging, "a browser log line");
     assert_eq!((&log["level"], &log["extra"]["cart"]), (&json!("info"), &json!(3)));
-    let log = browser.console_log().await;
-    let complaints: Vec<&Value> = log
-        .iter()
-        .filter(|entry| entry["message"].as_str().is_some_and(|m| m.to_ascii_lowercase().contains("cors")))
-        .collect();
+    let complaints = cors_complaints(&browser).await;
+    assert!(complaints.is_empty(), "{complaints:#?}");
+}
+
+#[tokio::test]
+async fn the_vue_sdk_reports_a_components_error_from_another_origin_unchanged() {
+    let app = spawn(&[]).await;
+    let browser = run_sentry_page(&app, "vue.js").await;
+
+    let staging = events(&app, "staging").await;
+    let error = by_message(&staging, "RangeError: cannot submit order 23");
+    assert_eq!(
+        (&error["type"], &error["level"], &error["release"]),
+        (&json!("RangeError"), &json!("error"), &json!("vue-shop@2.0.0"))
+    );
+    let stack = error["stack"].as_str().expect("stack");
+    // Chromium names a method called through the component's proxy `Proxy.submit`.
+    let first = stack.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with("at Proxy.submit (") && first.contains("/shop.html:"),
+        "the throwing method first: {stack}"
+    );
+    assert!(stack.lines().nth(1).is_some_and(|line| line.starts_with("at Proxy.mounted (")), "{stack}");
+    assert!(error["extra"]["sdk"]["name"].as_str().is_some_and(|name| name == "sentry.javascript.vue"), "{error}");
+    // What the Vue integration adds: the component and its props, and the hook it failed in.
+    let vue = &error["extra"]["contexts"]["vue"];
+    assert_eq!(vue["componentName"], "<OrderButton>", "{error}");
+    assert_eq!(vue["propsData"]["order"], 23, "{error}");
+    // Vue's production build names the hook by its error code's page (`.../#runtime-m`, mounted).
+    assert!(vue["lifecycleHook"].as_str().is_some_and(|hook| hook.ends_with("#runtime-m")), "{error}");
+    let log = by_message(&staging, "a log line from the vue app");
+    assert_eq!((&log["level"], &log["extra"]["route"]), (&json!("warn"), &json!("/cart")));
+    let complaints = cors_complaints(&browser).await;
     assert!(complaints.is_empty(), "{complaints:#?}");
 }
 
