@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 use ulid::Ulid;
 
 use super::chart::{Chart, chart};
+use super::highlight::mark;
 use super::{Page, error_page, href, issues, logs_href, shorten};
 use crate::event::{Level, StoredEvent, timestamp_format, unix_ms};
 use crate::issues::Issue;
@@ -103,10 +104,13 @@ struct LevelChoice {
 }
 
 struct Row {
+    /// The event's id, for the keyboard's context key (`static/keys.js`).
+    id: String,
     time: String,
     level: &'static str,
     kind: String,
-    message: String,
+    /// The message's first line, shortened, in runs: those matching the query's words marked.
+    message_marked: Vec<(String, bool)>,
     status: String,
     url: String,
     href: String,
@@ -331,17 +335,20 @@ fn logs_view(
         }
     };
 
+    let words = query.search.highlights();
     let rows = page
         .events
         .iter()
         .map(|e| {
             let mut link = here.clone();
             link.push(("event", e.id.to_string()));
+            let message = shorten(&e.message, ROW_MESSAGE_CHARS);
             Row {
+                id: e.id.to_string(),
                 time: zone.format(e.timestamp),
                 level: e.level.as_str(),
                 kind: e.kind.clone().unwrap_or_default(),
-                message: shorten(&e.message, ROW_MESSAGE_CHARS),
+                message_marked: mark(&message, &words),
                 status: e.http.as_ref().and_then(|h| h.status).map(|s| s.to_string()).unwrap_or_default(),
                 url: e.url.clone().unwrap_or_default(),
                 href: logs_href(&project.name, &query.env, &link),
@@ -577,7 +584,11 @@ mod tests {
         let page = logs_view("admin".into(), &projects, &query, &params, data, &Zone::UTC);
 
         assert_eq!(page.rows.len(), 2);
-        assert_eq!(page.rows[0].message, "payment failed …", "one line in the table");
+        assert_eq!(
+            page.rows[0].message_marked,
+            [("payment".to_string(), true), (" failed …".to_string(), false)],
+            "one line in the table, the query's words `pay` and `ment` marked as one run"
+        );
         assert_eq!((page.rows[0].level, page.rows[0].kind.as_str()), ("error", "http"));
         assert_eq!(page.rows[1].status, "200");
         assert_eq!(
@@ -620,7 +631,7 @@ mod tests {
             "a bar keeps the search and narrows the range: {}",
             last.href
         );
-        assert!(last.title.ends_with(": 2 events"), "{}", last.title);
+        assert!(last.title.ends_with(": 2 events (info 1, error 1)"), "{}", last.title);
     }
 
     /// The parameters a link of the page carries, as its target reads them.
@@ -695,7 +706,7 @@ mod tests {
         let narrowed = params_of(&bar.href).to_query_in(&projects, now, &seoul).expect("a bar link that parses");
         assert!(narrowed.from <= error.timestamp && error.timestamp < narrowed.to, "{}", bar.href);
         assert!(
-            bar.title.starts_with(&seoul.format_minute(narrowed.from)) && bar.title.ends_with(": 1 events"),
+            bar.title.starts_with(&seoul.format_minute(narrowed.from)) && bar.title.ends_with(": 1 events (error 1)"),
             "{}",
             bar.title
         );
