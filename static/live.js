@@ -65,6 +65,8 @@
     var href = rowHref + "&event=" + encodeURIComponent(event.id);
     var tr = document.createElement("tr");
     tr.className = "event level-" + level;
+    // The keyboard's `c` (static/keys.js) reads the event's id here, as on the server's rows.
+    tr.setAttribute("data-event", String(event.id));
     tr.appendChild(cell("time", time(event.timestamp), href));
     var badge = document.createElement("span");
     badge.className = "badge level-" + level;

@@ -137,6 +137,9 @@ async fn check_every_page(dark: bool) {
         assert!(ratio >= 4.5, "{name} ({theme}): body text contrast {ratio:.2} is under 4.5");
         if path.starts_with("/logs") {
             browser.find("aside.detail .detail-title").await;
+            // The keyboard's selection is checked too.
+            browser.press("j").await;
+            assert_eq!(browser.eval("document.querySelectorAll('tr[aria-selected=true]').length").await, json!(1));
             let colours = level_colours(&browser).await;
             for (i, a) in colours.iter().enumerate() {
                 for b in &colours[i + 1..] {
