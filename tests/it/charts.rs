@@ -131,15 +131,7 @@ async fn clicking_a_bar_narrows_the_range_to_it_keeping_the_search_and_the_level
         rfc3339(t0),
         rfc3339(t0 + Duration::hours(1))
     );
-    browser
-        .goto(
-            &app.url(&format!(
-                "/login?next={}",
-                url::form_urlencoded::byte_serialize(path.as_bytes()).collect::<String>()
-            )),
-        )
-        .await;
-    browser.log_in().await;
+    browser.open_logged_in(&app.base, &path).await;
     assert_eq!(browser.texts("table.events tbody tr.event").await.len(), 3, "the errors and the warning");
 
     let label = format!(

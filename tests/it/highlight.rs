@@ -44,3 +44,41 @@ async fn the_words_and_phrases_of_the_query_are_marked_in_the_message_column() {
         "the free words marked, not `level`, `error` nor the negated `retry later`; markup escaped"
     );
 }
+
+#[tokio::test]
+async fn in_live_mode_a_new_row_has_the_same_words_marked_as_the_server_marks_them() {
+    let app = common::spawn_app().await;
+    let browser = common::browser::Browser::headless().await;
+    let q = r#"checkout "card declined" -ignored"#;
+    let path = format!(
+        "/logs?project=demo&env=production&q={}&live=1",
+        url::form_urlencoded::byte_serialize(q.as_bytes()).collect::<String>()
+    );
+    browser.open_logged_in(&app.base, &path).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !browser.text(".live-status").await.starts_with("Live: new events") {
+        assert!(std::time::Instant::now() < deadline, "the live stream did not open");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let message = "CHECKOUT <b>failed</b>: Card declined & checkout retried";
+    assert_eq!(
+        app.ingest(&json!({"env": "production", "events": [{"level": "error", "message": message}]})).await.0,
+        202
+    );
+    let link = "table.events tbody tr.event td.message a";
+    let inner = format!("document.querySelector('{link}') && document.querySelector('{link}').innerHTML");
+    let mut live = browser.eval(&inner).await;
+    while live.is_null() {
+        assert!(std::time::Instant::now() < deadline, "no live row appeared");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        live = browser.eval(&inner).await;
+    }
+    assert_eq!(
+        live,
+        json!(
+            "<mark>CHECKOUT</mark> &lt;b&gt;failed&lt;/b&gt;: <mark>Card declined</mark> &amp; <mark>checkout</mark> retried"
+        )
+    );
+    browser.click_to_navigate("a.live-toggle.on").await;
+    assert_eq!(browser.eval(&inner).await, live, "the server's row is marked the same");
+}

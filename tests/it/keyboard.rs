@@ -44,8 +44,7 @@ async fn on_the_logs_page_every_key_moves_the_selection_opens_closes_and_finds_t
     assert_eq!(ids.len(), 3);
 
     let browser = Browser::headless().await;
-    browser.goto(&app.url("/login?next=%2Flogs%3Fproject%3Ddemo%26env%3Dproduction")).await;
-    browser.log_in().await;
+    browser.open_logged_in(&app.base, "/logs?project=demo&env=production").await;
     assert_eq!(selection(&browser, LOG_ROWS).await, [false, false, false], "nothing selected at first");
 
     browser.press("j").await;
@@ -88,6 +87,12 @@ async fn on_the_logs_page_every_key_moves_the_selection_opens_closes_and_finds_t
         .eval("[document.getElementById('keys-help').open, document.getElementById('keys-help').matches(':modal')]")
         .await;
     assert_eq!(help, json!([true, true]));
+    let name = browser
+        .eval(
+            "document.getElementById(document.getElementById('keys-help').getAttribute('aria-labelledby')).textContent",
+        )
+        .await;
+    assert_eq!(name, json!("Keyboard shortcuts"), "a dialog named by its heading");
     let keys = browser.texts("#keys-help dt").await;
     assert_eq!(keys, ["/", "j / k", "Enter or o", "Esc", "c", "?"]);
     browser.press(ESCAPE).await;
@@ -97,6 +102,15 @@ async fn on_the_logs_page_every_key_moves_the_selection_opens_closes_and_finds_t
     // c: the events around the open event (the row selected, else the detail's).
     browser.press_to_navigate("c").await;
     assert_eq!(browser.path().await, format!("/logs?project=demo&env=production&around={}", ids[2]));
+
+    // With a log group chosen, the context keeps it.
+    browser.goto(&app.url("/logs?project=demo&env=production&group=%2Flogboard%2Fdemo%2Fproduction")).await;
+    browser.press("j").await;
+    browser.press_to_navigate("c").await;
+    assert_eq!(
+        browser.path().await,
+        format!("/logs?project=demo&env=production&group=%2Flogboard%2Fdemo%2Fproduction&around={}", ids[0])
+    );
 }
 
 #[tokio::test]
@@ -111,15 +125,7 @@ async fn on_the_issues_page_keys_select_open_resolve_and_ignore_issues() {
 
     let browser = Browser::headless().await;
     let list = "/issues?project=demo&env=production&sort=first_seen";
-    browser
-        .goto(
-            &app.url(&format!(
-                "/login?next={}",
-                url::form_urlencoded::byte_serialize(list.as_bytes()).collect::<String>()
-            )),
-        )
-        .await;
-    browser.log_in().await;
+    browser.open_logged_in(&app.base, list).await;
     let rows = "table.issues-table tbody tr.issue";
     let titles = browser.texts(&format!("{rows} td.title a")).await;
     assert_eq!(titles.len(), 3, "{titles:?}");

@@ -69,6 +69,8 @@ struct LogsPage {
     tail_src: String,
     /// A row's link without its `event=`, which the script appends.
     row_href: String,
+    /// The query's words to mark (JSON array), for the rows the script adds.
+    marks: String,
 }
 
 /// One dead letter as the logs page lists it.
@@ -395,6 +397,7 @@ fn logs_view(
         still_href: logs_href(&project.name, &query.env, &filters),
         tail_src: href("/api/v1/tail", &project.name, &query.env, &tail_filters),
         row_href: logs_href(&project.name, &query.env, &filters),
+        marks: serde_json::to_string(&words).unwrap_or_else(|_| "[]".into()),
         user: Some(user),
         // The offset at the end of the range: now, unless the user went back.
         zone: zone.label(query.to),

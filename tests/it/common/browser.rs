@@ -236,6 +236,13 @@ impl Browser {
         self.client.execute(&script, vec![]).await.unwrap_or_else(|e| panic!("`{expression}`: {e}"))
     }
 
+    /// Opens `path` of the service at `base` through its login page, as the admin.
+    pub async fn open_logged_in(&self, base: &str, path: &str) {
+        let next: String = url::form_urlencoded::byte_serialize(path.as_bytes()).collect();
+        self.goto(&format!("{base}/login?next={next}")).await;
+        self.log_in().await;
+    }
+
     /// Logs in as the admin on the login page the browser is at.
     pub async fn log_in(&self) {
         self.fill("input[name=username]", "admin").await;
