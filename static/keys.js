@@ -21,15 +21,17 @@
     row.scrollIntoView({ block: "nearest" });
   }
 
-  // j from nothing selected starts at the open event's row (the logs page's detail), else the first.
+  // With nothing selected, j (or k) selects the first row.
   function move(step) {
     var all = rows();
     if (!all.length) return;
-    var current = selected() || (page === "logs" ? document.querySelector(ROWS + ".selected") : null);
-    var at = all.indexOf(current);
-    if (at < 0) { select(all[step > 0 ? 0 : all.length - 1]); return; }
-    select(all[Math.min(all.length - 1, Math.max(0, at + step))]);
+    var at = all.indexOf(selected());
+    select(all[at < 0 ? 0 : Math.min(all.length - 1, Math.max(0, at + step))]);
   }
+
+  // The open event's row (the logs page's detail) starts selected, so that j goes on from it.
+  var openRow = page === "logs" && document.querySelector(ROWS + ".selected");
+  if (openRow) openRow.setAttribute("aria-selected", "true");
 
   function follow(link) { if (link && link.href) window.location.href = link.href; }
 

@@ -72,6 +72,7 @@ async fn on_the_logs_page_every_key_moves_the_selection_opens_closes_and_finds_t
     browser.press_to_navigate(ENTER).await;
     assert!(browser.path().await.contains(&format!("event={}", ids[1])), "{}", browser.path().await);
     assert_eq!(browser.text("aside.detail .detail-title").await, "middle: slow cart");
+    assert_eq!(selection(&browser, LOG_ROWS).await, [false, true, false], "the open event's row is the selection");
     browser.press_to_navigate(ESCAPE).await;
     assert!(!browser.path().await.contains("event="), "{}", browser.path().await);
     assert!(browser.texts("aside.detail").await.is_empty(), "the detail is closed");
