@@ -40,17 +40,25 @@ fn time(ms: i64) -> OffsetDateTime {
 }
 
 /// A bar's tooltip: its range on `zone`'s clock, its total and its non-zero counts per level
-/// (`counts` in the order of [`Level::ALL`]).
-pub(super) fn bar_title(zone: &Zone, start: OffsetDateTime, end: OffsetDateTime, counts: &[u64]) -> String {
-    let total: u64 = counts.iter().sum();
-    let levels: Vec<String> =
-        Level::ALL.iter().zip(counts).filter(|(_, n)| **n > 0).map(|(level, n)| format!("{level} {n}")).collect();
+/// (`(level, count)`, in severity order).
+pub(super) fn bar_title(zone: &Zone, start: OffsetDateTime, end: OffsetDateTime, counts: &[(&str, u64)]) -> String {
+    let total: u64 = counts.iter().map(|(_, n)| n).sum();
+    let levels: Vec<String> = counts.iter().filter(|(_, n)| *n > 0).map(|(level, n)| format!("{level} {n}")).collect();
     let range = format!("{} – {}", zone.format_minute(start), zone.format_minute(end));
     if levels.is_empty() {
         format!("{range}: {total} events")
     } else {
         format!("{range}: {total} events ({})", levels.join(", "))
     }
+}
+
+/// A histogram bucket's counts named by their levels.
+fn by_level(counts: &[u64; 5]) -> [(&'static str, u64); 5] {
+    let mut named = [("", 0); 5];
+    for ((slot, level), n) in named.iter_mut().zip(Level::ALL).zip(counts) {
+        *slot = (level.as_str(), *n);
+    }
+    named
 }
 
 /// The bars of `histogram`, titled on `zone`'s clock; `link(from, to)` is the logs page narrowed
@@ -75,7 +83,7 @@ pub(super) fn chart(histogram: &Histogram, zone: &Zone, link: impl Fn(String, St
             ChartBar {
                 x: i * (BAR_WIDTH + 1),
                 href: link(zone.link(start), zone.link(end)),
-                title: bar_title(zone, start, end, counts),
+                title: bar_title(zone, start, end, &by_level(counts)),
                 segments,
             }
         })
@@ -105,9 +113,12 @@ mod tests {
     fn a_bar_is_titled_with_its_range_on_the_zones_clock_and_its_counts_per_level() {
         let seoul = Zone::named("Asia/Seoul").expect("zone");
         let start = time::macros::datetime!(2026-11-24 15:00 UTC);
-        let title = bar_title(&seoul, start, start + time::Duration::minutes(15), &[0, 7, 0, 2, 1]);
+        let title = bar_title(&seoul, start, start + time::Duration::minutes(15), &by_level(&[0, 7, 0, 2, 1]));
         assert_eq!(title, "2026-11-25 00:00 – 2026-11-25 00:15: 10 events (info 7, error 2, fatal 1)");
-        assert_eq!(bar_title(&seoul, start, start, &[0; 5]), "2026-11-25 00:00 – 2026-11-25 00:00: 0 events");
+        assert_eq!(
+            bar_title(&seoul, start, start, &by_level(&[0; 5])),
+            "2026-11-25 00:00 – 2026-11-25 00:00: 0 events"
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ use super::chart::bar_title;
 use super::{Page, error_page, issue_events_href};
 use futures_util::StreamExt as _;
 
-use crate::event::{Level, StoredEvent, unix_ms};
+use crate::event::{StoredEvent, unix_ms};
 use crate::issues::{Issue, Sort, Status};
 use crate::project::Project;
 use crate::web::AppState;
@@ -160,7 +160,6 @@ fn issue_row(project: &str, env: &str, issue: Issue, zone: &Zone, now: OffsetDat
     // The series' last hour is the one `now` is in (crate::issues: `series_24h`).
     let hours = i64::try_from(issue.series_24h.len()).unwrap_or(0);
     let first_hour = unix_ms(now).div_euclid(HOUR_MS) - (hours - 1);
-    let level = Level::ALL.iter().position(|l| l.as_str() == issue.level);
     let spark = issue
         .series_24h
         .iter()
@@ -169,11 +168,7 @@ fn issue_row(project: &str, env: &str, issue: Issue, zone: &Zone, now: OffsetDat
             let height = if *n == 0 { 0 } else { (n * SPARK_HEIGHT).div_ceil(max).max(1) };
             let start = (first_hour + i64::try_from(i).unwrap_or(0)) * HOUR_MS;
             let hour = |ms: i64| crate::event::from_unix_ms(ms).unwrap_or(OffsetDateTime::UNIX_EPOCH);
-            let mut counts = [0; 5];
-            if let Some(level) = level {
-                counts[level] = *n;
-            }
-            let title = bar_title(zone, hour(start), hour(start + HOUR_MS), &counts);
+            let title = bar_title(zone, hour(start), hour(start + HOUR_MS), &[(issue.level.as_str(), *n)]);
             (i * (SPARK_BAR + 1), SPARK_HEIGHT - height, height, title)
         })
         .collect();
