@@ -11,6 +11,13 @@
   var ROWS = page === "logs" ? "table.events tbody tr.event" : "table.issues-table tbody tr.issue";
   var help = document.getElementById("keys-help");
 
+  // The button that opens the list stays hidden without this script, which alone can open it.
+  var opener = document.querySelector("button.keys-open");
+  if (opener && help) {
+    opener.hidden = false;
+    opener.addEventListener("click", function () { help.showModal(); });
+  }
+
   function rows() { return Array.prototype.slice.call(document.querySelectorAll(ROWS)); }
   function selected() { return document.querySelector(ROWS + "[aria-selected=true]"); }
 

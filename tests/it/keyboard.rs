@@ -99,6 +99,14 @@ async fn on_the_logs_page_every_key_moves_the_selection_opens_closes_and_finds_t
     browser.press(ESCAPE).await;
     assert_eq!(browser.eval("document.getElementById('keys-help').open").await, json!(false));
     assert!(browser.path().await.contains("event="), "Esc closed the dialog only");
+    browser.click("button.keys-open").await;
+    assert_eq!(
+        browser.eval("document.getElementById('keys-help').open").await,
+        json!(true),
+        "the page's button opens it too"
+    );
+    browser.click("#keys-help button").await;
+    assert_eq!(browser.eval("document.getElementById('keys-help').open").await, json!(false), "and its own closes it");
 
     // c: the events around the open event (the row selected, else the detail's).
     browser.press_to_navigate("c").await;
