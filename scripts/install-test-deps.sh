@@ -121,8 +121,10 @@ fi
 
 # --- front-end packages ------------------------------------------------------------------------
 # NODE_MODULES: the npm packages of package.json (Vue 3 and Vue 2, served to the browser client's
-# test pages by tests/it/client.rs; @sentry/browser, @sentry/vue and esbuild, bundled for tests/it/protocols.rs) go into node_modules with `npm ci`, run only when node_modules is
-# missing or was installed from another package-lock.json (a checksum of it is kept beside).
+# test pages by tests/it/client.rs; @sentry/browser, @sentry/vue and esbuild, bundled for
+# tests/it/protocols.rs; axe-core, injected into the dashboard's pages by tests/it/accessibility.rs)
+# go into node_modules with `npm ci`, run only when node_modules is missing or was installed from
+# another package-lock.json (a checksum of it is kept beside).
 
 if ! command -v npm >/dev/null 2>&1; then
     step "apt-get install nodejs npm"

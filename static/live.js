@@ -60,11 +60,48 @@
     return td;
   }
 
+  // The query's words, marked in a new row's message as the server marks its rows
+  // (src/web/pages/highlight.rs): case-insensitive, overlapping matches merged.
+  var marks = [];
+  try {
+    marks = JSON.parse(table.getAttribute("data-marks") || "[]").map(function (w) { return w.toLowerCase(); });
+  } catch (e) {
+    marks = [];
+  }
+
+  function marked(link, text) {
+    var lower = text.toLowerCase();
+    // Lower-casing may change a text's length; then the message goes in unmarked.
+    if (!marks.length || lower.length !== text.length) { link.textContent = text; return; }
+    var on = new Array(text.length).fill(false);
+    marks.forEach(function (word) {
+      if (!word) return;
+      for (var at = lower.indexOf(word); at >= 0; at = lower.indexOf(word, at + 1)) {
+        for (var i = at; i < at + word.length; i++) on[i] = true;
+      }
+    });
+    var start = 0;
+    for (var i = 1; i <= text.length; i++) {
+      if (i < text.length && on[i] === on[start]) continue;
+      var piece = text.slice(start, i);
+      if (on[start]) {
+        var mark = document.createElement("mark");
+        mark.textContent = piece;
+        link.appendChild(mark);
+      } else {
+        link.appendChild(document.createTextNode(piece));
+      }
+      start = i;
+    }
+  }
+
   function row(event) {
     var level = /^[a-z]+$/.test(event.level) ? event.level : "info";
     var href = rowHref + "&event=" + encodeURIComponent(event.id);
     var tr = document.createElement("tr");
     tr.className = "event level-" + level;
+    // The keyboard's `c` (static/keys.js) reads the event's id here, as on the server's rows.
+    tr.setAttribute("data-event", String(event.id));
     tr.appendChild(cell("time", time(event.timestamp), href));
     var badge = document.createElement("span");
     badge.className = "badge level-" + level;
@@ -73,7 +110,9 @@
     levelCell.appendChild(badge);
     tr.appendChild(levelCell);
     tr.appendChild(cell("type", event.type || ""));
-    tr.appendChild(cell("message", shorten(String(event.message || "")), href));
+    var message = cell("message", "", href);
+    marked(message.firstChild, shorten(String(event.message || "")));
+    tr.appendChild(message);
     var httpStatus = event.http && event.http.status != null ? String(event.http.status) : "";
     tr.appendChild(cell("status", httpStatus));
     var url = cell("url", event.url || "");

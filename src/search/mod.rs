@@ -91,6 +91,30 @@ impl Query {
         self.root.as_ref().and_then(collect)
     }
 
+    /// The literal texts a matching message may contain, for a page to mark: each free word or
+    /// quoted phrase (the pieces between its wildcards), not those under a negation, not field
+    /// tests. As written, first seen first, each once.
+    pub fn highlights(&self) -> Vec<&str> {
+        fn collect<'q>(expr: &'q Expr, out: &mut Vec<&'q str>) {
+            match &expr.node {
+                Node::And(children) | Node::Or(children) => children.iter().for_each(|child| collect(child, out)),
+                Node::Text(pattern) => {
+                    for piece in pattern.segments().filter(|piece| !piece.is_empty()) {
+                        if !out.contains(&piece) {
+                            out.push(piece);
+                        }
+                    }
+                }
+                Node::Not(_) | Node::Term { .. } | Node::Has(_) => {}
+            }
+        }
+        let mut out = Vec::new();
+        if let Some(root) = &self.root {
+            collect(root, &mut out);
+        }
+        out
+    }
+
     /// Whether `event`, read from the log group `group`, matches.
     pub fn matches(&self, event: &StoredEvent, group: &str) -> bool {
         self.matches_subject(&Subject::new(event, group))
@@ -204,6 +228,15 @@ mod tests {
     use super::test_support::without_spans;
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn the_highlights_are_the_free_words_and_phrases_not_negated_nor_field_tests() {
+        let query =
+            Query::parse(r#"Payment "card declined" level:error -timeout NOT retry (pay OR refund*) has:stack pay"#)
+                .expect("parses");
+        assert_eq!(query.highlights(), ["Payment", "card declined", "pay", "refund"]);
+        assert!(Query::default().highlights().is_empty());
+    }
 
     #[test]
     fn case_insensitive_search_handles_non_ascii() {

@@ -29,6 +29,8 @@ const ASSETS: &[(&str, &str, &str, bool)] = &[
     ("style.css", "text/css; charset=utf-8", include_str!("../../static/style.css"), false),
     // The logs page's live mode.
     ("live.js", JAVASCRIPT, include_str!("../../static/live.js"), false),
+    // The keyboard shortcuts of the logs and issues pages.
+    ("keys.js", JAVASCRIPT, include_str!("../../static/keys.js"), false),
     ("logboard.js", JAVASCRIPT, CLIENT_JS, true),
     ("logboard.mjs", JAVASCRIPT, CLIENT_MODULE, true),
 ];

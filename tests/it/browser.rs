@@ -173,7 +173,7 @@ async fn a_logged_out_visitor_of_the_overview_ends_at_the_login_page() {
 }
 
 /// Fills a store with a realistic mix and saves the README's screenshot to `docs/screenshot.png`.
-/// Run by hand: `cargo nextest run --test browser --run-ignored only`.
+/// Run by hand: `bash scripts/test.sh --run-ignored only -E 'test(take_readme_screenshot)'`.
 #[tokio::test]
 #[ignore = "writes docs/screenshot.png; run by hand"]
 async fn take_readme_screenshot() {
@@ -294,7 +294,8 @@ async fn take_readme_screenshot() {
     browser.goto(&app.url("/login")).await;
     browser.set_viewport(1400, 900).await;
     log_in(&browser).await;
-    browser.goto(&app.url(&format!("/logs?project=demo&env=production&event={id}"))).await;
+    // The last two hours, so that the chart spreads the events over its width.
+    browser.goto(&app.url(&format!("/logs?project=demo&env=production&from=now-2h&event={id}"))).await;
     browser.find("aside.detail pre.stack").await;
     let png = browser.screenshot().await;
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshot.png");

@@ -4,17 +4,21 @@
 
 mod common;
 
+mod accessibility;
 mod alert_delivery;
 mod alerts;
 mod bad_input;
 mod browser;
+mod charts;
 mod client;
 mod cloudwatch;
 mod cloudwatch_process;
 mod deploy;
 mod disk;
+mod highlight;
 mod http;
 mod issue_follower;
+mod keyboard;
 mod process;
 mod properties;
 mod protocols;

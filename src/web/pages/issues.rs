@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use time::OffsetDateTime;
 
+use super::chart::bar_title;
 use super::{Page, error_page, issue_events_href};
 use futures_util::StreamExt as _;
 
@@ -23,6 +24,7 @@ use crate::zone::Zone;
 /// Width and height of a sparkline, in SVG units: one bar per hour.
 const SPARK_HEIGHT: u64 = 20;
 const SPARK_BAR: usize = 4;
+const HOUR_MS: i64 = 3_600_000;
 
 #[derive(Template)]
 #[template(path = "issues.html")]
@@ -50,8 +52,8 @@ struct IssueRow {
     last_seen: String,
     status: &'static str,
     events_href: String,
-    /// (x, y, height, hour count) of each sparkline bar.
-    spark: Vec<(usize, u64, u64, u64)>,
+    /// (x, y, height, tooltip: the hour and its count) of each sparkline bar.
+    spark: Vec<(usize, u64, u64, String)>,
     /// (status to set, button label) of the forms shown.
     actions: Vec<(&'static str, &'static str)>,
     /// The latest occurrence's top frame through its source map: where the error really is.
@@ -94,7 +96,7 @@ pub async fn show_issues(
     match state.issues.list(at, range, &crate::search::Query::default(), sort, unix_ms(now)).await {
         Ok(issues) => {
             let frames = original_frames(&state, project, &env, &issues).await;
-            let mut page = issues_view(user, &project.name, &env, &sort_name, issues, &state.zone);
+            let mut page = issues_view(user, (&project.name, &env), &sort_name, issues, &state.zone, now);
             for (row, frame) in page.rows.iter_mut().zip(frames) {
                 row.original_frame = frame;
             }
@@ -134,27 +136,40 @@ async fn original_frames(state: &AppState, project: &Project, env: &str, issues:
     events.iter().map(|event| event.as_ref().and_then(|_| frames.next().flatten())).collect()
 }
 
-fn issues_view(user: String, project: &str, env: &str, sort: &str, issues: Vec<Issue>, zone: &Zone) -> IssuesPage {
+fn issues_view(
+    user: String,
+    (project, env): (&str, &str),
+    sort: &str,
+    issues: Vec<Issue>,
+    zone: &Zone,
+    now: OffsetDateTime,
+) -> IssuesPage {
     let sorts = SORTS
         .iter()
         .map(|(label, name, _)| {
             (*label, crate::links::issues(project, env, &[("sort", name.to_string())]), *name == sort)
         })
         .collect();
-    let rows = issues.into_iter().map(|issue| issue_row(project, env, issue, zone)).collect();
+    let rows = issues.into_iter().map(|issue| issue_row(project, env, issue, zone, now)).collect();
     let zone = zone.name().to_string();
     IssuesPage { user: Some(user), project: project.to_string(), env: env.to_string(), zone, sorts, rows }
 }
 
-fn issue_row(project: &str, env: &str, issue: Issue, zone: &Zone) -> IssueRow {
+fn issue_row(project: &str, env: &str, issue: Issue, zone: &Zone, now: OffsetDateTime) -> IssueRow {
     let max = issue.series_24h.iter().copied().max().unwrap_or(0).max(1);
+    // The series' last hour is the one `now` is in (crate::issues: `series_24h`).
+    let hours = i64::try_from(issue.series_24h.len()).unwrap_or(0);
+    let first_hour = unix_ms(now).div_euclid(HOUR_MS) - (hours - 1);
     let spark = issue
         .series_24h
         .iter()
         .enumerate()
         .map(|(i, n)| {
             let height = if *n == 0 { 0 } else { (n * SPARK_HEIGHT).div_ceil(max).max(1) };
-            (i * (SPARK_BAR + 1), SPARK_HEIGHT - height, height, *n)
+            let start = (first_hour + i64::try_from(i).unwrap_or(0)) * HOUR_MS;
+            let hour = |ms: i64| crate::event::from_unix_ms(ms).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+            let title = bar_title(zone, hour(start), hour(start + HOUR_MS), &[(issue.level.as_str(), *n)]);
+            (i * (SPARK_BAR + 1), SPARK_HEIGHT - height, height, title)
         })
         .collect();
     let actions = match issue.status {
@@ -251,22 +266,26 @@ mod tests {
         series[3] = 10;
         series[23] = 5;
         let seoul = Zone::named("Asia/Seoul").expect("zone");
-        let row = issue_row("demo", "production", issue(series, Status::Regressed), &seoul);
+        let now = time::macros::datetime!(2026-11-24 15:30 UTC);
+        let row = issue_row("demo", "production", issue(series, Status::Regressed), &seoul, now);
         assert!(row.first_seen.starts_with("1970-01-01 09:00"), "on the zone's clock: {}", row.first_seen);
-        assert_eq!(row.spark[3], (15, 0, 20, 10), "the busiest hour is full height");
-        assert_eq!(row.spark[23], (115, 10, 10, 5));
-        assert_eq!(row.spark[0], (0, 20, 0, 0));
+        let spark: Vec<(usize, u64, u64)> = row.spark.iter().map(|(x, y, h, _)| (*x, *y, *h)).collect();
+        assert_eq!(spark[3], (15, 0, 20), "the busiest hour is full height");
+        assert_eq!(spark[23], (115, 10, 10));
+        assert_eq!(spark[0], (0, 20, 0));
+        assert_eq!(row.spark[23].3, "2026-11-25 00:00 – 2026-11-25 01:00: 5 events (error 5)", "now's hour, in Seoul");
+        assert_eq!(row.spark[3].3, "2026-11-24 04:00 – 2026-11-24 05:00: 10 events (error 10)");
         assert_eq!(row.events_href, "/logs?project=demo&env=production&q=fingerprint%3Aab12&from=now-7d");
         assert_eq!(row.anchor, "issue-ab12");
         assert_eq!(issue_href("demo", "production", "ab12"), "/issues?project=demo&env=production#issue-ab12");
         assert_eq!(row.actions, [("resolved", "Resolve"), ("ignored", "Ignore")]);
         let lambda = Issue { group: Some("/aws/lambda/demo-api-orders".into()), ..issue(vec![0; 24], Status::New) };
         assert_eq!(
-            issue_row("demo", "production", lambda, &seoul).events_href,
+            issue_row("demo", "production", lambda, &seoul, now).events_href,
             "/logs?project=demo&env=production&q=fingerprint%3Aab12&group=%2Faws%2Flambda%2Fdemo-api-orders&from=now-7d",
             "a Lambda function's issue links to its group"
         );
-        let resolved = issue_row("demo", "production", issue(vec![0; 24], Status::Resolved), &seoul);
+        let resolved = issue_row("demo", "production", issue(vec![0; 24], Status::Resolved), &seoul, now);
         assert_eq!(resolved.actions, [("ongoing", "Reopen")]);
     }
 }

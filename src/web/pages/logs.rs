@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 use ulid::Ulid;
 
 use super::chart::{Chart, chart};
+use super::highlight::mark;
 use super::{Page, error_page, href, issues, logs_href, shorten};
 use crate::event::{Level, StoredEvent, timestamp_format, unix_ms};
 use crate::issues::Issue;
@@ -68,6 +69,8 @@ struct LogsPage {
     tail_src: String,
     /// A row's link without its `event=`, which the script appends.
     row_href: String,
+    /// The query's words to mark (JSON array), for the rows the script adds.
+    marks: String,
 }
 
 /// One dead letter as the logs page lists it.
@@ -103,10 +106,13 @@ struct LevelChoice {
 }
 
 struct Row {
+    /// The event's id, for the keyboard's context key (`static/keys.js`).
+    id: String,
     time: String,
     level: &'static str,
     kind: String,
-    message: String,
+    /// The message's first line, shortened, in runs: those matching the query's words marked.
+    message_marked: Vec<(String, bool)>,
     status: String,
     url: String,
     href: String,
@@ -331,17 +337,20 @@ fn logs_view(
         }
     };
 
+    let words = query.search.highlights();
     let rows = page
         .events
         .iter()
         .map(|e| {
             let mut link = here.clone();
             link.push(("event", e.id.to_string()));
+            let message = shorten(&e.message, ROW_MESSAGE_CHARS);
             Row {
+                id: e.id.to_string(),
                 time: zone.format(e.timestamp),
                 level: e.level.as_str(),
                 kind: e.kind.clone().unwrap_or_default(),
-                message: shorten(&e.message, ROW_MESSAGE_CHARS),
+                message_marked: mark(&message, &words),
                 status: e.http.as_ref().and_then(|h| h.status).map(|s| s.to_string()).unwrap_or_default(),
                 url: e.url.clone().unwrap_or_default(),
                 href: logs_href(&project.name, &query.env, &link),
@@ -388,6 +397,7 @@ fn logs_view(
         still_href: logs_href(&project.name, &query.env, &filters),
         tail_src: href("/api/v1/tail", &project.name, &query.env, &tail_filters),
         row_href: logs_href(&project.name, &query.env, &filters),
+        marks: serde_json::to_string(&words).unwrap_or_else(|_| "[]".into()),
         user: Some(user),
         // The offset at the end of the range: now, unless the user went back.
         zone: zone.label(query.to),
@@ -577,7 +587,11 @@ mod tests {
         let page = logs_view("admin".into(), &projects, &query, &params, data, &Zone::UTC);
 
         assert_eq!(page.rows.len(), 2);
-        assert_eq!(page.rows[0].message, "payment failed …", "one line in the table");
+        assert_eq!(
+            page.rows[0].message_marked,
+            [("payment".to_string(), true), (" failed …".to_string(), false)],
+            "one line in the table, the query's words `pay` and `ment` marked as one run"
+        );
         assert_eq!((page.rows[0].level, page.rows[0].kind.as_str()), ("error", "http"));
         assert_eq!(page.rows[1].status, "200");
         assert_eq!(
@@ -620,7 +634,7 @@ mod tests {
             "a bar keeps the search and narrows the range: {}",
             last.href
         );
-        assert!(last.title.ends_with(": 2 events"), "{}", last.title);
+        assert!(last.title.ends_with(": 2 events (info 1, error 1)"), "{}", last.title);
     }
 
     /// The parameters a link of the page carries, as its target reads them.
@@ -695,7 +709,7 @@ mod tests {
         let narrowed = params_of(&bar.href).to_query_in(&projects, now, &seoul).expect("a bar link that parses");
         assert!(narrowed.from <= error.timestamp && error.timestamp < narrowed.to, "{}", bar.href);
         assert!(
-            bar.title.starts_with(&seoul.format_minute(narrowed.from)) && bar.title.ends_with(": 1 events"),
+            bar.title.starts_with(&seoul.format_minute(narrowed.from)) && bar.title.ends_with(": 1 events (error 1)"),
             "{}",
             bar.title
         );

@@ -5,6 +5,7 @@
 
 mod alerts;
 mod chart;
+mod highlight;
 mod home;
 mod issues;
 mod login;

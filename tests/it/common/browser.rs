@@ -158,9 +158,13 @@ impl Browser {
     pub async fn click_to_navigate(&self, css: &str) {
         let before = self.client.current_url().await.expect("current url");
         self.click(css).await;
+        self.wait_to_leave(&before, &format!("clicking `{css}`")).await;
+    }
+
+    async fn wait_to_leave(&self, before: &url::Url, what: &str) {
         let started = Instant::now();
-        while self.client.current_url().await.expect("current url") == before {
-            assert!(started.elapsed() < FIND_TIMEOUT, "clicking `{css}` did not leave {before}");
+        while self.client.current_url().await.expect("current url") == *before {
+            assert!(started.elapsed() < FIND_TIMEOUT, "{what} did not leave {before}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -198,6 +202,52 @@ impl Browser {
         let response = reqwest::Client::new().post(url).json(&json!({"type": "browser"})).send().await;
         let answer: Value = response.expect("ask chromedriver for the log").json().await.expect("a JSON log");
         answer["value"].as_array().cloned().unwrap_or_else(|| panic!("no browser log in {answer}"))
+    }
+
+    /// A Chrome DevTools Protocol command through chromedriver (`goog/cdp/execute`), e.g.
+    /// `Emulation.setEmulatedMedia`; its answer.
+    pub async fn cdp(&self, command: &str, params: Value) -> Value {
+        let id = self.session_id.as_deref().expect("a WebDriver session");
+        let url = format!("http://127.0.0.1:{}/session/{id}/goog/cdp/execute", self.port);
+        let body = json!({"cmd": command, "params": params});
+        let response = reqwest::Client::new().post(url).json(&body).send().await;
+        let answer: Value = response.unwrap_or_else(|e| panic!("{command}: {e}")).json().await.expect("JSON");
+        assert!(answer["value"].get("error").is_none(), "{command} failed: {answer}");
+        answer["value"].clone()
+    }
+
+    /// Presses `keys` with the focus on the page's body, as a user who has clicked no field
+    /// (WebDriver key codes such as `\u{e007}` for Enter work too).
+    pub async fn press(&self, keys: &str) {
+        let body = self.find("body").await;
+        body.send_keys(keys).await.unwrap_or_else(|e| panic!("cannot press {keys:?}: {e}"));
+    }
+
+    /// [`Browser::press`] of a key that leads to another page: waits until the address has changed.
+    pub async fn press_to_navigate(&self, keys: &str) {
+        let before = self.client.current_url().await.expect("current url");
+        self.press(keys).await;
+        self.wait_to_leave(&before, &format!("pressing {keys:?}")).await;
+    }
+
+    /// The value of a JavaScript expression on the current page.
+    pub async fn eval(&self, expression: &str) -> Value {
+        let script = format!("return ({expression});");
+        self.client.execute(&script, vec![]).await.unwrap_or_else(|e| panic!("`{expression}`: {e}"))
+    }
+
+    /// Opens `path` of the service at `base` through its login page, as the admin.
+    pub async fn open_logged_in(&self, base: &str, path: &str) {
+        let next: String = url::form_urlencoded::byte_serialize(path.as_bytes()).collect();
+        self.goto(&format!("{base}/login?next={next}")).await;
+        self.log_in().await;
+    }
+
+    /// Logs in as the admin on the login page the browser is at.
+    pub async fn log_in(&self) {
+        self.fill("input[name=username]", "admin").await;
+        self.fill("input[name=password]", super::ADMIN_PASSWORD).await;
+        self.click_to_navigate("form button[type=submit]").await;
     }
 
     /// Ends the WebDriver session with a plain blocking request, so that it also works from
