@@ -3,7 +3,9 @@
 //! never holds ingest up and loses nothing acknowledged, and many ingest batches go to the table
 //! as one aggregated write.
 //!
-//! Two steps, each one SQLite transaction: [`Queue::push`] adds an entry to `pending`;
+//! Two steps, each one SQLite transaction: [`Queue::push`] adds an entry to `pending` (on a writer
+//! thread that commits every push waiting at once: one fsync for many ingest batches, as the
+//! stores do);
 //! [`Queue::take`] folds the oldest pending entries into one flush under a fresh id (moved to
 //! `flushes`, gone from `pending`). A flush is sent under its id until [`Queue::done`] removes it:
 //! the table keeps a marker per id, so a flush sent twice (a crash after the table had it, a
@@ -11,9 +13,18 @@
 
 use std::path::Path;
 
-use rusqlite::{OptionalExtension as _, params};
+use anyhow::anyhow;
+use rusqlite::{OptionalExtension as _, TransactionBehavior, params};
+use tokio::sync::{mpsc, oneshot};
 
-use crate::sqlite::SharedConnection;
+use crate::sqlite::{self, AfterCommit, CommitFailed, SharedConnection};
+
+/// Pushes waiting for the writer thread; senders wait beyond it.
+const QUEUE_DEPTH: usize = 1_024;
+/// Pushes committed in one transaction at most.
+const MAX_PUSHES_PER_COMMIT: usize = 256;
+
+type Push = (String, oneshot::Sender<Result<(), CommitFailed>>);
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS pending (
@@ -30,6 +41,7 @@ CREATE TABLE IF NOT EXISTS flushes (
 #[derive(Debug, Clone)]
 pub struct Queue {
     db: SharedConnection,
+    pushes: mpsc::Sender<Push>,
 }
 
 /// A flush taken from the queue: its id (the table's marker) and the folded entries.
@@ -41,17 +53,18 @@ pub struct Flush {
 
 impl Queue {
     pub fn open(data_dir: &Path) -> anyhow::Result<Queue> {
-        Ok(Queue { db: SharedConnection::open(&data_dir.join("state-queue.db"), 1_024, SCHEMA)? })
+        let path = data_dir.join("state-queue.db");
+        let db = SharedConnection::open(&path, 1_024, SCHEMA)?;
+        let writer = sqlite::open_durable(&path, 1_024)?;
+        let pushes = sqlite::spawn_writer("state-queue", writer, QUEUE_DEPTH, MAX_PUSHES_PER_COMMIT, commit_pushes)?;
+        Ok(Queue { db, pushes })
     }
 
     /// Adds an entry; returns once it is on disk.
     pub async fn push(&self, body: String) -> anyhow::Result<()> {
-        self.db
-            .run(move |conn| {
-                conn.prepare_cached("INSERT INTO pending (body) VALUES (?1)")?.execute(params![body])?;
-                Ok(())
-            })
-            .await
+        let (reply, answer) = oneshot::channel();
+        self.pushes.send((body, reply)).await.map_err(|_| anyhow!("the state queue's writer has stopped"))?;
+        Ok(answer.await.map_err(|_| anyhow!("the state queue's writer has stopped"))??)
     }
 
     /// The flush to send next: one taken before and not done yet, else at most `max_entries`
@@ -63,7 +76,8 @@ impl Queue {
     ) -> anyhow::Result<Option<Flush>> {
         self.db
             .run(move |conn| {
-                let tx = conn.transaction()?;
+                // Immediate: the writer thread may commit pushes between this read and its delete.
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 let unsent = tx
                     .query_row("SELECT id, body FROM flushes ORDER BY id LIMIT 1", [], |row| {
                         Ok(Flush { id: row.get(0)?, body: row.get(1)? })
@@ -125,6 +139,26 @@ impl Queue {
     }
 }
 
+/// One round of the writer thread: every waiting push in one transaction, each told the outcome.
+fn commit_pushes(conn: &mut rusqlite::Connection, pushes: Vec<Push>) -> AfterCommit {
+    let committed = (|| -> anyhow::Result<()> {
+        let tx = conn.transaction()?;
+        {
+            let mut insert = tx.prepare_cached("INSERT INTO pending (body) VALUES (?1)")?;
+            for (body, _) in &pushes {
+                insert.execute(params![body])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    })()
+    .map_err(CommitFailed::new);
+    for (_, reply) in pushes {
+        let _ = reply.send(committed.clone());
+    }
+    AfterCommit::Wait
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,8 +172,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         let queue = Queue::open(dir.path()).expect("open");
         assert_eq!(queue.take(10, join).await.unwrap(), None);
-        for body in ["a", "b", "c"] {
-            queue.push(body.into()).await.unwrap();
+        let pushes = ["a", "b", "c"].map(|body| queue.push(body.into()));
+        for pushed in futures_util::future::join_all(pushes).await {
+            pushed.unwrap();
         }
         let first = queue.take(2, join).await.unwrap().expect("a flush");
         assert_eq!(first.body, "a,b");
