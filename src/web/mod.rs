@@ -112,6 +112,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/events.csv", get(export::export_csv))
         .route("/api/v1/events.ndjson", get(export::export_ndjson))
         .route("/api/v1/events/{id}", get(api::get_event))
+        .route("/api/v1/events/{id}/context", get(api::show_context))
         .route("/api/v1/histogram", get(api::show_histogram))
         .route("/api/v1/tail", get(tail::tail_events))
         .route("/api/v1/deadletters", get(api::list_dead_letters))

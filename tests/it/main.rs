@@ -11,6 +11,7 @@ mod browser;
 mod client;
 mod cloudwatch;
 mod cloudwatch_process;
+mod context;
 mod deploy;
 mod disk;
 mod http;
