@@ -21,6 +21,7 @@ mod properties;
 mod protocols;
 mod query_suite;
 mod retention;
+mod saved_searches;
 mod shared_alerts;
 mod shared_state;
 mod sourcemaps;
