@@ -12,6 +12,7 @@ use std::time::Duration;
 use common::moto::{CloudWatchApp, Moto, client_for, put_timed_lines};
 use common::{TestApp, spawn_app};
 use logboard::event::{timestamp_format, unix_ms};
+use logboard::links::urlencode;
 use logboard::metrics::Metrics;
 use logboard::store::LogStore;
 use logboard::store::cloudwatch::{CloudWatchOptions, CloudWatchStore};
@@ -289,4 +290,215 @@ async fn on_cloudwatch_the_context_of_a_lambda_line_is_its_stream_in_three_calls
         assert_eq!((&before, &event, &after), (&want_before, &all[at], &want_after));
         assert!(calls <= 3, "find the stream, then one read each way: {calls} calls");
     }
+}
+
+/// The messages of the logs page's table, top to bottom, read off its HTML.
+fn row_messages(html: &str) -> Vec<String> {
+    html.split(r#"<tr class="event "#)
+        .skip(1)
+        .filter_map(|row| {
+            let cell = row.split(r#"<td class="message"><a href=""#).nth(1)?;
+            let text = cell.split_once("\">")?.1;
+            Some(text.split("</a>").next()?.to_string())
+        })
+        .collect()
+}
+
+/// A link of the page as its `href` attribute has it, `&` unescaped.
+fn link(html: &str, class: &str) -> Option<String> {
+    let after = html.split(&format!(r#"class="{class}" href=""#)).nth(1)?;
+    Some(after.split('"').next()?.replace("&#38;", "&").replace("&amp;", "&"))
+}
+
+async fn page(client: &reqwest::Client, app: &TestApp, path: &str) -> String {
+    let response = client.get(app.url(path)).send().await.expect("page");
+    assert_eq!(response.status(), 200, "{path}");
+    response.text().await.expect("html")
+}
+
+/// The id of the one event of the production group whose message is `message`.
+async fn id_of(app: &TestApp, message: &str) -> String {
+    let (status, found) = app
+        .read(&format!(
+            "/api/v1/events?project=demo&env=production&from=now-7d&q={}",
+            urlencode(&format!("\"{message}\""))
+        ))
+        .await;
+    assert_eq!(status, 200, "{found}");
+    let found: Vec<&Value> =
+        found["events"].as_array().expect("events").iter().filter(|e| e["message"] == message).collect();
+    assert_eq!(found.len(), 1, "{message}");
+    found[0]["id"].as_str().expect("id").to_string()
+}
+
+#[tokio::test]
+async fn the_detail_pane_links_the_context_which_the_logs_page_shows_around_the_event_marked() {
+    let app = spawn_app().await;
+    let start = unix_ms(OffsetDateTime::now_utc()) - 3_600_000;
+    let (status, _) = app.ingest(&tied_events(start, 1_000, 75, "row")).await;
+    assert_eq!(status, 202);
+    let all = all_of_group(&app, None).await;
+    let at = 40;
+    let id = &all[at].1;
+    let client = app.logged_in_client().await;
+
+    // The detail of one event, found by a search that matches it alone.
+    let detail = page(&client, &app, &format!("/logs?project=demo&env=production&q=x&event={id}")).await;
+    let context = link(&detail, "context-link").expect("a Context link");
+    assert_eq!(context, format!("/logs?project=demo&env=production&around={id}#event-{id}"));
+    assert_eq!(link(&detail, "permalink"), Some(format!("/logs?project=demo&env=production&event={id}")));
+
+    let (path, fragment) = context.split_once('#').expect("a fragment");
+    let around = page(&client, &app, path).await;
+    let (before, after) = expected(&all, at, 20, 20);
+    let ids_of = |keys: &[Key]| keys.iter().map(|k| k.1.clone()).collect::<Vec<_>>();
+    // The rows are the brute-force context, newest first like every page of the table.
+    let mut want: Vec<String> = ids_of(&before).into_iter().chain([id.clone()]).chain(ids_of(&after)).collect();
+    want.reverse();
+    let shown_ids: Vec<String> = around
+        .split(r#"<tr class="event "#)
+        .skip(1)
+        .filter_map(|row| row.split("event=").nth(1).map(|rest| rest.chars().take(26).collect()))
+        .collect();
+    assert_eq!(shown_ids, want, "the event and 20 each side of it in its group");
+    assert_eq!(row_messages(&around).len(), 41);
+    assert_eq!(around.matches(r#"aria-current="true""#).count(), 1, "one row marked");
+    assert!(around.contains(&format!(r#"id="{fragment}" aria-current="true""#)), "the marked row is the link's target");
+    assert!(around.contains("The events around"), "says what the table shows");
+
+    // The first event's context: nothing before it.
+    let first = page(&client, &app, &format!("/logs?project=demo&env=production&around={}", all[0].1)).await;
+    assert_eq!(row_messages(&first).len(), 21);
+    let unknown = client.get(app.url("/logs?project=demo&env=production&around=01ARZ3NDEKTSV4RRFFQ69G5FAV")).send();
+    assert_eq!(unknown.await.expect("page").status(), 404);
+}
+
+#[tokio::test]
+async fn an_events_permanent_link_opens_its_detail_whatever_the_range_and_query() {
+    let app = spawn_app().await;
+    let three_days_ago = unix_ms(OffsetDateTime::now_utc()) - 3 * 86_400_000;
+    let (status, _) = app
+        .ingest(&json!({"env": "production", "events": [
+            {"message": "an old deploy note", "timestamp": rfc3339(three_days_ago)},
+            {"message": "something recent"},
+        ]}))
+        .await;
+    assert_eq!(status, 202);
+    let id = id_of(&app, "an old deploy note").await;
+    let client = app.logged_in_client().await;
+    let html = page(&client, &app, &format!("/logs?project=demo&env=production&event={id}")).await;
+    assert_eq!(row_messages(&html), ["something recent"], "the table keeps the last 24 h");
+    assert!(html.contains(r#"<h2 class="detail-title">an old deploy note</h2>"#), "its detail is open");
+    assert_eq!(link(&html, "permalink"), Some(format!("/logs?project=demo&env=production&event={id}")));
+    // With a query that does not match it either.
+    let html = page(&client, &app, &format!("/logs?project=demo&env=production&q=recent&event={id}")).await;
+    assert!(html.contains(r#"<h2 class="detail-title">an old deploy note</h2>"#));
+}
+
+/// `ms` as the pages show it on UTC: `2026-11-24 15:00:00.000`.
+fn shown(ms: i64) -> String {
+    let t = logboard::event::from_unix_ms(ms).expect("a time");
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:03}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    )
+}
+
+#[tokio::test]
+async fn the_detail_of_an_error_shows_its_issue_status_24h_count_and_first_seen_with_links() {
+    let app = spawn_app().await;
+    let now = unix_ms(OffsetDateTime::now_utc());
+    let ages_h = [30, 5, 1];
+    let errors: Vec<Value> = ages_h
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            json!({"level": "error", "type": "TypeError", "message": format!("cart is undefined #{i}"),
+                   "stack": "TypeError: cart is undefined\n    at render (app.js:1:2)", "timestamp": now - h * 3_600_000})
+        })
+        .collect();
+    let (status, _) = app.ingest(&json!({"env": "production", "events": errors})).await;
+    assert_eq!(status, 202);
+    let (status, _) = app.ingest(&json!({"env": "production", "message": "all fine", "level": "info"})).await;
+    assert_eq!(status, 202);
+    let id = id_of(&app, "cart is undefined #2").await;
+    let (_, event) = app.read(&format!("/api/v1/events/{id}?project=demo&env=production")).await;
+    let fingerprint = event["fingerprint"].as_str().expect("an error's fingerprint").to_string();
+    let in_24h = ages_h.iter().filter(|h| **h < 24).count();
+    let first_seen = now - ages_h.iter().max().expect("ages") * 3_600_000;
+
+    let client = app.logged_in_client().await;
+    let html = page(&client, &app, &format!("/logs?project=demo&env=production&event={id}")).await;
+    assert!(html.contains(r#"<dd class="issue-status"><span class="status-badge">ongoing</span></dd>"#), "{html}");
+    assert!(html.contains(&format!(r#"<dd class="issue-count">{in_24h}</dd>"#)), "counted over the last 24 h");
+    assert!(html.contains(&format!(r#"<dd class="issue-first-seen">{}</dd>"#, shown(first_seen))));
+    assert_eq!(link(&html, "issue-link"), Some(format!("/issues?project=demo&env=production#issue-{fingerprint}")));
+    let events_link = link(&html, "issue-events").expect("a link to its events");
+    assert!(events_link.contains(&format!("q=fingerprint%3A{fingerprint}")), "{events_link}");
+    let all_of_it = page(&client, &app, &events_link).await;
+    assert_eq!(row_messages(&all_of_it).len(), ages_h.len(), "the link finds every one of its events");
+
+    let resolved = client
+        .post(app.url(&format!("/api/v1/issues/{fingerprint}/status")))
+        .json(&json!({"project": "demo", "env": "production", "status": "resolved"}))
+        .send()
+        .await
+        .expect("resolve");
+    assert_eq!(resolved.status(), 200);
+    let html = page(&client, &app, &format!("/logs?project=demo&env=production&event={id}")).await;
+    assert!(html.contains(r#"<span class="status-badge">resolved</span>"#), "the status as it is now");
+
+    let info = id_of(&app, "all fine").await;
+    let html = page(&client, &app, &format!("/logs?project=demo&env=production&event={info}")).await;
+    assert!(!html.contains("detail-issue"), "an info event has no issue");
+}
+
+#[tokio::test]
+async fn in_chromium_the_context_link_shows_the_event_marked_and_scrolled_into_view() {
+    let app = spawn_app().await;
+    let start = unix_ms(OffsetDateTime::now_utc()) - 3_600_000;
+    let (status, _) = app.ingest(&tied_events(start, 1_000, 120, "line")).await;
+    assert_eq!(status, 202);
+    let all = all_of_group(&app, None).await;
+    // An event low in its context's table, so that showing it takes a scroll.
+    let id = all[10].1.clone();
+
+    let browser = common::browser::Browser::start(1200, 500).await;
+    browser.goto(&app.url("/login")).await;
+    browser.fill("input[name=username]", "admin").await;
+    browser.fill("input[name=password]", common::ADMIN_PASSWORD).await;
+    browser.click_to_navigate("form button[type=submit]").await;
+    browser.goto(&app.url(&format!("/logs?project=demo&env=production&event={id}"))).await;
+    browser.click_to_navigate("aside.detail a.context-link").await;
+    assert!(browser.path().await.contains(&format!("around={id}")), "{}", browser.path().await);
+
+    let marked = browser.texts("table.events tr[aria-current=true] td.message").await;
+    let message = all_events_message(&app, &id).await;
+    assert_eq!(marked, [message], "the event itself is marked");
+    let visible = browser
+        .client
+        .execute(
+            "const r = document.querySelector('tr[aria-current=true]').getBoundingClientRect(); \
+             return [r.top, r.bottom, window.innerHeight, window.scrollY];",
+            vec![],
+        )
+        .await
+        .expect("js");
+    let [top, bottom, height, scrolled] =
+        [0, 1, 2, 3].map(|i| visible[i].as_f64().unwrap_or_else(|| panic!("a number: {visible}")));
+    // The fragment puts the row at the top of the window (to a fraction of a pixel).
+    assert!(top > -1.0 && bottom <= height, "in view: {visible}");
+    assert!(scrolled > 0.0, "the page scrolled to it: {visible}");
+}
+
+/// The message of event `id` of the production group.
+async fn all_events_message(app: &TestApp, id: &str) -> String {
+    let (_, event) = app.read(&format!("/api/v1/events/{id}?project=demo&env=production")).await;
+    event["message"].as_str().expect("message").to_string()
 }
