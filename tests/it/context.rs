@@ -261,6 +261,15 @@ async fn on_cloudwatch_the_context_of_an_ingested_event_spans_its_hourly_streams
             streams.len()
         );
     }
+    // The first and last events: past the next stream (missing here), one read of the day that
+    // way finds the group's end, instead of a call per hour without a stream.
+    for at in [0, all.len() - 1] {
+        let (before, event, after, calls) =
+            counted_context(&reader, &metrics, &app, None, &all[at].1, Around::default()).await;
+        let (want_before, want_after) = expected(&all, at, 20, 20);
+        assert_eq!((&before, &event, &after), (&want_before, &all[at], &want_after));
+        assert!(calls <= 4, "its stream each way, then the next stream and the day: {calls} calls");
+    }
 }
 
 #[tokio::test]

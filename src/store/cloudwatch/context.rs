@@ -1,8 +1,10 @@
 //! The events around one event on CloudWatch ([`crate::store::LogStore::context`]), read from its
 //! log stream rather than searched for, so the calls stay few whatever the group's volume:
 //! - logboard's own group: GetLogEvents on the event's hourly stream, one read each way, plus
-//!   one for each further hourly stream the context reaches into (at most
-//!   [`MAX_FURTHER_STREAMS`] each way: a gap longer than that ends the context);
+//!   one for each further hourly stream the context reaches into; past the stream next to the
+//!   event's, one FilterLogEvents of the day that way first, which answers a quiet group at once
+//!   (a busy one goes on stream by stream). A context reaches a day each way at most
+//!   ([`DAY_MS`], [`MAX_FURTHER_STREAMS`]);
 //! - a Lambda (or any other) group: FilterLogEvents at the event's millisecond finds its
 //!   stream, GetLogEvents reads back from it to where the context begins, and one
 //!   FilterLogEvents on that stream reads forward from there through the context. Lines of
@@ -37,6 +39,8 @@ const MAX_PAGES_PER_STREAM: usize = 4;
 const READ_SLACK: usize = 20;
 /// GetLogEvents' and FilterLogEvents' largest page.
 const MAX_PAGE_EVENTS: usize = 10_000;
+/// How far from the event a context reaches: a day each way.
+const DAY_MS: i64 = 24 * 3_600_000;
 /// Unshipped events of the group looked at, around the event.
 const PENDING_ROWS: usize = 10_000;
 
@@ -136,6 +140,12 @@ impl CloudWatchStore {
                 if way == Way::Forward && hour > 0 && time > time::OffsetDateTime::now_utc() + Duration::hours(1) {
                     break;
                 }
+                // Past the stream next to the event's, one filter read of the whole day that way
+                // answers a quiet group (hours without a stream would each cost a call); a busy
+                // one goes on stream by stream.
+                if hour == 2 && self.read_day(project, env, group, &mut side, wanted, &mut candidates).await? {
+                    break;
+                }
                 let stream = self.naming.stream(time);
                 if !names.insert(stream.clone()) {
                     continue;
@@ -149,8 +159,7 @@ impl CloudWatchStore {
         }
         // Accepted and not yet in CloudWatch: real neighbours too (a copy already shipped is
         // the same id, kept once by the cut).
-        let day = 24 * 3_600_000;
-        for body in self.spool.pending(group, ts - day, ts + day, PENDING_ROWS).await? {
+        for body in self.spool.pending(group, ts - DAY_MS, ts + DAY_MS, PENDING_ROWS).await? {
             if let Ok(event) = serde_json::from_str::<StoredEvent>(&body) {
                 candidates.push(event);
             }
@@ -188,6 +197,52 @@ impl CloudWatchStore {
             }
         }
         Ok(false)
+    }
+
+    /// Reads the day from the event `side`'s way in one FilterLogEvents page; true when that
+    /// page held all of it (or, going forward, `wanted` events), so no stream is left to read.
+    /// A page cut short going back holds the far end of the day, not the events next to the
+    /// event: it is dropped.
+    async fn read_day(
+        &self,
+        project: &Project,
+        env: &str,
+        group: &str,
+        side: &mut Side,
+        wanted: usize,
+        candidates: &mut Vec<StoredEvent>,
+    ) -> anyhow::Result<bool> {
+        let (ts, _) = side.at;
+        let (start, end) = match side.way {
+            Way::Back => (ts - DAY_MS, ts),
+            Way::Forward => (ts, ts + DAY_MS),
+        };
+        let answer = self
+            .client
+            .filter_log_events()
+            .log_group_name(group)
+            .start_time(start)
+            .end_time(end)
+            .limit(i32::try_from(MAX_PAGE_EVENTS).unwrap_or(i32::MAX))
+            .send()
+            .await;
+        let answer = match answer {
+            Ok(answer) => answer,
+            Err(error) if error.code() == Some("ResourceNotFoundException") => return Ok(true),
+            Err(error) => {
+                return Err(anyhow!("{}", DisplayErrorContext(&error)))
+                    .with_context(|| format!("FilterLogEvents on {group}"));
+            }
+        };
+        let lines = answer.events();
+        let cut_short = answer.next_token().is_some_and(|t| !t.is_empty());
+        if cut_short && side.way == Way::Back {
+            return Ok(false);
+        }
+        let stamps: Vec<i64> = lines.iter().filter_map(|line| line.timestamp()).collect();
+        candidates.extend(lines.iter().filter_map(|raw| read_line(&project.name, env, raw)));
+        side.edge = if cut_short { far_end(&stamps, side.way) } else { None };
+        Ok(!cut_short || side.complete(candidates) >= wanted)
     }
 
     /// One GetLogEvents page of `stream` from the event's millisecond, `side`'s way; `None` when
