@@ -44,6 +44,19 @@ const DAY_MS: i64 = 24 * 3_600_000;
 /// Unshipped events of the group looked at, around the event.
 const PENDING_ROWS: usize = 10_000;
 
+/// Whose lines are read: the group, and the project/environment they are read as.
+struct Lines<'a> {
+    project: &'a Project,
+    env: &'a str,
+    group: &'a str,
+}
+
+impl Lines<'_> {
+    fn event(&self, raw: &FilteredLogEvent) -> Option<StoredEvent> {
+        read_line(&self.project.name, self.env, raw)
+    }
+}
+
 /// Which way a read goes from the event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Way {
@@ -103,9 +116,9 @@ impl CloudWatchStore {
         let Some(group) = self.naming.readable_group(project, env, group) else { return Ok(None) };
         let Ok(ts) = i64::try_from(id.timestamp_ms()) else { return Ok(None) };
         let found = if group == project.own_group(env) {
-            self.own_context(project, env, &group, (ts, id), around).await?
+            self.own_context(&Lines { project, env, group: &group }, (ts, id), around).await?
         } else {
-            self.stream_context(project, env, &group, (ts, id), around).await?
+            self.stream_context(&Lines { project, env, group: &group }, (ts, id), around).await?
         };
         Ok(found.and_then(|candidates| {
             let event = candidates.iter().find(|e| e.id == id)?.clone();
@@ -117,12 +130,11 @@ impl CloudWatchStore {
     /// event's, plus what waits in the spool.
     async fn own_context(
         &self,
-        project: &Project,
-        env: &str,
-        group: &str,
+        source: &Lines<'_>,
         at: (i64, Ulid),
         around: Around,
     ) -> anyhow::Result<Option<Vec<StoredEvent>>> {
+        let group = source.group;
         let (ts, _) = at;
         let mut candidates = Vec::new();
         for (way, wanted) in [(Way::Back, around.before), (Way::Forward, around.after)] {
@@ -143,7 +155,7 @@ impl CloudWatchStore {
                 // Past the stream next to the event's, one filter read of the whole day that way
                 // answers a quiet group (hours without a stream would each cost a call); a busy
                 // one goes on stream by stream.
-                if hour == 2 && self.read_day(project, env, group, &mut side, wanted, &mut candidates).await? {
+                if hour == 2 && self.read_day(source, &mut side, wanted, &mut candidates).await? {
                     break;
                 }
                 let stream = self.naming.stream(time);
@@ -151,7 +163,7 @@ impl CloudWatchStore {
                     continue;
                 }
                 // The event itself is read with the first stream, whatever `wanted` is.
-                let done = self.read_stream(project, env, (group, &stream), &mut side, wanted, &mut candidates).await?;
+                let done = self.read_stream(source, &stream, &mut side, wanted, &mut candidates).await?;
                 if done {
                     break;
                 }
@@ -171,9 +183,8 @@ impl CloudWatchStore {
     /// has `wanted` events; true when it has them (no further stream is needed).
     async fn read_stream(
         &self,
-        project: &Project,
-        env: &str,
-        (group, stream): (&str, &str),
+        source: &Lines<'_>,
+        stream: &str,
         side: &mut Side,
         wanted: usize,
         candidates: &mut Vec<StoredEvent>,
@@ -181,7 +192,7 @@ impl CloudWatchStore {
         let limit = (wanted + 1 + READ_SLACK).min(MAX_PAGE_EVENTS);
         let mut token = None;
         for _ in 0..MAX_PAGES_PER_STREAM {
-            let Some(page) = self.get_page(project, env, (group, stream), side, limit, token.take()).await? else {
+            let Some(page) = self.get_page(source, stream, side, limit, token.take()).await? else {
                 // No such stream: nothing in that hour.
                 side.edge = None;
                 return Ok(false);
@@ -205,13 +216,12 @@ impl CloudWatchStore {
     /// event: it is dropped.
     async fn read_day(
         &self,
-        project: &Project,
-        env: &str,
-        group: &str,
+        source: &Lines<'_>,
         side: &mut Side,
         wanted: usize,
         candidates: &mut Vec<StoredEvent>,
     ) -> anyhow::Result<bool> {
+        let group = source.group;
         let (ts, _) = side.at;
         let (start, end) = match side.way {
             Way::Back => (ts - DAY_MS, ts),
@@ -240,7 +250,7 @@ impl CloudWatchStore {
             return Ok(false);
         }
         let stamps: Vec<i64> = lines.iter().filter_map(|line| line.timestamp()).collect();
-        candidates.extend(lines.iter().filter_map(|raw| read_line(&project.name, env, raw)));
+        candidates.extend(lines.iter().filter_map(|raw| source.event(raw)));
         side.edge = if cut_short { far_end(&stamps, side.way) } else { None };
         Ok(!cut_short || side.complete(candidates) >= wanted)
     }
@@ -249,13 +259,13 @@ impl CloudWatchStore {
     /// the stream does not exist.
     async fn get_page(
         &self,
-        project: &Project,
-        env: &str,
-        (group, stream): (&str, &str),
+        source: &Lines<'_>,
+        stream: &str,
         side: &Side,
         limit: usize,
         token: Option<String>,
     ) -> anyhow::Result<Option<Page>> {
+        let group = source.group;
         let (ts, _) = side.at;
         let request = self
             .client
@@ -288,7 +298,7 @@ impl CloudWatchStore {
                     .set_ingestion_time(line.ingestion_time())
                     .log_stream_name(stream)
                     .build();
-                read_line(&project.name, env, &raw)
+                source.event(&raw)
             })
             .collect();
         let token = match side.way {
@@ -301,17 +311,16 @@ impl CloudWatchStore {
     /// Candidates around `at` in another group (a Lambda function's): only its stream.
     async fn stream_context(
         &self,
-        project: &Project,
-        env: &str,
-        group: &str,
+        source: &Lines<'_>,
         at: (i64, Ulid),
         around: Around,
     ) -> anyhow::Result<Option<Vec<StoredEvent>>> {
+        let group = source.group;
         let (ts, id) = at;
         // 1. The stream: the line of that id at its millisecond.
         let mut stream = None;
         self.scan(group, ts, ts, None, &mut Budget::new(MAX_PAGES_PER_STREAM as u32, READ_TIME), true, |raw| {
-            if read_line(&project.name, env, raw).is_some_and(|e| e.id == id) {
+            if source.event(raw).is_some_and(|e| e.id == id) {
                 stream = raw.log_stream_name().map(str::to_string);
             }
             stream.is_none()
@@ -327,8 +336,7 @@ impl CloudWatchStore {
             let limit = (around.before + 1 + READ_SLACK).min(MAX_PAGE_EVENTS);
             let mut token = None;
             for _ in 0..MAX_PAGES_PER_STREAM {
-                let Some(page) = self.get_page(project, env, (group, &stream), &back, limit, token.take()).await?
-                else {
+                let Some(page) = self.get_page(source, &stream, &back, limit, token.take()).await? else {
                     break;
                 };
                 stamps_back.extend(&page.stamps);
@@ -365,7 +373,7 @@ impl CloudWatchStore {
                 .map_err(|error| anyhow!("{}", DisplayErrorContext(&error)))
                 .with_context(|| format!("FilterLogEvents on {group} / {stream}"))?;
             let lines = answer.events();
-            candidates.extend(lines.iter().filter_map(|raw| read_line(&project.name, env, raw)));
+            candidates.extend(lines.iter().filter_map(|raw| source.event(raw)));
             let next = answer.next_token().filter(|t| !t.is_empty());
             let stamps: Vec<i64> = lines.iter().filter_map(|line| line.timestamp()).collect();
             forward.edge = next.and_then(|_| far_end(&stamps, Way::Forward));
