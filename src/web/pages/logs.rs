@@ -861,6 +861,57 @@ mod tests {
     }
 
     #[test]
+    fn a_context_marks_its_event_and_the_detail_links_its_context_and_permalink_in_its_group() {
+        let projects = projects();
+        let params = ReadParams {
+            project: Some("demo".into()),
+            env: Some("production".into()),
+            group: Some("/aws/lambda/demo-api".into()),
+            q: Some("timeout".into()),
+            ..Default::default()
+        };
+        let query = params.to_query(&projects, OffsetDateTime::now_utc()).expect("query");
+        let (before, middle, after) = (
+            event(&projects, json!({"message": "before"})),
+            event(&projects, json!({"message": "the one"})),
+            event(&projects, json!({"message": "after"})),
+        );
+        let saved = SavedSearch {
+            id: "s1".into(),
+            name: "timeouts".into(),
+            project: "demo".into(),
+            env: "production".into(),
+            q: "timeout".into(),
+            from: Some("now-6h".into()),
+            to: None,
+            created_ms: 0,
+        };
+        let data = LogsData {
+            histogram: Histogram::empty(Buckets::for_range(query.from, query.to)),
+            groups: vec![],
+            page: EventPage { events: vec![after.clone(), middle.clone(), before.clone()], ..EventPage::default() },
+            dead: DeadLetters::default(),
+            selected: Some((middle.id.to_string(), Some(middle.clone()))),
+            issue: None,
+            mapped: None,
+            around: Some(middle.id),
+            saved: vec![saved],
+        };
+        let page = logs_view("admin".into(), &projects, &query, &params, data, &Zone::UTC);
+        let marked: Vec<bool> = page.rows.iter().map(|r| r.current).collect();
+        assert_eq!(marked, [false, true, false], "only the event the context is for");
+        let id = middle.id;
+        assert!(page.rows[0].href.contains(&format!("&around={id}&event={}", after.id)), "{}", page.rows[0].href);
+        let detail = page.detail.expect("the detail");
+        let group = "group=%2Faws%2Flambda%2Fdemo-api";
+        assert_eq!(detail.permalink, format!("/logs?project=demo&env=production&{group}&event={id}"));
+        assert_eq!(detail.context_href, format!("/logs?project=demo&env=production&{group}&around={id}#event-{id}"));
+        assert_eq!(page.around, Some(id.to_string()));
+        let saved: Vec<(&str, &str)> = page.saved.iter().map(|s| (s.name.as_str(), s.href.as_str())).collect();
+        assert_eq!(saved, [("timeouts", "/logs?project=demo&env=production&q=timeout&from=now-6h")]);
+    }
+
+    #[test]
     fn an_event_asked_for_and_not_found_is_said_missing() {
         let projects = projects();
         let params = ReadParams { project: Some("demo".into()), env: Some("dev".into()), ..Default::default() };
