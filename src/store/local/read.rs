@@ -72,12 +72,12 @@ pub(super) fn neighbours(
     let mut events = Vec::with_capacity(before + after);
     let reads = [
         (
-            "SELECT body FROM events WHERE stream = ?1 AND ts >= ?5 AND (ts < ?2 OR (ts = ?2 AND id < ?3)) \
+            "SELECT body FROM events WHERE stream = ?1 AND ts >= ?5 AND (ts, id) < (?2, ?3) \
           ORDER BY ts DESC, id DESC LIMIT ?4",
             before,
         ),
         (
-            "SELECT body FROM events WHERE stream = ?1 AND ts >= ?5 AND (ts > ?2 OR (ts = ?2 AND id > ?3)) \
+            "SELECT body FROM events WHERE stream = ?1 AND ts >= ?5 AND (ts, id) > (?2, ?3) \
           ORDER BY ts, id LIMIT ?4",
             after,
         ),
