@@ -532,3 +532,22 @@ async fn all_events_message(app: &TestApp, id: &str) -> String {
     let (_, event) = app.read(&format!("/api/v1/events/{id}?project=demo&env=production")).await;
     event["message"].as_str().expect("message").to_string()
 }
+
+#[tokio::test]
+async fn on_cloudwatch_events_still_in_the_spool_are_part_of_the_context() {
+    let moto = Moto::start().await;
+    let dir = tempfile::tempdir().expect("dir");
+    // The writer holds what it is given for an hour: everything stays in the spool.
+    let options = CloudWatchOptions { linger: Duration::from_secs(3600), ..CloudWatchOptions::default() };
+    let app = CloudWatchApp::start_with(lambda_config(dir.path(), &moto.url), dir, &moto.url, options).await;
+    let start = unix_ms(OffsetDateTime::now_utc()) - 600_000;
+    let (status, _) = app.ingest(&tied_events(start, 1_000, 30, "spooled")).await;
+    assert_eq!(status, 202);
+    assert_eq!(app.store.unshipped_events(), 30, "nothing shipped yet");
+    let all = all_of_group(&app, None).await;
+    assert_eq!(all.len(), 30);
+    let reader = Reader::new(&app).await;
+    for at in targets(all.len()) {
+        check(&reader, None, &all, at, Some(4), Some(4)).await;
+    }
+}
