@@ -1,4 +1,5 @@
-//! The JSON read API: projects, groups, events, one event and its context. Every handler needs an [`ApiUser`].
+//! The JSON read API: projects, groups, events, one event and its context. Every handler needs
+//! an [`ApiUser`].
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -137,15 +138,13 @@ pub async fn show_context(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no event `{id}` in {}/{env}", project.name)))?;
     let Context { before, event, after } = context;
-    let shown = |events: Vec<StoredEvent>| {
-        let sourcemaps = &state.sourcemaps;
-        async move {
-            let mapped = sourcemaps.apply(&events, false).await;
-            json!(events.iter().zip(&mapped).map(|(e, m)| Shown::new(e, m.as_ref())).collect::<Vec<_>>())
-        }
-    };
-    let (before, after) = (shown(before).await, shown(after).await);
-    let event = shown(vec![event]).await.get(0).cloned().unwrap_or(Value::Null);
+    let before_count = before.len();
+    let events: Vec<StoredEvent> = before.into_iter().chain([event]).chain(after).collect();
+    let mapped = state.sourcemaps.apply(&events, false).await;
+    let shown: Vec<Shown<'_>> = events.iter().zip(&mapped).map(|(e, m)| Shown::new(e, m.as_ref())).collect();
+    let (before, rest) = shown.split_at(before_count);
+    let (event, after) =
+        rest.split_first().ok_or_else(|| ApiError::Internal(anyhow::anyhow!("a context without its event")))?;
     Ok(Json(json!({ "before": before, "event": event, "after": after })))
 }
 

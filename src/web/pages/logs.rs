@@ -1,5 +1,6 @@
-//! The logs page: sidebar, groups, filters, the table with paging, the detail pane of one event,
-//! and the dead letters. [`show_logs`] gathers the data; [`logs_view`] builds the page from it.
+//! The logs page: sidebar, groups, filters, the project's saved searches, the table with paging
+//! (or one event's context, `around=`), the detail pane of one event (`event=`, its permanent
+//! link), and the dead letters. [`show_logs`] gathers the data; [`logs_view`] builds the page from it.
 
 use askama::Template;
 use axum::extract::{RawQuery, State};
@@ -297,7 +298,7 @@ async fn fetch(
     Ok(LogsData { groups, histogram, page, dead, selected, issue, mapped, around, saved })
 }
 
-/// The table of `around=<id>`: the event and [`DEFAULT_AROUND`] events each side of it in its
+/// The table of `around=<id>`: the event and [`crate::store::context::DEFAULT_AROUND`] events each side of it in its
 /// group, newest first like every page of the table.
 async fn context_page(state: &AppState, query: &EventQuery<'_>, id: &str) -> Result<(EventPage, Ulid), ApiError> {
     let missing = || ApiError::NotFound(format!("no event `{id}` in {}/{}", query.project.name, query.env));
