@@ -323,3 +323,40 @@ async fn on_the_shared_state_two_tasks_share_the_names_and_the_limit_and_a_refus
         "names and places per project"
     );
 }
+
+#[tokio::test]
+async fn in_chromium_save_this_search_keeps_the_range_as_typed_and_lists_it_as_a_link() {
+    let app = spawn_app().await;
+    let (status, _) = app.ingest(&json!({"env": "production", "message": "payment failed", "level": "error"})).await;
+    assert_eq!(status, 202);
+    let browser = common::browser::Browser::headless().await;
+    browser.goto(&app.url("/login")).await;
+    browser.fill("input[name=username]", "admin").await;
+    browser.fill("input[name=password]", common::ADMIN_PASSWORD).await;
+    browser.click_to_navigate("form button[type=submit]").await;
+    let (_, found) = app.read("/api/v1/events?project=demo&env=production").await;
+    let id = found["events"][0]["id"].as_str().expect("the event's id").to_string();
+    // Reading one event of the search, its detail open.
+    browser.goto(&app.url(&format!("/logs?project=demo&env=production&q=payment&from=now-2h&event={id}"))).await;
+
+    browser.fill("form.save-search input[name=name]", "payments, 2 h").await;
+    browser.click_to_navigate("form.save-search button[type=submit]").await;
+    assert_eq!(
+        browser.path().await,
+        "/logs?project=demo&env=production&q=payment&from=now-2h",
+        "back on the search, as saved"
+    );
+    assert_eq!(browser.texts("section.saved-searches ul.saved a").await, ["payments, 2 h"]);
+    let listed = list(&app.logged_in_client().await, &app.base, "?project=demo").await;
+    assert_eq!(
+        (listed[0]["q"].as_str(), listed[0]["from"].as_str(), listed[0].get("to")),
+        (Some("payment"), Some("now-2h"), None),
+        "saved as the address had it"
+    );
+
+    // From another page of the project, the link opens the saved search.
+    browser.goto(&app.url("/logs?project=demo&env=staging")).await;
+    browser.click_to_navigate("section.saved-searches ul.saved a").await;
+    assert_eq!(browser.path().await, "/logs?project=demo&env=production&q=payment&from=now-2h");
+    assert_eq!(browser.texts("table.events tbody tr.event td.message").await, ["payment failed"]);
+}
