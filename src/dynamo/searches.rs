@@ -4,8 +4,9 @@
 //!   absent, so of two tasks saving one name at once exactly one succeeds;
 //! - `sk = "count#{project}"`: how many the project has, moved by conditional atomic adds before a
 //!   search is written and after one is deleted. It is never below the true number (a task that
-//!   dies between the two writes leaves it one above, costing a place, never one over the limit),
-//!   so no two tasks together pass [`MAX_PER_PROJECT`].
+//!   dies between the two writes, or a write that failed without saying whether it was applied,
+//!   leaves it one above: a place lost, never one over the limit), so no two tasks together pass
+//!   [`MAX_PER_PROJECT`].
 //!
 //! (Project names cannot hold `#`: `config.rs` allows A-Z a-z 0-9 - _ . only.)
 
@@ -99,16 +100,15 @@ impl SavedSearches for DynamoSearches {
                 put = put.item(attribute, s(value));
             }
         }
-        let put = put.send().await;
-        // The place taken above is given back whenever the search was not written.
-        if put.is_err() {
-            self.count(&search.project, -1).await?;
-        }
-        match put {
+        match put.send().await {
             Ok(_) => Ok(Ok(search)),
             Err(e) if condition_failed(&e) => {
+                // Not written: the place taken above is given back.
+                self.count(&search.project, -1).await?;
                 Ok(Err(NotSaved::NameTaken { project: search.project, name: search.name }))
             }
+            // Perhaps written (a timeout after the table took it): the place stays taken, so
+            // the count is never below the searches there are.
             Err(e) => Err(failure(e)).context("saving a search"),
         }
     }
