@@ -16,6 +16,8 @@ use logboard::dynamo::DynamoSearches;
 use logboard::searches::{MAX_PER_PROJECT, NotSaved, SavedSearch, SavedSearches};
 use serde_json::{Value, json};
 
+/// A read-API token of the first test's service.
+const API_TOKEN: &str = "searches-token-0123456789";
 /// The table `crate::shared_state::state_env` names.
 const TABLE: &str = "logboard-state-test";
 
@@ -42,7 +44,10 @@ fn names(searches: &[Value]) -> Vec<&str> {
 
 #[tokio::test]
 async fn a_saved_search_is_created_listed_and_deleted_with_its_range_kept_as_written() {
-    let app = spawn_app().await;
+    let data_dir = tempfile::tempdir().expect("dir");
+    let mut config = common::test_config(data_dir.path(), &[]);
+    config.auth.api_tokens = vec![logboard::config::Secret::new(API_TOKEN)];
+    let app = common::spawn_app_from(config, data_dir).await;
     let client = app.logged_in_client().await;
     let body = json!({"name": "checkout errors", "project": "demo", "env": "production",
         "q": "level:error checkout", "from": "now-24h", "to": "now"});
@@ -84,6 +89,14 @@ async fn a_saved_search_is_created_listed_and_deleted_with_its_range_kept_as_wri
         .await
         .expect("get");
     assert_eq!(by_basic.status(), 200, "Basic auth reads them as every read API");
+    let by_token = reqwest::Client::new()
+        .post(app.url("/api/v1/searches"))
+        .bearer_auth(API_TOKEN)
+        .json(&json!({"name": "by a script", "project": "demo", "env": "dev"}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(by_token.status(), 201, "an API token saves, as it sets an issue's status");
 }
 
 #[tokio::test]
