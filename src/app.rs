@@ -22,7 +22,7 @@ use crate::config::state::StateBackend;
 use crate::config::{Backend, Config, Secret};
 use crate::disk::DiskGuard;
 use crate::dynamo::{
-    CountedStore, DynamoAlertState, DynamoIssueIndex, DynamoLeases, DynamoLogouts, DynamoOutbox, Table,
+    CountedStore, DynamoAlertState, DynamoIssueIndex, DynamoLeases, DynamoLogouts, DynamoOutbox, DynamoSearches, Table,
 };
 use crate::ingest::Pipeline;
 use crate::ingest::follow::{self as issue_follow, Follower};
@@ -31,6 +31,8 @@ use crate::lease::{self, Lease, SqliteLeases};
 use crate::logout::Logouts;
 use crate::metrics::Metrics;
 use crate::project::Projects;
+use crate::searches::SavedSearches;
+use crate::searches::sqlite::SqliteSearches;
 use crate::sourcemaps::{FileStore, MapStore, SourceMaps};
 use crate::store::LogStore;
 use crate::store::cloudwatch::CloudWatchStore;
@@ -65,6 +67,8 @@ pub struct Stores {
     pub logouts: Option<Arc<dyn Logouts>>,
     /// Uploaded source maps: files under `data_dir`, or the `[sourcemaps]` bucket.
     pub maps: Arc<dyn MapStore>,
+    /// The team's saved searches: under `data_dir`, or in the shared table.
+    pub searches: Arc<dyn SavedSearches>,
 }
 
 impl Stores {
@@ -99,7 +103,7 @@ impl Stores {
         // table, which every task adds to, instead of from every event read back.
         let events: Arc<dyn LogStore> =
             if events.shared_by_tasks() { Arc::new(CountedStore::new(events, issues.counts())) } else { events };
-        let local = Stores::with_events(config, events)?;
+        let local = Stores::local(config, events, Arc::new(DynamoSearches::new(table.clone())))?;
         Ok(Stores {
             issues: Arc::clone(&issues) as Arc<dyn IssueIndex>,
             alert_state: Arc::new(DynamoAlertState::new(table.clone())),
@@ -113,6 +117,12 @@ impl Stores {
 
     /// `events` as the event store; the rest opened under `data_dir`.
     pub fn with_events(config: &Config, events: Arc<dyn LogStore>) -> anyhow::Result<Stores> {
+        let searches = Arc::new(SqliteSearches::open(&config.storage.data_dir)?);
+        Stores::local(config, events, searches)
+    }
+
+    /// `events` and `searches`; the rest opened under `data_dir`.
+    fn local(config: &Config, events: Arc<dyn LogStore>, searches: Arc<dyn SavedSearches>) -> anyhow::Result<Stores> {
         let data_dir = &config.storage.data_dir;
         // One `alerts.db`, one handle: the engine's state and the outbox share it.
         let alerts = Arc::new(SqliteAlerts::open(data_dir)?);
@@ -125,6 +135,7 @@ impl Stores {
             shared_issues: None,
             logouts: None,
             maps: Arc::new(FileStore::open(data_dir)?),
+            searches,
         })
     }
 }
@@ -160,7 +171,8 @@ impl App {
             println!("(set LOGBOARD_ADMIN_PASSWORD or [auth] users to choose your own)");
         }
         let projects = Arc::new(Projects::from_config(&config)?);
-        let Stores { events: store, issues, alert_state, outbox, leases, shared_issues, logouts: _, maps } = stores;
+        let Stores { events: store, issues, alert_state, outbox, leases, shared_issues, logouts: _, maps, searches } =
+            stores;
         let sourcemaps = Arc::new(SourceMaps::new(maps, &config));
         let alerts = Arc::new(Alerts::new(&config, &projects, alert_state, Arc::clone(&outbox)));
         let zone = Zone::named(&config.ui.timezone).map_err(|why| anyhow::anyhow!("ui.timezone: {why}"))?;
@@ -192,6 +204,7 @@ impl App {
             zone,
             disk,
             sourcemaps,
+            searches,
         };
         Ok(App { state, leases, shared_issues })
     }

@@ -32,6 +32,7 @@ pub mod metrics;
 pub mod project;
 pub mod scrub;
 pub mod search;
+pub mod searches;
 pub mod sourcemaps;
 pub mod sqlite;
 pub mod store;

@@ -36,6 +36,16 @@ pub fn issue_events(
     logs(project, env, &all)
 }
 
+/// The logs page of a saved search: its query and its range as it was saved.
+pub fn saved_search(search: &crate::searches::SavedSearch) -> String {
+    let params: Vec<(&str, String)> =
+        [("q", Some(&search.q)), ("from", search.from.as_ref()), ("to", search.to.as_ref())]
+            .into_iter()
+            .filter_map(|(key, value)| value.filter(|v| !v.is_empty()).map(|v| (key, v.clone())))
+            .collect();
+    logs(&search.project, &search.env, &params)
+}
+
 /// Percent-encodes every byte but the unreserved ones (RFC 3986).
 pub fn urlencode(text: &str) -> String {
     text.bytes()

@@ -13,6 +13,7 @@ use super::counts::DynamoCounts;
 use crate::clock::unix_ms;
 use crate::event::StoredEvent;
 use crate::project::Project;
+use crate::store::context::{Around, Context};
 use crate::store::histogram::{Buckets, Histogram};
 use crate::store::{DeadLetters, ErrorRead, EventPage, EventQuery, Group, LevelCounts, LogStore};
 
@@ -49,6 +50,17 @@ impl LogStore for CountedStore {
         id: Ulid,
     ) -> anyhow::Result<Option<StoredEvent>> {
         self.store.event(project, env, group, id).await
+    }
+
+    async fn context(
+        &self,
+        project: &Project,
+        env: &str,
+        group: Option<&str>,
+        id: Ulid,
+        around: Around,
+    ) -> anyhow::Result<Option<Context>> {
+        self.store.context(project, env, group, id, around).await
     }
 
     /// Counted in whole minutes (whole hours for ranges older than the minutes kept).

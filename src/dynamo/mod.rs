@@ -1,6 +1,6 @@
 //! logboard's shared state in one DynamoDB table (`[state] backend = "dynamodb"`,
 //! `../shared/spec/state.md`): what every task must see the same — the issue index ([`issues`]),
-//! the counts that pages and threshold rules read ([`counts`]), alert state, leases, logouts — so that several tasks, and every task a deploy starts with an empty
+//! the counts that pages and threshold rules read ([`counts`]), alert state, leases, logouts, saved searches — so that several tasks, and every task a deploy starts with an empty
 //! `data_dir`, are one monitor.
 //!
 //! One table, keyed by `pk` (what kind of item and whose) and `sk` (which one); items that may
@@ -13,6 +13,7 @@
 //! | `flush` | a flush's id | the marker that a flush of counts was applied (expires) |
 //! | `lease` | the lease's name | who holds it until when |
 //! | `logout` | a session's id | the session was logged out (expires when it would have ended) |
+//! | `searches` | `name#{project}#{name}`, `count#{project}` | saved searches and how many each project has ([`searches`]) |
 //! | `follow` | a log group | where the issue follower goes on, and the ids it counted |
 //! | `minutes#…`, `hours#…`, `hits#…` | | events per minute/hour and level, threshold rules' matches per minute and task ([`counts`]) |
 //! | `history#…`, `rule#…`, `snooze` | | the alert rules' history, burst states, snoozes ([`alerts`]) |
@@ -29,6 +30,7 @@ pub mod lease;
 pub mod logouts;
 pub mod outbox;
 pub mod queue;
+pub mod searches;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -51,6 +53,7 @@ pub use issues::DynamoIssueIndex;
 pub use lease::DynamoLeases;
 pub use logouts::DynamoLogouts;
 pub use outbox::DynamoOutbox;
+pub use searches::DynamoSearches;
 
 /// The partition key's attribute.
 pub const PK: &str = "pk";

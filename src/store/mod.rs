@@ -2,6 +2,7 @@
 //! `local` is the embedded store on disk; `cloudwatch` is AWS CloudWatch Logs.
 
 pub mod cloudwatch;
+pub mod context;
 pub mod histogram;
 pub mod local;
 
@@ -17,6 +18,7 @@ use ulid::Ulid;
 use crate::event::{Level, StoredEvent, unix_ms};
 use crate::project::Project;
 use crate::search::Query;
+use context::{Around, Context};
 use histogram::{Buckets, Histogram};
 
 /// Events a histogram counts at most when it reads them one by one.
@@ -43,6 +45,17 @@ pub trait LogStore: Send + Sync {
         group: Option<&str>,
         id: Ulid,
     ) -> anyhow::Result<Option<StoredEvent>>;
+
+    /// Event `id` with the events just before and after it in its group (for a Lambda group, its
+    /// log stream), by time then id; `None` when there is no such event.
+    async fn context(
+        &self,
+        project: &Project,
+        env: &str,
+        group: Option<&str>,
+        id: Ulid,
+        around: Around,
+    ) -> anyhow::Result<Option<Context>>;
 
     /// How many events of each level the project's own group holds in `[from, to]`.
     async fn level_counts(

@@ -1,4 +1,5 @@
-//! The JSON read API: projects, groups, events, one event. Every handler needs an [`ApiUser`].
+//! The JSON read API: projects, groups, events, one event and its context. Every handler needs
+//! an [`ApiUser`].
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -11,9 +12,10 @@ use super::AppState;
 use super::auth::ApiUser;
 use super::error::ApiError;
 use super::query::{ReadParams, project_env};
-use crate::event::unix_ms;
+use crate::event::{StoredEvent, unix_ms};
 use crate::issues::{Sort, Status};
 use crate::sourcemaps::Shown;
+use crate::store::context::{Around, Context, DEFAULT_AROUND, MAX_AROUND};
 use crate::store::histogram::{Buckets, HistogramAnswer};
 use crate::store::{DeadLetters, EventPage, Group};
 
@@ -104,6 +106,57 @@ pub async fn get_event(
     let events = [event];
     let mapped = state.sourcemaps.apply(&events, false).await;
     Ok(Json(json!(Shown::new(&events[0], mapped[0].as_ref()))))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ContextParams {
+    project: Option<String>,
+    env: Option<String>,
+    group: Option<String>,
+    before: Option<String>,
+    after: Option<String>,
+}
+
+/// `GET /api/v1/events/{id}/context?project=P&env=E[&group=G][&before=N][&after=N]`: the event
+/// with the events just before and after it in its group (a Lambda group: its stream).
+pub async fn show_context(
+    State(state): State<AppState>,
+    _user: ApiUser,
+    Path(id): Path<String>,
+    Query(params): Query<ContextParams>,
+) -> Result<Json<Value>, ApiError> {
+    let (project, env) = project_env(&state.projects, params.project.as_deref(), params.env.as_deref())?;
+    let around = Around {
+        before: around_count("before", params.before.as_deref())?,
+        after: around_count("after", params.after.as_deref())?,
+    };
+    let id = Ulid::from_string(&id).map_err(|_| ApiError::NotFound(format!("no event `{id}`")))?;
+    let group = params.group.as_deref().filter(|g| !g.is_empty());
+    let context = state
+        .store
+        .context(project, &env, group, id, around)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no event `{id}` in {}/{env}", project.name)))?;
+    let Context { before, event, after } = context;
+    let before_count = before.len();
+    let events: Vec<StoredEvent> = before.into_iter().chain([event]).chain(after).collect();
+    let mapped = state.sourcemaps.apply(&events, false).await;
+    let shown: Vec<Shown<'_>> = events.iter().zip(&mapped).map(|(e, m)| Shown::new(e, m.as_ref())).collect();
+    let (before, rest) = shown.split_at(before_count);
+    let (event, after) =
+        rest.split_first().ok_or_else(|| ApiError::Internal(anyhow::anyhow!("a context without its event")))?;
+    Ok(Json(json!({ "before": before, "event": event, "after": after })))
+}
+
+/// `before` or `after`: a number from 0 to [`MAX_AROUND`], [`DEFAULT_AROUND`] when not given.
+pub fn around_count(key: &str, text: Option<&str>) -> Result<usize, ApiError> {
+    match text.map(str::trim).filter(|t| !t.is_empty()) {
+        None => Ok(DEFAULT_AROUND),
+        Some(text) => match text.parse::<usize>() {
+            Ok(n) if n <= MAX_AROUND => Ok(n),
+            _ => Err(ApiError::BadRequest(format!("`{key}` must be a number from 0 to {MAX_AROUND}, not `{text}`"))),
+        },
+    }
 }
 
 /// Dead letters shown per request at most.

@@ -42,6 +42,9 @@ pub enum ApiError {
     Unavailable { message: String, retry_after_secs: u64 },
     #[error("{0}")]
     Unprocessable(String),
+    /// The request clashes with what is there (a saved search's name taken, a limit reached).
+    #[error("{0}")]
+    Conflict(String),
     /// A `q` that does not parse: 400 with the character `position` where it is wrong.
     #[error("{}", .0.message)]
     BadQuery(crate::search::QueryError),
@@ -92,6 +95,7 @@ impl ApiError {
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -12,6 +12,7 @@ pub mod limits;
 pub mod otlp;
 pub mod pages;
 pub mod query;
+pub mod searches;
 pub mod sentry;
 pub mod serve;
 pub mod session;
@@ -25,7 +26,7 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde_json::json;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -75,6 +76,8 @@ pub struct AppState {
     pub disk: Arc<crate::disk::DiskGuard>,
     /// Uploaded source maps, applied to stacks when events are read.
     pub sourcemaps: Arc<crate::sourcemaps::SourceMaps>,
+    /// The team's saved searches (the logs page lists a project's).
+    pub searches: Arc<dyn crate::searches::SavedSearches>,
 }
 
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
@@ -112,11 +115,14 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/events.csv", get(export::export_csv))
         .route("/api/v1/events.ndjson", get(export::export_ndjson))
         .route("/api/v1/events/{id}", get(api::get_event))
+        .route("/api/v1/events/{id}/context", get(api::show_context))
         .route("/api/v1/histogram", get(api::show_histogram))
         .route("/api/v1/tail", get(tail::tail_events))
         .route("/api/v1/deadletters", get(api::list_dead_letters))
         .route("/api/v1/issues", get(api::list_issues))
         .route("/api/v1/issues/{fingerprint}/status", post(api::set_issue_status))
+        .route("/api/v1/searches", post(searches::create_search).layer(cross_site_guard()).get(searches::list_searches))
+        .route("/api/v1/searches/{id}", delete(searches::delete_search).layer(cross_site_guard()))
         .route("/api/v1/sourcemaps", get(sourcemaps::list_sourcemaps))
         .route(
             "/api/v1/sourcemaps/{project}/{release}/{file}",
@@ -127,6 +133,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/alerts/{name}/snooze", post(alerts::snooze).delete(alerts::unsnooze).layer(cross_site_guard()))
         .route("/", get(pages::show_home))
         .route("/logs", get(pages::show_logs))
+        .route("/logs/searches", post(pages::save_search).layer(cross_site_guard()))
         .route("/issues", get(pages::show_issues))
         .route("/issues/status", post(pages::change_status).layer(cross_site_guard()))
         .route("/alerts", get(pages::show_alerts))

@@ -20,7 +20,7 @@ const TABLE: &str = "logboard-state-test";
 const WAIT: Duration = Duration::from_secs(30);
 const HOUR_MS: i64 = 3_600_000;
 
-fn state_env(moto: &Moto) -> Vec<(&'static str, String)> {
+pub(crate) fn state_env(moto: &Moto) -> Vec<(&'static str, String)> {
     vec![
         ("LOGBOARD__STATE__BACKEND", "dynamodb".into()),
         ("LOGBOARD__STATE__TABLE", TABLE.into()),

@@ -7,6 +7,7 @@
 //! The issue follower's reads of error lines are [`follow`].
 
 pub mod client;
+mod context;
 mod follow;
 mod foreign;
 mod lambda;
@@ -30,6 +31,7 @@ use tokio::sync::{Notify, watch};
 use tokio::task::AbortHandle;
 use ulid::Ulid;
 
+use super::context::{Around, Context};
 use super::histogram::{Buckets, Histogram};
 use super::{DeadLetter, DeadLetters, ErrorRead, EventPage, EventQuery, Group, LevelCounts, LogStore};
 use crate::config::Config;
@@ -196,6 +198,17 @@ impl LogStore for CloudWatchStore {
         id: Ulid,
     ) -> anyhow::Result<Option<StoredEvent>> {
         self.read_event(project, env, group, id).await
+    }
+
+    async fn context(
+        &self,
+        project: &Project,
+        env: &str,
+        group: Option<&str>,
+        id: Ulid,
+        around: Around,
+    ) -> anyhow::Result<Option<Context>> {
+        self.read_context(project, env, group, id, around).await
     }
 
     async fn histogram(&self, query: &EventQuery<'_>, buckets: Buckets) -> anyhow::Result<Histogram> {

@@ -34,6 +34,7 @@ pub use self::prune::{Pruned, Retention};
 use self::read::{Scope, Sink};
 use self::text_index::Need;
 use self::write::{Request, Row, Writer, level_code};
+use super::context::{Around, Context};
 use super::histogram::{Buckets, Histogram};
 use super::{EventPage, EventQuery, Group, GroupKind, LevelCounts, LogStore, ReadRefused};
 use crate::event::{Level, StoredEvent, unix_ms};
@@ -401,6 +402,27 @@ impl LogStore for LocalStore {
             body.map(|body| BodyDecoder::default().event(conn, &body).map_err(read::corrupt)).transpose()
         })
         .await
+    }
+
+    async fn context(
+        &self,
+        project: &Project,
+        env: &str,
+        group: Option<&str>,
+        id: Ulid,
+        around: Around,
+    ) -> anyhow::Result<Option<Context>> {
+        let Some(event) = self.event(project, env, group, id).await? else { return Ok(None) };
+        let horizon = self.horizon_ms(&project.name);
+        let (project, env) = (project.name.clone(), env.to_string());
+        let (ts, key) = (event.timestamp_ms(), id.to_bytes());
+        let neighbours = self
+            .read(Lane::Lookup, move |conn| {
+                let Some(stream) = read::stream(conn, &project, &env)? else { return Ok(Vec::new()) };
+                read::neighbours(conn, stream, (ts, &key), (around.before, around.after), horizon)
+            })
+            .await?;
+        Ok(Some(Context::cut(event, neighbours, around)))
     }
 
     async fn level_counts(

@@ -59,6 +59,41 @@ pub(super) fn stream(conn: &Connection, project: &str, env: &str) -> rusqlite::R
         .optional()
 }
 
+/// The `before` events of `stream` just before (`ts`, `id`) and the `after` just after it, by
+/// time then id, straight off the (stream, ts, id) key; none older than `horizon_ms`.
+pub(super) fn neighbours(
+    conn: &Connection,
+    stream: i64,
+    (ts, id): (i64, &[u8]),
+    (before, after): (usize, usize),
+    horizon_ms: i64,
+) -> rusqlite::Result<Vec<StoredEvent>> {
+    let mut decoder = BodyDecoder::default();
+    let mut events = Vec::with_capacity(before + after);
+    let reads = [
+        (
+            "SELECT body FROM events WHERE stream = ?1 AND ts >= ?5 AND (ts, id) < (?2, ?3) \
+          ORDER BY ts DESC, id DESC LIMIT ?4",
+            before,
+        ),
+        (
+            "SELECT body FROM events WHERE stream = ?1 AND ts >= ?5 AND (ts, id) > (?2, ?3) \
+          ORDER BY ts, id LIMIT ?4",
+            after,
+        ),
+    ];
+    for (sql, limit) in reads {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut statement = conn.prepare_cached(sql)?;
+        let mut rows = statement.query(rusqlite::params![stream, ts, id, limit, horizon_ms])?;
+        while let Some(row) = rows.next()? {
+            let body: Vec<u8> = row.get(0)?;
+            events.push(decoder.event(conn, &body).map_err(corrupt)?);
+        }
+    }
+    Ok(events)
+}
+
 /// Where the events a read finds go.
 pub(super) trait Sink {
     /// Whether an event at (`ts`, `id`) could still be taken: asked before a row is decoded.

@@ -1,5 +1,6 @@
-//! The logs page: sidebar, groups, filters, the table with paging, the detail pane of one event,
-//! and the dead letters. [`show_logs`] gathers the data; [`logs_view`] builds the page from it.
+//! The logs page: sidebar, groups, filters, the project's saved searches, the table with paging
+//! (or one event's context, `around=`), the detail pane of one event (`event=`, its permanent
+//! link), and the dead letters. [`show_logs`] gathers the data; [`logs_view`] builds the page from it.
 
 use askama::Template;
 use axum::extract::{RawQuery, State};
@@ -13,7 +14,9 @@ use super::{Page, error_page, href, issues, logs_href, shorten};
 use crate::event::{Level, StoredEvent, timestamp_format, unix_ms};
 use crate::issues::Issue;
 use crate::project::Projects;
+use crate::searches::SavedSearch;
 use crate::sourcemaps::{Mapped, MappedLine};
+use crate::store::context::{Around, Context};
 use crate::store::histogram::{Buckets, Histogram};
 use crate::store::{DeadLetters, EventPage, EventQuery, Group, GroupKind};
 use crate::web::AppState;
@@ -71,6 +74,19 @@ struct LogsPage {
     row_href: String,
     /// The query's words to mark (JSON array), for the rows the script adds.
     marks: String,
+    /// `around=`: the id of the event whose context the table shows.
+    around: Option<String>,
+    /// The project's saved searches, as links to the logs page.
+    saved: Vec<SavedLink>,
+    /// `from` and `to` as the address has them, for "Save this search".
+    save_from: String,
+    save_to: String,
+}
+
+/// A saved search as the logs page links it.
+struct SavedLink {
+    name: String,
+    href: String,
 }
 
 /// One dead letter as the logs page lists it.
@@ -106,7 +122,7 @@ struct LevelChoice {
 }
 
 struct Row {
-    /// The event's id, for the keyboard's context key (`static/keys.js`).
+    /// The event's id: for the keyboard's context key (`static/keys.js`) and the context's anchor.
     id: String,
     time: String,
     level: &'static str,
@@ -117,6 +133,8 @@ struct Row {
     url: String,
     href: String,
     selected: bool,
+    /// The event a context (`around=`) is shown for: marked, and the target of the link's fragment.
+    current: bool,
 }
 
 struct Detail {
@@ -131,6 +149,10 @@ struct Detail {
     stack: Option<String>,
     extra: Option<String>,
     close_href: String,
+    /// The event on its own, whatever the range and query (`event=`).
+    permalink: String,
+    /// The table of the events around it in its group (`around=`), scrolled to it.
+    context_href: String,
     /// The issue of an error or fatal event, as the issue index has it.
     issue: Option<DetailIssue>,
     /// The stack through its source maps (the raw one is then behind a toggle).
@@ -204,7 +226,7 @@ pub async fn show_logs(State(state): State<AppState>, PageUser(user): PageUser, 
         Err(e) => return error_page(&user, e),
     };
     let data = match &query_error {
-        None => fetch(&state, &query, get("event")).await,
+        None => fetch(&state, &query, get("event"), get("around")).await,
         Some(_) => fetch_groups(&state, &query).await,
     };
     match data {
@@ -233,16 +255,32 @@ struct LogsData {
     issue: Option<Issue>,
     /// The selected event's stack and location through its source maps, when one applies.
     mapped: Option<Mapped>,
+    /// `around=`: the event whose context the table shows instead of the query's page.
+    around: Option<Ulid>,
+    /// The project's saved searches.
+    saved: Vec<SavedSearch>,
 }
 
-async fn fetch(state: &AppState, query: &EventQuery<'_>, selected: Option<String>) -> Result<LogsData, ApiError> {
+async fn fetch(
+    state: &AppState,
+    query: &EventQuery<'_>,
+    selected: Option<String>,
+    around: Option<String>,
+) -> Result<LogsData, ApiError> {
     let project = query.project;
     let groups = state.store.groups(project, &query.env).await?;
-    // The page and the chart read side by side: each may take a search's time.
-    let (page, histogram) = tokio::try_join!(
-        state.store.events(query),
-        state.store.histogram(query, Buckets::for_range(query.from, query.to))
-    )?;
+    let buckets = Buckets::for_range(query.from, query.to);
+    let (page, histogram, around) = match around {
+        // The page and the chart read side by side: each may take a search's time.
+        None => {
+            let (page, histogram) = tokio::try_join!(state.store.events(query), state.store.histogram(query, buckets))?;
+            (page, histogram, None)
+        }
+        Some(id) => {
+            let (page, id) = context_page(state, query, &id).await?;
+            (page, state.store.histogram(query, buckets).await?, Some(id))
+        }
+    };
     let dead = state.store.dead_letters(project, &query.env, DEAD_LETTERS_ON_PAGE).await?;
     let selected = match selected {
         None => None,
@@ -261,7 +299,34 @@ async fn fetch(state: &AppState, query: &EventQuery<'_>, selected: Option<String
         }
         None => (None, None),
     };
-    Ok(LogsData { groups, histogram, page, dead, selected, issue, mapped })
+    let saved = saved_searches(state, query).await;
+    Ok(LogsData { groups, histogram, page, dead, selected, issue, mapped, around, saved })
+}
+
+/// The table of `around=<id>`: the event and [`crate::store::context::DEFAULT_AROUND`] events each side of it in its
+/// group, newest first like every page of the table.
+async fn context_page(state: &AppState, query: &EventQuery<'_>, id: &str) -> Result<(EventPage, Ulid), ApiError> {
+    let missing = || ApiError::NotFound(format!("no event `{id}` in {}/{}", query.project.name, query.env));
+    let ulid = Ulid::from_string(id).map_err(|_| missing())?;
+    let Context { before, event, after } = state
+        .store
+        .context(query.project, &query.env, query.group.as_deref(), ulid, Around::default())
+        .await?
+        .ok_or_else(missing)?;
+    let mut events: Vec<StoredEvent> = before.into_iter().chain([event]).chain(after).collect();
+    events.reverse();
+    Ok((EventPage { events, next_cursor: None, searched_from: None }, ulid))
+}
+
+/// The project's saved searches; the page goes without them when the store cannot say.
+async fn saved_searches(state: &AppState, query: &EventQuery<'_>) -> Vec<SavedSearch> {
+    match state.searches.list(Some(&query.project.name)).await {
+        Ok(saved) => saved,
+        Err(error) => {
+            tracing::warn!(error = format!("{error:#}"), "reading the saved searches for the logs page");
+            Vec::new()
+        }
+    }
 }
 
 /// The issue of an error or fatal event, counted over the last 24 h as the issues page counts
@@ -284,7 +349,8 @@ async fn fetch_groups(state: &AppState, query: &EventQuery<'_>) -> Result<LogsDa
     let groups = state.store.groups(query.project, &query.env).await?;
     let histogram = Histogram::empty(Buckets::for_range(query.from, query.to));
     let (page, dead) = (EventPage::default(), DeadLetters::default());
-    Ok(LogsData { groups, histogram, page, dead, selected: None, issue: None, mapped: None })
+    let (selected, issue, mapped, around, saved) = (None, None, None, None, saved_searches(state, query).await);
+    Ok(LogsData { groups, histogram, page, dead, selected, issue, mapped, around, saved })
 }
 
 /// The page, from the query, the parameters as given (every link keeps them) and the data, with
@@ -297,7 +363,7 @@ fn logs_view(
     data: LogsData,
     zone: &Zone,
 ) -> LogsPage {
-    let LogsData { groups, histogram, page, dead, selected, issue, mapped } = data;
+    let LogsData { groups, histogram, page, dead, selected, issue, mapped, around, saved } = data;
     let project = query.project;
     // The filters as given, so every link keeps them; a time typed on the zone's clock is pinned
     // to the instant it was read as, since the export links go to the API, which reads UTC.
@@ -316,7 +382,18 @@ fn logs_view(
         if let Some(cursor) = &params.cursor {
             f.push(("cursor", cursor.clone()));
         }
+        // A row of a context opens its detail with the context still shown.
+        if let Some(id) = around {
+            f.push(("around", id.to_string()));
+        }
         f
+    };
+    // Where an event is shown on its own (its permanent link) or in its context: its group only.
+    let group_only: Vec<(&str, String)> = filters.iter().filter(|(k, _)| *k == "group").cloned().collect();
+    let event_link = |key: &'static str, id: &str| {
+        let mut f = group_only.clone();
+        f.push((key, id.to_string()));
+        logs_href(&project.name, &query.env, &f)
     };
 
     let selected_id = selected.as_ref().map(|(id, _)| id.clone());
@@ -324,8 +401,11 @@ fn logs_view(
         None => (None, false),
         Some((_, found)) => {
             let shown = found.as_ref().map(|e| {
+                let id = e.id.to_string();
                 let mut shown = Detail {
                     issue: issue.as_ref().map(|i| detail_issue(&project.name, &query.env, i, zone)),
+                    permalink: event_link("event", &id),
+                    context_href: format!("{}#event-{id}", event_link("around", &id)),
                     ..detail(e, logs_href(&project.name, &query.env, &here), zone)
                 };
                 if let Some(mapped) = &mapped {
@@ -355,6 +435,7 @@ fn logs_view(
                 url: e.url.clone().unwrap_or_default(),
                 href: logs_href(&project.name, &query.env, &link),
                 selected: selected_id.as_deref() == Some(e.id.to_string().as_str()),
+                current: around == Some(e.id),
             }
         })
         .collect();
@@ -432,6 +513,14 @@ fn logs_view(
         }),
         export_csv_href: href("/api/v1/events.csv", &project.name, &query.env, &filters),
         export_ndjson_href: href("/api/v1/events.ndjson", &project.name, &query.env, &filters),
+        around: around.map(|id| id.to_string()),
+        saved: saved
+            .iter()
+            .map(|search| SavedLink { name: search.name.clone(), href: crate::links::saved_search(search) })
+            .collect(),
+        // The range exactly as the page's address has it: `now-24h` is saved relative.
+        save_from: params.from.clone().unwrap_or_default(),
+        save_to: params.to.clone().unwrap_or_default(),
         dead_total: dead.total,
         dead_letters: dead
             .dead_letters
@@ -492,6 +581,8 @@ fn detail(e: &StoredEvent, close_href: String, zone: &Zone) -> Detail {
         stack: e.stack.clone(),
         extra: e.extra.as_ref().and_then(|x| serde_json::to_string_pretty(x).ok()),
         close_href,
+        permalink: String::new(),
+        context_href: String::new(),
         issue: None,
         original: None,
     }
@@ -583,6 +674,8 @@ mod tests {
             selected: Some((error.id.to_string(), Some(error.clone()))),
             issue: None,
             mapped: None,
+            around: None,
+            saved: Vec::new(),
         };
         let page = logs_view("admin".into(), &projects, &query, &params, data, &Zone::UTC);
 
@@ -684,6 +777,8 @@ mod tests {
             selected: Some((error.id.to_string(), Some(error.clone()))),
             issue: None,
             mapped: None,
+            around: None,
+            saved: Vec::new(),
         };
         let page = logs_view("admin".into(), &projects, &query, &params, data, &seoul);
 
@@ -746,6 +841,8 @@ mod tests {
             selected: Some((error.id.to_string(), Some(error.clone()))),
             issue,
             mapped: None,
+            around: None,
+            saved: Vec::new(),
         };
         let page = logs_view("admin".into(), &projects, &query, &params, data(Some(issue.clone())), &seoul);
         let shown = page.detail.expect("the detail").issue.expect("its issue");
@@ -777,6 +874,57 @@ mod tests {
     }
 
     #[test]
+    fn a_context_marks_its_event_and_the_detail_links_its_context_and_permalink_in_its_group() {
+        let projects = projects();
+        let params = ReadParams {
+            project: Some("demo".into()),
+            env: Some("production".into()),
+            group: Some("/aws/lambda/demo-api".into()),
+            q: Some("timeout".into()),
+            ..Default::default()
+        };
+        let query = params.to_query(&projects, OffsetDateTime::now_utc()).expect("query");
+        let (before, middle, after) = (
+            event(&projects, json!({"message": "before"})),
+            event(&projects, json!({"message": "the one"})),
+            event(&projects, json!({"message": "after"})),
+        );
+        let saved = SavedSearch {
+            id: "s1".into(),
+            name: "timeouts".into(),
+            project: "demo".into(),
+            env: "production".into(),
+            q: "timeout".into(),
+            from: Some("now-6h".into()),
+            to: None,
+            created_ms: 0,
+        };
+        let data = LogsData {
+            histogram: Histogram::empty(Buckets::for_range(query.from, query.to)),
+            groups: vec![],
+            page: EventPage { events: vec![after.clone(), middle.clone(), before.clone()], ..EventPage::default() },
+            dead: DeadLetters::default(),
+            selected: Some((middle.id.to_string(), Some(middle.clone()))),
+            issue: None,
+            mapped: None,
+            around: Some(middle.id),
+            saved: vec![saved],
+        };
+        let page = logs_view("admin".into(), &projects, &query, &params, data, &Zone::UTC);
+        let marked: Vec<bool> = page.rows.iter().map(|r| r.current).collect();
+        assert_eq!(marked, [false, true, false], "only the event the context is for");
+        let id = middle.id;
+        assert!(page.rows[0].href.contains(&format!("&around={id}&event={}", after.id)), "{}", page.rows[0].href);
+        let detail = page.detail.expect("the detail");
+        let group = "group=%2Faws%2Flambda%2Fdemo-api";
+        assert_eq!(detail.permalink, format!("/logs?project=demo&env=production&{group}&event={id}"));
+        assert_eq!(detail.context_href, format!("/logs?project=demo&env=production&{group}&around={id}#event-{id}"));
+        assert_eq!(page.around, Some(id.to_string()));
+        let saved: Vec<(&str, &str)> = page.saved.iter().map(|s| (s.name.as_str(), s.href.as_str())).collect();
+        assert_eq!(saved, [("timeouts", "/logs?project=demo&env=production&q=timeout&from=now-6h")]);
+    }
+
+    #[test]
     fn an_event_asked_for_and_not_found_is_said_missing() {
         let projects = projects();
         let params = ReadParams { project: Some("demo".into()), env: Some("dev".into()), ..Default::default() };
@@ -789,6 +937,8 @@ mod tests {
             selected: Some(("01JNOTANID".into(), None)),
             issue: None,
             mapped: None,
+            around: None,
+            saved: Vec::new(),
         };
         let page = logs_view("admin".into(), &projects, &query, &params, data, &Zone::UTC);
         assert!(page.detail.is_none() && page.detail_missing);
@@ -813,6 +963,8 @@ mod tests {
             selected: None,
             issue: None,
             mapped: None,
+            around: None,
+            saved: Vec::new(),
         };
         let page = logs_view("admin".into(), &projects, &query, &params, data, &Zone::UTC);
         assert_eq!(page.searched_from.as_deref(), Some("2026-11-18 20:26"));

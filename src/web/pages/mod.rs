@@ -10,6 +10,7 @@ mod home;
 mod issues;
 mod login;
 mod logs;
+mod searches;
 
 use std::sync::Arc;
 
@@ -24,6 +25,7 @@ pub use home::show_home;
 pub use issues::{change_status, show_issues};
 pub use login::{log_in, log_out, show_login};
 pub use logs::show_logs;
+pub use searches::save_search;
 
 /// Renders an askama template as an HTML response.
 pub struct Page<T>(pub T);

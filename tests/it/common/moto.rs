@@ -222,14 +222,18 @@ impl CloudWatchApp {
 /// Puts `lines` into a new stream of `group` (created when missing), one millisecond apart from
 /// `start_ms`.
 pub async fn put_lines(client: &Client, group: &str, stream: &str, start_ms: i64, lines: &[String]) {
+    let timed: Vec<(i64, String)> =
+        lines.iter().enumerate().map(|(i, line)| (start_ms + i as i64, line.clone())).collect();
+    put_timed_lines(client, group, stream, &timed).await;
+}
+
+/// Puts `lines` (timestamp, message) into `stream` of `group`, creating both when missing.
+pub async fn put_timed_lines(client: &Client, group: &str, stream: &str, lines: &[(i64, String)]) {
     let _ = client.create_log_group().log_group_name(group).send().await;
-    client.create_log_stream().log_group_name(group).log_stream_name(stream).send().await.expect("stream");
+    let _ = client.create_log_stream().log_group_name(group).log_stream_name(stream).send().await;
     let events: Vec<InputLogEvent> = lines
         .iter()
-        .enumerate()
-        .map(|(i, line)| {
-            InputLogEvent::builder().timestamp(start_ms + i as i64).message(line.as_str()).build().expect("event")
-        })
+        .map(|(ts, line)| InputLogEvent::builder().timestamp(*ts).message(line.as_str()).build().expect("event"))
         .collect();
     client
         .put_log_events()
