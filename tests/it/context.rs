@@ -388,7 +388,7 @@ async fn the_detail_pane_links_the_context_which_the_logs_page_shows_around_the_
     let shown_ids: Vec<String> = around
         .split(r#"<tr class="event "#)
         .skip(1)
-        .filter_map(|row| row.split("event=").nth(1).map(|rest| rest.chars().take(26).collect()))
+        .filter_map(|row| row.split(r#"data-event=""#).nth(1).map(|rest| rest.chars().take(26).collect()))
         .collect();
     assert_eq!(shown_ids, want, "the event and 20 each side of it in its group");
     assert_eq!(row_messages(&around).len(), 41);
