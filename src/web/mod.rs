@@ -120,7 +120,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/tail", get(tail::tail_events))
         .route("/api/v1/deadletters", get(api::list_dead_letters))
         .route("/api/v1/issues", get(api::list_issues))
-        .route("/api/v1/issues/{fingerprint}/status", post(api::set_issue_status))
+        .route("/api/v1/issues/{fingerprint}/status", post(api::set_issue_status).layer(cross_site_guard()))
         .route("/api/v1/searches", post(searches::create_search).layer(cross_site_guard()).get(searches::list_searches))
         .route("/api/v1/searches/{id}", delete(searches::delete_search).layer(cross_site_guard()))
         .route("/api/v1/sourcemaps", get(sourcemaps::list_sourcemaps))

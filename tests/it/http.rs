@@ -1403,6 +1403,16 @@ async fn the_issue_index_counts_like_the_events_and_follows_resolve_ignore_and_r
     assert_eq!(set(&fingerprint, "resolved").await.expect("post").status(), 200);
     assert_eq!(set(&fingerprint, "fixed").await.expect("post").status(), 400);
     assert_eq!(set("0000000000000000", "resolved").await.expect("post").status(), 404);
+    // A browser's request from another site is refused, whatever its credentials.
+    let cross_site = client
+        .post(app.url(&format!("/api/v1/issues/{fingerprint}/status")))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .header("Sec-Fetch-Site", "cross-site")
+        .json(&json!({"project": "demo", "env": "production", "status": "ignored"}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(cross_site.status(), 403);
     let status_of = |listed: &Value, fingerprint: &str| {
         listed["issues"]
             .as_array()
