@@ -245,8 +245,16 @@ impl DynamoIssueIndex {
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(FLUSH_EVERY);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let set_backlog = async |index: &DynamoIssueIndex| {
+                if let Ok(backlog) = index.backlog().await {
+                    metrics.state_backlog.set(i64::try_from(backlog).unwrap_or(i64::MAX));
+                }
+            };
             loop {
                 ticker.tick().await;
+                // Before as well as after: a flush of many issues takes a while, and what it is
+                // sending is backlog until it is done.
+                set_backlog(&index).await;
                 match index.flush().await {
                     Ok(announced) => {
                         metrics.state_failing_sends.set(0);
@@ -259,9 +267,7 @@ impl DynamoIssueIndex {
                         tracing::warn!(error = format!("{error:#}"), "sending issue counts to the state table");
                     }
                 }
-                if let Ok(backlog) = index.backlog().await {
-                    metrics.state_backlog.set(i64::try_from(backlog).unwrap_or(i64::MAX));
-                }
+                set_backlog(&index).await;
             }
         });
     }
@@ -398,8 +404,9 @@ impl DynamoIssueIndex {
                 announced.changes.regressed.push(issue_key());
                 announced.samples.push(delta.sample());
             }
-            if !delta.users.is_empty() && get_n(item, "n_users").unwrap_or(0) < MAX_USERS as i64 {
-                self.add_users(key, &delta.users).await?;
+            let known_users = get_n(item, "n_users").unwrap_or(0);
+            if !delta.users.is_empty() && known_users < MAX_USERS as i64 {
+                self.add_users(key, &delta.users, known_users).await?;
             }
             self.remove_old_hours(key, item, now).await?;
         }
@@ -438,11 +445,13 @@ impl DynamoIssueIndex {
     }
 
     /// Adds `users` to the issue's set (up to [`MAX_USERS`]) and raises its `n_users` to the set's
-    /// size: a maximum, so tasks adding at once leave the largest size they saw.
+    /// size when it grew past `known` (what the issue said when read): a maximum, so tasks adding
+    /// at once leave the largest size they saw, and users seen before cost no second write.
     async fn add_users(
         &self,
         (project, env, fingerprint): (&str, &str, &str),
         users: &BTreeSet<String>,
+        known: i64,
     ) -> anyhow::Result<()> {
         let added = self
             .table
@@ -466,7 +475,11 @@ impl DynamoIssueIndex {
             Err(e) if condition_failed(&e) => MAX_USERS,
             Err(e) => return Err(failure(e)).context("adding an issue's users"),
         };
-        let size = n(size as i64);
+        let size = i64::try_from(size).unwrap_or(i64::MAX);
+        if size <= known {
+            return Ok(());
+        }
+        let size = n(size);
         self.conditional(
             (project, env, fingerprint),
             "SET n_users = :n",
