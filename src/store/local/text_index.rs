@@ -82,14 +82,20 @@ pub(super) fn document<'a>(keys: impl Iterator<Item = &'a [u64]>) -> String {
     let mut all: Vec<u64> = keys.flatten().copied().collect();
     all.sort_unstable();
     all.dedup();
-    let mut text = String::with_capacity(all.len() * 14);
+    let mut text = String::with_capacity(all.len() * 18);
     for key in all {
         if !text.is_empty() {
             text.push(' ');
         }
-        text.push_str(&word(key));
+        push_word(&mut text, key);
     }
     text
+}
+
+/// [`word`] written at the end of `text`, without a String of its own.
+fn push_word(text: &mut String, key: u64) {
+    use std::fmt::Write as _;
+    let _ = write!(text, "k{key:x}");
 }
 
 /// A key as an FTS5 word.
@@ -124,8 +130,22 @@ fn segment_keys(segment: &str) -> Vec<u64> {
 /// The key of a field's value: a hash of the field's name and its lower-cased text (FNV-1a,
 /// 64 bits: stable across versions, and a collision only adds a candidate).
 fn token(field: &str, folded: &str) -> u64 {
+    fnv(field.bytes().chain([0x01]).chain(folded.bytes()))
+}
+
+/// [`token`] of `text` folded: ASCII text (most of it) is folded byte by byte as it is hashed,
+/// without a folded copy.
+fn token_of_text(field: &str, text: &str) -> u64 {
+    if text.is_ascii() {
+        fnv(field.bytes().chain([0x01]).chain(text.bytes().map(|b| b.to_ascii_lowercase())))
+    } else {
+        token(field, &fold_case(text))
+    }
+}
+
+fn fnv(bytes: impl Iterator<Item = u8>) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in field.bytes().chain([0x01]).chain(folded.bytes()) {
+    for byte in bytes {
         hash ^= u64::from(byte);
         hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
@@ -142,7 +162,7 @@ struct Tokens(Vec<u64>);
 
 impl Tokens {
     fn text(&mut self, field: &str, text: &str) {
-        self.0.push(token(field, &fold_case(text)));
+        self.0.push(token_of_text(field, text));
     }
 
     /// A numeric field: found by its number (`field:502`) and by its text.
@@ -166,13 +186,23 @@ impl Tokens {
 
     /// Every value of an object, at every depth, under `prefix.key.key…`.
     fn tree(&mut self, prefix: &str, fields: &serde_json::Map<String, Json>) {
+        let mut path = prefix.to_string();
+        self.tree_under(&mut path, fields);
+    }
+
+    /// [`Tokens::tree`] with one buffer for every path: `path` is the prefix, and is again on return.
+    fn tree_under(&mut self, path: &mut String, fields: &serde_json::Map<String, Json>) {
+        let prefix = path.len();
         for (key, value) in fields {
-            let path = format!("{prefix}.{key}");
-            self.json(&path, value);
+            path.truncate(prefix);
+            path.push('.');
+            path.push_str(key);
+            self.json(path, value);
             if let Json::Object(inner) = value {
-                self.tree(&path, inner);
+                self.tree_under(path, inner);
             }
         }
+        path.truncate(prefix);
     }
 }
 
