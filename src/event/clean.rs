@@ -90,7 +90,10 @@ pub fn is_unsafe_char(c: char) -> bool {
 fn has_unsafe_chars(text: &str) -> bool {
     // Every unsafe character but the ASCII controls is outside ASCII: printable ASCII text (most
     // of it) is answered by a byte loop instead of decoding characters.
-    !text.bytes().all(|b| matches!(b, b' '..=b'~' | b'\n' | b'\t')) && text.chars().any(is_unsafe_char)
+    // A fold without an early exit, which the compiler turns into vector instructions.
+    let outside_printable_ascii =
+        text.bytes().fold(false, |found, b| found | !matches!(b, b' '..=b'~' | b'\n' | b'\t'));
+    outside_printable_ascii && text.chars().any(is_unsafe_char)
 }
 
 /// Removes [`is_unsafe_char`] characters in place.
