@@ -2,6 +2,8 @@
 //!
 //! `cargo run --release --example ingest_bench -- payload > /tmp/batch.json` writes one request
 //! body: 100 events of about 300 bytes each, as `benches/ingest.lua` sends it.
+//! `payload-errors` is the same 100 events as errors with a stack, `benches/ingest_cpu.sh`'s
+//! all-error batch.
 //! `cargo run --release --example ingest_bench -- ceiling /tmp/batch.json` parses that body with
 //! serde_json on one core (into `serde_json::Value`, as ingest does) and prints events/s: the
 //! most any server could ingest per core before doing anything with the events.
@@ -38,6 +40,31 @@ fn payload() -> String {
                 "code": "ORDERS_OK",
                 "release": "web@2026.11.24",
                 "url": format!("https://shop.example.com/orders/{i:05}"),
+            })
+        })
+        .collect();
+    json!({"env": "production", "events": events}).to_string()
+}
+
+/// The all-error batch of `benches/ingest_cpu.sh`: the payload's 100 events, each an error with a
+/// short stack (fingerprinted from its frames and recorded as an occurrence of its issue).
+fn payload_errors() -> String {
+    let events: Vec<Value> = (0..EVENTS)
+        .map(|i| {
+            json!({
+                "level": "error",
+                "message": message(i),
+                "type": "TypeError",
+                "code": "ORDERS_FAILED",
+                "release": "web@2026.11.24",
+                "url": format!("https://shop.example.com/orders/{i:05}"),
+                "stack": format!(
+                    "TypeError: Cannot read properties of undefined (reading 'id')\n    at loadOrder \
+                     (https://shop.example.com/assets/app.js:{}:17)\n    at async render \
+                     (https://shop.example.com/assets/app.js:88:5)\n    at async dispatch \
+                     (https://shop.example.com/assets/vendor.js:1:2041)",
+                    100 + i % 7
+                ),
             })
         })
         .collect();
@@ -194,13 +221,14 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
         Some("payload") => println!("{}", payload()),
+        Some("payload-errors") => println!("{}", payload_errors()),
         Some("payload-like-logs") => println!("{}", payload_like_logs()),
         Some("ceiling") => ceiling(args.get(2).map_or("/tmp/batch.json", String::as_str)),
         Some("sentry-error") => print!("{}", sentry_error()),
         Some("sentry-logs") => print!("{}", sentry_logs()),
         Some("otlp") => std::io::stdout().write_all(&otlp()).expect("stdout"),
         _ => eprintln!(
-            "usage: ingest_bench payload | payload-like-logs | ceiling FILE | sentry-error | sentry-logs | otlp"
+            "usage: ingest_bench payload | payload-errors | payload-like-logs | ceiling FILE | sentry-error | sentry-logs | otlp"
         ),
     }
 }

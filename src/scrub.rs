@@ -50,15 +50,30 @@ struct Cues {
 impl Cues {
     fn of(text: &str) -> Cues {
         let bytes = text.as_bytes();
-        let has = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle));
+        // Both words start with a `b` or `B`: found by memchr, then compared ignoring case.
+        let followed_by =
+            |at: usize, rest: &[u8]| bytes.get(at..at + rest.len()).is_some_and(|w| w.eq_ignore_ascii_case(rest));
+        let (mut pem, mut bearer) = (false, false);
+        for at in memchr::memchr2_iter(b'b', b'B', bytes) {
+            pem |= at >= 5 && &bytes[at - 5..at] == b"-----" && followed_by(at + 1, b"egin");
+            bearer |= followed_by(at + 1, b"earer");
+            if pem && bearer {
+                break;
+            }
+        }
         Cues {
-            pem: has(b"-----BEGIN"),
-            bearer: has(b"bearer"),
-            scheme: has(b"://"),
-            at: bytes.contains(&b'@'),
-            equals: bytes.contains(&b'='),
+            pem,
+            bearer,
+            scheme: memchr::memmem::find(bytes, b"://").is_some(),
+            at: memchr::memchr(b'@', bytes).is_some(),
+            equals: memchr::memchr(b'=', bytes).is_some(),
             digits: bytes.iter().filter(|b| b.is_ascii_digit()).count(),
         }
+    }
+
+    /// Whether no rule can match.
+    fn none(&self) -> bool {
+        !(self.pem || self.bearer || self.at || self.equals || self.digits >= MIN_CARD_DIGITS)
     }
 }
 
@@ -86,26 +101,37 @@ impl Scrubber {
 
     /// Scrubs free text.
     pub fn text(&self, text: &str) -> String {
+        let mut text = text.to_string();
+        self.scrub(&mut text);
+        text
+    }
+
+    /// Scrubs free text in place; a text no rule can match (most of them, and nearly every key)
+    /// is neither copied nor scanned by a regex.
+    pub fn scrub(&self, text: &mut String) {
         if !self.enabled {
-            return text.to_string();
+            return;
         }
-        // One pass over the bytes tells which rules can match at all: most texts (and nearly
-        // every key) need none, and each skipped rule is a regex scan saved on the ingest path.
+        // One pass over the bytes tells which rules can match at all: each skipped rule is a
+        // regex scan saved on the ingest path.
         let cues = Cues::of(text);
-        let mut text = std::borrow::Cow::Borrowed(text);
+        if cues.none() {
+            return;
+        }
+        let mut scrubbed = std::borrow::Cow::Borrowed(text.as_str());
         if cues.pem {
-            text = PEM_PRIVATE_KEY.replace_all(&text, FILTERED).into_owned().into();
+            scrubbed = PEM_PRIVATE_KEY.replace_all(&scrubbed, FILTERED).into_owned().into();
         }
         if cues.bearer {
-            let replaced = BEARER.replace_all(&text, |c: &Captures<'_>| format!("{} {FILTERED}", &c[1]));
-            text = replaced.into_owned().into();
+            let replaced = BEARER.replace_all(&scrubbed, |c: &Captures<'_>| format!("{} {FILTERED}", &c[1]));
+            scrubbed = replaced.into_owned().into();
         }
         if cues.at && cues.scheme {
-            let replaced = URL_CREDENTIALS.replace_all(&text, |c: &Captures<'_>| format!("{}{FILTERED}@", &c[1]));
-            text = replaced.into_owned().into();
+            let replaced = URL_CREDENTIALS.replace_all(&scrubbed, |c: &Captures<'_>| format!("{}{FILTERED}@", &c[1]));
+            scrubbed = replaced.into_owned().into();
         }
         if cues.equals {
-            let replaced = NAME_VALUE.replace_all(&text, |c: &Captures<'_>| {
+            let replaced = NAME_VALUE.replace_all(&scrubbed, |c: &Captures<'_>| {
                 let (whole, name, value) = (&c[0], &c[1], &c[2]);
                 if value != FILTERED && self.sensitive_keys.is_match(name) {
                     format!("{}{FILTERED}", &whole[..whole.len() - value.len()])
@@ -113,17 +139,19 @@ impl Scrubber {
                     whole.to_string()
                 }
             });
-            text = replaced.into_owned().into();
+            scrubbed = replaced.into_owned().into();
         }
         if cues.at {
-            text = EMAIL.replace_all(&text, FILTERED).into_owned().into();
+            scrubbed = EMAIL.replace_all(&scrubbed, FILTERED).into_owned().into();
         }
         if cues.digits >= MIN_CARD_DIGITS
-            && let Some(replaced) = filter_cards(&text)
+            && let Some(replaced) = filter_cards(&scrubbed)
         {
-            text = replaced.into();
+            scrubbed = replaced.into();
         }
-        text.into_owned()
+        if let std::borrow::Cow::Owned(scrubbed) = scrubbed {
+            *text = scrubbed;
+        }
     }
 
     /// Scrubs a JSON value in place: sensitive keys at any depth, and every string and key.
@@ -132,7 +160,7 @@ impl Scrubber {
             return;
         }
         match value {
-            Value::String(s) => *s = self.text(s),
+            Value::String(s) => self.scrub(s),
             Value::Array(items) => items.iter_mut().for_each(|v| self.value(v)),
             Value::Object(map) => self.object(map),
             Value::Null | Value::Bool(_) | Value::Number(_) => {}
@@ -142,6 +170,18 @@ impl Scrubber {
     /// Scrubs an object in place, as [`Scrubber::value`] does.
     pub fn object(&self, map: &mut Map<String, Value>) {
         if !self.enabled {
+            return;
+        }
+        // Keys no rule can match stay as they are: the values are scrubbed in place, without
+        // rebuilding the map.
+        if map.keys().all(|key| Cues::of(key).none()) {
+            for (key, v) in map.iter_mut() {
+                if self.is_sensitive_key(key) {
+                    *v = Value::String(FILTERED.into());
+                } else {
+                    self.value(v);
+                }
+            }
             return;
         }
         for (key, mut v) in std::mem::take(map) {

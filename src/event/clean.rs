@@ -11,7 +11,7 @@ use crate::scrub::Scrubber;
 pub fn clean(draft: &mut Draft, scrubber: &Scrubber) {
     let text = |text: &mut String| {
         strip_unsafe_chars(text);
-        *text = scrubber.text(text);
+        scrubber.scrub(text);
     };
     let Draft {
         env,
@@ -64,7 +64,7 @@ pub fn strip_unsafe_in(value: &mut Value) {
 }
 
 pub fn strip_unsafe_in_map(map: &mut Map<String, Value>) {
-    if !map.keys().any(|k| k.chars().any(is_unsafe_char)) {
+    if !map.keys().any(|k| has_unsafe_chars(k)) {
         map.values_mut().for_each(strip_unsafe_in);
         return;
     }
@@ -86,9 +86,19 @@ pub fn is_unsafe_char(c: char) -> bool {
             | '\u{feff}' | '\u{fff9}'..='\u{fffb}' | '\u{e0001}' | '\u{e0020}'..='\u{e007f}')
 }
 
+/// Whether `text` has an [`is_unsafe_char`] character.
+fn has_unsafe_chars(text: &str) -> bool {
+    // Every unsafe character but the ASCII controls is outside ASCII: printable ASCII text (most
+    // of it) is answered by a byte loop instead of decoding characters.
+    // A fold without an early exit, which the compiler turns into vector instructions.
+    let outside_printable_ascii =
+        text.bytes().fold(false, |found, b| found | !matches!(b, b' '..=b'~' | b'\n' | b'\t'));
+    outside_printable_ascii && text.chars().any(is_unsafe_char)
+}
+
 /// Removes [`is_unsafe_char`] characters in place.
 pub fn strip_unsafe_chars(text: &mut String) {
-    if text.chars().any(is_unsafe_char) {
+    if has_unsafe_chars(text) {
         text.retain(|c| !is_unsafe_char(c));
     }
 }

@@ -99,6 +99,11 @@ impl Part {
 /// `truncated`, so one huge field costs only itself; rejects the event only when even that is
 /// not enough.
 pub fn fit_to_size(mut event: StoredEvent, max_bytes: usize) -> Result<StoredEvent, Rejection> {
+    // Nearly every event is far below the limit: a bound on its JSON length, summed without
+    // serialising it, tells so.
+    if json_len_bound(&event) <= max_bytes {
+        return Ok(event);
+    }
     let original = event.to_json().len();
     let mut size = original;
     while size > max_bytes {
@@ -123,6 +128,46 @@ pub fn fit_to_size(mut event: StoredEvent, max_bytes: usize) -> Result<StoredEve
         size = event.to_json().len();
     }
     Ok(event)
+}
+
+/// At least the length of `event.to_json()`: each byte of a text is at most six bytes of JSON
+/// (`\u001f`), and the names, punctuation, id, times and level take less than [`FIXED_JSON_BYTES`].
+fn json_len_bound(event: &StoredEvent) -> usize {
+    let texts =
+        [&event.kind, &event.code, &event.url, &event.location, &event.stack, &event.release, &event.fingerprint];
+    let method = event.http.as_ref().and_then(|http| http.method.as_ref());
+    FIXED_JSON_BYTES
+        + text_bound(&event.project)
+        + text_bound(&event.env)
+        + text_bound(&event.message)
+        + texts.into_iter().map(Option::as_ref).chain([method]).flatten().map(|text| text_bound(text)).sum::<usize>()
+        + event.user.as_ref().map_or(0, value_bound)
+        + event.extra.as_ref().map_or(0, map_bound)
+        + event.truncated.iter().flatten().map(|name| text_bound(name) + 1).sum::<usize>()
+}
+
+/// Room for every field's name and punctuation (~250 bytes), the id, the two times, the level
+/// and the HTTP status.
+const FIXED_JSON_BYTES: usize = 512;
+
+fn text_bound(text: &str) -> usize {
+    6 * text.len() + 2
+}
+
+fn value_bound(value: &serde_json::Value) -> usize {
+    use serde_json::Value;
+    match value {
+        Value::Null | Value::Bool(_) => 5,
+        // An f64 is at most 24 characters (`-2.2250738585072014e-308`), an integer 20.
+        Value::Number(_) => 25,
+        Value::String(text) => text_bound(text),
+        Value::Array(items) => 2 + items.iter().map(|item| value_bound(item) + 1).sum::<usize>(),
+        Value::Object(map) => map_bound(map),
+    }
+}
+
+fn map_bound(map: &serde_json::Map<String, serde_json::Value>) -> usize {
+    2 + map.iter().map(|(key, value)| text_bound(key) + 2 + value_bound(value)).sum::<usize>()
 }
 
 fn json_len<T: Serialize>(value: &T) -> usize {
@@ -150,4 +195,38 @@ fn truncate_text(text: Option<&mut String>, excess: usize, keep: usize) -> bool 
     text.truncate(end);
     text.push_str(TRUNCATION_MARK);
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use time::macros::datetime;
+    use ulid::Ulid;
+
+    use super::*;
+    use crate::event::{Http, Level};
+
+    #[test]
+    fn the_bound_is_never_below_the_json_length() {
+        let t = datetime!(2026-11-24 15:04:05.123 UTC);
+        let mut event = StoredEvent::bare(Ulid::nil(), ("p", "e"), (t, t), Level::Fatal, String::new());
+        assert!(json_len_bound(&event) >= event.to_json().len());
+        let nasty = "\u{1}\u{1f}\"\\\n\u{7f}é한😀".repeat(40);
+        event.message = nasty.clone();
+        event.kind = Some(nasty.clone());
+        event.code = Some(nasty.clone());
+        event.url = Some(nasty.clone());
+        event.location = Some(nasty.clone());
+        event.stack = Some(nasty.clone());
+        event.release = Some(nasty.clone());
+        event.fingerprint = Some(nasty.clone());
+        event.http = Some(Http { method: Some(nasty.clone()), status: Some(599) });
+        event.user = Some(json!({ nasty.clone(): [nasty.clone(), -1.7976931348623157e308, null, true, {}] }));
+        event.extra =
+            json!({ "a": [[], {}, u64::MAX, i64::MIN, 2.2250738585072014e-308], nasty.clone(): {"x": false} })
+                .as_object()
+                .cloned();
+        event.truncated = Some(vec!["message".into(), "http.method".into()]);
+        assert!(json_len_bound(&event) >= event.to_json().len());
+    }
 }

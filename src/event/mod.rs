@@ -190,6 +190,41 @@ pub mod timestamp_format {
     use time::macros::format_description;
 
     pub fn format(t: OffsetDateTime) -> String {
+        let mut buffer = [0; LEN];
+        match write(t, &mut buffer) {
+            Some(text) => text.to_string(),
+            None => slow_format(t),
+        }
+    }
+
+    /// The length of the form of a year of four digits.
+    const LEN: usize = 24;
+
+    /// The form of `t` written into `buffer`, without allocating (two are written per stored
+    /// event); `None` for a year that is not four digits, which [`slow_format`] writes.
+    fn write(t: OffsetDateTime, buffer: &mut [u8; LEN]) -> Option<&str> {
+        let utc = t.checked_to_offset(time::UtcOffset::UTC)?;
+        let year = u32::try_from(utc.year()).ok().filter(|year| *year <= 9999)?;
+        let fields = [
+            (0, 4, year),
+            (5, 2, u32::from(u8::from(utc.month()))),
+            (8, 2, u32::from(utc.day())),
+            (11, 2, u32::from(utc.hour())),
+            (14, 2, u32::from(utc.minute())),
+            (17, 2, u32::from(utc.second())),
+            (20, 3, u32::from(utc.millisecond())),
+        ];
+        *buffer = *b"0000-00-00T00:00:00.000Z";
+        for (start, digits, mut value) in fields {
+            for place in buffer[start..start + digits].iter_mut().rev() {
+                *place = b'0' + (value % 10) as u8;
+                value /= 10;
+            }
+        }
+        std::str::from_utf8(buffer).ok()
+    }
+
+    fn slow_format(t: OffsetDateTime) -> String {
         let utc = t.checked_to_offset(time::UtcOffset::UTC).unwrap_or(t);
         utc.format(format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"))
             .unwrap_or_else(|_| utc.to_string())
@@ -203,12 +238,36 @@ pub mod timestamp_format {
     }
 
     pub fn serialize<S: Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&format(*t))
+        let mut buffer = [0; LEN];
+        match write(*t, &mut buffer) {
+            Some(text) => s.serialize_str(text),
+            None => s.serialize_str(&slow_format(*t)),
+        }
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<OffsetDateTime, D::Error> {
         let text = String::deserialize(d)?;
         parse(&text).ok_or_else(|| serde::de::Error::custom(format!("`{text}` is not RFC 3339")))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use time::macros::datetime;
+
+        #[test]
+        fn the_fast_form_is_the_described_one() {
+            for t in [
+                datetime!(2026-11-24 15:04:05.123456 UTC),
+                datetime!(2026-11-24 23:30:00.250 +09:00),
+                datetime!(0001-01-01 00:00:00 UTC),
+                datetime!(9999-12-31 23:59:59.999999999 UTC),
+                datetime!(1970-01-01 00:00:00.001 -05:00),
+                datetime!(0000-06-01 00:00:00 UTC),
+                datetime!(-0001-06-01 00:00:00 UTC),
+            ] {
+                assert_eq!(super::format(t), super::slow_format(t), "{t}");
+            }
+        }
     }
 
     /// The same for an optional time: `null` when there is none.

@@ -9,6 +9,7 @@
 //!   starts, `follow_seen` the ids already counted; both are written in the transaction that
 //!   records the occurrences, so a crash never counts an event twice nor skips one.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -263,12 +264,74 @@ fn commit(conn: &mut Connection, batch: &[Request]) -> anyhow::Result<Vec<Change
     Ok(answers)
 }
 
+/// The occurrences of one issue in a batch, as one write: a burst of one error is one row's
+/// update, not one per event.
+struct Recorded<'a> {
+    /// The occurrence the row shows: the last of those with the latest time, as recording them
+    /// one by one would leave it.
+    latest: &'a Occurrence,
+    first_ts: i64,
+    /// The first occurrence's receipt time: the `resolved_at` of a new row (not read).
+    first_received_ms: i64,
+    /// The latest receipt time: whether any occurrence came after the issue was resolved.
+    received_ms: i64,
+    /// Occurrences per minute.
+    minutes: Vec<(i64, i64)>,
+    /// (minute, user), each once.
+    users: Vec<(i64, &'a str)>,
+}
+
+impl<'a> Recorded<'a> {
+    fn new(o: &'a Occurrence) -> Recorded<'a> {
+        Recorded {
+            latest: o,
+            first_ts: o.ts,
+            first_received_ms: o.received_ms,
+            received_ms: o.received_ms,
+            minutes: Vec::new(),
+            users: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, o: &'a Occurrence) {
+        if o.ts >= self.latest.ts {
+            self.latest = o;
+        }
+        self.first_ts = self.first_ts.min(o.ts);
+        self.received_ms = self.received_ms.max(o.received_ms);
+        let at = o.ts.div_euclid(MINUTE_MS);
+        match self.minutes.iter_mut().find(|(minute, _)| *minute == at) {
+            Some((_, n)) => *n += 1,
+            None => self.minutes.push((at, 1)),
+        }
+        if let Some(user) = o.user.as_deref()
+            && !self.users.contains(&(at, user))
+        {
+            self.users.push((at, user));
+        }
+    }
+}
+
+/// Records the occurrences: the same rows as recording them one at a time, in order, with one
+/// write per issue (and minute) of the batch.
 fn record(tx: &rusqlite::Transaction<'_>, occurrences: &[Occurrence]) -> anyhow::Result<Changes> {
+    // Each issue of the batch, in the order each first came.
+    let mut issues: Vec<Recorded<'_>> = Vec::new();
+    let mut place: HashMap<(&str, &str, &str), usize> = HashMap::new();
+    for o in occurrences {
+        let index = *place.entry((&o.project, &o.env, &o.fingerprint)).or_insert_with(|| {
+            issues.push(Recorded::new(o));
+            issues.len() - 1
+        });
+        issues[index].add(o);
+    }
     let mut before =
         tx.prepare_cached("SELECT status FROM issues WHERE project = ?1 AND env = ?2 AND fingerprint = ?3")?;
+    // A new row's `resolved_at` (?9) is not read; on a conflict the latest receipt time (?12)
+    // is compared with the resolution's.
     let mut issue = tx.prepare_cached(
         "INSERT INTO issues (project, env, fingerprint, first_seen, last_seen, title, type, level, sample_id, resolved_at, log_group)
-         VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+         VALUES (?1, ?2, ?3, ?4, ?11, ?5, ?6, ?7, ?8, ?9, ?10)
          ON CONFLICT (project, env, fingerprint) DO UPDATE SET
              first_seen = min(first_seen, excluded.first_seen),
              title = CASE WHEN excluded.last_seen >= last_seen THEN excluded.title ELSE title END,
@@ -276,37 +339,51 @@ fn record(tx: &rusqlite::Transaction<'_>, occurrences: &[Occurrence]) -> anyhow:
              level = CASE WHEN excluded.last_seen >= last_seen THEN excluded.level ELSE level END,
              sample_id = CASE WHEN excluded.last_seen >= last_seen THEN excluded.sample_id ELSE sample_id END,
              log_group = CASE WHEN excluded.last_seen >= last_seen THEN excluded.log_group ELSE log_group END,
-             status = CASE WHEN status = 'resolved' AND excluded.resolved_at > resolved_at THEN 'regressed' ELSE status END,
+             status = CASE WHEN status = 'resolved' AND ?12 > resolved_at THEN 'regressed' ELSE status END,
              last_seen = max(last_seen, excluded.last_seen)
          RETURNING status",
     )?;
     let mut minute = tx.prepare_cached(
-        "INSERT INTO issue_minutes (project, env, fingerprint, minute, n) VALUES (?1, ?2, ?3, ?4, 1)
-         ON CONFLICT (project, env, fingerprint, minute) DO UPDATE SET n = n + 1",
+        "INSERT INTO issue_minutes (project, env, fingerprint, minute, n) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (project, env, fingerprint, minute) DO UPDATE SET n = n + excluded.n",
     )?;
     let mut user = tx.prepare_cached(
         "INSERT OR IGNORE INTO issue_users (project, env, fingerprint, minute, user) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
     let mut changes = Changes { found: true, ..Changes::default() };
-    for o in occurrences {
-        // `resolved_at` of a new row is not read; on a conflict it carries the receipt time.
-        let (fingerprint, level, received) = (&o.fingerprint, o.level.as_str(), o.received_ms);
+    for recorded in &issues {
+        let o = recorded.latest;
+        let (project, env, fingerprint) = (&o.project, &o.env, &o.fingerprint);
         let was: Option<String> =
-            before.query_row(rusqlite::params![o.project, o.env, fingerprint], |row| row.get(0)).optional()?;
+            before.query_row(rusqlite::params![project, env, fingerprint], |row| row.get(0)).optional()?;
         let now: String = issue.query_row(
-            rusqlite::params![o.project, o.env, fingerprint, o.ts, o.title, o.kind, level, o.id, received, o.group],
+            rusqlite::params![
+                project,
+                env,
+                fingerprint,
+                recorded.first_ts,
+                o.title,
+                o.kind,
+                o.level.as_str(),
+                o.id,
+                recorded.first_received_ms,
+                o.group,
+                o.ts,
+                recorded.received_ms
+            ],
             |row| row.get(0),
         )?;
-        let key = || IssueKey { project: o.project.clone(), env: o.env.clone(), fingerprint: fingerprint.clone() };
+        let key = || IssueKey { project: project.clone(), env: env.clone(), fingerprint: fingerprint.clone() };
         match was.as_deref() {
             None => changes.new.push(key()),
             Some("resolved") if now == "regressed" => changes.regressed.push(key()),
             _ => {}
         }
-        let at = o.ts.div_euclid(MINUTE_MS);
-        minute.execute(rusqlite::params![o.project, o.env, o.fingerprint, at])?;
-        if let Some(name) = &o.user {
-            user.execute(rusqlite::params![o.project, o.env, o.fingerprint, at, name])?;
+        for (at, n) in &recorded.minutes {
+            minute.execute(rusqlite::params![project, env, fingerprint, at, n])?;
+        }
+        for (at, name) in &recorded.users {
+            user.execute(rusqlite::params![project, env, fingerprint, at, name])?;
         }
     }
     Ok(changes)
@@ -466,6 +543,68 @@ mod tests {
     }
 
     const AT: (&str, &str, &str) = ("demo", "production", "/logboard/demo/production");
+    /// Every row of the index's tables, as text.
+    fn rows(dir: &Path) -> Vec<String> {
+        let conn = Connection::open(dir.join("issues.db")).expect("open");
+        let mut all = Vec::new();
+        for table in ["issues", "issue_minutes", "issue_users"] {
+            let mut stmt = conn.prepare(&format!("SELECT * FROM {table} ORDER BY 1, 2, 3, 4, 5")).expect("select");
+            let width = stmt.column_count();
+            let mut rows = stmt.query([]).expect("query");
+            while let Some(row) = rows.next().expect("row") {
+                let values: Vec<String> = (0..width).map(|i| format!("{:?}", row.get_ref(i).expect("value"))).collect();
+                all.push(format!("{table}: {}", values.join(" | ")));
+            }
+        }
+        all
+    }
+
+    #[tokio::test]
+    async fn a_batch_is_recorded_as_its_occurrences_one_by_one() {
+        let now = 1_800_000_000_000;
+        let min = MINUTE_MS;
+        let titled = |fingerprint: &str, ts: i64, received: i64, user: Option<&str>, title: &str| Occurrence {
+            title: title.into(),
+            ..occurrence(fingerprint, ts, received, user)
+        };
+        let earlier =
+            vec![occurrence("resolved", now - 60 * min, now - 60 * min, None), occurrence("old", now, now, None)];
+        let batch = vec![
+            titled("resolved", now - 90 * min, now - 50 * min, Some("u1"), "late, before the resolution"),
+            occurrence("new", now - 2 * min, now, Some("u1")),
+            titled("resolved", now - 10 * min, now + min, Some("u1"), "after"),
+            occurrence("old", now - 5 * min, now, Some("u2")),
+            titled("new", now - min, now, Some("u1"), "tie 1"),
+            titled("new", now - min, now, Some("u2"), "tie 2"),
+            titled("resolved", now - 10 * min, now - 40 * min, Some("u1"), "the last of the latest"),
+            occurrence("new", now - 2 * min + 1, now + 2, Some("u1")),
+            titled("other-env", now, now, None, "elsewhere"),
+        ];
+        let batch: Vec<Occurrence> = batch
+            .into_iter()
+            .map(|o| if o.fingerprint == "other-env" { Occurrence { env: "staging".into(), ..o } } else { o })
+            .collect();
+        let (together, one_by_one) = (tempfile::tempdir().expect("dir"), tempfile::tempdir().expect("dir"));
+        let mut changes = Vec::new();
+        for (dir, split) in [(&together, false), (&one_by_one, true)] {
+            let index = SqliteIssueIndex::open(dir.path()).expect("open");
+            index.record(earlier.clone()).await.expect("record");
+            let resolved = index.set_status("demo", "production", "resolved", Status::Resolved, now - 45 * min);
+            assert!(resolved.await.expect("resolve"));
+            let mut seen = Changes::default();
+            let parts = if split { batch.iter().map(|o| vec![o.clone()]).collect() } else { vec![batch.clone()] };
+            for part in parts {
+                let got = index.record(part).await.expect("record");
+                seen.new.extend(got.new);
+                seen.regressed.extend(got.regressed);
+            }
+            changes.push((seen.new, seen.regressed));
+        }
+        assert_eq!(changes[0], changes[1]);
+        assert_eq!(changes[0].0.len(), 2, "new and other-env are new");
+        assert_eq!(changes[0].1.len(), 1, "resolved regressed");
+        assert_eq!(rows(together.path()), rows(one_by_one.path()));
+    }
 
     #[tokio::test]
     async fn counts_users_and_states_follow_the_occurrences() {

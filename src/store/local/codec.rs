@@ -49,6 +49,8 @@ impl NewestDictionary {
 /// Compresses bodies with one dictionary (or none before the first is trained).
 pub(super) struct BodyEncoder<'d> {
     compressor: zstd::bulk::Compressor<'d>,
+    /// The JSON line of the event being encoded: one buffer for all of them.
+    json: Vec<u8>,
 }
 
 impl<'d> BodyEncoder<'d> {
@@ -57,9 +59,20 @@ impl<'d> BodyEncoder<'d> {
             Some(dictionary) => zstd::bulk::Compressor::with_prepared_dictionary(dictionary)?,
             None => zstd::bulk::Compressor::new(LEVEL)?,
         };
-        Ok(BodyEncoder { compressor })
+        Ok(BodyEncoder { compressor, json: Vec::with_capacity(1024) })
     }
 
+    /// The body of `event`: its JSON line ([`StoredEvent::to_json`]) compressed.
+    pub(super) fn encode_event(&mut self, event: &StoredEvent) -> anyhow::Result<Vec<u8>> {
+        self.json.clear();
+        if serde_json::to_writer(&mut self.json, event).is_err() {
+            self.json.clear();
+            self.json.extend_from_slice(event.to_json().as_bytes());
+        }
+        self.compressor.compress(&self.json).context("compressing an event")
+    }
+
+    #[cfg(test)]
     pub(super) fn encode(&mut self, json: &str) -> anyhow::Result<Vec<u8>> {
         self.compressor.compress(json.as_bytes()).context("compressing an event")
     }

@@ -16,6 +16,9 @@
 //! [`Need`] is what a query requires of a matching event in terms of these indexes: a necessary
 //! condition, never a sufficient one. The index narrows; the evaluator decides.
 
+use std::collections::HashSet;
+use std::hash::{BuildHasherDefault, Hasher};
+
 use serde_json::Value as Json;
 
 use crate::event::StoredEvent;
@@ -73,28 +76,74 @@ impl IndexText {
         if let Some(extra) = &event.extra {
             tokens.tree("extra", extra);
         }
-        IndexText { grams: trigrams(&fold_case(&event.message)), tokens: tokens.0 }
+        IndexText { grams: message_trigrams(&event.message), tokens: tokens.0 }
     }
 }
 
 /// The document of a block: every key of its events once, as words.
 pub(super) fn document<'a>(keys: impl Iterator<Item = &'a [u64]>) -> String {
-    let mut all: Vec<u64> = keys.flatten().copied().collect();
+    // A block's events share most of their keys (their messages are alike): a hash set drops the
+    // repeats first, so only the distinct keys are sorted — twice as fast as sorting them all.
+    let mut distinct: HashSet<u64, BuildHasherDefault<KeyHasher>> =
+        HashSet::with_capacity_and_hasher(1024, BuildHasherDefault::default());
+    distinct.extend(keys.flatten().copied());
+    let mut all: Vec<u64> = distinct.into_iter().collect();
     all.sort_unstable();
-    all.dedup();
-    let mut text = String::with_capacity(all.len() * 14);
+    let mut text = String::with_capacity(all.len() * 18);
     for key in all {
         if !text.is_empty() {
             text.push(' ');
         }
-        text.push_str(&word(key));
+        push_word(&mut text, key);
     }
     text
+}
+
+/// Hashes a key (already a number, but not spread over the bits a table uses) with a few
+/// multiplications and shifts (splitmix64's finaliser), not SipHash.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.write_u64(self.0 ^ u64::from(byte));
+        }
+    }
+
+    fn write_u64(&mut self, key: u64) {
+        let mixed = (key ^ (key >> 31)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        self.0 = mixed ^ (mixed >> 29);
+    }
+}
+
+/// [`word`] written at the end of `text`, without a String of its own.
+fn push_word(text: &mut String, key: u64) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digits = (64 - key.leading_zeros()).div_ceil(4).max(1);
+    text.push('k');
+    for place in (0..digits).rev() {
+        text.push(char::from(HEX[((key >> (4 * place)) & 0xf) as usize]));
+    }
 }
 
 /// A key as an FTS5 word.
 fn word(key: u64) -> String {
     format!("k{key:x}")
+}
+
+/// [`trigrams`] of the folded message. ASCII text (most of it) folds byte by byte and has no
+/// pairs: its keys come straight from the bytes, without a folded copy or decoded characters.
+fn message_trigrams(message: &str) -> Vec<u64> {
+    if !message.is_ascii() {
+        return trigrams(&fold_case(message));
+    }
+    let folded = |b: u8| u64::from(b.to_ascii_lowercase());
+    message.as_bytes().windows(3).map(|w| (folded(w[0]) << 42) | (folded(w[1]) << 21) | folded(w[2])).collect()
 }
 
 /// The key of every trigram of `text` (in order, with repeats), and of every pair of characters
@@ -124,8 +173,22 @@ fn segment_keys(segment: &str) -> Vec<u64> {
 /// The key of a field's value: a hash of the field's name and its lower-cased text (FNV-1a,
 /// 64 bits: stable across versions, and a collision only adds a candidate).
 fn token(field: &str, folded: &str) -> u64 {
+    fnv(field.bytes().chain([0x01]).chain(folded.bytes()))
+}
+
+/// [`token`] of `text` folded: ASCII text (most of it) is folded byte by byte as it is hashed,
+/// without a folded copy.
+fn token_of_text(field: &str, text: &str) -> u64 {
+    if text.is_ascii() {
+        fnv(field.bytes().chain([0x01]).chain(text.bytes().map(|b| b.to_ascii_lowercase())))
+    } else {
+        token(field, &fold_case(text))
+    }
+}
+
+fn fnv(bytes: impl Iterator<Item = u8>) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in field.bytes().chain([0x01]).chain(folded.bytes()) {
+    for byte in bytes {
         hash ^= u64::from(byte);
         hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
@@ -142,7 +205,7 @@ struct Tokens(Vec<u64>);
 
 impl Tokens {
     fn text(&mut self, field: &str, text: &str) {
-        self.0.push(token(field, &fold_case(text)));
+        self.0.push(token_of_text(field, text));
     }
 
     /// A numeric field: found by its number (`field:502`) and by its text.
@@ -166,13 +229,23 @@ impl Tokens {
 
     /// Every value of an object, at every depth, under `prefix.key.key…`.
     fn tree(&mut self, prefix: &str, fields: &serde_json::Map<String, Json>) {
+        let mut path = prefix.to_string();
+        self.tree_under(&mut path, fields);
+    }
+
+    /// [`Tokens::tree`] with one buffer for every path: `path` is the prefix, and is again on return.
+    fn tree_under(&mut self, path: &mut String, fields: &serde_json::Map<String, Json>) {
+        let prefix = path.len();
         for (key, value) in fields {
-            let path = format!("{prefix}.{key}");
-            self.json(&path, value);
+            path.truncate(prefix);
+            path.push('.');
+            path.push_str(key);
+            self.json(path, value);
             if let Json::Object(inner) = value {
-                self.tree(&path, inner);
+                self.tree_under(path, inner);
             }
         }
+        path.truncate(prefix);
     }
 }
 
@@ -305,6 +378,21 @@ fn grams(folded: &str) -> Option<Need> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fast_paths_give_the_same_keys_and_words() {
+        for key in [0, 1, 0xf, 0x10, 0xabc, u64::MAX, PAIR | 0x1234, 1 << 42] {
+            let mut text = String::new();
+            push_word(&mut text, key);
+            assert_eq!(text, word(key));
+        }
+        for message in ["GET /API/Orders 200", "ab", "", "a\tB\nC\"ÉCOLE ΣΑΣ 주문 12345번을", "MiXeD CaSe Ω"] {
+            assert_eq!(message_trigrams(message), trigrams(&fold_case(message)), "{message}");
+        }
+        for (field, text) in [("extra.a", "MiXeD"), ("user", "ÉCOLE ΣΑΣ"), ("code", "")] {
+            assert_eq!(token_of_text(field, text), token(field, &fold_case(text)));
+        }
+    }
     use serde_json::json;
 
     fn need_of(query: &str) -> Option<Need> {

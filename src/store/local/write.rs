@@ -45,7 +45,7 @@ impl Row {
             ts: e.timestamp_ms(),
             id: e.id.to_bytes(),
             level: level_code(e.level),
-            body: encoder.encode(&e.to_json())?,
+            body: encoder.encode_event(e)?,
             text: IndexText::of(e),
         })
     }
