@@ -299,6 +299,7 @@ pub async fn serve(app: App, listener: TcpListener, shutdown: impl Future<Output
     let address = listener.local_addr().context("reading the bound address")?;
     let deliverer = app.start_background(address)?;
     let shared_issues = app.shared_issues.clone();
+    let shared_table = app.shared_issues.as_ref().map(|index| index.table().clone());
     let state = app.state;
     tracing::info!(listen = %address, backend = ?state.config.storage.backend, "serving");
     let store = Arc::clone(&state.store);
@@ -330,6 +331,9 @@ pub async fn serve(app: App, listener: TcpListener, shutdown: impl Future<Output
             deadline_s = SHUTDOWN_FLUSH_DEADLINE.as_secs(),
             "flush deadline reached; the rest stays on disk"
         );
+    }
+    if let Some(table) = shared_table {
+        table.stop_blocking_calls();
     }
     Ok(())
 }

@@ -157,7 +157,7 @@ impl AlertState for DynamoAlertState {
         if let Some(id) = notification {
             item.insert("notification".to_string(), n(id));
         }
-        wait(self.put(item, "the alert history"))
+        self.table.wait(self.put(item, "the alert history"))
     }
 
     fn history(&self, alert: &str, limit: usize) -> anyhow::Result<Vec<Entry>> {
@@ -165,7 +165,7 @@ impl AlertState for DynamoAlertState {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let items = wait(query_partition(&self.table, &format!("history#{alert}"), false, Some(limit)))?;
+        let items = self.table.wait(query_partition(&self.table, &format!("history#{alert}"), false, Some(limit)))?;
         items.iter().take(limit).map(entry_of).collect()
     }
 
@@ -181,12 +181,12 @@ impl AlertState for DynamoAlertState {
         if let Some(at) = saved.last_fired {
             item.insert("last_fired".to_string(), n(at));
         }
-        wait(self.put(item, "an alert's state"))
+        self.table.wait(self.put(item, "an alert's state"))
     }
 
     fn load_rule(&self, alert: &str, env: &str) -> anyhow::Result<Option<Saved>> {
         let (pk, sk) = rule_key(alert, env);
-        let answer = wait(async {
+        let answer = self.table.wait(async {
             self.table
                 .client
                 .get_item()
@@ -240,7 +240,7 @@ impl AlertState for DynamoAlertState {
                 values.insert(name.to_string(), value);
             }
         }
-        let sent = wait(async {
+        let sent = self.table.wait(async {
             let answer = self
                 .table
                 .client
@@ -271,9 +271,9 @@ impl AlertState for DynamoAlertState {
                     ("until".to_string(), n(until)),
                     (EXPIRES.to_string(), n(until / 1000 + SNOOZE_KEPT_SECS)),
                 ]);
-                wait(self.put(item, "a snooze"))
+                self.table.wait(self.put(item, "a snooze"))
             }
-            None => wait(async {
+            None => self.table.wait(async {
                 self.table
                     .client
                     .delete_item()
@@ -290,7 +290,7 @@ impl AlertState for DynamoAlertState {
     }
 
     fn snoozes(&self) -> anyhow::Result<HashMap<String, i64>> {
-        let items = wait(query_partition(&self.table, "snooze", true, None))?;
+        let items = self.table.wait(query_partition(&self.table, "snooze", true, None))?;
         Ok(items.iter().filter_map(|item| Some((get_s(item, SK)?.to_string(), get_n(item, "until")?))).collect())
     }
 }

@@ -232,6 +232,11 @@ impl DynamoIssueIndex {
         Ok(DynamoIssueIndex { table, queue: Queue::open(data_dir)?, task })
     }
 
+    /// The table it counts into (and every other shared state of this task with it).
+    pub fn table(&self) -> &Table {
+        &self.table
+    }
+
     /// The reader of the counts this index's flushes add, for this task.
     pub fn counts(&self) -> DynamoCounts {
         DynamoCounts::new(self.table.clone(), self.task.clone())

@@ -33,6 +33,8 @@ pub mod queue;
 pub mod searches;
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -70,6 +72,8 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct Table {
     pub client: Client,
     pub name: String,
+    /// Set by [`Table::stop_blocking_calls`], shared by every clone.
+    stopped: Arc<AtomicBool>,
 }
 
 /// One item as the SDK reads and writes it.
@@ -83,7 +87,25 @@ impl Table {
         if !state.endpoint_url.is_empty() {
             loader = loader.endpoint_url(&state.endpoint_url);
         }
-        Table { client: Client::new(&loader.load().await), name: state.table.clone() }
+        Table::new(Client::new(&loader.load().await), &state.table)
+    }
+
+    pub fn new(client: Client, name: &str) -> Table {
+        Table { client, name: name.to_string(), stopped: Arc::default() }
+    }
+
+    /// The service has flushed what it must at shutdown: a background job's synchronous call
+    /// ([`Table::wait`]) after this fails at once instead of blocking on a runtime whose timers
+    /// are going away (tokio panics then).
+    pub fn stop_blocking_calls(&self) {
+        self.stopped.store(true, Ordering::Release);
+    }
+
+    /// Runs one of the table's futures to its end for a synchronous call ([`alerts::wait`]),
+    /// unless the service is stopping.
+    pub fn wait<T>(&self, future: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+        anyhow::ensure!(!self.stopped.load(Ordering::Acquire), "the service is stopping");
+        alerts::wait(future)
     }
 
     /// Creates the table (on-demand capacity, TTL on `expires`) and waits until it is active;
@@ -141,7 +163,7 @@ impl Table {
     /// what DynamoDB bills, and what the benchmark measures per task.
     pub fn counted(self, requests: Counter) -> Table {
         let config = self.client.config().to_builder().interceptor(CountRequests(requests)).build();
-        Table { client: Client::from_conf(config), name: self.name }
+        Table { client: Client::from_conf(config), ..self }
     }
 
     /// Every item of `pk` (with a sort key in `[first, last]` when given), page after page.

@@ -26,7 +26,7 @@ use anyhow::Context as _;
 use aws_sdk_dynamodb::types::{Put, ReturnValue, TransactWriteItem, Update};
 use tokio::sync::watch;
 
-use super::alerts::{query_partition, wait};
+use super::alerts::query_partition;
 use super::{EXPIRES, Item, PK, SK, Table, condition_failed, failure, get_n, get_s, n, s};
 use crate::alerts::notification::Notification;
 use crate::alerts::outbox::{ChannelHealth, DeliveryRecord, DeliveryState, Due, MAX_LISTED, Outbox, Settled};
@@ -386,7 +386,7 @@ fn record_of(item: &Item) -> Option<DeliveryRecord> {
 impl Outbox for DynamoOutbox {
     fn enqueue(&self, alert_name: &str, notification: &Notification, channels: &[String]) -> anyhow::Result<i64> {
         let body = serde_json::to_string(notification)?;
-        let id = wait(self.enqueue_async(alert_name, body, channels))?;
+        let id = self.table.wait(self.enqueue_async(alert_name, body, channels))?;
         self.wake.send_modify(|n| *n = n.wrapping_add(1));
         Ok(id)
     }
@@ -396,14 +396,15 @@ impl Outbox for DynamoOutbox {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let items = wait(query_partition(&self.table, &format!("delivery#{alert_name}"), false, Some(limit)))?;
+        let items =
+            self.table.wait(query_partition(&self.table, &format!("delivery#{alert_name}"), false, Some(limit)))?;
         let mut records: Vec<DeliveryRecord> = items.iter().take(limit).filter_map(record_of).collect();
         records.sort_by(|a, b| b.notification_id.cmp(&a.notification_id).then_with(|| a.channel.cmp(&b.channel)));
         Ok(records)
     }
 
     fn channel_health(&self) -> anyhow::Result<Vec<ChannelHealth>> {
-        let items = wait(query_partition(&self.table, "channel", true, None))?;
+        let items = self.table.wait(query_partition(&self.table, "channel", true, None))?;
         let time = |ms: i64| from_unix_ms(ms).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
         Ok(items
             .iter()
@@ -423,19 +424,19 @@ impl Outbox for DynamoOutbox {
     }
 
     fn due(&self, channel: &str, now_ms: i64, limit: usize) -> anyhow::Result<Vec<Due>> {
-        wait(self.due_async(channel, now_ms, limit))
+        self.table.wait(self.due_async(channel, now_ms, limit))
     }
 
     fn next_due_at(&self, channel: &str) -> anyhow::Result<Option<i64>> {
-        wait(self.next_due_async(channel))
+        self.table.wait(self.next_due_async(channel))
     }
 
     fn record(&self, notification_id: i64, channel: &str, at_ms: i64, settled: &Settled) -> anyhow::Result<()> {
-        wait(self.record_async(notification_id, channel, at_ms, settled))
+        self.table.wait(self.record_async(notification_id, channel, at_ms, settled))
     }
 
     fn fail_unknown_channels(&self, known: &[String]) -> anyhow::Result<usize> {
-        wait(self.fail_unknown_async(known))
+        self.table.wait(self.fail_unknown_async(known))
     }
 
     /// Nothing to do: a settled delivery's record carries `expires`, and DynamoDB's TTL deletes

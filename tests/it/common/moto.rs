@@ -87,7 +87,7 @@ pub fn table_for(endpoint: &str, name: &str) -> logboard::dynamo::Table {
         .endpoint_url(endpoint)
         .credentials_provider(Credentials::new("test", "test", None, None, "static"))
         .build();
-    logboard::dynamo::Table { client: aws_sdk_dynamodb::Client::from_conf(config), name: name.to_string() }
+    logboard::dynamo::Table::new(aws_sdk_dynamodb::Client::from_conf(config), name)
 }
 
 /// An SDK client for a CloudWatch Logs endpoint, as the tests use it.
