@@ -74,11 +74,12 @@ impl LogStore for CountedStore {
         self.counts.level_counts((project, env), unix_ms(from), unix_ms(to)).await
     }
 
-    /// Without a search, on the project's own group: counted in whole minutes or hours.
+    /// Without a search (or with one of level tests only), on the project's own group: counted
+    /// in whole minutes or hours.
     async fn histogram(&self, query: &EventQuery<'_>, buckets: Buckets) -> anyhow::Result<Histogram> {
         let own = query.group.as_deref().is_none_or(|group| group == query.project.own_group(&query.env));
-        if own && query.search.root().is_none() {
-            let counted = self.counts.histogram((&query.project.name, &query.env), &query.levels, buckets).await?;
+        if own && let Some(levels) = query.counted_levels() {
+            let counted = self.counts.histogram((&query.project.name, &query.env), &levels, buckets).await?;
             if let Some(histogram) = counted {
                 return Ok(histogram);
             }

@@ -34,12 +34,11 @@ use std::time::Duration;
 use anyhow::Context as _;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, KeysAndAttributes, Put, ReturnValue, TransactWriteItem, Update,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, ReturnValue, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 
 use super::counts::{DynamoCounts, level_writes, rule_writes};
+use super::listing::{self, Listings};
 use super::queue::Queue;
 use super::{EXPIRES, Item, PK, SK, Table, condition_failed, failure, get_n, get_s, n, s};
 use crate::clock::{HOUR_MS, from_ms_utc, now_ms};
@@ -215,6 +214,8 @@ pub struct DynamoIssueIndex {
     queue: Queue,
     /// This process's id in the rule counts it writes.
     task: String,
+    /// The listings this task has shown, kept up to date by the change log.
+    listings: Listings,
 }
 
 /// How a write of counts went.
@@ -229,7 +230,7 @@ impl DynamoIssueIndex {
     /// The index in `table`, its queue under `data_dir`.
     pub fn open(table: Table, data_dir: &Path) -> anyhow::Result<DynamoIssueIndex> {
         let task = crate::event::new_id(time::OffsetDateTime::now_utc()).to_string();
-        Ok(DynamoIssueIndex { table, queue: Queue::open(data_dir)?, task })
+        Ok(DynamoIssueIndex { table, queue: Queue::open(data_dir)?, task, listings: Listings::default() })
     }
 
     /// The table it counts into (and every other shared state of this task with it).
@@ -357,6 +358,7 @@ impl DynamoIssueIndex {
                 }
             }
             announced.extend(self.settle(&part_deltas).await?);
+            self.log_changes(&format!("{id}.{i}"), &part_deltas).await?;
         }
         Ok(Applied::Counted(announced))
     }
@@ -416,6 +418,18 @@ impl DynamoIssueIndex {
             self.remove_old_hours(key, item, now).await?;
         }
         Ok(announced)
+    }
+
+    /// Tells the other tasks' listings which issues `deltas` changed (once settled).
+    async fn log_changes(&self, id: &str, deltas: &[Delta]) -> anyhow::Result<()> {
+        let mut by_stream: BTreeMap<(&str, &str), Vec<&str>> = BTreeMap::new();
+        for delta in deltas {
+            by_stream.entry((&delta.project, &delta.env)).or_default().push(&delta.fingerprint);
+        }
+        for (stream, fingerprints) in by_stream {
+            listing::log_changes(&self.table, stream, id, fingerprints).await?;
+        }
+        Ok(())
     }
 
     /// The latest occurrence's fields, if it is still the latest.
@@ -544,38 +558,16 @@ impl DynamoIssueIndex {
         &self,
         keys: impl Iterator<Item = (&'a str, &'a str, &'a str)>,
     ) -> anyhow::Result<HashMap<(String, String, String), Item>> {
-        let mut wanted: Vec<Item> = keys
-            .map(|(project, env, fingerprint)| {
-                HashMap::from([(PK.to_string(), s(issue_pk(project, env))), (SK.to_string(), s(fingerprint))])
+        let keys = keys.map(|(project, env, fingerprint)| (issue_pk(project, env), fingerprint.to_string()));
+        let items = self.table.get_all(keys).await.context("reading issues")?;
+        Ok(items
+            .into_iter()
+            .filter_map(|item| {
+                let (project, env) = get_s(&item, PK)?.strip_prefix("issue#")?.split_once('#')?;
+                let key = (project.to_string(), env.to_string(), get_s(&item, SK)?.to_string());
+                Some((key, item))
             })
-            .collect();
-        let mut found = HashMap::new();
-        while !wanted.is_empty() {
-            let rest = wanted.split_off(wanted.len().min(100));
-            let request = KeysAndAttributes::builder().set_keys(Some(wanted)).consistent_read(true).build()?;
-            let answer = self
-                .table
-                .client
-                .batch_get_item()
-                .request_items(&self.table.name, request)
-                .send()
-                .await
-                .map_err(failure)
-                .context("reading issues")?;
-            for item in answer.responses().and_then(|r| r.get(&self.table.name)).into_iter().flatten() {
-                if let (Some(pk), Some(sk)) = (get_s(item, PK), get_s(item, SK))
-                    && let Some((project, env)) = pk.strip_prefix("issue#").and_then(|rest| rest.split_once('#'))
-                {
-                    found.insert((project.to_string(), env.to_string(), sk.to_string()), item.clone());
-                }
-            }
-            wanted = rest;
-            if let Some(unprocessed) = answer.unprocessed_keys().and_then(|u| u.get(&self.table.name)) {
-                wanted.extend(unprocessed.keys().iter().cloned());
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-        Ok(found)
+            .collect())
     }
 
     async fn read_checkpoint(&self, group: &str) -> anyhow::Result<Option<Checkpoint>> {
@@ -834,13 +826,19 @@ impl IssueIndex for DynamoIssueIndex {
         status: Status,
         at_ms: i64,
     ) -> anyhow::Result<bool> {
-        self.conditional(
-            (project, env, fingerprint),
-            "SET #status = :status, resolved_at = :at",
-            "attribute_exists(pk)",
-            &[(":status", s(status.as_str())), (":at", n(at_ms))],
-        )
-        .await
+        let set = self
+            .conditional(
+                (project, env, fingerprint),
+                "SET #status = :status, resolved_at = :at",
+                "attribute_exists(pk)",
+                &[(":status", s(status.as_str())), (":at", n(at_ms))],
+            )
+            .await?;
+        if set {
+            let id = crate::event::new_id(time::OffsetDateTime::now_utc()).to_string();
+            listing::log_changes(&self.table, (project, env), &id, [fingerprint]).await?;
+        }
+        Ok(set)
     }
 
     async fn get(
@@ -862,20 +860,25 @@ impl IssueIndex for DynamoIssueIndex {
         sort: Sort,
         now_ms: i64,
     ) -> anyhow::Result<Vec<Issue>> {
-        let projection =
-            list_projection((from_ms.div_euclid(HOUR_MS), to_ms.div_euclid(HOUR_MS)), now_ms.div_euclid(HOUR_MS));
-        let mut issues: Vec<Issue> = self
-            .table
-            .query_projected(&issue_pk(project, env), None, projection.as_deref())
-            .await
-            .context("listing issues")?
-            .iter()
-            .filter_map(|item| issue_of_item(item, (from_ms, to_ms), now_ms))
-            .filter(|issue| {
-                crate::clock::unix_ms(issue.last_seen) >= from_ms && crate::clock::unix_ms(issue.first_seen) <= to_ms
-            })
-            .filter(|issue| issue.matches((project, env, group), search))
-            .collect();
+        let listed = |items: &mut dyn Iterator<Item = &Item>| -> Vec<Issue> {
+            items
+                .filter_map(|item| issue_of_item(item, (from_ms, to_ms), now_ms))
+                .filter(|issue| {
+                    crate::clock::unix_ms(issue.last_seen) >= from_ms
+                        && crate::clock::unix_ms(issue.first_seen) <= to_ms
+                })
+                .filter(|issue| issue.matches((project, env, group), search))
+                .collect()
+        };
+        let pk = issue_pk(project, env);
+        let mut issues = if Listings::serves(from_ms, now_ms) {
+            self.listings.with_items(&self.table, (project, env), &pk, listed).await?
+        } else {
+            let projection =
+                list_projection((from_ms.div_euclid(HOUR_MS), to_ms.div_euclid(HOUR_MS)), now_ms.div_euclid(HOUR_MS));
+            let items = self.table.query_projected(&pk, None, projection.as_deref()).await.context("listing issues")?;
+            listed(&mut items.iter())
+        };
         issues.sort_by(|a, b| match sort {
             Sort::LastSeen => b.last_seen.cmp(&a.last_seen),
             Sort::FirstSeen => b.first_seen.cmp(&a.first_seen),

@@ -10,6 +10,7 @@
 //! |---|---|---|
 //! | `issue#{project}#{env}` | fingerprint | an issue: counts per hour, number of users, first/last seen, status |
 //! | `users#{project}#{env}` | fingerprint | an issue's distinct users (hashed), apart so the issue stays small |
+//! | `changed#{project}#{env}` | `{ms}#{id}` | which issues a flush or a status change changed, for the other tasks' listings ([`listing`]; expires) |
 //! | `flush` | a flush's id | the marker that a flush of counts was applied (expires) |
 //! | `lease` | the lease's name | who holds it until when |
 //! | `logout` | a session's id | the session was logged out (expires when it would have ended) |
@@ -27,6 +28,7 @@ pub mod counted_store;
 pub mod counts;
 pub mod issues;
 pub mod lease;
+pub mod listing;
 pub mod logouts;
 pub mod outbox;
 pub mod queue;
@@ -41,8 +43,8 @@ use anyhow::Context as _;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    TimeToLiveSpecification,
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, KeysAndAttributes,
+    ScalarAttributeType, TimeToLiveSpecification,
 };
 use prometheus_client::metrics::counter::Counter;
 
@@ -211,6 +213,28 @@ impl Table {
                 return Ok(items);
             }
         }
+    }
+
+    /// The items at `keys` (`(pk, sk)` pairs), strongly consistent, 100 per request.
+    pub async fn get_all(&self, keys: impl IntoIterator<Item = (String, String)>) -> anyhow::Result<Vec<Item>> {
+        let mut wanted: Vec<Item> = keys
+            .into_iter()
+            .map(|(pk, sk)| HashMap::from([(PK.to_string(), s(pk)), (SK.to_string(), s(sk))]))
+            .collect();
+        let mut found = Vec::new();
+        while !wanted.is_empty() {
+            let rest = wanted.split_off(wanted.len().min(100));
+            let request = KeysAndAttributes::builder().set_keys(Some(wanted)).consistent_read(true).build()?;
+            let answer =
+                self.client.batch_get_item().request_items(&self.name, request).send().await.map_err(failure)?;
+            found.extend(answer.responses().and_then(|r| r.get(&self.name)).into_iter().flatten().cloned());
+            wanted = rest;
+            if let Some(unprocessed) = answer.unprocessed_keys().and_then(|u| u.get(&self.name)) {
+                wanted.extend(unprocessed.keys().iter().cloned());
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        Ok(found)
     }
 
     /// Whether the table answers (a cheap read of one key).

@@ -91,6 +91,31 @@ impl Query {
         self.root.as_ref().and_then(collect)
     }
 
+    /// The levels that match, when the query tests nothing but levels (`level:error`,
+    /// `-level:info`, `level:>=warn OR level:debug`): such a query is a set of levels, which a store
+    /// answers from its level counts and its time index instead of reading events. `None` when
+    /// any other test is in it (or for a blank query).
+    pub fn only_levels(&self) -> Option<Vec<Level>> {
+        fn set(expr: &Expr) -> Option<Vec<Level>> {
+            match &expr.node {
+                Node::Term { field: Field::Level, op } => Some(levels_accepted(op)),
+                Node::Not(child) => {
+                    set(child).map(|matched| Level::ALL.into_iter().filter(|l| !matched.contains(l)).collect())
+                }
+                Node::And(children) => children.iter().map(set).reduce(|a, b| {
+                    let (a, b) = (a?, b?);
+                    Some(a.into_iter().filter(|level| b.contains(level)).collect())
+                })?,
+                Node::Or(children) => children.iter().map(set).reduce(|a, b| {
+                    let (a, b) = (a?, b?);
+                    Some(Level::ALL.into_iter().filter(|level| a.contains(level) || b.contains(level)).collect())
+                })?,
+                Node::Text(_) | Node::Term { .. } | Node::Has(_) => None,
+            }
+        }
+        self.root.as_ref().and_then(set)
+    }
+
     /// The literal texts a matching message may contain, for a page to mark: each free word or
     /// quoted phrase (the pieces between its wildcards), not those under a negation, not field
     /// tests. As written, first seen first, each once.
@@ -258,6 +283,40 @@ mod tests {
         assert_eq!(required("level:error OR timeout"), None);
         assert_eq!(required("-level:error"), None);
         assert_eq!(required("timeout"), None);
+    }
+
+    #[test]
+    fn a_query_of_level_tests_alone_is_the_set_of_levels_it_matches() {
+        let only = |q: &str| q.parse::<Query>().expect("query").only_levels();
+        assert_eq!(only("level:error"), Some(vec![Level::Error]));
+        assert_eq!(only("-level:info"), Some(vec![Level::Debug, Level::Warn, Level::Error, Level::Fatal]));
+        assert_eq!(only("level:>=warn"), Some(vec![Level::Warn, Level::Error, Level::Fatal]));
+        assert_eq!(only("level:debug OR level:>=error"), Some(vec![Level::Debug, Level::Error, Level::Fatal]));
+        assert_eq!(only("level:>=info -level:[warn,fatal]"), Some(vec![Level::Info, Level::Error]));
+        assert_eq!(only("NOT (level:error OR level:fatal)"), Some(vec![Level::Debug, Level::Info, Level::Warn]));
+        assert_eq!(only("level:error level:info"), Some(vec![]), "nothing can match");
+        assert_eq!(only("level:error timeout"), None);
+        assert_eq!(only("level:error OR has:user"), None);
+        assert_eq!(only("-timeout"), None);
+        assert_eq!(only(""), None);
+        // The same answer as the evaluator for every level.
+        for q in ["-level:info", "level:>=warn OR level:debug", "-(level:w* OR -level:[debug,warn])"] {
+            let query = q.parse::<Query>().expect("query");
+            for level in Level::ALL {
+                let event = crate::event::StoredEvent::bare(
+                    crate::event::new_id(::time::OffsetDateTime::UNIX_EPOCH),
+                    ("p", "e"),
+                    (::time::OffsetDateTime::UNIX_EPOCH, ::time::OffsetDateTime::UNIX_EPOCH),
+                    level,
+                    "m".into(),
+                );
+                assert_eq!(
+                    query.only_levels().expect("levels").contains(&level),
+                    query.matches(&event, ""),
+                    "{q} on {level:?}"
+                );
+            }
+        }
     }
 
     fn round_trip(query: &str) -> String {

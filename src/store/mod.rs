@@ -217,6 +217,20 @@ pub struct EventQuery<'a> {
 }
 
 impl EventQuery<'_> {
+    /// The levels this query keeps when it keeps events by level alone — no search, or a search
+    /// of level tests only ([`Query::only_levels`]) — which level counts answer; empty for every
+    /// level. `None` when anything else must be read (or nothing can match).
+    pub fn counted_levels(&self) -> Option<Vec<Level>> {
+        let matched = if self.search.root().is_none() { Level::ALL.to_vec() } else { self.search.only_levels()? };
+        let asked = if self.levels.is_empty() { Level::ALL.to_vec() } else { self.levels.clone() };
+        let kept: Vec<Level> = asked.into_iter().filter(|level| matched.contains(level)).collect();
+        match kept.len() {
+            0 => None,
+            n if n == Level::ALL.len() => Some(Vec::new()),
+            _ => Some(kept),
+        }
+    }
+
     /// The exact filter, for stores whose own filtering is only approximate.
     pub fn matches(&self, event: &StoredEvent) -> bool {
         let ts = event.timestamp;

@@ -187,6 +187,13 @@ const QUERIES: &[(&str, &[&str])] = &[
             "e30", "e34", "e35", "e38", "e40", "e42", "e43", "e45",
         ],
     ),
+    (
+        "-level:[info,debug]",
+        &[
+            "e02", "e03", "e04", "e05", "e08", "e10", "e11", "e12", "e17", "e18", "e21", "e22", "e24", "e27", "e29",
+            "e30", "e34", "e35", "e38", "e40", "e42", "e43", "e45",
+        ],
+    ),
     ("level:<info", &["e06", "e15", "e25", "e32"]),
     ("level:[debug,FATAL]", &["e05", "e06", "e15", "e24", "e25", "e32"]),
     // Numbers: compared numerically; `code` is text however it was sent.
@@ -290,7 +297,8 @@ const ALL: &[&str] = &[
 const ERRORS: &[&str] = &["e03", "e04", "e08", "e11", "e12", "e18", "e21", "e27", "e30", "e35", "e38", "e43", "e45"];
 
 /// The queries whose histogram is checked too.
-const HISTOGRAM_QUERIES: &[&str] = &["", "payment", "level:>=warn", "-(payment OR timeout) level:>=error", "결제"];
+const HISTOGRAM_QUERIES: &[&str] =
+    &["", "payment", "level:>=warn", "-level:[info,debug]", "-(payment OR timeout) level:>=error", "결제"];
 
 /// When the `i`th fixture (0-based) happened: 3 minutes apart, the first 17 s before `now`.
 fn fixture_time(now: OffsetDateTime, i: usize) -> OffsetDateTime {

@@ -238,6 +238,86 @@ async fn a_flush_sent_again_after_a_crash_is_counted_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_lists_issues_by_reading_what_changed_since_its_last_view_and_sees_every_change_at_once() {
+    use logboard::dynamo::DynamoIssueIndex;
+    use logboard::issues::{Issue, IssueIndex, Occurrence, Sort, Status};
+    use prometheus_client::metrics::counter::Counter;
+
+    let moto = Moto::start().await;
+    let table = table_for(&moto.url, TABLE);
+    assert!(table.create().await.expect("create"));
+    let (dir_a, dir_b) = (tempfile::tempdir().expect("dir"), tempfile::tempdir().expect("dir"));
+    let a = DynamoIssueIndex::open(table.clone(), dir_a.path()).expect("index a");
+    let b_requests = Counter::<u64>::default();
+    let b = DynamoIssueIndex::open(table.counted(b_requests.clone()), dir_b.path()).expect("index b");
+
+    let now = OffsetDateTime::now_utc();
+    let ms = unix_ms(now);
+    let errors = |fingerprints: &[usize]| -> Vec<Occurrence> {
+        let events: Vec<_> = fingerprints
+            .iter()
+            .map(|i| {
+                let mut e = logboard::event::StoredEvent::bare(
+                    logboard::event::new_id(now),
+                    ("demo", "production"),
+                    (now, now),
+                    logboard::event::Level::Error,
+                    format!("boom {i}"),
+                );
+                e.fingerprint = Some(format!("fp{i:02}"));
+                e
+            })
+            .collect();
+        Occurrence::of(&events)
+    };
+    let list = async |index: &DynamoIssueIndex, from_ms: i64| -> BTreeMap<String, (u64, Status)> {
+        let listed: Vec<Issue> = index
+            .list(("demo", "production", ""), (from_ms, ms + HOUR_MS), &Default::default(), Sort::Count, ms)
+            .await
+            .expect("list");
+        listed.into_iter().map(|i| (i.fingerprint, (i.count, i.status))).collect()
+    };
+
+    // 30 issues counted by A; B's first view reads them all.
+    a.record(errors(&(0..30).chain(0..5).collect::<Vec<_>>())).await.expect("record");
+    a.flush().await.expect("flush");
+    let first = list(&b, ms - HOUR_MS).await;
+    assert_eq!(first.len(), 30);
+    assert_eq!(first["fp00"].0, 2);
+    assert_eq!(first["fp29"].0, 1);
+
+    // Nothing changed: B's next view is one small read of the change log.
+    let before = b_requests.get();
+    assert_eq!(list(&b, ms - HOUR_MS).await, first);
+    assert_eq!(b_requests.get() - before, 1, "only the change log is read");
+
+    // A counts three more errors of one issue and a new one: B sees them at its next view,
+    // reading the change log and the two issues named in it.
+    a.record(errors(&[7, 7, 7, 30])).await.expect("record");
+    a.flush().await.expect("flush");
+    let mut expected = first.clone();
+    expected.get_mut("fp07").expect("fp07").0 += 3;
+    expected.insert("fp30".into(), (1, Status::New));
+    let before = b_requests.get();
+    assert_eq!(list(&b, ms - HOUR_MS).await, expected);
+    assert_eq!(b_requests.get() - before, 2, "the change log and one read of the changed issues");
+
+    // Resolved on A: resolved on B at its next view.
+    assert!(a.set_status("demo", "production", "fp03", Status::Resolved, ms - 1_000).await.expect("resolve"));
+    expected.get_mut("fp03").expect("fp03").1 = Status::Resolved;
+    assert_eq!(list(&b, ms - HOUR_MS).await, expected);
+
+    // B's own flush is seen by B; A's copy, read first now, agrees; a range past what a copy
+    // keeps is read whole from the table and agrees too.
+    b.record(errors(&[3])).await.expect("record");
+    b.flush().await.expect("flush");
+    expected.insert("fp03".into(), (expected["fp03"].0 + 1, Status::Regressed));
+    assert_eq!(list(&b, ms - HOUR_MS).await, expected);
+    assert_eq!(list(&a, ms - HOUR_MS).await, expected);
+    assert_eq!(list(&b, ms - 30 * 24 * HOUR_MS).await, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lease_held_by_one_task_is_refused_to_another_until_it_runs_out_or_is_released() {
     use logboard::dynamo::DynamoLeases;
     use logboard::lease::Lease;
@@ -431,6 +511,8 @@ async fn on_cloudwatch_charts_and_the_home_page_read_the_counts_every_task_keeps
     assert_eq!(answer["interval_ms"], 2 * HOUR_MS, "{answer}");
     let (errors, _) = charted(&a.base, "from=now-24h&level=error").await;
     assert_eq!(errors, BTreeMap::from([("error".to_string(), 150)]));
+    let (warnings_and_up, _) = charted(&a.base, "from=now-24h&q=-level:[debug,info]").await;
+    assert_eq!(warnings_and_up, BTreeMap::from([("warn".to_string(), 150), ("error".to_string(), 150)]));
     let browser = reqwest::Client::builder().cookie_store(true).build().expect("client");
     let login = browser
         .post(format!("{}/login", a.base))
@@ -443,7 +525,7 @@ async fn on_cloudwatch_charts_and_the_home_page_read_the_counts_every_task_keeps
     assert!(home.contains("<strong>600</strong> events"), "the home page counts all 600: {home}");
     let after = metric(&a.base, "logboard_cloudwatch_requests_total").await.expect("the metric");
     // The issue follower may list groups meanwhile; the charts themselves read no event.
-    assert!(after - before <= 2.0, "{} CloudWatch requests for three charts and the home page", after - before);
+    assert!(after - before <= 2.0, "{} CloudWatch requests for four charts and the home page", after - before);
 
     // A chart with a search is read from CloudWatch (within its call budget), and agrees.
     let (searched, answer) = charted(&b.base, "from=now-24h&q=number").await;

@@ -281,17 +281,23 @@ impl Sink for Histogram {
     }
 }
 
-/// The levels a read keeps: those asked for (all when none) that the search also requires;
-/// `None` when no level is left.
-fn levels_to_read(asked: &[Level], search: &Query) -> Option<Vec<i64>> {
+/// The levels a read keeps and the search it still runs: the levels asked for (all when none)
+/// that the search requires, and the search — none left when it tests only levels
+/// ([`Query::only_levels`]), so that the level counts and the time index answer it. `None` when
+/// no level is left.
+fn levels_to_read(asked: &[Level], search: Query) -> Option<(Vec<i64>, Query)> {
     let mut levels: Vec<Level> = if asked.is_empty() { Level::ALL.to_vec() } else { asked.to_vec() };
-    if let Some(required) = search.required_levels() {
+    let (required, search) = match search.only_levels() {
+        Some(only) => (Some(only), Query::default()),
+        None => (search.required_levels(), search),
+    };
+    if let Some(required) = required {
         levels.retain(|level| required.contains(level));
     }
     match levels.len() {
         0 => None,
-        n if n == Level::ALL.len() => Some(Vec::new()),
-        _ => Some(levels.into_iter().map(level_code).collect()),
+        n if n == Level::ALL.len() => Some((Vec::new(), search)),
+        _ => Some((levels.into_iter().map(level_code).collect(), search)),
     }
 }
 
@@ -325,8 +331,10 @@ impl LogStore for LocalStore {
             return Ok(EventPage::default());
         }
         let (project, env, limit) = (query.project.name.clone(), query.env.clone(), query.limit);
-        let (search, group) = (query.search.clone(), query.group_name().to_string());
-        let Some(levels) = levels_to_read(&query.levels, &search) else { return Ok(EventPage::default()) };
+        let group = query.group_name().to_string();
+        let Some((levels, search)) = levels_to_read(&query.levels, query.search.clone()) else {
+            return Ok(EventPage::default());
+        };
         let mut scope = Scope { levels, ..self.scope(query) };
         let events = self
             .read(lane(query), move |conn| {
@@ -357,8 +365,8 @@ impl LogStore for LocalStore {
             return Ok(histogram);
         }
         let (project, env) = (query.project.name.clone(), query.env.clone());
-        let (search, group) = (query.search.clone(), query.group_name().to_string());
-        let Some(levels) = levels_to_read(&query.levels, &search) else { return Ok(histogram) };
+        let group = query.group_name().to_string();
+        let Some((levels, search)) = levels_to_read(&query.levels, query.search.clone()) else { return Ok(histogram) };
         let mut scope = Scope { levels, before: None, ..self.scope(query) };
         let lane = if search.root().is_none() { Lane::Lookup } else { Lane::Search };
         self.read(lane, move |conn| {
