@@ -1074,12 +1074,13 @@ async fn store_old_events(app: &common::TestApp, count: usize) {
 }
 
 /// `/api/v1/events` over the last week with a query that matches no stored event and that the
-/// search index cannot narrow (a negation): every stored event of demo/production is read.
+/// search index cannot narrow (a number comparison, on a field these events lack; levels alone
+/// would be answered by the level counts): every stored event of demo/production is read.
 fn search_matching_nothing(app: &common::TestApp) -> String {
     let now = time::OffsetDateTime::now_utc();
     let from = logboard::event::timestamp_format::format(now - time::Duration::days(7));
     let to = logboard::event::timestamp_format::format(now);
-    app.url(&format!("/api/v1/events?project=demo&env=production&q=-level:>%3Ddebug&from={from}&to={to}"))
+    app.url(&format!("/api/v1/events?project=demo&env=production&q=http.status:>%3D0&from={from}&to={to}"))
 }
 
 /// One GET: status, whether it carries `Retry-After`, body, and how long it took.
