@@ -28,7 +28,7 @@ except ImportError:  # pragma: no cover - the stdlib parser is only slower
 TOKEN = "bench-token-0123456789abcdef"  # benches/shop.toml
 PROJECT, ENV = "shop", "production"
 PAGE = 50
-REPEATS = 5
+REPEATS = int(os.environ.get("REPEATS", "5"))
 DAY_MS = 86_400_000
 LEVELS = ["debug", "info", "warn", "error", "fatal"]
 
@@ -248,7 +248,7 @@ def run(args, ch, from_ms, to_ms, interval_ms):
 
         def ratio(lb, code, chq):
             r = lb / chq
-            shown = f"{r:,.0f}" if r >= 10 else f"{r:.1f}" if r >= 1 else f"{r:.2f}"
+            shown = f"{r:,.0f}" if r >= 10 else f"{r:.2g}"  # 0.0019×, 3.4×, 41×
             return f"{shown}×" if code == 200 else f"≥ {shown}×"
 
         rows.append(
