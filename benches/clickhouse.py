@@ -279,12 +279,34 @@ def run(args, ch, from_ms, to_ms, interval_ms):
                         if not mismatches else "MISMATCH — " + "; ".join(mismatches)))
 
 
+def facts(ch, from_ms, to_ms):
+    """ClickHouse's view of the design questions: the share of 32-row blocks (rows of the range, both
+    environments, in time order — about the store's `seq` order) holding a match of each class, and
+    the first page asked as the newest 50 (ts, id) first, then their rows."""
+    where = f"project = '{PROJECT}' AND env = '{ENV}' AND ts >= {from_ms} AND ts <= {to_ms}"
+    print("\n| class | blocks of 32 with a match | ClickHouse page, ids first (ms) |\n|---|---|---|")
+    for q, condition in CLASSES:
+        blocks, hits = ch.query(
+            f"SELECT count(), sum(hit) FROM (SELECT intDiv(rowNumberInAllBlocks(), 32) AS b, "
+            f"max(env = '{ENV}' AND ({condition})) AS hit FROM (SELECT * FROM {TABLE} WHERE project = '{PROJECT}' "
+            f"AND ts >= {from_ms} AND ts <= {to_ms} ORDER BY ts, id) GROUP BY b) FORMAT TabSeparated"
+        ).split()
+        page_sql = (
+            f"SELECT * FROM {TABLE} WHERE {where} AND (ts, id) IN (SELECT ts, id FROM {TABLE} WHERE {where} "
+            f"AND ({condition}) ORDER BY ts DESC, id DESC LIMIT {PAGE}) ORDER BY ts DESC, id DESC FORMAT JSONEachRow"
+        )
+        page_ms, _ = median_of(lambda: ch.query(page_sql))
+        share = int(hits) / int(blocks)
+        print(f"| {f'`{q}`' if q else '(no query)'} | {int(hits):,} of {int(blocks):,} ({share:.1%}) | {page_ms:,.0f} |")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--logboard", required=True)
     parser.add_argument("--clickhouse", required=True)
     parser.add_argument("--ndjson", required=True)
     parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--facts", action="store_true", help="also the block shares and a two-step page")
     args = parser.parse_args()
     ch = ClickHouse(args.clickhouse)
     ch.load(args.ndjson)
@@ -312,6 +334,8 @@ def main():
     for i in range(args.runs):
         print(f"\n### run {i + 1} of {args.runs}, started {time.strftime('%H:%M:%S', time.gmtime())} UTC")
         run(args, ch, from_ms, to_ms, interval_ms)
+    if args.facts:
+        facts(ch, from_ms, to_ms)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# usage: [REPEATS=5] [QUERY_TIME_LIMIT_MS=N] benches/clickhouse.sh BINARY DATA_DIR NDJSON [RUNS]
-#        (from the repository root)
+# usage: [REPEATS=5] [QUERY_TIME_LIMIT_MS=N] [FACTS=1] benches/clickhouse.sh BINARY DATA_DIR NDJSON [RUNS]
+#        (from the repository root; RUNS=0 with FACTS=1 prints only the facts)
 #
 # The side-by-side benchmark of issue 23: every query class over the last 7 days of
 # shop/production, on logboard (the embedded store in DATA_DIR, written by examples/generate)
@@ -63,5 +63,5 @@ curl -sf "http://127.0.0.1:$LB_PORT/healthz" > /dev/null || { echo "logboard did
 curl -sf "http://127.0.0.1:$CH_HTTP/ping" > /dev/null || { echo "clickhouse did not start: see $CH_DIR/log" >&2; exit 1; }
 
 python3 benches/clickhouse.py --logboard "http://127.0.0.1:$LB_PORT" --clickhouse "http://127.0.0.1:$CH_HTTP" \
-  --ndjson "$NDJSON" --runs "$RUNS"
+  --ndjson "$NDJSON" --runs "$RUNS" ${FACTS:+--facts}
 echo "ClickHouse data: $CH_DIR/data ($(du -sh "$CH_DIR/data" | cut -f1)); logboard data: $DATA ($(du -sh "$DATA" | cut -f1))"
