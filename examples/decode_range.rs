@@ -7,7 +7,9 @@
 //! `cargo run --release --example decode_range -- DATA_DIR [PROJECT] [ENV] [DAYS]`
 //! (default `shop production 7`). It opens the store read-only; run it while nothing writes to it.
 
-use std::collections::HashMap;
+#[path = "support/bodies.rs"]
+mod bodies;
+
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -45,13 +47,9 @@ fn main() -> anyhow::Result<()> {
          spanned, every stream), {body_bytes} body bytes ({:.0} per event)",
         body_bytes as f64 / rows.max(1) as f64
     );
-    let dictionaries: HashMap<u32, Vec<u8>> = conn
-        .prepare("SELECT id, bytes FROM dictionaries")?
-        .query_map([], |r| Ok((r.get::<_, u32>(0)?, r.get::<_, Vec<u8>>(1)?)))?
-        .collect::<rusqlite::Result<_>>()?;
     for stage in [Stage::Read, Stage::Decompress, Stage::Fold, Stage::Parse] {
-        let mut decompressors: HashMap<u32, zstd::bulk::Decompressor<'static>> = HashMap::new();
-        let (started, cpu_before, mut seen, mut json_bytes) = (Instant::now(), cpu_seconds(), 0u64, 0u64);
+        let mut bodies = bodies::Bodies::of(&conn)?;
+        let (started, cpu_before, mut seen, mut json_bytes) = (Instant::now(), bodies::cpu_seconds(), 0u64, 0u64);
         let mut statement = conn.prepare(
             "SELECT ts, id, body FROM events WHERE stream = ?1 AND ts >= ?2 AND ts <= ?3 ORDER BY ts DESC, id DESC",
         )?;
@@ -63,16 +61,7 @@ fn main() -> anyhow::Result<()> {
                 json_bytes += body.len() as u64;
                 continue;
             }
-            let id = zstd::zstd_safe::get_dict_id_from_frame(body).map_or(0, |id| id.get());
-            let decompressor = match decompressors.entry(id) {
-                std::collections::hash_map::Entry::Occupied(found) => found.into_mut(),
-                std::collections::hash_map::Entry::Vacant(slot) => slot.insert(match dictionaries.get(&id) {
-                    Some(bytes) => zstd::bulk::Decompressor::with_dictionary(bytes)?,
-                    None => zstd::bulk::Decompressor::new()?,
-                }),
-            };
-            let size = zstd::zstd_safe::get_frame_content_size(body).ok().flatten().unwrap_or(1 << 20);
-            let json = String::from_utf8(decompressor.decompress(body, usize::try_from(size)?)?)?;
+            let json = String::from_utf8(bodies.json(body)?)?;
             json_bytes += json.len() as u64;
             if stage >= Stage::Fold {
                 std::hint::black_box(json.to_ascii_lowercase());
@@ -81,7 +70,7 @@ fn main() -> anyhow::Result<()> {
                 std::hint::black_box(serde_json::from_str::<StoredEvent>(&json)?);
             }
         }
-        let (seconds, cpu) = (started.elapsed().as_secs_f64(), cpu_seconds() - cpu_before);
+        let (seconds, cpu) = (started.elapsed().as_secs_f64(), bodies::cpu_seconds() - cpu_before);
         let name = match stage {
             Stage::Read => "SQLite read by time (ts, id, body)",
             Stage::Decompress => "+ zstd decompress",
@@ -94,15 +83,4 @@ fn main() -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-/// This process's CPU time (user + system), from /proc: on a shared box the wall time of a stage
-/// says more about the neighbours than about the stage.
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // The fields after the command name (which may hold spaces) start at its closing parenthesis.
-    let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
-    // utime and stime, fields 14 and 15 of the line (11 and 12 counted from the state); 100 ticks a second.
-    (ticks(11) + ticks(12)) / 100.0
 }
