@@ -17,6 +17,7 @@
 //! condition, never a sufficient one. The index narrows; the evaluator decides.
 
 use std::collections::HashSet;
+use std::fmt::Write as _;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use serde_json::Value as Json;
@@ -76,7 +77,7 @@ impl IndexText {
         if let Some(extra) = &event.extra {
             tokens.tree("extra", extra);
         }
-        IndexText { grams: message_trigrams(&event.message), tokens: tokens.0 }
+        IndexText { grams: message_trigrams(&event.message), tokens: tokens.keys }
     }
 }
 
@@ -201,30 +202,44 @@ fn canonical(number: f64) -> String {
 }
 
 #[derive(Default)]
-struct Tokens(Vec<u64>);
+struct Tokens {
+    keys: Vec<u64>,
+    /// The text of a number or of a nested object or array, and a number's canonical text: one
+    /// buffer each for all of an event's values, where each was a String of its own (an event
+    /// with nested attributes has several).
+    text: String,
+    canonical: String,
+}
 
 impl Tokens {
     fn text(&mut self, field: &str, text: &str) {
-        self.0.push(token_of_text(field, text));
+        self.keys.push(token_of_text(field, text));
     }
 
     /// A numeric field: found by its number (`field:502`) and by its text.
     fn number(&mut self, field: &str, number: f64, text: &str) {
-        self.0.push(token(field, &canonical(number)));
+        self.canonical.clear();
+        // [`canonical`]'s text, written into the buffer.
+        let _ = write!(self.canonical, "t{number}");
+        self.keys.push(token(field, &self.canonical));
         self.text(field, text);
     }
 
     /// A JSON value as the evaluator sees it: a string's own text, a number's number and text,
     /// anything else its JSON text.
     fn json(&mut self, field: &str, value: &Json) {
-        match value {
-            Json::String(text) => self.text(field, text),
-            Json::Number(number) => match number.as_f64() {
-                Some(n) => self.number(field, n, &number.to_string()),
-                None => self.text(field, &number.to_string()),
-            },
-            other => self.text(field, &other.to_string()),
+        if let Json::String(text) = value {
+            return self.text(field, text);
         }
+        // The same text as `to_string` (Display), written into the reused buffer.
+        let mut text = std::mem::take(&mut self.text);
+        text.clear();
+        let _ = write!(text, "{value}");
+        match value.as_number().and_then(serde_json::Number::as_f64) {
+            Some(n) => self.number(field, n, &text),
+            None => self.text(field, &text),
+        }
+        self.text = text;
     }
 
     /// Every value of an object, at every depth, under `prefix.key.key…`.
@@ -378,6 +393,32 @@ fn grams(folded: &str) -> Option<Need> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_values_give_the_keys_of_their_own_text_with_the_buffers_reused() {
+        let values = [
+            serde_json::json!(502),
+            serde_json::json!(-1.5e3),
+            serde_json::json!({"Service": {"name": "Checkout", "version": 2}, "list": [1, "A"]}),
+            serde_json::json!(12),
+            serde_json::json!([true, null, "X"]),
+            serde_json::json!(null),
+            serde_json::json!(false),
+            serde_json::json!(u64::MAX),
+            serde_json::json!({"é": "ÉCOLE"}),
+        ];
+        let mut tokens = Tokens::default();
+        let mut want = Vec::new();
+        for value in &values {
+            tokens.json("extra.v", value);
+            let text = value.to_string();
+            if let Some(n) = value.as_f64() {
+                want.push(token("extra.v", &canonical(n)));
+            }
+            want.push(token_of_text("extra.v", &text));
+        }
+        assert_eq!(tokens.keys, want);
+    }
 
     #[test]
     fn the_fast_paths_give_the_same_keys_and_words() {
