@@ -25,7 +25,13 @@ pub fn hex_id(bytes: &[u8]) -> Option<String> {
     if bytes.iter().all(|&b| b == 0) {
         return None;
     }
-    Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut hex = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        hex.push(char::from(HEX[usize::from(b >> 4)]));
+        hex.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
+    Some(hex)
 }
 
 #[cfg(test)]
@@ -57,5 +63,8 @@ mod tests {
         assert_eq!(hex_id(&[0xAB, 0x01]).as_deref(), Some("ab01"));
         assert_eq!(hex_id(&[0; 16]), None);
         assert_eq!(hex_id(&[]), None);
+        let all: Vec<u8> = (0..=255).collect();
+        let want: String = all.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex_id(&all), Some(want), "every byte as two lower-case digits");
     }
 }
