@@ -188,9 +188,10 @@ fn users_pk(project: &str, env: &str) -> String {
     format!("users#{project}#{env}")
 }
 
-/// The most hours a listing names in its projection (8 days and the 24-hour series): a longer
-/// range reads each issue whole (every hour it keeps), which is correct, only larger.
-const PROJECTED_HOURS: i64 = 8 * 24 + 24;
+/// The most hours a listing names in its projection — the same as a kept copy holds (8 days and
+/// the 24-hour series): a longer range reads each issue whole (every hour it keeps), which is
+/// correct, only larger.
+const PROJECTED_HOURS: i64 = listing::KEPT_HOURS;
 
 /// What a listing reads of each issue over `[from_hour, to_hour]`: the fields it shows, and only
 /// the hours it counts or draws.
