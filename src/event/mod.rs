@@ -118,6 +118,19 @@ pub struct StoredEvent {
 }
 
 impl StoredEvent {
+    /// The optional text fields a search compares whole, by their names in the search language
+    /// (`http.method` aside).
+    pub fn text_fields(&self) -> [(&'static str, Option<&str>); 6] {
+        [
+            ("type", self.kind.as_deref()),
+            ("code", self.code.as_deref()),
+            ("url", self.url.as_deref()),
+            ("location", self.location.as_deref()),
+            ("release", self.release.as_deref()),
+            ("fingerprint", self.fingerprint.as_deref()),
+        ]
+    }
+
     /// An event with only what every event has; the optional fields empty.
     pub fn bare(
         id: Ulid,

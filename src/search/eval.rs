@@ -30,11 +30,9 @@ impl<'a> Subject<'a> {
             Node::Not(child) => !self.matches(child),
             Node::Text(pattern) => {
                 let message = self.message.get_or_init(|| fold_case(&self.event.message));
-                wildcard::contains(pattern.folded(), message)
+                text_in(pattern, message)
             }
-            Node::Has(field) => self.field(field).is_some_and(|found| !found.empty),
-            // An absent field matches no test (and so its negation always matches).
-            Node::Term { field, op } => self.field(field).is_some_and(|found| found.passes(op)),
+            Node::Has(field) | Node::Term { field, .. } => test(&expr.node, self.field(field)),
         }
     }
 
@@ -60,10 +58,7 @@ impl<'a> Subject<'a> {
                 number: Some(f64::from(status)),
                 empty: false,
             }),
-            Field::User => match event.user.as_ref()? {
-                Json::Object(user) => user.get("id").map(Found::json),
-                other => Some(Found::json(other)),
-            },
+            Field::User => user_id(event.user.as_ref()?).map(Found::json),
             Field::UserKey(path) => match event.user.as_ref()? {
                 Json::Object(user) => walk(user.get(path.first()?)?, path.get(1..)?).map(Found::json),
                 _ => None,
@@ -76,9 +71,46 @@ impl<'a> Subject<'a> {
     }
 }
 
+// The tests of one value, for stores that keep fields apart from the event (the embedded store's
+// columns): they find a field's value themselves and ask these, so that every store means what
+// this evaluator means.
+
+/// Whether a field test (`has:`, `field:…`) passes on a value read from the stored event's
+/// JSON; `None` when the field is absent. Any other node: false.
+pub fn test_json(node: &Node, value: Option<&Json>) -> bool {
+    test(node, value.map(Found::json))
+}
+
+/// [`test_json`] on a text value (a text field, the level, the environment, the group).
+pub fn test_text(node: &Node, value: Option<&str>) -> bool {
+    test(node, value.map(Found::text))
+}
+
+/// Whether a word or phrase is in a message already folded with [`fold_case`].
+pub fn text_in(pattern: &super::Pattern, folded_message: &str) -> bool {
+    wildcard::contains(pattern.folded(), folded_message)
+}
+
+/// `user:`'s value: the `id` of an object user, else the user itself.
+pub fn user_id(user: &Json) -> Option<&Json> {
+    match user {
+        Json::Object(fields) => fields.get("id"),
+        other => Some(other),
+    }
+}
+
 /// Follows object keys from `value`.
-fn walk<'j>(value: &'j Json, keys: &[String]) -> Option<&'j Json> {
+pub fn walk<'j>(value: &'j Json, keys: &[String]) -> Option<&'j Json> {
     keys.iter().try_fold(value, |value, key| value.as_object()?.get(key))
+}
+
+fn test(node: &Node, found: Option<Found<'_>>) -> bool {
+    match node {
+        Node::Has(_) => found.is_some_and(|found| !found.empty),
+        // An absent field matches no test (and so its negation always matches).
+        Node::Term { op, .. } => found.is_some_and(|found| found.passes(op)),
+        Node::And(_) | Node::Or(_) | Node::Not(_) | Node::Text(_) => false,
+    }
 }
 
 /// A field's value as the tests see it.

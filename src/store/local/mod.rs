@@ -8,7 +8,11 @@
 //! Each read is stopped at a time limit; a read that finds its lane busy past a short wait, or
 //! runs past the limit, is refused with a [`ReadRefused`] the caller can act on.
 
+mod backfill;
 mod codec;
+#[cfg(test)]
+mod column_tests;
+mod columns;
 mod prune;
 mod read;
 mod schema;
@@ -74,6 +78,8 @@ pub struct LocalStore {
     retention: Arc<Retention>,
     /// Deletes what is past the retention; stops when the store is dropped.
     _pruner: Option<Pruner>,
+    /// Gives the rows of a store from before columns their columns; stops when done or dropped.
+    _backfill: backfill::Backfill,
 }
 
 /// Which lane a read goes to.
@@ -133,7 +139,18 @@ impl LocalStore {
         let pruner = (*retention != Retention::default())
             .then(|| Pruner::spawn(Arc::clone(&retention), appends.downgrade(), every))
             .transpose()?;
-        Ok(LocalStore { appends, dictionary, searches, lookups, ready, retry_after_secs, retention, _pruner: pruner })
+        let backfill = backfill::Backfill::spawn(appends.downgrade())?;
+        Ok(LocalStore {
+            appends,
+            dictionary,
+            searches,
+            lookups,
+            ready,
+            retry_after_secs,
+            retention,
+            _pruner: pruner,
+            _backfill: backfill,
+        })
     }
 
     /// Deletes now what the background pass would: expired events, then the oldest past the cap.
@@ -190,32 +207,35 @@ fn lane(query: &EventQuery<'_>) -> Lane {
 }
 
 /// Where a search reads its events: the blocks the search index names (and the rows not
-/// indexed yet), or every row of the range, newest first, when the index cannot narrow it.
+/// indexed yet) when they are few; else the column store when the search tests only what it
+/// keeps; else every row of the range, newest first.
 enum Plan {
     Blocks((Vec<i64>, i64)),
+    Columns,
     ByTime,
 }
 
+/// What reading one part's columns costs, in rows decoded from their bodies (~3 µs each): a
+/// search the index narrows to fewer rows than this per part of its range reads those rows.
+const ROWS_WORTH_A_PART: usize = 128;
+
 impl Plan {
-    fn of(conn: &Connection, need: Option<&Need>) -> rusqlite::Result<Plan> {
+    fn of(conn: &Connection, scope: &Scope, search: &Query, need: Option<&Need>) -> rusqlite::Result<Plan> {
         let listed = match need {
             Some(need) => read::candidate_blocks(conn, need)?,
             None => None,
         };
-        Ok(listed.map_or(Plan::ByTime, Plan::Blocks))
-    }
-
-    fn offer(
-        &self,
-        conn: &Connection,
-        scope: &Scope,
-        checker: &mut read::Checker<'_>,
-        sink: &mut dyn Sink,
-    ) -> rusqlite::Result<()> {
-        match self {
-            Plan::Blocks(blocks) => read::in_blocks(conn, scope, blocks, checker, sink),
-            Plan::ByTime => read::by_time(conn, scope, checker, sink),
+        if search.root().is_none() || !columns::answers(search) {
+            return Ok(listed.map_or(Plan::ByTime, Plan::Blocks));
         }
+        Ok(match listed {
+            Some(listed)
+                if listed.0.len() * read::BLOCK_ROWS <= read::parts_in_range(conn, scope)? * ROWS_WORTH_A_PART =>
+            {
+                Plan::Blocks(listed)
+            }
+            _ => Plan::Columns,
+        })
     }
 }
 
@@ -346,18 +366,18 @@ impl LogStore for LocalStore {
                 scope.stream = stream;
                 let need = Need::of(&search);
                 let mut checker = read::Checker::new(need.as_ref(), &search, &group);
-                match Plan::of(conn, need.as_ref())? {
+                let names = read::Names { env: &env, group: &group };
+                let mut newest = NewestMatches { keep: limit + 1, heap: BinaryHeap::new() };
+                match Plan::of(conn, &scope, &search, need.as_ref())? {
                     Plan::ByTime => {
                         let mut page = FirstMatches { limit, events: Vec::with_capacity(limit + 1) };
                         read::by_time(conn, &scope, &mut checker, &mut page)?;
-                        Ok(page.events)
+                        return Ok(page.events);
                     }
-                    plan => {
-                        let mut page = NewestMatches { keep: limit + 1, heap: BinaryHeap::new() };
-                        plan.offer(conn, &scope, &mut checker, &mut page)?;
-                        Ok(page.heap.into_iter().map(|Reverse(ByTime(_, _, event))| event).collect())
-                    }
+                    Plan::Columns => read::page_by_columns(conn, &scope, &names, &mut checker, &mut newest)?,
+                    Plan::Blocks(blocks) => read::in_blocks(conn, &scope, &blocks, &mut checker, &mut newest)?,
                 }
+                Ok(newest.heap.into_iter().map(|Reverse(ByTime(_, _, event))| event).collect())
             })
             .await?;
         Ok(EventPage::from_candidates(events, limit))
@@ -382,7 +402,12 @@ impl LogStore for LocalStore {
             } else {
                 let need = Need::of(&search);
                 let mut checker = read::Checker::new(need.as_ref(), &search, &group);
-                Plan::of(conn, need.as_ref())?.offer(conn, &scope, &mut checker, &mut histogram)?;
+                let names = read::Names { env: &env, group: &group };
+                match Plan::of(conn, &scope, &search, need.as_ref())? {
+                    Plan::ByTime => read::by_time(conn, &scope, &mut checker, &mut histogram)?,
+                    Plan::Columns => read::chart_by_columns(conn, &scope, &names, &mut checker, &mut histogram)?,
+                    Plan::Blocks(blocks) => read::in_blocks(conn, &scope, &blocks, &mut checker, &mut histogram)?,
+                }
             }
             Ok(histogram)
         })

@@ -20,8 +20,9 @@ use anyhow::{Context as _, anyhow};
 use rusqlite::{Connection, OptionalExtension, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
+use super::columns::PART_SHIFT;
 use super::text_index::{BLOCK_EVENTS, BLOCK_SHIFT};
-use super::write::{Request, Writer};
+use super::write::{Request, Writer, rebuild_parts};
 use crate::clock::{DAY_MS, MINUTE_MS};
 use crate::config::Config;
 use crate::sqlite::CommitFailed;
@@ -109,15 +110,19 @@ impl Writer {
         // Rows of the block being filled leave it only now that their deletion is committed.
         let gone: HashSet<i64> = seqs.into_iter().collect();
         self.pending.retain(|(seq, _)| !gone.contains(seq));
+        self.column_pending.retain(|(seq, ..)| !gone.contains(seq));
         Ok(StepDone::Deleted(deleted))
     }
 
-    /// Deletes the rows, takes them off the minute counts, and drops the index rows of blocks
-    /// left with no row. A block partly deleted keeps its index row: reads check every row a
-    /// block names, so it only costs a little reading until the rest goes.
+    /// Deletes the rows, takes them off the minute counts, drops the index rows of blocks
+    /// left with no row, and writes the columns of the parts they were in again. A block partly
+    /// deleted keeps its index row: reads check every row a block names, so it only costs a
+    /// little reading until the rest goes. Columns are counted without reading rows, so they
+    /// must hold exactly the rows left.
     fn delete(&self, tx: &Transaction<'_>, seqs: &[i64]) -> anyhow::Result<usize> {
         let mut counts: HashMap<(i64, i64, i64), i64> = HashMap::new();
         let mut blocks = BTreeSet::new();
+        let mut parts = BTreeSet::new();
         {
             let mut delete = tx.prepare_cached("DELETE FROM events WHERE seq = ?1 RETURNING stream, ts, level")?;
             for &seq in seqs {
@@ -127,6 +132,9 @@ impl Writer {
                 if let Some((stream, ts, level)) = row {
                     *counts.entry((stream, ts.div_euclid(MINUTE_MS), level)).or_default() += 1;
                     blocks.insert(seq >> BLOCK_SHIFT);
+                    if (self.columns_from..self.columns_upto).contains(&seq) {
+                        parts.insert((seq >> PART_SHIFT, stream));
+                    }
                 }
             }
         }
@@ -153,6 +161,9 @@ impl Writer {
             }
             tx.prepare_cached("DELETE FROM grams WHERE rowid = ?1")?.execute([block])?;
             tx.prepare_cached("DELETE FROM tokens WHERE rowid = ?1")?.execute([block])?;
+        }
+        for (block, stream) in parts {
+            rebuild_parts(tx, block, Some(stream))?;
         }
         Ok(usize::try_from(deleted).unwrap_or(0))
     }

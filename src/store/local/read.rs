@@ -2,18 +2,23 @@
 //! - by time: the newest rows of a stream's range straight off the (stream, ts, id) key;
 //! - by the search index: the blocks a query's [`Need`] names, plus the few rows not indexed yet
 //!   (when the index names too many blocks, reading by time is faster and is used instead);
+//! - by columns: the parts of the column store ([`super::columns`]) say which rows match, a
+//!   chart counts them from there and a page reads only them;
 //! - by counts: per-minute counts kept at ingest, for charts and totals.
 //!
-//! Every row found is decoded and given to the evaluator, which alone decides what matches.
+//! Every row found is decoded and given to the evaluator, which alone decides what matches (the
+//! columns ask it too, value by value).
 
 use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, OptionalExtension, params_from_iter};
 
 use super::codec::BodyDecoder;
+use super::columns::{PART_SHIFT, Part, Rows};
 use super::text_index::{BLOCK_EVENTS, BLOCK_SHIFT, Need};
 use crate::clock::MINUTE_MS;
 use crate::event::{Level, StoredEvent};
 use crate::search::{Query, fold_case};
+use crate::store::histogram::Histogram;
 
 /// The most blocks one part of a query may name before the index is set aside for a read by
 /// time: 16,384 blocks are ~524,000 rows, most skipped by time or by the text test before parsing.
@@ -44,10 +49,13 @@ impl Scope {
         }
     }
 
+    /// In the range and levels (the cursor aside: a chart has none).
+    fn admits_time(&self, ts: i64, level: i64) -> bool {
+        ts >= self.from_ms && ts <= self.to_ms && (self.levels.is_empty() || self.levels.contains(&level))
+    }
+
     fn admits(&self, ts: i64, id: &[u8], level: i64) -> bool {
-        ts >= self.from_ms
-            && ts <= self.to_ms
-            && (self.levels.is_empty() || self.levels.contains(&level))
+        self.admits_time(ts, level)
             && self.before.as_ref().is_none_or(|(cursor_ts, cursor_id)| (ts, id) < (*cursor_ts, &cursor_id[..]))
     }
 }
@@ -110,7 +118,7 @@ pub(super) trait Sink {
 pub(super) struct Checker<'q> {
     decoder: BodyDecoder,
     need: Option<&'q Need>,
-    search: &'q Query,
+    pub(super) search: &'q Query,
     group: &'q str,
 }
 
@@ -271,23 +279,199 @@ pub(super) fn in_blocks(
     checker: &mut Checker<'_>,
     sink: &mut dyn Sink,
 ) -> rusqlite::Result<()> {
+    let ranges = std::iter::once((*indexed_upto, i64::MAX))
+        .chain(blocks.iter().map(|block| (block << BLOCK_SHIFT, (block << BLOCK_SHIFT) + BLOCK_EVENTS)));
+    in_seq_ranges(conn, scope, ranges, checker, sink).map(|_| ())
+}
+
+/// Offers the scope's events whose `seq` is in the ranges (`first..end`), in no particular
+/// order; false when the sink has enough.
+fn in_seq_ranges(
+    conn: &Connection,
+    scope: &Scope,
+    ranges: impl IntoIterator<Item = (i64, i64)>,
+    checker: &mut Checker<'_>,
+    sink: &mut dyn Sink,
+) -> rusqlite::Result<bool> {
     // NOT INDEXED: a block is a range of `seq` (the rowid); the time index would read the range.
     let mut stmt = conn.prepare_cached(
         "SELECT ts, id, level, body FROM events NOT INDEXED
          WHERE seq >= ?1 AND seq < ?2 AND stream = ?3 AND ts >= ?4 AND ts <= ?5",
     )?;
-    let ranges = std::iter::once((*indexed_upto, i64::MAX))
-        .chain(blocks.iter().map(|block| (block << BLOCK_SHIFT, (block << BLOCK_SHIFT) + BLOCK_EVENTS)));
     for (first, end) in ranges {
+        if first >= end {
+            continue;
+        }
         let mut rows = stmt.query(rusqlite::params![first, end, scope.stream, scope.from_ms, scope.to_ms])?;
         while let Some(row) = rows.next()? {
             let (ts, id, level) = (row.get::<_, i64>(0)?, row.get_ref(1)?.as_blob()?, row.get::<_, i64>(2)?);
             if scope.admits(ts, id, level) && !checker.offer(conn, sink, ts, id, row.get_ref(3)?.as_blob()?)? {
-                return Ok(());
+                return Ok(false);
+            }
+        }
+    }
+    Ok(true)
+}
+
+/// The column store's marks: the first `seq` with columns and the first without
+/// (`schema.rs`). Read before the parts: a part sealed after is then left to the rows' read.
+fn column_marks(conn: &Connection) -> rusqlite::Result<(i64, i64)> {
+    let mark = |name: &str| -> rusqlite::Result<i64> {
+        Ok(conn
+            .prepare_cached("SELECT value FROM index_state WHERE name = ?1")?
+            .query_row([name], |row| row.get(0))
+            .optional()?
+            .unwrap_or(0))
+    };
+    Ok((mark("columns_from")?, mark("columns_upto")?))
+}
+
+/// Rows in a block of the search index.
+pub(super) const BLOCK_ROWS: usize = BLOCK_EVENTS as usize;
+
+/// How many parts of columns hold rows of the scope's stream and range.
+pub(super) fn parts_in_range(conn: &Connection, scope: &Scope) -> rusqlite::Result<usize> {
+    let n: i64 = conn
+        .prepare_cached("SELECT count(*) FROM column_parts WHERE stream = ?1 AND max_ts >= ?2 AND min_ts <= ?3")?
+        .query_row(rusqlite::params![scope.stream, scope.from_ms, scope.to_ms], |row| row.get(0))?;
+    Ok(usize::try_from(n).unwrap_or(0))
+}
+
+/// A part of the scope's stream that may hold rows of its range.
+struct PartRef {
+    id: i64,
+    block: i64,
+    max_ts: i64,
+}
+
+impl PartRef {
+    fn seqs(&self) -> (i64, i64) {
+        (self.block << PART_SHIFT, (self.block + 1) << PART_SHIFT)
+    }
+}
+
+/// The parts between the marks that may hold rows of the scope, newest rows first.
+fn parts(conn: &Connection, scope: &Scope, (from, upto): (i64, i64)) -> rusqlite::Result<Vec<PartRef>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, block, max_ts FROM column_parts
+         WHERE stream = ?1 AND block >= ?2 AND block < ?3 AND max_ts >= ?4 AND min_ts <= ?5",
+    )?;
+    let mut parts: Vec<PartRef> = stmt
+        .query_map(
+            rusqlite::params![scope.stream, from >> PART_SHIFT, upto >> PART_SHIFT, scope.from_ms, scope.to_ms],
+            |row| Ok(PartRef { id: row.get(0)?, block: row.get(1)?, max_ts: row.get(2)? }),
+        )?
+        .collect::<rusqlite::Result<_>>()?;
+    parts.sort_unstable_by_key(|part| std::cmp::Reverse(part.max_ts));
+    Ok(parts)
+}
+
+/// A part's rows matching the search, or `None` when the part cannot say (it was rewritten
+/// since it was listed, it is damaged, or it left out a column the search needs): its rows are
+/// then read from their bodies.
+fn matching_rows(
+    conn: &Connection,
+    part: &PartRef,
+    search: &Query,
+    names: &Names<'_>,
+) -> rusqlite::Result<Option<(Part, Rows)>> {
+    let blob: Option<Vec<u8>> = conn
+        .prepare_cached("SELECT data FROM column_parts WHERE id = ?1")?
+        .query_row([part.id], |row| row.get(0))
+        .optional()?;
+    let Some(blob) = blob else { return Ok(None) };
+    let opened = Part::open(blob).and_then(|mut opened| {
+        let rows = opened.matching(search, names.env, names.group)?;
+        Ok(rows.map(|rows| (opened, rows)))
+    });
+    Ok(opened.unwrap_or_else(|error| {
+        tracing::warn!(error = %format!("{error:#}"), block = part.block, "a damaged column part: reading its rows");
+        None
+    }))
+}
+
+/// The stream's environment and group: what `env:` and `group:` test.
+pub(super) struct Names<'a> {
+    pub env: &'a str,
+    pub group: &'a str,
+}
+
+/// Counts the scope's matches into the chart: from the columns of every part of the range, and
+/// from the bodies of rows without columns (or in a part that cannot say).
+pub(super) fn chart_by_columns(
+    conn: &Connection,
+    scope: &Scope,
+    names: &Names<'_>,
+    checker: &mut Checker<'_>,
+    histogram: &mut Histogram,
+) -> rusqlite::Result<()> {
+    let marks = column_marks(conn)?;
+    in_seq_ranges(conn, scope, [(0, marks.0), (marks.1, i64::MAX)], checker, histogram)?;
+    for part in parts(conn, scope, marks)? {
+        match matching_rows(conn, &part, checker.search, names)? {
+            Some((opened, rows)) => {
+                for row in rows.iter() {
+                    let (ts, level) = (opened.ts[row], opened.levels[row]);
+                    if scope.admits_time(ts, i64::from(level)) {
+                        histogram.add_count(ts, Level::ALL[usize::from(level)], 1);
+                    }
+                }
+            }
+            None => {
+                in_seq_ranges(conn, scope, [part.seqs()], checker, histogram)?;
             }
         }
     }
     Ok(())
+}
+
+/// Offers the scope's matches to a sink that keeps the newest: the rows without columns past
+/// the newest part first, then the parts from the newest, each match's row read by its `seq` —
+/// until a part's newest row is older than all the sink keeps.
+pub(super) fn page_by_columns(
+    conn: &Connection,
+    scope: &Scope,
+    names: &Names<'_>,
+    checker: &mut Checker<'_>,
+    sink: &mut dyn Sink,
+) -> rusqlite::Result<()> {
+    const NEWEST_ID: [u8; 16] = [0xff; 16];
+    let marks = column_marks(conn)?;
+    if !in_seq_ranges(conn, scope, [(marks.1, i64::MAX)], checker, sink)? {
+        return Ok(());
+    }
+    let mut by_seq = conn.prepare_cached("SELECT ts, id, level, body FROM events WHERE seq = ?1")?;
+    for part in parts(conn, scope, marks)? {
+        if !sink.wants(part.max_ts, &NEWEST_ID) {
+            break;
+        }
+        let Some((opened, rows)) = matching_rows(conn, &part, checker.search, names)? else {
+            if !in_seq_ranges(conn, scope, [part.seqs()], checker, sink)? {
+                return Ok(());
+            }
+            continue;
+        };
+        let mut found: Vec<(i64, i64)> = rows
+            .iter()
+            .map(|row| (opened.ts[row], i64::from(opened.offsets[row])))
+            .filter(|(ts, _)| *ts >= scope.from_ms && *ts <= scope.to_ms)
+            .collect();
+        found.sort_unstable_by(|a, b| b.cmp(a));
+        for (ts, offset) in found {
+            if !sink.wants(ts, &NEWEST_ID) {
+                break;
+            }
+            let mut rows = by_seq.query([part.seqs().0 + offset])?;
+            if let Some(row) = rows.next()? {
+                let (ts, id, level) = (row.get::<_, i64>(0)?, row.get_ref(1)?.as_blob()?, row.get::<_, i64>(2)?);
+                if scope.admits(ts, id, level) && !checker.offer(conn, sink, ts, id, row.get_ref(3)?.as_blob()?)? {
+                    return Ok(());
+                }
+            }
+        }
+    }
+    // A store written before columns, still being given them: its older rows.
+    in_seq_ranges(conn, scope, [(0, marks.0)], checker, sink).map(|_| ())
 }
 
 /// Events per level in the scope, by minute: `count(minute_start_ms, level, n)` for each

@@ -11,6 +11,9 @@
 //!   charts and the home page never count rows.
 //! - `grams`, `tokens`: the search index over blocks of rows ([`super::text_index`]);
 //!   `index_state.indexed_upto` is the first `seq` not in it yet.
+//! - `column_parts`: the fields people filter on as columns, per stream and block of 4,096 rows
+//!   ([`super::columns`]); `index_state.columns_upto` is the first `seq` without them, and
+//!   `columns_from` the first with them (a store from before columns is backfilled).
 //! - `dictionaries`: the zstd dictionaries bodies are compressed with ([`super::codec`]).
 
 use anyhow::Context as _;
@@ -53,6 +56,16 @@ CREATE TABLE IF NOT EXISTS index_state (
     name  TEXT PRIMARY KEY,
     value INTEGER NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS column_parts (
+    id     INTEGER PRIMARY KEY,
+    stream INTEGER NOT NULL,
+    block  INTEGER NOT NULL,
+    rows   INTEGER NOT NULL,
+    min_ts INTEGER NOT NULL,
+    max_ts INTEGER NOT NULL,
+    data   BLOB NOT NULL,
+    UNIQUE (stream, block)
+);
 CREATE TABLE IF NOT EXISTS dictionaries (
     id             INTEGER PRIMARY KEY,
     bytes          BLOB NOT NULL,

@@ -43,14 +43,7 @@ pub(super) struct IndexText {
 impl IndexText {
     pub(super) fn of(event: &StoredEvent) -> IndexText {
         let mut tokens = Tokens::default();
-        for (name, value) in [
-            ("type", &event.kind),
-            ("code", &event.code),
-            ("url", &event.url),
-            ("location", &event.location),
-            ("release", &event.release),
-            ("fingerprint", &event.fingerprint),
-        ] {
+        for (name, value) in event.text_fields() {
             if let Some(value) = value {
                 tokens.text(name, value);
             }

@@ -1,8 +1,9 @@
 //! The writer thread's side of the embedded store: each round commits the waiting events with
-//! their counts and, once a block of 32 is complete, the block's search index, all in one
-//! transaction — so what a 202 acknowledged is counted and findable after any crash.
+//! their counts and, once a block of 32 is complete, the block's search index, and once a block
+//! of 4,096 is, its columns, all in one transaction — so what a 202 acknowledged is counted and
+//! findable after any crash.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -10,6 +11,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction};
 use tokio::sync::oneshot;
 
 use super::codec::{BodyDecoder, BodyEncoder, NewestDictionary, train_dictionary};
+use super::columns::{ColumnRow, PART_ROWS, PART_SHIFT, encode_part};
 use super::schema::FIRST_LAYOUT_TABLE;
 use super::text_index::{BLOCK_EVENTS, BLOCK_SHIFT, IndexText, document};
 use crate::clock::MINUTE_MS;
@@ -35,6 +37,7 @@ pub(super) struct Row {
     level: i64,
     body: Vec<u8>,
     text: IndexText,
+    columns: ColumnRow,
 }
 
 impl Row {
@@ -47,8 +50,77 @@ impl Row {
             level: level_code(e.level),
             body: encoder.encode_event(e)?,
             text: IndexText::of(e),
+            columns: ColumnRow::of(e),
         })
     }
+}
+
+/// `columns_from` and `columns_upto`, set on a store's first open with columns: at 0 for a new
+/// store, at the block of the next row for one written before (its rows below are backfilled).
+fn column_marks(conn: &Connection, next_seq: i64) -> anyhow::Result<(i64, i64)> {
+    let mark = |name: &str| -> anyhow::Result<Option<i64>> {
+        Ok(conn.query_row("SELECT value FROM index_state WHERE name = ?1", [name], |row| row.get(0)).optional()?)
+    };
+    if let (Some(from), Some(upto)) = (mark("columns_from")?, mark("columns_upto")?) {
+        return Ok((from, upto));
+    }
+    let start = (next_seq >> PART_SHIFT) << PART_SHIFT;
+    set_mark(conn, "columns_from", start)?;
+    set_mark(conn, "columns_upto", start)?;
+    Ok((start, start))
+}
+
+fn set_mark(conn: &Connection, name: &str, value: i64) -> anyhow::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO index_state (name, value) VALUES (?1, ?2)
+         ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+    )?
+    .execute(rusqlite::params![name, value])?;
+    Ok(())
+}
+
+/// Writes (or replaces) the columns of one stream's rows in a block.
+fn store_part(tx: &Transaction<'_>, stream: i64, block: i64, rows: &[(i64, ColumnRow)]) -> anyhow::Result<()> {
+    let (Some(min_ts), Some(max_ts)) = (rows.iter().map(|(_, r)| r.ts()).min(), rows.iter().map(|(_, r)| r.ts()).max())
+    else {
+        return Ok(());
+    };
+    let data = encode_part(block << PART_SHIFT, rows)?;
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO column_parts (stream, block, rows, min_ts, max_ts, data)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(rusqlite::params![stream, block, rows.len() as i64, min_ts, max_ts, data])?;
+    Ok(())
+}
+
+/// Writes a block's columns again from its rows' bodies: every stream's, or one stream's (after
+/// some of its rows were deleted). A stream left with no row in the block has no part.
+pub(super) fn rebuild_parts(tx: &Transaction<'_>, block: i64, stream: Option<i64>) -> anyhow::Result<()> {
+    let first = block << PART_SHIFT;
+    match stream {
+        Some(stream) => {
+            tx.prepare_cached("DELETE FROM column_parts WHERE stream = ?1 AND block = ?2")?.execute([stream, block])?
+        }
+        None => tx.prepare_cached("DELETE FROM column_parts WHERE block = ?1")?.execute([block])?,
+    };
+    let mut by_stream: BTreeMap<i64, Vec<(i64, ColumnRow)>> = BTreeMap::new();
+    {
+        let mut decoder = BodyDecoder::default();
+        let mut stmt = tx.prepare_cached(
+            "SELECT seq, stream, body FROM events WHERE seq >= ?1 AND seq < ?2 AND (?3 IS NULL OR stream = ?3)
+             ORDER BY seq",
+        )?;
+        let mut rows = stmt.query(rusqlite::params![first, first + PART_ROWS, stream])?;
+        while let Some(row) = rows.next()? {
+            let event = decoder.event(tx, &row.get::<_, Vec<u8>>(2)?)?;
+            by_stream.entry(row.get(1)?).or_default().push((row.get(0)?, ColumnRow::of(&event)));
+        }
+    }
+    for (stream, rows) in by_stream {
+        store_part(tx, stream, block, &rows)?;
+    }
+    Ok(())
 }
 
 /// A level as stored: its place in [`Level::ALL`] (debug 0 … fatal 4).
@@ -78,6 +150,15 @@ pub(super) struct Writer {
     pub(super) indexed_upto: i64,
     /// The index text of every row from `indexed_upto` on: the block being filled.
     pub(super) pending: Vec<(i64, IndexText)>,
+    /// The first `seq` whose block has no columns yet (a block boundary): rows from here on are
+    /// read from their bodies.
+    pub(super) columns_upto: i64,
+    /// The first `seq` of the oldest block with columns: a store written before columns existed
+    /// has rows below it, which the backfill ([`Writer::backfill_columns`]) gives columns, a
+    /// block at a time, newest first.
+    pub(super) columns_from: i64,
+    /// The column values of every row from `columns_upto` on, with its stream.
+    pub(super) column_pending: Vec<(i64, i64, ColumnRow)>,
     dictionary: Arc<NewestDictionary>,
     /// `seq` at which the next dictionary is trained.
     next_dictionary_at: i64,
@@ -97,14 +178,22 @@ impl Writer {
         let last_trained: Option<i64> = conn
             .query_row("SELECT trained_at_seq FROM dictionaries ORDER BY rowid DESC LIMIT 1", [], |row| row.get(0))
             .optional()?;
+        let (columns_from, columns_upto) = column_marks(conn, next_seq)?;
         let mut pending = Vec::new();
+        let mut column_pending = Vec::new();
         {
             let mut decoder = BodyDecoder::default();
-            let mut stmt = conn.prepare("SELECT seq, body FROM events WHERE seq >= ?1 ORDER BY seq")?;
-            let mut rows = stmt.query([indexed_upto])?;
+            let mut stmt = conn.prepare("SELECT seq, stream, body FROM events WHERE seq >= ?1 ORDER BY seq")?;
+            let mut rows = stmt.query([indexed_upto.min(columns_upto)])?;
             while let Some(row) = rows.next()? {
-                let event = decoder.event(conn, &row.get::<_, Vec<u8>>(1)?)?;
-                pending.push((row.get(0)?, IndexText::of(&event)));
+                let (seq, stream): (i64, i64) = (row.get(0)?, row.get(1)?);
+                let event = decoder.event(conn, &row.get::<_, Vec<u8>>(2)?)?;
+                if seq >= indexed_upto {
+                    pending.push((seq, IndexText::of(&event)));
+                }
+                if seq >= columns_upto {
+                    column_pending.push((seq, stream, ColumnRow::of(&event)));
+                }
             }
         }
         Ok(Writer {
@@ -112,6 +201,9 @@ impl Writer {
             next_seq,
             indexed_upto,
             pending,
+            columns_upto,
+            columns_from,
+            column_pending,
             dictionary,
             next_dictionary_at: last_trained.map_or(FIRST_DICTIONARY_AT, |at| (at * 10).max(FIRST_DICTIONARY_AT)),
         })
@@ -178,6 +270,7 @@ impl Writer {
                 if insert.execute(rusqlite::params![seq, stream, row.ts, &row.id[..], row.level, row.body])? == 1 {
                     self.next_seq += 1;
                     self.pending.push((seq, std::mem::take(&mut row.text)));
+                    self.column_pending.push((seq, stream, std::mem::take(&mut row.columns)));
                     *counts.entry((stream, row.ts.div_euclid(MINUTE_MS), row.level)).or_default() += 1;
                 }
             }
@@ -189,7 +282,32 @@ impl Writer {
         for ((stream, minute, level), n) in counts {
             count.execute([stream, minute, level, n])?;
         }
-        self.index_complete_blocks(tx)
+        self.index_complete_blocks(tx)?;
+        self.seal_complete_columns(tx)
+    }
+
+    /// Writes the columns of every block no later row can join.
+    fn seal_complete_columns(&mut self, tx: &Transaction<'_>) -> anyhow::Result<()> {
+        let start = self.columns_upto;
+        while let Some(&(last, ..)) = self.column_pending.last() {
+            let end = self.columns_upto + PART_ROWS;
+            if last < end {
+                break;
+            }
+            let taken = self.column_pending.partition_point(|(seq, ..)| *seq < end);
+            let mut by_stream: BTreeMap<i64, Vec<(i64, ColumnRow)>> = BTreeMap::new();
+            for (seq, stream, row) in self.column_pending.drain(..taken) {
+                by_stream.entry(stream).or_default().push((seq, row));
+            }
+            for (stream, rows) in by_stream {
+                store_part(tx, stream, self.columns_upto >> PART_SHIFT, &rows)?;
+            }
+            self.columns_upto = end;
+        }
+        if self.columns_upto != start {
+            set_mark(tx, "columns_upto", self.columns_upto)?;
+        }
+        Ok(())
     }
 
     /// Indexes every block no later row can join (rows only get higher `seq`s).
@@ -221,6 +339,22 @@ impl Writer {
             .execute([self.indexed_upto])?;
         }
         Ok(())
+    }
+
+    /// Gives the newest block below `columns_from` its columns, from its rows' bodies, in a
+    /// transaction of its own; false when every row had them already.
+    pub(super) fn backfill_columns(&mut self, conn: &mut Connection) -> anyhow::Result<bool> {
+        let oldest: Option<i64> = conn.query_row("SELECT min(seq) FROM events", [], |row| row.get(0))?;
+        if oldest.is_none_or(|oldest| oldest >= self.columns_from) {
+            return Ok(false);
+        }
+        let first = ((self.columns_from >> PART_SHIFT) - 1) << PART_SHIFT;
+        let tx = conn.transaction()?;
+        rebuild_parts(&tx, first >> PART_SHIFT, None)?;
+        set_mark(&tx, "columns_from", first)?;
+        tx.commit()?;
+        self.columns_from = first;
+        Ok(true)
     }
 
     fn stream(&mut self, tx: &Transaction<'_>, project: &str, env: &str) -> anyhow::Result<i64> {

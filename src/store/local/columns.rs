@@ -1,0 +1,813 @@
+//! The embedded store's columns: the fields people filter on, kept apart from the bodies, so that
+//! a query the search index cannot narrow (a comparison, a negation, a wildcard value, `has:`, a
+//! common word) reads a few small columns instead of decompressing and parsing every body of its
+//! range (2.7 µs a row, most of it parsing).
+//!
+//! Columns are kept per *part*: the rows of one stream within a block of [`PART_ROWS`]
+//! consecutive `seq`s. A part is one blob: a header naming its columns, then each column as its
+//! own zstd frame, so a query decompresses only the columns it names. A field's column is
+//! dictionary-coded: its distinct values once, then a code per row, so a test of the field runs
+//! once per distinct value and then per row is a table lookup. The time, level and `seq` of
+//! every row are columns of their own; the message is kept case-folded (what every text test
+//! compares).
+//!
+//! A field's column that would cost more than [`MAX_COLUMN_BYTES_PER_ROW`] (random ids, which
+//! the token index finds anyway) is left out of its part and named as left out: a query that
+//! needs it reads that part's bodies. `id` and `stack` are never kept ([`answers`]).
+//!
+//! What a test of a value means is the evaluator's ([`crate::search::test_json`] and its
+//! siblings): this module only finds the values.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use anyhow::{Context as _, anyhow, bail};
+use serde_json::Value as Json;
+
+use crate::event::{Level, StoredEvent};
+use crate::search::{Expr, Field, Node, Query, fold_case, test_json, test_text, text_in, user_id, walk};
+use crate::store::histogram::level_index;
+
+/// Rows per block of columns: `block = seq >> PART_SHIFT`.
+pub(super) const PART_SHIFT: u32 = 12;
+pub(super) const PART_ROWS: i64 = 1 << PART_SHIFT;
+/// A field's column past this many compressed bytes per row is left out of its part: the
+/// columns together must stay a small share of the store's ~260 bytes per event.
+const MAX_COLUMN_BYTES_PER_ROW: usize = 6;
+/// Parts smaller than this keep every column: their frames' overhead is not a column's cost.
+const MIN_ROWS_TO_LEAVE_OUT: usize = 256;
+/// zstd level of the column frames: 3, as the bodies.
+const LEVEL: i32 = 3;
+/// A column frame never inflates past this (a part holds at most 4,096 rows of capped events).
+const MAX_FRAME_BYTES: usize = 256 * 1024 * 1024;
+
+const FORMAT: u8 = 1;
+const SEQ: &str = "#seq";
+const TS: &str = "#ts";
+const LEVELS: &str = "#level";
+const MESSAGE: &str = "message";
+
+/// How a column's frame is laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// `u16` offsets of the rows' `seq` from the block's first.
+    Offsets = 0,
+    /// Times, each as the zig-zag varint of its difference from the row before.
+    Times = 1,
+    /// One byte per row: the level's place in [`Level::ALL`].
+    Levels = 2,
+    /// A dictionary of texts and a code per row.
+    Text = 3,
+    /// A dictionary of JSON values (as text) and a code per row.
+    Json = 4,
+    /// Left out of this part: too large.
+    LeftOut = 5,
+}
+
+impl Kind {
+    fn of(byte: u8) -> anyhow::Result<Kind> {
+        Ok(match byte {
+            0 => Kind::Offsets,
+            1 => Kind::Times,
+            2 => Kind::Levels,
+            3 => Kind::Text,
+            4 => Kind::Json,
+            5 => Kind::LeftOut,
+            other => bail!("unknown column kind {other}"),
+        })
+    }
+}
+
+/// One row's value of a field's column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Cell {
+    Text(String),
+    /// A JSON value's text.
+    Json(String),
+}
+
+/// What one event gives its part: made by the ingest task (in parallel with others), kept by
+/// the writer until the block is sealed.
+#[derive(Debug, Default)]
+pub(super) struct ColumnRow {
+    ts: i64,
+    level: u8,
+    folded_message: String,
+    fields: Vec<(Cow<'static, str>, Cell)>,
+}
+
+impl ColumnRow {
+    pub(super) fn of(event: &StoredEvent) -> ColumnRow {
+        let mut fields: Vec<(Cow<'static, str>, Cell)> = Vec::with_capacity(8);
+        for (name, value) in event.text_fields() {
+            if let Some(value) = value {
+                fields.push((Cow::Borrowed(name), Cell::Text(value.to_string())));
+            }
+        }
+        if let Some(http) = &event.http {
+            if let Some(method) = &http.method {
+                fields.push((Cow::Borrowed("http.method"), Cell::Text(method.clone())));
+            }
+            if let Some(status) = http.status {
+                fields.push((Cow::Borrowed("http.status"), Cell::Json(status.to_string())));
+            }
+        }
+        if let Some(user) = &event.user {
+            fields.push((Cow::Borrowed("user"), Cell::Json(user.to_string())));
+        }
+        for (key, value) in event.extra.iter().flatten() {
+            fields.push((Cow::Owned(extra_column(key)), Cell::Json(value.to_string())));
+        }
+        let folded_message =
+            if event.message.is_ascii() { event.message.to_ascii_lowercase() } else { fold_case(&event.message) };
+        ColumnRow { ts: event.timestamp_ms(), level: level_index(event.level) as u8, folded_message, fields }
+    }
+}
+
+impl ColumnRow {
+    pub(super) fn ts(&self) -> i64 {
+        self.ts
+    }
+}
+
+/// The column of a top-level key of `extra`.
+fn extra_column(key: &str) -> String {
+    format!("extra.{key}")
+}
+
+/// The blob of a part: `rows` are (seq, row) of one stream within the block starting at
+/// `first_seq`, in `seq` order.
+pub(super) fn encode_part(first_seq: i64, rows: &[(i64, ColumnRow)]) -> anyhow::Result<Vec<u8>> {
+    let mut columns: Vec<(Cow<'_, str>, Kind, Vec<u8>)> = Vec::new();
+    let mut offsets = Vec::with_capacity(rows.len() * 2);
+    let mut times = Vec::with_capacity(rows.len() * 2);
+    let mut levels = Vec::with_capacity(rows.len());
+    let mut previous = 0i64;
+    for (seq, row) in rows {
+        let offset = u16::try_from(seq - first_seq).map_err(|_| anyhow!("a row outside its block"))?;
+        offsets.extend_from_slice(&offset.to_le_bytes());
+        put_varint(&mut times, zigzag(row.ts.wrapping_sub(previous)));
+        previous = row.ts;
+        levels.push(row.level);
+    }
+    columns.push((Cow::Borrowed(SEQ), Kind::Offsets, compress(&offsets)?));
+    columns.push((Cow::Borrowed(TS), Kind::Times, compress(&times)?));
+    columns.push((Cow::Borrowed(LEVELS), Kind::Levels, compress(&levels)?));
+    let messages: Vec<Option<&str>> = rows.iter().map(|(_, row)| Some(row.folded_message.as_str())).collect();
+    columns.push((Cow::Borrowed(MESSAGE), Kind::Text, compress(&dictionary(&messages))?));
+
+    // Every field's values, row by row (`None` where a row does not have it).
+    let mut by_name: HashMap<&str, (Kind, Vec<Option<&str>>)> = HashMap::new();
+    for (i, (_, row)) in rows.iter().enumerate() {
+        for (name, cell) in &row.fields {
+            let (kind, text) = match cell {
+                Cell::Text(text) => (Kind::Text, text.as_str()),
+                Cell::Json(text) => (Kind::Json, text.as_str()),
+            };
+            let (_, values) = by_name.entry(name).or_insert_with(|| (kind, vec![None; rows.len()]));
+            values[i] = Some(text);
+        }
+    }
+    let mut names: Vec<&str> = by_name.keys().copied().collect();
+    names.sort_unstable();
+    for name in names {
+        let (kind, values) = &by_name[name];
+        let frame = compress(&dictionary(values))?;
+        if rows.len() >= MIN_ROWS_TO_LEAVE_OUT && frame.len() > MAX_COLUMN_BYTES_PER_ROW * rows.len() {
+            columns.push((Cow::Borrowed(name), Kind::LeftOut, Vec::new()));
+        } else {
+            columns.push((Cow::Borrowed(name), *kind, frame));
+        }
+    }
+
+    let mut blob = vec![FORMAT];
+    put_u32(&mut blob, rows.len())?;
+    put_u32(&mut blob, columns.len())?;
+    for (name, kind, frame) in &columns {
+        let name = name.as_bytes();
+        blob.extend_from_slice(&u16::try_from(name.len()).context("a column name too long")?.to_le_bytes());
+        blob.extend_from_slice(name);
+        blob.push(*kind as u8);
+        put_u32(&mut blob, frame.len())?;
+    }
+    for (_, _, frame) in columns {
+        blob.extend_from_slice(&frame);
+    }
+    Ok(blob)
+}
+
+/// Distinct values first (`u32` count, then each as `u32` length and bytes), then the width of a
+/// code (1, 2 or 4 bytes) and each row's code: 0 for no value, else the value's place + 1.
+fn dictionary(values: &[Option<&str>]) -> Vec<u8> {
+    let mut places: HashMap<&str, u32> = HashMap::new();
+    let mut distinct: Vec<&str> = Vec::new();
+    let codes: Vec<u32> = values
+        .iter()
+        .map(|value| {
+            value.map_or(0, |text| {
+                *places.entry(text).or_insert_with(|| {
+                    distinct.push(text);
+                    distinct.len() as u32
+                })
+            })
+        })
+        .collect();
+    let mut out = Vec::new();
+    out.extend_from_slice(&(distinct.len() as u32).to_le_bytes());
+    for text in &distinct {
+        out.extend_from_slice(&(text.len() as u32).to_le_bytes());
+        out.extend_from_slice(text.as_bytes());
+    }
+    let width: u8 = match distinct.len() {
+        0..255 => 1,
+        255..65_535 => 2,
+        _ => 4,
+    };
+    out.push(width);
+    for code in codes {
+        out.extend_from_slice(&code.to_le_bytes()[..usize::from(width)]);
+    }
+    out
+}
+
+fn compress(bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
+    zstd::bulk::compress(bytes, LEVEL).context("compressing a column")
+}
+
+fn decompress(frame: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let size = match zstd::zstd_safe::get_frame_content_size(frame) {
+        Ok(Some(size)) => usize::try_from(size).unwrap_or(usize::MAX),
+        _ => bail!("a column frame without its size"),
+    };
+    if size > MAX_FRAME_BYTES {
+        bail!("a column frame claims {size} bytes");
+    }
+    zstd::bulk::decompress(frame, size).context("decompressing a column")
+}
+
+fn put_u32(out: &mut Vec<u8>, n: usize) -> anyhow::Result<()> {
+    out.extend_from_slice(&u32::try_from(n).context("a part too large")?.to_le_bytes());
+    Ok(())
+}
+
+fn zigzag(n: i64) -> u64 {
+    ((n << 1) ^ (n >> 63)) as u64
+}
+
+fn unzigzag(n: u64) -> i64 {
+    ((n >> 1) as i64) ^ -((n & 1) as i64)
+}
+
+fn put_varint(out: &mut Vec<u8>, mut n: u64) {
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+/// Reads a decompressed frame front to back; every read is checked, so a corrupt part is an
+/// error, never a panic.
+struct Reader<'b> {
+    bytes: &'b [u8],
+}
+
+impl<'b> Reader<'b> {
+    fn take(&mut self, n: usize) -> anyhow::Result<&'b [u8]> {
+        if n > self.bytes.len() {
+            bail!("a column part is cut short");
+        }
+        let (taken, rest) = self.bytes.split_at(n);
+        self.bytes = rest;
+        Ok(taken)
+    }
+
+    fn u8(&mut self) -> anyhow::Result<u8> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u16(&mut self) -> anyhow::Result<u16> {
+        Ok(u16::from_le_bytes(self.take(2)?.try_into()?))
+    }
+
+    fn u32(&mut self) -> anyhow::Result<usize> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into()?) as usize)
+    }
+
+    fn varint(&mut self) -> anyhow::Result<u64> {
+        let mut n = 0u64;
+        for shift in (0..64).step_by(7) {
+            let byte = self.u8()?;
+            n |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Ok(n);
+            }
+        }
+        bail!("a varint too long")
+    }
+}
+
+/// A dictionary-coded column, decoded.
+struct Dictionary {
+    kind: Kind,
+    values: Vec<String>,
+    /// Per row: 0 for no value, else the value's place + 1.
+    codes: Vec<u32>,
+}
+
+impl Dictionary {
+    fn decode(kind: Kind, frame: &[u8], rows: usize) -> anyhow::Result<Dictionary> {
+        let bytes = decompress(frame)?;
+        let mut reader = Reader { bytes: &bytes };
+        let count = reader.u32()?;
+        if count > rows {
+            bail!("a column with more values than rows");
+        }
+        let mut values = Vec::with_capacity(count);
+        for _ in 0..count {
+            let len = reader.u32()?;
+            values.push(std::str::from_utf8(reader.take(len)?).context("a column value is not UTF-8")?.to_string());
+        }
+        let width = usize::from(reader.u8()?);
+        if !matches!(width, 1 | 2 | 4) {
+            bail!("a column code of {width} bytes");
+        }
+        let raw = reader.take(width * rows)?;
+        let codes: Vec<u32> = raw
+            .chunks_exact(width)
+            .map(|c| {
+                let mut four = [0u8; 4];
+                four[..width].copy_from_slice(c);
+                u32::from_le_bytes(four)
+            })
+            .collect();
+        if codes.iter().any(|&code| code as usize > count) {
+            bail!("a column code past its values");
+        }
+        Ok(Dictionary { kind, values, codes })
+    }
+}
+
+/// Which rows of a part: one bit per row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Rows {
+    words: Vec<u64>,
+    len: usize,
+}
+
+impl Rows {
+    fn none(len: usize) -> Rows {
+        Rows { words: vec![0; len.div_ceil(64)], len }
+    }
+
+    fn all(len: usize) -> Rows {
+        let mut rows = Rows { words: vec![u64::MAX; len.div_ceil(64)], len };
+        rows.trim();
+        rows
+    }
+
+    fn trim(&mut self) {
+        if self.len % 64 != 0 {
+            if let Some(last) = self.words.last_mut() {
+                *last &= (1u64 << (self.len % 64)) - 1;
+            }
+        }
+    }
+
+    fn set(&mut self, row: usize) {
+        self.words[row / 64] |= 1 << (row % 64);
+    }
+
+    fn and(&mut self, other: &Rows) {
+        self.words.iter_mut().zip(&other.words).for_each(|(a, b)| *a &= b);
+    }
+
+    fn or(&mut self, other: &Rows) {
+        self.words.iter_mut().zip(&other.words).for_each(|(a, b)| *a |= b);
+    }
+
+    fn not(&mut self) {
+        self.words.iter_mut().for_each(|w| *w = !*w);
+        self.trim();
+    }
+
+    fn is_empty(&self) -> bool {
+        self.words.iter().all(|w| *w == 0)
+    }
+
+    /// The rows set, in order.
+    pub(super) fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+        self.words.iter().enumerate().flat_map(|(i, &word)| {
+            let mut word = word;
+            std::iter::from_fn(move || {
+                (word != 0).then(|| {
+                    let bit = word.trailing_zeros() as usize;
+                    word &= word - 1;
+                    i * 64 + bit
+                })
+            })
+        })
+    }
+}
+
+/// Whether columns can answer the query: it names no field kept only in the bodies.
+pub(super) fn answers(query: &Query) -> bool {
+    fn kept(expr: &Expr) -> bool {
+        match &expr.node {
+            Node::And(children) | Node::Or(children) => children.iter().all(kept),
+            Node::Not(child) => kept(child),
+            Node::Text(_) => true,
+            Node::Has(field) | Node::Term { field, .. } => !matches!(field, Field::Id | Field::Stack),
+        }
+    }
+    query.root().is_none_or(kept)
+}
+
+/// A part opened for a query: its rows' times, levels and offsets, and each column decoded the
+/// first time the query needs it.
+pub(super) struct Part {
+    blob: Vec<u8>,
+    rows: usize,
+    /// Each column: its kind and where its frame is in `blob`.
+    frames: HashMap<String, (Kind, std::ops::Range<usize>)>,
+    decoded: HashMap<String, Dictionary>,
+    pub(super) ts: Vec<i64>,
+    pub(super) levels: Vec<u8>,
+    pub(super) offsets: Vec<u16>,
+}
+
+impl Part {
+    pub(super) fn open(blob: Vec<u8>) -> anyhow::Result<Part> {
+        let mut reader = Reader { bytes: &blob };
+        if reader.u8()? != FORMAT {
+            bail!("a column part of an unknown format");
+        }
+        let rows = reader.u32()?;
+        if rows > PART_ROWS as usize {
+            bail!("a column part of {rows} rows");
+        }
+        let count = reader.u32()?;
+        let mut header = Vec::new();
+        for _ in 0..count.min(blob.len()) {
+            let len = usize::from(reader.u16()?);
+            let name = std::str::from_utf8(reader.take(len)?).context("a column name is not UTF-8")?.to_string();
+            let kind = Kind::of(reader.u8()?)?;
+            header.push((name, kind, reader.u32()?));
+        }
+        let mut start = blob.len() - reader.bytes.len();
+        let mut frames = HashMap::with_capacity(header.len());
+        for (name, kind, len) in header {
+            let end = start.checked_add(len).filter(|end| *end <= blob.len()).context("a column part is cut short")?;
+            frames.insert(name, (kind, start..end));
+            start = end;
+        }
+        let mut part = Part {
+            blob,
+            rows,
+            frames,
+            decoded: HashMap::new(),
+            ts: Vec::new(),
+            levels: Vec::new(),
+            offsets: Vec::new(),
+        };
+        let offsets = part.base(SEQ, Kind::Offsets)?;
+        part.offsets = offsets.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
+        let times = part.base(TS, Kind::Times)?;
+        let mut reader = Reader { bytes: &times };
+        let mut previous = 0i64;
+        for _ in 0..rows {
+            previous = previous.wrapping_add(unzigzag(reader.varint()?));
+            part.ts.push(previous);
+        }
+        part.levels = part.base(LEVELS, Kind::Levels)?;
+        if part.offsets.len() != rows
+            || part.levels.len() != rows
+            || part.levels.iter().any(|l| usize::from(*l) >= Level::ALL.len())
+        {
+            bail!("a column part whose rows do not agree");
+        }
+        Ok(part)
+    }
+
+    fn base(&self, name: &str, kind: Kind) -> anyhow::Result<Vec<u8>> {
+        match self.frames.get(name) {
+            Some((found, range)) if *found == kind => decompress(&self.blob[range.clone()]),
+            _ => bail!("a column part without {name}"),
+        }
+    }
+
+    /// The rows matching the query, or `None` when it needs a column left out of this part.
+    /// `env` and `group` are the stream's (the same for every row).
+    pub(super) fn matching(&mut self, query: &Query, env: &str, group: &str) -> anyhow::Result<Option<Rows>> {
+        match query.root() {
+            None => Ok(Some(Rows::all(self.rows))),
+            Some(root) => self.eval(root, env, group),
+        }
+    }
+
+    fn eval(&mut self, expr: &Expr, env: &str, group: &str) -> anyhow::Result<Option<Rows>> {
+        Ok(Some(match &expr.node {
+            Node::And(children) => {
+                let mut rows = Rows::all(self.rows);
+                for child in children {
+                    let Some(found) = self.eval(child, env, group)? else { return Ok(None) };
+                    rows.and(&found);
+                    if rows.is_empty() {
+                        break;
+                    }
+                }
+                rows
+            }
+            Node::Or(children) => {
+                let mut rows = Rows::none(self.rows);
+                for child in children {
+                    let Some(found) = self.eval(child, env, group)? else { return Ok(None) };
+                    rows.or(&found);
+                }
+                rows
+            }
+            Node::Not(child) => {
+                let Some(mut rows) = self.eval(child, env, group)? else { return Ok(None) };
+                rows.not();
+                rows
+            }
+            Node::Text(pattern) => {
+                let Some(column) = self.column(MESSAGE)? else { return Ok(Some(Rows::none(self.rows))) };
+                let passes: Vec<bool> = column.values.iter().map(|text| text_in(pattern, text)).collect();
+                by_value(column, &passes, false)
+            }
+            Node::Has(field) | Node::Term { field, .. } => match field {
+                Field::Level => {
+                    let passes: Vec<bool> =
+                        Level::ALL.iter().map(|level| test_text(&expr.node, Some(level.as_str()))).collect();
+                    let mut rows = Rows::none(self.rows);
+                    for (i, level) in self.levels.iter().enumerate() {
+                        if passes[usize::from(*level)] {
+                            rows.set(i);
+                        }
+                    }
+                    rows
+                }
+                Field::Env | Field::Group => {
+                    let value = if *field == Field::Env { env } else { group };
+                    if test_text(&expr.node, Some(value)) { Rows::all(self.rows) } else { Rows::none(self.rows) }
+                }
+                field => {
+                    let Some((name, pick)) = place(field) else { bail!("{field} is not kept in columns") };
+                    let absent = test_json(&expr.node, None);
+                    let column = match self.frames.get(name.as_ref()) {
+                        Some((Kind::LeftOut, _)) => return Ok(None),
+                        Some(_) => self.column(&name)?.context("a column just found")?,
+                        None => {
+                            return Ok(Some(if absent { Rows::all(self.rows) } else { Rows::none(self.rows) }));
+                        }
+                    };
+                    let passes: Vec<bool> = match column.kind {
+                        Kind::Text => column.values.iter().map(|text| test_text(&expr.node, Some(text))).collect(),
+                        _ => column
+                            .values
+                            .iter()
+                            .map(|text| {
+                                let value: Json = serde_json::from_str(text).context("a column value is not JSON")?;
+                                Ok(test_json(&expr.node, pick.apply(&value)))
+                            })
+                            .collect::<anyhow::Result<_>>()?,
+                    };
+                    by_value(column, &passes, absent)
+                }
+            },
+        }))
+    }
+
+    /// A column, decoded once per part; `None` when the part has no such column.
+    fn column(&mut self, name: &str) -> anyhow::Result<Option<&Dictionary>> {
+        if !self.decoded.contains_key(name) {
+            let Some((kind, range)) = self.frames.get(name) else { return Ok(None) };
+            if !matches!(kind, Kind::Text | Kind::Json) {
+                bail!("the column {name} is not a dictionary");
+            }
+            let column = Dictionary::decode(*kind, &self.blob[range.clone()], self.rows)?;
+            self.decoded.insert(name.to_string(), column);
+        }
+        Ok(self.decoded.get(name))
+    }
+}
+
+/// The rows whose value passes (`passes` per distinct value; `absent` for rows without one).
+fn by_value(column: &Dictionary, passes: &[bool], absent: bool) -> Rows {
+    let mut rows = Rows::none(column.codes.len());
+    for (i, &code) in column.codes.iter().enumerate() {
+        let pass = match code {
+            0 => absent,
+            code => passes[code as usize - 1],
+        };
+        if pass {
+            rows.set(i);
+        }
+    }
+    rows
+}
+
+/// How a field's value is found in its column's value.
+enum Pick<'f> {
+    Whole,
+    UserId,
+    UserKey(&'f [String]),
+    Walk(&'f [String]),
+}
+
+impl Pick<'_> {
+    fn apply<'j>(&self, value: &'j Json) -> Option<&'j Json> {
+        match self {
+            Pick::Whole => Some(value),
+            Pick::UserId => user_id(value),
+            Pick::UserKey(path) => walk(value.as_object()?.get(path.first()?)?, path.get(1..)?),
+            Pick::Walk(path) => walk(value, path),
+        }
+    }
+}
+
+/// The column a field is kept in, and how its value is found there; `None` for the fields not
+/// kept in columns of their own (the level, env and group are known otherwise).
+fn place(field: &Field) -> Option<(Cow<'static, str>, Pick<'_>)> {
+    let text = |name: &'static str| Some((Cow::Borrowed(name), Pick::Whole));
+    match field {
+        Field::Type => text("type"),
+        Field::Code => text("code"),
+        Field::Message => text(MESSAGE),
+        Field::Url => text("url"),
+        Field::Location => text("location"),
+        Field::Release => text("release"),
+        Field::Fingerprint => text("fingerprint"),
+        Field::HttpMethod => text("http.method"),
+        Field::HttpStatus => text("http.status"),
+        Field::User => Some((Cow::Borrowed("user"), Pick::UserId)),
+        Field::UserKey(path) => Some((Cow::Borrowed("user"), Pick::UserKey(path))),
+        Field::Extra(path) => Some((Cow::Owned(extra_column(path.first()?)), Pick::Walk(path.get(1..)?))),
+        Field::Level | Field::Env | Field::Group | Field::Id | Field::Stack => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    const GROUP: &str = "/logboard/demo/production";
+
+    fn event(i: usize, fields: Json) -> StoredEvent {
+        let mut stored = json!({
+            "id": ulid::Ulid::from_parts(1_700_000_000_000 + i as u64, i as u128).to_string(),
+            "project": "demo",
+            "env": "production",
+            "timestamp": "2026-11-24T15:00:00.000Z",
+            "received_at": "2026-11-24T15:00:00.000Z",
+            "level": "info",
+            "message": format!("event {i}"),
+        });
+        if let (Some(stored), Some(fields)) = (stored.as_object_mut(), fields.as_object()) {
+            stored.extend(fields.clone());
+        }
+        serde_json::from_value(stored).expect("a stored event")
+    }
+
+    /// Events with every kind of value a query can test, some fields on some rows only.
+    fn events() -> Vec<StoredEvent> {
+        (0..600)
+            .map(|i| {
+                let level = ["debug", "info", "warn", "error", "fatal"][i % 5];
+                let mut fields = json!({
+                    "level": level,
+                    "message": format!("GET /api/orders/{i} took {} ms {}", i % 97, if i % 7 == 0 { "Timeout ΣΥΣ" } else { "ok" }),
+                    "extra": {"duration_ms": i * 3 % 2000, "service": (["orders", "payments", "Search"][i % 3]),
+                              "nested": {"deep": {"x": i % 4}}, "flag": i % 2 == 0, "none": null, "blank": ""},
+                });
+                if i % 3 != 0 {
+                    fields["http"] = json!({"method": (["GET", "post"][i % 2]), "status": ([200, 404, 500, 503][i % 4])});
+                }
+                if i % 4 == 0 {
+                    fields["url"] = json!(format!("https://shop.test/{}/{}", ["checkout", "cart"][i % 8 / 4], i));
+                }
+                if i % 5 == 1 {
+                    fields["user"] = if i % 2 == 0 { json!({"id": i, "email": format!("u{i}@x.test")}) } else { json!("alice") };
+                }
+                if i % 11 == 0 {
+                    fields["type"] = json!("TimeoutError");
+                    fields["extra"]["request_id"] = json!(format!("{:032x}", (i as u128).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c834)));
+                }
+                event(i, fields)
+            })
+            .collect()
+    }
+
+    fn part(events: &[StoredEvent]) -> Part {
+        let rows: Vec<(i64, ColumnRow)> =
+            events.iter().enumerate().map(|(i, e)| (i as i64 + 8192, ColumnRow::of(e))).collect();
+        Part::open(encode_part(8192, &rows).expect("encode")).expect("open")
+    }
+
+    #[test]
+    fn a_part_selects_exactly_the_rows_the_evaluator_matches() {
+        let events = events();
+        let mut part = part(&events);
+        assert_eq!(part.ts.len(), events.len());
+        assert_eq!(
+            part.offsets.iter().map(|o| usize::from(*o)).collect::<Vec<_>>(),
+            (0..events.len()).collect::<Vec<_>>()
+        );
+        assert_eq!(part.ts, events.iter().map(StoredEvent::timestamp_ms).collect::<Vec<_>>());
+        for query in [
+            "http.status:>=500",
+            "-http.status:>=500",
+            "http.status:50*",
+            "http.status:[404,503]",
+            "http.method:POST",
+            "-level:info",
+            "level:>=warn",
+            "level:e*",
+            "url:*checkout*",
+            "-url:*cart*",
+            "has:url",
+            "has:extra.blank",
+            "has:extra.none",
+            "has:extra.nested.deep",
+            "extra.nested.deep.x:>2",
+            "extra.nested:*deep*",
+            "extra.flag:TRUE",
+            "extra.duration_ms:>1990",
+            "extra.duration_ms:[3,6,9]",
+            "extra.duration_ms:1*",
+            "extra.service:payments",
+            "extra.service:search",
+            "-extra.service:s*",
+            "timeout",
+            "σύσ",
+            "\"took 5 ms\"",
+            "orders/1*",
+            "message:get*timeout*",
+            "has:user",
+            "user:alice",
+            "user:>100",
+            "user.email:u1*",
+            "-user.email:*",
+            "type:timeouterror",
+            "extra.request_id:*",
+            "env:production",
+            "-env:staging",
+            "group:/logboard/*",
+            "level:error timeout OR http.status:404",
+            "(payments OR extra.service:payments) -level:debug",
+            "extra.missing:1",
+            "-extra.missing:1",
+            "has:extra.missing",
+        ] {
+            let parsed = Query::parse(query).expect("query");
+            assert!(answers(&parsed), "{query}");
+            let found: Vec<usize> =
+                part.matching(&parsed, "production", GROUP).expect("read").expect("kept").iter().collect();
+            let expected: Vec<usize> =
+                events.iter().enumerate().filter(|(_, e)| parsed.matches(e, GROUP)).map(|(i, _)| i).collect();
+            assert_eq!(found, expected, "{query}");
+        }
+    }
+
+    #[test]
+    fn a_costly_column_is_left_out_and_a_query_needing_it_is_told_so() {
+        // Random ids on every row: far more than the bytes a column may cost.
+        let events: Vec<StoredEvent> = (0..1_000)
+            .map(|i| event(i, json!({"extra": {"request_id": format!("{:032x}", (i as u128 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835)), "service": "orders"}})))
+            .collect();
+        let mut part = part(&events);
+        let needs = |part: &mut Part, query: &str| {
+            part.matching(&Query::parse(query).expect("q"), "production", GROUP).expect("read")
+        };
+        assert_eq!(needs(&mut part, "extra.request_id:abc*"), None);
+        assert_eq!(needs(&mut part, "extra.service:orders OR extra.request_id:x"), None);
+        assert_eq!(needs(&mut part, "extra.service:orders").map(|rows| rows.iter().count()), Some(1_000));
+        assert!(!answers(&Query::parse("stack:*at*").expect("q")));
+        assert!(!answers(&Query::parse("-id:01JDQ4F4N3K4S0Y7P4X8C2V9HZ x").expect("q")));
+    }
+
+    #[test]
+    fn a_corrupt_part_is_an_error_not_a_panic() {
+        let events = events();
+        let rows: Vec<(i64, ColumnRow)> =
+            events.iter().enumerate().map(|(i, e)| (i as i64, ColumnRow::of(e))).collect();
+        let blob = encode_part(0, &rows).expect("encode");
+        let query = Query::parse("http.status:>=500 timeout").expect("q");
+        for cut in [0, 1, 5, 20, blob.len() / 2, blob.len() - 1] {
+            let opened = Part::open(blob[..cut].to_vec());
+            if let Ok(mut part) = opened {
+                let _ = part.matching(&query, "production", GROUP);
+            }
+        }
+        let mut flipped = blob.clone();
+        for i in (0..flipped.len()).step_by(7) {
+            flipped[i] ^= 0x5a;
+        }
+        if let Ok(mut part) = Part::open(flipped) {
+            let _ = part.matching(&query, "production", GROUP);
+        }
+    }
+}
