@@ -6,7 +6,7 @@ use std::cell::OnceCell;
 
 use serde_json::Value as Json;
 
-use super::ast::{Bound, Expr, Field, Node, Op, Value};
+use super::ast::{Bound, Expr, Field, Node, Op};
 use super::{fold_case, wildcard};
 use crate::event::StoredEvent;
 
@@ -51,13 +51,13 @@ impl<'a> Subject<'a> {
             Field::Fingerprint => text(&event.fingerprint),
             Field::Env => Some(Found::text(&event.env)),
             Field::Group => Some(Found::text(self.group)),
-            Field::Id => Some(Found { text: Cow::Owned(event.id.to_string()), number: None, empty: false }),
+            Field::Id => Some(Found::owned(event.id.to_string(), None)),
             Field::HttpMethod => event.http.as_ref().and_then(|http| http.method.as_deref()).map(Found::text),
-            Field::HttpStatus => event.http.as_ref().and_then(|http| http.status).map(|status| Found {
-                text: Cow::Owned(status.to_string()),
-                number: Some(f64::from(status)),
-                empty: false,
-            }),
+            Field::HttpStatus => event
+                .http
+                .as_ref()
+                .and_then(|http| http.status)
+                .map(|status| Found::owned(status.to_string(), Some(f64::from(status)))),
             Field::User => user_id(event.user.as_ref()?).map(Found::json),
             Field::UserKey(path) => match event.user.as_ref()? {
                 Json::Object(user) => walk(user.get(path.first()?)?, path.get(1..)?).map(Found::json),
@@ -91,6 +91,11 @@ pub fn text_in(pattern: &super::Pattern, folded_message: &str) -> bool {
     wildcard::contains(pattern.folded(), folded_message)
 }
 
+/// [`text_in`] for many folded messages kept end to end ([`wildcard::contains_each`]).
+pub fn text_in_each(pattern: &super::Pattern, joined: &str, ends: &[usize]) -> Vec<bool> {
+    wildcard::contains_each(pattern.folded(), joined, ends)
+}
+
 /// `user:`'s value: the `id` of an object user, else the user itself.
 pub fn user_id(user: &Json) -> Option<&Json> {
     match user {
@@ -116,27 +121,45 @@ fn test(node: &Node, found: Option<Found<'_>>) -> bool {
 /// A field's value as the tests see it.
 struct Found<'a> {
     /// Text equality and wildcards compare this (a number's or `true`'s JSON text).
-    text: Cow<'a, str>,
+    text: FoundText<'a>,
     /// Set for JSON numbers and `http.status`: equality with a number and comparisons use it.
     number: Option<f64>,
     /// `""`, `null`, `[]`, `{}`: present, but not for `has:`.
     empty: bool,
 }
 
+/// A value's text, written out only when a test compares text (`has:` and numeric tests never
+/// do: a column of numbers is tested without printing each).
+enum FoundText<'a> {
+    Text(Cow<'a, str>),
+    Json(&'a Json),
+}
+
+impl FoundText<'_> {
+    fn get(&self) -> Cow<'_, str> {
+        match self {
+            FoundText::Text(text) => Cow::Borrowed(text),
+            FoundText::Json(value) => Cow::Owned(value.to_string()),
+        }
+    }
+}
+
 impl<'a> Found<'a> {
     fn text(text: &'a str) -> Self {
-        Found { text: Cow::Borrowed(text), number: None, empty: text.is_empty() }
+        Found { text: FoundText::Text(Cow::Borrowed(text)), number: None, empty: text.is_empty() }
+    }
+
+    fn owned(text: String, number: Option<f64>) -> Self {
+        Found { text: FoundText::Text(Cow::Owned(text)), number, empty: false }
     }
 
     fn json(value: &'a Json) -> Self {
         match value {
             Json::String(text) => Found::text(text),
-            Json::Number(number) => {
-                Found { text: Cow::Owned(number.to_string()), number: number.as_f64(), empty: false }
-            }
-            Json::Null => Found { text: Cow::Borrowed("null"), number: None, empty: true },
+            Json::Number(number) => Found { text: FoundText::Json(value), number: number.as_f64(), empty: false },
+            Json::Null => Found { text: FoundText::Text(Cow::Borrowed("null")), number: None, empty: true },
             Json::Bool(_) | Json::Array(_) | Json::Object(_) => Found {
-                text: Cow::Owned(value.to_string()),
+                text: FoundText::Json(value),
                 number: None,
                 empty: value.as_array().is_some_and(Vec::is_empty) || value.as_object().is_some_and(|o| o.is_empty()),
             },
@@ -146,24 +169,20 @@ impl<'a> Found<'a> {
     fn passes(&self, op: &Op) -> bool {
         match op {
             Op::AnyOf(values) => {
-                let folded = fold_case(&self.text);
-                values.iter().any(|value| self.equals(value, &folded))
+                let folded = OnceCell::new();
+                values.iter().any(|value| match (value.number, self.number) {
+                    // Numerically when both sides are numbers, else as case-insensitive text.
+                    (Some(wanted), Some(number)) => wanted == number,
+                    _ => wildcard::matches(value.pattern.folded(), folded.get_or_init(|| fold_case(&self.text.get()))),
+                })
             }
             Op::Compare(comparison, Bound::Number(bound)) => {
                 self.number.is_some_and(|number| comparison.holds(&number, bound))
             }
             Op::Compare(comparison, Bound::Level(bound)) => {
                 // The parser gives a level bound only to `level:`, whose text is a stored level.
-                self.text.parse().is_ok_and(|level| comparison.holds(&level, bound))
+                self.text.get().parse().is_ok_and(|level| comparison.holds(&level, bound))
             }
-        }
-    }
-
-    /// Numerically when both sides are numbers, else as case-insensitive text with wildcards.
-    fn equals(&self, value: &Value, folded_text: &str) -> bool {
-        match (value.number, self.number) {
-            (Some(wanted), Some(number)) => wanted == number,
-            _ => wildcard::matches(value.pattern.folded(), folded_text),
         }
     }
 }

@@ -24,7 +24,7 @@ use std::fmt;
 use std::str::FromStr;
 
 pub use self::ast::{Bound, Comparison, Expr, Field, Node, Op, Pattern, Span, Value};
-pub use self::eval::{Subject, test_json, test_text, text_in, user_id, walk};
+pub use self::eval::{Subject, test_json, test_text, text_in, text_in_each, user_id, walk};
 pub use self::time::{EARLIEST, LATEST, TimeError, parse_time_expr, parse_time_expr_in};
 use crate::event::{Level, StoredEvent};
 

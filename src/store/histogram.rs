@@ -88,6 +88,16 @@ impl Histogram {
         }
     }
 
+    /// Adds another count of the same buckets (a share of the work counted apart).
+    pub fn merge(&mut self, other: &Histogram) {
+        for (mine, theirs) in self.counts.iter_mut().zip(&other.counts) {
+            for (a, b) in mine.iter_mut().zip(theirs) {
+                *a += b;
+            }
+        }
+        self.capped |= other.capped;
+    }
+
     /// The answer of `/api/v1/histogram`.
     pub fn to_answer(&self) -> HistogramAnswer {
         let buckets = self

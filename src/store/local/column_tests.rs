@@ -105,6 +105,17 @@ async fn check(store: &LocalStore, kept: &[StoredEvent], now: OffsetDateTime, wh
         let first = store.events(&EventQuery { limit: 50, ..q.clone() }).await.expect("first page");
         let found: Vec<Ulid> = first.events.iter().map(|e| e.id).collect();
         assert_eq!(found, expected[..expected.len().min(50)], "{when}: first page of `{text}`");
+        let mut paged = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = store.events(&EventQuery { limit: 1_000, cursor, ..q.clone() }).await.expect("a page");
+            paged.extend(page.events.iter().map(|e| e.id));
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        assert!(paged == expected, "{when}: `{text}` paged by 1,000");
         let buckets = Buckets::for_range(from, now);
         let mut chart = Histogram::empty(buckets);
         matching.iter().for_each(|e| chart.add(e));

@@ -25,7 +25,7 @@ use anyhow::{Context as _, anyhow, bail};
 use serde_json::Value as Json;
 
 use crate::event::{Level, StoredEvent};
-use crate::search::{Expr, Field, Node, Query, fold_case, test_json, test_text, text_in, user_id, walk};
+use crate::search::{Expr, Field, Node, Query, fold_case, test_json, test_text, text_in_each, user_id, walk};
 use crate::store::histogram::level_index;
 
 /// Rows per block of columns: `block = seq >> PART_SHIFT`.
@@ -196,8 +196,9 @@ pub(super) fn encode_part(first_seq: i64, rows: &[(i64, ColumnRow)]) -> anyhow::
     Ok(blob)
 }
 
-/// Distinct values first (`u32` count, then each as `u32` length and bytes), then the width of a
-/// code (1, 2 or 4 bytes) and each row's code: 0 for no value, else the value's place + 1.
+/// Distinct values first (`u32` count, each one's `u32` length, then all of them end to end),
+/// then the width of a code (1, 2 or 4 bytes) and each row's code: 0 for no value, else the
+/// value's place + 1. Kept end to end, the values are one text a word is looked for in at once.
 fn dictionary(values: &[Option<&str>]) -> Vec<u8> {
     let mut places: HashMap<&str, u32> = HashMap::new();
     let mut distinct: Vec<&str> = Vec::new();
@@ -216,6 +217,8 @@ fn dictionary(values: &[Option<&str>]) -> Vec<u8> {
     out.extend_from_slice(&(distinct.len() as u32).to_le_bytes());
     for text in &distinct {
         out.extend_from_slice(&(text.len() as u32).to_le_bytes());
+    }
+    for text in &distinct {
         out.extend_from_slice(text.as_bytes());
     }
     let width: u8 = match distinct.len() {
@@ -235,6 +238,11 @@ fn compress(bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
 }
 
 fn decompress(frame: &[u8]) -> anyhow::Result<Vec<u8>> {
+    thread_local! {
+        // One context per thread: making one costs more than decompressing a small column.
+        static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+            const { std::cell::RefCell::new(None) };
+    }
     let size = match zstd::zstd_safe::get_frame_content_size(frame) {
         Ok(Some(size)) => usize::try_from(size).unwrap_or(usize::MAX),
         _ => bail!("a column frame without its size"),
@@ -242,7 +250,13 @@ fn decompress(frame: &[u8]) -> anyhow::Result<Vec<u8>> {
     if size > MAX_FRAME_BYTES {
         bail!("a column frame claims {size} bytes");
     }
-    zstd::bulk::decompress(frame, size).context("decompressing a column")
+    DECOMPRESSOR.with_borrow_mut(|slot| {
+        let decompressor = match slot {
+            Some(decompressor) => decompressor,
+            None => slot.insert(zstd::bulk::Decompressor::new()?),
+        };
+        decompressor.decompress(frame, size).context("decompressing a column")
+    })
 }
 
 fn put_u32(out: &mut Vec<u8>, n: usize) -> anyhow::Result<()> {
@@ -307,10 +321,12 @@ impl<'b> Reader<'b> {
     }
 }
 
-/// A dictionary-coded column, decoded.
+/// A dictionary-coded column, decoded: its values end to end in one text, and a code per row.
 struct Dictionary {
     kind: Kind,
-    values: Vec<String>,
+    joined: String,
+    /// Where each value ends in `joined` (and the next begins).
+    ends: Vec<usize>,
     /// Per row: 0 for no value, else the value's place + 1.
     codes: Vec<u32>,
 }
@@ -323,28 +339,36 @@ impl Dictionary {
         if count > rows {
             bail!("a column with more values than rows");
         }
-        let mut values = Vec::with_capacity(count);
+        let mut ends = Vec::with_capacity(count);
+        let mut end = 0usize;
         for _ in 0..count {
-            let len = reader.u32()?;
-            values.push(std::str::from_utf8(reader.take(len)?).context("a column value is not UTF-8")?.to_string());
+            end = end.checked_add(reader.u32()?).context("a column too long")?;
+            ends.push(end);
         }
+        // Valid UTF-8 values end to end are valid UTF-8, and each end is a character boundary.
+        let joined = std::str::from_utf8(reader.take(end)?).context("a column value is not UTF-8")?.to_string();
         let width = usize::from(reader.u8()?);
         if !matches!(width, 1 | 2 | 4) {
             bail!("a column code of {width} bytes");
         }
         let raw = reader.take(width * rows)?;
-        let codes: Vec<u32> = raw
-            .chunks_exact(width)
-            .map(|c| {
-                let mut four = [0u8; 4];
-                four[..width].copy_from_slice(c);
-                u32::from_le_bytes(four)
-            })
-            .collect();
+        let codes: Vec<u32> = match width {
+            1 => raw.iter().map(|&b| u32::from(b)).collect(),
+            2 => raw.chunks_exact(2).map(|c| u32::from(u16::from_le_bytes([c[0], c[1]]))).collect(),
+            _ => raw.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+        };
         if codes.iter().any(|&code| code as usize > count) {
             bail!("a column code past its values");
         }
-        Ok(Dictionary { kind, values, codes })
+        if ends.windows(2).any(|w| !joined.is_char_boundary(w[0])) {
+            bail!("a column value cut inside a character");
+        }
+        Ok(Dictionary { kind, joined, ends, codes })
+    }
+
+    fn values(&self) -> impl Iterator<Item = &str> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts.zip(self.ends.iter().copied()).map(|(start, end)| &self.joined[start..end])
     }
 }
 
@@ -423,55 +447,121 @@ pub(super) fn answers(query: &Query) -> bool {
     query.root().is_none_or(kept)
 }
 
-/// A part opened for a query: its rows' times, levels and offsets, and each column decoded the
-/// first time the query needs it.
+/// Where a part's bytes are read from: its blob in the table, read piece by piece, so that a
+/// query reads only the header and the columns it needs.
+pub(super) trait PartSource {
+    fn len(&self) -> usize;
+    fn read(&mut self, offset: usize, len: usize) -> anyhow::Result<Vec<u8>>;
+}
+
+impl PartSource for &[u8] {
+    fn len(&self) -> usize {
+        <[u8]>::len(self)
+    }
+
+    fn read(&mut self, offset: usize, len: usize) -> anyhow::Result<Vec<u8>> {
+        Ok(self
+            .get(offset..offset.checked_add(len).context("a read past the end")?)
+            .context("a read past the end")?
+            .to_vec())
+    }
+}
+
+/// A part's header: its rows, its columns (name, kind, frame length) and where the first frame
+/// starts.
+type Header = (usize, Vec<(String, Kind, usize)>, usize);
+
+fn read_header(bytes: &[u8]) -> anyhow::Result<Header> {
+    let mut reader = Reader { bytes };
+    if reader.u8()? != FORMAT {
+        bail!("a column part of an unknown format");
+    }
+    let rows = reader.u32()?;
+    if rows > PART_ROWS as usize {
+        bail!("a column part of {rows} rows");
+    }
+    let count = reader.u32()?;
+    let mut columns = Vec::new();
+    for _ in 0..count.min(bytes.len()) {
+        let len = usize::from(reader.u16()?);
+        let name = std::str::from_utf8(reader.take(len)?).context("a column name is not UTF-8")?.to_string();
+        let kind = Kind::of(reader.u8()?)?;
+        columns.push((name, kind, reader.u32()?));
+    }
+    Ok((rows, columns, bytes.len() - reader.bytes.len()))
+}
+
+/// The columns a query reads (beyond every row's time and level).
+pub(super) fn columns_of(query: &Query) -> Vec<String> {
+    fn collect(expr: &Expr, names: &mut Vec<String>) {
+        let name = match &expr.node {
+            Node::And(children) | Node::Or(children) => return children.iter().for_each(|c| collect(c, names)),
+            Node::Not(child) => return collect(child, names),
+            Node::Text(_) => Some(MESSAGE.to_string()),
+            Node::Has(field) | Node::Term { field, .. } => place(field).map(|(name, _)| name.into_owned()),
+        };
+        if let Some(name) = name.filter(|name| !names.contains(name)) {
+            names.push(name);
+        }
+    }
+    let mut names = Vec::new();
+    if let Some(root) = query.root() {
+        collect(root, &mut names);
+    }
+    names
+}
+
+/// A part opened for a query: its rows' times and levels, the frames of the columns the query
+/// reads, each decoded the first time it is needed.
 pub(super) struct Part {
-    blob: Vec<u8>,
     rows: usize,
-    /// Each column: its kind and where its frame is in `blob`.
-    frames: HashMap<String, (Kind, std::ops::Range<usize>)>,
+    /// Every column of the part and its kind (left out ones too).
+    kinds: HashMap<String, Kind>,
+    /// The frames read: the columns the query needs.
+    frames: HashMap<String, Vec<u8>>,
     decoded: HashMap<String, Dictionary>,
     pub(super) ts: Vec<i64>,
     pub(super) levels: Vec<u8>,
-    pub(super) offsets: Vec<u16>,
+    offsets: Vec<u16>,
 }
 
 impl Part {
-    pub(super) fn open(blob: Vec<u8>) -> anyhow::Result<Part> {
-        let mut reader = Reader { bytes: &blob };
-        if reader.u8()? != FORMAT {
-            bail!("a column part of an unknown format");
+    /// Reads the header, the times and levels, and the frames of `columns` (and of the rows'
+    /// offsets when `with_offsets`: pages need them, charts do not).
+    pub(super) fn open(source: &mut dyn PartSource, columns: &[String], with_offsets: bool) -> anyhow::Result<Part> {
+        // Most headers are a few hundred bytes: one read, and a second for a long one.
+        let mut head = source.read(0, source.len().min(4_096))?;
+        let header = match read_header(&head) {
+            Ok(header) => header,
+            Err(_) if head.len() < source.len() => {
+                head = source.read(0, source.len())?;
+                read_header(&head)?
+            }
+            Err(error) => return Err(error),
+        };
+        let (rows, columns_in_part, mut start) = header;
+        let mut kinds = HashMap::with_capacity(columns_in_part.len());
+        let mut frames = HashMap::new();
+        for (name, kind, len) in columns_in_part {
+            let wanted = name == TS || name == LEVELS || (with_offsets && name == SEQ) || columns.contains(&name);
+            if wanted && kind != Kind::LeftOut {
+                frames.insert(name.clone(), source.read(start, len)?);
+            }
+            start = start.checked_add(len).context("a column part is cut short")?;
+            kinds.insert(name, kind);
         }
-        let rows = reader.u32()?;
-        if rows > PART_ROWS as usize {
-            bail!("a column part of {rows} rows");
-        }
-        let count = reader.u32()?;
-        let mut header = Vec::new();
-        for _ in 0..count.min(blob.len()) {
-            let len = usize::from(reader.u16()?);
-            let name = std::str::from_utf8(reader.take(len)?).context("a column name is not UTF-8")?.to_string();
-            let kind = Kind::of(reader.u8()?)?;
-            header.push((name, kind, reader.u32()?));
-        }
-        let mut start = blob.len() - reader.bytes.len();
-        let mut frames = HashMap::with_capacity(header.len());
-        for (name, kind, len) in header {
-            let end = start.checked_add(len).filter(|end| *end <= blob.len()).context("a column part is cut short")?;
-            frames.insert(name, (kind, start..end));
-            start = end;
+        if start > source.len() {
+            bail!("a column part is cut short");
         }
         let mut part = Part {
-            blob,
             rows,
+            kinds,
             frames,
             decoded: HashMap::new(),
             ts: Vec::new(),
             levels: Vec::new(),
             offsets: Vec::new(),
         };
-        let offsets = part.base(SEQ, Kind::Offsets)?;
-        part.offsets = offsets.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
         let times = part.base(TS, Kind::Times)?;
         let mut reader = Reader { bytes: &times };
         let mut previous = 0i64;
@@ -480,18 +570,27 @@ impl Part {
             part.ts.push(previous);
         }
         part.levels = part.base(LEVELS, Kind::Levels)?;
-        if part.offsets.len() != rows
-            || part.levels.len() != rows
-            || part.levels.iter().any(|l| usize::from(*l) >= Level::ALL.len())
-        {
+        if part.levels.len() != rows || part.levels.iter().any(|l| usize::from(*l) >= Level::ALL.len()) {
             bail!("a column part whose rows do not agree");
         }
         Ok(part)
     }
 
+    /// Each row's `seq` less the block's first (read only by pages: charts need no rows).
+    pub(super) fn offsets(&mut self) -> anyhow::Result<&[u16]> {
+        if self.offsets.len() != self.rows {
+            let bytes = self.base(SEQ, Kind::Offsets)?;
+            self.offsets = bytes.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
+            if self.offsets.len() != self.rows {
+                bail!("a column part whose offsets do not agree");
+            }
+        }
+        Ok(&self.offsets)
+    }
+
     fn base(&self, name: &str, kind: Kind) -> anyhow::Result<Vec<u8>> {
-        match self.frames.get(name) {
-            Some((found, range)) if *found == kind => decompress(&self.blob[range.clone()]),
+        match (self.kinds.get(name), self.frames.get(name)) {
+            (Some(found), Some(frame)) if *found == kind => decompress(frame),
             _ => bail!("a column part without {name}"),
         }
     }
@@ -533,7 +632,7 @@ impl Part {
             }
             Node::Text(pattern) => {
                 let Some(column) = self.column(MESSAGE)? else { return Ok(Some(Rows::none(self.rows))) };
-                let passes: Vec<bool> = column.values.iter().map(|text| text_in(pattern, text)).collect();
+                let passes = text_in_each(pattern, &column.joined, &column.ends);
                 by_value(column, &passes, false)
             }
             Node::Has(field) | Node::Term { field, .. } => match field {
@@ -555,22 +654,18 @@ impl Part {
                 field => {
                     let Some((name, pick)) = place(field) else { bail!("{field} is not kept in columns") };
                     let absent = test_json(&expr.node, None);
-                    let column = match self.frames.get(name.as_ref()) {
-                        Some((Kind::LeftOut, _)) => return Ok(None),
+                    let column = match self.kinds.get(name.as_ref()) {
+                        Some(Kind::LeftOut) => return Ok(None),
                         Some(_) => self.column(&name)?.context("a column just found")?,
                         None => {
                             return Ok(Some(if absent { Rows::all(self.rows) } else { Rows::none(self.rows) }));
                         }
                     };
                     let passes: Vec<bool> = match column.kind {
-                        Kind::Text => column.values.iter().map(|text| test_text(&expr.node, Some(text))).collect(),
+                        Kind::Text => column.values().map(|text| test_text(&expr.node, Some(text))).collect(),
                         _ => column
-                            .values
-                            .iter()
-                            .map(|text| {
-                                let value: Json = serde_json::from_str(text).context("a column value is not JSON")?;
-                                Ok(test_json(&expr.node, pick.apply(&value)))
-                            })
+                            .values()
+                            .map(|text| Ok(test_json(&expr.node, pick.apply(&json_value(text)?))))
                             .collect::<anyhow::Result<_>>()?,
                     };
                     by_value(column, &passes, absent)
@@ -582,15 +677,26 @@ impl Part {
     /// A column, decoded once per part; `None` when the part has no such column.
     fn column(&mut self, name: &str) -> anyhow::Result<Option<&Dictionary>> {
         if !self.decoded.contains_key(name) {
-            let Some((kind, range)) = self.frames.get(name) else { return Ok(None) };
+            let Some(kind) = self.kinds.get(name) else { return Ok(None) };
             if !matches!(kind, Kind::Text | Kind::Json) {
                 bail!("the column {name} is not a dictionary");
             }
-            let column = Dictionary::decode(*kind, &self.blob[range.clone()], self.rows)?;
+            let frame = self.frames.get(name).with_context(|| format!("the column {name} was not read"))?;
+            let column = Dictionary::decode(*kind, frame, self.rows)?;
             self.decoded.insert(name.to_string(), column);
         }
         Ok(self.decoded.get(name))
     }
+}
+
+/// A JSON value of a column; a number (most of them: durations, sizes) straight from its text.
+fn json_value(text: &str) -> anyhow::Result<Json> {
+    if text.starts_with(|c: char| c.is_ascii_digit() || c == '-') {
+        if let Ok(number) = text.parse::<serde_json::Number>() {
+            return Ok(Json::Number(number));
+        }
+    }
+    serde_json::from_str(text).context("a column value is not JSON")
 }
 
 /// The rows whose value passes (`passes` per distinct value; `absent` for rows without one).
@@ -701,19 +807,26 @@ mod tests {
             .collect()
     }
 
-    fn part(events: &[StoredEvent]) -> Part {
+    fn blob(events: &[StoredEvent]) -> Vec<u8> {
         let rows: Vec<(i64, ColumnRow)> =
             events.iter().enumerate().map(|(i, e)| (i as i64 + 8192, ColumnRow::of(e))).collect();
-        Part::open(encode_part(8192, &rows).expect("encode")).expect("open")
+        encode_part(8192, &rows).expect("encode")
+    }
+
+    /// The part opened as a read for `query` opens it: with only the columns the query names.
+    fn matching(blob: &[u8], query: &Query) -> Option<Rows> {
+        let mut part = Part::open(&mut &blob[..], &columns_of(query), false).expect("open");
+        part.matching(query, "production", GROUP).expect("read")
     }
 
     #[test]
     fn a_part_selects_exactly_the_rows_the_evaluator_matches() {
         let events = events();
-        let mut part = part(&events);
+        let blob = blob(&events);
+        let mut part = Part::open(&mut &blob[..], &[], true).expect("open");
         assert_eq!(part.ts.len(), events.len());
         assert_eq!(
-            part.offsets.iter().map(|o| usize::from(*o)).collect::<Vec<_>>(),
+            part.offsets().expect("offsets").iter().map(|o| usize::from(*o)).collect::<Vec<_>>(),
             (0..events.len()).collect::<Vec<_>>()
         );
         assert_eq!(part.ts, events.iter().map(StoredEvent::timestamp_ms).collect::<Vec<_>>());
@@ -764,8 +877,7 @@ mod tests {
         ] {
             let parsed = Query::parse(query).expect("query");
             assert!(answers(&parsed), "{query}");
-            let found: Vec<usize> =
-                part.matching(&parsed, "production", GROUP).expect("read").expect("kept").iter().collect();
+            let found: Vec<usize> = matching(&blob, &parsed).expect("kept").iter().collect();
             let expected: Vec<usize> =
                 events.iter().enumerate().filter(|(_, e)| parsed.matches(e, GROUP)).map(|(i, _)| i).collect();
             assert_eq!(found, expected, "{query}");
@@ -778,13 +890,11 @@ mod tests {
         let events: Vec<StoredEvent> = (0..1_000)
             .map(|i| event(i, json!({"extra": {"request_id": format!("{:032x}", (i as u128 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835)), "service": "orders"}})))
             .collect();
-        let mut part = part(&events);
-        let needs = |part: &mut Part, query: &str| {
-            part.matching(&Query::parse(query).expect("q"), "production", GROUP).expect("read")
-        };
-        assert_eq!(needs(&mut part, "extra.request_id:abc*"), None);
-        assert_eq!(needs(&mut part, "extra.service:orders OR extra.request_id:x"), None);
-        assert_eq!(needs(&mut part, "extra.service:orders").map(|rows| rows.iter().count()), Some(1_000));
+        let blob = blob(&events);
+        let needs = |query: &str| matching(&blob, &Query::parse(query).expect("q"));
+        assert_eq!(needs("extra.request_id:abc*"), None);
+        assert_eq!(needs("extra.service:orders OR extra.request_id:x"), None);
+        assert_eq!(needs("extra.service:orders").map(|rows| rows.iter().count()), Some(1_000));
         assert!(!answers(&Query::parse("stack:*at*").expect("q")));
         assert!(!answers(&Query::parse("-id:01JDQ4F4N3K4S0Y7P4X8C2V9HZ x").expect("q")));
     }
@@ -797,7 +907,7 @@ mod tests {
         let blob = encode_part(0, &rows).expect("encode");
         let query = Query::parse("http.status:>=500 timeout").expect("q");
         for cut in [0, 1, 5, 20, blob.len() / 2, blob.len() - 1] {
-            let opened = Part::open(blob[..cut].to_vec());
+            let opened = Part::open(&mut &blob[..cut], &columns_of(&query), true);
             if let Ok(mut part) = opened {
                 let _ = part.matching(&query, "production", GROUP);
             }
@@ -806,7 +916,7 @@ mod tests {
         for i in (0..flipped.len()).step_by(7) {
             flipped[i] ^= 0x5a;
         }
-        if let Ok(mut part) = Part::open(flipped) {
+        if let Ok(mut part) = Part::open(&mut &flipped[..], &columns_of(&query), true) {
             let _ = part.matching(&query, "production", GROUP);
         }
     }

@@ -13,7 +13,7 @@ use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, OptionalExtension, params_from_iter};
 
 use super::codec::BodyDecoder;
-use super::columns::{PART_SHIFT, Part, Rows};
+use super::columns::{PART_SHIFT, Part, PartSource, Rows, columns_of};
 use super::text_index::{BLOCK_EVENTS, BLOCK_SHIFT, Need};
 use crate::clock::MINUTE_MS;
 use crate::event::{Level, StoredEvent};
@@ -47,6 +47,11 @@ impl Scope {
             sql.push_str(&format!(" AND level IN ({})", vec!["?"; self.levels.len()].join(", ")));
             args.extend(self.levels.iter().map(|l| Sql::from(*l)));
         }
+    }
+
+    /// The newest time the scope may see: the range's end, or the cursor's time before it.
+    fn until_ms(&self) -> i64 {
+        self.before.as_ref().map_or(self.to_ms, |(ts, _)| self.to_ms.min(*ts))
     }
 
     /// In the range and levels (the cursor aside: a chart has none).
@@ -168,8 +173,7 @@ pub(super) fn by_time(
     let mut sql = String::from("SELECT ts, id, body FROM events WHERE stream = ? AND ts >= ? AND ts <= ?");
     // After a cursor, the range ends at the cursor's time: the index read starts there (the row
     // comparison below alone would leave SQLite reading down from `to` on every page).
-    let to_ms = scope.before.as_ref().map_or(scope.to_ms, |(ts, _)| scope.to_ms.min(*ts));
-    let mut args: Vec<Sql> = vec![scope.stream.into(), scope.from_ms.into(), to_ms.into()];
+    let mut args: Vec<Sql> = vec![scope.stream.into(), scope.from_ms.into(), scope.until_ms().into()];
     scope.filter_levels(&mut sql, &mut args);
     if let Some((ts, id)) = &scope.before {
         sql.push_str(" AND (ts, id) < (?, ?)");
@@ -358,7 +362,7 @@ fn parts(conn: &Connection, scope: &Scope, (from, upto): (i64, i64)) -> rusqlite
     )?;
     let mut parts: Vec<PartRef> = stmt
         .query_map(
-            rusqlite::params![scope.stream, from >> PART_SHIFT, upto >> PART_SHIFT, scope.from_ms, scope.to_ms],
+            rusqlite::params![scope.stream, from >> PART_SHIFT, upto >> PART_SHIFT, scope.from_ms, scope.until_ms()],
             |row| Ok(PartRef { id: row.get(0)?, block: row.get(1)?, max_ts: row.get(2)? }),
         )?
         .collect::<rusqlite::Result<_>>()?;
@@ -366,28 +370,52 @@ fn parts(conn: &Connection, scope: &Scope, (from, upto): (i64, i64)) -> rusqlite
     Ok(parts)
 }
 
-/// A part's rows matching the search, or `None` when the part cannot say (it was rewritten
-/// since it was listed, it is damaged, or it left out a column the search needs): its rows are
-/// then read from their bodies.
-fn matching_rows(
+/// A part's blob in the table, read piece by piece.
+struct BlobSource<'c>(rusqlite::blob::Blob<'c>);
+
+impl PartSource for BlobSource<'_> {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn read(&mut self, offset: usize, len: usize) -> anyhow::Result<Vec<u8>> {
+        let mut bytes = vec![0; len];
+        self.0.read_at_exact(&mut bytes, offset)?;
+        Ok(bytes)
+    }
+}
+
+/// A part's header, times, levels and the frames of `columns`; `None` when it is gone (rewritten
+/// since it was listed) or damaged: its rows are then read from their bodies. An interrupted
+/// read (the time limit) is an error.
+fn read_part(
     conn: &Connection,
     part: &PartRef,
-    search: &Query,
-    names: &Names<'_>,
-) -> rusqlite::Result<Option<(Part, Rows)>> {
-    let blob: Option<Vec<u8>> = conn
-        .prepare_cached("SELECT data FROM column_parts WHERE id = ?1")?
-        .query_row([part.id], |row| row.get(0))
-        .optional()?;
-    let Some(blob) = blob else { return Ok(None) };
-    let opened = Part::open(blob).and_then(|mut opened| {
-        let rows = opened.matching(search, names.env, names.group)?;
-        Ok(rows.map(|rows| (opened, rows)))
-    });
-    Ok(opened.unwrap_or_else(|error| {
-        tracing::warn!(error = %format!("{error:#}"), block = part.block, "a damaged column part: reading its rows");
-        None
-    }))
+    columns: &[String],
+    with_offsets: bool,
+) -> rusqlite::Result<Option<Part>> {
+    let blob = match conn.blob_open(rusqlite::MAIN_DB, "column_parts", "data", part.id, true) {
+        Ok(blob) => blob,
+        Err(error) if error.sqlite_error_code() == Some(rusqlite::ErrorCode::OperationInterrupted) => {
+            return Err(error);
+        }
+        Err(_) => return Ok(None),
+    };
+    Ok(Part::open(&mut BlobSource(blob), columns, with_offsets)
+        .map_err(|error| tracing::warn!(error = %format!("{error:#}"), block = part.block, "a damaged column part"))
+        .ok())
+}
+
+/// The part's rows matching the search, or `None` when it left out a column the search needs
+/// (or is damaged).
+fn evaluate(mut part: Part, search: &Query, names: &Names<'_>) -> Option<(Part, Rows)> {
+    match part.matching(search, names.env, names.group) {
+        Ok(rows) => rows.map(|rows| (part, rows)),
+        Err(error) => {
+            tracing::warn!(error = %format!("{error:#}"), "a damaged column part");
+            None
+        }
+    }
 }
 
 /// The stream's environment and group: what `env:` and `group:` test.
@@ -396,8 +424,13 @@ pub(super) struct Names<'a> {
     pub group: &'a str,
 }
 
+/// Threads that evaluate parts for one chart, at most: a chart is CPU-bound, as a scan is in
+/// ClickHouse, which also takes every core.
+const MAX_CHART_WORKERS: usize = 4;
+
 /// Counts the scope's matches into the chart: from the columns of every part of the range, and
-/// from the bodies of rows without columns (or in a part that cannot say).
+/// from the bodies of rows without columns (or in a part that cannot say). This thread reads the
+/// parts (the connection is not shared); workers decode and evaluate them.
 pub(super) fn chart_by_columns(
     conn: &Connection,
     scope: &Scope,
@@ -407,20 +440,63 @@ pub(super) fn chart_by_columns(
 ) -> rusqlite::Result<()> {
     let marks = column_marks(conn)?;
     in_seq_ranges(conn, scope, [(0, marks.0), (marks.1, i64::MAX)], checker, histogram)?;
-    for part in parts(conn, scope, marks)? {
-        match matching_rows(conn, &part, checker.search, names)? {
-            Some((opened, rows)) => {
-                for row in rows.iter() {
-                    let (ts, level) = (opened.ts[row], opened.levels[row]);
-                    if scope.admits_time(ts, i64::from(level)) {
-                        histogram.add_count(ts, Level::ALL[usize::from(level)], 1);
+    let search = checker.search;
+    let columns = columns_of(search);
+    let parts = parts(conn, scope, marks)?;
+    let workers = std::thread::available_parallelism().map_or(1, std::num::NonZero::get).min(MAX_CHART_WORKERS);
+    let (to_workers, work) = std::sync::mpsc::sync_channel::<(usize, Option<Part>)>(workers * 2);
+    let work = std::sync::Mutex::new(work);
+    let buckets = histogram.buckets;
+    let (counted, unanswered) = std::thread::scope(|threads| -> rusqlite::Result<_> {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                threads.spawn(|| {
+                    let (mut counted, mut unanswered) = (Histogram::empty(buckets), Vec::new());
+                    loop {
+                        let next = work.lock().unwrap_or_else(std::sync::PoisonError::into_inner).recv();
+                        let Ok((index, opened)) = next else { break };
+                        let Some((part, rows)) = opened.and_then(|part| evaluate(part, search, names)) else {
+                            unanswered.push(index);
+                            continue;
+                        };
+                        for row in rows.iter() {
+                            let (ts, level) = (part.ts[row], part.levels[row]);
+                            if scope.admits_time(ts, i64::from(level)) {
+                                counted.add_count(ts, Level::ALL[usize::from(level)], 1);
+                            }
+                        }
                     }
+                    (counted, unanswered)
+                })
+            })
+            .collect();
+        let mut read = Ok(());
+        for (index, part) in parts.iter().enumerate() {
+            // The time limit interrupts the connection: the read stops, the workers finish.
+            let opened = match read_part(conn, part, &columns, false) {
+                Ok(opened) => opened,
+                Err(error) => {
+                    read = Err(error);
+                    break;
                 }
-            }
-            None => {
-                in_seq_ranges(conn, scope, [part.seqs()], checker, histogram)?;
+            };
+            if to_workers.send((index, opened)).is_err() {
+                break;
             }
         }
+        drop(to_workers);
+        let mut counted = Histogram::empty(buckets);
+        let mut unanswered = Vec::new();
+        for handle in handles {
+            let (theirs, parts) = handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            counted.merge(&theirs);
+            unanswered.extend(parts);
+        }
+        read.map(|()| (counted, unanswered))
+    })?;
+    histogram.merge(&counted);
+    for index in unanswered {
+        in_seq_ranges(conn, scope, [parts[index].seqs()], checker, histogram)?;
     }
     Ok(())
 }
@@ -441,20 +517,29 @@ pub(super) fn page_by_columns(
         return Ok(());
     }
     let mut by_seq = conn.prepare_cached("SELECT ts, id, level, body FROM events WHERE seq = ?1")?;
+    let columns = columns_of(checker.search);
     for part in parts(conn, scope, marks)? {
         if !sink.wants(part.max_ts, &NEWEST_ID) {
             break;
         }
-        let Some((opened, rows)) = matching_rows(conn, &part, checker.search, names)? else {
+        let read = read_part(conn, &part, &columns, true)?;
+        let Some((mut opened, rows)) = read.and_then(|opened| evaluate(opened, checker.search, names)) else {
             if !in_seq_ranges(conn, scope, [part.seqs()], checker, sink)? {
                 return Ok(());
             }
             continue;
         };
+        let offsets = match opened.offsets() {
+            Ok(offsets) => offsets.to_vec(),
+            Err(error) => return Err(corrupt(error)),
+        };
         let mut found: Vec<(i64, i64)> = rows
             .iter()
-            .map(|row| (opened.ts[row], i64::from(opened.offsets[row])))
-            .filter(|(ts, _)| *ts >= scope.from_ms && *ts <= scope.to_ms)
+            .filter(|row| {
+                opened.ts[*row] <= scope.until_ms()
+                    && scope.admits_time(opened.ts[*row], i64::from(opened.levels[*row]))
+            })
+            .map(|row| (opened.ts[row], i64::from(offsets[row])))
             .collect();
         found.sort_unstable_by(|a, b| b.cmp(a));
         for (ts, offset) in found {
