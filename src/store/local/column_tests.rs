@@ -162,7 +162,10 @@ async fn columns_answer_as_the_evaluator_across_parts_deletions_and_a_store_from
 
     // A store from before columns: its rows below the next block are backfilled, newest first.
     let conn = db(dir.path());
-    conn.execute_batch("DELETE FROM column_parts; DELETE FROM index_state WHERE name LIKE 'columns_%';").expect("undo");
+    conn.execute_batch(
+        "DELETE FROM column_parts; DELETE FROM column_frames; DELETE FROM index_state WHERE name LIKE 'columns_%';",
+    )
+    .expect("undo");
     drop(conn);
     let store = LocalStore::open_with_retention(dir.path(), TEST_TIME_LIMIT, retention).expect("reopen");
     check(&store, &kept, now, "while backfilling").await;

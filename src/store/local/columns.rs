@@ -41,7 +41,6 @@ const LEVEL: i32 = 3;
 /// A column frame never inflates past this (a part holds at most 4,096 rows of capped events).
 const MAX_FRAME_BYTES: usize = 256 * 1024 * 1024;
 
-const FORMAT: u8 = 1;
 const SEQ: &str = "#seq";
 const TS: &str = "#ts";
 const LEVELS: &str = "#level";
@@ -64,8 +63,22 @@ enum Kind {
     LeftOut = 5,
 }
 
+/// One column of a part as stored: a row of `column_frames`.
+#[derive(Debug, Clone)]
+pub(super) struct Frame {
+    pub name: String,
+    pub kind: i64,
+    pub data: Vec<u8>,
+}
+
+impl Frame {
+    fn new(name: &str, kind: Kind, data: Vec<u8>) -> Frame {
+        Frame { name: name.to_string(), kind: kind as i64, data }
+    }
+}
+
 impl Kind {
-    fn of(byte: u8) -> anyhow::Result<Kind> {
+    fn of(byte: i64) -> anyhow::Result<Kind> {
         Ok(match byte {
             0 => Kind::Offsets,
             1 => Kind::Times,
@@ -135,10 +148,10 @@ fn extra_column(key: &str) -> String {
     format!("extra.{key}")
 }
 
-/// The blob of a part: `rows` are (seq, row) of one stream within the block starting at
-/// `first_seq`, in `seq` order.
-pub(super) fn encode_part(first_seq: i64, rows: &[(i64, ColumnRow)]) -> anyhow::Result<Vec<u8>> {
-    let mut columns: Vec<(Cow<'_, str>, Kind, Vec<u8>)> = Vec::new();
+/// The frames of a part, one per column (name, kind, compressed bytes): `rows` are (seq, row)
+/// of one stream within the block starting at `first_seq`, in `seq` order.
+pub(super) fn encode_part(first_seq: i64, rows: &[(i64, ColumnRow)]) -> anyhow::Result<Vec<Frame>> {
+    let mut columns: Vec<Frame> = Vec::new();
     let mut offsets = Vec::with_capacity(rows.len() * 2);
     let mut times = Vec::with_capacity(rows.len() * 2);
     let mut levels = Vec::with_capacity(rows.len());
@@ -150,11 +163,11 @@ pub(super) fn encode_part(first_seq: i64, rows: &[(i64, ColumnRow)]) -> anyhow::
         previous = row.ts;
         levels.push(row.level);
     }
-    columns.push((Cow::Borrowed(SEQ), Kind::Offsets, compress(&offsets)?));
-    columns.push((Cow::Borrowed(TS), Kind::Times, compress(&times)?));
-    columns.push((Cow::Borrowed(LEVELS), Kind::Levels, compress(&levels)?));
+    columns.push(Frame::new(SEQ, Kind::Offsets, compress(&offsets)?));
+    columns.push(Frame::new(TS, Kind::Times, compress(&times)?));
+    columns.push(Frame::new(LEVELS, Kind::Levels, compress(&levels)?));
     let messages: Vec<Option<&str>> = rows.iter().map(|(_, row)| Some(row.folded_message.as_str())).collect();
-    columns.push((Cow::Borrowed(MESSAGE), Kind::Text, compress(&dictionary(&messages))?));
+    columns.push(Frame::new(MESSAGE, Kind::Text, compress(&dictionary(&messages))?));
 
     // Every field's values, row by row (`None` where a row does not have it).
     let mut by_name: HashMap<&str, (Kind, Vec<Option<&str>>)> = HashMap::new();
@@ -174,26 +187,13 @@ pub(super) fn encode_part(first_seq: i64, rows: &[(i64, ColumnRow)]) -> anyhow::
         let (kind, values) = &by_name[name];
         let frame = compress(&dictionary(values))?;
         if rows.len() >= MIN_ROWS_TO_LEAVE_OUT && frame.len() > MAX_COLUMN_BYTES_PER_ROW * rows.len() {
-            columns.push((Cow::Borrowed(name), Kind::LeftOut, Vec::new()));
+            columns.push(Frame::new(name, Kind::LeftOut, Vec::new()));
         } else {
-            columns.push((Cow::Borrowed(name), *kind, frame));
+            columns.push(Frame::new(name, *kind, frame));
         }
     }
 
-    let mut blob = vec![FORMAT];
-    put_u32(&mut blob, rows.len())?;
-    put_u32(&mut blob, columns.len())?;
-    for (name, kind, frame) in &columns {
-        let name = name.as_bytes();
-        blob.extend_from_slice(&u16::try_from(name.len()).context("a column name too long")?.to_le_bytes());
-        blob.extend_from_slice(name);
-        blob.push(*kind as u8);
-        put_u32(&mut blob, frame.len())?;
-    }
-    for (_, _, frame) in columns {
-        blob.extend_from_slice(&frame);
-    }
-    Ok(blob)
+    Ok(columns)
 }
 
 /// Distinct values first (`u32` count, each one's `u32` length, then all of them end to end),
@@ -259,11 +259,6 @@ fn decompress(frame: &[u8]) -> anyhow::Result<Vec<u8>> {
     })
 }
 
-fn put_u32(out: &mut Vec<u8>, n: usize) -> anyhow::Result<()> {
-    out.extend_from_slice(&u32::try_from(n).context("a part too large")?.to_le_bytes());
-    Ok(())
-}
-
 fn zigzag(n: i64) -> u64 {
     ((n << 1) ^ (n >> 63)) as u64
 }
@@ -298,10 +293,6 @@ impl<'b> Reader<'b> {
 
     fn u8(&mut self) -> anyhow::Result<u8> {
         Ok(self.take(1)?[0])
-    }
-
-    fn u16(&mut self) -> anyhow::Result<u16> {
-        Ok(u16::from_le_bytes(self.take(2)?.try_into()?))
     }
 
     fn u32(&mut self) -> anyhow::Result<usize> {
@@ -447,52 +438,19 @@ pub(super) fn answers(query: &Query) -> bool {
     query.root().is_none_or(kept)
 }
 
-/// Where a part's bytes are read from: its blob in the table, read piece by piece, so that a
-/// query reads only the header and the columns it needs.
-pub(super) trait PartSource {
-    fn len(&self) -> usize;
-    fn read(&mut self, offset: usize, len: usize) -> anyhow::Result<Vec<u8>>;
+/// The frames a read of the query needs: every row's time and level, its `seq` for a page,
+/// and the columns the query tests.
+pub(super) fn frames_to_read(query: &Query, with_offsets: bool) -> Vec<String> {
+    let mut names = vec![TS.to_string(), LEVELS.to_string()];
+    if with_offsets {
+        names.push(SEQ.to_string());
+    }
+    names.extend(columns_of(query));
+    names
 }
 
-impl PartSource for &[u8] {
-    fn len(&self) -> usize {
-        <[u8]>::len(self)
-    }
-
-    fn read(&mut self, offset: usize, len: usize) -> anyhow::Result<Vec<u8>> {
-        Ok(self
-            .get(offset..offset.checked_add(len).context("a read past the end")?)
-            .context("a read past the end")?
-            .to_vec())
-    }
-}
-
-/// A part's header: its rows, its columns (name, kind, frame length) and where the first frame
-/// starts.
-type Header = (usize, Vec<(String, Kind, usize)>, usize);
-
-fn read_header(bytes: &[u8]) -> anyhow::Result<Header> {
-    let mut reader = Reader { bytes };
-    if reader.u8()? != FORMAT {
-        bail!("a column part of an unknown format");
-    }
-    let rows = reader.u32()?;
-    if rows > PART_ROWS as usize {
-        bail!("a column part of {rows} rows");
-    }
-    let count = reader.u32()?;
-    let mut columns = Vec::new();
-    for _ in 0..count.min(bytes.len()) {
-        let len = usize::from(reader.u16()?);
-        let name = std::str::from_utf8(reader.take(len)?).context("a column name is not UTF-8")?.to_string();
-        let kind = Kind::of(reader.u8()?)?;
-        columns.push((name, kind, reader.u32()?));
-    }
-    Ok((rows, columns, bytes.len() - reader.bytes.len()))
-}
-
-/// The columns a query reads (beyond every row's time and level).
-pub(super) fn columns_of(query: &Query) -> Vec<String> {
+/// The columns a query tests.
+fn columns_of(query: &Query) -> Vec<String> {
     fn collect(expr: &Expr, names: &mut Vec<String>) {
         let name = match &expr.node {
             Node::And(children) | Node::Or(children) => return children.iter().for_each(|c| collect(c, names)),
@@ -515,9 +473,8 @@ pub(super) fn columns_of(query: &Query) -> Vec<String> {
 /// reads, each decoded the first time it is needed.
 pub(super) struct Part {
     rows: usize,
-    /// Every column of the part and its kind (left out ones too).
+    /// The kind of each column read (left out ones too).
     kinds: HashMap<String, Kind>,
-    /// The frames read: the columns the query needs.
     frames: HashMap<String, Vec<u8>>,
     decoded: HashMap<String, Dictionary>,
     pub(super) ts: Vec<i64>,
@@ -526,32 +483,17 @@ pub(super) struct Part {
 }
 
 impl Part {
-    /// Reads the header, the times and levels, and the frames of `columns` (and of the rows'
-    /// offsets when `with_offsets`: pages need them, charts do not).
-    pub(super) fn open(source: &mut dyn PartSource, columns: &[String], with_offsets: bool) -> anyhow::Result<Part> {
-        // Most headers are a few hundred bytes: one read, and a second for a long one.
-        let mut head = source.read(0, source.len().min(4_096))?;
-        let header = match read_header(&head) {
-            Ok(header) => header,
-            Err(_) if head.len() < source.len() => {
-                head = source.read(0, source.len())?;
-                read_header(&head)?
-            }
-            Err(error) => return Err(error),
-        };
-        let (rows, columns_in_part, mut start) = header;
-        let mut kinds = HashMap::with_capacity(columns_in_part.len());
-        let mut frames = HashMap::new();
-        for (name, kind, len) in columns_in_part {
-            let wanted = name == TS || name == LEVELS || (with_offsets && name == SEQ) || columns.contains(&name);
-            if wanted && kind != Kind::LeftOut {
-                frames.insert(name.clone(), source.read(start, len)?);
-            }
-            start = start.checked_add(len).context("a column part is cut short")?;
-            kinds.insert(name, kind);
+    /// A part of `rows` rows from the frames read for a query ([`frames_to_read`]): a column
+    /// with no frame has no value on any row.
+    pub(super) fn open(rows: usize, read: Vec<Frame>) -> anyhow::Result<Part> {
+        if rows > PART_ROWS as usize {
+            bail!("a column part of {rows} rows");
         }
-        if start > source.len() {
-            bail!("a column part is cut short");
+        let mut kinds = HashMap::with_capacity(read.len());
+        let mut frames = HashMap::with_capacity(read.len());
+        for frame in read {
+            kinds.insert(frame.name.clone(), Kind::of(frame.kind)?);
+            frames.insert(frame.name, frame.data);
         }
         let mut part = Part {
             rows,
@@ -807,23 +749,28 @@ mod tests {
             .collect()
     }
 
-    fn blob(events: &[StoredEvent]) -> Vec<u8> {
+    fn frames(events: &[StoredEvent]) -> Vec<Frame> {
         let rows: Vec<(i64, ColumnRow)> =
             events.iter().enumerate().map(|(i, e)| (i as i64 + 8192, ColumnRow::of(e))).collect();
         encode_part(8192, &rows).expect("encode")
     }
 
-    /// The part opened as a read for `query` opens it: with only the columns the query names.
-    fn matching(blob: &[u8], query: &Query) -> Option<Rows> {
-        let mut part = Part::open(&mut &blob[..], &columns_of(query), false).expect("open");
+    /// The part as a read opens it: with the frames `names` names, of those it has.
+    fn open(frames: &[Frame], rows: usize, names: &[String]) -> anyhow::Result<Part> {
+        Part::open(rows, frames.iter().filter(|f| names.contains(&f.name)).cloned().collect())
+    }
+
+    /// The part opened as a read for `query` opens it, and the rows it says match.
+    fn matching(frames: &[Frame], rows: usize, query: &Query) -> Option<Rows> {
+        let mut part = open(frames, rows, &frames_to_read(query, false)).expect("open");
         part.matching(query, "production", GROUP).expect("read")
     }
 
     #[test]
     fn a_part_selects_exactly_the_rows_the_evaluator_matches() {
         let events = events();
-        let blob = blob(&events);
-        let mut part = Part::open(&mut &blob[..], &[], true).expect("open");
+        let frames = frames(&events);
+        let mut part = open(&frames, events.len(), &frames_to_read(&Query::default(), true)).expect("open");
         assert_eq!(part.ts.len(), events.len());
         assert_eq!(
             part.offsets().expect("offsets").iter().map(|o| usize::from(*o)).collect::<Vec<_>>(),
@@ -877,7 +824,7 @@ mod tests {
         ] {
             let parsed = Query::parse(query).expect("query");
             assert!(answers(&parsed), "{query}");
-            let found: Vec<usize> = matching(&blob, &parsed).expect("kept").iter().collect();
+            let found: Vec<usize> = matching(&frames, events.len(), &parsed).expect("kept").iter().collect();
             let expected: Vec<usize> =
                 events.iter().enumerate().filter(|(_, e)| parsed.matches(e, GROUP)).map(|(i, _)| i).collect();
             assert_eq!(found, expected, "{query}");
@@ -890,8 +837,8 @@ mod tests {
         let events: Vec<StoredEvent> = (0..1_000)
             .map(|i| event(i, json!({"extra": {"request_id": format!("{:032x}", (i as u128 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835)), "service": "orders"}})))
             .collect();
-        let blob = blob(&events);
-        let needs = |query: &str| matching(&blob, &Query::parse(query).expect("q"));
+        let frames = frames(&events);
+        let needs = |query: &str| matching(&frames, events.len(), &Query::parse(query).expect("q"));
         assert_eq!(needs("extra.request_id:abc*"), None);
         assert_eq!(needs("extra.service:orders OR extra.request_id:x"), None);
         assert_eq!(needs("extra.service:orders").map(|rows| rows.iter().count()), Some(1_000));
@@ -902,22 +849,32 @@ mod tests {
     #[test]
     fn a_corrupt_part_is_an_error_not_a_panic() {
         let events = events();
-        let rows: Vec<(i64, ColumnRow)> =
-            events.iter().enumerate().map(|(i, e)| (i as i64, ColumnRow::of(e))).collect();
-        let blob = encode_part(0, &rows).expect("encode");
+        let frames = frames(&events);
         let query = Query::parse("http.status:>=500 timeout").expect("q");
-        for cut in [0, 1, 5, 20, blob.len() / 2, blob.len() - 1] {
-            let opened = Part::open(&mut &blob[..cut], &columns_of(&query), true);
-            if let Ok(mut part) = opened {
+        let names = frames_to_read(&query, true);
+        let read = |frames: &[Frame], rows: usize| {
+            if let Ok(mut part) = open(frames, rows, &names) {
                 let _ = part.matching(&query, "production", GROUP);
+                let _ = part.offsets();
             }
+        };
+        for victim in 0..frames.len() {
+            for cut in [0, 1, 5, 20, frames[victim].data.len() / 2] {
+                let mut damaged = frames.clone();
+                damaged[victim].data.truncate(cut);
+                read(&damaged, events.len());
+            }
+            let mut flipped = frames.clone();
+            for i in (0..flipped[victim].data.len()).step_by(7) {
+                flipped[victim].data[i] ^= 0x5a;
+            }
+            read(&flipped, events.len());
+            let mut strange = frames.clone();
+            strange[victim].kind = 99;
+            read(&strange, events.len());
         }
-        let mut flipped = blob.clone();
-        for i in (0..flipped.len()).step_by(7) {
-            flipped[i] ^= 0x5a;
-        }
-        if let Ok(mut part) = Part::open(&mut &flipped[..], &columns_of(&query), true) {
-            let _ = part.matching(&query, "production", GROUP);
-        }
+        read(&frames, events.len() + 1);
+        read(&frames, 5_000);
+        assert!(open(&frames, 5_000, &names).is_err());
     }
 }

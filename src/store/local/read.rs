@@ -13,7 +13,7 @@ use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, OptionalExtension, params_from_iter};
 
 use super::codec::BodyDecoder;
-use super::columns::{PART_SHIFT, Part, PartSource, Rows, columns_of};
+use super::columns::{Frame, PART_SHIFT, Part, Rows, frames_to_read};
 use super::text_index::{BLOCK_EVENTS, BLOCK_SHIFT, Need};
 use crate::clock::MINUTE_MS;
 use crate::event::{Level, StoredEvent};
@@ -345,6 +345,7 @@ pub(super) fn parts_in_range(conn: &Connection, scope: &Scope) -> rusqlite::Resu
 struct PartRef {
     id: i64,
     block: i64,
+    rows: usize,
     max_ts: i64,
 }
 
@@ -357,51 +358,41 @@ impl PartRef {
 /// The parts between the marks that may hold rows of the scope, newest rows first.
 fn parts(conn: &Connection, scope: &Scope, (from, upto): (i64, i64)) -> rusqlite::Result<Vec<PartRef>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id, block, max_ts FROM column_parts
+        "SELECT id, block, rows, max_ts FROM column_parts
          WHERE stream = ?1 AND block >= ?2 AND block < ?3 AND max_ts >= ?4 AND min_ts <= ?5",
     )?;
     let mut parts: Vec<PartRef> = stmt
         .query_map(
             rusqlite::params![scope.stream, from >> PART_SHIFT, upto >> PART_SHIFT, scope.from_ms, scope.until_ms()],
-            |row| Ok(PartRef { id: row.get(0)?, block: row.get(1)?, max_ts: row.get(2)? }),
+            |row| {
+                Ok(PartRef {
+                    id: row.get(0)?,
+                    block: row.get(1)?,
+                    rows: row.get::<_, u32>(2)? as usize,
+                    max_ts: row.get(3)?,
+                })
+            },
         )?
         .collect::<rusqlite::Result<_>>()?;
     parts.sort_unstable_by_key(|part| std::cmp::Reverse(part.max_ts));
     Ok(parts)
 }
 
-/// A part's blob in the table, read piece by piece.
-struct BlobSource<'c>(rusqlite::blob::Blob<'c>);
-
-impl PartSource for BlobSource<'_> {
-    fn len(&self) -> usize {
-        self.0.len()
+/// A part with the frames `names` names; `None` when it is gone (rewritten since it was listed)
+/// or damaged: its rows are then read from their bodies.
+fn read_part(conn: &Connection, part: &PartRef, names: &[String]) -> rusqlite::Result<Option<Part>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT name, kind, data FROM column_frames WHERE part = ?1 AND name IN ({})",
+        vec!["?"; names.len()].join(", ")
+    ))?;
+    let args = std::iter::once(Sql::from(part.id)).chain(names.iter().map(|name| Sql::from(name.clone())));
+    let frames: Vec<Frame> = stmt
+        .query_map(params_from_iter(args), |row| Ok(Frame { name: row.get(0)?, kind: row.get(1)?, data: row.get(2)? }))?
+        .collect::<rusqlite::Result<_>>()?;
+    if frames.is_empty() {
+        return Ok(None);
     }
-
-    fn read(&mut self, offset: usize, len: usize) -> anyhow::Result<Vec<u8>> {
-        let mut bytes = vec![0; len];
-        self.0.read_at_exact(&mut bytes, offset)?;
-        Ok(bytes)
-    }
-}
-
-/// A part's header, times, levels and the frames of `columns`; `None` when it is gone (rewritten
-/// since it was listed) or damaged: its rows are then read from their bodies. An interrupted
-/// read (the time limit) is an error.
-fn read_part(
-    conn: &Connection,
-    part: &PartRef,
-    columns: &[String],
-    with_offsets: bool,
-) -> rusqlite::Result<Option<Part>> {
-    let blob = match conn.blob_open(rusqlite::MAIN_DB, "column_parts", "data", part.id, true) {
-        Ok(blob) => blob,
-        Err(error) if error.sqlite_error_code() == Some(rusqlite::ErrorCode::OperationInterrupted) => {
-            return Err(error);
-        }
-        Err(_) => return Ok(None),
-    };
-    Ok(Part::open(&mut BlobSource(blob), columns, with_offsets)
+    Ok(Part::open(part.rows, frames)
         .map_err(|error| tracing::warn!(error = %format!("{error:#}"), block = part.block, "a damaged column part"))
         .ok())
 }
@@ -441,7 +432,7 @@ pub(super) fn chart_by_columns(
     let marks = column_marks(conn)?;
     in_seq_ranges(conn, scope, [(0, marks.0), (marks.1, i64::MAX)], checker, histogram)?;
     let search = checker.search;
-    let columns = columns_of(search);
+    let names_to_read = frames_to_read(search, false);
     let parts = parts(conn, scope, marks)?;
     let workers = std::thread::available_parallelism().map_or(1, std::num::NonZero::get).min(MAX_CHART_WORKERS);
     let (to_workers, work) = std::sync::mpsc::sync_channel::<(usize, Option<Part>)>(workers * 2);
@@ -473,7 +464,7 @@ pub(super) fn chart_by_columns(
         let mut read = Ok(());
         for (index, part) in parts.iter().enumerate() {
             // The time limit interrupts the connection: the read stops, the workers finish.
-            let opened = match read_part(conn, part, &columns, false) {
+            let opened = match read_part(conn, part, &names_to_read) {
                 Ok(opened) => opened,
                 Err(error) => {
                     read = Err(error);
@@ -517,12 +508,12 @@ pub(super) fn page_by_columns(
         return Ok(());
     }
     let mut by_seq = conn.prepare_cached("SELECT ts, id, level, body FROM events WHERE seq = ?1")?;
-    let columns = columns_of(checker.search);
+    let names_to_read = frames_to_read(checker.search, true);
     for part in parts(conn, scope, marks)? {
         if !sink.wants(part.max_ts, &NEWEST_ID) {
             break;
         }
-        let read = read_part(conn, &part, &columns, true)?;
+        let read = read_part(conn, &part, &names_to_read)?;
         let Some((mut opened, rows)) = read.and_then(|opened| evaluate(opened, checker.search, names)) else {
             if !in_seq_ranges(conn, scope, [part.seqs()], checker, sink)? {
                 return Ok(());

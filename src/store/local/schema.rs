@@ -11,8 +11,8 @@
 //!   charts and the home page never count rows.
 //! - `grams`, `tokens`: the search index over blocks of rows ([`super::text_index`]);
 //!   `index_state.indexed_upto` is the first `seq` not in it yet.
-//! - `column_parts`: the fields people filter on as columns, per stream and block of 4,096 rows
-//!   ([`super::columns`]); `index_state.columns_upto` is the first `seq` without them, and
+//! - `column_parts`, `column_frames`: the fields people filter on as columns, per stream and
+//!   block of 4,096 rows, a row per column ([`super::columns`]); `index_state.columns_upto` is the first `seq` without them, and
 //!   `columns_from` the first with them (a store from before columns is backfilled).
 //! - `dictionaries`: the zstd dictionaries bodies are compressed with ([`super::codec`]).
 
@@ -63,8 +63,14 @@ CREATE TABLE IF NOT EXISTS column_parts (
     rows   INTEGER NOT NULL,
     min_ts INTEGER NOT NULL,
     max_ts INTEGER NOT NULL,
-    data   BLOB NOT NULL,
     UNIQUE (stream, block)
+);
+CREATE TABLE IF NOT EXISTS column_frames (
+    part INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    kind INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (part, name)
 );
 CREATE TABLE IF NOT EXISTS dictionaries (
     id             INTEGER PRIMARY KEY,

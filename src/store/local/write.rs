@@ -79,18 +79,22 @@ fn set_mark(conn: &Connection, name: &str, value: i64) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes (or replaces) the columns of one stream's rows in a block.
+/// Writes the columns of one stream's rows in a block.
 fn store_part(tx: &Transaction<'_>, stream: i64, block: i64, rows: &[(i64, ColumnRow)]) -> anyhow::Result<()> {
     let (Some(min_ts), Some(max_ts)) = (rows.iter().map(|(_, r)| r.ts()).min(), rows.iter().map(|(_, r)| r.ts()).max())
     else {
         return Ok(());
     };
-    let data = encode_part(block << PART_SHIFT, rows)?;
-    tx.prepare_cached(
-        "INSERT OR REPLACE INTO column_parts (stream, block, rows, min_ts, max_ts, data)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?
-    .execute(rusqlite::params![stream, block, rows.len() as i64, min_ts, max_ts, data])?;
+    let frames = encode_part(block << PART_SHIFT, rows)?;
+    let part: i64 = tx
+        .prepare_cached(
+            "INSERT INTO column_parts (stream, block, rows, min_ts, max_ts) VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
+        )?
+        .query_row(rusqlite::params![stream, block, rows.len() as i64, min_ts, max_ts], |row| row.get(0))?;
+    let mut insert = tx.prepare_cached("INSERT INTO column_frames (part, name, kind, data) VALUES (?1, ?2, ?3, ?4)")?;
+    for frame in frames {
+        insert.execute(rusqlite::params![part, frame.name, frame.kind, frame.data])?;
+    }
     Ok(())
 }
 
@@ -98,12 +102,13 @@ fn store_part(tx: &Transaction<'_>, stream: i64, block: i64, rows: &[(i64, Colum
 /// some of its rows were deleted). A stream left with no row in the block has no part.
 pub(super) fn rebuild_parts(tx: &Transaction<'_>, block: i64, stream: Option<i64>) -> anyhow::Result<()> {
     let first = block << PART_SHIFT;
-    match stream {
-        Some(stream) => {
-            tx.prepare_cached("DELETE FROM column_parts WHERE stream = ?1 AND block = ?2")?.execute([stream, block])?
-        }
-        None => tx.prepare_cached("DELETE FROM column_parts WHERE block = ?1")?.execute([block])?,
-    };
+    let gone: Vec<i64> = tx
+        .prepare_cached("DELETE FROM column_parts WHERE block = ?1 AND (?2 IS NULL OR stream = ?2) RETURNING id")?
+        .query_map(rusqlite::params![block, stream], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for part in gone {
+        tx.prepare_cached("DELETE FROM column_frames WHERE part = ?1")?.execute([part])?;
+    }
     let mut by_stream: BTreeMap<i64, Vec<(i64, ColumnRow)>> = BTreeMap::new();
     {
         let mut decoder = BodyDecoder::default();
