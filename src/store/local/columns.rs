@@ -21,7 +21,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use anyhow::{Context as _, anyhow, bail};
+use anyhow::{Context as _, bail};
 use serde_json::Value as Json;
 
 use crate::event::{Level, StoredEvent};
@@ -36,8 +36,13 @@ pub(super) const PART_ROWS: i64 = 1 << PART_SHIFT;
 const MAX_COLUMN_BYTES_PER_ROW: usize = 6;
 /// Parts smaller than this keep every column: their frames' overhead is not a column's cost.
 const MIN_ROWS_TO_LEAVE_OUT: usize = 256;
-/// zstd level of the column frames: 3, as the bodies.
-const LEVEL: i32 = 3;
+/// zstd level of the column frames: 1, the fastest, since the writer thread seals them (level 3
+/// made them ~5 % smaller and cost the writer twice the time).
+const LEVEL: i32 = 1;
+
+/// A hash map with a fast hasher (foldhash, seeded per map): the writer builds one per column of
+/// every part, and SipHash was a tenth of its time.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 /// A column frame never inflates past this (a part holds at most 4,096 rows of capped events).
 const MAX_FRAME_BYTES: usize = 256 * 1024 * 1024;
 
@@ -49,7 +54,8 @@ const MESSAGE: &str = "message";
 /// How a column's frame is laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
-    /// `u16` offsets of the rows' `seq` from the block's first.
+    /// The rows' `seq`, each as the varint of its difference from the one before (the first's
+    /// from the block's first): mostly 1, a byte that compresses to almost nothing.
     Offsets = 0,
     /// Times, each as the zig-zag varint of its difference from the row before.
     Times = 1,
@@ -72,8 +78,8 @@ pub(super) struct Frame {
 }
 
 impl Frame {
-    fn new(name: &str, kind: Kind, data: Vec<u8>) -> Frame {
-        Frame { name: name.to_string(), kind: kind as i64, data }
+    fn new(name: impl Into<String>, kind: Kind, data: Vec<u8>) -> Frame {
+        Frame { name: name.into(), kind: kind as i64, data }
     }
 }
 
@@ -106,41 +112,56 @@ pub(super) struct ColumnRow {
     ts: i64,
     level: u8,
     folded_message: String,
-    fields: Vec<(Cow<'static, str>, Cell)>,
+    fields: Vec<(Name, Cell)>,
 }
 
 impl ColumnRow {
-    pub(super) fn of(event: &StoredEvent) -> ColumnRow {
-        let mut fields: Vec<(Cow<'static, str>, Cell)> = Vec::with_capacity(8);
-        for (name, value) in event.text_fields() {
-            if let Some(value) = value {
-                fields.push((Cow::Borrowed(name), Cell::Text(value.to_string())));
-            }
-        }
-        if let Some(http) = &event.http {
-            if let Some(method) = &http.method {
-                fields.push((Cow::Borrowed("http.method"), Cell::Text(method.clone())));
-            }
-            if let Some(status) = http.status {
-                fields.push((Cow::Borrowed("http.status"), Cell::Json(status.to_string())));
-            }
-        }
-        if let Some(user) = &event.user {
-            fields.push((Cow::Borrowed("user"), Cell::Json(user.to_string())));
-        }
-        for (key, value) in event.extra.iter().flatten() {
-            fields.push((Cow::Owned(extra_column(key)), Cell::Json(value.to_string())));
-        }
+    /// Takes the event apart (its strings move, not copy: this runs for every event ingested).
+    pub(super) fn of(event: StoredEvent) -> ColumnRow {
         let folded_message =
             if event.message.is_ascii() { event.message.to_ascii_lowercase() } else { fold_case(&event.message) };
-        ColumnRow { ts: event.timestamp_ms(), level: level_index(event.level) as u8, folded_message, fields }
+        let (ts, level) = (event.timestamp_ms(), level_index(event.level) as u8);
+        let mut fields: Vec<(Name, Cell)> = Vec::with_capacity(8);
+        for (name, value) in [
+            ("type", event.kind),
+            ("code", event.code),
+            ("url", event.url),
+            ("location", event.location),
+            ("release", event.release),
+            ("fingerprint", event.fingerprint),
+        ] {
+            if let Some(value) = value {
+                fields.push((Name::BuiltIn(name), Cell::Text(value)));
+            }
+        }
+        if let Some(http) = event.http {
+            if let Some(method) = http.method {
+                fields.push((Name::BuiltIn("http.method"), Cell::Text(method)));
+            }
+            if let Some(status) = http.status {
+                fields.push((Name::BuiltIn("http.status"), Cell::Json(status.to_string())));
+            }
+        }
+        if let Some(user) = event.user {
+            fields.push((Name::BuiltIn("user"), Cell::Json(user.to_string())));
+        }
+        for (key, value) in event.extra.into_iter().flatten() {
+            fields.push((Name::Extra(key), Cell::Json(value.to_string())));
+        }
+        ColumnRow { ts, level, folded_message, fields }
     }
-}
 
-impl ColumnRow {
     pub(super) fn ts(&self) -> i64 {
         self.ts
     }
+}
+
+/// A field's column: a built-in field's name, or a top-level key of `extra` (its column is
+/// `extra.<key>`, named once per part, not per row).
+#[derive(Debug)]
+enum Name {
+    BuiltIn(&'static str),
+    Extra(String),
 }
 
 /// The column of a top-level key of `extra`.
@@ -152,13 +173,16 @@ fn extra_column(key: &str) -> String {
 /// of one stream within the block starting at `first_seq`, in `seq` order.
 pub(super) fn encode_part(first_seq: i64, rows: &[(i64, ColumnRow)]) -> anyhow::Result<Vec<Frame>> {
     let mut columns: Vec<Frame> = Vec::new();
-    let mut offsets = Vec::with_capacity(rows.len() * 2);
+    let mut offsets = Vec::with_capacity(rows.len());
     let mut times = Vec::with_capacity(rows.len() * 2);
     let mut levels = Vec::with_capacity(rows.len());
-    let mut previous = 0i64;
+    let (mut previous, mut previous_seq) = (0i64, first_seq);
     for (seq, row) in rows {
-        let offset = u16::try_from(seq - first_seq).map_err(|_| anyhow!("a row outside its block"))?;
-        offsets.extend_from_slice(&offset.to_le_bytes());
+        if !(first_seq..first_seq + PART_ROWS).contains(seq) || *seq < previous_seq {
+            bail!("a row outside its block or out of order");
+        }
+        put_varint(&mut offsets, (seq - previous_seq) as u64);
+        previous_seq = *seq;
         put_varint(&mut times, zigzag(row.ts.wrapping_sub(previous)));
         previous = row.ts;
         levels.push(row.level);
@@ -170,26 +194,28 @@ pub(super) fn encode_part(first_seq: i64, rows: &[(i64, ColumnRow)]) -> anyhow::
     columns.push(Frame::new(MESSAGE, Kind::Text, compress(&dictionary(&messages))?));
 
     // Every field's values, row by row (`None` where a row does not have it).
-    let mut by_name: HashMap<&str, (Kind, Vec<Option<&str>>)> = HashMap::new();
+    let mut by_name: FastMap<(bool, &str), (Kind, Vec<Option<&str>>)> = FastMap::default();
     for (i, (_, row)) in rows.iter().enumerate() {
         for (name, cell) in &row.fields {
             let (kind, text) = match cell {
                 Cell::Text(text) => (Kind::Text, text.as_str()),
                 Cell::Json(text) => (Kind::Json, text.as_str()),
             };
+            let name = match name {
+                Name::BuiltIn(name) => (false, *name),
+                Name::Extra(key) => (true, key.as_str()),
+            };
             let (_, values) = by_name.entry(name).or_insert_with(|| (kind, vec![None; rows.len()]));
             values[i] = Some(text);
         }
     }
-    let mut names: Vec<&str> = by_name.keys().copied().collect();
-    names.sort_unstable();
-    for name in names {
-        let (kind, values) = &by_name[name];
-        let frame = compress(&dictionary(values))?;
+    for ((extra, name), (kind, values)) in by_name {
+        let name = if extra { extra_column(name) } else { name.to_string() };
+        let frame = compress(&dictionary(&values))?;
         if rows.len() >= MIN_ROWS_TO_LEAVE_OUT && frame.len() > MAX_COLUMN_BYTES_PER_ROW * rows.len() {
             columns.push(Frame::new(name, Kind::LeftOut, Vec::new()));
         } else {
-            columns.push(Frame::new(name, *kind, frame));
+            columns.push(Frame::new(name, kind, frame));
         }
     }
 
@@ -200,7 +226,7 @@ pub(super) fn encode_part(first_seq: i64, rows: &[(i64, ColumnRow)]) -> anyhow::
 /// then the width of a code (1, 2 or 4 bytes) and each row's code: 0 for no value, else the
 /// value's place + 1. Kept end to end, the values are one text a word is looked for in at once.
 fn dictionary(values: &[Option<&str>]) -> Vec<u8> {
-    let mut places: HashMap<&str, u32> = HashMap::new();
+    let mut places: FastMap<&str, u32> = FastMap::with_capacity_and_hasher(values.len(), Default::default());
     let mut distinct: Vec<&str> = Vec::new();
     let codes: Vec<u32> = values
         .iter()
@@ -406,7 +432,7 @@ impl Rows {
         self.trim();
     }
 
-    fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.words.iter().all(|w| *w == 0)
     }
 
@@ -477,8 +503,8 @@ pub(super) struct Part {
     kinds: HashMap<String, Kind>,
     frames: HashMap<String, Vec<u8>>,
     decoded: HashMap<String, Dictionary>,
-    pub(super) ts: Vec<i64>,
-    pub(super) levels: Vec<u8>,
+    ts: Vec<i64>,
+    levels: Vec<u8>,
     offsets: Vec<u16>,
 }
 
@@ -495,7 +521,7 @@ impl Part {
             kinds.insert(frame.name.clone(), Kind::of(frame.kind)?);
             frames.insert(frame.name, frame.data);
         }
-        let mut part = Part {
+        Ok(Part {
             rows,
             kinds,
             frames,
@@ -503,29 +529,49 @@ impl Part {
             ts: Vec::new(),
             levels: Vec::new(),
             offsets: Vec::new(),
-        };
-        let times = part.base(TS, Kind::Times)?;
-        let mut reader = Reader { bytes: &times };
-        let mut previous = 0i64;
-        for _ in 0..rows {
-            previous = previous.wrapping_add(unzigzag(reader.varint()?));
-            part.ts.push(previous);
+        })
+    }
+
+    /// Each row's time and level, decoded when first asked (a part with no match never is).
+    pub(super) fn times_and_levels(&mut self) -> anyhow::Result<(&[i64], &[u8])> {
+        if self.ts.len() != self.rows {
+            let times = self.base(TS, Kind::Times)?;
+            let mut reader = Reader { bytes: &times };
+            let mut previous = 0i64;
+            let mut ts = Vec::with_capacity(self.rows);
+            for _ in 0..self.rows {
+                previous = previous.wrapping_add(unzigzag(reader.varint()?));
+                ts.push(previous);
+            }
+            self.ts = ts;
         }
-        part.levels = part.base(LEVELS, Kind::Levels)?;
-        if part.levels.len() != rows || part.levels.iter().any(|l| usize::from(*l) >= Level::ALL.len()) {
-            bail!("a column part whose rows do not agree");
+        self.levels()?;
+        Ok((&self.ts, &self.levels))
+    }
+
+    fn levels(&mut self) -> anyhow::Result<&[u8]> {
+        if self.levels.len() != self.rows {
+            let levels = self.base(LEVELS, Kind::Levels)?;
+            if levels.len() != self.rows || levels.iter().any(|l| usize::from(*l) >= Level::ALL.len()) {
+                bail!("a column part whose levels do not agree");
+            }
+            self.levels = levels;
         }
-        Ok(part)
+        Ok(&self.levels)
     }
 
     /// Each row's `seq` less the block's first (read only by pages: charts need no rows).
     pub(super) fn offsets(&mut self) -> anyhow::Result<&[u16]> {
         if self.offsets.len() != self.rows {
             let bytes = self.base(SEQ, Kind::Offsets)?;
-            self.offsets = bytes.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
-            if self.offsets.len() != self.rows {
-                bail!("a column part whose offsets do not agree");
+            let mut reader = Reader { bytes: &bytes };
+            let mut offset = 0u64;
+            let mut offsets = Vec::with_capacity(self.rows);
+            for _ in 0..self.rows {
+                offset = offset.checked_add(reader.varint()?).context("a row's offset past its block")?;
+                offsets.push(u16::try_from(offset).context("a row's offset past its block")?);
             }
+            self.offsets = offsets;
         }
         Ok(&self.offsets)
     }
@@ -539,19 +585,25 @@ impl Part {
 
     /// The rows matching the query, or `None` when it needs a column left out of this part.
     /// `env` and `group` are the stream's (the same for every row).
-    pub(super) fn matching(&mut self, query: &Query, env: &str, group: &str) -> anyhow::Result<Option<Rows>> {
+    /// `verdicts` remembers each value's answer from part to part (most values recur).
+    pub(super) fn matching(
+        &mut self,
+        query: &Query,
+        (env, group): (&str, &str),
+        verdicts: &mut Verdicts,
+    ) -> anyhow::Result<Option<Rows>> {
         match query.root() {
             None => Ok(Some(Rows::all(self.rows))),
-            Some(root) => self.eval(root, env, group),
+            Some(root) => self.eval(root, (env, group), verdicts),
         }
     }
 
-    fn eval(&mut self, expr: &Expr, env: &str, group: &str) -> anyhow::Result<Option<Rows>> {
+    fn eval(&mut self, expr: &Expr, names: (&str, &str), verdicts: &mut Verdicts) -> anyhow::Result<Option<Rows>> {
         Ok(Some(match &expr.node {
             Node::And(children) => {
                 let mut rows = Rows::all(self.rows);
                 for child in children {
-                    let Some(found) = self.eval(child, env, group)? else { return Ok(None) };
+                    let Some(found) = self.eval(child, names, verdicts)? else { return Ok(None) };
                     rows.and(&found);
                     if rows.is_empty() {
                         break;
@@ -562,13 +614,13 @@ impl Part {
             Node::Or(children) => {
                 let mut rows = Rows::none(self.rows);
                 for child in children {
-                    let Some(found) = self.eval(child, env, group)? else { return Ok(None) };
+                    let Some(found) = self.eval(child, names, verdicts)? else { return Ok(None) };
                     rows.or(&found);
                 }
                 rows
             }
             Node::Not(child) => {
-                let Some(mut rows) = self.eval(child, env, group)? else { return Ok(None) };
+                let Some(mut rows) = self.eval(child, names, verdicts)? else { return Ok(None) };
                 rows.not();
                 rows
             }
@@ -582,7 +634,7 @@ impl Part {
                     let passes: Vec<bool> =
                         Level::ALL.iter().map(|level| test_text(&expr.node, Some(level.as_str()))).collect();
                     let mut rows = Rows::none(self.rows);
-                    for (i, level) in self.levels.iter().enumerate() {
+                    for (i, level) in self.levels()?.iter().enumerate() {
                         if passes[usize::from(*level)] {
                             rows.set(i);
                         }
@@ -590,7 +642,7 @@ impl Part {
                     rows
                 }
                 Field::Env | Field::Group => {
-                    let value = if *field == Field::Env { env } else { group };
+                    let value = if *field == Field::Env { names.0 } else { names.1 };
                     if test_text(&expr.node, Some(value)) { Rows::all(self.rows) } else { Rows::none(self.rows) }
                 }
                 field => {
@@ -603,13 +655,23 @@ impl Part {
                             return Ok(Some(if absent { Rows::all(self.rows) } else { Rows::none(self.rows) }));
                         }
                     };
-                    let passes: Vec<bool> = match column.kind {
-                        Kind::Text => column.values().map(|text| test_text(&expr.node, Some(text))).collect(),
-                        _ => column
-                            .values()
-                            .map(|text| Ok(test_json(&expr.node, pick.apply(&json_value(text)?))))
-                            .collect::<anyhow::Result<_>>()?,
-                    };
+                    let seen = verdicts.of(expr);
+                    let passes: Vec<bool> = column
+                        .values()
+                        .map(|text| {
+                            if let Some(verdict) = seen.get(text) {
+                                return Ok(*verdict);
+                            }
+                            let verdict = match column.kind {
+                                Kind::Text => test_text(&expr.node, Some(text)),
+                                _ => test_json(&expr.node, pick.apply(&json_value(text)?)),
+                            };
+                            if seen.len() < MAX_VERDICTS_PER_TEST {
+                                seen.insert(text.into(), verdict);
+                            }
+                            Ok(verdict)
+                        })
+                        .collect::<anyhow::Result<_>>()?;
                     by_value(column, &passes, absent)
                 }
             },
@@ -628,6 +690,21 @@ impl Part {
             self.decoded.insert(name.to_string(), column);
         }
         Ok(self.decoded.get(name))
+    }
+}
+
+/// Values whose answer one test remembers, at most: enough for the values that recur in every
+/// part (services, statuses, durations), bounded for columns of ever new values.
+const MAX_VERDICTS_PER_TEST: usize = 65_536;
+
+/// Each test's answer for the values it has seen, by test: kept across the parts of one read.
+#[derive(Default)]
+pub(super) struct Verdicts(HashMap<usize, FastMap<Box<str>, bool>>);
+
+impl Verdicts {
+    fn of(&mut self, test: &Expr) -> &mut FastMap<Box<str>, bool> {
+        // A test is known by its place in the query tree, which outlives the read.
+        self.0.entry(std::ptr::from_ref(test) as usize).or_default()
     }
 }
 
@@ -751,7 +828,7 @@ mod tests {
 
     fn frames(events: &[StoredEvent]) -> Vec<Frame> {
         let rows: Vec<(i64, ColumnRow)> =
-            events.iter().enumerate().map(|(i, e)| (i as i64 + 8192, ColumnRow::of(e))).collect();
+            events.iter().enumerate().map(|(i, e)| (i as i64 + 8192, ColumnRow::of(e.clone()))).collect();
         encode_part(8192, &rows).expect("encode")
     }
 
@@ -763,7 +840,7 @@ mod tests {
     /// The part opened as a read for `query` opens it, and the rows it says match.
     fn matching(frames: &[Frame], rows: usize, query: &Query) -> Option<Rows> {
         let mut part = open(frames, rows, &frames_to_read(query, false)).expect("open");
-        part.matching(query, "production", GROUP).expect("read")
+        part.matching(query, ("production", GROUP), &mut Verdicts::default()).expect("read")
     }
 
     #[test]
@@ -771,12 +848,15 @@ mod tests {
         let events = events();
         let frames = frames(&events);
         let mut part = open(&frames, events.len(), &frames_to_read(&Query::default(), true)).expect("open");
-        assert_eq!(part.ts.len(), events.len());
+        assert_eq!(part.times_and_levels().expect("times").0.len(), events.len());
         assert_eq!(
             part.offsets().expect("offsets").iter().map(|o| usize::from(*o)).collect::<Vec<_>>(),
             (0..events.len()).collect::<Vec<_>>()
         );
-        assert_eq!(part.ts, events.iter().map(StoredEvent::timestamp_ms).collect::<Vec<_>>());
+        assert_eq!(
+            part.times_and_levels().expect("times").0,
+            events.iter().map(StoredEvent::timestamp_ms).collect::<Vec<_>>()
+        );
         for query in [
             "http.status:>=500",
             "-http.status:>=500",
@@ -854,7 +934,8 @@ mod tests {
         let names = frames_to_read(&query, true);
         let read = |frames: &[Frame], rows: usize| {
             if let Ok(mut part) = open(frames, rows, &names) {
-                let _ = part.matching(&query, "production", GROUP);
+                let _ = part.matching(&query, ("production", GROUP), &mut Verdicts::default());
+                let _ = part.times_and_levels();
                 let _ = part.offsets();
             }
         };

@@ -329,11 +329,10 @@ impl LogStore for LocalStore {
         }
         let dictionary = self.dictionary.get();
         let mut encoder = BodyEncoder::new(dictionary.as_deref())?;
-        let rows = events.iter().map(|e| Row::from_event(e, &mut encoder)).collect::<anyhow::Result<_>>()?;
-        // Freed here, on the thread that made them, not after the commit wherever the task then
-        // runs: an event with nested attributes is dozens of allocations, and a free from another
-        // thread is mimalloc's slow path.
-        drop(events);
+        // Taken apart here, and what is left freed here, on the thread that made them, not after
+        // the commit wherever the task then runs: an event with nested attributes is dozens of
+        // allocations, and a free from another thread is mimalloc's slow path.
+        let rows = events.into_iter().map(|e| Row::from_event(e, &mut encoder)).collect::<anyhow::Result<_>>()?;
         let (reply, answer) = oneshot::channel();
         self.appends
             .send(Request::Append(rows, reply))

@@ -13,7 +13,7 @@ use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, OptionalExtension, params_from_iter};
 
 use super::codec::BodyDecoder;
-use super::columns::{Frame, PART_SHIFT, Part, Rows, frames_to_read};
+use super::columns::{Frame, PART_SHIFT, Part, Rows, Verdicts, frames_to_read};
 use super::text_index::{BLOCK_EVENTS, BLOCK_SHIFT, Need};
 use crate::clock::MINUTE_MS;
 use crate::event::{Level, StoredEvent};
@@ -399,8 +399,8 @@ fn read_part(conn: &Connection, part: &PartRef, names: &[String]) -> rusqlite::R
 
 /// The part's rows matching the search, or `None` when it left out a column the search needs
 /// (or is damaged).
-fn evaluate(mut part: Part, search: &Query, names: &Names<'_>) -> Option<(Part, Rows)> {
-    match part.matching(search, names.env, names.group) {
+fn evaluate(mut part: Part, search: &Query, names: &Names<'_>, verdicts: &mut Verdicts) -> Option<(Part, Rows)> {
+    match part.matching(search, (names.env, names.group), verdicts) {
         Ok(rows) => rows.map(|rows| (part, rows)),
         Err(error) => {
             tracing::warn!(error = %format!("{error:#}"), "a damaged column part");
@@ -443,18 +443,15 @@ pub(super) fn chart_by_columns(
             .map(|_| {
                 threads.spawn(|| {
                     let (mut counted, mut unanswered) = (Histogram::empty(buckets), Vec::new());
+                    let mut verdicts = Verdicts::default();
                     loop {
                         let next = work.lock().unwrap_or_else(std::sync::PoisonError::into_inner).recv();
                         let Ok((index, opened)) = next else { break };
-                        let Some((part, rows)) = opened.and_then(|part| evaluate(part, search, names)) else {
+                        let counted_part = opened
+                            .and_then(|part| evaluate(part, search, names, &mut verdicts))
+                            .and_then(|(mut part, rows)| count_rows(&mut part, &rows, scope, &mut counted));
+                        if counted_part.is_none() {
                             unanswered.push(index);
-                            continue;
-                        };
-                        for row in rows.iter() {
-                            let (ts, level) = (part.ts[row], part.levels[row]);
-                            if scope.admits_time(ts, i64::from(level)) {
-                                counted.add_count(ts, Level::ALL[usize::from(level)], 1);
-                            }
                         }
                     }
                     (counted, unanswered)
@@ -492,6 +489,22 @@ pub(super) fn chart_by_columns(
     Ok(())
 }
 
+/// Adds the matching rows in the scope to the chart; `None` when the part is damaged (nothing
+/// was added).
+fn count_rows(part: &mut Part, rows: &Rows, scope: &Scope, chart: &mut Histogram) -> Option<()> {
+    if rows.is_empty() {
+        return Some(());
+    }
+    let (ts, levels) = part.times_and_levels().ok()?;
+    for row in rows.iter() {
+        let (ts, level) = (ts[row], levels[row]);
+        if scope.admits_time(ts, i64::from(level)) {
+            chart.add_count(ts, Level::ALL[usize::from(level)], 1);
+        }
+    }
+    Some(())
+}
+
 /// Offers the scope's matches to a sink that keeps the newest: the rows without columns past
 /// the newest part first, then the parts from the newest, each match's row read by its `seq` —
 /// until a part's newest row is older than all the sink keeps.
@@ -509,29 +522,29 @@ pub(super) fn page_by_columns(
     }
     let mut by_seq = conn.prepare_cached("SELECT ts, id, level, body FROM events WHERE seq = ?1")?;
     let names_to_read = frames_to_read(checker.search, true);
+    let mut verdicts = Verdicts::default();
     for part in parts(conn, scope, marks)? {
         if !sink.wants(part.max_ts, &NEWEST_ID) {
             break;
         }
         let read = read_part(conn, &part, &names_to_read)?;
-        let Some((mut opened, rows)) = read.and_then(|opened| evaluate(opened, checker.search, names)) else {
+        let Some((mut opened, rows)) = read.and_then(|opened| evaluate(opened, checker.search, names, &mut verdicts))
+        else {
             if !in_seq_ranges(conn, scope, [part.seqs()], checker, sink)? {
                 return Ok(());
             }
             continue;
         };
-        let offsets = match opened.offsets() {
-            Ok(offsets) => offsets.to_vec(),
-            Err(error) => return Err(corrupt(error)),
-        };
-        let mut found: Vec<(i64, i64)> = rows
-            .iter()
-            .filter(|row| {
-                opened.ts[*row] <= scope.until_ms()
-                    && scope.admits_time(opened.ts[*row], i64::from(opened.levels[*row]))
-            })
-            .map(|row| (opened.ts[row], i64::from(offsets[row])))
-            .collect();
+        let seqs = opened.offsets().map(<[u16]>::to_vec);
+        let found = seqs.and_then(|offsets| {
+            let (ts, levels) = opened.times_and_levels()?;
+            Ok(rows
+                .iter()
+                .filter(|row| ts[*row] <= scope.until_ms() && scope.admits_time(ts[*row], i64::from(levels[*row])))
+                .map(|row| (ts[row], i64::from(offsets[row])))
+                .collect::<Vec<(i64, i64)>>())
+        });
+        let mut found = found.map_err(corrupt)?;
         found.sort_unstable_by(|a, b| b.cmp(a));
         for (ts, offset) in found {
             if !sink.wants(ts, &NEWEST_ID) {
