@@ -9,6 +9,7 @@
 //! runs past the limit, is refused with a [`ReadRefused`] the caller can act on.
 
 mod backfill;
+mod by_columns;
 mod codec;
 #[cfg(test)]
 mod column_tests;
@@ -230,7 +231,8 @@ impl Plan {
         }
         Ok(match listed {
             Some(listed)
-                if listed.0.len() * read::BLOCK_ROWS <= read::parts_in_range(conn, scope)? * ROWS_WORTH_A_PART =>
+                if listed.0.len() * by_columns::BLOCK_ROWS
+                    <= by_columns::parts_in_range(conn, scope)? * ROWS_WORTH_A_PART =>
             {
                 Plan::Blocks(listed)
             }
@@ -329,10 +331,11 @@ impl LogStore for LocalStore {
         }
         let dictionary = self.dictionary.get();
         let mut encoder = BodyEncoder::new(dictionary.as_deref())?;
-        // Taken apart here, and what is left freed here, on the thread that made them, not after
-        // the commit wherever the task then runs: an event with nested attributes is dozens of
-        // allocations, and a free from another thread is mimalloc's slow path.
-        let rows = events.into_iter().map(|e| Row::from_event(e, &mut encoder)).collect::<anyhow::Result<_>>()?;
+        let rows = events.iter().map(|e| Row::from_event(e, &mut encoder)).collect::<anyhow::Result<_>>()?;
+        // Freed here, on the thread that made them, not after the commit wherever the task then
+        // runs: an event with nested attributes is dozens of allocations, and a free from another
+        // thread is mimalloc's slow path.
+        drop(events);
         let (reply, answer) = oneshot::channel();
         self.appends
             .send(Request::Append(rows, reply))
@@ -365,7 +368,7 @@ impl LogStore for LocalStore {
                 scope.stream = stream;
                 let need = Need::of(&search);
                 let mut checker = read::Checker::new(need.as_ref(), &search, &group);
-                let names = read::Names { env: &env, group: &group };
+                let names = by_columns::Names { env: &env, group: &group };
                 let mut newest = NewestMatches { keep: limit + 1, heap: BinaryHeap::new() };
                 match Plan::of(conn, &scope, &search, need.as_ref())? {
                     Plan::ByTime => {
@@ -373,7 +376,7 @@ impl LogStore for LocalStore {
                         read::by_time(conn, &scope, &mut checker, &mut page)?;
                         return Ok(page.events);
                     }
-                    Plan::Columns => read::page_by_columns(conn, &scope, &names, &mut checker, &mut newest)?,
+                    Plan::Columns => by_columns::page_by_columns(conn, &scope, &names, &mut checker, &mut newest)?,
                     Plan::Blocks(blocks) => read::in_blocks(conn, &scope, &blocks, &mut checker, &mut newest)?,
                 }
                 Ok(newest.heap.into_iter().map(|Reverse(ByTime(_, _, event))| event).collect())
@@ -401,10 +404,10 @@ impl LogStore for LocalStore {
             } else {
                 let need = Need::of(&search);
                 let mut checker = read::Checker::new(need.as_ref(), &search, &group);
-                let names = read::Names { env: &env, group: &group };
+                let names = by_columns::Names { env: &env, group: &group };
                 match Plan::of(conn, &scope, &search, need.as_ref())? {
                     Plan::ByTime => read::by_time(conn, &scope, &mut checker, &mut histogram)?,
-                    Plan::Columns => read::chart_by_columns(conn, &scope, &names, &mut checker, &mut histogram)?,
+                    Plan::Columns => by_columns::chart_by_columns(conn, &scope, &names, &mut checker, &mut histogram)?,
                     Plan::Blocks(blocks) => read::in_blocks(conn, &scope, &blocks, &mut checker, &mut histogram)?,
                 }
             }

@@ -2,8 +2,7 @@
 //! - by time: the newest rows of a stream's range straight off the (stream, ts, id) key;
 //! - by the search index: the blocks a query's [`Need`] names, plus the few rows not indexed yet
 //!   (when the index names too many blocks, reading by time is faster and is used instead);
-//! - by columns: the parts of the column store ([`super::columns`]) say which rows match, a
-//!   chart counts them from there and a page reads only them;
+//! - by columns: see [`super::by_columns`], which reads the rows it cannot answer with these;
 //! - by counts: per-minute counts kept at ingest, for charts and totals.
 //!
 //! Every row found is decoded and given to the evaluator, which alone decides what matches (the
@@ -13,12 +12,10 @@ use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, OptionalExtension, params_from_iter};
 
 use super::codec::BodyDecoder;
-use super::columns::{Frame, PART_SHIFT, Part, Rows, Verdicts, frames_to_read};
 use super::text_index::{BLOCK_EVENTS, BLOCK_SHIFT, Need};
 use crate::clock::MINUTE_MS;
 use crate::event::{Level, StoredEvent};
 use crate::search::{Query, fold_case};
-use crate::store::histogram::Histogram;
 
 /// The most blocks one part of a query may name before the index is set aside for a read by
 /// time: 16,384 blocks are ~524,000 rows, most skipped by time or by the text test before parsing.
@@ -50,16 +47,16 @@ impl Scope {
     }
 
     /// The newest time the scope may see: the range's end, or the cursor's time before it.
-    fn until_ms(&self) -> i64 {
+    pub(super) fn until_ms(&self) -> i64 {
         self.before.as_ref().map_or(self.to_ms, |(ts, _)| self.to_ms.min(*ts))
     }
 
     /// In the range and levels (the cursor aside: a chart has none).
-    fn admits_time(&self, ts: i64, level: i64) -> bool {
+    pub(super) fn admits_time(&self, ts: i64, level: i64) -> bool {
         ts >= self.from_ms && ts <= self.to_ms && (self.levels.is_empty() || self.levels.contains(&level))
     }
 
-    fn admits(&self, ts: i64, id: &[u8], level: i64) -> bool {
+    pub(super) fn admits(&self, ts: i64, id: &[u8], level: i64) -> bool {
         self.admits_time(ts, level)
             && self.before.as_ref().is_none_or(|(cursor_ts, cursor_id)| (ts, id) < (*cursor_ts, &cursor_id[..]))
     }
@@ -145,7 +142,7 @@ impl<'q> Checker<'q> {
     }
 
     /// Offers a row to the sink; false when the read may stop.
-    fn offer(
+    pub(super) fn offer(
         &mut self,
         conn: &Connection,
         sink: &mut dyn Sink,
@@ -290,7 +287,7 @@ pub(super) fn in_blocks(
 
 /// Offers the scope's events whose `seq` is in the ranges (`first..end`), in no particular
 /// order; false when the sink has enough.
-fn in_seq_ranges(
+pub(super) fn in_seq_ranges(
     conn: &Connection,
     scope: &Scope,
     ranges: impl IntoIterator<Item = (i64, i64)>,
@@ -315,252 +312,6 @@ fn in_seq_ranges(
         }
     }
     Ok(true)
-}
-
-/// The column store's marks: the first `seq` with columns and the first without
-/// (`schema.rs`). Read before the parts: a part sealed after is then left to the rows' read.
-fn column_marks(conn: &Connection) -> rusqlite::Result<(i64, i64)> {
-    let mark = |name: &str| -> rusqlite::Result<i64> {
-        Ok(conn
-            .prepare_cached("SELECT value FROM index_state WHERE name = ?1")?
-            .query_row([name], |row| row.get(0))
-            .optional()?
-            .unwrap_or(0))
-    };
-    Ok((mark("columns_from")?, mark("columns_upto")?))
-}
-
-/// Rows in a block of the search index.
-pub(super) const BLOCK_ROWS: usize = BLOCK_EVENTS as usize;
-
-/// How many parts of columns hold rows of the scope's stream and range.
-pub(super) fn parts_in_range(conn: &Connection, scope: &Scope) -> rusqlite::Result<usize> {
-    let n: i64 = conn
-        .prepare_cached("SELECT count(*) FROM column_parts WHERE stream = ?1 AND max_ts >= ?2 AND min_ts <= ?3")?
-        .query_row(rusqlite::params![scope.stream, scope.from_ms, scope.to_ms], |row| row.get(0))?;
-    Ok(usize::try_from(n).unwrap_or(0))
-}
-
-/// A part of the scope's stream that may hold rows of its range.
-struct PartRef {
-    id: i64,
-    block: i64,
-    rows: usize,
-    max_ts: i64,
-}
-
-impl PartRef {
-    fn seqs(&self) -> (i64, i64) {
-        (self.block << PART_SHIFT, (self.block + 1) << PART_SHIFT)
-    }
-}
-
-/// The parts between the marks that may hold rows of the scope, newest rows first.
-fn parts(conn: &Connection, scope: &Scope, (from, upto): (i64, i64)) -> rusqlite::Result<Vec<PartRef>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT id, block, rows, max_ts FROM column_parts
-         WHERE stream = ?1 AND block >= ?2 AND block < ?3 AND max_ts >= ?4 AND min_ts <= ?5",
-    )?;
-    let mut parts: Vec<PartRef> = stmt
-        .query_map(
-            rusqlite::params![scope.stream, from >> PART_SHIFT, upto >> PART_SHIFT, scope.from_ms, scope.until_ms()],
-            |row| {
-                Ok(PartRef {
-                    id: row.get(0)?,
-                    block: row.get(1)?,
-                    rows: row.get::<_, u32>(2)? as usize,
-                    max_ts: row.get(3)?,
-                })
-            },
-        )?
-        .collect::<rusqlite::Result<_>>()?;
-    parts.sort_unstable_by_key(|part| std::cmp::Reverse(part.max_ts));
-    Ok(parts)
-}
-
-/// A part with the frames `names` names; `None` when it is gone (rewritten since it was listed)
-/// or damaged: its rows are then read from their bodies.
-fn read_part(conn: &Connection, part: &PartRef, names: &[String]) -> rusqlite::Result<Option<Part>> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT name, kind, data FROM column_frames WHERE part = ?1 AND name IN ({})",
-        vec!["?"; names.len()].join(", ")
-    ))?;
-    let args = std::iter::once(Sql::from(part.id)).chain(names.iter().map(|name| Sql::from(name.clone())));
-    let frames: Vec<Frame> = stmt
-        .query_map(params_from_iter(args), |row| Ok(Frame { name: row.get(0)?, kind: row.get(1)?, data: row.get(2)? }))?
-        .collect::<rusqlite::Result<_>>()?;
-    if frames.is_empty() {
-        return Ok(None);
-    }
-    Ok(Part::open(part.rows, frames)
-        .map_err(|error| tracing::warn!(error = %format!("{error:#}"), block = part.block, "a damaged column part"))
-        .ok())
-}
-
-/// The part's rows matching the search, or `None` when it left out a column the search needs
-/// (or is damaged).
-fn evaluate(mut part: Part, search: &Query, names: &Names<'_>, verdicts: &mut Verdicts) -> Option<(Part, Rows)> {
-    match part.matching(search, (names.env, names.group), verdicts) {
-        Ok(rows) => rows.map(|rows| (part, rows)),
-        Err(error) => {
-            tracing::warn!(error = %format!("{error:#}"), "a damaged column part");
-            None
-        }
-    }
-}
-
-/// The stream's environment and group: what `env:` and `group:` test.
-pub(super) struct Names<'a> {
-    pub env: &'a str,
-    pub group: &'a str,
-}
-
-/// Threads that evaluate parts for one chart, at most: a chart is CPU-bound, as a scan is in
-/// ClickHouse, which also takes every core.
-const MAX_CHART_WORKERS: usize = 4;
-
-/// Counts the scope's matches into the chart: from the columns of every part of the range, and
-/// from the bodies of rows without columns (or in a part that cannot say). This thread reads the
-/// parts (the connection is not shared); workers decode and evaluate them.
-pub(super) fn chart_by_columns(
-    conn: &Connection,
-    scope: &Scope,
-    names: &Names<'_>,
-    checker: &mut Checker<'_>,
-    histogram: &mut Histogram,
-) -> rusqlite::Result<()> {
-    let marks = column_marks(conn)?;
-    in_seq_ranges(conn, scope, [(0, marks.0), (marks.1, i64::MAX)], checker, histogram)?;
-    let search = checker.search;
-    let names_to_read = frames_to_read(search, false);
-    let parts = parts(conn, scope, marks)?;
-    let workers = std::thread::available_parallelism().map_or(1, std::num::NonZero::get).min(MAX_CHART_WORKERS);
-    let (to_workers, work) = std::sync::mpsc::sync_channel::<(usize, Option<Part>)>(workers * 2);
-    let work = std::sync::Mutex::new(work);
-    let buckets = histogram.buckets;
-    let (counted, unanswered) = std::thread::scope(|threads| -> rusqlite::Result<_> {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                threads.spawn(|| {
-                    let (mut counted, mut unanswered) = (Histogram::empty(buckets), Vec::new());
-                    let mut verdicts = Verdicts::default();
-                    loop {
-                        let next = work.lock().unwrap_or_else(std::sync::PoisonError::into_inner).recv();
-                        let Ok((index, opened)) = next else { break };
-                        let counted_part = opened
-                            .and_then(|part| evaluate(part, search, names, &mut verdicts))
-                            .and_then(|(mut part, rows)| count_rows(&mut part, &rows, scope, &mut counted));
-                        if counted_part.is_none() {
-                            unanswered.push(index);
-                        }
-                    }
-                    (counted, unanswered)
-                })
-            })
-            .collect();
-        let mut read = Ok(());
-        for (index, part) in parts.iter().enumerate() {
-            // The time limit interrupts the connection: the read stops, the workers finish.
-            let opened = match read_part(conn, part, &names_to_read) {
-                Ok(opened) => opened,
-                Err(error) => {
-                    read = Err(error);
-                    break;
-                }
-            };
-            if to_workers.send((index, opened)).is_err() {
-                break;
-            }
-        }
-        drop(to_workers);
-        let mut counted = Histogram::empty(buckets);
-        let mut unanswered = Vec::new();
-        for handle in handles {
-            let (theirs, parts) = handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            counted.merge(&theirs);
-            unanswered.extend(parts);
-        }
-        read.map(|()| (counted, unanswered))
-    })?;
-    histogram.merge(&counted);
-    for index in unanswered {
-        in_seq_ranges(conn, scope, [parts[index].seqs()], checker, histogram)?;
-    }
-    Ok(())
-}
-
-/// Adds the matching rows in the scope to the chart; `None` when the part is damaged (nothing
-/// was added).
-fn count_rows(part: &mut Part, rows: &Rows, scope: &Scope, chart: &mut Histogram) -> Option<()> {
-    if rows.is_empty() {
-        return Some(());
-    }
-    let (ts, levels) = part.times_and_levels().ok()?;
-    for row in rows.iter() {
-        let (ts, level) = (ts[row], levels[row]);
-        if scope.admits_time(ts, i64::from(level)) {
-            chart.add_count(ts, Level::ALL[usize::from(level)], 1);
-        }
-    }
-    Some(())
-}
-
-/// Offers the scope's matches to a sink that keeps the newest: the rows without columns past
-/// the newest part first, then the parts from the newest, each match's row read by its `seq` —
-/// until a part's newest row is older than all the sink keeps.
-pub(super) fn page_by_columns(
-    conn: &Connection,
-    scope: &Scope,
-    names: &Names<'_>,
-    checker: &mut Checker<'_>,
-    sink: &mut dyn Sink,
-) -> rusqlite::Result<()> {
-    const NEWEST_ID: [u8; 16] = [0xff; 16];
-    let marks = column_marks(conn)?;
-    if !in_seq_ranges(conn, scope, [(marks.1, i64::MAX)], checker, sink)? {
-        return Ok(());
-    }
-    let mut by_seq = conn.prepare_cached("SELECT ts, id, level, body FROM events WHERE seq = ?1")?;
-    let names_to_read = frames_to_read(checker.search, true);
-    let mut verdicts = Verdicts::default();
-    for part in parts(conn, scope, marks)? {
-        if !sink.wants(part.max_ts, &NEWEST_ID) {
-            break;
-        }
-        let read = read_part(conn, &part, &names_to_read)?;
-        let Some((mut opened, rows)) = read.and_then(|opened| evaluate(opened, checker.search, names, &mut verdicts))
-        else {
-            if !in_seq_ranges(conn, scope, [part.seqs()], checker, sink)? {
-                return Ok(());
-            }
-            continue;
-        };
-        let seqs = opened.offsets().map(<[u16]>::to_vec);
-        let found = seqs.and_then(|offsets| {
-            let (ts, levels) = opened.times_and_levels()?;
-            Ok(rows
-                .iter()
-                .filter(|row| ts[*row] <= scope.until_ms() && scope.admits_time(ts[*row], i64::from(levels[*row])))
-                .map(|row| (ts[row], i64::from(offsets[row])))
-                .collect::<Vec<(i64, i64)>>())
-        });
-        let mut found = found.map_err(corrupt)?;
-        found.sort_unstable_by(|a, b| b.cmp(a));
-        for (ts, offset) in found {
-            if !sink.wants(ts, &NEWEST_ID) {
-                break;
-            }
-            let mut rows = by_seq.query([part.seqs().0 + offset])?;
-            if let Some(row) = rows.next()? {
-                let (ts, id, level) = (row.get::<_, i64>(0)?, row.get_ref(1)?.as_blob()?, row.get::<_, i64>(2)?);
-                if scope.admits(ts, id, level) && !checker.offer(conn, sink, ts, id, row.get_ref(3)?.as_blob()?)? {
-                    return Ok(());
-                }
-            }
-        }
-    }
-    // A store written before columns, still being given them: its older rows.
-    in_seq_ranges(conn, scope, [(0, marks.0)], checker, sink).map(|_| ())
 }
 
 /// Events per level in the scope, by minute: `count(minute_start_ms, level, n)` for each

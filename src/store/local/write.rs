@@ -41,18 +41,15 @@ pub(super) struct Row {
 }
 
 impl Row {
-    /// Takes the event apart once it is encoded and indexed.
-    pub(super) fn from_event(mut e: StoredEvent, encoder: &mut BodyEncoder<'_>) -> anyhow::Result<Row> {
-        let body = encoder.encode_event(&e)?;
-        let text = IndexText::of(&e);
+    pub(super) fn from_event(e: &StoredEvent, encoder: &mut BodyEncoder<'_>) -> anyhow::Result<Row> {
         Ok(Row {
-            project: std::mem::take(&mut e.project),
-            env: std::mem::take(&mut e.env),
+            project: e.project.clone(),
+            env: e.env.clone(),
             ts: e.timestamp_ms(),
             id: e.id.to_bytes(),
             level: level_code(e.level),
-            body,
-            text,
+            body: encoder.encode_event(e)?,
+            text: IndexText::of(e),
             columns: ColumnRow::of(e),
         })
     }
@@ -122,7 +119,7 @@ pub(super) fn rebuild_parts(tx: &Transaction<'_>, block: i64, stream: Option<i64
         let mut rows = stmt.query(rusqlite::params![first, first + PART_ROWS, stream])?;
         while let Some(row) = rows.next()? {
             let event = decoder.event(tx, &row.get::<_, Vec<u8>>(2)?)?;
-            by_stream.entry(row.get(1)?).or_default().push((row.get(0)?, ColumnRow::of(event)));
+            by_stream.entry(row.get(1)?).or_default().push((row.get(0)?, ColumnRow::of(&event)));
         }
     }
     for (stream, rows) in by_stream {
@@ -200,7 +197,7 @@ impl Writer {
                     pending.push((seq, IndexText::of(&event)));
                 }
                 if seq >= columns_upto {
-                    column_pending.push((seq, stream, ColumnRow::of(event)));
+                    column_pending.push((seq, stream, ColumnRow::of(&event)));
                 }
             }
         }
@@ -433,7 +430,7 @@ impl Writer {
             let mut rows = Vec::with_capacity(chunk.len());
             for (_, body) in &chunk {
                 let event: StoredEvent = serde_json::from_str(body).context("an event of the first layout")?;
-                rows.push(Row::from_event(event, &mut encoder)?);
+                rows.push(Row::from_event(&event, &mut encoder)?);
             }
             self.insert(&tx, rows.iter_mut())?;
             tx.execute(&format!("DELETE FROM {FIRST_LAYOUT_TABLE} WHERE id <= ?1"), [last_id])?;
