@@ -132,8 +132,18 @@ fn parts(dir: &Path) -> i64 {
     db(dir).query_row("SELECT count(*) FROM column_parts", [], |row| row.get(0)).expect("parts")
 }
 
-fn columns_from(dir: &Path) -> i64 {
-    db(dir).query_row("SELECT value FROM index_state WHERE name = 'columns_from'", [], |row| row.get(0)).expect("mark")
+fn mark(dir: &Path, name: &str) -> i64 {
+    db(dir).query_row("SELECT value FROM index_state WHERE name = ?1", [name], |row| row.get(0)).expect("mark")
+}
+
+/// Waits (10 s at most) for what a background thread does.
+async fn wait_for(done: impl Fn() -> bool) {
+    for _ in 0..200 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -147,6 +157,8 @@ async fn columns_answer_as_the_evaluator_across_parts_deletions_and_a_store_from
         store.append(batch.to_vec()).await.expect("append");
     }
     // 9,500 rows: two blocks of 4,096 sealed (a part per environment each) and a tail without.
+    // The sealer thread stores them shortly after the rows.
+    wait_for(|| mark(dir.path(), "columns_upto") == 8_192).await;
     assert_eq!(parts(dir.path()), 4);
     let kept: Vec<StoredEvent> = all.iter().filter(|e| e.timestamp > now - Duration::days(2)).cloned().collect();
     check(&store, &kept, now, "sealed").await;
@@ -169,13 +181,8 @@ async fn columns_answer_as_the_evaluator_across_parts_deletions_and_a_store_from
     drop(conn);
     let store = LocalStore::open_with_retention(dir.path(), TEST_TIME_LIMIT, retention).expect("reopen");
     check(&store, &kept, now, "while backfilling").await;
-    for _ in 0..200 {
-        if columns_from(dir.path()) == 0 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert_eq!(columns_from(dir.path()), 0);
+    wait_for(|| mark(dir.path(), "columns_from") == 0).await;
+    assert_eq!(mark(dir.path(), "columns_from"), 0);
     assert_eq!(parts(dir.path()), 4);
     check(&store, &kept, now, "backfilled").await;
 }

@@ -207,6 +207,9 @@ fn extra_column(key: &str) -> String {
     format!("extra.{key}")
 }
 
+/// A column's kind and each row's value (`None` where a row does not have the field).
+type ColumnValues<'a> = (Kind, Vec<Option<&'a str>>);
+
 /// The frames of a part, one per column (name, kind, compressed bytes): `rows` are (seq, row)
 /// of one stream within the block starting at `first_seq`, in `seq` order.
 pub(super) fn encode_part(first_seq: i64, rows: &[(i64, ColumnRow)]) -> anyhow::Result<Vec<Frame>> {
@@ -229,7 +232,7 @@ pub(super) fn encode_part(first_seq: i64, rows: &[(i64, ColumnRow)]) -> anyhow::
     columns.push(Frame::new(TS, Kind::Times, compress(&times)?));
     columns.push(Frame::new(LEVELS, Kind::Levels, compress(&levels)?));
     // Every field's values, row by row (`None` where a row does not have it).
-    let mut by_name: FastMap<(bool, &str), (Kind, Vec<Option<&str>>)> = FastMap::default();
+    let mut by_name: FastMap<(bool, &str), ColumnValues<'_>> = FastMap::default();
     for (i, (_, row)) in rows.iter().enumerate() {
         for entry in row.entries() {
             let (extra, name, kind, text) = entry?;

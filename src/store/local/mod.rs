@@ -17,6 +17,7 @@ mod columns;
 mod prune;
 mod read;
 mod schema;
+mod sealer;
 mod text_index;
 mod write;
 
@@ -128,6 +129,8 @@ impl LocalStore {
         let lookups = ReadPool::open(&path, lane(LOOKUP_CONNECTIONS), no_functions)?;
         let ready_limits = PoolLimits { connections: 1, max_wait: READY_CHECK_LIMIT, time_limit: READY_CHECK_LIMIT };
         let ready = ReadPool::open(&path, ready_limits, no_functions)?;
+        let (seal_jobs, jobs) = std::sync::mpsc::channel();
+        writer.sealer = Some(seal_jobs);
         let appends = sqlite::spawn_writer(
             "local-store-writer",
             conn,
@@ -135,6 +138,7 @@ impl LocalStore {
             MAX_REQUESTS_PER_COMMIT,
             move |conn, batch| writer.commit_round(conn, batch),
         )?;
+        sealer::spawn(jobs, appends.downgrade())?;
         let retry_after_secs = (query_time_limit.as_secs() + u64::from(query_time_limit.subsec_nanos() > 0)).max(1);
         let retention = Arc::new(retention);
         let pruner = (*retention != Retention::default())

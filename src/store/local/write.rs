@@ -11,8 +11,9 @@ use rusqlite::{Connection, OptionalExtension, Transaction};
 use tokio::sync::oneshot;
 
 use super::codec::{BodyDecoder, BodyEncoder, NewestDictionary, train_dictionary};
-use super::columns::{ColumnRow, PART_ROWS, PART_SHIFT, encode_part};
+use super::columns::{ColumnRow, PART_ROWS, PART_SHIFT};
 use super::schema::FIRST_LAYOUT_TABLE;
+use super::sealer::{SealJob, Sealed, SealedPart, seal_part};
 use super::text_index::{BLOCK_EVENTS, BLOCK_SHIFT, IndexText, document};
 use crate::clock::MINUTE_MS;
 use crate::event::{Level, StoredEvent};
@@ -79,21 +80,18 @@ fn set_mark(conn: &Connection, name: &str, value: i64) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes the columns of one stream's rows in a block.
-fn store_part(tx: &Transaction<'_>, stream: i64, block: i64, rows: &[(i64, ColumnRow)]) -> anyhow::Result<()> {
-    let (Some(min_ts), Some(max_ts)) = (rows.iter().map(|(_, r)| r.ts()).min(), rows.iter().map(|(_, r)| r.ts()).max())
-    else {
-        return Ok(());
-    };
-    let frames = encode_part(block << PART_SHIFT, rows)?;
-    let part: i64 = tx
+/// Writes one part's row and frames.
+fn insert_part(tx: &Transaction<'_>, block: i64, part: SealedPart) -> anyhow::Result<()> {
+    let id: i64 = tx
         .prepare_cached(
             "INSERT INTO column_parts (stream, block, rows, min_ts, max_ts) VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
         )?
-        .query_row(rusqlite::params![stream, block, rows.len() as i64, min_ts, max_ts], |row| row.get(0))?;
+        .query_row(rusqlite::params![part.stream, block, part.rows as i64, part.min_ts, part.max_ts], |row| {
+            row.get(0)
+        })?;
     let mut insert = tx.prepare_cached("INSERT INTO column_frames (part, name, kind, data) VALUES (?1, ?2, ?3, ?4)")?;
-    for frame in frames {
-        insert.execute(rusqlite::params![part, frame.name, frame.kind, frame.data])?;
+    for frame in part.frames {
+        insert.execute(rusqlite::params![id, frame.name, frame.kind, frame.data])?;
     }
     Ok(())
 }
@@ -123,7 +121,9 @@ pub(super) fn rebuild_parts(tx: &Transaction<'_>, block: i64, stream: Option<i64
         }
     }
     for (stream, rows) in by_stream {
-        store_part(tx, stream, block, &rows)?;
+        if let Some(part) = seal_part(stream, block, &rows)? {
+            insert_part(tx, block, part)?;
+        }
     }
     Ok(())
 }
@@ -155,9 +155,13 @@ pub(super) struct Writer {
     pub(super) indexed_upto: i64,
     /// The index text of every row from `indexed_upto` on: the block being filled.
     pub(super) pending: Vec<(i64, IndexText)>,
-    /// The first `seq` whose block has no columns yet (a block boundary): rows from here on are
-    /// read from their bodies.
+    /// The first `seq` whose block has no columns stored yet (a block boundary): rows from here
+    /// on are read from their bodies.
     pub(super) columns_upto: i64,
+    /// The first `seq` whose block is not handed to the sealer yet.
+    columns_handed_upto: i64,
+    /// Where complete blocks go to be sealed; set once the sealer thread runs.
+    pub(super) sealer: Option<std::sync::mpsc::Sender<SealJob>>,
     /// The first `seq` of the oldest block with columns: a store written before columns existed
     /// has rows below it, which the backfill ([`Writer::backfill_columns`]) gives columns, a
     /// block at a time, newest first.
@@ -207,6 +211,8 @@ impl Writer {
             indexed_upto,
             pending,
             columns_upto,
+            columns_handed_upto: columns_upto,
+            sealer: None,
             columns_from,
             column_pending,
             dictionary,
@@ -245,7 +251,7 @@ impl Writer {
             tracing::error!(error = %format!("{e:#}"), requests = batch.len(), "embedded store commit failed");
             // What this round added to the writer's state was rolled back with it.
             match Writer::load(conn, Arc::clone(&self.dictionary)) {
-                Ok(fresh) => *self = fresh,
+                Ok(fresh) => *self = Writer { sealer: self.sealer.take(), ..fresh },
                 Err(reload) => tracing::error!(error = %format!("{reload:#}"), "reloading the writer's state"),
             }
             CommitFailed::new(e)
@@ -288,14 +294,14 @@ impl Writer {
             count.execute([stream, minute, level, n])?;
         }
         self.index_complete_blocks(tx)?;
-        self.seal_complete_columns(tx)
+        self.seal_complete_columns();
+        Ok(())
     }
 
-    /// Writes the columns of every block no later row can join.
-    fn seal_complete_columns(&mut self, tx: &Transaction<'_>) -> anyhow::Result<()> {
-        let start = self.columns_upto;
+    /// Hands the column values of every block no later row can join to the sealer thread.
+    fn seal_complete_columns(&mut self) {
         while let Some(&(last, ..)) = self.column_pending.last() {
-            let end = self.columns_upto + PART_ROWS;
+            let end = self.columns_handed_upto + PART_ROWS;
             if last < end {
                 break;
             }
@@ -304,14 +310,41 @@ impl Writer {
             for (seq, stream, row) in self.column_pending.drain(..taken) {
                 by_stream.entry(stream).or_default().push((seq, row));
             }
-            for (stream, rows) in by_stream {
-                store_part(tx, stream, self.columns_upto >> PART_SHIFT, &rows)?;
+            let job =
+                SealJob { block: self.columns_handed_upto >> PART_SHIFT, streams: by_stream.into_iter().collect() };
+            // Without a sealer (it stopped), the block stays unsealed until the next start.
+            if let Some(sealer) = &self.sealer {
+                let _ = sealer.send(job);
             }
-            self.columns_upto = end;
+            self.columns_handed_upto = end;
         }
-        if self.columns_upto != start {
-            set_mark(tx, "columns_upto", self.columns_upto)?;
+    }
+
+    /// Stores a block the sealer encoded, and moves `columns_upto` past it. Skipped when the
+    /// mark is not at the block: a block handed over twice (after a reload) or one after a block
+    /// that failed (the next start seals from the mark again). When rows of the block were
+    /// deleted since it was handed over, its parts are made from the rows left instead.
+    pub(super) fn store_sealed(&mut self, conn: &mut Connection, sealed: Sealed) -> anyhow::Result<()> {
+        let first = sealed.block << PART_SHIFT;
+        if self.columns_upto != first {
+            return Ok(());
         }
+        let tx = conn.transaction()?;
+        let rows_now: BTreeMap<i64, usize> = tx
+            .prepare_cached("SELECT stream, count(*) FROM events WHERE seq >= ?1 AND seq < ?2 GROUP BY stream")?
+            .query_map([first, first + PART_ROWS], |row| Ok((row.get(0)?, row.get::<_, i64>(1)? as usize)))?
+            .collect::<rusqlite::Result<_>>()?;
+        let rows_sealed: BTreeMap<i64, usize> = sealed.parts.iter().map(|part| (part.stream, part.rows)).collect();
+        if rows_now == rows_sealed {
+            for part in sealed.parts {
+                insert_part(&tx, sealed.block, part)?;
+            }
+        } else {
+            rebuild_parts(&tx, sealed.block, None)?;
+        }
+        set_mark(&tx, "columns_upto", first + PART_ROWS)?;
+        tx.commit()?;
+        self.columns_upto = first + PART_ROWS;
         Ok(())
     }
 
@@ -421,7 +454,14 @@ impl Writer {
             };
             let Some((last_id, _)) = chunk.last().cloned() else {
                 tx.execute_batch(&format!("DROP TABLE {FIRST_LAYOUT_TABLE}"))?;
+                // The moved rows get their columns as a store from before columns does: by the
+                // backfill, not from values kept in memory.
+                let start = (self.next_seq >> PART_SHIFT) << PART_SHIFT;
+                set_mark(&tx, "columns_from", start)?;
+                set_mark(&tx, "columns_upto", start)?;
                 tx.commit()?;
+                (self.columns_from, self.columns_upto, self.columns_handed_upto) = (start, start, start);
+                self.column_pending.retain(|(seq, ..)| *seq >= start);
                 tracing::info!(events = moved, "moved the first layout's events into the current one");
                 return Ok(());
             };

@@ -1,0 +1,83 @@
+//! Seals blocks of columns off the writer thread. The writer hands over the column values of
+//! each block as it completes; this thread encodes them (dictionaries, zstd) and asks the writer
+//! to store the frames and move `columns_upto`, in one transaction — so the single writer thread
+//! spends its time in SQLite, not in encoding. Until a block is stored, reads take its rows from
+//! their bodies; a block handed over but not stored when the process stops is sealed again from
+//! the bodies at the next start ([`super::write::Writer::load`]).
+
+use std::sync::mpsc as std_mpsc;
+
+use anyhow::{Context as _, anyhow};
+use rusqlite::Connection;
+use tokio::sync::{mpsc, oneshot};
+
+use super::columns::{ColumnRow, Frame, PART_SHIFT, encode_part};
+use super::write::{Request, Writer};
+use crate::sqlite::CommitFailed;
+
+/// The column values of a complete block, by stream, as the writer hands them over.
+pub(super) struct SealJob {
+    pub block: i64,
+    pub streams: Vec<(i64, Vec<(i64, ColumnRow)>)>,
+}
+
+/// A block's parts, encoded: what the writer stores.
+pub(super) struct Sealed {
+    pub block: i64,
+    pub parts: Vec<SealedPart>,
+}
+
+pub(super) struct SealedPart {
+    pub stream: i64,
+    pub rows: usize,
+    pub min_ts: i64,
+    pub max_ts: i64,
+    pub frames: Vec<Frame>,
+}
+
+/// Encodes one stream's rows of a block.
+pub(super) fn seal_part(stream: i64, block: i64, rows: &[(i64, ColumnRow)]) -> anyhow::Result<Option<SealedPart>> {
+    let (Some(min_ts), Some(max_ts)) = (rows.iter().map(|(_, r)| r.ts()).min(), rows.iter().map(|(_, r)| r.ts()).max())
+    else {
+        return Ok(None);
+    };
+    let frames = encode_part(block << PART_SHIFT, rows)?;
+    Ok(Some(SealedPart { stream, rows: rows.len(), min_ts, max_ts, frames }))
+}
+
+/// Starts the thread; it stops when the writer drops its end of `jobs`.
+pub(super) fn spawn(jobs: std_mpsc::Receiver<SealJob>, writer: mpsc::WeakSender<Request>) -> anyhow::Result<()> {
+    std::thread::Builder::new()
+        .name("local-store-sealer".into())
+        .spawn(move || {
+            for job in jobs {
+                let sealed = job
+                    .streams
+                    .iter()
+                    .filter_map(|(stream, rows)| seal_part(*stream, job.block, rows).transpose())
+                    .collect::<anyhow::Result<Vec<_>>>()
+                    .map(|parts| Sealed { block: job.block, parts });
+                // The values are freed here, not on the writer thread.
+                drop(job);
+                let stored = sealed.and_then(|sealed| store(&writer, sealed));
+                if let Err(error) = stored {
+                    tracing::warn!(error = %format!("{error:#}"), "sealing a block of columns");
+                }
+            }
+        })
+        .context("starting the column sealer thread")?;
+    Ok(())
+}
+
+/// Asks the writer to store a sealed block, and waits for it (one block in flight at a time).
+fn store(writer: &mpsc::WeakSender<Request>, sealed: Sealed) -> anyhow::Result<()> {
+    let stopped = || anyhow!("the embedded store writer has stopped");
+    let sender = writer.upgrade().ok_or_else(stopped)?;
+    let (reply, answer) = oneshot::channel();
+    let task = move |writer: &mut Writer, conn: &mut Connection| {
+        let _ = reply.send(writer.store_sealed(conn, sealed).map_err(CommitFailed::new));
+    };
+    sender.blocking_send(Request::Maintain(Box::new(task))).map_err(|_| stopped())?;
+    drop(sender);
+    answer.blocking_recv().map_err(|_| stopped())?.context("storing a block of columns")
+}
