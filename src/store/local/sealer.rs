@@ -11,39 +11,9 @@ use anyhow::{Context as _, anyhow};
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
-use super::columns::{ColumnRow, Frame, PART_SHIFT, encode_part};
+use super::columns::{SealJob, Sealed, seal_part};
 use super::write::{Request, Writer};
 use crate::sqlite::CommitFailed;
-
-/// The column values of a complete block, by stream, as the writer hands them over.
-pub(super) struct SealJob {
-    pub block: i64,
-    pub streams: Vec<(i64, Vec<(i64, ColumnRow)>)>,
-}
-
-/// A block's parts, encoded: what the writer stores.
-pub(super) struct Sealed {
-    pub block: i64,
-    pub parts: Vec<SealedPart>,
-}
-
-pub(super) struct SealedPart {
-    pub stream: i64,
-    pub rows: usize,
-    pub min_ts: i64,
-    pub max_ts: i64,
-    pub frames: Vec<Frame>,
-}
-
-/// Encodes one stream's rows of a block.
-pub(super) fn seal_part(stream: i64, block: i64, rows: &[(i64, ColumnRow)]) -> anyhow::Result<Option<SealedPart>> {
-    let (Some(min_ts), Some(max_ts)) = (rows.iter().map(|(_, r)| r.ts()).min(), rows.iter().map(|(_, r)| r.ts()).max())
-    else {
-        return Ok(None);
-    };
-    let frames = encode_part(block << PART_SHIFT, rows)?;
-    Ok(Some(SealedPart { stream, rows: rows.len(), min_ts, max_ts, frames }))
-}
 
 /// Starts the thread; it stops when the writer drops its end of `jobs`.
 pub(super) fn spawn(jobs: std_mpsc::Receiver<SealJob>, writer: mpsc::WeakSender<Request>) -> anyhow::Result<()> {

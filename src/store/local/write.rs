@@ -11,9 +11,8 @@ use rusqlite::{Connection, OptionalExtension, Transaction};
 use tokio::sync::oneshot;
 
 use super::codec::{BodyDecoder, BodyEncoder, NewestDictionary, train_dictionary};
-use super::columns::{ColumnRow, PART_ROWS, PART_SHIFT};
+use super::columns::{ColumnRow, PART_ROWS, PART_SHIFT, SealJob, Sealed, SealedPart, seal_part};
 use super::schema::FIRST_LAYOUT_TABLE;
-use super::sealer::{SealJob, Sealed, SealedPart, seal_part};
 use super::text_index::{BLOCK_EVENTS, BLOCK_SHIFT, IndexText, document};
 use crate::clock::MINUTE_MS;
 use crate::event::{Level, StoredEvent};
