@@ -67,6 +67,9 @@ enum Kind {
     Json = 4,
     /// Left out of this part: too large.
     LeftOut = 5,
+    /// A dictionary of whole numbers (JSON integers, as `extra.duration_ms` or `http.status`),
+    /// each a zig-zag varint, and a code per row: tested without text.
+    Integers = 6,
 }
 
 /// One column of a part as stored: a row of `column_frames`.
@@ -92,6 +95,7 @@ impl Kind {
             3 => Kind::Text,
             4 => Kind::Json,
             5 => Kind::LeftOut,
+            6 => Kind::Integers,
             other => bail!("unknown column kind {other}"),
         })
     }
@@ -272,7 +276,11 @@ pub(super) fn encode_part(first_seq: i64, rows: &[(i64, ColumnRow)]) -> anyhow::
     }
     for ((extra, name), (kind, values)) in by_name {
         let name = if extra { extra_column(name) } else { name.to_string() };
-        let frame = compress(&dictionary(&values))?;
+        let integers = (kind == Kind::Json).then(|| integers(&values)).flatten();
+        let (kind, frame) = match integers {
+            Some(numbers) => (Kind::Integers, compress(&integer_dictionary(&numbers))?),
+            None => (kind, compress(&dictionary(&values))?),
+        };
         // The message is what words are looked for in: never left out.
         let costly = name != MESSAGE && frame.len() > MAX_COLUMN_BYTES_PER_ROW * rows.len();
         if rows.len() >= MIN_ROWS_TO_LEAVE_OUT && costly {
@@ -289,6 +297,60 @@ pub(super) fn encode_part(first_seq: i64, rows: &[(i64, ColumnRow)]) -> anyhow::
 /// then the width of a code (1, 2 or 4 bytes) and each row's code: 0 for no value, else the
 /// value's place + 1. Kept end to end, the values are one text a word is looked for in at once.
 fn dictionary(values: &[Option<&str>]) -> Vec<u8> {
+    let (distinct, codes) = coded(values);
+    let mut out = Vec::new();
+    out.extend_from_slice(&(distinct.len() as u32).to_le_bytes());
+    for text in &distinct {
+        out.extend_from_slice(&(text.len() as u32).to_le_bytes());
+    }
+    for text in &distinct {
+        out.extend_from_slice(text.as_bytes());
+    }
+    put_codes(&mut out, distinct.len(), &codes);
+    out
+}
+
+/// A column's values as whole numbers, when every one is a JSON integer written as Rust writes
+/// it back (so its text, which text tests compare, is the number's own).
+fn integers(values: &[Option<&str>]) -> Option<Vec<Option<i64>>> {
+    values
+        .iter()
+        .map(|value| match value {
+            None => Some(None),
+            Some(text) => {
+                let n: i64 = text.parse().ok()?;
+                (n.to_string() == *text).then_some(Some(n))
+            }
+        })
+        .collect()
+}
+
+/// [`dictionary`] of whole numbers: the distinct numbers as zig-zag varints, then the codes.
+fn integer_dictionary(values: &[Option<i64>]) -> Vec<u8> {
+    let mut places: FastMap<i64, u32> = FastMap::with_capacity_and_hasher(values.len(), Default::default());
+    let mut distinct: Vec<i64> = Vec::new();
+    let codes: Vec<u32> = values
+        .iter()
+        .map(|value| {
+            value.map_or(0, |n| {
+                *places.entry(n).or_insert_with(|| {
+                    distinct.push(n);
+                    distinct.len() as u32
+                })
+            })
+        })
+        .collect();
+    let mut out = Vec::new();
+    out.extend_from_slice(&(distinct.len() as u32).to_le_bytes());
+    for n in &distinct {
+        put_varint(&mut out, zigzag(*n));
+    }
+    put_codes(&mut out, distinct.len(), &codes);
+    out
+}
+
+/// Each value's code: 0 for none, else its place among the distinct values + 1.
+fn coded<'v>(values: &[Option<&'v str>]) -> (Vec<&'v str>, Vec<u32>) {
     let mut places: FastMap<&str, u32> = FastMap::with_capacity_and_hasher(values.len(), Default::default());
     let mut distinct: Vec<&str> = Vec::new();
     let codes: Vec<u32> = values
@@ -302,15 +364,12 @@ fn dictionary(values: &[Option<&str>]) -> Vec<u8> {
             })
         })
         .collect();
-    let mut out = Vec::new();
-    out.extend_from_slice(&(distinct.len() as u32).to_le_bytes());
-    for text in &distinct {
-        out.extend_from_slice(&(text.len() as u32).to_le_bytes());
-    }
-    for text in &distinct {
-        out.extend_from_slice(text.as_bytes());
-    }
-    let width: u8 = match distinct.len() {
+    (distinct, codes)
+}
+
+/// The width of a code (1, 2 or 4 bytes) for `distinct` values, then each code.
+fn put_codes(out: &mut Vec<u8>, distinct: usize, codes: &[u32]) {
+    let width: u8 = match distinct {
         0..255 => 1,
         255..65_535 => 2,
         _ => 4,
@@ -319,7 +378,6 @@ fn dictionary(values: &[Option<&str>]) -> Vec<u8> {
     for code in codes {
         out.extend_from_slice(&code.to_le_bytes()[..usize::from(width)]);
     }
-    out
 }
 
 fn compress(bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
@@ -401,12 +459,15 @@ impl<'b> Reader<'b> {
     }
 }
 
-/// A dictionary-coded column, decoded: its values end to end in one text, and a code per row.
+/// A dictionary-coded column, decoded: its values end to end in one text (or, for whole
+/// numbers, as numbers), and a code per row.
 struct Dictionary {
     kind: Kind,
     joined: String,
     /// Where each value ends in `joined` (and the next begins).
     ends: Vec<usize>,
+    /// The values of an [`Kind::Integers`] column (then `joined` is empty).
+    numbers: Vec<i64>,
     /// Per row: 0 for no value, else the value's place + 1.
     codes: Vec<u32>,
 }
@@ -419,14 +480,22 @@ impl Dictionary {
         if count > rows {
             bail!("a column with more values than rows");
         }
-        let mut ends = Vec::with_capacity(count);
-        let mut end = 0usize;
-        for _ in 0..count {
-            end = end.checked_add(reader.u32()?).context("a column too long")?;
-            ends.push(end);
+        let (mut ends, mut numbers, mut joined) = (Vec::new(), Vec::new(), String::new());
+        if kind == Kind::Integers {
+            numbers = (0..count).map(|_| Ok(unzigzag(reader.varint()?))).collect::<anyhow::Result<_>>()?;
+        } else {
+            ends.reserve(count);
+            let mut end = 0usize;
+            for _ in 0..count {
+                end = end.checked_add(reader.u32()?).context("a column too long")?;
+                ends.push(end);
+            }
+            // Valid UTF-8 values end to end are valid UTF-8, and each end is a character boundary.
+            joined = std::str::from_utf8(reader.take(end)?).context("a column value is not UTF-8")?.to_string();
+            if ends.windows(2).any(|w| !joined.is_char_boundary(w[0])) {
+                bail!("a column value cut inside a character");
+            }
         }
-        // Valid UTF-8 values end to end are valid UTF-8, and each end is a character boundary.
-        let joined = std::str::from_utf8(reader.take(end)?).context("a column value is not UTF-8")?.to_string();
         let width = usize::from(reader.u8()?);
         if !matches!(width, 1 | 2 | 4) {
             bail!("a column code of {width} bytes");
@@ -440,10 +509,7 @@ impl Dictionary {
         if codes.iter().any(|&code| code as usize > count) {
             bail!("a column code past its values");
         }
-        if ends.windows(2).any(|w| !joined.is_char_boundary(w[0])) {
-            bail!("a column value cut inside a character");
-        }
-        Ok(Dictionary { kind, joined, ends, codes })
+        Ok(Dictionary { kind, joined, ends, numbers, codes })
     }
 
     fn values(&self) -> impl Iterator<Item = &str> {
@@ -718,6 +784,12 @@ impl Part {
                             return Ok(Some(if absent { Rows::all(self.rows) } else { Rows::none(self.rows) }));
                         }
                     };
+                    if column.kind == Kind::Integers {
+                        // A number is tested as the JSON number it was, without text or a lookup.
+                        let passes: Vec<bool> =
+                            column.numbers.iter().map(|n| test_json(&expr.node, pick.apply(&Json::from(*n)))).collect();
+                        return Ok(Some(by_value(column, &passes, absent)));
+                    }
                     let seen = verdicts.of(expr);
                     let passes: Vec<bool> = column
                         .values()
@@ -745,7 +817,7 @@ impl Part {
     fn column(&mut self, name: &str) -> anyhow::Result<Option<&Dictionary>> {
         if !self.decoded.contains_key(name) {
             let Some(kind) = self.kinds.get(name) else { return Ok(None) };
-            if !matches!(kind, Kind::Text | Kind::Json) {
+            if !matches!(kind, Kind::Text | Kind::Json | Kind::Integers) {
                 bail!("the column {name} is not a dictionary");
             }
             let frame = self.frames.get(name).with_context(|| format!("the column {name} was not read"))?;
@@ -910,6 +982,12 @@ mod tests {
     fn a_part_selects_exactly_the_rows_the_evaluator_matches() {
         let events = events();
         let frames = frames(&events);
+        let kind = |name: &str| frames.iter().find(|f| f.name == name).map(|f| f.kind);
+        // Whole numbers are kept as numbers; anything else of JSON as its text.
+        assert_eq!(kind("http.status"), Some(Kind::Integers as i64));
+        assert_eq!(kind("extra.duration_ms"), Some(Kind::Integers as i64));
+        assert_eq!(kind("extra.nested"), Some(Kind::Json as i64));
+        assert_eq!(kind("type"), Some(Kind::Text as i64));
         let mut part = open(&frames, events.len(), &frames_to_read(&Query::default(), true)).expect("open");
         assert_eq!(part.times_and_levels().expect("times").0.len(), events.len());
         assert_eq!(
