@@ -327,19 +327,7 @@ fn integers(values: &[Option<&str>]) -> Option<Vec<Option<i64>>> {
 
 /// [`dictionary`] of whole numbers: the distinct numbers as zig-zag varints, then the codes.
 fn integer_dictionary(values: &[Option<i64>]) -> Vec<u8> {
-    let mut places: FastMap<i64, u32> = FastMap::with_capacity_and_hasher(values.len(), Default::default());
-    let mut distinct: Vec<i64> = Vec::new();
-    let codes: Vec<u32> = values
-        .iter()
-        .map(|value| {
-            value.map_or(0, |n| {
-                *places.entry(n).or_insert_with(|| {
-                    distinct.push(n);
-                    distinct.len() as u32
-                })
-            })
-        })
-        .collect();
+    let (distinct, codes) = coded(values);
     let mut out = Vec::new();
     out.extend_from_slice(&(distinct.len() as u32).to_le_bytes());
     for n in &distinct {
@@ -349,16 +337,17 @@ fn integer_dictionary(values: &[Option<i64>]) -> Vec<u8> {
     out
 }
 
-/// Each value's code: 0 for none, else its place among the distinct values + 1.
-fn coded<'v>(values: &[Option<&'v str>]) -> (Vec<&'v str>, Vec<u32>) {
-    let mut places: FastMap<&str, u32> = FastMap::with_capacity_and_hasher(values.len(), Default::default());
-    let mut distinct: Vec<&str> = Vec::new();
+/// The distinct values in order of first sight, and each row's code: 0 for none, else its
+/// value's place + 1.
+fn coded<T: Copy + Eq + std::hash::Hash>(values: &[Option<T>]) -> (Vec<T>, Vec<u32>) {
+    let mut places: FastMap<T, u32> = FastMap::with_capacity_and_hasher(values.len(), Default::default());
+    let mut distinct: Vec<T> = Vec::new();
     let codes: Vec<u32> = values
         .iter()
         .map(|value| {
-            value.map_or(0, |text| {
-                *places.entry(text).or_insert_with(|| {
-                    distinct.push(text);
+            value.map_or(0, |value| {
+                *places.entry(value).or_insert_with(|| {
+                    distinct.push(value);
                     distinct.len() as u32
                 })
             })
