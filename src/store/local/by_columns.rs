@@ -12,7 +12,7 @@ use std::sync::mpsc;
 use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, OptionalExtension, params_from_iter};
 
-use super::columns::{Frame, PART_SHIFT, Part, Rows, Verdicts, frames_to_read};
+use super::columns::{ALL_LEVELS, Frame, LevelSet, PART_SHIFT, Part, Rows, Verdicts, frames_to_read, levels_of};
 use super::read::{Checker, Scope, Sink, corrupt, in_seq_ranges};
 use super::text_index::BLOCK_EVENTS;
 use crate::event::Level;
@@ -48,6 +48,7 @@ struct PartRef {
     id: i64,
     block: i64,
     rows: usize,
+    min_ts: i64,
     max_ts: i64,
 }
 
@@ -60,7 +61,7 @@ impl PartRef {
 /// The parts between the marks that may hold rows of the scope, newest rows first.
 fn parts(conn: &Connection, scope: &Scope, (from, upto): (i64, i64)) -> rusqlite::Result<Vec<PartRef>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id, block, rows, max_ts FROM column_parts
+        "SELECT id, block, rows, min_ts, max_ts FROM column_parts
          WHERE stream = ?1 AND block >= ?2 AND block < ?3 AND max_ts >= ?4 AND min_ts <= ?5",
     )?;
     let mut parts: Vec<PartRef> = stmt
@@ -71,7 +72,8 @@ fn parts(conn: &Connection, scope: &Scope, (from, upto): (i64, i64)) -> rusqlite
                     id: row.get(0)?,
                     block: row.get(1)?,
                     rows: row.get::<_, u32>(2)? as usize,
-                    max_ts: row.get(3)?,
+                    min_ts: row.get(3)?,
+                    max_ts: row.get(4)?,
                 })
             },
         )?
@@ -101,8 +103,14 @@ fn read_part(conn: &Connection, part: &PartRef, names: &[String]) -> rusqlite::R
 
 /// The part's rows matching the search, or `None` when it left out a column the search needs
 /// (or is damaged).
-fn evaluate(mut part: Part, search: &Query, names: &Names<'_>, verdicts: &mut Verdicts) -> Option<(Part, Rows)> {
-    match part.matching(search, (names.env, names.group), verdicts) {
+fn evaluate(
+    mut part: Part,
+    search: &Query,
+    names: &Names<'_>,
+    levels: LevelSet,
+    verdicts: &mut Verdicts,
+) -> Option<(Part, Rows)> {
+    match part.matching(search, (names.env, names.group), levels, verdicts) {
         Ok(rows) => rows.map(|rows| (part, rows)),
         Err(error) => {
             tracing::warn!(error = %format!("{error:#}"), "a damaged column part");
@@ -131,12 +139,13 @@ type Evaluated = Option<(Part, Rows)>;
 fn evaluate_in_order(
     conn: &Connection,
     parts: &[PartRef],
-    search: &Query,
+    (scope, search): (&Scope, &Query),
     names: &Names<'_>,
     with_offsets: bool,
     mut each: impl FnMut(&PartRef, Evaluated) -> rusqlite::Result<bool>,
 ) -> rusqlite::Result<()> {
-    let names_to_read = frames_to_read(search, with_offsets);
+    let levels = levels_of(search) & levels_of_scope(scope);
+    let names_to_read = frames_to_read(search, with_offsets, levels);
     let workers = std::thread::available_parallelism().map_or(1, std::num::NonZero::get).min(MAX_WORKERS);
     // Batches read ahead of the one `each` waits for: enough to keep every worker busy.
     let window = workers * 2;
@@ -155,7 +164,7 @@ fn evaluate_in_order(
                     let Ok((index, batch)) = next else { return };
                     let evaluated = batch
                         .into_iter()
-                        .map(|opened| opened.and_then(|part| evaluate(part, search, names, &mut verdicts)))
+                        .map(|opened| opened.and_then(|part| evaluate(part, search, names, levels, &mut verdicts)))
                         .collect();
                     if to_reader.send((index, evaluated)).is_err() {
                         return;
@@ -203,6 +212,14 @@ fn evaluate_in_order(
     })
 }
 
+/// The levels of the scope's filter.
+fn levels_of_scope(scope: &Scope) -> LevelSet {
+    if scope.levels.is_empty() {
+        return ALL_LEVELS;
+    }
+    scope.levels.iter().filter(|level| (0..8).contains(*level)).fold(0, |set, level| set | 1 << level)
+}
+
 /// Counts the scope's matches into the chart: from the columns of every part of the range, and
 /// from the bodies of rows without columns (or in a part that cannot say).
 pub(super) fn chart_by_columns(
@@ -215,8 +232,8 @@ pub(super) fn chart_by_columns(
     let marks = column_marks(conn)?;
     in_seq_ranges(conn, scope, [(0, marks.0), (marks.1, i64::MAX)], checker, histogram)?;
     let search = checker.search;
-    evaluate_in_order(conn, &parts(conn, scope, marks)?, search, names, false, |part, evaluated| {
-        let counted = evaluated.and_then(|(mut opened, rows)| count_rows(&mut opened, &rows, scope, histogram));
+    evaluate_in_order(conn, &parts(conn, scope, marks)?, (scope, search), names, false, |part, evaluated| {
+        let counted = evaluated.and_then(|(mut opened, rows)| count_rows(&mut opened, part, &rows, scope, histogram));
         if counted.is_none() {
             in_seq_ranges(conn, scope, [part.seqs()], checker, histogram)?;
         }
@@ -226,8 +243,25 @@ pub(super) fn chart_by_columns(
 
 /// Adds the matching rows in the scope to the chart; `None` when the part is damaged (nothing
 /// was added).
-fn count_rows(part: &mut Part, rows: &Rows, scope: &Scope, chart: &mut Histogram) -> Option<()> {
+fn count_rows(part: &mut Part, bounds: &PartRef, rows: &Rows, scope: &Scope, chart: &mut Histogram) -> Option<()> {
     if rows.is_empty() {
+        return Some(());
+    }
+    // A part within the range and one bucket (most, over days) is counted by level alone:
+    // its rows' times need not be decoded.
+    let bucket = chart.buckets.index(bounds.min_ts);
+    let in_range = bounds.min_ts >= scope.from_ms && bounds.max_ts <= scope.to_ms;
+    if in_range && bucket.is_some() && bucket == chart.buckets.index(bounds.max_ts) {
+        let levels = part.levels().ok()?;
+        let mut by_level = [0u64; Level::ALL.len()];
+        for row in rows.iter() {
+            by_level[usize::from(levels[row])] += 1;
+        }
+        for (level, n) in by_level.into_iter().enumerate() {
+            if n > 0 && scope.admits_time(bounds.min_ts, level as i64) {
+                chart.add_count(bounds.min_ts, Level::ALL[level], n);
+            }
+        }
         return Some(());
     }
     let (ts, levels) = part.times_and_levels().ok()?;
@@ -258,7 +292,7 @@ pub(super) fn page_by_columns(
     let mut by_seq = conn.prepare_cached("SELECT ts, id, level, body FROM events WHERE seq = ?1")?;
     let search = checker.search;
     let mut full = false;
-    evaluate_in_order(conn, &parts(conn, scope, marks)?, search, names, true, |part, evaluated| {
+    evaluate_in_order(conn, &parts(conn, scope, marks)?, (scope, search), names, true, |part, evaluated| {
         if !sink.wants(part.max_ts, &NEWEST_ID) {
             return Ok(false);
         }

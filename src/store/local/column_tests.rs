@@ -10,7 +10,7 @@ use ulid::Ulid;
 
 use super::tests::{TEST_TIME_LIMIT, event, query};
 use super::{LocalStore, Retention};
-use crate::event::StoredEvent;
+use crate::event::{Level, StoredEvent};
 use crate::search::Query;
 use crate::store::histogram::{Buckets, Histogram};
 use crate::store::{EventQuery, LogStore};
@@ -121,6 +121,24 @@ async fn check(store: &LocalStore, kept: &[StoredEvent], now: OffsetDateTime, wh
         matching.iter().for_each(|e| chart.add(e));
         let counted = store.histogram(&q, buckets).await.expect("chart");
         assert_eq!(counted.counts, chart.counts, "{when}: chart of `{text}`");
+        // One bucket holding every part whole: counted by level, without the rows' times.
+        let whole =
+            Buckets { origin_ms: from.unix_timestamp() * 1_000 - 3_600_000, interval_ms: 30 * 86_400_000, count: 1 };
+        let mut chart = Histogram::empty(whole);
+        matching.iter().for_each(|e| chart.add(e));
+        let counted = store.histogram(&q, whole).await.expect("chart");
+        assert_eq!(counted.counts, chart.counts, "{when}: chart of `{text}` in one bucket");
+        // The level filter: a page and a chart of its levels only.
+        let levels = vec![Level::Warn, Level::Error];
+        let of_levels: Vec<&StoredEvent> = matching.iter().copied().filter(|e| levels.contains(&e.level)).collect();
+        let q = EventQuery { levels, ..q };
+        let page = store.events(&q).await.expect("page");
+        let found: Vec<Ulid> = page.events.iter().map(|e| e.id).collect();
+        assert!(found == of_levels.iter().map(|e| e.id).collect::<Vec<_>>(), "{when}: `{text}` of two levels");
+        let mut chart = Histogram::empty(buckets);
+        of_levels.iter().for_each(|e| chart.add(e));
+        let counted = store.histogram(&q, buckets).await.expect("chart");
+        assert_eq!(counted.counts, chart.counts, "{when}: chart of `{text}` of two levels");
     }
 }
 

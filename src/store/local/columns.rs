@@ -51,6 +51,18 @@ const TS: &str = "#ts";
 const LEVELS: &str = "#level";
 const MESSAGE: &str = "message";
 
+/// The frame of the message of the part's rows of one level (a place in [`Level::ALL`]): a
+/// search narrowed to some levels (`level:error timeout`, the level filter) decompresses only
+/// theirs, and the message is most of a part's bytes. (Parts sealed before this keep one
+/// `message` frame, still read.)
+fn message_frame(level: usize) -> String {
+    format!("{MESSAGE}@{}", Level::ALL.get(level).map_or("?", |level| level.as_str()))
+}
+
+/// Levels as bits, bit `i` for `Level::ALL[i]`.
+pub(super) type LevelSet = u8;
+pub(super) const ALL_LEVELS: LevelSet = (1 << Level::ALL.len()) - 1;
+
 /// How a column's frame is laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -275,6 +287,18 @@ pub(super) fn encode_part(first_seq: i64, rows: &[(i64, ColumnRow)]) -> anyhow::
         }
     }
     for ((extra, name), (kind, values)) in by_name {
+        if !extra && name == MESSAGE {
+            for level in 0..Level::ALL.len() {
+                let of_level: Vec<Option<&str>> = (values.iter().zip(&levels))
+                    .filter(|(_, row_level)| usize::from(**row_level) == level)
+                    .map(|(value, _)| *value)
+                    .collect();
+                if !of_level.is_empty() {
+                    columns.push(Frame::new(message_frame(level), Kind::Text, compress(&dictionary(&of_level))?));
+                }
+            }
+            continue;
+        }
         let name = if extra { extra_column(name) } else { name.to_string() };
         let integers = (kind == Kind::Json).then(|| integers(&values)).flatten();
         let (kind, frame) = match integers {
@@ -582,14 +606,41 @@ pub(super) fn answers(query: &Query) -> bool {
     query.root().is_none_or(kept)
 }
 
+/// The levels a row needs to match the query ([`LevelSet`]): those its level tests allow
+/// (`level:error`, `-level:info`, `level:>=warn`), every level where it has none.
+pub(super) fn levels_of(query: &Query) -> LevelSet {
+    fn of(expr: &Expr) -> LevelSet {
+        match &expr.node {
+            Node::And(children) => children.iter().fold(ALL_LEVELS, |set, child| set & of(child)),
+            Node::Or(children) => children.iter().fold(0, |set, child| set | of(child)),
+            // The set of a level test is exact, so is its complement.
+            Node::Not(child) if is_level_test(child) => ALL_LEVELS & !of(child),
+            node if is_level_test(expr) => (0..Level::ALL.len())
+                .filter(|&i| test_text(node, Some(Level::ALL[i].as_str())))
+                .fold(0, |set, i| set | 1 << i),
+            _ => ALL_LEVELS,
+        }
+    }
+    fn is_level_test(expr: &Expr) -> bool {
+        matches!(&expr.node, Node::Has(Field::Level) | Node::Term { field: Field::Level, .. })
+    }
+    query.root().map_or(ALL_LEVELS, of)
+}
+
 /// The frames a read of the query needs: every row's time and level, its `seq` for a page,
-/// and the columns the query tests.
-pub(super) fn frames_to_read(query: &Query, with_offsets: bool) -> Vec<String> {
+/// and the columns the query tests (of the message, only the frames of `levels`).
+pub(super) fn frames_to_read(query: &Query, with_offsets: bool, levels: LevelSet) -> Vec<String> {
     let mut names = vec![TS.to_string(), LEVELS.to_string()];
     if with_offsets {
         names.push(SEQ.to_string());
     }
-    names.extend(columns_of(query));
+    for name in columns_of(query) {
+        if name == MESSAGE {
+            let of_levels = (0..Level::ALL.len()).filter(|level| levels & 1 << level != 0);
+            names.extend(of_levels.map(message_frame));
+        }
+        names.push(name);
+    }
     names
 }
 
@@ -621,6 +672,8 @@ pub(super) struct Part {
     kinds: HashMap<String, Kind>,
     frames: HashMap<String, Vec<u8>>,
     decoded: HashMap<String, Dictionary>,
+    /// The message's frames by level, decoded ([`Part::message_by_level`]).
+    message: Option<Vec<(Vec<usize>, Dictionary)>>,
     ts: Vec<i64>,
     levels: Vec<u8>,
     offsets: Vec<u16>,
@@ -644,6 +697,7 @@ impl Part {
             kinds,
             frames,
             decoded: HashMap::new(),
+            message: None,
             ts: Vec::new(),
             levels: Vec::new(),
             offsets: Vec::new(),
@@ -667,7 +721,7 @@ impl Part {
         Ok((&self.ts, &self.levels))
     }
 
-    fn levels(&mut self) -> anyhow::Result<&[u8]> {
+    pub(super) fn levels(&mut self) -> anyhow::Result<&[u8]> {
         if self.levels.len() != self.rows {
             let levels = self.base(LEVELS, Kind::Levels)?;
             if levels.len() != self.rows || levels.iter().any(|l| usize::from(*l) >= Level::ALL.len()) {
@@ -701,19 +755,34 @@ impl Part {
         }
     }
 
-    /// The rows matching the query, or `None` when it needs a column left out of this part.
+    /// The rows of `levels` matching the query, or `None` when it needs a column left out of
+    /// this part. `levels` must hold every level the query can match ([`levels_of`]): the
+    /// message of the others need not have been read ([`frames_to_read`]).
     /// `env` and `group` are the stream's (the same for every row).
     /// `verdicts` remembers each value's answer from part to part (most values recur).
     pub(super) fn matching(
         &mut self,
         query: &Query,
         (env, group): (&str, &str),
+        levels: LevelSet,
         verdicts: &mut Verdicts,
     ) -> anyhow::Result<Option<Rows>> {
-        match query.root() {
-            None => Ok(Some(Rows::all(self.rows))),
-            Some(root) => self.eval(root, (env, group), verdicts),
+        let Some(mut rows) = (match query.root() {
+            None => Some(Rows::all(self.rows)),
+            Some(root) => self.eval(root, (env, group), verdicts)?,
+        }) else {
+            return Ok(None);
+        };
+        if levels != ALL_LEVELS {
+            let mut of_levels = Rows::none(self.rows);
+            for (i, level) in self.levels()?.iter().enumerate() {
+                if levels & 1 << level != 0 {
+                    of_levels.set(i);
+                }
+            }
+            rows.and(&of_levels);
         }
+        Ok(Some(rows))
     }
 
     fn eval(&mut self, expr: &Expr, names: (&str, &str), verdicts: &mut Verdicts) -> anyhow::Result<Option<Rows>> {
@@ -743,9 +812,7 @@ impl Part {
                 rows
             }
             Node::Text(pattern) => {
-                let Some(column) = self.column(MESSAGE)? else { return Ok(Some(Rows::none(self.rows))) };
-                let passes = text_in_each(pattern, &column.joined, &column.ends);
-                by_value(column, &passes, false)
+                self.rows_where(MESSAGE, false, |column| Ok(text_in_each(pattern, &column.joined, &column.ends)))?
             }
             Node::Has(field) | Node::Term { field, .. } => match field {
                 Field::Level => {
@@ -766,40 +833,74 @@ impl Part {
                 field => {
                     let Some((name, pick)) = place(field) else { bail!("{field} is not kept in columns") };
                     let absent = test_json(&expr.node, None);
-                    let column = match self.kinds.get(name.as_ref()) {
-                        Some(Kind::LeftOut) => return Ok(None),
-                        Some(_) => self.column(&name)?.context("a column just found")?,
-                        None => {
-                            return Ok(Some(if absent { Rows::all(self.rows) } else { Rows::none(self.rows) }));
-                        }
-                    };
-                    if column.kind == Kind::Integers {
-                        // A number is tested as the JSON number it was, without text or a lookup.
-                        let passes: Vec<bool> =
-                            column.numbers.iter().map(|n| test_json(&expr.node, pick.apply(&Json::from(*n)))).collect();
-                        return Ok(Some(by_value(column, &passes, absent)));
+                    if self.kinds.get(name.as_ref()) == Some(&Kind::LeftOut) {
+                        return Ok(None);
                     }
                     let seen = verdicts.of(expr);
-                    let passes: Vec<bool> = column
-                        .values()
-                        .map(|text| {
-                            if let Some(verdict) = seen.get(text) {
-                                return Ok(*verdict);
-                            }
-                            let verdict = match column.kind {
-                                Kind::Text => test_text(&expr.node, Some(text)),
-                                _ => test_json(&expr.node, pick.apply(&json_value(text)?)),
-                            };
-                            if seen.len() < MAX_VERDICTS_PER_TEST {
-                                seen.insert(text.into(), verdict);
-                            }
-                            Ok(verdict)
-                        })
-                        .collect::<anyhow::Result<_>>()?;
-                    by_value(column, &passes, absent)
+                    self.rows_where(&name, absent, |column| passes(column, &expr.node, &pick, seen))?
                 }
             },
         }))
+    }
+
+    /// The rows whose value of the column `name` passes (`passes` answers for each distinct
+    /// value of a dictionary); rows without a value are `absent`.
+    fn rows_where(
+        &mut self,
+        name: &str,
+        absent: bool,
+        mut passes: impl FnMut(&Dictionary) -> anyhow::Result<Vec<bool>>,
+    ) -> anyhow::Result<Rows> {
+        if name == MESSAGE && !self.kinds.contains_key(MESSAGE) {
+            let (mut rows, mut with_value) = (Rows::none(self.rows), Rows::none(self.rows));
+            for (of_level, column) in self.message_by_level()? {
+                let passes = passes(column)?;
+                for (&row, &code) in of_level.iter().zip(&column.codes) {
+                    if code != 0 {
+                        with_value.set(row);
+                        if passes[code as usize - 1] {
+                            rows.set(row);
+                        }
+                    }
+                }
+            }
+            if absent {
+                with_value.not();
+                rows.or(&with_value);
+            }
+            return Ok(rows);
+        }
+        Ok(match self.column(name)? {
+            Some(column) => by_value(column, &passes(column)?, absent),
+            None if absent => Rows::all(self.rows),
+            None => Rows::none(self.rows),
+        })
+    }
+
+    /// The message's frames by level that were read, decoded once per part, each with the
+    /// rows it holds (those of its level, in order); the rows of a level not read have no value
+    /// (the query cannot match them, [`Part::matching`]).
+    fn message_by_level(&mut self) -> anyhow::Result<&[(Vec<usize>, Dictionary)]> {
+        if self.message.is_none() {
+            self.levels()?;
+            let mut rows_of_level: [Vec<usize>; Level::ALL.len()] = Default::default();
+            for (row, level) in self.levels.iter().enumerate() {
+                rows_of_level[usize::from(*level)].push(row);
+            }
+            let mut pieces = Vec::new();
+            for (level, rows) in rows_of_level.into_iter().enumerate() {
+                let name = message_frame(level);
+                let frame = match (self.kinds.get(&name), self.frames.get(&name)) {
+                    (None, _) => continue,
+                    (Some(Kind::Text), Some(frame)) => frame,
+                    _ => bail!("the column {name} is not a text dictionary"),
+                };
+                let column = Dictionary::decode(Kind::Text, frame, rows.len())?;
+                pieces.push((rows, column));
+            }
+            self.message = Some(pieces);
+        }
+        Ok(self.message.as_deref().unwrap_or_default())
     }
 
     /// A column, decoded once per part; `None` when the part has no such column.
@@ -840,6 +941,36 @@ fn json_value(text: &str) -> anyhow::Result<Json> {
         }
     }
     serde_json::from_str(text).context("a column value is not JSON")
+}
+
+/// Whether each distinct value of a column passes a field's test (`pick` finds the field in
+/// the value); `seen` remembers the verdicts of texts from part to part.
+fn passes(
+    column: &Dictionary,
+    test: &Node,
+    pick: &Pick<'_>,
+    seen: &mut FastMap<Box<str>, bool>,
+) -> anyhow::Result<Vec<bool>> {
+    if column.kind == Kind::Integers {
+        // A number is tested as the JSON number it was, without text or a lookup.
+        return Ok(column.numbers.iter().map(|n| test_json(test, pick.apply(&Json::from(*n)))).collect());
+    }
+    column
+        .values()
+        .map(|text| {
+            if let Some(verdict) = seen.get(text) {
+                return Ok(*verdict);
+            }
+            let verdict = match column.kind {
+                Kind::Text => test_text(test, Some(text)),
+                _ => test_json(test, pick.apply(&json_value(text)?)),
+            };
+            if seen.len() < MAX_VERDICTS_PER_TEST {
+                seen.insert(text.into(), verdict);
+            }
+            Ok(verdict)
+        })
+        .collect()
 }
 
 /// The rows whose value passes (`passes` per distinct value; `absent` for rows without one).
@@ -963,8 +1094,28 @@ mod tests {
 
     /// The part opened as a read for `query` opens it, and the rows it says match.
     fn matching(frames: &[Frame], rows: usize, query: &Query) -> Option<Rows> {
-        let mut part = open(frames, rows, &frames_to_read(query, false)).expect("open");
-        part.matching(query, ("production", GROUP), &mut Verdicts::default()).expect("read")
+        matching_of_levels(frames, rows, query, ALL_LEVELS)
+    }
+
+    /// [`matching`] with a filter of levels, as a read narrowed to some levels (the query's own,
+    /// and the level filter's) opens it.
+    fn matching_of_levels(frames: &[Frame], rows: usize, query: &Query, filter: LevelSet) -> Option<Rows> {
+        let levels = levels_of(query) & filter;
+        let mut part = open(frames, rows, &frames_to_read(query, false, levels)).expect("open");
+        part.matching(query, ("production", GROUP), levels, &mut Verdicts::default()).expect("read")
+    }
+
+    /// The frames as parts sealed before the message was kept by level have them: one
+    /// `message` frame over every row.
+    fn with_one_message_frame(frames: &[Frame], events: &[StoredEvent]) -> Vec<Frame> {
+        let rows: Vec<ColumnRow> = events.iter().map(ColumnRow::of).collect();
+        let messages: Vec<Option<&str>> = rows
+            .iter()
+            .map(|row| row.entries().map(|e| e.expect("entry")).find(|e| e.1 == MESSAGE).map(|e| e.3))
+            .collect();
+        let mut old: Vec<Frame> = frames.iter().filter(|f| !f.name.starts_with("message@")).cloned().collect();
+        old.push(Frame::new(MESSAGE, Kind::Text, compress(&dictionary(&messages)).expect("compress")));
+        old
     }
 
     #[test]
@@ -977,7 +1128,7 @@ mod tests {
         assert_eq!(kind("extra.duration_ms"), Some(Kind::Integers as i64));
         assert_eq!(kind("extra.nested"), Some(Kind::Json as i64));
         assert_eq!(kind("type"), Some(Kind::Text as i64));
-        let mut part = open(&frames, events.len(), &frames_to_read(&Query::default(), true)).expect("open");
+        let mut part = open(&frames, events.len(), &frames_to_read(&Query::default(), true, ALL_LEVELS)).expect("open");
         assert_eq!(part.times_and_levels().expect("times").0.len(), events.len());
         assert_eq!(
             part.offsets().expect("offsets").iter().map(|o| usize::from(*o)).collect::<Vec<_>>(),
@@ -1016,6 +1167,9 @@ mod tests {
             "\"took 5 ms\"",
             "orders/1*",
             "message:get*timeout*",
+            "-message:*timeout*",
+            "has:message",
+            "level:warn -has:message",
             "has:user",
             "user:alice",
             "user:>100",
@@ -1028,6 +1182,13 @@ mod tests {
             "group:/logboard/*",
             "level:error timeout OR http.status:404",
             "(payments OR extra.service:payments) -level:debug",
+            "level:error timeout",
+            "level:>=warn -timeout",
+            "-level:info -level:debug message:*timeout*",
+            "-(level:error OR level:warn) took",
+            "level:warn OR timeout",
+            "level:fatal (ok OR extra.service:search)",
+            "level:nothing timeout",
             "extra.missing:1",
             "-extra.missing:1",
             "has:extra.missing",
@@ -1038,7 +1199,37 @@ mod tests {
             let expected: Vec<usize> =
                 events.iter().enumerate().filter(|(_, e)| parsed.matches(e, GROUP)).map(|(i, _)| i).collect();
             assert_eq!(found, expected, "{query}");
+            // Parts sealed with one message frame answer the same.
+            let old = with_one_message_frame(&frames, &events);
+            let found_old: Vec<usize> = matching(&old, events.len(), &parsed).expect("kept").iter().collect();
+            assert_eq!(found_old, expected, "{query}, one message frame");
+            // With the level filter: the matches of its levels, whichever message frames it read.
+            for filter in [0b01000, 0b00110, 0b11000] {
+                let of_levels: Vec<usize> =
+                    expected.iter().copied().filter(|i| filter & 1 << level_index(events[*i].level) != 0).collect();
+                for frames in [&frames, &old] {
+                    let found = matching_of_levels(frames, events.len(), &parsed, filter).expect("kept");
+                    assert_eq!(found.iter().collect::<Vec<_>>(), of_levels, "{query}, levels {filter:05b}");
+                }
+            }
         }
+    }
+
+    #[test]
+    fn a_search_narrowed_to_levels_reads_only_their_message() {
+        let (query, filter) = (Query::parse("level:error timeout").expect("q"), 0b11110);
+        assert_eq!(levels_of(&query), 0b01000);
+        assert_eq!(levels_of(&Query::parse("-level:info timeout").expect("q")), 0b11101);
+        assert_eq!(levels_of(&Query::parse("level:warn OR timeout").expect("q")), ALL_LEVELS);
+        assert_eq!(levels_of(&Query::parse("-(level:warn timeout)").expect("q")), ALL_LEVELS);
+        let names = frames_to_read(&query, false, levels_of(&query) & filter);
+        assert!(names.contains(&"message@error".to_string()), "{names:?}");
+        assert!(!names.iter().any(|name| name.starts_with("message@") && name != "message@error"), "{names:?}");
+        assert!(
+            !frames_to_read(&Query::parse("http.status:500").expect("q"), false, ALL_LEVELS)
+                .iter()
+                .any(|name| name.starts_with(MESSAGE))
+        );
     }
 
     #[test]
@@ -1061,10 +1252,10 @@ mod tests {
         let events = events();
         let frames = frames(&events);
         let query = Query::parse("http.status:>=500 timeout").expect("q");
-        let names = frames_to_read(&query, true);
+        let names = frames_to_read(&query, true, ALL_LEVELS);
         let read = |frames: &[Frame], rows: usize| {
             if let Ok(mut part) = open(frames, rows, &names) {
-                let _ = part.matching(&query, ("production", GROUP), &mut Verdicts::default());
+                let _ = part.matching(&query, ("production", GROUP), ALL_LEVELS, &mut Verdicts::default());
                 let _ = part.times_and_levels();
                 let _ = part.offsets();
             }
