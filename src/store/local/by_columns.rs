@@ -12,7 +12,9 @@ use std::sync::mpsc;
 use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, OptionalExtension, params_from_iter};
 
-use super::columns::{ALL_LEVELS, Frame, LevelSet, PART_SHIFT, Part, Rows, Verdicts, frames_to_read, levels_of};
+use super::columns::{
+    ALL_LEVELS, Frame, LevelSet, PART_SHIFT, Part, Rows, SHAPES_KEPT, ToRead, Verdicts, frames_to_read, levels_of,
+};
 use super::read::{Checker, Scope, Sink, corrupt, in_seq_ranges};
 use super::text_index::BLOCK_EVENTS;
 use crate::event::Level;
@@ -82,11 +84,23 @@ fn parts(conn: &Connection, scope: &Scope, (from, upto): (i64, i64)) -> rusqlite
     Ok(parts)
 }
 
-/// A part with the frames `names` names; `None` when it is gone (rewritten since it was listed)
+/// A part with the frames a read needs; `None` when it is gone (rewritten since it was listed)
 /// or damaged: its rows are then read from their bodies.
-fn read_part(conn: &Connection, part: &PartRef, names: &[String]) -> rusqlite::Result<Option<Part>> {
+fn read_part(conn: &Connection, part: &PartRef, to_read: &ToRead) -> rusqlite::Result<Option<Part>> {
+    // Of a level whose shapes were kept, the shapes alone when they answer (`message@error`
+    // left for `shape@error`).
+    let not_shaped = if to_read.shapes_for_messages {
+        format!(
+            "AND NOT (frame.name LIKE 'message@%' AND EXISTS (SELECT 1 FROM column_frames AS shape
+             WHERE shape.part = ?1 AND shape.name = 'shape@' || substr(frame.name, 9) AND shape.kind = {SHAPES_KEPT}))"
+        )
+    } else {
+        String::new()
+    };
+    let names = &to_read.names;
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT name, kind, data FROM column_frames WHERE part = ?1 AND name IN ({})",
+        "SELECT frame.name, frame.kind, frame.data FROM column_frames AS frame
+         WHERE frame.part = ?1 AND frame.name IN ({}) {not_shaped}",
         vec!["?"; names.len()].join(", ")
     ))?;
     let args = std::iter::once(Sql::from(part.id)).chain(names.iter().map(|name| Sql::from(name.clone())));
@@ -145,7 +159,7 @@ fn evaluate_in_order(
     mut each: impl FnMut(&PartRef, Evaluated) -> rusqlite::Result<bool>,
 ) -> rusqlite::Result<()> {
     let levels = levels_of(search) & levels_of_scope(scope);
-    let names_to_read = frames_to_read(search, with_offsets, levels);
+    let to_read = frames_to_read(search, with_offsets, levels);
     let workers = std::thread::available_parallelism().map_or(1, std::num::NonZero::get).min(MAX_WORKERS);
     // Batches read ahead of the one `each` waits for: enough to keep every worker busy.
     let window = workers * 2;
@@ -179,10 +193,8 @@ fn evaluate_in_order(
             while next < batches.len() {
                 while sent < batches.len() && sent < next + window {
                     // The time limit interrupts the connection: the read stops, the workers finish.
-                    let batch = batches[sent]
-                        .iter()
-                        .map(|part| read_part(conn, part, &names_to_read))
-                        .collect::<Result<_, _>>()?;
+                    let batch =
+                        batches[sent].iter().map(|part| read_part(conn, part, &to_read)).collect::<Result<_, _>>()?;
                     if to_workers.send((sent, batch)).is_err() {
                         break;
                     }

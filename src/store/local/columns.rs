@@ -25,7 +25,7 @@ use anyhow::{Context as _, bail};
 use serde_json::Value as Json;
 
 use crate::event::{Level, StoredEvent};
-use crate::search::{Expr, Field, Node, Query, fold_case, test_json, test_text, text_in_each, user_id, walk};
+use crate::search::{Expr, Field, Node, Pattern, Query, fold_case, test_json, test_text, text_in_each, user_id, walk};
 use crate::store::histogram::level_index;
 
 /// Rows per block of columns: `block = seq >> PART_SHIFT`.
@@ -57,6 +57,69 @@ const MESSAGE: &str = "message";
 /// `message` frame, still read.)
 fn message_frame(level: usize) -> String {
     format!("{MESSAGE}@{}", Level::ALL.get(level).map_or("?", |level| level.as_str()))
+}
+
+/// The frame of the shapes ([`shape_of`]) of one level's messages: a word without digits is
+/// looked for in a few hundred distinct shapes instead of 4,096 messages that differ only in
+/// their numbers and ids (`… id = 717576 took 854 ms`, `job 4f1c9e2a-… finished`). Left out ([`Kind::LeftOut`]) when the shapes
+/// are not [`SHAPE_GAIN`] times smaller than the messages (text varying in more than numbers):
+/// a read then takes the messages.
+fn shape_frame(level: usize) -> String {
+    format!("shape@{}", Level::ALL.get(level).map_or("?", |level| level.as_str()))
+}
+
+/// The kind of a level's shapes frame when they were kept.
+pub(super) const SHAPES_KEPT: i64 = Kind::Text as i64;
+
+/// What an id becomes in a message's shape ([`shape_of`]).
+const SHAPE_MARK: char = '\u{1}';
+/// A level's shapes are kept when their frame is at most this many times smaller than its
+/// messages' (what they save in decompression, worth their bytes).
+const SHAPE_GAIN: usize = 4;
+
+/// Whether a character may be part of a number or id the shape leaves out: digits, the hex
+/// letters of UUIDs and hashes (as folded), and `-`.
+fn in_id(c: char) -> bool {
+    c.is_ascii_digit() || ('a'..='f').contains(&c) || c == '-'
+}
+
+/// A message with each id — each longest run of [`in_id`] characters with a digit in it
+/// (`717576`, `4f1c-9e2a`, the `d-1042` of `ord-1042`) — as one [`SHAPE_MARK`].
+///
+/// A word or phrase is in a message exactly when it is in its shape if it has no digit and
+/// no mark, and neither begins nor ends with an [`in_id`] character ([`shape_answers`]): an
+/// occurrence that touched an id would then hold all of it, digits included; so each
+/// occurrence lies in the text between ids, which the shape keeps as it is.
+fn shape_of(message: &str, out: &mut String) {
+    out.clear();
+    // By bytes: id characters are ASCII, so every run starts and ends on a character boundary.
+    let bytes = message.as_bytes();
+    let mut at = 0;
+    while at < bytes.len() {
+        let (start, id) = (at, in_id(char::from(bytes[at])));
+        while at < bytes.len() && in_id(char::from(bytes[at])) == id {
+            at += 1;
+        }
+        let run = &message[start..at];
+        if id && run.bytes().any(|b| b.is_ascii_digit()) {
+            out.push(SHAPE_MARK);
+        } else {
+            out.push_str(run);
+        }
+    }
+}
+
+/// Whether a word or phrase is looked for in the messages' shapes ([`shape_of`]): each of its
+/// pieces (between wildcards) without digits or the mark, and not beginning or ending with a
+/// character an id may have.
+fn shape_answers(pattern: &Pattern) -> bool {
+    let pieces = pattern.folded().split(crate::search::wildcard::WILDCARD).filter(|piece| !piece.is_empty());
+    pieces.into_iter().all(|piece| {
+        let (first, last) = (piece.chars().next(), piece.chars().next_back());
+        !piece.chars().any(|c| c.is_ascii_digit() || c == SHAPE_MARK)
+            && !first.is_some_and(in_id)
+            && !last.is_some_and(in_id)
+    })
 }
 
 /// Levels as bits, bit `i` for `Level::ALL[i]`.
@@ -293,9 +356,27 @@ pub(super) fn encode_part(first_seq: i64, rows: &[(i64, ColumnRow)]) -> anyhow::
                     .filter(|(_, row_level)| usize::from(**row_level) == level)
                     .map(|(value, _)| *value)
                     .collect();
-                if !of_level.is_empty() {
-                    columns.push(Frame::new(message_frame(level), Kind::Text, compress(&dictionary(&of_level))?));
+                if of_level.is_empty() {
+                    continue;
                 }
+                let messages = compress(&dictionary(&of_level))?;
+                // Every shape in one text, and where each row's is.
+                let (mut shape, mut all_shapes, mut spans) = (String::new(), String::new(), Vec::new());
+                for message in &of_level {
+                    spans.push(message.map(|message| {
+                        shape_of(message, &mut shape);
+                        all_shapes.push_str(&shape);
+                        (all_shapes.len() - shape.len(), all_shapes.len())
+                    }));
+                }
+                let shapes: Vec<Option<&str>> = spans.iter().map(|span| span.map(|(a, b)| &all_shapes[a..b])).collect();
+                let shapes = compress(&dictionary(&shapes))?;
+                if shapes.len() * SHAPE_GAIN <= messages.len() {
+                    columns.push(Frame::new(shape_frame(level), Kind::Text, shapes));
+                } else {
+                    columns.push(Frame::new(shape_frame(level), Kind::LeftOut, Vec::new()));
+                }
+                columns.push(Frame::new(message_frame(level), Kind::Text, messages));
             }
             continue;
         }
@@ -627,21 +708,43 @@ pub(super) fn levels_of(query: &Query) -> LevelSet {
     query.root().map_or(ALL_LEVELS, of)
 }
 
+/// The frames a read of a query needs ([`frames_to_read`]).
+pub(super) struct ToRead {
+    pub names: Vec<String>,
+    /// The query tests the message only with words its shapes answer ([`shape_answers`]): of a
+    /// level whose shapes were kept, read them, not its messages.
+    pub shapes_for_messages: bool,
+}
+
 /// The frames a read of the query needs: every row's time and level, its `seq` for a page,
 /// and the columns the query tests (of the message, only the frames of `levels`).
-pub(super) fn frames_to_read(query: &Query, with_offsets: bool, levels: LevelSet) -> Vec<String> {
+pub(super) fn frames_to_read(query: &Query, with_offsets: bool, levels: LevelSet) -> ToRead {
     let mut names = vec![TS.to_string(), LEVELS.to_string()];
     if with_offsets {
         names.push(SEQ.to_string());
     }
+    let shapes_for_messages = query.root().is_some_and(shapes_answer);
     for name in columns_of(query) {
         if name == MESSAGE {
-            let of_levels = (0..Level::ALL.len()).filter(|level| levels & 1 << level != 0);
-            names.extend(of_levels.map(message_frame));
+            let of_levels = || (0..Level::ALL.len()).filter(|level| levels & 1 << level != 0);
+            names.extend(of_levels().map(message_frame));
+            if shapes_for_messages {
+                names.extend(of_levels().map(shape_frame));
+            }
         }
         names.push(name);
     }
-    names
+    ToRead { names, shapes_for_messages }
+}
+
+/// Whether every test of the message in `expr` is a word its shapes answer.
+fn shapes_answer(expr: &Expr) -> bool {
+    match &expr.node {
+        Node::And(children) | Node::Or(children) => children.iter().all(shapes_answer),
+        Node::Not(child) => shapes_answer(child),
+        Node::Text(pattern) => shape_answers(pattern),
+        Node::Has(field) | Node::Term { field, .. } => *field != Field::Message,
+    }
 }
 
 /// The columns a query tests.
@@ -664,6 +767,9 @@ fn columns_of(query: &Query) -> Vec<String> {
     names
 }
 
+/// The message (or its shapes) of one level's rows: those rows, in order, and their column.
+type OfLevel = (Vec<usize>, Dictionary);
+
 /// A part opened for a query: its rows' times and levels, the frames of the columns the query
 /// reads, each decoded the first time it is needed.
 pub(super) struct Part {
@@ -672,8 +778,9 @@ pub(super) struct Part {
     kinds: HashMap<String, Kind>,
     frames: HashMap<String, Vec<u8>>,
     decoded: HashMap<String, Dictionary>,
-    /// The message's frames by level, decoded ([`Part::message_by_level`]).
-    message: Option<Vec<(Vec<usize>, Dictionary)>>,
+    /// The message's frames by level, decoded ([`Part::message_by_level`]): the messages, and
+    /// the shapes where kept.
+    message: [Option<Vec<OfLevel>>; 2],
     ts: Vec<i64>,
     levels: Vec<u8>,
     offsets: Vec<u16>,
@@ -697,7 +804,7 @@ impl Part {
             kinds,
             frames,
             decoded: HashMap::new(),
-            message: None,
+            message: [None, None],
             ts: Vec::new(),
             levels: Vec::new(),
             offsets: Vec::new(),
@@ -811,9 +918,9 @@ impl Part {
                 rows.not();
                 rows
             }
-            Node::Text(pattern) => {
-                self.rows_where(MESSAGE, false, |column| Ok(text_in_each(pattern, &column.joined, &column.ends)))?
-            }
+            Node::Text(pattern) => self.rows_where(MESSAGE, shape_answers(pattern), false, |column| {
+                Ok(text_in_each(pattern, &column.joined, &column.ends))
+            })?,
             Node::Has(field) | Node::Term { field, .. } => match field {
                 Field::Level => {
                     let passes: Vec<bool> =
@@ -837,23 +944,25 @@ impl Part {
                         return Ok(None);
                     }
                     let seen = verdicts.of(expr);
-                    self.rows_where(&name, absent, |column| passes(column, &expr.node, &pick, seen))?
+                    self.rows_where(&name, false, absent, |column| passes(column, &expr.node, &pick, seen))?
                 }
             },
         }))
     }
 
     /// The rows whose value of the column `name` passes (`passes` answers for each distinct
-    /// value of a dictionary); rows without a value are `absent`.
+    /// value of a dictionary); rows without a value are `absent`. Of the message, the shapes
+    /// where kept and `shapes` (the test is one they answer).
     fn rows_where(
         &mut self,
         name: &str,
+        shapes: bool,
         absent: bool,
         mut passes: impl FnMut(&Dictionary) -> anyhow::Result<Vec<bool>>,
     ) -> anyhow::Result<Rows> {
         if name == MESSAGE && !self.kinds.contains_key(MESSAGE) {
             let (mut rows, mut with_value) = (Rows::none(self.rows), Rows::none(self.rows));
-            for (of_level, column) in self.message_by_level()? {
+            for (of_level, column) in self.message_by_level(shapes)? {
                 let passes = passes(column)?;
                 for (&row, &code) in of_level.iter().zip(&column.codes) {
                     if code != 0 {
@@ -879,9 +988,11 @@ impl Part {
 
     /// The message's frames by level that were read, decoded once per part, each with the
     /// rows it holds (those of its level, in order); the rows of a level not read have no value
-    /// (the query cannot match them, [`Part::matching`]).
-    fn message_by_level(&mut self) -> anyhow::Result<&[(Vec<usize>, Dictionary)]> {
-        if self.message.is_none() {
+    /// (the query cannot match them, [`Part::matching`]). With `shapes`, a level's shapes
+    /// where they were kept (and read), else its messages.
+    fn message_by_level(&mut self, shapes: bool) -> anyhow::Result<&[OfLevel]> {
+        let slot = usize::from(shapes);
+        if self.message[slot].is_none() {
             self.levels()?;
             let mut rows_of_level: [Vec<usize>; Level::ALL.len()] = Default::default();
             for (row, level) in self.levels.iter().enumerate() {
@@ -889,7 +1000,9 @@ impl Part {
             }
             let mut pieces = Vec::new();
             for (level, rows) in rows_of_level.into_iter().enumerate() {
-                let name = message_frame(level);
+                let shape = shape_frame(level);
+                let kept = |kind: Option<&Kind>| kind == Some(&Kind::Text);
+                let name = if shapes && kept(self.kinds.get(&shape)) { shape } else { message_frame(level) };
                 let frame = match (self.kinds.get(&name), self.frames.get(&name)) {
                     (None, _) => continue,
                     (Some(Kind::Text), Some(frame)) => frame,
@@ -898,9 +1011,9 @@ impl Part {
                 let column = Dictionary::decode(Kind::Text, frame, rows.len())?;
                 pieces.push((rows, column));
             }
-            self.message = Some(pieces);
+            self.message[slot] = Some(pieces);
         }
-        Ok(self.message.as_deref().unwrap_or_default())
+        Ok(self.message[slot].as_deref().unwrap_or_default())
     }
 
     /// A column, decoded once per part; `None` when the part has no such column.
@@ -1092,6 +1205,20 @@ mod tests {
         Part::open(rows, frames.iter().filter(|f| names.contains(&f.name)).cloned().collect())
     }
 
+    /// The frames a read would take, as `by_columns::read_part` selects them: the messages of
+    /// a level whose shapes were kept left out when the shapes answer.
+    fn to_read(frames: &[Frame], to_read: &ToRead) -> Vec<Frame> {
+        let shaped = |name: &str| {
+            let shape = format!("shape@{}", name.strip_prefix("message@").unwrap_or("-"));
+            frames.iter().any(|f| f.name == shape && f.kind == SHAPES_KEPT)
+        };
+        (frames.iter())
+            .filter(|f| to_read.names.contains(&f.name))
+            .filter(|f| !(to_read.shapes_for_messages && shaped(&f.name)))
+            .cloned()
+            .collect()
+    }
+
     /// The part opened as a read for `query` opens it, and the rows it says match.
     fn matching(frames: &[Frame], rows: usize, query: &Query) -> Option<Rows> {
         matching_of_levels(frames, rows, query, ALL_LEVELS)
@@ -1101,8 +1228,14 @@ mod tests {
     /// and the level filter's) opens it.
     fn matching_of_levels(frames: &[Frame], rows: usize, query: &Query, filter: LevelSet) -> Option<Rows> {
         let levels = levels_of(query) & filter;
-        let mut part = open(frames, rows, &frames_to_read(query, false, levels)).expect("open");
-        part.matching(query, ("production", GROUP), levels, &mut Verdicts::default()).expect("read")
+        let read = frames_to_read(query, false, levels);
+        let mut part = Part::open(rows, to_read(frames, &read)).expect("open");
+        let found = part.matching(query, ("production", GROUP), levels, &mut Verdicts::default()).expect("read");
+        // With every frame named (the messages too), the same.
+        let mut part = open(frames, rows, &read.names).expect("open");
+        let again = part.matching(query, ("production", GROUP), levels, &mut Verdicts::default()).expect("read");
+        assert_eq!(found, again, "{query:?}");
+        found
     }
 
     /// The frames as parts sealed before the message was kept by level have them: one
@@ -1113,7 +1246,11 @@ mod tests {
             .iter()
             .map(|row| row.entries().map(|e| e.expect("entry")).find(|e| e.1 == MESSAGE).map(|e| e.3))
             .collect();
-        let mut old: Vec<Frame> = frames.iter().filter(|f| !f.name.starts_with("message@")).cloned().collect();
+        let mut old: Vec<Frame> = frames
+            .iter()
+            .filter(|f| !f.name.starts_with("message@") && !f.name.starts_with("shape@"))
+            .cloned()
+            .collect();
         old.push(Frame::new(MESSAGE, Kind::Text, compress(&dictionary(&messages)).expect("compress")));
         old
     }
@@ -1128,7 +1265,10 @@ mod tests {
         assert_eq!(kind("extra.duration_ms"), Some(Kind::Integers as i64));
         assert_eq!(kind("extra.nested"), Some(Kind::Json as i64));
         assert_eq!(kind("type"), Some(Kind::Text as i64));
-        let mut part = open(&frames, events.len(), &frames_to_read(&Query::default(), true, ALL_LEVELS)).expect("open");
+        // Messages that differ only in their numbers: their shapes are kept.
+        assert_eq!(kind("shape@info"), Some(SHAPES_KEPT));
+        let mut part =
+            open(&frames, events.len(), &frames_to_read(&Query::default(), true, ALL_LEVELS).names).expect("open");
         assert_eq!(part.times_and_levels().expect("times").0.len(), events.len());
         assert_eq!(
             part.offsets().expect("offsets").iter().map(|o| usize::from(*o)).collect::<Vec<_>>(),
@@ -1216,17 +1356,68 @@ mod tests {
     }
 
     #[test]
+    fn a_word_its_shapes_answer_is_in_a_message_exactly_when_in_its_shape() {
+        // Every message of up to 6 characters and every pattern of up to 3 (with wildcards)
+        // over an alphabet of id and non-id characters, the mark among them.
+        let alphabet = ['1', 'a', '-', 'x', ' ', '\u{1}'];
+        let strings = |len: usize, alphabet: &[char]| -> Vec<String> {
+            let mut all = vec![String::new()];
+            for _ in 0..len {
+                let longer: Vec<String> =
+                    all.iter().flat_map(|s| alphabet.iter().map(move |c| format!("{s}{c}"))).collect();
+                all.extend(longer.into_iter().filter(|s| s.chars().count() <= len));
+                all.sort();
+                all.dedup();
+            }
+            all
+        };
+        let messages = strings(6, &alphabet);
+        let mut with_star = alphabet.to_vec();
+        with_star.push('*');
+        let patterns: Vec<Pattern> = strings(3, &with_star).into_iter().map(Pattern::new).collect();
+        let answered: Vec<&Pattern> = patterns.iter().filter(|p| shape_answers(p)).collect();
+        assert!(answered.len() > 10 && answered.len() < patterns.len(), "{}", answered.len());
+        let mut shape = String::new();
+        for message in &messages {
+            shape_of(message, &mut shape);
+            for pattern in &answered {
+                assert_eq!(
+                    crate::search::text_in(pattern, &shape),
+                    crate::search::text_in(pattern, message),
+                    "`{}` in {message:?} (shape {shape:?})",
+                    pattern.folded()
+                );
+            }
+        }
+        // Real words and ids.
+        shape_of("payments job 4f1c9e2a-0b7d-4c1e finished in 854 ms, order ord-1042", &mut shape);
+        assert_eq!(shape, "payments job \u{1} finished in \u{1} ms, order or\u{1}");
+        for (word, answered) in [
+            ("timeout", true),
+            ("payments", true),
+            ("job * finished in", true),
+            ("job * finished", false),
+            ("took 5", false),
+            ("error", false),
+            ("failed", false),
+        ] {
+            assert_eq!(shape_answers(&Pattern::new(word)), answered, "{word}");
+        }
+    }
+
+    #[test]
     fn a_search_narrowed_to_levels_reads_only_their_message() {
         let (query, filter) = (Query::parse("level:error timeout").expect("q"), 0b11110);
         assert_eq!(levels_of(&query), 0b01000);
         assert_eq!(levels_of(&Query::parse("-level:info timeout").expect("q")), 0b11101);
         assert_eq!(levels_of(&Query::parse("level:warn OR timeout").expect("q")), ALL_LEVELS);
         assert_eq!(levels_of(&Query::parse("-(level:warn timeout)").expect("q")), ALL_LEVELS);
-        let names = frames_to_read(&query, false, levels_of(&query) & filter);
+        let names = frames_to_read(&query, false, levels_of(&query) & filter).names;
         assert!(names.contains(&"message@error".to_string()), "{names:?}");
         assert!(!names.iter().any(|name| name.starts_with("message@") && name != "message@error"), "{names:?}");
         assert!(
             !frames_to_read(&Query::parse("http.status:500").expect("q"), false, ALL_LEVELS)
+                .names
                 .iter()
                 .any(|name| name.starts_with(MESSAGE))
         );
@@ -1236,13 +1427,29 @@ mod tests {
     fn a_costly_column_is_left_out_and_a_query_needing_it_is_told_so() {
         // Random ids on every row: far more than the bytes a column may cost.
         let events: Vec<StoredEvent> = (0..1_000)
-            .map(|i| event(i, json!({"extra": {"request_id": format!("{:032x}", (i as u128 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835)), "service": "orders"}})))
+            .map(|i| {
+                let id = format!("{:032x}", (i as u128 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835));
+                // Words of letters no id has: their shapes differ as much as they do.
+                let word: String = id.bytes().map(|b| char::from(b'g' + b % 20)).collect();
+                event(i, json!({"message": format!("event {i} of {word}"), "extra": {"request_id": id, "service": "orders"}}))
+            })
             .collect();
         let frames = frames(&events);
         let needs = |query: &str| matching(&frames, events.len(), &Query::parse(query).expect("q"));
         assert_eq!(needs("extra.request_id:abc*"), None);
         assert_eq!(needs("extra.service:orders OR extra.request_id:x"), None);
         assert_eq!(needs("extra.service:orders").map(|rows| rows.iter().count()), Some(1_000));
+        // Messages that differ in more than numbers: their shapes are not kept, and words are
+        // looked for in the messages.
+        assert!(frames.iter().any(|f| f.name.starts_with("shape@") && f.kind == Kind::LeftOut as i64));
+        assert!(!frames.iter().any(|f| f.name.starts_with("shape@") && f.kind == SHAPES_KEPT));
+        for query in ["event", "event 7", "-vent*9", "ven", "of"] {
+            let parsed = Query::parse(query).expect("query");
+            let found: Vec<usize> = matching(&frames, events.len(), &parsed).expect("kept").iter().collect();
+            let expected: Vec<usize> =
+                events.iter().enumerate().filter(|(_, e)| parsed.matches(e, GROUP)).map(|(i, _)| i).collect();
+            assert_eq!(found, expected, "{query}");
+        }
         assert!(!answers(&Query::parse("stack:*at*").expect("q")));
         assert!(!answers(&Query::parse("-id:01JDQ4F4N3K4S0Y7P4X8C2V9HZ x").expect("q")));
     }
@@ -1252,7 +1459,7 @@ mod tests {
         let events = events();
         let frames = frames(&events);
         let query = Query::parse("http.status:>=500 timeout").expect("q");
-        let names = frames_to_read(&query, true, ALL_LEVELS);
+        let names = frames_to_read(&query, true, ALL_LEVELS).names;
         let read = |frames: &[Frame], rows: usize| {
             if let Ok(mut part) = open(frames, rows, &names) {
                 let _ = part.matching(&query, ("production", GROUP), ALL_LEVELS, &mut Verdicts::default());
