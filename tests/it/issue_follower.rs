@@ -86,7 +86,17 @@ async fn wait_until(
     env: &str,
     done: impl Fn(&BTreeMap<String, Value>) -> bool,
 ) -> BTreeMap<String, Value> {
-    let deadline = Instant::now() + WAIT;
+    wait_within(WAIT, app, env, done).await
+}
+
+/// [`wait_until`] with a wait of its own.
+async fn wait_within(
+    wait: Duration,
+    app: &CloudWatchApp,
+    env: &str,
+    done: impl Fn(&BTreeMap<String, Value>) -> bool,
+) -> BTreeMap<String, Value> {
+    let deadline = Instant::now() + wait;
     loop {
         let listed = issues(app, env).await;
         if done(&listed) {
@@ -355,8 +365,10 @@ async fn three_tasks_on_one_state_table_count_a_lambda_groups_errors_once_and_th
             .collect()
     };
     let want = BTreeMap::from([("KeyError".to_string(), 6), ("PaymentError".to_string(), 2)]);
+    // Three processes, moto and the rest of the suite share the CI box's cores: a longer wait
+    // than one task's (a slow run fails here only if the counts never arrive).
     for task in &tasks {
-        wait_until(task, "production", |listed| by_type(listed) == want).await;
+        wait_within(WAIT * 3, task, "production", |listed| by_type(listed) == want).await;
     }
     // Many polls of every task later, nothing was counted again.
     tokio::time::sleep(POLL * 15).await;
