@@ -1038,10 +1038,18 @@ const MAX_VERDICTS_PER_TEST: usize = 65_536;
 
 /// Each test's answer for the values it has seen, by test: kept across the parts of one read.
 #[derive(Default)]
-pub(super) struct Verdicts(HashMap<usize, FastMap<Box<str>, bool>>);
+pub(super) struct Verdicts(HashMap<usize, Seen>);
+
+/// One test's answers: for texts and JSON values by their text, for whole numbers by number
+/// (the same durations and statuses recur in every part; a lookup is a tenth of a test).
+#[derive(Default)]
+struct Seen {
+    texts: FastMap<Box<str>, bool>,
+    numbers: FastMap<i64, bool>,
+}
 
 impl Verdicts {
-    fn of(&mut self, test: &Expr) -> &mut FastMap<Box<str>, bool> {
+    fn of(&mut self, test: &Expr) -> &mut Seen {
         // A test is known by its place in the query tree, which outlives the read.
         self.0.entry(std::ptr::from_ref(test) as usize).or_default()
     }
@@ -1058,29 +1066,39 @@ fn json_value(text: &str) -> anyhow::Result<Json> {
 }
 
 /// Whether each distinct value of a column passes a field's test (`pick` finds the field in
-/// the value); `seen` remembers the verdicts of texts from part to part.
-fn passes(
-    column: &Dictionary,
-    test: &Node,
-    pick: &Pick<'_>,
-    seen: &mut FastMap<Box<str>, bool>,
-) -> anyhow::Result<Vec<bool>> {
+/// the value); `seen` remembers the verdicts from part to part.
+fn passes(column: &Dictionary, test: &Node, pick: &Pick<'_>, seen: &mut Seen) -> anyhow::Result<Vec<bool>> {
     if column.kind == Kind::Integers {
-        // A number is tested as the JSON number it was, without text or a lookup.
-        return Ok(column.numbers.iter().map(|n| test_json(test, pick.apply(&Json::from(*n)))).collect());
+        // A number is tested as the JSON number it was, without text.
+        let numbers = &mut seen.numbers;
+        return Ok(column
+            .numbers
+            .iter()
+            .map(|n| match numbers.get(n) {
+                Some(verdict) => *verdict,
+                None => {
+                    let verdict = test_json(test, pick.apply(&Json::from(*n)));
+                    if numbers.len() < MAX_VERDICTS_PER_TEST {
+                        numbers.insert(*n, verdict);
+                    }
+                    verdict
+                }
+            })
+            .collect());
     }
+    let texts = &mut seen.texts;
     column
         .values()
         .map(|text| {
-            if let Some(verdict) = seen.get(text) {
+            if let Some(verdict) = texts.get(text) {
                 return Ok(*verdict);
             }
             let verdict = match column.kind {
                 Kind::Text => test_text(test, Some(text)),
                 _ => test_json(test, pick.apply(&json_value(text)?)),
             };
-            if seen.len() < MAX_VERDICTS_PER_TEST {
-                seen.insert(text.into(), verdict);
+            if texts.len() < MAX_VERDICTS_PER_TEST {
+                texts.insert(text.into(), verdict);
             }
             Ok(verdict)
         })
