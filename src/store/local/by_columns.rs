@@ -13,7 +13,8 @@ use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, OptionalExtension, params_from_iter};
 
 use super::columns::{
-    ALL_LEVELS, Frame, LevelSet, PART_SHIFT, Part, Rows, SHAPES_KEPT, ToRead, Verdicts, frames_to_read, levels_of,
+    ALL_LEVELS, Frame, LevelSet, MESSAGE_FRAMES, PART_SHIFT, Part, Rows, SHAPE_FRAMES, SHAPES_KEPT, ToRead, Verdicts,
+    frames_to_read, levels_of,
 };
 use super::read::{Checker, Scope, Sink, corrupt, in_seq_ranges};
 use super::text_index::BLOCK_EVENTS;
@@ -90,9 +91,11 @@ fn read_part(conn: &Connection, part: &PartRef, to_read: &ToRead) -> rusqlite::R
     // Of a level whose shapes were kept, the shapes alone when they answer (`message@error`
     // left for `shape@error`).
     let not_shaped = if to_read.shapes_for_messages {
+        let level_at = MESSAGE_FRAMES.len() + 1;
         format!(
-            "AND NOT (frame.name LIKE 'message@%' AND EXISTS (SELECT 1 FROM column_frames AS shape
-             WHERE shape.part = ?1 AND shape.name = 'shape@' || substr(frame.name, 9) AND shape.kind = {SHAPES_KEPT}))"
+            "AND NOT (frame.name LIKE '{MESSAGE_FRAMES}%' AND EXISTS (SELECT 1 FROM column_frames AS shape
+             WHERE shape.part = ?1 AND shape.name = '{SHAPE_FRAMES}' || substr(frame.name, {level_at})
+             AND shape.kind = {SHAPES_KEPT}))"
         )
     } else {
         String::new()
@@ -229,7 +232,8 @@ fn levels_of_scope(scope: &Scope) -> LevelSet {
     if scope.levels.is_empty() {
         return ALL_LEVELS;
     }
-    scope.levels.iter().filter(|level| (0..8).contains(*level)).fold(0, |set, level| set | 1 << level)
+    let known = 0..Level::ALL.len() as i64;
+    scope.levels.iter().filter(|level| known.contains(*level)).fold(0, |set, level| set | 1 << level)
 }
 
 /// Counts the scope's matches into the chart: from the columns of every part of the range, and

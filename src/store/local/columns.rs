@@ -56,7 +56,16 @@ const MESSAGE: &str = "message";
 /// theirs, and the message is most of a part's bytes. (Parts sealed before this keep one
 /// `message` frame, still read.)
 fn message_frame(level: usize) -> String {
-    format!("{MESSAGE}@{}", Level::ALL.get(level).map_or("?", |level| level.as_str()))
+    of_level(MESSAGE_FRAMES, level)
+}
+
+/// The names of the frames of the message by level, and of its shapes: each a prefix and a
+/// level (`message@error`, `shape@error`).
+pub(super) const MESSAGE_FRAMES: &str = "message@";
+pub(super) const SHAPE_FRAMES: &str = "shape@";
+
+fn of_level(prefix: &str, level: usize) -> String {
+    format!("{prefix}{}", Level::ALL.get(level).map_or("?", |level| level.as_str()))
 }
 
 /// The frame of the shapes ([`shape_of`]) of one level's messages: a word without digits is
@@ -65,7 +74,7 @@ fn message_frame(level: usize) -> String {
 /// are not [`SHAPE_GAIN`] times smaller than the messages (text varying in more than numbers):
 /// a read then takes the messages.
 fn shape_frame(level: usize) -> String {
-    format!("shape@{}", Level::ALL.get(level).map_or("?", |level| level.as_str()))
+    of_level(SHAPE_FRAMES, level)
 }
 
 /// The kind of a level's shapes frame when they were kept.
@@ -829,6 +838,7 @@ impl Part {
         Ok((&self.ts, &self.levels))
     }
 
+    /// Each row's level (its place in [`Level::ALL`]), decoded when first asked.
     pub(super) fn levels(&mut self) -> anyhow::Result<&[u8]> {
         if self.levels.len() != self.rows {
             let levels = self.base(LEVELS, Kind::Levels)?;
@@ -1228,7 +1238,7 @@ mod tests {
     /// a level whose shapes were kept left out when the shapes answer.
     fn to_read(frames: &[Frame], to_read: &ToRead) -> Vec<Frame> {
         let shaped = |name: &str| {
-            let shape = format!("shape@{}", name.strip_prefix("message@").unwrap_or("-"));
+            let shape = format!("{SHAPE_FRAMES}{}", name.strip_prefix(MESSAGE_FRAMES).unwrap_or("-"));
             frames.iter().any(|f| f.name == shape && f.kind == SHAPES_KEPT)
         };
         (frames.iter())
