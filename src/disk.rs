@@ -3,6 +3,9 @@
 //! its own. Below `retention.min_free_bytes`, ingest is refused with 503 before it touches a
 //! store, `/readyz` fails and the home page says why: the disk never fills silently, and a write
 //! never fails half-way for want of space. Requests only read an atomic flag.
+//!
+//! The margin must also hold what the embedded store's write-ahead log has not yet copied into
+//! its database file (megabytes): that copy goes on after ingest stops.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -6,18 +6,19 @@
 //! evaluated on worker threads, as a ClickHouse scan takes every core; the results come back in
 //! the parts' order (newest first), so a page can stop as soon as it has its events.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::mpsc;
 
 use rusqlite::types::Value as Sql;
-use rusqlite::{Connection, OptionalExtension, params_from_iter};
+use rusqlite::{Connection, params_from_iter};
 
 use super::columns::{
     ALL_LEVELS, Frame, LevelSet, MESSAGE_FRAMES, PART_SHIFT, Part, Rows, SHAPE_FRAMES, SHAPES_KEPT, ToRead, Verdicts,
     frames_to_read, levels_of,
 };
-use super::read::{Checker, Scope, Sink, corrupt, in_seq_ranges};
-use super::text_index::BLOCK_EVENTS;
+use super::read::{Candidates, Checker, Scope, Sink, block_ranges, corrupt, in_seq_ranges};
+use super::schema::index_mark;
+use super::text_index::{BLOCK_EVENTS, BLOCK_SHIFT};
 use crate::event::Level;
 use crate::search::Query;
 use crate::store::histogram::Histogram;
@@ -25,14 +26,7 @@ use crate::store::histogram::Histogram;
 /// The column store's marks: the first `seq` with columns and the first without
 /// (`schema.rs`). Read before the parts: a part sealed after is then left to the rows' read.
 fn column_marks(conn: &Connection) -> rusqlite::Result<(i64, i64)> {
-    let mark = |name: &str| -> rusqlite::Result<i64> {
-        Ok(conn
-            .prepare_cached("SELECT value FROM index_state WHERE name = ?1")?
-            .query_row([name], |row| row.get(0))
-            .optional()?
-            .unwrap_or(0))
-    };
-    Ok((mark("columns_from")?, mark("columns_upto")?))
+    Ok((index_mark(conn, "columns_from")?, index_mark(conn, "columns_upto")?))
 }
 
 /// Rows in a block of the search index.
@@ -83,6 +77,36 @@ fn parts(conn: &Connection, scope: &Scope, (from, upto): (i64, i64)) -> rusqlite
         .collect::<rusqlite::Result<_>>()?;
     parts.sort_unstable_by_key(|part| std::cmp::Reverse(part.max_ts));
     Ok(parts)
+}
+
+/// The parts a read goes through: every one of the range, or (`named`) those holding a block the
+/// search index names, and all those it does not cover yet.
+fn parts_named(
+    conn: &Connection,
+    scope: &Scope,
+    marks: (i64, i64),
+    named: Option<&Candidates>,
+) -> rusqlite::Result<Vec<PartRef>> {
+    let mut parts = parts(conn, scope, marks)?;
+    if let Some(candidates) = named {
+        let blocks: HashSet<i64> = candidates.blocks.iter().map(|block| block >> (PART_SHIFT - BLOCK_SHIFT)).collect();
+        let unindexed = candidates.unindexed_from >> PART_SHIFT;
+        parts.retain(|part| blocks.contains(&part.block) || part.block >= unindexed);
+    }
+    Ok(parts)
+}
+
+/// The rows below the first with columns (a store being backfilled): all, or (`named`) those
+/// in blocks the search index names.
+fn rows_before_columns(columns_from: i64, named: Option<&Candidates>) -> Vec<(i64, i64)> {
+    match named {
+        None => vec![(0, columns_from)],
+        Some(candidates) => block_ranges(&candidates.blocks)
+            .into_iter()
+            .filter(|(first, _)| *first < columns_from)
+            .map(|(first, end)| (first, end.min(columns_from)))
+            .collect(),
+    }
 }
 
 /// A part with the frames a read needs; `None` when it is gone (rewritten since it was listed)
@@ -236,19 +260,22 @@ fn levels_of_scope(scope: &Scope) -> LevelSet {
     scope.levels.iter().filter(|level| known.contains(*level)).fold(0, |set, level| set | 1 << level)
 }
 
-/// Counts the scope's matches into the chart: from the columns of every part of the range, and
-/// from the bodies of rows without columns (or in a part that cannot say).
+/// Counts the scope's matches into the chart: from the columns of every part of the range (or
+/// of those the index names), and from the bodies of rows without columns (or in a part that
+/// cannot say).
 pub(super) fn chart_by_columns(
     conn: &Connection,
     scope: &Scope,
-    names: &Names<'_>,
+    (names, named): (&Names<'_>, Option<&Candidates>),
     checker: &mut Checker<'_>,
     histogram: &mut Histogram,
 ) -> rusqlite::Result<()> {
     let marks = column_marks(conn)?;
-    in_seq_ranges(conn, scope, [(0, marks.0), (marks.1, i64::MAX)], checker, histogram)?;
+    let unsealed = rows_before_columns(marks.0, named).into_iter().chain([(marks.1, i64::MAX)]);
+    in_seq_ranges(conn, scope, unsealed, checker, histogram)?;
     let search = checker.search;
-    evaluate_in_order(conn, &parts(conn, scope, marks)?, (scope, search), names, false, |part, evaluated| {
+    let parts = parts_named(conn, scope, marks, named)?;
+    evaluate_in_order(conn, &parts, (scope, search), names, false, |part, evaluated| {
         let counted = evaluated.and_then(|(mut opened, rows)| count_rows(&mut opened, part, &rows, scope, histogram));
         if counted.is_none() {
             in_seq_ranges(conn, scope, [part.seqs()], checker, histogram)?;
@@ -291,12 +318,12 @@ fn count_rows(part: &mut Part, bounds: &PartRef, rows: &Rows, scope: &Scope, cha
 }
 
 /// Offers the scope's matches to a sink that keeps the newest: the rows without columns past
-/// the newest part first, then the parts from the newest, each match's row read by its `seq` —
-/// until a part's newest row is older than all the sink keeps.
+/// the newest part first, then the parts from the newest (or those the index names), each
+/// match's row read by its `seq` — until a part's newest row is older than all the sink keeps.
 pub(super) fn page_by_columns(
     conn: &Connection,
     scope: &Scope,
-    names: &Names<'_>,
+    (names, named): (&Names<'_>, Option<&Candidates>),
     checker: &mut Checker<'_>,
     sink: &mut dyn Sink,
 ) -> rusqlite::Result<()> {
@@ -308,7 +335,8 @@ pub(super) fn page_by_columns(
     let mut by_seq = conn.prepare_cached("SELECT ts, id, level, body FROM events WHERE seq = ?1")?;
     let search = checker.search;
     let mut full = false;
-    evaluate_in_order(conn, &parts(conn, scope, marks)?, (scope, search), names, true, |part, evaluated| {
+    let parts = parts_named(conn, scope, marks, named)?;
+    evaluate_in_order(conn, &parts, (scope, search), names, true, |part, evaluated| {
         if !sink.wants(part.max_ts, &NEWEST_ID) {
             return Ok(false);
         }
@@ -349,5 +377,5 @@ pub(super) fn page_by_columns(
         return Ok(());
     }
     // A store written before columns, still being given them: its older rows.
-    in_seq_ranges(conn, scope, [(0, marks.0)], checker, sink).map(|_| ())
+    in_seq_ranges(conn, scope, rows_before_columns(marks.0, named), checker, sink).map(|_| ())
 }

@@ -9,7 +9,9 @@ use serde_json::json;
 use time::{Duration, OffsetDateTime};
 use ulid::Ulid;
 
+use super::codec::BodyDecoder;
 use super::tests::{TEST_TIME_LIMIT, event, query};
+use super::text_index::{BLOCK_SHIFT, IndexText, document};
 use super::{LocalStore, Retention};
 use crate::event::{Level, StoredEvent};
 use crate::search::Query;
@@ -17,7 +19,7 @@ use crate::store::histogram::{Buckets, Histogram};
 use crate::store::{EventQuery, LogStore};
 
 /// Every class of query columns answer, and some the index answers, over the same events.
-const QUERIES: [&str; 22] = [
+const QUERIES: [&str; 25] = [
     "http.status:>=500",
     "-http.status:>=500",
     "-level:info timeout",
@@ -39,8 +41,29 @@ const QUERIES: [&str; 22] = [
     "extra.request_id:*7 OR http.status:404",
     "stack:*",
     "\"order 12\"",
+    "\"order 299 shipped\"",
+    "\"order 299\" stack:*",
+    "\"order 29\" -level:info",
     "nothing-matches-this",
 ];
+
+/// A part's trigram document, made from the folded messages its columns keep, names the same
+/// trigrams the index made of each message when it indexed 32-row blocks.
+#[test]
+fn part_grams_name_the_trigrams_of_every_message() {
+    use super::columns::ColumnRow;
+    use super::text_index::part_document;
+    let now = OffsetDateTime::now_utc();
+    let mut all = events(now);
+    all.push(event("Zahlung für Straße fehlgeschlagen — ÄÖÜ İstanbul ǅ", "error", "production", now));
+    for stored in &all {
+        let row = ColumnRow::of(stored);
+        let expected = document(std::iter::once(&IndexText::with_grams(stored).grams[..]));
+        assert!(!expected.is_empty(), "{}", stored.message);
+        assert_eq!(part_document(std::iter::once(row.folded_message())), expected, "{}", stored.message);
+        assert!(IndexText::of(stored).grams.is_empty(), "ingest leaves the trigrams to the part");
+    }
+}
 
 fn events(now: OffsetDateTime) -> Vec<StoredEvent> {
     (0..9_500i64)
@@ -155,6 +178,26 @@ fn mark(dir: &Path, name: &str) -> i64 {
     db(dir).query_row("SELECT value FROM index_state WHERE name = ?1", [name], |row| row.get(0)).expect("mark")
 }
 
+/// Gives every block of 32 rows its trigrams document, as stores did before `part_grams`.
+fn index_trigrams_by_block(conn: &rusqlite::Connection) {
+    let mut decoder = BodyDecoder::default();
+    let mut by_block: std::collections::BTreeMap<i64, Vec<IndexText>> = Default::default();
+    let mut stmt = conn.prepare("SELECT seq, body FROM events").expect("sql");
+    let mut rows = stmt.query([]).expect("rows");
+    while let Some(row) = rows.next().expect("row") {
+        let event = decoder.event(conn, &row.get::<_, Vec<u8>>(1).expect("body")).expect("event");
+        by_block
+            .entry(row.get::<_, i64>(0).expect("seq") >> BLOCK_SHIFT)
+            .or_default()
+            .push(IndexText::with_grams(&event));
+    }
+    for (block, texts) in by_block {
+        let grams = document(texts.iter().map(|text| &text.grams[..]));
+        conn.execute("INSERT INTO grams (rowid, text) VALUES (?1, ?2)", rusqlite::params![block, grams])
+            .expect("insert");
+    }
+}
+
 /// Waits (10 s at most) for what a background thread does.
 async fn wait_for(done: impl Fn() -> bool) {
     for _ in 0..200 {
@@ -192,11 +235,14 @@ async fn columns_answer_as_the_evaluator_across_parts_deletions_and_a_store_from
     drop(store);
 
     // A store from before columns: its rows below the next block are backfilled, newest first.
+    // Its messages' trigrams were indexed a block of 32 at a time, not with the parts.
     let conn = db(dir.path());
     conn.execute_batch(
-        "DELETE FROM column_parts; DELETE FROM column_frames; DELETE FROM index_state WHERE name LIKE 'columns_%';",
+        "DELETE FROM column_parts; DELETE FROM column_frames; DELETE FROM index_state WHERE name LIKE 'columns_%';
+         DELETE FROM part_grams;",
     )
     .expect("undo");
+    index_trigrams_by_block(&conn);
     drop(conn);
     let store = LocalStore::open_with_retention(dir.path(), TEST_TIME_LIMIT, retention).expect("reopen");
     check(&store, &kept, now, "while backfilling").await;
@@ -214,7 +260,7 @@ async fn columns_answer_as_the_evaluator_across_parts_deletions_and_a_store_from
 fn a_block_whose_rows_were_deleted_before_it_was_stored_is_sealed_from_the_rows_left() {
     use super::codec::{BodyEncoder, NewestDictionary};
     use super::columns::PART_ROWS;
-    use super::columns::{SealJob, Sealed, seal_part};
+    use super::columns::{SealJob, Sealed};
     use super::schema;
     use super::write::{Request, Row, Writer};
 
@@ -238,15 +284,7 @@ fn a_block_whose_rows_were_deleted_before_it_was_stored_is_sealed_from_the_rows_
     let (reply, answer) = tokio::sync::oneshot::channel();
     writer.commit_round(&mut conn, vec![Request::Append(rows, reply)]);
     answer.blocking_recv().expect("answered").expect("stored");
-    let sealed: Vec<Sealed> = jobs
-        .try_iter()
-        .map(|job| {
-            let parts = (job.streams.iter())
-                .filter_map(|(stream, rows)| seal_part(*stream, job.block, rows).expect("sealed"))
-                .collect();
-            Sealed { block: job.block, parts }
-        })
-        .collect();
+    let sealed: Vec<Sealed> = jobs.try_iter().map(|job| job.seal().expect("sealed")).collect();
     assert_eq!(sealed.iter().map(|s| s.block).collect::<Vec<_>>(), [0, 1]);
 
     // Rows of the first block deleted between the hand-over and the store; the second intact.

@@ -24,6 +24,7 @@ use std::collections::HashMap;
 use anyhow::{Context as _, bail};
 use serde_json::Value as Json;
 
+use super::text_index::part_document;
 use crate::event::{Level, StoredEvent};
 use crate::search::{Expr, Field, Node, Pattern, Query, fold_case, test_json, test_text, text_in_each, user_id, walk};
 use crate::store::histogram::level_index;
@@ -289,6 +290,14 @@ impl ColumnRow {
     pub(super) fn ts(&self) -> i64 {
         self.ts
     }
+
+    /// The message, folded: the first entry.
+    pub(super) fn folded_message(&self) -> &str {
+        match self.entries().next() {
+            Some(Ok((false, MESSAGE, _, text))) => text,
+            _ => "",
+        }
+    }
 }
 
 /// The column of a top-level key of `extra`.
@@ -302,10 +311,23 @@ pub(super) struct SealJob {
     pub streams: Vec<(i64, Vec<(i64, ColumnRow)>)>,
 }
 
+impl SealJob {
+    /// Encodes the block's parts, and its messages' trigrams.
+    pub(super) fn seal(&self) -> anyhow::Result<Sealed> {
+        let parts = (self.streams.iter())
+            .filter_map(|(stream, rows)| seal_part(*stream, self.block, rows).transpose())
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let messages = self.streams.iter().flat_map(|(_, rows)| rows.iter().map(|(_, row)| row.folded_message()));
+        Ok(Sealed { block: self.block, parts, grams: part_document(messages) })
+    }
+}
+
 /// A block's parts, encoded: what the writer stores.
 pub(super) struct Sealed {
     pub block: i64,
     pub parts: Vec<SealedPart>,
+    /// The block's `part_grams` document ([`super::text_index::part_document`]).
+    pub grams: String,
 }
 
 pub(super) struct SealedPart {

@@ -37,7 +37,7 @@ use ulid::Ulid;
 use self::codec::{BodyDecoder, BodyEncoder, NewestDictionary};
 use self::prune::Pruner;
 pub use self::prune::{Pruned, Retention};
-use self::read::{Scope, Sink};
+use self::read::{Candidates, Scope, Sink};
 use self::text_index::Need;
 use self::write::{Request, Row, Writer, level_code};
 use super::context::{Around, Context};
@@ -215,8 +215,9 @@ fn lane(query: &EventQuery<'_>) -> Lane {
 /// indexed yet) when they are few; else the column store when the search tests only what it
 /// keeps; else every row of the range, newest first.
 enum Plan {
-    Blocks((Vec<i64>, i64)),
-    Columns,
+    Blocks(Candidates),
+    /// Every part of the range, or only those holding a block the index names.
+    Columns(Option<Candidates>),
     ByTime,
 }
 
@@ -233,14 +234,15 @@ impl Plan {
         if search.root().is_none() || !columns::answers(search) {
             return Ok(listed.map_or(Plan::ByTime, Plan::Blocks));
         }
-        Ok(match listed {
-            Some(listed)
-                if listed.0.len() * by_columns::BLOCK_ROWS
-                    <= by_columns::parts_in_range(conn, scope)? * ROWS_WORTH_A_PART =>
-            {
-                Plan::Blocks(listed)
-            }
-            _ => Plan::Columns,
+        let Some(listed) = listed else { return Ok(Plan::Columns(None)) };
+        // Rows named against the parts holding them (at most the range's).
+        let parts: std::collections::HashSet<i64> =
+            listed.blocks.iter().map(|block| block >> (columns::PART_SHIFT - text_index::BLOCK_SHIFT)).collect();
+        let parts = parts.len().min(by_columns::parts_in_range(conn, scope)?);
+        Ok(if listed.blocks.len() * by_columns::BLOCK_ROWS <= parts * ROWS_WORTH_A_PART {
+            Plan::Blocks(listed)
+        } else {
+            Plan::Columns(Some(listed))
         })
     }
 }
@@ -380,7 +382,9 @@ impl LogStore for LocalStore {
                         read::by_time(conn, &scope, &mut checker, &mut page)?;
                         return Ok(page.events);
                     }
-                    Plan::Columns => by_columns::page_by_columns(conn, &scope, &names, &mut checker, &mut newest)?,
+                    Plan::Columns(named) => {
+                        by_columns::page_by_columns(conn, &scope, (&names, named.as_ref()), &mut checker, &mut newest)?;
+                    }
                     Plan::Blocks(blocks) => read::in_blocks(conn, &scope, &blocks, &mut checker, &mut newest)?,
                 }
                 Ok(newest.heap.into_iter().map(|Reverse(ByTime(_, _, event))| event).collect())
@@ -411,7 +415,13 @@ impl LogStore for LocalStore {
                 let names = by_columns::Names { env: &env, group: &group };
                 match Plan::of(conn, &scope, &search, need.as_ref())? {
                     Plan::ByTime => read::by_time(conn, &scope, &mut checker, &mut histogram)?,
-                    Plan::Columns => by_columns::chart_by_columns(conn, &scope, &names, &mut checker, &mut histogram)?,
+                    Plan::Columns(named) => by_columns::chart_by_columns(
+                        conn,
+                        &scope,
+                        (&names, named.as_ref()),
+                        &mut checker,
+                        &mut histogram,
+                    )?,
                     Plan::Blocks(blocks) => read::in_blocks(conn, &scope, &blocks, &mut checker, &mut histogram)?,
                 }
             }

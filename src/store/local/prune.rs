@@ -20,7 +20,7 @@ use anyhow::{Context as _, anyhow};
 use rusqlite::{Connection, OptionalExtension, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
-use super::columns::PART_SHIFT;
+use super::columns::{PART_ROWS, PART_SHIFT};
 use super::text_index::{BLOCK_EVENTS, BLOCK_SHIFT};
 use super::write::{Request, Writer, rebuild_parts};
 use crate::clock::{DAY_MS, MINUTE_MS};
@@ -123,6 +123,7 @@ impl Writer {
         let mut counts: HashMap<(i64, i64, i64), i64> = HashMap::new();
         let mut blocks = BTreeSet::new();
         let mut parts = BTreeSet::new();
+        let mut part_blocks = BTreeSet::new();
         {
             let mut delete = tx.prepare_cached("DELETE FROM events WHERE seq = ?1 RETURNING stream, ts, level")?;
             for &seq in seqs {
@@ -132,6 +133,7 @@ impl Writer {
                 if let Some((stream, ts, level)) = row {
                     *counts.entry((stream, ts.div_euclid(MINUTE_MS), level)).or_default() += 1;
                     blocks.insert(seq >> BLOCK_SHIFT);
+                    part_blocks.insert(seq >> PART_SHIFT);
                     if (self.columns_from..self.columns_upto).contains(&seq) {
                         parts.insert((seq >> PART_SHIFT, stream));
                     }
@@ -161,6 +163,12 @@ impl Writer {
             }
             tx.prepare_cached("DELETE FROM grams WHERE rowid = ?1")?.execute([block])?;
             tx.prepare_cached("DELETE FROM tokens WHERE rowid = ?1")?.execute([block])?;
+        }
+        for block in part_blocks {
+            let first = block << PART_SHIFT;
+            if !any_left.query_row([first, first + PART_ROWS], |row| row.get::<_, bool>(0))? {
+                tx.prepare_cached("DELETE FROM part_grams WHERE rowid = ?1")?.execute([block])?;
+            }
         }
         for (block, stream) in parts {
             rebuild_parts(tx, block, Some(stream))?;

@@ -12,6 +12,8 @@ use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, OptionalExtension, params_from_iter};
 
 use super::codec::BodyDecoder;
+use super::columns::PART_SHIFT;
+use super::schema::index_mark;
 use super::text_index::{BLOCK_EVENTS, BLOCK_SHIFT, Need};
 use crate::clock::MINUTE_MS;
 use crate::event::{Level, StoredEvent};
@@ -189,31 +191,39 @@ pub(super) fn by_time(
     Ok(())
 }
 
-/// The blocks that may hold a match of `need`, newest first, and the first `seq` not indexed
-/// (every row from it on must be read too); `None` when the index names too many blocks to
-/// be worth it.
-pub(super) fn candidate_blocks(conn: &Connection, need: &Need) -> rusqlite::Result<Option<(Vec<i64>, i64)>> {
+/// What the search index names for a query: the blocks that may hold a match, newest first, and
+/// the first `seq` it does not cover (every row from it on must be read too).
+pub(super) struct Candidates {
+    pub blocks: Vec<i64>,
+    pub unindexed_from: i64,
+}
+
+/// `None` when the index names too many blocks to be worth it.
+pub(super) fn candidate_blocks(conn: &Connection, need: &Need) -> rusqlite::Result<Option<Candidates>> {
     // Read before the index: rows indexed after this are then in the tail, never in neither.
-    let indexed_upto: i64 = conn
-        .query_row("SELECT value FROM index_state WHERE name = 'indexed_upto'", [], |row| row.get(0))
-        .optional()?
-        .unwrap_or(0);
-    Ok(blocks(conn, need)?.map(|blocks| (blocks, indexed_upto)))
+    let mut unindexed_from = index_mark(conn, "indexed_upto")?;
+    if need.names_grams() {
+        // A message's trigrams are indexed with its part's columns.
+        unindexed_from = unindexed_from.min(index_mark(conn, "columns_upto")?);
+    }
+    Ok(blocks(conn, need)?.map(|blocks| Candidates { blocks, unindexed_from }))
 }
 
 /// Sorted newest first, without repeats; `None` for "too many to list".
 fn blocks(conn: &Connection, need: &Need) -> rusqlite::Result<Option<Vec<i64>>> {
     match need {
-        Need::Grams { words, .. } => matching(conn, "grams", words),
-        Need::Token { word, .. } => matching(conn, "tokens", word),
+        Need::Grams { words, .. } => gram_blocks(conn, words),
+        Need::Token { word, .. } => matching(conn, "tokens", word, MAX_CANDIDATE_BLOCKS),
         Need::All(parts) => {
             // Parts on one table go to FTS5 as one expression: it intersects posting lists
             // faster than we can, and a common word next to a rare one costs nothing.
             let mut lists = Vec::new();
-            for (table, exprs) in [("grams", grams_of(parts)), ("tokens", tokens_of(parts))] {
-                if !exprs.is_empty() {
-                    lists.push(matching(conn, table, &exprs.join(" AND "))?);
-                }
+            let (grams, tokens) = (grams_of(parts), tokens_of(parts));
+            if !grams.is_empty() {
+                lists.push(gram_blocks(conn, &grams.join(" AND "))?);
+            }
+            if !tokens.is_empty() {
+                lists.push(matching(conn, "tokens", &tokens.join(" AND "), MAX_CANDIDATE_BLOCKS)?);
             }
             for part in parts.iter().filter(|p| matches!(p, Need::All(_) | Need::Any(_))) {
                 lists.push(blocks(conn, part)?);
@@ -244,14 +254,30 @@ fn tokens_of(parts: &[Need]) -> Vec<String> {
     parts.iter().filter_map(|p| if let Need::Token { word, .. } = p { Some(word.clone()) } else { None }).collect()
 }
 
-/// The blocks of `table` matching an FTS5 expression, newest first; `None` past the cap.
-fn matching(conn: &Connection, table: &str, expr: &str) -> rusqlite::Result<Option<Vec<i64>>> {
+/// The blocks whose messages may hold the trigrams of an FTS5 expression, newest first: those
+/// indexed a block at a time (`grams`), and every block of each part indexed whole
+/// (`part_grams`); `None` past the cap.
+fn gram_blocks(conn: &Connection, expr: &str) -> rusqlite::Result<Option<Vec<i64>>> {
+    const BLOCKS_PER_PART: i64 = 1 << (PART_SHIFT - BLOCK_SHIFT);
+    let Some(mut blocks) = matching(conn, "grams", expr, MAX_CANDIDATE_BLOCKS)? else { return Ok(None) };
+    let max_parts = MAX_CANDIDATE_BLOCKS / BLOCKS_PER_PART as usize;
+    let Some(parts) = matching(conn, "part_grams", expr, max_parts)? else { return Ok(None) };
+    for part in parts {
+        let first = part * BLOCKS_PER_PART;
+        blocks.extend(first..first + BLOCKS_PER_PART);
+    }
+    blocks.sort_unstable_by(|a, b| b.cmp(a));
+    blocks.dedup();
+    Ok((blocks.len() <= MAX_CANDIDATE_BLOCKS).then_some(blocks))
+}
+
+/// The rows of `table` matching an FTS5 expression, newest first; `None` past `cap`.
+fn matching(conn: &Connection, table: &str, expr: &str, cap: usize) -> rusqlite::Result<Option<Vec<i64>>> {
     let mut stmt =
         conn.prepare_cached(&format!("SELECT rowid FROM {table} WHERE {table} MATCH ?1 ORDER BY rowid DESC LIMIT ?2"))?;
-    let found: Vec<i64> = stmt
-        .query_map(rusqlite::params![expr, MAX_CANDIDATE_BLOCKS as i64 + 1], |row| row.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    Ok((found.len() <= MAX_CANDIDATE_BLOCKS).then_some(found))
+    let found: Vec<i64> =
+        stmt.query_map(rusqlite::params![expr, cap as i64 + 1], |row| row.get(0))?.collect::<rusqlite::Result<_>>()?;
+    Ok((found.len() <= cap).then_some(found))
 }
 
 /// Both lists are sorted newest first.
@@ -271,18 +297,35 @@ fn intersect(a: &[i64], b: &[i64]) -> Vec<i64> {
     both
 }
 
-/// Offers the scope's events in `blocks` and in the unindexed tail (from `indexed_upto`), in no
-/// particular order, until the sink has enough.
+/// Offers the scope's events in the candidate blocks and the rows the index does not cover, in
+/// no particular order, until the sink has enough.
 pub(super) fn in_blocks(
     conn: &Connection,
     scope: &Scope,
-    (blocks, indexed_upto): &(Vec<i64>, i64),
+    candidates: &Candidates,
     checker: &mut Checker<'_>,
     sink: &mut dyn Sink,
 ) -> rusqlite::Result<()> {
-    let ranges = std::iter::once((*indexed_upto, i64::MAX))
-        .chain(blocks.iter().map(|block| (block << BLOCK_SHIFT, (block << BLOCK_SHIFT) + BLOCK_EVENTS)));
+    // Blocks the tail holds (indexed by their tokens, but not sealed with their trigrams yet)
+    // are read with it, once.
+    let tail = candidates.unindexed_from;
+    let listed = block_ranges(&candidates.blocks).into_iter().map(|(first, end)| (first, end.min(tail)));
+    let ranges = std::iter::once((tail, i64::MAX)).chain(listed);
     in_seq_ranges(conn, scope, ranges, checker, sink).map(|_| ())
+}
+
+/// The `seq` ranges of blocks listed newest first, neighbours joined (a part's 128 blocks are
+/// one range).
+pub(super) fn block_ranges(blocks: &[i64]) -> Vec<(i64, i64)> {
+    let mut ranges: Vec<(i64, i64)> = Vec::new();
+    for &block in blocks {
+        let (first, end) = (block << BLOCK_SHIFT, (block << BLOCK_SHIFT) + BLOCK_EVENTS);
+        match ranges.last_mut() {
+            Some(last) if last.0 == end => last.0 = first,
+            _ => ranges.push((first, end)),
+        }
+    }
+    ranges
 }
 
 /// Offers the scope's events whose `seq` is in the ranges (`first..end`), in no particular

@@ -10,7 +10,8 @@
 //! - `counts`: events per (stream, minute, level), kept at ingest in the same transaction, so
 //!   charts and the home page never count rows.
 //! - `grams`, `tokens`: the search index over blocks of rows ([`super::text_index`]);
-//!   `index_state.indexed_upto` is the first `seq` not in it yet.
+//!   `index_state.indexed_upto` is the first `seq` not in it yet. `part_grams`: the messages'
+//!   trigrams per block of 4,096 rows, stored with their columns.
 //! - `column_parts`, `column_frames`: the fields people filter on as columns, per stream and
 //!   block of 4,096 rows, a row per column ([`super::columns`]); `index_state.columns_upto` is the first `seq` without them, and
 //!   `columns_from` the first with them (a store from before columns is backfilled).
@@ -47,6 +48,9 @@ CREATE TABLE IF NOT EXISTS counts (
     PRIMARY KEY (stream, minute, level)
 ) WITHOUT ROWID;
 CREATE VIRTUAL TABLE IF NOT EXISTS grams USING fts5 (
+    text, content = '', contentless_delete = 1, detail = none, tokenize = 'ascii'
+);
+CREATE VIRTUAL TABLE IF NOT EXISTS part_grams USING fts5 (
     text, content = '', contentless_delete = 1, detail = none, tokenize = 'ascii'
 );
 CREATE VIRTUAL TABLE IF NOT EXISTS tokens USING fts5 (
@@ -103,4 +107,14 @@ fn has_first_layout(conn: &Connection) -> anyhow::Result<bool> {
         .query_row("SELECT name FROM pragma_table_info('events') WHERE name = 'message'", [], |row| row.get(0))
         .optional()?;
     Ok(found.is_some())
+}
+
+/// A mark of `index_state` (0 before it is first set), read with a cached statement: the reads
+/// take their marks before they read what the marks cover.
+pub(super) fn index_mark(conn: &Connection, name: &str) -> rusqlite::Result<i64> {
+    Ok(conn
+        .prepare_cached("SELECT value FROM index_state WHERE name = ?1")?
+        .query_row([name], |row| row.get(0))
+        .optional()?
+        .unwrap_or(0))
 }

@@ -11,7 +11,7 @@ use anyhow::{Context as _, anyhow};
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
-use super::columns::{SealJob, Sealed, seal_part};
+use super::columns::{SealJob, Sealed};
 use super::write::{Request, Writer};
 use crate::sqlite::CommitFailed;
 
@@ -21,12 +21,7 @@ pub(super) fn spawn(jobs: std_mpsc::Receiver<SealJob>, writer: mpsc::WeakSender<
         .name("local-store-sealer".into())
         .spawn(move || {
             for job in jobs {
-                let sealed = job
-                    .streams
-                    .iter()
-                    .filter_map(|(stream, rows)| seal_part(*stream, job.block, rows).transpose())
-                    .collect::<anyhow::Result<Vec<_>>>()
-                    .map(|parts| Sealed { block: job.block, parts });
+                let sealed = job.seal();
                 // The values are freed here, not on the writer thread.
                 drop(job);
                 let stored = sealed.and_then(|sealed| store(&writer, sealed));

@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 use super::codec::{BodyDecoder, BodyEncoder, NewestDictionary, train_dictionary};
 use super::columns::{ColumnRow, PART_ROWS, PART_SHIFT, SealJob, Sealed, SealedPart, seal_part};
 use super::schema::FIRST_LAYOUT_TABLE;
-use super::text_index::{BLOCK_EVENTS, BLOCK_SHIFT, IndexText, document};
+use super::text_index::{BLOCK_EVENTS, BLOCK_SHIFT, IndexText, document, part_document};
 use crate::clock::MINUTE_MS;
 use crate::event::{Level, StoredEvent};
 use crate::sqlite::{AfterCommit, CommitFailed};
@@ -95,8 +95,17 @@ fn insert_part(tx: &Transaction<'_>, block: i64, part: SealedPart) -> anyhow::Re
     Ok(())
 }
 
-/// Writes a block's columns again from its rows' bodies: every stream's, or one stream's (after
-/// some of its rows were deleted). A stream left with no row in the block has no part.
+/// Writes a block's message trigrams (`part_grams`), in place of any it had.
+fn store_part_grams(tx: &Transaction<'_>, block: i64, document: &str) -> anyhow::Result<()> {
+    tx.prepare_cached("DELETE FROM part_grams WHERE rowid = ?1")?.execute([block])?;
+    tx.prepare_cached("INSERT INTO part_grams (rowid, text) VALUES (?1, ?2)")?
+        .execute(rusqlite::params![block, document])?;
+    Ok(())
+}
+
+/// Writes a block's columns again from its rows' bodies: every stream's, with the block's
+/// trigrams, or one stream's (after some of its rows were deleted: the trigrams of the block
+/// still name all its rows left). A stream left with no row in the block has no part.
 pub(super) fn rebuild_parts(tx: &Transaction<'_>, block: i64, stream: Option<i64>) -> anyhow::Result<()> {
     let first = block << PART_SHIFT;
     let gone: Vec<i64> = tx
@@ -118,6 +127,10 @@ pub(super) fn rebuild_parts(tx: &Transaction<'_>, block: i64, stream: Option<i64
             let event = decoder.event(tx, &row.get::<_, Vec<u8>>(2)?)?;
             by_stream.entry(row.get(1)?).or_default().push((row.get(0)?, ColumnRow::of(&event)));
         }
+    }
+    if stream.is_none() {
+        let messages = by_stream.values().flatten().map(|(_, row)| row.folded_message());
+        store_part_grams(tx, block, &part_document(messages))?;
     }
     for (stream, rows) in by_stream {
         if let Some(part) = seal_part(stream, block, &rows)? {
@@ -197,7 +210,7 @@ impl Writer {
                 let (seq, stream): (i64, i64) = (row.get(0)?, row.get(1)?);
                 let event = decoder.event(conn, &row.get::<_, Vec<u8>>(2)?)?;
                 if seq >= indexed_upto {
-                    pending.push((seq, IndexText::of(&event)));
+                    pending.push((seq, IndexText::with_grams(&event)));
                 }
                 if seq >= columns_upto {
                     column_pending.push((seq, stream, ColumnRow::of(&event)));
@@ -335,6 +348,7 @@ impl Writer {
             .collect::<rusqlite::Result<_>>()?;
         let rows_sealed: BTreeMap<i64, usize> = sealed.parts.iter().map(|part| (part.stream, part.rows)).collect();
         if rows_now == rows_sealed {
+            store_part_grams(&tx, sealed.block, &sealed.grams)?;
             for part in sealed.parts {
                 insert_part(&tx, sealed.block, part)?;
             }
@@ -361,8 +375,10 @@ impl Writer {
                 let texts: Vec<IndexText> = self.pending.drain(..taken).map(|(_, text)| text).collect();
                 let grams = document(texts.iter().map(|t| &t.grams[..]));
                 let tokens = document(texts.iter().map(|t| &t.tokens[..]));
-                tx.prepare_cached("INSERT INTO grams (rowid, text) VALUES (?1, ?2)")?
-                    .execute(rusqlite::params![block, grams])?;
+                if !grams.is_empty() {
+                    tx.prepare_cached("INSERT INTO grams (rowid, text) VALUES (?1, ?2)")?
+                        .execute(rusqlite::params![block, grams])?;
+                }
                 tx.prepare_cached("INSERT INTO tokens (rowid, text) VALUES (?1, ?2)")?
                     .execute(rusqlite::params![block, tokens])?;
             }
@@ -469,7 +485,10 @@ impl Writer {
             let mut rows = Vec::with_capacity(chunk.len());
             for (_, body) in &chunk {
                 let event: StoredEvent = serde_json::from_str(body).context("an event of the first layout")?;
-                rows.push(Row::from_event(&event, &mut encoder)?);
+                let mut row = Row::from_event(&event, &mut encoder)?;
+                // Found by their blocks' trigrams until the backfill gives them parts.
+                row.text = IndexText::with_grams(&event);
+                rows.push(row);
             }
             self.insert(&tx, rows.iter_mut())?;
             tx.execute(&format!("DELETE FROM {FIRST_LAYOUT_TABLE} WHERE id <= ?1"), [last_id])?;
