@@ -47,22 +47,35 @@ const QUERIES: [&str; 25] = [
     "nothing-matches-this",
 ];
 
-/// A part's trigram document, made from the folded messages its columns keep, names the same
-/// trigrams the index made of each message when it indexed 32-row blocks.
+/// A span's trigram document, made from the folded messages its part's columns keep, names the
+/// same trigrams the index made of each of its messages when it indexed 32-row blocks.
 #[test]
-fn part_grams_name_the_trigrams_of_every_message() {
+fn span_grams_name_the_trigrams_of_every_message_of_the_span() {
     use super::columns::ColumnRow;
-    use super::text_index::part_document;
+    use super::text_index::{SPAN_SHIFT, span_documents};
     let now = OffsetDateTime::now_utc();
     let mut all = events(now);
     all.push(event("Zahlung für Straße fehlgeschlagen — ÄÖÜ İstanbul ǅ", "error", "production", now));
-    for stored in &all {
-        let row = ColumnRow::of(stored);
-        let expected = document(std::iter::once(&IndexText::with_grams(stored).grams[..]));
-        assert!(!expected.is_empty(), "{}", stored.message);
-        assert_eq!(part_document(std::iter::once(row.folded_message())), expected, "{}", stored.message);
-        assert!(IndexText::of(stored).grams.is_empty(), "ingest leaves the trigrams to the part");
+    let rows: Vec<ColumnRow> = all.iter().map(ColumnRow::of).collect();
+    // Rows from the middle of a span on, in any order: a part's streams are handed over apart.
+    let first_seq = 3 << SPAN_SHIFT | 500;
+    let seqs = (0..all.len() as i64).map(|i| first_seq + if i % 2 == 0 { i } else { all.len() as i64 + i });
+    let numbered: Vec<(i64, &StoredEvent, &ColumnRow)> =
+        seqs.zip(&all).zip(&rows).map(|((s, e), r)| (s, e, r)).collect();
+    let documents = span_documents(numbered.iter().map(|(seq, _, row)| (*seq, row.folded_message())));
+    let spans: Vec<i64> = documents.iter().map(|(span, _)| *span).collect();
+    let mut expected_spans: Vec<i64> = numbered.iter().map(|(seq, ..)| seq >> SPAN_SHIFT).collect();
+    expected_spans.sort_unstable();
+    expected_spans.dedup();
+    assert_eq!(spans, expected_spans);
+    for (span, document_of_span) in &documents {
+        let texts: Vec<IndexText> = (numbered.iter())
+            .filter(|(seq, ..)| seq >> SPAN_SHIFT == *span)
+            .map(|(_, stored, _)| IndexText::with_grams(stored))
+            .collect();
+        assert_eq!(document_of_span, &document(texts.iter().map(|text| &text.grams[..])), "span {span}");
     }
+    assert!(all.iter().all(|stored| IndexText::of(stored).grams.is_empty()), "ingest leaves the trigrams to the span");
 }
 
 fn events(now: OffsetDateTime) -> Vec<StoredEvent> {
@@ -178,7 +191,7 @@ fn mark(dir: &Path, name: &str) -> i64 {
     db(dir).query_row("SELECT value FROM index_state WHERE name = ?1", [name], |row| row.get(0)).expect("mark")
 }
 
-/// Gives every block of 32 rows its trigrams document, as stores did before `part_grams`.
+/// Gives every block of 32 rows its trigrams document, as stores did before `span_grams`.
 fn index_trigrams_by_block(conn: &rusqlite::Connection) {
     let mut decoder = BodyDecoder::default();
     let mut by_block: std::collections::BTreeMap<i64, Vec<IndexText>> = Default::default();
@@ -239,7 +252,7 @@ async fn columns_answer_as_the_evaluator_across_parts_deletions_and_a_store_from
     let conn = db(dir.path());
     conn.execute_batch(
         "DELETE FROM column_parts; DELETE FROM column_frames; DELETE FROM index_state WHERE name LIKE 'columns_%';
-         DELETE FROM part_grams;",
+         DELETE FROM span_grams;",
     )
     .expect("undo");
     index_trigrams_by_block(&conn);

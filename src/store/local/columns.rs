@@ -24,7 +24,7 @@ use std::collections::HashMap;
 use anyhow::{Context as _, bail};
 use serde_json::Value as Json;
 
-use super::text_index::part_document;
+use super::text_index::span_documents;
 use crate::event::{Level, StoredEvent};
 use crate::search::{Expr, Field, Node, Pattern, Query, fold_case, test_json, test_text, text_in_each, user_id, walk};
 use crate::store::histogram::level_index;
@@ -317,8 +317,9 @@ impl SealJob {
         let parts = (self.streams.iter())
             .filter_map(|(stream, rows)| seal_part(*stream, self.block, rows).transpose())
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let messages = self.streams.iter().flat_map(|(_, rows)| rows.iter().map(|(_, row)| row.folded_message()));
-        Ok(Sealed { block: self.block, parts, grams: part_document(messages) })
+        let messages =
+            self.streams.iter().flat_map(|(_, rows)| rows.iter().map(|(seq, row)| (*seq, row.folded_message())));
+        Ok(Sealed { block: self.block, parts, grams: span_documents(messages) })
     }
 }
 
@@ -326,8 +327,8 @@ impl SealJob {
 pub(super) struct Sealed {
     pub block: i64,
     pub parts: Vec<SealedPart>,
-    /// The block's `part_grams` document ([`super::text_index::part_document`]).
-    pub grams: String,
+    /// The `span_grams` documents of its spans ([`super::text_index::span_documents`]).
+    pub grams: Vec<(i64, String)>,
 }
 
 pub(super) struct SealedPart {

@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::columns::{PART_ROWS, PART_SHIFT};
 use super::text_index::{BLOCK_EVENTS, BLOCK_SHIFT};
-use super::write::{Request, Writer, rebuild_parts};
+use super::write::{Request, Writer, delete_span_grams, rebuild_parts};
 use crate::clock::{DAY_MS, MINUTE_MS};
 use crate::config::Config;
 use crate::sqlite::CommitFailed;
@@ -167,7 +167,7 @@ impl Writer {
         for block in part_blocks {
             let first = block << PART_SHIFT;
             if !any_left.query_row([first, first + PART_ROWS], |row| row.get::<_, bool>(0))? {
-                tx.prepare_cached("DELETE FROM part_grams WHERE rowid = ?1")?.execute([block])?;
+                delete_span_grams(tx, block)?;
             }
         }
         for (block, stream) in parts {

@@ -12,9 +12,8 @@ use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, OptionalExtension, params_from_iter};
 
 use super::codec::BodyDecoder;
-use super::columns::PART_SHIFT;
 use super::schema::index_mark;
-use super::text_index::{BLOCK_EVENTS, BLOCK_SHIFT, Need};
+use super::text_index::{BLOCK_EVENTS, BLOCK_SHIFT, Need, SPAN_SHIFT};
 use crate::clock::MINUTE_MS;
 use crate::event::{Level, StoredEvent};
 use crate::search::{Query, fold_case};
@@ -255,16 +254,16 @@ fn tokens_of(parts: &[Need]) -> Vec<String> {
 }
 
 /// The blocks whose messages may hold the trigrams of an FTS5 expression, newest first: those
-/// indexed a block at a time (`grams`), and every block of each part indexed whole
-/// (`part_grams`); `None` past the cap.
+/// indexed a block at a time (`grams`), and every block of each span indexed whole
+/// (`span_grams`); `None` past the cap.
 fn gram_blocks(conn: &Connection, expr: &str) -> rusqlite::Result<Option<Vec<i64>>> {
-    const BLOCKS_PER_PART: i64 = 1 << (PART_SHIFT - BLOCK_SHIFT);
+    const BLOCKS_PER_SPAN: i64 = 1 << (SPAN_SHIFT - BLOCK_SHIFT);
     let Some(mut blocks) = matching(conn, "grams", expr, MAX_CANDIDATE_BLOCKS)? else { return Ok(None) };
-    let max_parts = MAX_CANDIDATE_BLOCKS / BLOCKS_PER_PART as usize;
-    let Some(parts) = matching(conn, "part_grams", expr, max_parts)? else { return Ok(None) };
-    for part in parts {
-        let first = part * BLOCKS_PER_PART;
-        blocks.extend(first..first + BLOCKS_PER_PART);
+    let max_spans = MAX_CANDIDATE_BLOCKS / BLOCKS_PER_SPAN as usize;
+    let Some(spans) = matching(conn, "span_grams", expr, max_spans)? else { return Ok(None) };
+    for span in spans {
+        let first = span * BLOCKS_PER_SPAN;
+        blocks.extend(first..first + BLOCKS_PER_SPAN);
     }
     blocks.sort_unstable_by(|a, b| b.cmp(a));
     blocks.dedup();

@@ -10,8 +10,8 @@
 //! - `counts`: events per (stream, minute, level), kept at ingest in the same transaction, so
 //!   charts and the home page never count rows.
 //! - `grams`, `tokens`: the search index over blocks of rows ([`super::text_index`]);
-//!   `index_state.indexed_upto` is the first `seq` not in it yet. `part_grams`: the messages'
-//!   trigrams per block of 4,096 rows, stored with their columns.
+//!   `index_state.indexed_upto` is the first `seq` not in it yet. `span_grams`: the messages'
+//!   trigrams per span of 1,024 rows, stored with their part's columns.
 //! - `column_parts`, `column_frames`: the fields people filter on as columns, per stream and
 //!   block of 4,096 rows, a row per column ([`super::columns`]); `index_state.columns_upto` is the first `seq` without them, and
 //!   `columns_from` the first with them (a store from before columns is backfilled).
@@ -50,7 +50,7 @@ CREATE TABLE IF NOT EXISTS counts (
 CREATE VIRTUAL TABLE IF NOT EXISTS grams USING fts5 (
     text, content = '', contentless_delete = 1, detail = none, tokenize = 'ascii'
 );
-CREATE VIRTUAL TABLE IF NOT EXISTS part_grams USING fts5 (
+CREATE VIRTUAL TABLE IF NOT EXISTS span_grams USING fts5 (
     text, content = '', contentless_delete = 1, detail = none, tokenize = 'ascii'
 );
 CREATE VIRTUAL TABLE IF NOT EXISTS tokens USING fts5 (

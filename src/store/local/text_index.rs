@@ -10,18 +10,20 @@
 //! - `grams`: every trigram of the events' lower-cased messages, so a word or phrase — any
 //!   substring of three characters or more — finds its blocks. A trigram's key is its three
 //!   characters' code points (21 bits each): exact, never a collision. Since the column store,
-//!   the trigrams are kept per *part* of 4,096 rows in `part_grams` instead, written with the
-//!   part's columns: a part's messages share most trigrams, so that is a fifteenth of the keys
-//!   (a third of ingest CPU was this index), and the columns test a named part's messages in a
-//!   millisecond. `grams` holds the blocks of stores written before, and of rows that may never
-//!   be sealed (see [`IndexText::with_grams`]); a query asks both.
+//!   the trigrams are kept per *span* of 1,024 rows in `span_grams` instead, written with their
+//!   part's columns: a span's messages share most trigrams, so that is a fifth of the keys (a
+//!   third of ingest CPU was this index), and the columns test a named span's part in about a
+//!   millisecond. Spans, not whole parts: in 4,096 messages nearly every trigram of hex digits
+//!   occurs, so a pasted UUID would name every part; in 1,024 it names about one in 250.
+//!   `grams` holds the blocks of stores written before, and of rows that may never be sealed
+//!   (see [`IndexText::with_grams`]); a query asks both.
 //! - `tokens`: one key per (field, value) of the fields a query can compare for equality
 //!   (`type`, `code`, `user`, `extra.*`, …), a hash of the two, so `user:u-42` finds its blocks.
 //!
 //! [`Need`] is what a query requires of a matching event in terms of these indexes: a necessary
 //! condition, never a sufficient one. The index narrows; the evaluator decides.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -33,9 +35,12 @@ use crate::search::{Expr, Field, Node, Op, Query, Value, fold_case};
 /// Events per indexed block: `block = seq >> BLOCK_SHIFT`.
 pub(super) const BLOCK_SHIFT: u32 = 5;
 pub(super) const BLOCK_EVENTS: i64 = 1 << BLOCK_SHIFT;
+/// Rows per span of `span_grams`: `span = seq >> SPAN_SHIFT`, a quarter of a part of columns.
+pub(super) const SPAN_SHIFT: u32 = 10;
 /// At most this many trigrams of one query segment go to the index: a long phrase is as
-/// selective with its first and last few trigrams as with all of them, and cheaper.
-const MAX_GRAMS_PER_SEGMENT: usize = 12;
+/// selective with its first and last few trigrams as with all of them, and cheaper. All of a
+/// UUID's 34: a span holds most of them by chance, and only all of them name it alone.
+const MAX_GRAMS_PER_SEGMENT: usize = 36;
 
 /// What one event adds to its block's documents: keys, in any order, perhaps repeated (the
 /// block's document de-duplicates them all at once).
@@ -47,7 +52,7 @@ pub(super) struct IndexText {
 
 impl IndexText {
     /// The block's keys of an event as ingest writes them: its field values only. Its message's
-    /// trigrams go to the index with its part's ([`part_document`]), once per part.
+    /// trigrams go to the index with its span's ([`span_documents`]), once per span.
     pub(super) fn of(event: &StoredEvent) -> IndexText {
         let mut tokens = Tokens::default();
         for (name, value) in event.text_fields() {
@@ -88,14 +93,22 @@ impl IndexText {
     }
 }
 
-/// The `part_grams` document of a part of 4,096 rows: every trigram of its (folded) messages
-/// once. Its rows' messages are alike, so this is a fifteenth of the keys their 128 block
-/// documents held, and a part's rows are then found by its columns in about a millisecond.
-pub(super) fn part_document<'a>(folded_messages: impl Iterator<Item = &'a str>) -> String {
-    let distinct: HashSet<&str> = folded_messages.collect();
+/// The `span_grams` documents of a part's rows, `(seq, folded message)` in any order: per span
+/// of 1,024 rows, every trigram of its messages once. Its rows' messages are alike, so that is a
+/// fifth of the keys their 32 block documents held.
+pub(super) fn span_documents<'a>(rows: impl Iterator<Item = (i64, &'a str)>) -> Vec<(i64, String)> {
+    let mut spans: BTreeMap<i64, HashSet<&str>> = BTreeMap::new();
+    for (seq, message) in rows {
+        spans.entry(seq >> SPAN_SHIFT).or_default().insert(message);
+    }
+    (spans.into_iter()).map(|(span, messages)| (span, span_document(messages.into_iter()))).collect()
+}
+
+/// The document of one span's (folded) messages.
+pub(super) fn span_document<'a>(folded_messages: impl Iterator<Item = &'a str>) -> String {
     // Folded already: folding again could change a rare character the query folded once.
     let keys: Vec<Vec<u64>> =
-        distinct.into_iter().map(|m| if m.is_ascii() { message_trigrams(m) } else { trigrams(m) }).collect();
+        folded_messages.map(|m| if m.is_ascii() { message_trigrams(m) } else { trigrams(m) }).collect();
     document(keys.iter().map(Vec::as_slice))
 }
 

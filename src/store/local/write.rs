@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 use super::codec::{BodyDecoder, BodyEncoder, NewestDictionary, train_dictionary};
 use super::columns::{ColumnRow, PART_ROWS, PART_SHIFT, SealJob, Sealed, SealedPart, seal_part};
 use super::schema::FIRST_LAYOUT_TABLE;
-use super::text_index::{BLOCK_EVENTS, BLOCK_SHIFT, IndexText, document, part_document};
+use super::text_index::{BLOCK_EVENTS, BLOCK_SHIFT, IndexText, SPAN_SHIFT, document, span_documents};
 use crate::clock::MINUTE_MS;
 use crate::event::{Level, StoredEvent};
 use crate::sqlite::{AfterCommit, CommitFailed};
@@ -95,11 +95,22 @@ fn insert_part(tx: &Transaction<'_>, block: i64, part: SealedPart) -> anyhow::Re
     Ok(())
 }
 
-/// Writes a block's message trigrams (`part_grams`), in place of any it had.
-fn store_part_grams(tx: &Transaction<'_>, block: i64, document: &str) -> anyhow::Result<()> {
-    tx.prepare_cached("DELETE FROM part_grams WHERE rowid = ?1")?.execute([block])?;
-    tx.prepare_cached("INSERT INTO part_grams (rowid, text) VALUES (?1, ?2)")?
-        .execute(rusqlite::params![block, document])?;
+/// Writes a block's message trigrams (`span_grams`), in place of any its spans had.
+fn store_span_grams(tx: &Transaction<'_>, block: i64, documents: &[(i64, String)]) -> anyhow::Result<()> {
+    delete_span_grams(tx, block)?;
+    for (span, document) in documents {
+        tx.prepare_cached("INSERT INTO span_grams (rowid, text) VALUES (?1, ?2)")?
+            .execute(rusqlite::params![span, document])?;
+    }
+    Ok(())
+}
+
+/// Deletes the trigrams of a block's spans.
+pub(super) fn delete_span_grams(tx: &Transaction<'_>, block: i64) -> anyhow::Result<()> {
+    let first = (block << PART_SHIFT) >> SPAN_SHIFT;
+    for span in first..first + (1 << (PART_SHIFT - SPAN_SHIFT)) {
+        tx.prepare_cached("DELETE FROM span_grams WHERE rowid = ?1")?.execute([span])?;
+    }
     Ok(())
 }
 
@@ -129,8 +140,8 @@ pub(super) fn rebuild_parts(tx: &Transaction<'_>, block: i64, stream: Option<i64
         }
     }
     if stream.is_none() {
-        let messages = by_stream.values().flatten().map(|(_, row)| row.folded_message());
-        store_part_grams(tx, block, &part_document(messages))?;
+        let messages = by_stream.values().flatten().map(|(seq, row)| (*seq, row.folded_message()));
+        store_span_grams(tx, block, &span_documents(messages))?;
     }
     for (stream, rows) in by_stream {
         if let Some(part) = seal_part(stream, block, &rows)? {
@@ -348,7 +359,7 @@ impl Writer {
             .collect::<rusqlite::Result<_>>()?;
         let rows_sealed: BTreeMap<i64, usize> = sealed.parts.iter().map(|part| (part.stream, part.rows)).collect();
         if rows_now == rows_sealed {
-            store_part_grams(&tx, sealed.block, &sealed.grams)?;
+            store_span_grams(&tx, sealed.block, &sealed.grams)?;
             for part in sealed.parts {
                 insert_part(&tx, sealed.block, part)?;
             }
