@@ -203,7 +203,16 @@ async fn main() -> anyhow::Result<()> {
                 (std::sync::Arc::clone(&store), std::sync::Arc::clone(&issues), std::mem::take(&mut batch));
             in_flight.spawn(async move {
                 let occurrences = Occurrence::of(&events);
-                store.append(events).await?;
+                // The store refuses appends while its column sealer is far behind (ingest then
+                // answers 503): the generator, faster than ingest, waits as a client would.
+                let mut waited = 0;
+                while let Err(error) = store.append(events.clone()).await {
+                    waited += 1;
+                    if waited > 600 {
+                        return Err(error);
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
                 issues.record(occurrences).await
             });
         }

@@ -158,6 +158,10 @@ pub(super) fn level_code(level: Level) -> i64 {
 
 pub(super) type AppendRequest = (Vec<Row>, oneshot::Sender<Result<(), CommitFailed>>);
 
+/// Rows handed to the sealer and not stored yet past which appends are refused: 64 parts, some
+/// 130 MB of column values, seconds of the sealer's work.
+const MAX_UNSEALED_ROWS: i64 = 64 * PART_ROWS;
+
 /// What the writer thread is asked to do: store rows, or run a task of maintenance (a step of
 /// deleting old rows, `super::prune`) on its connection after the round's appends; the task
 /// sends its own answer.
@@ -183,8 +187,11 @@ pub(super) struct Writer {
     pub(super) columns_upto: i64,
     /// The first `seq` whose block is not handed to the sealer yet.
     columns_handed_upto: i64,
-    /// Where complete blocks go to be sealed; set once the sealer thread runs.
+    /// Where complete blocks go to be sealed; set once the sealer thread runs, unset if it stops.
     pub(super) sealer: Option<std::sync::mpsc::Sender<SealJob>>,
+    /// Rows handed to the sealer and not stored yet past which appends are refused
+    /// ([`MAX_UNSEALED_ROWS`]).
+    pub(super) max_unsealed_rows: i64,
     /// The first `seq` of the oldest block with columns: a store written before columns existed
     /// has rows below it, which the backfill ([`Writer::backfill_columns`]) gives columns, a
     /// block at a time, newest first.
@@ -236,6 +243,7 @@ impl Writer {
             columns_upto,
             columns_handed_upto: columns_upto,
             sealer: None,
+            max_unsealed_rows: MAX_UNSEALED_ROWS,
             columns_from,
             column_pending,
             dictionary,
@@ -254,6 +262,11 @@ impl Writer {
                 Request::Maintain(task) => tasks.push(task),
             }
         }
+        if let Some(refused) = self.sealer_behind() {
+            for (_, reply) in batch.drain(..) {
+                let _ = reply.send(Err(refused.clone()));
+            }
+        }
         if !batch.is_empty() {
             self.commit_appends(conn, batch);
         }
@@ -268,13 +281,27 @@ impl Writer {
         AfterCommit::Wait
     }
 
+    /// Why appends wait, when the sealer is too far behind: the column values of the rows it has
+    /// not stored are in memory (its queue and this writer's), and a writer faster than the
+    /// sealer would hold ever more of them. Ingest answers 503 until the sealer catches up.
+    fn sealer_behind(&self) -> Option<CommitFailed> {
+        let behind = self.columns_handed_upto - self.columns_upto;
+        (self.sealer.is_some() && behind > self.max_unsealed_rows).then(|| {
+            CommitFailed::new(anyhow::anyhow!(
+                "the embedded store's column sealer is {behind} rows behind: ingest resumes as it catches up"
+            ))
+        })
+    }
+
     fn commit_appends(&mut self, conn: &mut Connection, mut batch: Vec<AppendRequest>) {
         let result = self.commit(conn, batch.iter_mut().flat_map(|(rows, _)| rows.iter_mut()));
         let result = result.map_err(|e| {
             tracing::error!(error = %format!("{e:#}"), requests = batch.len(), "embedded store commit failed");
             // What this round added to the writer's state was rolled back with it.
             match Writer::load(conn, Arc::clone(&self.dictionary)) {
-                Ok(fresh) => *self = Writer { sealer: self.sealer.take(), ..fresh },
+                Ok(fresh) => {
+                    *self = Writer { sealer: self.sealer.take(), max_unsealed_rows: self.max_unsealed_rows, ..fresh }
+                }
                 Err(reload) => tracing::error!(error = %format!("{reload:#}"), "reloading the writer's state"),
             }
             CommitFailed::new(e)
@@ -337,7 +364,9 @@ impl Writer {
                 SealJob { block: self.columns_handed_upto >> PART_SHIFT, streams: by_stream.into_iter().collect() };
             // Without a sealer (it stopped), the block stays unsealed until the next start.
             if let Some(sealer) = &self.sealer {
-                let _ = sealer.send(job);
+                if sealer.send(job).is_err() {
+                    self.sealer = None;
+                }
             }
             self.columns_handed_upto = end;
         }
