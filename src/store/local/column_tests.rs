@@ -267,24 +267,32 @@ async fn columns_answer_as_the_evaluator_across_parts_deletions_and_a_store_from
     check(&store, &kept, now, "backfilled").await;
 }
 
+/// A fresh store's writer, driven by the test on its thread, whose sealer is the test too: the
+/// jobs it hands over wait in the receiver.
+fn writer_with_sealer_by_hand(
+    dir: &Path,
+) -> (rusqlite::Connection, super::write::Writer, std::sync::mpsc::Receiver<super::columns::SealJob>) {
+    let conn = crate::sqlite::open_durable(&dir.join("events.db"), 1_024).expect("open");
+    super::schema::create(&conn).expect("schema");
+    let dictionary = std::sync::Arc::new(super::codec::NewestDictionary::default());
+    let mut writer = super::write::Writer::load(&conn, dictionary).expect("writer");
+    let (sealer, jobs) = std::sync::mpsc::channel();
+    writer.sealer = Some(sealer);
+    (conn, writer, jobs)
+}
+
 /// A block sealed off the writer thread whose rows were partly deleted (retention, the size
 /// cap) before the writer stored it: the sealed parts name rows that are gone, so the writer
 /// makes the parts again from the rows left. Driven by hand, without the sealer thread, so the
 /// deletion falls between the hand-over and the store every time.
 #[test]
 fn a_block_whose_rows_were_deleted_before_it_was_stored_is_sealed_from_the_rows_left() {
-    use super::codec::{BodyEncoder, NewestDictionary};
-    use super::columns::PART_ROWS;
-    use super::columns::{SealJob, Sealed};
-    use super::schema;
-    use super::write::{Request, Row, Writer};
+    use super::codec::BodyEncoder;
+    use super::columns::{PART_ROWS, Sealed};
+    use super::write::{Request, Row};
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut conn = crate::sqlite::open_durable(&dir.path().join("events.db"), 1_024).expect("open");
-    schema::create(&conn).expect("schema");
-    let mut writer = Writer::load(&conn, std::sync::Arc::new(NewestDictionary::default())).expect("writer");
-    let (sealer, jobs) = std::sync::mpsc::channel::<SealJob>();
-    writer.sealer = Some(sealer);
+    let (mut conn, mut writer, jobs) = writer_with_sealer_by_hand(dir.path());
     let now = OffsetDateTime::now_utc();
     let mut encoder = BodyEncoder::new(None).expect("encoder");
     // Two blocks and a bit, in two environments (two streams).
@@ -349,18 +357,13 @@ fn a_block_whose_rows_were_deleted_before_it_was_stored_is_sealed_from_the_rows_
 /// are taken again once it has stored what it was handed; a sealer that stopped holds nothing.
 #[test]
 fn appends_are_refused_while_the_sealer_is_too_far_behind() {
-    use super::codec::{BodyEncoder, NewestDictionary};
+    use super::codec::BodyEncoder;
     use super::columns::{PART_ROWS, SealJob};
-    use super::schema;
     use super::write::{Request, Row, Writer};
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut conn = crate::sqlite::open_durable(&dir.path().join("events.db"), 1_024).expect("open");
-    schema::create(&conn).expect("schema");
-    let mut writer = Writer::load(&conn, std::sync::Arc::new(NewestDictionary::default())).expect("writer");
+    let (mut conn, mut writer, jobs) = writer_with_sealer_by_hand(dir.path());
     writer.max_unsealed_rows = PART_ROWS;
-    let (sealer, jobs) = std::sync::mpsc::channel::<SealJob>();
-    writer.sealer = Some(sealer);
     let now = OffsetDateTime::now_utc();
     let mut encoder = BodyEncoder::new(None).expect("encoder");
     let mut next = 0i64;
