@@ -396,8 +396,14 @@ fn appends_are_refused_while_the_sealer_is_too_far_behind() {
     append(&mut writer, &mut conn, 10).expect("taken again");
     assert_eq!(stored(&conn), PART_ROWS * 2 + 15);
 
-    // A sealer that stopped: blocks stay unsealed until the next start, and appends go on.
+    // A sealer that stopped: blocks stay unsealed until the next start, and appends go on,
+    // whether the writer finds its queue closed or the sealer says it failed while appends wait.
     drop(jobs);
     append(&mut writer, &mut conn, PART_ROWS * 3).expect("stored");
     append(&mut writer, &mut conn, 10).expect("no sealer to wait for");
+    let (sealer, _jobs) = std::sync::mpsc::channel::<SealJob>();
+    writer.sealer = Some(sealer);
+    append(&mut writer, &mut conn, 10).expect_err("refused: the blocks since the mark wait for this one");
+    writer.sealer_stopped();
+    append(&mut writer, &mut conn, 10).expect("taken once the sealer has stopped");
 }

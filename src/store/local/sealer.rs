@@ -26,12 +26,29 @@ pub(super) fn spawn(jobs: std_mpsc::Receiver<SealJob>, writer: mpsc::WeakSender<
                 drop(job);
                 let stored = sealed.and_then(|sealed| store(&writer, sealed));
                 if let Err(error) = stored {
-                    tracing::warn!(error = %format!("{error:#}"), "sealing a block of columns");
+                    // Later blocks could not be stored past this one: the columns end here until
+                    // the next start seals from the mark, reads use the rows, and the writer stops
+                    // waiting for this thread (it would refuse appends for it forever).
+                    tracing::error!(
+                        error = %format!("{error:#}"),
+                        "sealing a block of columns failed: columns stop until the next start"
+                    );
+                    stop_waiting(&writer);
+                    return;
                 }
             }
         })
         .context("starting the column sealer thread")?;
     Ok(())
+}
+
+/// Tells the writer this thread has stopped.
+fn stop_waiting(writer: &mpsc::WeakSender<Request>) {
+    if let Some(sender) = writer.upgrade() {
+        let _ = sender.blocking_send(Request::Maintain(Box::new(|writer: &mut Writer, _: &mut Connection| {
+            writer.sealer_stopped()
+        })));
+    }
 }
 
 /// Asks the writer to store a sealed block, and waits for it (one block in flight at a time).

@@ -293,6 +293,12 @@ impl Writer {
         })
     }
 
+    /// The sealer thread has stopped: blocks stay unsealed until the next start, and appends no
+    /// longer wait for it.
+    pub(super) fn sealer_stopped(&mut self) {
+        self.sealer = None;
+    }
+
     fn commit_appends(&mut self, conn: &mut Connection, mut batch: Vec<AppendRequest>) {
         let result = self.commit(conn, batch.iter_mut().flat_map(|(rows, _)| rows.iter_mut()));
         let result = result.map_err(|e| {
