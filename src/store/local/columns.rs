@@ -103,25 +103,26 @@ fn in_id(c: char) -> bool {
 /// of [`in_id`] characters alone. So it lies in what the shape keeps as it is.
 fn shape_of(message: &str, out: &mut String) {
     out.clear();
-    // By bytes: id characters are ASCII, so every run starts and ends on a character boundary.
+    // By bytes, in one pass from digit to digit: id characters are ASCII, so every run starts
+    // and ends on a character boundary. What lies before a run's first digit (other runs, the
+    // run's own start) is copied as it is.
     let bytes = message.as_bytes();
-    let mut at = 0;
-    while at < bytes.len() {
-        let (start, id) = (at, in_id(char::from(bytes[at])));
-        while at < bytes.len() && in_id(char::from(bytes[at])) == id {
-            at += 1;
-        }
-        let run = &message[start..at];
-        let digits = run.bytes().position(|b| b.is_ascii_digit()).zip(run.bytes().rposition(|b| b.is_ascii_digit()));
-        match digits {
-            Some((first, last)) if id => {
-                out.push_str(&run[..first]);
-                out.push(SHAPE_MARK);
-                out.push_str(&run[last + 1..]);
+    let (mut copied, mut at) = (0, 0);
+    while let Some(found) = bytes[at..].iter().position(u8::is_ascii_digit) {
+        let first = at + found;
+        let (mut end, mut last) = (first + 1, first);
+        while end < bytes.len() && in_id(char::from(bytes[end])) {
+            if bytes[end].is_ascii_digit() {
+                last = end;
             }
-            _ => out.push_str(run),
+            end += 1;
         }
+        out.push_str(&message[copied..first]);
+        out.push(SHAPE_MARK);
+        out.push_str(&message[last + 1..end]);
+        (copied, at) = (end, end);
     }
+    out.push_str(&message[copied..]);
 }
 
 /// Whether a word or phrase is looked for in the messages' shapes ([`shape_of`]): each of its
@@ -1444,6 +1445,8 @@ mod tests {
         // Real words and ids.
         shape_of("payments job 4f1c9e2a-0b7d-4c1e finished in 854 ms, order ord-1042", &mut shape);
         assert_eq!(shape, "payments job \u{1}e finished in \u{1} ms, order ord-\u{1}");
+        shape_of("v2 é-9x a1b2c 00", &mut shape);
+        assert_eq!(shape, "v\u{1} é-\u{1}x a\u{1}c \u{1}");
         for (word, answered) in [
             ("timeout", true),
             ("payments", true),
