@@ -26,6 +26,7 @@ use crate::dynamo::{
 };
 use crate::ingest::Pipeline;
 use crate::ingest::follow::{self as issue_follow, Follower};
+use crate::ingest::refusals::RefusalLog;
 use crate::issues::{IssueIndex, SqliteIssueIndex};
 use crate::lease::{self, Lease, SqliteLeases};
 use crate::logout::Logouts;
@@ -187,6 +188,7 @@ impl App {
             tail: Arc::clone(&tail),
             max_event_bytes: config.limits.event_bytes,
             shared: shared_issues.clone().map(|index| index as Arc<dyn SharedTally>),
+            refusals: RefusalLog::default(),
         });
         let state = AppState {
             limits: Arc::new(RateLimits::new(&config.limits, &config.server.trusted_proxies)),

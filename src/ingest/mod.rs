@@ -20,6 +20,7 @@ pub mod follow;
 pub mod json;
 pub mod otlp;
 pub mod policy;
+pub mod refusals;
 pub mod sentry;
 
 use std::net::IpAddr;
@@ -38,6 +39,7 @@ use crate::project::Project;
 use crate::store::LogStore;
 use crate::tail::Tail;
 use crate::tally::{self, SharedTally, Tally};
+use refusals::RefusalLog;
 
 pub use policy::Context;
 
@@ -86,6 +88,8 @@ pub struct Pipeline {
     /// On a state shared by several tasks: where the issue counts, the minute counts and the
     /// threshold rules' matches go (instead of `issues`).
     pub shared: Option<Arc<dyn SharedTally>>,
+    /// The store's refusals, logged a line per interval rather than per batch.
+    pub refusals: RefusalLog,
 }
 
 /// What an accepted batch is recorded as, besides the events.
@@ -110,7 +114,7 @@ impl Pipeline {
         let live = self.tail.is_watched().then(|| events.clone());
         if let Err(error) = self.store.append(events).await {
             self.metrics.reject_many("unavailable", ids.len() as u64);
-            tracing::error!(error = format!("{error:#}"), events = ids.len(), "could not store an ingest batch");
+            self.refusals.note(&error, ids.len());
             return Err(NotStored);
         }
         // The events are stored: the index and the alerts are derived from them, and a failure
