@@ -14,11 +14,11 @@ use rusqlite::{Connection, params_from_iter};
 
 use super::columns::{
     ALL_LEVELS, Frame, LevelSet, MESSAGE_FRAMES, PART_SHIFT, Part, Rows, SHAPE_FRAMES, SHAPES_KEPT, ToRead, Verdicts,
-    frames_to_read, levels_of,
+    frames_to_read, levels_of, part_of_index_block,
 };
 use super::read::{Candidates, Checker, Scope, Sink, block_ranges, corrupt, in_seq_ranges};
 use super::schema::index_mark;
-use super::text_index::{BLOCK_EVENTS, BLOCK_SHIFT};
+use super::text_index::BLOCK_EVENTS;
 use crate::event::Level;
 use crate::search::Query;
 use crate::store::histogram::Histogram;
@@ -89,7 +89,7 @@ fn parts_named(
 ) -> rusqlite::Result<Vec<PartRef>> {
     let mut parts = parts(conn, scope, marks)?;
     if let Some(candidates) = named {
-        let blocks: HashSet<i64> = candidates.blocks.iter().map(|block| block >> (PART_SHIFT - BLOCK_SHIFT)).collect();
+        let blocks: HashSet<i64> = candidates.blocks.iter().map(|&block| part_of_index_block(block)).collect();
         let unindexed = candidates.unindexed_from >> PART_SHIFT;
         parts.retain(|part| blocks.contains(&part.block) || part.block >= unindexed);
     }

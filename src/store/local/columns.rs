@@ -32,6 +32,11 @@ use crate::store::histogram::level_index;
 /// Rows per block of columns: `block = seq >> PART_SHIFT`.
 pub(super) const PART_SHIFT: u32 = 12;
 pub(super) const PART_ROWS: i64 = 1 << PART_SHIFT;
+
+/// The block of columns holding a block of the search index.
+pub(super) fn part_of_index_block(index_block: i64) -> i64 {
+    index_block >> (PART_SHIFT - super::text_index::BLOCK_SHIFT)
+}
 /// A field's column past this many compressed bytes per row is left out of its part: the
 /// columns together must stay a small share of the store's ~260 bytes per event.
 const MAX_COLUMN_BYTES_PER_ROW: usize = 6;

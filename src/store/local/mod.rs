@@ -237,7 +237,7 @@ impl Plan {
         let Some(listed) = listed else { return Ok(Plan::Columns(None)) };
         // Rows named against the parts holding them (at most the range's).
         let parts: std::collections::HashSet<i64> =
-            listed.blocks.iter().map(|block| block >> (columns::PART_SHIFT - text_index::BLOCK_SHIFT)).collect();
+            listed.blocks.iter().map(|&block| columns::part_of_index_block(block)).collect();
         let parts = parts.len().min(by_columns::parts_in_range(conn, scope)?);
         Ok(if listed.blocks.len() * by_columns::BLOCK_ROWS <= parts * ROWS_WORTH_A_PART {
             Plan::Blocks(listed)

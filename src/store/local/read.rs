@@ -308,12 +308,14 @@ pub(super) fn in_blocks(
     // Blocks the tail holds (indexed by their tokens, but not sealed with their trigrams yet)
     // are read with it, once.
     let tail = candidates.unindexed_from;
-    let listed = block_ranges(&candidates.blocks).into_iter().map(|(first, end)| (first, end.min(tail)));
+    let listed = (block_ranges(&candidates.blocks).into_iter())
+        .filter(|(first, _)| *first < tail)
+        .map(|(first, end)| (first, end.min(tail)));
     let ranges = std::iter::once((tail, i64::MAX)).chain(listed);
     in_seq_ranges(conn, scope, ranges, checker, sink).map(|_| ())
 }
 
-/// The `seq` ranges of blocks listed newest first, neighbours joined (a part's 128 blocks are
+/// The `seq` ranges of blocks listed newest first, neighbours joined (a span's 32 blocks are
 /// one range).
 pub(super) fn block_ranges(blocks: &[i64]) -> Vec<(i64, i64)> {
     let mut ranges: Vec<(i64, i64)> = Vec::new();

@@ -105,7 +105,7 @@ pub(super) fn span_documents<'a>(rows: impl Iterator<Item = (i64, &'a str)>) -> 
 }
 
 /// The document of one span's (folded) messages.
-pub(super) fn span_document<'a>(folded_messages: impl Iterator<Item = &'a str>) -> String {
+fn span_document<'a>(folded_messages: impl Iterator<Item = &'a str>) -> String {
     // Folded already: folding again could change a rare character the query folded once.
     let keys: Vec<Vec<u64>> =
         folded_messages.map(|m| if m.is_ascii() { message_trigrams(m) } else { trigrams(m) }).collect();
@@ -520,7 +520,7 @@ mod tests {
     fn offered(event: &StoredEvent, query: &str) -> bool {
         let text = IndexText::with_grams(event);
         let (grams, tokens) = (document(std::iter::once(&text.grams[..])), document(std::iter::once(&text.tokens[..])));
-        assert!(IndexText::of(event).grams.is_empty(), "ingest leaves the trigrams to the part");
+        assert!(IndexText::of(event).grams.is_empty(), "ingest leaves the trigrams to the span");
         fn holds(need: &Need, grams: &str, tokens: &str) -> bool {
             let has = |doc: &str, word: &str| doc.split(' ').any(|w| w == word.trim_matches('"'));
             match need {
