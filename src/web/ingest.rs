@@ -44,15 +44,11 @@ pub async fn accept_json(
     intake::admit(state, &sender.project, headers)?;
     let format = body_format(headers)?;
     let bytes = intake::read_body(state, &sender.key, headers, body).await?;
-    let parsed = json::parse(format, &bytes, state.config.limits.events_per_request).map_err(|e| match e {
+    let decoded = json::decode_body(format, &bytes, state.config.limits.events_per_request).map_err(|e| match e {
         BodyError::TooManyEvents { .. } => ApiError::PayloadTooLarge(e.to_string()),
         BodyError::Malformed(_) | BodyError::NoEvents => ApiError::BadRequest(e.to_string()),
     })?;
-    let batch = Batch {
-        default_env: parsed.env,
-        drafts: parsed.events.into_iter().map(json::decode).collect(),
-        client_ip: Some(sender.client),
-    };
+    let batch = Batch { default_env: decoded.env, drafts: decoded.drafts, client_ip: Some(sender.client) };
     Ok(state.pipeline.accept(&sender.project, batch, OffsetDateTime::now_utc()).await?)
 }
 

@@ -294,13 +294,19 @@ fn a_block_whose_rows_were_deleted_before_it_was_stored_is_sealed_from_the_rows_
     let dir = tempfile::tempdir().expect("tempdir");
     let (mut conn, mut writer, jobs) = writer_with_sealer_by_hand(dir.path());
     let now = OffsetDateTime::now_utc();
-    let mut encoder = BodyEncoder::new(None).expect("encoder");
+    let mut encoder = BodyEncoder::new(None);
     // Two blocks and a bit, in two environments (two streams).
     let rows: Vec<Row> = (0..PART_ROWS * 2 + 10)
         .map(|i| {
             let env = if i % 3 == 0 { "dev" } else { "production" };
-            let e =
-                event(&format!("order {i} paid"), ["info", "error"][(i % 2) as usize], env, now - Duration::seconds(i));
+            // Every fifth row of the first block is the oldest, for the size cap to delete.
+            let age = if i < PART_ROWS && i % 5 == 0 { 100_000 + i } else { i };
+            let e = event(
+                &format!("order {i} paid"),
+                ["info", "error"][(i % 2) as usize],
+                env,
+                now - Duration::seconds(age),
+            );
             Row::from_event(&e, &mut encoder).expect("row")
         })
         .collect();
@@ -310,9 +316,15 @@ fn a_block_whose_rows_were_deleted_before_it_was_stored_is_sealed_from_the_rows_
     let sealed: Vec<Sealed> = jobs.try_iter().map(|job| job.seal().expect("sealed")).collect();
     assert_eq!(sealed.iter().map(|s| s.block).collect::<Vec<_>>(), [0, 1]);
 
-    // Rows of the first block deleted between the hand-over and the store; the second intact.
-    let deleted = conn.execute("DELETE FROM events WHERE seq < ?1 AND seq % 5 = 0", [PART_ROWS]).expect("delete");
-    assert!(deleted > 800);
+    // Rows of the first block deleted (as the size cap does) between the hand-over and the
+    // store; the second intact.
+    let trim = super::prune::Step::Trim { rows: (PART_ROWS as usize).div_ceil(5) };
+    let done = writer.take_step(&mut conn, &trim).expect("trimmed");
+    assert_eq!(done, super::prune::StepDone::Deleted((PART_ROWS as usize).div_ceil(5)));
+    let left_in_first: i64 = conn
+        .query_row("SELECT count(*) FROM events WHERE seq < ?1 AND seq % 5 = 0", [PART_ROWS], |row| row.get(0))
+        .expect("count");
+    assert_eq!(left_in_first, 0, "the size cap took every fifth row of the first block");
     for block in sealed {
         writer.store_sealed(&mut conn, block).expect("stored");
     }
@@ -365,7 +377,7 @@ fn appends_are_refused_while_the_sealer_is_too_far_behind() {
     let (mut conn, mut writer, jobs) = writer_with_sealer_by_hand(dir.path());
     writer.max_unsealed_rows = PART_ROWS;
     let now = OffsetDateTime::now_utc();
-    let mut encoder = BodyEncoder::new(None).expect("encoder");
+    let mut encoder = BodyEncoder::new(None);
     let mut next = 0i64;
     let mut append = |writer: &mut Writer, conn: &mut rusqlite::Connection, n: i64| {
         let rows: Vec<Row> = (next..next + n)
@@ -406,4 +418,34 @@ fn appends_are_refused_while_the_sealer_is_too_far_behind() {
     append(&mut writer, &mut conn, 10).expect_err("refused: the blocks since the mark wait for this one");
     writer.sealer_stopped();
     append(&mut writer, &mut conn, 10).expect("taken once the sealer has stopped");
+}
+
+/// Complete blocks a run left unsealed (its sealer stopped, or the process did before the sealer
+/// caught up) go to the sealer as the store opens, not at the first append after.
+#[tokio::test(flavor = "multi_thread")]
+async fn blocks_left_unsealed_are_sealed_at_the_next_start_without_an_append() {
+    use super::codec::BodyEncoder;
+    use super::columns::PART_ROWS;
+    use super::write::{Request, Row};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let (mut conn, mut writer, jobs) = writer_with_sealer_by_hand(dir.path());
+        drop(jobs);
+        let now = OffsetDateTime::now_utc();
+        let mut encoder = BodyEncoder::new(None);
+        let rows: Vec<Row> = (0..PART_ROWS * 2 + 5)
+            .map(|i| Row::from_event(&event(&format!("order {i}"), "info", "production", now), &mut encoder))
+            .collect::<anyhow::Result<_>>()
+            .expect("rows");
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        writer.commit_round(&mut conn, vec![Request::Append(rows, reply)]);
+        answer.await.expect("answered").expect("stored");
+    }
+    assert_eq!((mark(dir.path(), "columns_upto"), parts(dir.path())), (0, 0), "nothing sealed by the first run");
+
+    let _store = LocalStore::open_with_retention(dir.path(), TEST_TIME_LIMIT, Retention::default()).expect("open");
+    wait_for(|| mark(dir.path(), "columns_upto") == PART_ROWS * 2).await;
+    assert_eq!(mark(dir.path(), "columns_upto"), PART_ROWS * 2);
+    assert_eq!(parts(dir.path()), 2);
 }

@@ -514,7 +514,18 @@ fn put_codes(out: &mut Vec<u8>, distinct: usize, codes: &[u32]) {
 }
 
 fn compress(bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
-    zstd::bulk::compress(bytes, LEVEL).context("compressing a column")
+    thread_local! {
+        // One context per thread, as for reading: a part has a frame per column.
+        static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    COMPRESSOR.with_borrow_mut(|slot| {
+        let compressor = match slot {
+            Some(compressor) => compressor,
+            None => slot.insert(zstd::bulk::Compressor::new(LEVEL)?),
+        };
+        compressor.compress(bytes).context("compressing a column")
+    })
 }
 
 fn decompress(frame: &[u8]) -> anyhow::Result<Vec<u8>> {

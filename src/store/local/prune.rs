@@ -111,6 +111,8 @@ impl Writer {
         let gone: HashSet<i64> = seqs.into_iter().collect();
         self.pending.retain(|(seq, _)| !gone.contains(seq));
         self.column_pending.retain(|(seq, ..)| !gone.contains(seq));
+        let sealing = self.columns_upto..self.columns_handed_upto;
+        self.deleted_while_sealing.extend(gone.iter().filter(|seq| sealing.contains(seq)).map(|seq| seq >> PART_SHIFT));
         Ok(StepDone::Deleted(deleted))
     }
 

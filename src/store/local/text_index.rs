@@ -97,7 +97,7 @@ impl IndexText {
 /// of 1,024 rows, every trigram of its messages once. Its rows' messages are alike, so that is a
 /// fifth of the keys their 32 block documents held.
 pub(super) fn span_documents<'a>(rows: impl Iterator<Item = (i64, &'a str)>) -> Vec<(i64, String)> {
-    let mut spans: BTreeMap<i64, HashSet<&str>> = BTreeMap::new();
+    let mut spans: BTreeMap<i64, HashSet<&str, foldhash::fast::RandomState>> = BTreeMap::new();
     for (seq, message) in rows {
         spans.entry(seq >> SPAN_SHIFT).or_default().insert(message);
     }

@@ -3,7 +3,7 @@
 //! of 4,096 is, its columns, all in one transaction — so what a 202 acknowledged is counted and
 //! findable after any crash.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -27,6 +27,8 @@ const DICTIONARY_SAMPLES: i64 = 5_000;
 /// Rows moved from the first layout per transaction.
 const UPGRADE_CHUNK: i64 = 5_000;
 
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// One event as its row: serialised, compressed and indexed by the caller's task, so the single
 /// writer thread spends its time in SQLite only (the group commit is the serial part of ingest).
 pub(super) struct Row {
@@ -41,7 +43,7 @@ pub(super) struct Row {
 }
 
 impl Row {
-    pub(super) fn from_event(e: &StoredEvent, encoder: &mut BodyEncoder<'_>) -> anyhow::Result<Row> {
+    pub(super) fn from_event(e: &StoredEvent, encoder: &mut BodyEncoder) -> anyhow::Result<Row> {
         Ok(Row {
             project: e.project.clone(),
             env: e.env.clone(),
@@ -176,7 +178,8 @@ pub(super) type MaintenanceTask = Box<dyn FnOnce(&mut Writer, &mut Connection) +
 /// What the writer keeps between rounds. All of it can be rebuilt from the database, and is
 /// after a failed commit.
 pub(super) struct Writer {
-    streams: HashMap<(String, String), i64>,
+    /// Each stream's id by project, then environment (looked up by `&str`, without a key to make).
+    streams: FastMap<String, FastMap<String, i64>>,
     next_seq: i64,
     /// The first `seq` whose block is not in the index yet (a block boundary).
     pub(super) indexed_upto: i64,
@@ -186,7 +189,7 @@ pub(super) struct Writer {
     /// on are read from their bodies.
     pub(super) columns_upto: i64,
     /// The first `seq` whose block is not handed to the sealer yet.
-    columns_handed_upto: i64,
+    pub(super) columns_handed_upto: i64,
     /// Where complete blocks go to be sealed; set once the sealer thread runs, unset if it stops.
     pub(super) sealer: Option<std::sync::mpsc::Sender<SealJob>>,
     /// Rows handed to the sealer and not stored yet past which appends are refused
@@ -198,6 +201,9 @@ pub(super) struct Writer {
     pub(super) columns_from: i64,
     /// The column values of every row from `columns_upto` on, with its stream.
     pub(super) column_pending: Vec<(i64, i64, ColumnRow)>,
+    /// Blocks handed to the sealer and not stored yet from which rows were deleted since: their
+    /// sealed values are stale, and their parts are made from the rows left instead.
+    pub(super) deleted_while_sealing: BTreeSet<i64>,
     dictionary: Arc<NewestDictionary>,
     /// `seq` at which the next dictionary is trained.
     next_dictionary_at: i64,
@@ -236,7 +242,7 @@ impl Writer {
             }
         }
         Ok(Writer {
-            streams: HashMap::new(),
+            streams: FastMap::default(),
             next_seq,
             indexed_upto,
             pending,
@@ -246,6 +252,7 @@ impl Writer {
             max_unsealed_rows: MAX_UNSEALED_ROWS,
             columns_from,
             column_pending,
+            deleted_while_sealing: BTreeSet::new(),
             dictionary,
             next_dictionary_at: last_trained.map_or(FIRST_DICTIONARY_AT, |at| (at * 10).max(FIRST_DICTIONARY_AT)),
         })
@@ -306,7 +313,13 @@ impl Writer {
             // What this round added to the writer's state was rolled back with it.
             match Writer::load(conn, Arc::clone(&self.dictionary)) {
                 Ok(fresh) => {
-                    *self = Writer { sealer: self.sealer.take(), max_unsealed_rows: self.max_unsealed_rows, ..fresh }
+                    *self = Writer {
+                        sealer: self.sealer.take(),
+                        max_unsealed_rows: self.max_unsealed_rows,
+                        // Blocks in the sealer's hands are still what they were.
+                        deleted_while_sealing: std::mem::take(&mut self.deleted_while_sealing),
+                        ..fresh
+                    }
                 }
                 Err(reload) => tracing::error!(error = %format!("{reload:#}"), "reloading the writer's state"),
             }
@@ -321,6 +334,7 @@ impl Writer {
         let tx = conn.transaction()?;
         self.insert(&tx, rows)?;
         tx.commit()?;
+        self.seal_complete_columns();
         Ok(())
     }
 
@@ -350,12 +364,12 @@ impl Writer {
             count.execute([stream, minute, level, n])?;
         }
         self.index_complete_blocks(tx)?;
-        self.seal_complete_columns();
         Ok(())
     }
 
-    /// Hands the column values of every block no later row can join to the sealer thread.
-    fn seal_complete_columns(&mut self) {
+    /// Hands the column values of every block no later row can join to the sealer thread; called
+    /// once their rows are committed, so a sealed block holds only rows that were stored.
+    pub(super) fn seal_complete_columns(&mut self) {
         while let Some(&(last, ..)) = self.column_pending.last() {
             let end = self.columns_handed_upto + PART_ROWS;
             if last < end {
@@ -387,19 +401,15 @@ impl Writer {
         if self.columns_upto != first {
             return Ok(());
         }
+        let rows_deleted = self.deleted_while_sealing.remove(&sealed.block);
         let tx = conn.transaction()?;
-        let rows_now: BTreeMap<i64, usize> = tx
-            .prepare_cached("SELECT stream, count(*) FROM events WHERE seq >= ?1 AND seq < ?2 GROUP BY stream")?
-            .query_map([first, first + PART_ROWS], |row| Ok((row.get(0)?, row.get::<_, i64>(1)? as usize)))?
-            .collect::<rusqlite::Result<_>>()?;
-        let rows_sealed: BTreeMap<i64, usize> = sealed.parts.iter().map(|part| (part.stream, part.rows)).collect();
-        if rows_now == rows_sealed {
+        if rows_deleted {
+            rebuild_parts(&tx, sealed.block, None)?;
+        } else {
             store_span_grams(&tx, sealed.block, &sealed.grams)?;
             for part in sealed.parts {
                 insert_part(&tx, sealed.block, part)?;
             }
-        } else {
-            rebuild_parts(&tx, sealed.block, None)?;
         }
         set_mark(&tx, "columns_upto", first + PART_ROWS)?;
         tx.commit()?;
@@ -457,14 +467,14 @@ impl Writer {
     }
 
     fn stream(&mut self, tx: &Transaction<'_>, project: &str, env: &str) -> anyhow::Result<i64> {
-        if let Some(id) = self.streams.get(&(project.to_string(), env.to_string())) {
+        if let Some(id) = self.streams.get(project).and_then(|envs| envs.get(env)) {
             return Ok(*id);
         }
         tx.prepare_cached("INSERT OR IGNORE INTO streams (project, env) VALUES (?1, ?2)")?.execute([project, env])?;
         let id = tx
             .prepare_cached("SELECT id FROM streams WHERE project = ?1 AND env = ?2")?
             .query_row([project, env], |row| row.get(0))?;
-        self.streams.insert((project.to_string(), env.to_string()), id);
+        self.streams.entry(project.to_string()).or_default().insert(env.to_string(), id);
         Ok(id)
     }
 
@@ -526,8 +536,7 @@ impl Writer {
                 tracing::info!(events = moved, "moved the first layout's events into the current one");
                 return Ok(());
             };
-            let dictionary = self.dictionary.get();
-            let mut encoder = BodyEncoder::new(dictionary.as_deref())?;
+            let mut encoder = BodyEncoder::new(self.dictionary.get());
             let mut rows = Vec::with_capacity(chunk.len());
             for (_, body) in &chunk {
                 let event: StoredEvent = serde_json::from_str(body).context("an event of the first layout")?;
@@ -539,6 +548,7 @@ impl Writer {
             self.insert(&tx, rows.iter_mut())?;
             tx.execute(&format!("DELETE FROM {FIRST_LAYOUT_TABLE} WHERE id <= ?1"), [last_id])?;
             tx.commit()?;
+            self.seal_complete_columns();
             moved += chunk.len();
         }
     }
