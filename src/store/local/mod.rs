@@ -117,9 +117,10 @@ impl LocalStore {
         std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
         let path = data_dir.join("events.db");
         // 16 MB of page cache holds the pages ingest writes to (the tables' and indexes' right
-        // edges, the search index's newest segments). Not more: SQLite walks the whole cache at
-        // every commit after a B-tree split renumbered pages (`balance_nonroot` moves a page
-        // through the number past 1 GiB), which at 64 MB was 4 % of ingest's CPU.
+        // edges, the search index's newest segments). Not more: while the file is under 1 GiB,
+        // SQLite walks the whole cache at every commit after a B-tree split renumbered pages
+        // (`balance_nonroot` moves a page through the number past 1 GiB), which at 64 MB was 4 %
+        // of ingest's CPU.
         let mut conn = sqlite::open_durable(&path, 16_384)?;
         schema::create(&conn)?;
         let dictionary = Arc::new(NewestDictionary::default());
