@@ -99,7 +99,8 @@ impl Stores {
     /// `events` as the event store; the issue index, the leases, the alert state and the outbox
     /// in the shared `table`, the rest under `data_dir`.
     pub fn shared(config: &Config, events: Arc<dyn LogStore>, table: Table) -> anyhow::Result<Stores> {
-        let issues = Arc::new(DynamoIssueIndex::open(table.clone(), &config.storage.data_dir)?);
+        let queue_db = events.queue_db().context("the shared state needs an event store that keeps its queue")?;
+        let issues = Arc::new(DynamoIssueIndex::open(table.clone(), &queue_db, &config.storage.data_dir)?);
         // Every task writes to a store like CloudWatch: its charts come from the counts in the
         // table, which every task adds to, instead of from every event read back.
         let events: Arc<dyn LogStore> =

@@ -8,7 +8,6 @@
 
 use std::collections::BTreeMap;
 
-use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::MINUTE_MS;
@@ -104,12 +103,13 @@ pub fn fold_rules(counts: impl IntoIterator<Item = RuleCount>) -> Vec<RuleCount>
     folded.into_iter().map(|((rule, env, minute, task), n)| RuleCount { rule, env, minute, task, n }).collect()
 }
 
-/// Where a task records what it counted: the shared state's durable queue.
-#[async_trait]
+/// Where a task records what it counted: the shared state, through the store's queue.
 pub trait SharedTally: Send + Sync {
-    /// Queues one batch's counts on this task's disk; `Ok` once they are there. They reach the
-    /// table later, once, whatever happens to this task meanwhile (short of its disk going).
-    async fn record(&self, tally: Tally) -> anyhow::Result<()>;
+    /// One batch's counts as the entry the store commits with the batch's events
+    /// ([`crate::store::LogStore::append_queued`]); `None` when there is nothing to count. They
+    /// reach the table later, once, whatever happens to this task meanwhile (short of its disk
+    /// going).
+    fn entry(&self, tally: Tally) -> anyhow::Result<Option<String>>;
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! the logs page's chart without a search, the level counts. A chart with a search (or of a
 //! group the counts do not cover) is the store's own, within its call budget.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -32,6 +33,14 @@ impl CountedStore {
 impl LogStore for CountedStore {
     async fn append(&self, events: Vec<StoredEvent>) -> anyhow::Result<()> {
         self.store.append(events).await
+    }
+
+    async fn append_queued(&self, events: Vec<StoredEvent>, entry: String) -> anyhow::Result<()> {
+        self.store.append_queued(events, entry).await
+    }
+
+    fn queue_db(&self) -> Option<PathBuf> {
+        self.store.queue_db()
     }
 
     async fn groups(&self, project: &Project, env: &str) -> anyhow::Result<Vec<Group>> {

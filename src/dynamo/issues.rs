@@ -2,8 +2,8 @@
 //! one, and a deploy keeps it.
 //!
 //! **Counted at acceptance, once.** Ingest, on whichever task, records the errors it accepted
-//! ([`IssueIndex::record`]): they go to the task's durable [`Queue`] (after the store's commit,
-//! before the 202), and a flusher sends them once a second, folded per issue ([`Delta`]), as one
+//! ([`SharedTally::entry`]): they go to the task's durable [`Queue`], in the store's commit of the
+//! batch (so before the 202, with the events' fsync), and a flusher sends them once a second, folded per issue ([`Delta`]), as one
 //! `TransactWriteItems`: a marker item for the flush (`pk = "flush"`, conditional on its absence)
 //! and an `ADD` of the counts to each issue. A flush sent twice fails on its marker and changes
 //! nothing, so each event is counted once however late it arrives or however often the send is
@@ -39,13 +39,13 @@ use serde::{Deserialize, Serialize};
 
 use super::counts::{DynamoCounts, level_writes, rule_writes};
 use super::listing::{self, Listings};
-use super::queue::Queue;
 use super::{EXPIRES, Item, PK, SK, Table, condition_failed, failure, get_n, get_s, n, s};
 use crate::clock::{HOUR_MS, from_ms_utc, now_ms};
 use crate::event::{Level, StoredEvent};
 use crate::issues::{Changes, Followed, Issue, IssueIndex, IssueKey, MAX_LISTED, Occurrence, Sort, Status};
 use crate::metrics::Metrics;
 use crate::search::Query;
+use crate::sqlite::queue::Queue;
 use crate::tally::{LevelCount, RuleCount, SharedTally, Tally};
 
 /// A transaction holds 100 actions: the flush's marker, maybe a checkpoint, and the counts.
@@ -228,10 +228,14 @@ enum Applied {
 }
 
 impl DynamoIssueIndex {
-    /// The index in `table`, its queue under `data_dir`.
-    pub fn open(table: Table, data_dir: &Path) -> anyhow::Result<DynamoIssueIndex> {
+    /// The index in `table`, its queue in the database `queue_db` (the event store's, which
+    /// commits each batch's [`SharedTally::entry`] with its events). What an older version left in
+    /// `data_dir/state-queue.db` is moved into it.
+    pub fn open(table: Table, queue_db: &Path, data_dir: &Path) -> anyhow::Result<DynamoIssueIndex> {
         let task = crate::event::new_id(time::OffsetDateTime::now_utc()).to_string();
-        Ok(DynamoIssueIndex { table, queue: Queue::open(data_dir)?, task, listings: Listings::default() })
+        let queue = Queue::open(queue_db)?;
+        queue.adopt(&data_dir.join("state-queue.db"), fold_entries).context("moving the older state queue")?;
+        Ok(DynamoIssueIndex { table, queue, task, listings: Listings::default() })
     }
 
     /// The table it counts into (and every other shared state of this task with it).
@@ -795,18 +799,16 @@ fn seen_entry(ts: i64, id: &str) -> String {
     format!("{ts:015}:{id}")
 }
 
-#[async_trait]
 impl SharedTally for DynamoIssueIndex {
-    /// Queued durably on this task; added to the table by the flusher (within a second while
-    /// the table answers).
-    async fn record(&self, mut tally: Tally) -> anyhow::Result<()> {
+    /// Added to the table by the flusher (within a second while the table answers).
+    fn entry(&self, mut tally: Tally) -> anyhow::Result<Option<String>> {
         if tally.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         for count in &mut tally.rules {
             count.task.clone_from(&self.task);
         }
-        self.queue.push(serde_json::to_string(&tally)?).await.context("queueing counts")
+        Ok(Some(serde_json::to_string(&tally)?))
     }
 }
 
@@ -815,7 +817,9 @@ impl IssueIndex for DynamoIssueIndex {
     /// Queued durably on this task; counted in the table by the flusher (within a second while
     /// the table answers). The changes come from the flusher, not from here.
     async fn record(&self, occurrences: Vec<Occurrence>) -> anyhow::Result<Changes> {
-        SharedTally::record(self, Tally { occurrences, ..Tally::default() }).await?;
+        if let Some(entry) = self.entry(Tally { occurrences, ..Tally::default() })? {
+            self.queue.push(entry).await.context("queueing counts")?;
+        }
         Ok(Changes { found: true, ..Changes::default() })
     }
 

@@ -31,7 +31,6 @@ pub mod lease;
 pub mod listing;
 pub mod logouts;
 pub mod outbox;
-pub mod queue;
 pub mod searches;
 
 use std::collections::HashMap;

@@ -8,8 +8,9 @@
 //! 3. the store makes them durable: only then is the batch acknowledged;
 //! 4. what is derived from them follows, and a failure there loses no event: the issue index
 //!    records the errors (unless the store's events are read back by the issue [`follow`]er,
-//!    which then records every task's) — or, on a state shared by several tasks, the batch's
-//!    [`Tally`] (errors, minute counts, threshold matches) is queued for the table —, the alert
+//!    which then records every task's) — on a state shared by several tasks, the batch's
+//!    [`Tally`] (errors, minute counts, threshold matches) was queued for the table in the
+//!    store's commit (step 3) —, the alert
 //!    rules observe the hits and the new issues, the live tail gets the events, the metrics
 //!    count them.
 //!
@@ -92,9 +93,10 @@ pub struct Pipeline {
     pub refusals: RefusalLog,
 }
 
-/// What an accepted batch is recorded as, besides the events.
+/// What an accepted batch is recorded as, besides the events: on a shared state, the entry of
+/// its counts (committed with the events); else its errors, for this task's issue index.
 enum Derived {
-    Shared(Arc<dyn SharedTally>, Tally),
+    Shared(Option<String>),
     Local(Vec<Occurrence>),
 }
 
@@ -110,24 +112,26 @@ impl Pipeline {
         let (events, rejected) = self.settle(project, batch, received_at);
         let ids: Vec<Ulid> = events.iter().map(|e| e.id).collect();
         let hits = self.alerts.matches(&events);
-        let derived = self.derived(&events, &hits);
+        let derived = self.derived(&events, &hits)?;
         let live = self.tail.is_watched().then(|| events.clone());
-        if let Err(error) = self.store.append(events).await {
+        // On a shared state the counts are committed with the events; else the errors go to
+        // this task's index once the events are stored.
+        let (stored, occurrences) = match derived {
+            Derived::Shared(Some(entry)) => (self.store.append_queued(events, entry).await, None),
+            Derived::Shared(None) => (self.store.append(events).await, None),
+            Derived::Local(occurrences) => (self.store.append(events).await, Some(occurrences)),
+        };
+        if let Err(error) = stored {
             self.metrics.reject_many("unavailable", ids.len() as u64);
             self.refusals.note(&error, ids.len());
             return Err(NotStored);
         }
         // The events are stored: the index and the alerts are derived from them, and a failure
-        // here loses none.
-        let changes = match derived {
-            Derived::Shared(shared, tally) => {
-                if let Err(error) = shared.record(tally).await {
-                    tracing::error!(error = format!("{error:#}"), "could not queue the counts for the shared state");
-                }
-                // What is new or regressed is found as the counts reach the table.
-                Changes::default()
-            }
-            Derived::Local(occurrences) => self.issues.record(occurrences).await.unwrap_or_else(|error| {
+        // here loses none. On a shared state, what is new or regressed is found as the counts
+        // reach the table.
+        let changes = match occurrences {
+            None => Changes::default(),
+            Some(occurrences) => self.issues.record(occurrences).await.unwrap_or_else(|error| {
                 tracing::error!(error = format!("{error:#}"), "could not update the issue index");
                 Changes::default()
             }),
@@ -141,19 +145,23 @@ impl Pipeline {
     }
 
     /// What the batch adds to the issue index and the counts: on a shared state, one tally for
-    /// its queue; else the errors for this task's own index, unless the store's events are read
+    /// the store's queue; else the errors for this task's own index, unless the store's events are read
     /// back by the issue follower (CloudWatch), which feeds it once whichever task ingested them.
-    fn derived(&self, events: &[StoredEvent], hits: &Hits) -> Derived {
+    fn derived(&self, events: &[StoredEvent], hits: &Hits) -> Result<Derived, NotStored> {
         if let Some(shared) = &self.shared {
             let tally = Tally {
                 occurrences: Occurrence::of(events),
                 levels: tally::levels_of(events),
                 rules: self.alerts.rule_counts(hits, unix_ms(OffsetDateTime::now_utc())),
             };
-            return Derived::Shared(Arc::clone(shared), tally);
+            // Not stored without its counts: they would be missing from the shared state for good.
+            return shared.entry(tally).map(Derived::Shared).map_err(|error| {
+                tracing::error!(error = format!("{error:#}"), "could not encode the counts for the shared state");
+                NotStored
+            });
         }
         let followed = self.store.issue_follow_interval().is_some();
-        Derived::Local(if followed { Vec::new() } else { Occurrence::of(events) })
+        Ok(Derived::Local(if followed { Vec::new() } else { Occurrence::of(events) }))
     }
 
     /// Each draft settled by the policy, or listed with the reason it was refused.

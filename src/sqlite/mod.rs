@@ -5,6 +5,7 @@
 
 mod error;
 mod pool;
+pub mod queue;
 mod shared;
 mod writer;
 
@@ -20,9 +21,13 @@ pub use writer::{AfterCommit, spawn_writer};
 
 /// Opens the database at `path` for writing: WAL, so reads run beside the writer, and
 /// `synchronous = FULL`, so a commit is fsynced before it returns and an answered write survives
-/// `kill -9` and power loss. `cache_kib` sizes the page cache.
+/// `kill -9` and power loss. `cache_kib` sizes the page cache. Its transactions take the write
+/// lock as they begin (waiting for it up to the busy timeout): a database may have two writers
+/// (a store and the [`queue`] in it), and a transaction that read first and then found the other
+/// writer's commit newer than what it read could not write at all.
 pub fn open_durable(path: &Path, cache_kib: u32) -> anyhow::Result<Connection> {
-    let conn = Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut conn = Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
+    conn.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
     conn.execute_batch(&format!(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000; PRAGMA cache_size = -{cache_kib};"
     ))

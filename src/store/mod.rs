@@ -7,6 +7,7 @@ pub mod histogram;
 pub mod local;
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use async_trait::async_trait;
 use base64::Engine;
@@ -30,6 +31,14 @@ const HISTOGRAM_PAGE_EVENTS: usize = 1000;
 pub trait LogStore: Send + Sync {
     /// Makes the events durable: when this returns `Ok`, they survive a crash or `kill -9`.
     async fn append(&self, events: Vec<StoredEvent>) -> anyhow::Result<()>;
+
+    /// Like [`LogStore::append`], with `entry` added to the store's queue of what a shared
+    /// state has still to receive ([`crate::sqlite::queue`]) in the same commit: both are durable
+    /// with one fsync, or neither is.
+    async fn append_queued(&self, events: Vec<StoredEvent>, entry: String) -> anyhow::Result<()>;
+
+    /// The database file of that queue.
+    fn queue_db(&self) -> Option<PathBuf>;
 
     /// The log groups of a project/environment: its own first, then the external ones.
     async fn groups(&self, project: &Project, env: &str) -> anyhow::Result<Vec<Group>>;

@@ -200,7 +200,7 @@ async fn a_flush_sent_again_after_a_crash_is_counted_once() {
     let dir = tempfile::tempdir().expect("dir");
     let table = table_for(&moto.url, TABLE);
     assert!(table.create().await.expect("create"));
-    let index = DynamoIssueIndex::open(table, dir.path()).expect("index");
+    let index = DynamoIssueIndex::open(table, &dir.path().join("queue.db"), dir.path()).expect("index");
 
     let now = OffsetDateTime::now_utc();
     let event = |i: usize| {
@@ -247,9 +247,10 @@ async fn a_task_lists_issues_by_reading_what_changed_since_its_last_view_and_see
     let table = table_for(&moto.url, TABLE);
     assert!(table.create().await.expect("create"));
     let (dir_a, dir_b) = (tempfile::tempdir().expect("dir"), tempfile::tempdir().expect("dir"));
-    let a = DynamoIssueIndex::open(table.clone(), dir_a.path()).expect("index a");
+    let a = DynamoIssueIndex::open(table.clone(), &dir_a.path().join("queue.db"), dir_a.path()).expect("index a");
     let b_requests = Counter::<u64>::default();
-    let b = DynamoIssueIndex::open(table.counted(b_requests.clone()), dir_b.path()).expect("index b");
+    let b = DynamoIssueIndex::open(table.counted(b_requests.clone()), &dir_b.path().join("queue.db"), dir_b.path())
+        .expect("index b");
 
     let now = OffsetDateTime::now_utc();
     let ms = unix_ms(now);

@@ -19,6 +19,7 @@ pub mod shipper;
 pub mod spool;
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -143,23 +144,9 @@ impl CloudWatchStore {
         self.spool.unshipped_events()
     }
 
-    fn spool_is_full(&self) -> bool {
-        self.spool.unshipped_bytes() > self.spool_max_bytes
-    }
-}
-
-impl Drop for CloudWatchStore {
-    fn drop(&mut self) {
-        // What is not shipped stays in the spool for the next start.
-        self.writer.abort();
-        self.retention.abort();
-    }
-}
-
-#[async_trait]
-impl LogStore for CloudWatchStore {
-    async fn append(&self, events: Vec<StoredEvent>) -> anyhow::Result<()> {
-        if events.is_empty() {
+    /// Spools the events and, in the same commit, `entry` in the queue.
+    async fn spool_events(&self, events: Vec<StoredEvent>, entry: Option<String>) -> anyhow::Result<()> {
+        if events.is_empty() && entry.is_none() {
             return Ok(());
         }
         if self.spool_is_full() {
@@ -178,10 +165,41 @@ impl LogStore for CloudWatchStore {
                 body: e.to_json(),
             })
             .collect();
-        self.spool.append(records).await?;
+        match entry {
+            Some(entry) => self.spool.append_queued(records, entry).await?,
+            None => self.spool.append(records).await?,
+        }
         self.notify.notify_one();
         Ok(())
     }
+
+    fn spool_is_full(&self) -> bool {
+        self.spool.unshipped_bytes() > self.spool_max_bytes
+    }
+}
+
+impl Drop for CloudWatchStore {
+    fn drop(&mut self) {
+        // What is not shipped stays in the spool for the next start.
+        self.writer.abort();
+        self.retention.abort();
+    }
+}
+
+#[async_trait]
+impl LogStore for CloudWatchStore {
+    async fn append(&self, events: Vec<StoredEvent>) -> anyhow::Result<()> {
+        self.spool_events(events, None).await
+    }
+
+    async fn append_queued(&self, events: Vec<StoredEvent>, entry: String) -> anyhow::Result<()> {
+        self.spool_events(events, Some(entry)).await
+    }
+
+    fn queue_db(&self) -> Option<PathBuf> {
+        Some(self.spool.path().to_path_buf())
+    }
+
     async fn groups(&self, project: &Project, env: &str) -> anyhow::Result<Vec<Group>> {
         self.read_groups(project, env).await
     }

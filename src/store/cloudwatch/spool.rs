@@ -16,7 +16,7 @@
 //! Like the embedded store, one thread owns the write connection and commits every request that
 //! is waiting in one transaction (group commit): many ingest requests share one fsync.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -28,7 +28,7 @@ use rusqlite::{Connection, OptionalExtension};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::now_ms;
-use crate::sqlite::{self, AfterCommit, CommitFailed, PoolLimits, ReadPool};
+use crate::sqlite::{self, AfterCommit, CommitFailed, PoolLimits, ReadPool, queue};
 
 /// Why the destination refused an event for good: it goes to the dead letters under this reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -133,17 +133,16 @@ pub struct Dead {
 }
 
 enum Request {
-    Append(Vec<SpoolRecord>, oneshot::Sender<Result<(), CommitFailed>>),
+    /// Records, with an entry of the shared state's queue to commit with them.
+    Append(Vec<SpoolRecord>, Option<String>, oneshot::Sender<Result<(), CommitFailed>>),
     /// Removes shipped rows and moves refused ones to the dead-letter table, in one commit.
-    Settle {
-        remove: Vec<i64>,
-        dead: Vec<Dead>,
-        reply: oneshot::Sender<Result<(), CommitFailed>>,
-    },
+    Settle { remove: Vec<i64>, dead: Vec<Dead>, reply: oneshot::Sender<Result<(), CommitFailed>> },
 }
 
 /// The spool of one data directory. Cheap to share behind an `Arc`.
 pub struct Spool {
+    /// `spool.db`: also where the shared state's queue is.
+    path: PathBuf,
     requests: mpsc::Sender<Request>,
     reads: ReadPool,
     counters: Arc<Counters>,
@@ -169,6 +168,8 @@ impl Spool {
         let path = dir.join("spool.db");
         let writer = sqlite::open_durable(&path, SPOOL_CACHE_KIB)?;
         writer.execute_batch(SCHEMA).context("creating the spool schema")?;
+        // The shared state's queue, written in the records' commit (`crate::sqlite::queue`).
+        writer.execute_batch(queue::SCHEMA).context("creating the queue's tables")?;
         if let Some(pages) = max_pages {
             writer.execute_batch(&format!("PRAGMA max_page_count = {pages}")).context("limiting the spool")?;
         }
@@ -195,7 +196,7 @@ impl Spool {
             sqlite::spawn_writer("spool-writer", writer, QUEUE_DEPTH, MAX_REQUESTS_PER_COMMIT, move |conn, batch| {
                 spool_writer.commit_round(conn, batch)
             })?;
-        Ok(Spool { requests, reads, counters })
+        Ok(Spool { path, requests, reads, counters })
     }
 
     /// Makes the records durable: when this returns `Ok`, they survive a crash or `kill -9`.
@@ -203,7 +204,18 @@ impl Spool {
         if records.is_empty() {
             return Ok(());
         }
-        self.call(|reply| Request::Append(records, reply)).await
+        self.call(|reply| Request::Append(records, None, reply)).await
+    }
+
+    /// Like [`Spool::append`], with `entry` added to the queue in the same commit: both are
+    /// durable, or neither.
+    pub async fn append_queued(&self, records: Vec<SpoolRecord>, entry: String) -> anyhow::Result<()> {
+        self.call(|reply| Request::Append(records, Some(entry), reply)).await
+    }
+
+    /// The database file (`spool.db`).
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Forgets shipped records.
@@ -393,7 +405,7 @@ impl SpoolWriter {
                     self.unsettled.dead.extend(dead);
                     settle_replies.push(reply);
                 }
-                Request::Append(records, reply) => appends.push((records, reply)),
+                Request::Append(records, entry, reply) => appends.push((records, entry, reply)),
             }
         }
         if !self.unsettled.is_empty() {
@@ -413,15 +425,14 @@ impl SpoolWriter {
             }
         }
         if !appends.is_empty() {
-            let result =
-                commit_appends(conn, appends.iter().flat_map(|(records, _)| records)).map_err(CommitFailed::new);
+            let result = commit_appends(conn, &appends).map_err(CommitFailed::new);
             match &result {
                 Ok(change) => self.counters.apply(change),
                 Err(error) => {
                     tracing::error!(error = %format!("{error:#}"), requests = appends.len(), "spool commit failed")
                 }
             }
-            for (_, reply) in appends {
+            for (_, _, reply) in appends {
                 let _ = reply.send(result.as_ref().map(|_| ()).map_err(Clone::clone));
             }
         }
@@ -456,18 +467,24 @@ struct Change {
     removed_events: u64,
 }
 
-fn commit_appends<'a>(conn: &mut Connection, records: impl Iterator<Item = &'a SpoolRecord>) -> anyhow::Result<Change> {
+/// Records, the queue entry committed with them, and who waits.
+type AppendRequest = (Vec<SpoolRecord>, Option<String>, oneshot::Sender<Result<(), CommitFailed>>);
+
+fn commit_appends(conn: &mut Connection, appends: &[AppendRequest]) -> anyhow::Result<Change> {
     let mut change = Change::default();
     let now = now_ms();
     let tx = conn.transaction()?;
     {
         let mut insert =
             tx.prepare_cached("INSERT INTO spool (grp, stream, ts, body, added_ms) VALUES (?1, ?2, ?3, ?4, ?5)")?;
-        for r in records {
+        for r in appends.iter().flat_map(|(records, ..)| records) {
             insert.execute(rusqlite::params![r.group, r.stream, r.timestamp_ms, r.body, now])?;
             change.added_bytes += r.body.len() as u64;
             change.added_events += 1;
         }
+    }
+    for entry in appends.iter().filter_map(|(_, entry, _)| entry.as_deref()) {
+        queue::push_in(&tx, entry)?;
     }
     tx.commit()?;
     Ok(change)
@@ -586,8 +603,9 @@ mod tests {
         // 64 pages of 4 KB: room for a few hundred KB.
         let spool = Spool::open_limited(dir.path(), Some(64)).expect("open");
         let body = "y".repeat(1000);
-        spool.append((0..20).map(|i| record(i, &body)).collect()).await.expect("fits");
-        let error = spool.append((0..1000).map(|i| record(i, &body)).collect()).await.expect_err("disk full");
+        let records = |n| (0..n).map(|i| record(i, &body)).collect::<Vec<_>>();
+        spool.append_queued(records(20), "counts of the 20".into()).await.expect("fits");
+        let error = spool.append_queued(records(1000), "counts of the 1000".into()).await.expect_err("disk full");
         assert!(format!("{error:#}").contains("full"), "{error:#}");
         assert_eq!(spool.unshipped_events(), 20, "the failed append left nothing behind");
         // The writer thread survives; freeing space makes appends work again.
@@ -599,6 +617,10 @@ mod tests {
         let bodies: Vec<_> =
             spool.load_after(0, 2000, usize::MAX).await.expect("load").into_iter().map(|(_, r)| r.body).collect();
         assert_eq!(bodies, ["after"], "no half of the refused append on disk");
+        // The queue entries committed with the records: the refused append's is not there.
+        let queue = queue::Queue::open(spool.path()).expect("queue");
+        let flush = queue.take(10, |entries| entries.join("|")).await.expect("take").expect("a flush");
+        assert_eq!(flush.body, "counts of the 20");
     }
 
     #[tokio::test]
@@ -617,7 +639,7 @@ mod tests {
         let (settle_reply, settle_answer) = oneshot::channel();
         let too_big = (0..1000).map(|i| record(i, &body)).collect();
         let batch = vec![
-            Request::Append(too_big, append_reply),
+            Request::Append(too_big, None, append_reply),
             Request::Settle { remove: shipped, dead: Vec::new(), reply: settle_reply },
         ];
         let counters = Arc::new(Counters { bytes: AtomicU64::new(20_000), events: AtomicU64::new(20) });

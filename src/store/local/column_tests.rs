@@ -311,7 +311,7 @@ fn a_block_whose_rows_were_deleted_before_it_was_stored_is_sealed_from_the_rows_
         })
         .collect();
     let (reply, answer) = tokio::sync::oneshot::channel();
-    writer.commit_round(&mut conn, vec![Request::Append(rows, reply)]);
+    writer.commit_round(&mut conn, vec![Request::Append(rows, None, reply)]);
     answer.blocking_recv().expect("answered").expect("stored");
     let sealed: Vec<Sealed> = jobs.try_iter().map(|job| job.seal().expect("sealed")).collect();
     assert_eq!(sealed.iter().map(|s| s.block).collect::<Vec<_>>(), [0, 1]);
@@ -387,7 +387,7 @@ fn appends_are_refused_while_the_sealer_is_too_far_behind() {
             .collect();
         next += n;
         let (reply, answer) = tokio::sync::oneshot::channel();
-        writer.commit_round(conn, vec![Request::Append(rows, reply)]);
+        writer.commit_round(conn, vec![Request::Append(rows, None, reply)]);
         answer.blocking_recv().expect("answered")
     };
     let stored = |conn: &rusqlite::Connection| -> i64 {
@@ -439,7 +439,7 @@ async fn blocks_left_unsealed_are_sealed_at_the_next_start_without_an_append() {
             .collect::<anyhow::Result<_>>()
             .expect("rows");
         let (reply, answer) = tokio::sync::oneshot::channel();
-        writer.commit_round(&mut conn, vec![Request::Append(rows, reply)]);
+        writer.commit_round(&mut conn, vec![Request::Append(rows, None, reply)]);
         answer.await.expect("answered").expect("stored");
     }
     assert_eq!((mark(dir.path(), "columns_upto"), parts(dir.path())), (0, 0), "nothing sealed by the first run");

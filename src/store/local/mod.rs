@@ -23,7 +23,7 @@ mod write;
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -65,6 +65,8 @@ const MAX_READ_WAIT: Duration = Duration::from_secs(3);
 const READY_CHECK_LIMIT: Duration = Duration::from_secs(1);
 
 pub struct LocalStore {
+    /// `events.db`: also where the shared state's queue is ([`LogStore::queue_db`]).
+    path: PathBuf,
     appends: mpsc::Sender<Request>,
     /// What bodies are compressed with; the writer replaces it as it trains new ones.
     dictionary: Arc<NewestDictionary>,
@@ -152,6 +154,7 @@ impl LocalStore {
             .transpose()?;
         let backfill = backfill::Backfill::spawn(appends.downgrade())?;
         Ok(LocalStore {
+            path,
             appends,
             dictionary,
             searches,
@@ -162,6 +165,28 @@ impl LocalStore {
             _pruner: pruner,
             _backfill: backfill,
         })
+    }
+
+    /// Stores the events and, in the same commit, `entry` in the queue.
+    async fn append_with(&self, events: Vec<StoredEvent>, entry: Option<String>) -> anyhow::Result<()> {
+        if events.is_empty() && entry.is_none() {
+            return Ok(());
+        }
+        let mut encoder = BodyEncoder::new(self.dictionary.get());
+        let rows = events.iter().map(|e| Row::from_event(e, &mut encoder)).collect::<anyhow::Result<_>>()?;
+        // Freed here, on the thread that made them, not after the commit wherever the task then
+        // runs: an event with nested attributes is dozens of allocations, and a free from another
+        // thread is mimalloc's slow path.
+        drop(events);
+        let (reply, answer) = oneshot::channel();
+        self.appends
+            .send(Request::Append(rows, entry, reply))
+            .await
+            .map_err(|_| anyhow!("the embedded store writer has stopped"))?;
+        answer
+            .await
+            .map_err(|_| anyhow!("the embedded store writer has stopped"))?
+            .context("embedded store commit failed")
     }
 
     /// Deletes now what the background pass would: expired events, then the oldest past the cap.
@@ -338,24 +363,15 @@ fn levels_to_read(asked: &[Level], search: Query) -> Option<(Vec<i64>, Query)> {
 #[async_trait]
 impl LogStore for LocalStore {
     async fn append(&self, events: Vec<StoredEvent>) -> anyhow::Result<()> {
-        if events.is_empty() {
-            return Ok(());
-        }
-        let mut encoder = BodyEncoder::new(self.dictionary.get());
-        let rows = events.iter().map(|e| Row::from_event(e, &mut encoder)).collect::<anyhow::Result<_>>()?;
-        // Freed here, on the thread that made them, not after the commit wherever the task then
-        // runs: an event with nested attributes is dozens of allocations, and a free from another
-        // thread is mimalloc's slow path.
-        drop(events);
-        let (reply, answer) = oneshot::channel();
-        self.appends
-            .send(Request::Append(rows, reply))
-            .await
-            .map_err(|_| anyhow!("the embedded store writer has stopped"))?;
-        answer
-            .await
-            .map_err(|_| anyhow!("the embedded store writer has stopped"))?
-            .context("embedded store commit failed")
+        self.append_with(events, None).await
+    }
+
+    async fn append_queued(&self, events: Vec<StoredEvent>, entry: String) -> anyhow::Result<()> {
+        self.append_with(events, Some(entry)).await
+    }
+
+    fn queue_db(&self) -> Option<PathBuf> {
+        Some(self.path.clone())
     }
 
     async fn groups(&self, project: &Project, env: &str) -> anyhow::Result<Vec<Group>> {
@@ -557,6 +573,47 @@ mod tests {
             limit: 100,
             cursor: None,
         }
+    }
+
+    #[tokio::test]
+    async fn queue_entries_are_committed_with_their_events_and_taken_while_appends_go_on() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = LocalStore::open(dir.path(), TEST_TIME_LIMIT).expect("open");
+        let queue = crate::sqlite::queue::Queue::open(&store.queue_db().expect("a queue")).expect("queue");
+        let now = OffsetDateTime::now_utc();
+        let appends = futures_util::future::join_all((0..200).map(|i| {
+            let events = vec![event(&format!("event {i}"), "error", "production", now)];
+            store.append_queued(events, format!("{i}"))
+        }));
+        // The queue takes and forgets flushes on its own connection while the writer commits:
+        // neither is refused for the other's lock.
+        let taker = async {
+            let mut taken = Vec::new();
+            // Bounded: a queue that never gets the entries fails the test, not hangs it.
+            for _ in 0..5_000 {
+                if taken.len() >= 200 {
+                    break;
+                }
+                match queue.take(50, |entries| entries.join(",")).await.expect("take") {
+                    Some(flush) => {
+                        taken.extend(flush.body.split(',').map(|i| i.parse::<u32>().expect("an entry")));
+                        queue.done(&flush.id).await.expect("done");
+                    }
+                    None => tokio::time::sleep(std::time::Duration::from_millis(2)).await,
+                }
+            }
+            taken
+        };
+        let (appended, mut taken) = tokio::join!(appends, taker);
+        assert!(appended.iter().all(Result::is_ok), "{appended:?}");
+        taken.sort_unstable();
+        assert_eq!(taken, (0..200).collect::<Vec<_>>(), "every entry once");
+        let counts = store
+            .level_counts(&project().name, "production", now - Duration::minutes(1), now + Duration::minutes(1))
+            .await
+            .expect("counts");
+        assert_eq!(counts.get(Level::Error), 200);
+        assert_eq!(queue.backlog().await.expect("backlog"), 0);
     }
 
     #[tokio::test]

@@ -97,6 +97,8 @@ pub(super) fn create(conn: &Connection) -> anyhow::Result<()> {
         .context("setting the first layout's events aside")?;
     }
     conn.execute_batch(SCHEMA).context("creating the events schema")?;
+    // The shared state's queue, written in the events' commit (`crate::sqlite::queue`).
+    conn.execute_batch(crate::sqlite::queue::SCHEMA).context("creating the queue's tables")?;
     conn.execute_batch(&format!("PRAGMA user_version = {VERSION}"))?;
     Ok(())
 }

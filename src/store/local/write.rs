@@ -16,7 +16,7 @@ use super::schema::FIRST_LAYOUT_TABLE;
 use super::text_index::{BLOCK_EVENTS, BLOCK_SHIFT, IndexText, SPAN_SHIFT, document, span_documents};
 use crate::clock::MINUTE_MS;
 use crate::event::{Level, StoredEvent};
-use crate::sqlite::{AfterCommit, CommitFailed};
+use crate::sqlite::{AfterCommit, CommitFailed, queue};
 use crate::store::histogram::level_index;
 
 /// The first dictionary is trained once this many events are stored, and a new one each time
@@ -158,17 +158,19 @@ pub(super) fn level_code(level: Level) -> i64 {
     level_index(level) as i64
 }
 
-pub(super) type AppendRequest = (Vec<Row>, oneshot::Sender<Result<(), CommitFailed>>);
+/// Rows to store, an entry for the shared state's queue to commit with them, and who waits.
+pub(super) type AppendRequest = (Vec<Row>, Option<String>, oneshot::Sender<Result<(), CommitFailed>>);
 
 /// Rows handed to the sealer and not stored yet past which appends are refused: 64 parts, some
 /// 130 MB of column values, seconds of the sealer's work.
 const MAX_UNSEALED_ROWS: i64 = 64 * PART_ROWS;
 
-/// What the writer thread is asked to do: store rows, or run a task of maintenance (a step of
+/// What the writer thread is asked to do: store rows (with an entry of the shared state's
+/// queue, `crate::sqlite::queue`, committed with them), or run a task of maintenance (a step of
 /// deleting old rows, `super::prune`) on its connection after the round's appends; the task
 /// sends its own answer.
 pub(super) enum Request {
-    Append(Vec<Row>, oneshot::Sender<Result<(), CommitFailed>>),
+    Append(Vec<Row>, Option<String>, oneshot::Sender<Result<(), CommitFailed>>),
     Maintain(MaintenanceTask),
 }
 
@@ -265,12 +267,12 @@ impl Writer {
         let mut tasks = Vec::new();
         for request in requests {
             match request {
-                Request::Append(rows, reply) => batch.push((rows, reply)),
+                Request::Append(rows, entry, reply) => batch.push((rows, entry, reply)),
                 Request::Maintain(task) => tasks.push(task),
             }
         }
         if let Some(refused) = self.sealer_behind() {
-            for (_, reply) in batch.drain(..) {
+            for (_, _, reply) in batch.drain(..) {
                 let _ = reply.send(Err(refused.clone()));
             }
         }
@@ -307,7 +309,7 @@ impl Writer {
     }
 
     fn commit_appends(&mut self, conn: &mut Connection, mut batch: Vec<AppendRequest>) {
-        let result = self.commit(conn, batch.iter_mut().flat_map(|(rows, _)| rows.iter_mut()));
+        let result = self.commit(conn, &mut batch);
         let result = result.map_err(|e| {
             tracing::error!(error = %format!("{e:#}"), requests = batch.len(), "embedded store commit failed");
             // What this round added to the writer's state was rolled back with it.
@@ -325,14 +327,17 @@ impl Writer {
             }
             CommitFailed::new(e)
         });
-        for (_, reply) in batch {
+        for (_, _, reply) in batch {
             let _ = reply.send(result.clone());
         }
     }
 
-    fn commit<'a>(&mut self, conn: &mut Connection, rows: impl Iterator<Item = &'a mut Row>) -> anyhow::Result<()> {
+    fn commit(&mut self, conn: &mut Connection, batch: &mut [AppendRequest]) -> anyhow::Result<()> {
         let tx = conn.transaction()?;
-        self.insert(&tx, rows)?;
+        self.insert(&tx, batch.iter_mut().flat_map(|(rows, ..)| rows.iter_mut()))?;
+        for entry in batch.iter().filter_map(|(_, entry, _)| entry.as_deref()) {
+            queue::push_in(&tx, entry)?;
+        }
         tx.commit()?;
         self.seal_complete_columns();
         Ok(())
