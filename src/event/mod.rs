@@ -180,6 +180,24 @@ pub fn new_id(timestamp: OffsetDateTime) -> Ulid {
     Ulid::from_parts(ms, rand::random::<u128>())
 }
 
+/// The id of an event being accepted: [`new_id`], except that the ids a thread makes for one
+/// millisecond count up from the first one's random part (ULID's monotonic mode). The store
+/// indexes events by time, then id: the events of a batch sent with one time (a client that
+/// stamps the batch, or whole seconds) would otherwise go to random pages of that time's range of
+/// the index, each a page to write at the next commit; counting up, they go to one place.
+pub fn event_id(timestamp: OffsetDateTime) -> Ulid {
+    // 79 random bits to start from: counting up by one can never overflow the 80 of a ULID.
+    const START_MASK: u128 = (1 << 79) - 1;
+    thread_local!(static LAST: std::cell::Cell<(u64, u128)> = const { std::cell::Cell::new((u64::MAX, 0)) });
+    let ms = u64::try_from(unix_ms(timestamp)).unwrap_or(0);
+    LAST.with(|last| {
+        let (last_ms, last_random) = last.get();
+        let random = if last_ms == ms { last_random + 1 } else { rand::random::<u128>() & START_MASK };
+        last.set((ms, random));
+        Ulid::from_parts(ms, random)
+    })
+}
+
 pub(crate) fn truncate_to_ms(t: OffsetDateTime) -> OffsetDateTime {
     from_unix_ms(unix_ms(t)).unwrap_or(t)
 }
@@ -294,5 +312,24 @@ pub mod timestamp_format {
                 None => s.serialize_none(),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod id_tests {
+    use super::*;
+
+    #[test]
+    fn event_ids_of_one_millisecond_count_up_and_carry_their_time() {
+        let t = from_unix_ms(1_764_000_000_123).expect("time");
+        let ids: Vec<Ulid> = (0..1_000).map(|_| event_id(t)).collect();
+        assert!(ids.windows(2).all(|w| w[1].random() == w[0].random() + 1), "counting up by one");
+        assert!(ids.iter().all(|id| id.timestamp_ms() == 1_764_000_000_123));
+        let later = event_id(t + time::Duration::milliseconds(1));
+        assert_eq!(later.timestamp_ms(), 1_764_000_000_124);
+        // Another millisecond starts from a random place of its own; so does another thread.
+        let other_thread = std::thread::spawn(move || event_id(t)).join().expect("thread");
+        assert!(!ids.contains(&other_thread));
+        assert_ne!(other_thread.random(), ids[0].random());
     }
 }

@@ -6,7 +6,7 @@
 use time::{Duration, OffsetDateTime};
 
 use crate::event::{
-    Draft, Level, Rejection, RejectionKind, StoredEvent, clean, fingerprint, fit_to_size, new_id, timestamp_format,
+    Draft, Level, Rejection, RejectionKind, StoredEvent, clean, event_id, fingerprint, fit_to_size, timestamp_format,
     truncate_to_ms,
 };
 use crate::project::Project;
@@ -82,7 +82,7 @@ pub fn settle(mut draft: Draft, ctx: &Context<'_>) -> Result<StoredEvent, Reject
         )
     });
     let event = StoredEvent {
-        id: new_id(timestamp),
+        id: event_id(timestamp),
         project: ctx.project.name.clone(),
         env,
         timestamp,
