@@ -2,7 +2,8 @@
 # The protocol benchmark of BENCHMARKS.md ("Sentry and OpenTelemetry"): one release server on a
 # fresh embedded store; wrk sends, for 15 s each, our own 100-event batch to /api/v1/events, one
 # Sentry error per envelope, 100 Sentry Logs per envelope, and 100 OTLP/protobuf log records to
-# /v1/logs (bodies from `examples/ingest_bench`), so that the four are compared in one run.
+# /v1/logs (bodies from `examples/ingest_bench`), so that the four are compared in one run; and our
+# endpoint with the very events each door decodes to (`payload-like-logs`, `payload-like-otlp`).
 #   bash benches/protocols.sh BIN BENCH_EXAMPLE [DATA_DIR]
 #   e.g. bash benches/protocols.sh target/release/logboard target/release/examples/ingest_bench
 set -euo pipefail
@@ -15,6 +16,7 @@ export LOGBOARD__SERVER__LISTEN=127.0.0.1:18081 LOGBOARD_ADMIN_PASSWORD=bench-pa
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 "$EXAMPLE" payload > /tmp/bench-ours.json
 "$EXAMPLE" payload-like-logs > /tmp/bench-ours-like-logs.json
+"$EXAMPLE" payload-like-otlp > /tmp/bench-ours-like-otlp.json
 "$EXAMPLE" sentry-error > /tmp/bench-sentry-error.envelope
 "$EXAMPLE" sentry-logs > /tmp/bench-sentry-logs.envelope
 "$EXAMPLE" otlp > /tmp/bench-otlp.pb
@@ -33,5 +35,6 @@ run ours 100 /api/v1/events /tmp/bench-ours.json application/json X-Logboard-Key
 run sentry-error 1 /api/1/envelope/ /tmp/bench-sentry-error.envelope application/x-sentry-envelope X-Sentry-Auth "$SENTRY_AUTH"
 run ours-like-logs 100 /api/v1/events /tmp/bench-ours-like-logs.json application/json X-Logboard-Key demo-ingest-key
 run sentry-logs 100 /api/1/envelope/ /tmp/bench-sentry-logs.envelope application/x-sentry-envelope X-Sentry-Auth "$SENTRY_AUTH"
+run ours-like-otlp 100 /api/v1/events /tmp/bench-ours-like-otlp.json application/json X-Logboard-Key demo-ingest-key
 run otlp 100 /v1/logs /tmp/bench-otlp.pb application/x-protobuf Authorization "Bearer demo-ingest-key"
 run ours-again 100 /api/v1/events /tmp/bench-ours.json application/json X-Logboard-Key demo-ingest-key

@@ -11,8 +11,9 @@
 //! The protocol bodies of `benches/protocols.sh` (BENCHMARKS.md, "Sentry and OpenTelemetry"), as
 //! the clients send them: `sentry-error` (one error event per envelope, as `sentry-sdk` sends a
 //! captured exception), `sentry-logs` (one envelope of 100 Sentry Logs) and `otlp` (one OTLP/HTTP
-//! protobuf request of 100 log records), each written to stdout; `payload-like-logs` is our own
-//! batch of the events the Sentry Logs envelope decodes to.
+//! protobuf request of 100 log records), each written to stdout; `payload-like-logs` and
+//! `payload-like-otlp` are our own batches of the events the Sentry Logs envelope and the OTLP
+//! request decode to.
 
 use std::io::Write as _;
 use std::time::Instant;
@@ -162,6 +163,33 @@ fn payload_like_logs() -> String {
     json!({"env": "production", "events": events}).to_string()
 }
 
+/// Our own batch of the events [`otlp`] decodes to (the same message, level, release and
+/// `extra`, with the resource's attributes in each), at the receive time: what the OTLP door
+/// costs beyond our endpoint for the same events.
+fn payload_like_otlp() -> String {
+    let events: Vec<Value> = (0..EVENTS)
+        .map(|i| {
+            json!({
+                "level": if i % 10 == 0 { "error" } else { "info" },
+                "message": message(i),
+                "release": "web@2026.11.24",
+                "extra": {
+                    "code": {"file": {"path": "shop/orders.py"}},
+                    "url": {"full": format!("https://shop.example.com/orders/{i:05}")},
+                    "resource": {
+                        "service": {"name": "web", "version": "web@2026.11.24"},
+                        "deployment": {"environment": {"name": "production"}},
+                    },
+                    "service": "web",
+                    "trace_id": "5b".repeat(16),
+                    "span_id": "ee".repeat(8),
+                },
+            })
+        })
+        .collect();
+    json!({"env": "production", "events": events}).to_string()
+}
+
 fn otlp() -> Vec<u8> {
     let text = |key: &str, value: String| KeyValue {
         key: key.into(),
@@ -223,12 +251,13 @@ fn main() {
         Some("payload") => println!("{}", payload()),
         Some("payload-errors") => println!("{}", payload_errors()),
         Some("payload-like-logs") => println!("{}", payload_like_logs()),
+        Some("payload-like-otlp") => println!("{}", payload_like_otlp()),
         Some("ceiling") => ceiling(args.get(2).map_or("/tmp/batch.json", String::as_str)),
         Some("sentry-error") => print!("{}", sentry_error()),
         Some("sentry-logs") => print!("{}", sentry_logs()),
         Some("otlp") => std::io::stdout().write_all(&otlp()).expect("stdout"),
         _ => eprintln!(
-            "usage: ingest_bench payload | payload-errors | payload-like-logs | ceiling FILE | sentry-error | sentry-logs | otlp"
+            "usage: ingest_bench payload | payload-errors | payload-like-logs | payload-like-otlp | ceiling FILE | sentry-error | sentry-logs | otlp"
         ),
     }
 }
