@@ -210,6 +210,11 @@ fn token(field: &str, folded: &str) -> u64 {
 
 /// [`token`] of `text` folded: ASCII text (most of it) is folded byte by byte as it is hashed,
 /// without a folded copy.
+/// [`token_of_text`] of JSON text that serde_json wrote (so UTF-8).
+fn json_token(field: &str, json: &[u8]) -> u64 {
+    if json.is_ascii() { ascii_token(field, json) } else { token(field, &fold_case(&String::from_utf8_lossy(json))) }
+}
+
 fn token_of_text(field: &str, text: &str) -> u64 {
     if text.is_ascii() { ascii_token(field, text.as_bytes()) } else { token(field, &fold_case(text)) }
 }
@@ -309,12 +314,52 @@ impl Tokens {
             path.truncate(prefix);
             path.push('.');
             path.push_str(key);
-            self.json(path, value);
-            if let Json::Object(inner) = value {
-                self.tree_under(path, inner);
+            match value {
+                Json::Object(inner) => {
+                    let mut json = std::mem::take(&mut self.json);
+                    json.clear();
+                    self.object(path, inner, &mut json);
+                    self.json = json;
+                }
+                _ => self.json(path, value),
             }
         }
         path.truncate(prefix);
+    }
+
+    /// The keys of the object at `path` and of every value in it, at every depth, its JSON text
+    /// appended to `json` on the way: each value is serialised once, for its own key and every
+    /// enclosing object's, where serialising each object for its key wrote a value once per
+    /// object around it.
+    fn object(&mut self, path: &mut String, fields: &serde_json::Map<String, Json>, json: &mut Vec<u8>) {
+        let (start, prefix) = (json.len(), path.len());
+        json.push(b'{');
+        for (i, (key, value)) in fields.iter().enumerate() {
+            if i > 0 {
+                json.push(b',');
+            }
+            // Writing to a Vec fails only on a map key that is not a string, which a Map has not.
+            let _ = serde_json::to_writer(&mut *json, key);
+            json.push(b':');
+            path.truncate(prefix);
+            path.push('.');
+            path.push_str(key);
+            match value {
+                Json::Object(inner) => self.object(path, inner, json),
+                Json::Array(_) => {
+                    let at = json.len();
+                    let _ = serde_json::to_writer(&mut *json, value);
+                    self.keys.push(json_token(path, &json[at..]));
+                }
+                _ => {
+                    let _ = serde_json::to_writer(&mut *json, value);
+                    self.json(path, value);
+                }
+            }
+        }
+        json.push(b'}');
+        path.truncate(prefix);
+        self.keys.push(json_token(path, &json[start..]));
     }
 }
 
@@ -481,6 +526,38 @@ mod tests {
             want.push(token_of_text("extra.v", &text));
         }
         assert_eq!(tokens.keys, want);
+    }
+
+    #[test]
+    fn a_tree_gives_the_keys_of_every_value_and_object_as_each_serialised_alone() {
+        let trees = [
+            serde_json::json!({"resource": {"service": {"name": "Web", "version": "1.2"}, "deployment": {"environment": {"name": "prod"}}},
+                               "service": "web", "code": {"line": {"number": 42}}, "empty": {}, "list": [1, {"A": "b"}],
+                               "nested": {"list": [true, null], "n": -1.5e3, "none": null}}),
+            serde_json::json!({"é": {"Ü": "ÉCOLE", "q": "say \"hi\"\n"}, "a": {"b": {"c": {"d": {"e": "deep"}}}}}),
+            serde_json::json!({}),
+        ];
+        for tree in &trees {
+            let fields = tree.as_object().expect("an object");
+            let mut tokens = Tokens::default();
+            tokens.tree("extra", fields);
+            // The reference: every value at every depth through `json`, each object serialised alone.
+            fn reference(tokens: &mut Tokens, prefix: &str, fields: &serde_json::Map<String, Json>) {
+                for (key, value) in fields {
+                    let path = format!("{prefix}.{key}");
+                    tokens.json(&path, value);
+                    if let Json::Object(inner) = value {
+                        reference(tokens, &path, inner);
+                    }
+                }
+            }
+            let mut want = Tokens::default();
+            reference(&mut want, "extra", fields);
+            let (mut got, mut want) = (tokens.keys, want.keys);
+            got.sort_unstable();
+            want.sort_unstable();
+            assert_eq!(got, want, "{tree}");
+        }
     }
 
     #[test]
