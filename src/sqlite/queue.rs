@@ -131,6 +131,11 @@ impl Queue {
             return Ok(());
         }
         let old_queue = rusqlite::Connection::open(old).with_context(|| format!("opening {}", old.display()))?;
+        // A file without the tables (never written) holds nothing to move.
+        old_queue.execute_batch(
+            "CREATE TABLE IF NOT EXISTS pending (seq INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS flushes (id TEXT PRIMARY KEY, body TEXT NOT NULL) WITHOUT ROWID;",
+        )?;
         let mut flushes: Vec<(String, String)> = old_queue
             .prepare("SELECT id, body FROM flushes")?
             .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
@@ -257,6 +262,9 @@ mod tests {
         queue.adopt(&old, join).expect("adopt");
         assert!(!old.exists());
         queue.adopt(&old, join).expect("nothing left to adopt");
+        std::fs::write(&old, b"").expect("an empty file");
+        queue.adopt(&old, join).expect("an empty file is nothing to adopt");
+        assert!(!old.exists());
         let mut bodies = Vec::new();
         while let Some(flush) = queue.take(10, join).await.unwrap() {
             bodies.push(flush.body);
