@@ -6,7 +6,10 @@
 //! sensitive (`?token=…`, `&password=…`) and e-mail addresses are replaced. Object keys are text
 //! too: a secret used as a key is replaced like one in a value.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::LazyLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use regex::{Captures, Regex, RegexBuilder};
 use serde_json::{Map, Value};
@@ -111,6 +114,26 @@ impl Cues {
 pub struct Scrubber {
     enabled: bool,
     sensitive_keys: Regex,
+    /// Which rules these are, for the answers a thread remembers ([`KEYS_SEEN`]); a clone has
+    /// the same rules and the same id.
+    rules: u64,
+}
+
+/// The ids of [`Scrubber::rules`].
+static NEXT_RULES: AtomicU64 = AtomicU64::new(0);
+/// Keys remembered per thread at most (all rules together); past it they are forgotten at once.
+const MAX_KEYS_SEEN: usize = 4_096;
+/// Keys longer than this are not remembered: a key worth remembering comes back, and is short.
+const MAX_KEY_SEEN_BYTES: usize = 64;
+
+/// Whether each key is sensitive, by the id of the rules that said so.
+type SensitiveByRules = HashMap<u64, HashMap<String, bool, foldhash::fast::RandomState>>;
+
+thread_local! {
+    /// How many keys, and whether each is sensitive, as this thread found them: the same few
+    /// keys come in every event, and the rules' regex cost more than a lookup (4 % of ingest for
+    /// OTLP records, whose attributes are a dozen keys each).
+    static KEYS_SEEN: RefCell<(usize, SensitiveByRules)> = RefCell::new((0, HashMap::new()));
 }
 
 impl Scrubber {
@@ -121,11 +144,33 @@ impl Scrubber {
             keys.push('|');
             keys.push_str(&format!("(?:{extra})"));
         }
-        Ok(Scrubber { enabled, sensitive_keys: RegexBuilder::new(&keys).case_insensitive(true).build()? })
+        Ok(Scrubber {
+            enabled,
+            sensitive_keys: RegexBuilder::new(&keys).case_insensitive(true).build()?,
+            rules: NEXT_RULES.fetch_add(1, Ordering::Relaxed),
+        })
     }
 
     pub fn is_sensitive_key(&self, key: &str) -> bool {
-        self.enabled && self.sensitive_keys.is_match(key)
+        if !self.enabled {
+            return false;
+        }
+        if key.len() > MAX_KEY_SEEN_BYTES {
+            return self.sensitive_keys.is_match(key);
+        }
+        KEYS_SEEN.with_borrow_mut(|(count, seen)| {
+            if let Some(&sensitive) = seen.get(&self.rules).and_then(|keys| keys.get(key)) {
+                return sensitive;
+            }
+            let sensitive = self.sensitive_keys.is_match(key);
+            if *count >= MAX_KEYS_SEEN {
+                seen.clear();
+                *count = 0;
+            }
+            seen.entry(self.rules).or_default().insert(key.to_string(), sensitive);
+            *count += 1;
+            sensitive
+        })
     }
 
     /// Scrubs free text.
@@ -614,6 +659,26 @@ mod tests {
                 "author": "[Filtered]"
             })
         );
+    }
+
+    #[test]
+    fn the_keys_a_thread_remembers_are_answered_per_rules_and_stay_right_past_the_bound() {
+        let plain = Scrubber::new(true, &[]).expect("scrubber");
+        let with_ssn = Scrubber::new(true, &["^ssn$".to_string()]).expect("scrubber");
+        let clone = with_ssn.clone();
+        for _ in 0..3 {
+            assert!(!plain.is_sensitive_key("ssn"), "not in the built-in keys");
+            assert!(with_ssn.is_sensitive_key("ssn"));
+            assert!(clone.is_sensitive_key("ssn"), "a clone has the same rules");
+            assert!(plain.is_sensitive_key("password") && with_ssn.is_sensitive_key("Password"));
+        }
+        for i in 0..MAX_KEYS_SEEN + 10 {
+            assert!(!plain.is_sensitive_key(&format!("field_{i}")));
+        }
+        assert!(with_ssn.is_sensitive_key("ssn") && !plain.is_sensitive_key("ssn"));
+        let long = format!("{}_token", "x".repeat(MAX_KEY_SEEN_BYTES));
+        assert!(plain.is_sensitive_key(&long), "a long key is still checked");
+        assert!(!Scrubber::new(false, &[]).expect("scrubber").is_sensitive_key("password"), "scrubbing off");
     }
 
     #[test]
