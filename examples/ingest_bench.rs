@@ -146,44 +146,43 @@ fn sentry_logs() -> String {
 /// Our own batch of the events [`sentry_logs`] decodes to (the same message, level, release and
 /// `extra`), at the receive time: what the Sentry door costs beyond our endpoint for the same events.
 fn payload_like_logs() -> String {
-    let events: Vec<Value> = (0..EVENTS)
-        .map(|i| {
-            json!({
-                "level": if i % 10 == 0 { "error" } else { "info" },
-                "message": message(i),
-                "release": "web@2026.11.24",
-                "extra": {
-                    "sentry": {"sdk": {"name": "sentry.python"}},
-                    "code": {"file": {"path": "shop/orders.py"}, "line": {"number": 42}},
-                    "trace_id": "5b8efff798038103d269b633813fc60c",
-                },
-            })
+    batch_like_a_door(|_| {
+        json!({
+            "sentry": {"sdk": {"name": "sentry.python"}},
+            "code": {"file": {"path": "shop/orders.py"}, "line": {"number": 42}},
+            "trace_id": "5b8efff798038103d269b633813fc60c",
         })
-        .collect();
-    json!({"env": "production", "events": events}).to_string()
+    })
 }
 
 /// Our own batch of the events [`otlp`] decodes to (the same message, level, release and
 /// `extra`, with the resource's attributes in each), at the receive time: what the OTLP door
 /// costs beyond our endpoint for the same events.
 fn payload_like_otlp() -> String {
+    batch_like_a_door(|i| {
+        json!({
+            "code": {"file": {"path": "shop/orders.py"}},
+            "url": {"full": format!("https://shop.example.com/orders/{i:05}")},
+            "resource": {
+                "service": {"name": "web", "version": "web@2026.11.24"},
+                "deployment": {"environment": {"name": "production"}},
+            },
+            "service": "web",
+            "trace_id": "5b".repeat(16),
+            "span_id": "ee".repeat(8),
+        })
+    })
+}
+
+/// Our batch of the doors' events: each door's message, level and release, with `extra(i)`.
+fn batch_like_a_door(extra: impl Fn(usize) -> Value) -> String {
     let events: Vec<Value> = (0..EVENTS)
         .map(|i| {
             json!({
                 "level": if i % 10 == 0 { "error" } else { "info" },
                 "message": message(i),
                 "release": "web@2026.11.24",
-                "extra": {
-                    "code": {"file": {"path": "shop/orders.py"}},
-                    "url": {"full": format!("https://shop.example.com/orders/{i:05}")},
-                    "resource": {
-                        "service": {"name": "web", "version": "web@2026.11.24"},
-                        "deployment": {"environment": {"name": "production"}},
-                    },
-                    "service": "web",
-                    "trace_id": "5b".repeat(16),
-                    "span_id": "ee".repeat(8),
-                },
+                "extra": extra(i),
             })
         })
         .collect();
