@@ -4,7 +4,7 @@
     python3 benches/state.py BIN [PART...]   e.g. BIN = target/release/logboard; PART: ingest,
                                              requests, issues (default: all three)
 
-Starts moto's server (.venv/bin/moto_server) on a private port and creates the table with
+Starts moto's server (tests/fixtures/moto/serial_server.py, on .venv's Python) on a private port and creates the table with
 `BIN create-state-table`, then, on the embedded event store:
 
 1. ingest throughput: wrk posts the ingest benchmark's body (100 events, 10 % errors; /tmp/batch.json
@@ -217,7 +217,9 @@ def main():
     parts = set(sys.argv[2:]) or {"ingest", "requests", "issues"}
     moto_port = free_port()
     moto_url = f"http://127.0.0.1:{moto_port}"
-    moto = subprocess.Popen([os.path.join(ROOT, ".venv/bin/moto_server"), "-p", str(moto_port)],
+    # moto one request at a time, as the tests run it (tests/fixtures/moto/serial_server.py says why).
+    moto = subprocess.Popen([os.path.join(ROOT, ".venv/bin/python"),
+                             os.path.join(ROOT, "tests/fixtures/moto/serial_server.py"), "-p", str(moto_port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for(moto_url + "/moto-api/")

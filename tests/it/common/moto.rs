@@ -3,7 +3,9 @@
 //!
 //! The server is found at `$MOTO_SERVER`, else `.venv/bin/moto_server` in the package, else
 //! `moto_server` on `PATH` (`scripts/install-test-deps.sh` installs it). When none exists the
-//! test fails: a CloudWatch test that skips proves nothing.
+//! test fails: a CloudWatch test that skips proves nothing. It runs through
+//! `tests/fixtures/moto/serial_server.py`, on the Python `moto_server` names, so that it answers one
+//! request at a time: moto's cancelled DynamoDB transactions otherwise undo other requests' writes.
 
 use super::free_port;
 use std::path::{Path, PathBuf};
@@ -21,6 +23,9 @@ use logboard::store::cloudwatch::{CloudWatchOptions, CloudWatchStore};
 
 use super::TestApp;
 
+/// moto's server answering one request at a time (see the module comment).
+const SERIAL_SERVER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/moto/serial_server.py");
+
 /// How long moto may take to answer after it was started (Python imports are slow).
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -35,18 +40,20 @@ pub struct Moto {
 impl Moto {
     pub async fn start() -> Moto {
         let program = moto_program();
+        let python = python_of(&program);
         let port = free_port();
         let log_dir = tempfile::tempdir().expect("temp dir");
         let log = log_dir.path().join("moto.log");
         let log_file = std::fs::File::create(&log).expect("moto log file");
-        let child = Command::new(&program)
+        let child = Command::new(&python)
+            .arg(SERIAL_SERVER)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().expect("log file"))
             .stderr(log_file)
             .spawn()
             .unwrap_or_else(|e| {
-                panic!("could not start {} ({e}); run scripts/install-test-deps.sh", program.display())
+                panic!("could not start {} {SERIAL_SERVER} ({e}); run scripts/install-test-deps.sh", python.display())
             });
         let moto = Moto { url: format!("http://127.0.0.1:{port}"), child, log, _log_dir: log_dir };
         moto.wait_until_ready().await;
@@ -123,6 +130,20 @@ fn moto_program() -> PathBuf {
             venv.display()
         )
     })
+}
+
+/// The Python that has moto: the interpreter on `moto_server`'s `#!` line (pip writes it).
+fn python_of(moto_server: &Path) -> PathBuf {
+    let script = std::fs::read_to_string(moto_server)
+        .unwrap_or_else(|e| panic!("could not read {} ({e})", moto_server.display()));
+    let interpreter = script.lines().next().and_then(|line| line.strip_prefix("#!")).map(str::trim);
+    match interpreter {
+        Some(path) if !path.is_empty() && !path.contains(' ') => PathBuf::from(path),
+        _ => panic!(
+            "{} does not start with `#!/path/to/python`; point $MOTO_SERVER at pip's moto_server script",
+            moto_server.display()
+        ),
+    }
 }
 
 /// A port nothing listens on: CloudWatch "unreachable".
