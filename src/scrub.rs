@@ -48,7 +48,10 @@ struct Cues {
     scheme: bool,
     at: bool,
     equals: bool,
-    digits: usize,
+    /// The most digits in one stretch of digits, spaces and dashes: a card number's digits are
+    /// in one (joined by single spaces or dashes), so fewer than 13 there means no card, however
+    /// many digits the text has (a trace id's hex, a message's several numbers).
+    card_digits: usize,
 }
 
 /// Texts up to this long are read in one pass ([`Cues::of_short`]): most keys and many values.
@@ -64,10 +67,18 @@ impl Cues {
     fn of_short(bytes: &[u8]) -> Cues {
         let followed_by =
             |at: usize, rest: &[u8]| bytes.get(at..at + rest.len()).is_some_and(|w| w.eq_ignore_ascii_case(rest));
-        let mut cues = Cues { pem: false, bearer: false, scheme: false, at: false, equals: false, digits: 0 };
+        let mut cues = Cues { pem: false, bearer: false, scheme: false, at: false, equals: false, card_digits: 0 };
+        let mut stretch = 0;
         for (at, &byte) in bytes.iter().enumerate() {
             match byte {
-                b'0'..=b'9' => cues.digits += 1,
+                b'0'..=b'9' => {
+                    stretch += 1;
+                    cues.card_digits = cues.card_digits.max(stretch);
+                }
+                b' ' | b'-' => {}
+                _ => stretch = 0,
+            }
+            match byte {
                 b'@' => cues.at = true,
                 b'=' => cues.equals = true,
                 b':' => cues.scheme |= bytes[at..].starts_with(b"://"),
@@ -99,14 +110,30 @@ impl Cues {
             scheme: memchr::memmem::find(bytes, b"://").is_some(),
             at: memchr::memchr(b'@', bytes).is_some(),
             equals: memchr::memchr(b'=', bytes).is_some(),
-            digits: bytes.iter().filter(|b| b.is_ascii_digit()).count(),
+            card_digits: card_digits(bytes),
         }
     }
 
     /// Whether no rule can match.
     fn none(&self) -> bool {
-        !(self.pem || self.bearer || self.at || self.equals || self.digits >= MIN_CARD_DIGITS)
+        !(self.pem || self.bearer || self.at || self.equals || self.card_digits >= MIN_CARD_DIGITS)
     }
+}
+
+/// [`Cues::card_digits`] of a long text.
+fn card_digits(bytes: &[u8]) -> usize {
+    let (mut most, mut stretch) = (0, 0);
+    for &byte in bytes {
+        match byte {
+            b'0'..=b'9' => {
+                stretch += 1;
+                most = most.max(stretch);
+            }
+            b' ' | b'-' => {}
+            _ => stretch = 0,
+        }
+    }
+    most
 }
 
 /// The scrubbing rules of one project.
@@ -127,13 +154,13 @@ const MAX_KEYS_SEEN: usize = 4_096;
 const MAX_KEY_SEEN_BYTES: usize = 64;
 
 /// Whether each key is sensitive, by the id of the rules that said so.
-type SensitiveByRules = HashMap<u64, HashMap<String, bool, foldhash::fast::RandomState>>;
+type SensitiveByRules = HashMap<u64, HashMap<String, bool, foldhash::fast::RandomState>, foldhash::fast::RandomState>;
 
 thread_local! {
     /// How many keys, and whether each is sensitive, as this thread found them: the same few
     /// keys come in every event, and the rules' regex cost more than a lookup (4 % of ingest for
     /// OTLP records, whose attributes are a dozen keys each).
-    static KEYS_SEEN: RefCell<(usize, SensitiveByRules)> = RefCell::new((0, HashMap::new()));
+    static KEYS_SEEN: RefCell<(usize, SensitiveByRules)> = RefCell::new((0, HashMap::default()));
 }
 
 impl Scrubber {
@@ -218,7 +245,7 @@ impl Scrubber {
         if cues.at {
             scrubbed = EMAIL.replace_all(&scrubbed, FILTERED).into_owned().into();
         }
-        if cues.digits >= MIN_CARD_DIGITS
+        if cues.card_digits >= MIN_CARD_DIGITS
             && let Some(replaced) = filter_cards(&scrubbed)
         {
             scrubbed = replaced.into();
@@ -539,6 +566,8 @@ mod tests {
             "code.file.path",
             "trace_id",
             "5b8efff798038103d269b633813fc60c",
+            "12345-67890 1234",
+            "1234567890123x4",
             "결제 b=1 @ ://",
         ] {
             assert_eq!(Cues::of_short(text.as_bytes()), Cues::of_long(text.as_bytes()), "{text:?}");
