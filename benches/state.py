@@ -4,8 +4,8 @@
     python3 benches/state.py BIN [PART...]   e.g. BIN = target/release/logboard; PART: ingest,
                                              requests, issues (default: all three)
 
-Starts moto's server (tests/fixtures/moto/serial_server.py, on .venv's Python) on a private port and creates the table with
-`BIN create-state-table`, then, on the embedded event store:
+Starts moto's server (tests/fixtures/moto/serial_server.py, on .venv's Python) on a private port
+and creates the table with `BIN create-state-table`, then, on the embedded event store:
 
 1. ingest throughput: wrk posts the ingest benchmark's body (100 events, 10 % errors; /tmp/batch.json
    from `cargo run --release --example ingest_bench -- payload`) for 15 s to a logboard with

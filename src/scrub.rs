@@ -68,16 +68,9 @@ impl Cues {
         let followed_by =
             |at: usize, rest: &[u8]| bytes.get(at..at + rest.len()).is_some_and(|w| w.eq_ignore_ascii_case(rest));
         let mut cues = Cues { pem: false, bearer: false, scheme: false, at: false, equals: false, card_digits: 0 };
-        let mut stretch = 0;
+        let mut digits = CardDigits::default();
         for (at, &byte) in bytes.iter().enumerate() {
-            match byte {
-                b'0'..=b'9' => {
-                    stretch += 1;
-                    cues.card_digits = cues.card_digits.max(stretch);
-                }
-                b' ' | b'-' => {}
-                _ => stretch = 0,
-            }
+            digits.push(byte);
             match byte {
                 b'@' => cues.at = true,
                 b'=' => cues.equals = true,
@@ -89,6 +82,7 @@ impl Cues {
                 _ => {}
             }
         }
+        cues.card_digits = digits.most;
         cues
     }
 
@@ -110,7 +104,7 @@ impl Cues {
             scheme: memchr::memmem::find(bytes, b"://").is_some(),
             at: memchr::memchr(b'@', bytes).is_some(),
             equals: memchr::memchr(b'=', bytes).is_some(),
-            card_digits: card_digits(bytes),
+            card_digits: bytes.iter().fold(CardDigits::default(), CardDigits::then).most,
         }
     }
 
@@ -120,20 +114,31 @@ impl Cues {
     }
 }
 
-/// [`Cues::card_digits`] of a long text.
-fn card_digits(bytes: &[u8]) -> usize {
-    let (mut most, mut stretch) = (0, 0);
-    for &byte in bytes {
+/// [`Cues::card_digits`], byte by byte.
+#[derive(Default)]
+struct CardDigits {
+    /// The digits of the stretch being read.
+    stretch: usize,
+    /// The most digits of any stretch so far.
+    most: usize,
+}
+
+impl CardDigits {
+    fn push(&mut self, byte: u8) {
         match byte {
             b'0'..=b'9' => {
-                stretch += 1;
-                most = most.max(stretch);
+                self.stretch += 1;
+                self.most = self.most.max(self.stretch);
             }
             b' ' | b'-' => {}
-            _ => stretch = 0,
+            _ => self.stretch = 0,
         }
     }
-    most
+
+    fn then(mut self, &byte: &u8) -> CardDigits {
+        self.push(byte);
+        self
+    }
 }
 
 /// The scrubbing rules of one project.

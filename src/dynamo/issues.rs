@@ -4,10 +4,11 @@
 //! **Counted at acceptance, once.** Ingest, on whichever task, records the errors it accepted
 //! ([`SharedTally::entry`]): they go to the task's durable [`Queue`], in the store's commit of the
 //! batch (so before the 202, with the events' fsync), and a flusher sends them once a second,
-//! folded per issue ([`Delta`]), as one `TransactWriteItems`: a marker item for the flush (`pk = "flush"`, conditional on its absence)
-//! and an `ADD` of the counts to each issue. A flush sent twice fails on its marker and changes
-//! nothing, so each event is counted once however late it arrives or however often the send is
-//! retried — no read-back of events, and its age does not matter. Requests per second follow the
+//! folded per issue ([`Delta`]), as one `TransactWriteItems`: a marker item for the flush
+//! (`pk = "flush"`, conditional on its absence) and an `ADD` of the counts to each issue. A flush
+//! sent twice fails on its marker and changes nothing, so each event is counted once however late
+//! it arrives or however often the send is retried — no read-back of events, and its age does not
+//! matter. Requests per second follow the
 //! number of issues touched per flush, not the event rate.
 //!
 //! **Announced once.** What only one task may do is a conditional update of the issue: the

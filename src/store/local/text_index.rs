@@ -208,13 +208,13 @@ fn token(field: &str, folded: &str) -> u64 {
     fnv(field.bytes().chain([0x01]).chain(folded.bytes()))
 }
 
-/// [`token`] of `text` folded: ASCII text (most of it) is folded byte by byte as it is hashed,
-/// without a folded copy.
 /// [`token_of_text`] of JSON text that serde_json wrote (so UTF-8).
 fn json_token(field: &str, json: &[u8]) -> u64 {
     if json.is_ascii() { ascii_token(field, json) } else { token(field, &fold_case(&String::from_utf8_lossy(json))) }
 }
 
+/// [`token`] of `text` folded: ASCII text (most of it) is folded byte by byte as it is hashed,
+/// without a folded copy.
 fn token_of_text(field: &str, text: &str) -> u64 {
     if text.is_ascii() { ascii_token(field, text.as_bytes()) } else { token(field, &fold_case(text)) }
 }
